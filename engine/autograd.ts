@@ -1,0 +1,129 @@
+/**
+ * Reverse-mode autodiff over the tape that `record` builds. One topological sort, then each
+ * node's backward rule in reverse order. Rules are built from differentiable ops, so with
+ * `createGraph` the gradients are themselves on the tape (grad of grad).
+ */
+import { withGradMode } from './grad-mode.js';
+import { keep, tidy } from './scope.js';
+import { fmtShape, shapesEqual } from './shape.js';
+import { isTensor, type Tensor } from './tensor.js';
+import { add } from './ops/binary.js';
+import { onesLike, zerosLike } from './ops/creation.js';
+import { detach } from './ops/movement.js';
+
+export interface BackwardOptions {
+  /** Record the backward computation so the gradients can be differentiated again. */
+  createGraph?: boolean;
+}
+
+function topoOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const seen = new Set<Tensor>();
+  // Iterative DFS: deep graphs (long training unrolls) must not overflow the JS stack.
+  const stack: [Tensor, number][] = [[root, 0]];
+  seen.add(root);
+  while (stack.length) {
+    const top = stack[stack.length - 1]!;
+    const [t, i] = top;
+    const inputs = t.node?.inputs ?? [];
+    if (i < inputs.length) {
+      top[1]++;
+      const child = inputs[i]!;
+      if (child.requiresGrad && !seen.has(child)) {
+        seen.add(child);
+        stack.push([child, 0]);
+      }
+    } else {
+      order.push(t);
+      stack.pop();
+    }
+  }
+  return order; // inputs before the tensors computed from them
+}
+
+/** Runs the tape backward from `root` and returns the gradient of every visited tensor. */
+function runBackward(root: Tensor, seed: Tensor | undefined, createGraph: boolean): Map<Tensor, Tensor> {
+  if (!root.requiresGrad) throw new Error(`backward: ${root.describe()} does not require grad (no input of it requires grad, or it was computed under noGrad)`);
+  if (!seed && root.size !== 1) throw new Error(`backward: ${root.describe()} is not a scalar; pass the output gradient explicitly`);
+  if (seed && !shapesEqual(seed.shape, root.shape)) throw new Error(`backward: gradient shape ${fmtShape(seed.shape)} does not match output shape ${fmtShape(root.shape)}`);
+  const order = topoOrder(root);
+  const grads = new Map<Tensor, Tensor>();
+  grads.set(root, seed ?? onesLike(root));
+  withGradMode(createGraph, () => {
+    for (let i = order.length - 1; i >= 0; i--) {
+      const t = order[i]!;
+      const g = grads.get(t);
+      if (!g || !t.node) continue;
+      const inGrads = t.node.backward(g);
+      t.node.inputs.forEach((inp, k) => {
+        const gi = inGrads[k];
+        if (!gi || !inp.requiresGrad) return;
+        if (!shapesEqual(gi.shape, inp.shape)) {
+          throw new Error(`backward of ${t.node!.op}: gradient shape ${fmtShape(gi.shape)} does not match input shape ${fmtShape(inp.shape)}`);
+        }
+        const prev = grads.get(inp);
+        grads.set(inp, prev ? add(prev, gi) : gi);
+      });
+    }
+  });
+  return grads;
+}
+
+/**
+ * Accumulates d(root)/d(leaf) into `.grad` of every leaf that requires grad. Intermediate
+ * gradients are freed; leaf gradients are kept out of enclosing tidy scopes.
+ */
+export function backward(root: Tensor, gradOutput?: Tensor, opts: BackwardOptions = {}): void {
+  const createGraph = opts.createGraph ?? false;
+  const leafGrads = tidy(() => {
+    const grads = runBackward(root, gradOutput, createGraph);
+    const out = new Map<Tensor, Tensor>();
+    for (const [t, g] of grads) if (!t.node && t.requiresGrad) out.set(t, g);
+    return out;
+  });
+  for (const [leaf, g] of leafGrads) {
+    // A gradient may alias a tensor the user owns (the seed): store a view so disposing one is safe.
+    const own = isTensor(g) && g === gradOutput ? detach(g) : g;
+    if (leaf.grad) {
+      const old = leaf.grad;
+      leaf.grad = keep(withGradMode(createGraph, () => add(old, own)));
+      old.dispose();
+      own.dispose();
+    } else leaf.grad = keep(own);
+  }
+}
+
+/**
+ * Gradients of `output` with respect to `inputs` (like torch.autograd.grad), without touching
+ * `.grad`. Inputs that `output` does not depend on get zeros.
+ */
+export function gradients(output: Tensor, inputs: readonly Tensor[], opts: BackwardOptions & { gradOutput?: Tensor } = {}): Tensor[] {
+  const createGraph = opts.createGraph ?? false;
+  return tidy(() => {
+    const grads = runBackward(output, opts.gradOutput, createGraph);
+    return inputs.map((x) => {
+      const g = grads.get(x);
+      if (!g) return zerosLike(x, 'f32');
+      return g === opts.gradOutput ? detach(g) : g;
+    });
+  });
+}
+
+/**
+ * grad(f)(...xs): gradients of scalar f with respect to every tensor argument. Arguments that
+ * already require grad stay on the tape, so grad(grad(f)) works.
+ */
+export function grad(f: (...xs: Tensor[]) => Tensor): (...xs: Tensor[]) => Tensor[] {
+  return (...xs) => valueAndGrad(f)(...xs).grads;
+}
+
+export function valueAndGrad(f: (...xs: Tensor[]) => Tensor): (...xs: Tensor[]) => { value: Tensor; grads: Tensor[] } {
+  return (...xs) => {
+    const nested = xs.some((x) => x.requiresGrad);
+    const args = xs.map((x) => (x.requiresGrad ? x : detach(x).requireGrad()));
+    const value = withGradMode(true, () => f(...args));
+    const grads = gradients(value, args, { createGraph: nested });
+    xs.forEach((x, i) => args[i] !== x && args[i]!.dispose());
+    return { value, grads };
+  };
+}

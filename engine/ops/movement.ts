@@ -1,0 +1,216 @@
+/**
+ * Shape and layout ops. reshape/permute/expand/slice/squeeze are views (no copy) when the layout
+ * allows; contiguous(), concat and cast copy through the elementwise kernel.
+ */
+import { checkDType, type DType } from '../dtype.js';
+import { record } from '../grad-mode.js';
+import { contiguousStrides, fmtShape, normAxis, sizeOf } from '../shape.js';
+import { Tensor } from '../tensor.js';
+import { checkSameBackend, elementwise } from './elementwise.js';
+import { sumTo } from './reduce.js';
+
+/** A view sharing `x`'s storage. */
+function view(x: Tensor, op: string, shape: readonly number[], strides: readonly number[], offset: number): Tensor {
+  return new Tensor(x.storage, shape, x.dtype, op, strides, offset);
+}
+
+/** A contiguous copy (or `x` itself, as a new view, when already contiguous). */
+export function contiguous(x: Tensor): Tensor {
+  if (x.isContiguous) return view(x, 'contiguous', x.shape, x.strides, x.offset);
+  const y = elementwise('contiguous', [x], { expr: 'a', cpu: (a) => a, outDtype: x.dtype });
+  return record(y, 'contiguous', [x], (g) => [g]);
+}
+
+/** A view that shares storage but is cut from the tape. */
+export function detach(x: Tensor): Tensor {
+  return view(x, 'detach', x.shape, x.strides, x.offset);
+}
+
+/** Strides that let `x` be viewed with `shape` without copying, or null. */
+function viewStrides(x: Tensor, shape: readonly number[]): number[] | null {
+  return x.isContiguous ? contiguousStrides(shape) : null;
+}
+
+export function reshape(x: Tensor, shape: readonly number[]): Tensor {
+  const s = [...shape];
+  const infer = s.indexOf(-1);
+  if (infer >= 0) {
+    if (s.indexOf(-1, infer + 1) >= 0) throw new Error(`reshape: only one -1 allowed in ${fmtShape(shape)}`);
+    const rest = sizeOf(s.filter((_, i) => i !== infer));
+    if (rest === 0 || x.size % rest !== 0) throw new Error(`reshape: cannot reshape ${fmtShape(x.shape)} to ${fmtShape(shape)}`);
+    s[infer] = x.size / rest;
+  }
+  if (s.some((d) => !Number.isInteger(d) || d < 0) || sizeOf(s) !== x.size) {
+    throw new Error(`reshape: cannot reshape ${x.describe()} (${x.size} elements) to ${fmtShape(shape)}`);
+  }
+  const strides = viewStrides(x, s);
+  let y: Tensor;
+  if (strides) y = view(x, 'reshape', s, strides, x.offset);
+  else {
+    const c = contiguousNoGrad(x);
+    y = view(c, 'reshape', s, contiguousStrides(s), 0);
+    c.dispose();
+  }
+  return record(y, 'reshape', [x], (g) => [reshape(g, x.shape)]);
+}
+
+/** Copy without recording (the caller records its own node). */
+function contiguousNoGrad(x: Tensor): Tensor {
+  return elementwise('contiguous', [x], { expr: 'a', cpu: (a) => a, outDtype: x.dtype });
+}
+
+export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
+  if (x.rank === 0) return reshape(x, [1]);
+  const s = normAxis(startDim, x.rank, 'flatten');
+  const e = normAxis(endDim, x.rank, 'flatten');
+  const shape = [...x.shape.slice(0, s), sizeOf(x.shape.slice(s, e + 1)), ...x.shape.slice(e + 1)];
+  return reshape(x, shape);
+}
+
+export function permute(x: Tensor, dims: readonly number[]): Tensor {
+  if (dims.length !== x.rank) throw new Error(`permute: ${dims.length} dims given for ${x.describe()}`);
+  const d = dims.map((a) => normAxis(a, x.rank, 'permute'));
+  if (new Set(d).size !== d.length) throw new Error(`permute: repeated dim in ${fmtShape(dims)}`);
+  const y = view(x, 'permute', d.map((i) => x.shape[i]!), d.map((i) => x.strides[i]!), x.offset);
+  const inv = new Array<number>(d.length);
+  d.forEach((a, i) => (inv[a] = i));
+  return record(y, 'permute', [x], (g) => [permute(g, inv)]);
+}
+
+/** Swaps two dims (default: the last two). */
+export function transpose(x: Tensor, dim0 = -2, dim1 = -1): Tensor {
+  const a = normAxis(dim0, x.rank, 'transpose');
+  const b = normAxis(dim1, x.rank, 'transpose');
+  const dims = x.shape.map((_, i) => i);
+  [dims[a], dims[b]] = [dims[b]!, dims[a]!];
+  return permute(x, dims);
+}
+
+/** Broadcasts size-1 dims (and new leading dims) to `shape` as a stride-0 view. -1 keeps a dim. */
+export function expand(x: Tensor, shape: readonly number[]): Tensor {
+  const lead = shape.length - x.rank;
+  if (lead < 0) throw new Error(`expand: cannot expand ${fmtShape(x.shape)} to fewer dims ${fmtShape(shape)}`);
+  const outShape: number[] = [];
+  const strides: number[] = [];
+  for (let i = 0; i < shape.length; i++) {
+    const src = i >= lead ? x.shape[i - lead]! : 1;
+    const want = shape[i] === -1 ? src : shape[i]!;
+    if (src !== want && src !== 1) throw new Error(`expand: cannot expand ${fmtShape(x.shape)} to ${fmtShape(shape)} (dim ${i}: ${src} vs ${want})`);
+    outShape.push(want);
+    strides.push(i >= lead && src === want ? x.strides[i - lead]! : 0);
+  }
+  const y = view(x, 'expand', outShape, strides, x.offset);
+  return record(y, 'expand', [x], (g) => [sumTo(g, x.shape)]);
+}
+
+export function unsqueeze(x: Tensor, dim: number): Tensor {
+  const d = normAxis(dim, x.rank + 1, 'unsqueeze');
+  const shape = [...x.shape];
+  shape.splice(d, 0, 1);
+  return reshape(x, shape);
+}
+
+export function squeeze(x: Tensor, dim?: number): Tensor {
+  if (dim === undefined) return reshape(x, x.shape.filter((d) => d !== 1));
+  const d = normAxis(dim, x.rank, 'squeeze');
+  if (x.shape[d] !== 1) return reshape(x, x.shape);
+  return reshape(x, x.shape.filter((_, i) => i !== d));
+}
+
+/** Per-axis [start, end) range (negative indices count from the end; null = whole axis). */
+export type SliceSpec = ([number, number] | [number, number, number] | number | null)[];
+
+interface Range {
+  start: number;
+  size: number;
+  step: number;
+}
+
+function resolveRanges(shape: readonly number[], spec: SliceSpec): Range[] {
+  if (spec.length > shape.length) throw new Error(`slice: ${spec.length} ranges for shape ${fmtShape(shape)}`);
+  return shape.map((dim, i) => {
+    const r = spec[i];
+    if (r === null || r === undefined) return { start: 0, size: dim, step: 1 };
+    if (typeof r === 'number') {
+      const idx = r < 0 ? r + dim : r;
+      if (idx < 0 || idx >= dim) throw new RangeError(`slice: index ${r} out of range for dim ${i} of size ${dim}`);
+      return { start: idx, size: 1, step: 1 };
+    }
+    const step = r[2] ?? 1;
+    if (!Number.isInteger(step) || step < 1) throw new RangeError(`slice: step must be a positive integer, got ${step}`);
+    const clamp = (v: number) => Math.min(Math.max(v < 0 ? v + dim : v, 0), dim);
+    const start = clamp(r[0]);
+    const end = Math.max(clamp(r[1]), start);
+    return { start, size: Math.ceil((end - start) / step), step };
+  });
+}
+
+/** A strided view of a sub-block: slice(x, [[0, 2], null, [1, -1]]). Number entries keep a size-1 dim. */
+export function slice(x: Tensor, spec: SliceSpec): Tensor {
+  const ranges = resolveRanges(x.shape, spec);
+  let offset = x.offset;
+  ranges.forEach((r, i) => (offset += r.start * x.strides[i]!));
+  const y = view(x, 'slice', ranges.map((r) => r.size), ranges.map((r, i) => r.step * x.strides[i]!), offset);
+  return record(y, 'slice', [x], (g) => [padSlice(g, x.shape, ranges)]);
+}
+
+/** The adjoint of slice: zeros of `shape` with `g` written at `ranges`. */
+function padSlice(g: Tensor, shape: readonly number[], ranges: Range[]): Tensor {
+  const out = new Tensor(g.backend.alloc(sizeOf(shape), g.dtype), shape, g.dtype, 'slice_backward');
+  elementwise('slice_backward', [], { expr: 's0', cpu: (v) => v, outDtype: g.dtype, scalars: [0], into: out });
+  const region = sliceView(out, ranges);
+  elementwise('slice_backward', [g], { expr: 'a', cpu: (a) => a, outDtype: g.dtype, into: region });
+  region.dispose();
+  return record(out, 'slice_backward', [g], (gg) => [slice(gg, ranges.map((r) => [r.start, r.start + r.size * r.step, r.step]))]);
+}
+
+function sliceView(x: Tensor, ranges: Range[]): Tensor {
+  let offset = x.offset;
+  ranges.forEach((r, i) => (offset += r.start * x.strides[i]!));
+  return view(x, 'slice', ranges.map((r) => r.size), ranges.map((r, i) => r.step * x.strides[i]!), offset);
+}
+
+/** Joins tensors along an existing axis. */
+export function concat(xs: readonly Tensor[], axis = 0): Tensor {
+  if (xs.length === 0) throw new Error('concat: needs at least one tensor');
+  checkSameBackend('concat', [...xs]);
+  const first = xs[0]!;
+  const ax = normAxis(axis, first.rank, 'concat');
+  for (const t of xs) {
+    if (t.rank !== first.rank || t.dtype !== first.dtype || t.shape.some((d, i) => i !== ax && d !== first.shape[i])) {
+      throw new Error(`concat: ${t.describe()} does not match ${first.describe()} outside axis ${ax}`);
+    }
+  }
+  const shape = [...first.shape];
+  shape[ax] = xs.reduce((s, t) => s + t.shape[ax]!, 0);
+  const out = new Tensor(first.backend.alloc(sizeOf(shape), first.dtype), shape, first.dtype, 'concat');
+  let start = 0;
+  const starts: number[] = [];
+  for (const t of xs) {
+    starts.push(start);
+    const ranges: Range[] = shape.map((d, i) => (i === ax ? { start, size: t.shape[ax]!, step: 1 } : { start: 0, size: d, step: 1 }));
+    const region = sliceView(out, ranges);
+    elementwise('concat', [t], { expr: 'a', cpu: (a) => a, outDtype: t.dtype, into: region });
+    region.dispose();
+    start += t.shape[ax]!;
+  }
+  return record(out, 'concat', [...xs], (g) =>
+    xs.map((t, k) => slice(g, shape.map((_, i) => (i === ax ? [starts[k]!, starts[k]! + t.shape[ax]!] : null)))),
+  );
+}
+
+/** Joins tensors along a new axis. */
+export function stack(xs: readonly Tensor[], axis = 0): Tensor {
+  if (xs.length === 0) throw new Error('stack: needs at least one tensor');
+  const ax = normAxis(axis, xs[0]!.rank + 1, 'stack');
+  for (const t of xs) if (t.shape.length !== xs[0]!.rank || t.shape.some((d, i) => d !== xs[0]!.shape[i])) throw new Error(`stack: ${t.describe()} does not match ${xs[0]!.describe()}`);
+  return concat(xs.map((t) => unsqueeze(t, ax)), ax);
+}
+
+/** Converts dtype (f32 -> i32 truncates toward zero). Not differentiable across dtypes. */
+export function cast(x: Tensor, dtype: DType): Tensor {
+  checkDType(dtype, 'cast');
+  if (dtype === x.dtype) return contiguous(x);
+  const expr = dtype === 'i32' ? 'i32(a)' : 'f32(a)';
+  return elementwise('cast', [x], { expr, cpu: (a) => (dtype === 'i32' ? Math.trunc(a) : a), outDtype: dtype });
+}

@@ -1,0 +1,101 @@
+/**
+ * Unary elementwise ops. Each entry is the whole op: WGSL expression, CPU reference and gradient
+ * rule (built from differentiable ops, so second derivatives work).
+ */
+import { record } from '../grad-mode.js';
+import type { Tensor } from '../tensor.js';
+import { elementwise } from './elementwise.js';
+import { erf as erfCpu, sigmoid as sigmoidCpu } from './math.js';
+import { add, div, gt, mul, sub } from './binary.js';
+
+interface UnaryDef {
+  wgsl: string;
+  cpu: (x: number) => number;
+  /** Gradient w.r.t. x given input x, output y and output gradient g; null = not differentiable. */
+  grad: ((x: Tensor, y: Tensor, g: Tensor) => Tensor) | null;
+  /** Also defined on i32 (result keeps the dtype). */
+  int?: boolean;
+}
+
+const SQRT1_2 = Math.SQRT1_2;
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+const GELU_C = Math.sqrt(2 / Math.PI);
+
+export type UnaryName = 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'abs' | 'sign' | 'tanh' | 'sigmoid' | 'relu' | 'gelu' | 'gelu_tanh' | 'erf' | 'silu' | 'sin' | 'cos' | 'square' | 'reciprocal' | 'floor';
+
+export const UNARY: Record<UnaryName, UnaryDef> = {
+  neg: { wgsl: '-a', cpu: (x) => -x, grad: (_x, _y, g) => neg(g), int: true },
+  exp: { wgsl: 'exp(a)', cpu: Math.exp, grad: (_x, y, g) => mul(g, y) },
+  log: { wgsl: 'log(a)', cpu: Math.log, grad: (x, _y, g) => div(g, x) },
+  sqrt: { wgsl: 'sqrt(a)', cpu: Math.sqrt, grad: (_x, y, g) => div(mul(g, 0.5), y) },
+  rsqrt: { wgsl: 'inverseSqrt(a)', cpu: (x) => 1 / Math.sqrt(x), grad: (_x, y, g) => mul(g, mul(mul(y, mul(y, y)), -0.5)) },
+  abs: { wgsl: 'abs(a)', cpu: Math.abs, grad: (x, _y, g) => mul(g, sign(x)), int: true },
+  sign: { wgsl: 'sign(a)', cpu: Math.sign, grad: null, int: true },
+  tanh: { wgsl: 'tanh_f(a)', cpu: Math.tanh, grad: (_x, y, g) => mul(g, sub(1, square(y))) },
+  sigmoid: { wgsl: 'sigmoid_f(a)', cpu: sigmoidCpu, grad: (_x, y, g) => mul(g, mul(y, sub(1, y))) },
+  relu: { wgsl: 'max(a, 0.0)', cpu: (x) => (x > 0 ? x : 0), grad: (x, _y, g) => mul(g, gt(x, 0)) },
+  // GELU, exact form: x * Phi(x).  d/dx = Phi(x) + x * phi(x).
+  gelu: {
+    wgsl: '0.5 * a * (1.0 + erf_approx(a * 0.70710678118654752))',
+    cpu: (x) => 0.5 * x * (1 + erfCpu(x * SQRT1_2)),
+    grad: (x, _y, g) => mul(g, add(mul(add(erf(mul(x, SQRT1_2)), 1), 0.5), mul(x, mul(exp(mul(square(x), -0.5)), INV_SQRT_2PI)))),
+  },
+  // GELU, tanh approximation: 0.5 x (1 + tanh(c (x + 0.044715 x^3))).
+  gelu_tanh: {
+    wgsl: '0.5 * a * (1.0 + tanh_f(0.7978845608028654 * (a + 0.044715 * a * a * a)))',
+    cpu: (x) => 0.5 * x * (1 + Math.tanh(GELU_C * (x + 0.044715 * x * x * x))),
+    grad: (x, _y, g) => {
+      const t = tanh(mul(add(x, mul(mul(x, square(x)), 0.044715)), GELU_C));
+      const dt = mul(sub(1, square(t)), mul(add(mul(square(x), 3 * 0.044715), 1), GELU_C));
+      return mul(g, add(mul(add(t, 1), 0.5), mul(mul(x, dt), 0.5)));
+    },
+  },
+  erf: { wgsl: 'erf_approx(a)', cpu: erfCpu, grad: (x, _y, g) => mul(g, mul(exp(neg(square(x))), 2 / Math.sqrt(Math.PI))) },
+  silu: { wgsl: 'a * sigmoid_f(a)', cpu: (x) => x * sigmoidCpu(x), grad: (x, _y, g) => { const s = sigmoid(x); return mul(g, mul(s, add(mul(x, sub(1, s)), 1))); } },
+  sin: { wgsl: 'sin(a)', cpu: Math.sin, grad: (x, _y, g) => mul(g, cos(x)) },
+  cos: { wgsl: 'cos(a)', cpu: Math.cos, grad: (x, _y, g) => neg(mul(g, sin(x))) },
+  square: { wgsl: 'a * a', cpu: (x) => x * x, grad: (x, _y, g) => mul(g, mul(x, 2)), int: true },
+  reciprocal: { wgsl: '1.0 / a', cpu: (x) => 1 / x, grad: (_x, y, g) => neg(mul(g, square(y))) },
+  floor: { wgsl: 'floor(a)', cpu: Math.floor, grad: null },
+};
+
+
+export function unary(name: UnaryName, x: Tensor): Tensor {
+  const def: UnaryDef = UNARY[name];
+  if (x.dtype !== 'f32' && !def.int) throw new TypeError(`${name}: expected an f32 tensor, got ${x.describe()}`);
+  const y = elementwise(name, [x], { expr: def.wgsl, cpu: def.cpu, outDtype: x.dtype });
+  const grad = def.grad;
+  if (grad) record(y, name, [x], (g) => [grad(x, y, g)]);
+  return y;
+}
+
+export const neg = (x: Tensor): Tensor => unary('neg', x);
+export const exp = (x: Tensor): Tensor => unary('exp', x);
+export const log = (x: Tensor): Tensor => unary('log', x);
+export const sqrt = (x: Tensor): Tensor => unary('sqrt', x);
+export const rsqrt = (x: Tensor): Tensor => unary('rsqrt', x);
+export const abs = (x: Tensor): Tensor => unary('abs', x);
+export const sign = (x: Tensor): Tensor => unary('sign', x);
+export const tanh = (x: Tensor): Tensor => unary('tanh', x);
+export const sigmoid = (x: Tensor): Tensor => unary('sigmoid', x);
+export const relu = (x: Tensor): Tensor => unary('relu', x);
+export const erf = (x: Tensor): Tensor => unary('erf', x);
+export const silu = (x: Tensor): Tensor => unary('silu', x);
+export const sin = (x: Tensor): Tensor => unary('sin', x);
+export const cos = (x: Tensor): Tensor => unary('cos', x);
+export const square = (x: Tensor): Tensor => unary('square', x);
+export const reciprocal = (x: Tensor): Tensor => unary('reciprocal', x);
+export const floor = (x: Tensor): Tensor => unary('floor', x);
+
+/** GELU; `approximate: 'tanh'` selects the tanh form (as in PyTorch). */
+export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
+  return unary(approximate === 'tanh' ? 'gelu_tanh' : 'gelu', x);
+}
+
+/** x ** p for a scalar exponent p. */
+export function powScalar(x: Tensor, p: number): Tensor {
+  if (x.dtype !== 'f32') throw new TypeError(`pow: expected an f32 tensor, got ${x.describe()}`);
+  const y = elementwise('pow', [x], { expr: 'pow_s(a, s0)', cpu: (a, s) => Math.pow(a, s), outDtype: 'f32', scalars: [p] });
+  return record(y, 'pow', [x], (g) => [p === 0 ? mul(g, 0) : mul(g, mul(powScalar(x, p - 1), p))]);
+}
+

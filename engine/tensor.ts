@@ -1,0 +1,105 @@
+/**
+ * The Tensor: a strided view (shape, strides, offset) over reference-counted backend storage,
+ * plus autodiff bookkeeping. Ops live in engine/ops; their method forms are attached in
+ * engine/tensor-methods.ts.
+ */
+import type { Backend, Storage } from './backend.js';
+import type { DType } from './dtype.js';
+import { contiguousStrides, fmtShape, sizeOf, type Shape } from './shape.js';
+import { trackDisposed, trackNew } from './scope.js';
+
+/** A node of the autodiff tape: how to send the output gradient back to the inputs. */
+export interface GradNode {
+  op: string;
+  inputs: Tensor[];
+  /** Returns one gradient per input (null where the input needs none); built from differentiable ops. */
+  backward: (gradOut: Tensor) => (Tensor | null)[];
+}
+
+let nextId = 1;
+
+export class Tensor {
+  readonly __isTensor = true;
+  readonly id: number = nextId++;
+  readonly shape: readonly number[];
+  readonly strides: readonly number[];
+  readonly offset: number;
+  readonly dtype: DType;
+  readonly backend: Backend;
+  /** Optional user-facing name used in error messages. */
+  name: string | undefined;
+  requiresGrad = false;
+  grad: Tensor | null = null;
+  /** Set when this tensor was produced by a recorded op. */
+  node: GradNode | null = null;
+  /** The op that created this tensor (for error messages). */
+  readonly createdBy: string;
+  private _storage: Storage | null;
+
+  constructor(storage: Storage, shape: Shape, dtype: DType, createdBy: string, strides?: readonly number[], offset = 0) {
+    this._storage = storage;
+    this.shape = Object.freeze([...shape]);
+    this.strides = Object.freeze(strides ? [...strides] : contiguousStrides(shape));
+    this.offset = offset;
+    this.dtype = dtype;
+    this.backend = storage.backend;
+    this.createdBy = createdBy;
+    const isNewStorage = storage.refs === 0;
+    storage.refs++;
+    trackNew(this, isNewStorage ? storage.byteSize : 0);
+  }
+
+  get size(): number {
+    return sizeOf(this.shape);
+  }
+
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  get isDisposed(): boolean {
+    return this._storage === null;
+  }
+
+  /** The storage, or a clear error naming this tensor if it was disposed. */
+  get storage(): Storage {
+    if (this._storage === null) throw new Error(`${this.describe()} was used after dispose()`);
+    return this._storage;
+  }
+
+  get isContiguous(): boolean {
+    const expect = contiguousStrides(this.shape);
+    return this.shape.every((d, i) => d === 1 || this.strides[i] === expect[i]);
+  }
+
+  describe(): string {
+    const label = this.name ? `'${this.name}' ` : '';
+    return `Tensor#${this.id} ${label}(${this.dtype} ${fmtShape(this.shape)}, from ${this.createdBy})`;
+  }
+
+  /** Frees this tensor; the storage is returned to its backend when no view uses it any more. */
+  dispose(): void {
+    const s = this._storage;
+    if (s === null) return;
+    this._storage = null;
+    s.refs--;
+    const freed = s.refs === 0;
+    if (freed) s.backend.free(s);
+    trackDisposed(freed ? s.byteSize : 0);
+  }
+
+  /** Marks this tensor as a leaf that accumulates `.grad` in backward(). */
+  requireGrad(flag = true): this {
+    if (flag && this.dtype !== 'f32') throw new TypeError(`requireGrad: ${this.describe()} has dtype ${this.dtype}; only f32 tensors can require gradients`);
+    this.requiresGrad = flag;
+    return this;
+  }
+
+  toString(): string {
+    return this.describe();
+  }
+}
+
+export function isTensor(x: unknown): x is Tensor {
+  return typeof x === 'object' && x !== null && (x as { __isTensor?: boolean }).__isTensor === true;
+}

@@ -1,0 +1,295 @@
+/**
+ * WebGPU backend: owns the device, the buffer pool, cached pipelines and bind groups, and the
+ * batching of dispatches. Every dispatch goes into one shared compute pass; the batch is submitted
+ * on readback, on explicit flush(), or when the parameter arena fills. Parameters of all dispatches
+ * in a batch live in one uniform buffer addressed by dynamic offsets, uploaded once per submit.
+ */
+import type { Backend, Storage } from '../backend.js';
+import type { DType } from '../dtype.js';
+import { PARAM_WORDS, PRELUDE } from '../../shaders/common.js';
+import { BufferPool, type PooledBuffer } from './pool.js';
+
+const SLOT_BYTES = 256; // minUniformBufferOffsetAlignment on every adapter we know of
+const ARENA_SLOTS = 4096;
+const MAX_WG_PER_DIM = 65535;
+
+export class GpuStorage implements Storage {
+  refs = 0;
+  constructor(readonly backend: WebGPUBackend, readonly buf: PooledBuffer, readonly byteSize: number) {}
+  get buffer(): GPUBuffer {
+    return this.buf.buffer;
+  }
+}
+
+export type Access = 'read' | 'read_write';
+
+export interface DispatchSpec {
+  /** Unique key of the generated shader (same key => same WGSL). */
+  key: string;
+  /** WGSL body (the prelude is prepended); called once per key. */
+  code: () => string;
+  /** Storage buffers bound at 1..n, with their access mode. */
+  buffers: { storage: GpuStorage; access: Access }[];
+  /** Up to 64 32-bit words of parameters (use ParamBuilder). */
+  params?: Uint32Array;
+  /** Total workgroups (split into a 2D grid if needed) or an explicit grid. */
+  workgroups: number | [number, number, number];
+}
+
+/** Packs u32 / i32 / f32 words into the 256-byte parameter slot layout. */
+export class ParamBuilder {
+  private readonly buf = new ArrayBuffer(PARAM_WORDS * 4);
+  private readonly u = new Uint32Array(this.buf);
+  private readonly i = new Int32Array(this.buf);
+  private readonly f = new Float32Array(this.buf);
+  private n = 0;
+  private check(): void {
+    if (this.n >= PARAM_WORDS) throw new Error(`kernel parameters exceed ${PARAM_WORDS} words`);
+  }
+  u32(...vs: number[]): this {
+    for (const v of vs) (this.check(), (this.u[this.n++] = v >>> 0));
+    return this;
+  }
+  i32(...vs: number[]): this {
+    for (const v of vs) (this.check(), (this.i[this.n++] = v | 0));
+    return this;
+  }
+  f32(...vs: number[]): this {
+    for (const v of vs) (this.check(), (this.f[this.n++] = v));
+    return this;
+  }
+  /** Number of words written so far (the next word's index). */
+  get length(): number {
+    return this.n;
+  }
+  get words(): Uint32Array {
+    return this.u;
+  }
+}
+
+export interface WebGPUBackendInfo {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  features: string[];
+}
+
+export class WebGPUBackend implements Backend {
+  readonly kind = 'webgpu' as const;
+  readonly name: string;
+  readonly pool: BufferPool;
+  readonly features: ReadonlySet<string>;
+  /** Counters for benchmarks and tests (submits per training step, dispatches). */
+  readonly counters = { submits: 0, dispatches: 0, pipelines: 0, bindGroups: 0 };
+
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private readonly arena = new Uint32Array((ARENA_SLOTS * SLOT_BYTES) / 4);
+  private slots = 0;
+  private readonly uniformBuffer: GPUBuffer;
+  private readonly pipelines = new Map<string, { pipeline: GPUComputePipeline; layoutKey: string }>();
+  private readonly layouts = new Map<string, GPUBindGroupLayout>();
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private lostMessage: string | null = null;
+  private pendingError: string | null = null;
+
+  constructor(readonly device: GPUDevice, readonly info: WebGPUBackendInfo) {
+    this.name = `webgpu (${info.description || info.device || info.vendor || 'unknown adapter'})`;
+    this.features = new Set(info.features);
+    this.pool = new BufferPool(device);
+    this.uniformBuffer = device.createBuffer({ size: this.arena.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    device.lost.then((i) => {
+      this.lostMessage = `WebGPU device lost (${i.reason}): ${i.message || 'no message'}`;
+    });
+    device.addEventListener('uncapturederror', (ev) => {
+      const msg = (ev as GPUUncapturedErrorEvent).error.message;
+      this.pendingError ??= msg;
+    });
+  }
+
+  private checkAlive(): void {
+    if (this.lostMessage) throw new Error(this.lostMessage);
+    if (this.pendingError) {
+      const e = this.pendingError;
+      this.pendingError = null;
+      throw new Error(`WebGPU validation error: ${e}`);
+    }
+  }
+
+  // ---- memory ----
+
+  alloc(size: number, dtype: DType): GpuStorage {
+    this.checkAlive();
+    const bytes = Math.max(size, 1) * 4;
+    void dtype;
+    return new GpuStorage(this, this.pool.acquire(bytes, false), size * 4);
+  }
+
+  fromArray(data: ArrayLike<number>, dtype: DType): GpuStorage {
+    this.checkAlive();
+    const n = data.length;
+    const storage = new GpuStorage(this, this.pool.acquire(Math.max(n, 1) * 4, true), n * 4);
+    if (n > 0) {
+      const arr = dtype === 'i32' ? Int32Array.from(data, (v) => Math.trunc(v)) : data instanceof Float32Array ? data : Float32Array.from(data);
+      this.device.queue.writeBuffer(storage.buffer, 0, arr.buffer, arr.byteOffset, arr.byteLength);
+    }
+    return storage;
+  }
+
+  free(storage: Storage): void {
+    this.pool.release((storage as GpuStorage).buf);
+  }
+
+  pooledBytes(): number {
+    return this.pool.pooledBytes();
+  }
+
+  // ---- execution ----
+
+  private layoutFor(accesses: Access[]): { key: string; layout: GPUBindGroupLayout } {
+    const key = accesses.map((a) => (a === 'read' ? 'r' : 'w')).join('');
+    let layout = this.layouts.get(key);
+    if (!layout) {
+      const entries: GPUBindGroupLayoutEntry[] = [
+        { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: true, minBindingSize: SLOT_BYTES } },
+        ...accesses.map((a, i) => ({
+          binding: i + 1,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: (a === 'read' ? 'read-only-storage' : 'storage') as GPUBufferBindingType },
+        })),
+      ];
+      layout = this.device.createBindGroupLayout({ entries });
+      this.layouts.set(key, layout);
+    }
+    return { key, layout };
+  }
+
+  private pipelineFor(spec: DispatchSpec): { pipeline: GPUComputePipeline; layoutKey: string; layout: GPUBindGroupLayout } {
+    const accesses = spec.buffers.map((b) => b.access);
+    const { key: layoutKey, layout } = this.layoutFor(accesses);
+    const cacheKey = `${spec.key}|${layoutKey}`;
+    let hit = this.pipelines.get(cacheKey);
+    if (!hit) {
+      const code = PRELUDE + spec.code();
+      const module = this.device.createShaderModule({ code, label: spec.key });
+      const pipeline = this.device.createComputePipeline({
+        label: spec.key,
+        layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+        compute: { module, entryPoint: 'main' },
+      });
+      hit = { pipeline, layoutKey };
+      this.pipelines.set(cacheKey, hit);
+      this.counters.pipelines++;
+    }
+    return { ...hit, layout };
+  }
+
+  private bindGroupFor(layoutKey: string, layout: GPUBindGroupLayout, buffers: DispatchSpec['buffers']): GPUBindGroup {
+    let key = layoutKey;
+    for (const b of buffers) key += `:${b.storage.buf.id}`;
+    let bg = this.bindGroups.get(key);
+    if (!bg) {
+      if (this.bindGroups.size > 8192) this.bindGroups.clear();
+      bg = this.device.createBindGroup({
+        layout,
+        entries: [
+          { binding: 0, resource: { buffer: this.uniformBuffer, offset: 0, size: SLOT_BYTES } },
+          ...buffers.map((b, i) => ({ binding: i + 1, resource: { buffer: b.storage.buffer } })),
+        ],
+      });
+      this.bindGroups.set(key, bg);
+      this.counters.bindGroups++;
+    }
+    return bg;
+  }
+
+  private currentPass(): GPUComputePassEncoder {
+    this.encoder ??= this.device.createCommandEncoder();
+    this.pass ??= this.encoder.beginComputePass();
+    return this.pass;
+  }
+
+  private endPass(): GPUCommandEncoder {
+    this.encoder ??= this.device.createCommandEncoder();
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    return this.encoder;
+  }
+
+  /** Records one compute dispatch into the current batch. */
+  dispatch(spec: DispatchSpec): void {
+    this.checkAlive();
+    const grid = this.grid(spec.workgroups);
+    if (grid[0] * grid[1] * grid[2] === 0) return;
+    if (this.slots >= ARENA_SLOTS) this.flush();
+    const { pipeline, layoutKey, layout } = this.pipelineFor(spec);
+    const bg = this.bindGroupFor(layoutKey, layout, spec.buffers);
+    const slot = this.slots++;
+    if (spec.params) this.arena.set(spec.params.subarray(0, PARAM_WORDS), (slot * SLOT_BYTES) / 4);
+    const pass = this.currentPass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bg, [slot * SLOT_BYTES]);
+    pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);
+    this.counters.dispatches++;
+  }
+
+  /** Splits a workgroup count over x/y(/z) so no dimension exceeds the 65535 limit. */
+  grid(w: number | [number, number, number]): [number, number, number] {
+    if (Array.isArray(w)) return w;
+    if (w <= MAX_WG_PER_DIM) return [w, 1, 1];
+    const y = Math.ceil(w / MAX_WG_PER_DIM);
+    if (y <= MAX_WG_PER_DIM) return [Math.ceil(w / y), y, 1];
+    const z = Math.ceil(y / MAX_WG_PER_DIM);
+    return [MAX_WG_PER_DIM, Math.ceil(y / z), z];
+  }
+
+  /** Submits everything recorded so far. */
+  flush(): void {
+    if (!this.encoder) return;
+    this.checkAlive();
+    const enc = this.endPass();
+    if (this.slots > 0) this.device.queue.writeBuffer(this.uniformBuffer, 0, this.arena.buffer, 0, this.slots * SLOT_BYTES);
+    this.device.queue.submit([enc.finish()]);
+    this.encoder = null;
+    this.slots = 0;
+    this.counters.submits++;
+    this.pool.onSubmitted();
+  }
+
+  async read(storage: Storage, offset: number, size: number, dtype: DType): Promise<Float32Array | Int32Array> {
+    this.checkAlive();
+    const bytes = size * 4;
+    if (size === 0) return dtype === 'i32' ? new Int32Array(0) : new Float32Array(0);
+    const staging = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.endPass().copyBufferToBuffer((storage as GpuStorage).buffer, offset * 4, staging, 0, bytes);
+    this.flush();
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+    } catch (e) {
+      this.checkAlive();
+      throw new Error(`WebGPU readback failed: ${(e as Error).message}`);
+    }
+    this.checkAlive();
+    const copy = staging.getMappedRange().slice(0);
+    staging.unmap();
+    staging.destroy();
+    return dtype === 'i32' ? new Int32Array(copy) : new Float32Array(copy);
+  }
+
+  /** Waits until all submitted work has finished. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.checkAlive();
+  }
+
+  destroy(): void {
+    this.pool.trim();
+    this.bindGroups.clear();
+    this.uniformBuffer.destroy();
+    this.device.destroy();
+  }
+}
