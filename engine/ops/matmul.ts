@@ -1,1 +1,2 @@
-// Placeholder module: being written; exports nothing yet.
+// Being written; exports nothing yet.
+export {};
