@@ -75,12 +75,15 @@ function runBackward(root: Tensor, seed: Tensor | undefined, createGraph: boolea
  */
 export function backward(root: Tensor, gradOutput?: Tensor, opts: BackwardOptions = {}): void {
   const createGraph = opts.createGraph ?? false;
-  const leafGrads = tidy(() => {
+  // With createGraph the tensors made during backward belong to the new graph: the caller's
+  // scope owns them. Without it, everything but the leaf gradients is freed here.
+  const collect = () => {
     const grads = runBackward(root, gradOutput, createGraph);
     const out = new Map<Tensor, Tensor>();
     for (const [t, g] of grads) if (!t.node && t.requiresGrad) out.set(t, g);
     return out;
-  });
+  };
+  const leafGrads = createGraph ? collect() : tidy(collect);
   for (const [leaf, g] of leafGrads) {
     // A gradient may alias a tensor the user owns (the seed): store a view so disposing one is safe.
     const own = isTensor(g) && g === gradOutput ? detach(g) : g;
@@ -99,14 +102,15 @@ export function backward(root: Tensor, gradOutput?: Tensor, opts: BackwardOption
  */
 export function gradients(output: Tensor, inputs: readonly Tensor[], opts: BackwardOptions & { gradOutput?: Tensor } = {}): Tensor[] {
   const createGraph = opts.createGraph ?? false;
-  return tidy(() => {
+  const collect = () => {
     const grads = runBackward(output, opts.gradOutput, createGraph);
     return inputs.map((x) => {
       const g = grads.get(x);
       if (!g) return zerosLike(x, 'f32');
       return g === opts.gradOutput ? detach(g) : g;
     });
-  });
+  };
+  return createGraph ? collect() : tidy(collect);
 }
 
 /**

@@ -44,6 +44,9 @@ declare module './tensor.js' {
     sin(): Tensor;
     cos(): Tensor;
     square(): Tensor;
+    floor(): Tensor;
+    erf(): Tensor;
+    reciprocal(): Tensor;
     sum(axes?: R.Axes, keepdim?: boolean): Tensor;
     mean(axes?: R.Axes, keepdim?: boolean): Tensor;
     max(axes?: R.Axes, keepdim?: boolean): Tensor;
@@ -81,7 +84,7 @@ for (const name of ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'eq
     return f(this, o);
   };
 }
-for (const name of ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'abs', 'sign', 'tanh', 'sigmoid', 'relu', 'silu', 'sin', 'cos', 'square'] as const) {
+for (const name of ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'abs', 'sign', 'tanh', 'sigmoid', 'relu', 'silu', 'sin', 'cos', 'square', 'floor', 'erf', 'reciprocal'] as const) {
   const f = U[name];
   P[name] = function (this: Tensor) {
     return f(this);

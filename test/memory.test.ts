@@ -1,0 +1,98 @@
+/** Lifetimes: tidy scopes, keep, dispose errors, buffer pool reuse, live byte accounting. */
+import { describe, expect, it } from 'vitest';
+import * as E from '../engine/index.js';
+import { requireGpu } from './helpers/backends.js';
+
+const gpu = await requireGpu();
+const backends: [string, E.Backend][] = [['cpu-f64', E.cpuF64], ...(gpu ? [['webgpu', gpu] as [string, E.Backend]] : [])];
+
+describe.each(backends)('memory on %s', (_name, backend) => {
+  it('tidy frees intermediates, keeps results (nested in arrays/objects) and kept tensors', () => {
+    const before = E.memoryStats();
+    let kept!: E.Tensor;
+    const out = E.tidy(() => {
+      const a = E.ones([64], { backend });
+      const b = a.mul(2).add(1);
+      kept = E.keep(b.exp());
+      return { sum: b.sum(), list: [b.max()] };
+    });
+    const after = E.memoryStats();
+    expect(after.liveTensors - before.liveTensors).toBe(3);
+    expect(out.sum.isDisposed).toBe(false);
+    expect(out.list[0]!.isDisposed).toBe(false);
+    expect(kept.isDisposed).toBe(false);
+    out.sum.dispose();
+    out.list[0]!.dispose();
+    kept.dispose();
+    expect(E.memoryStats().liveTensors).toBe(before.liveTensors);
+    expect(E.memoryStats().liveBytes).toBe(before.liveBytes);
+  });
+
+  it('views share storage: bytes are freed when the last view goes', () => {
+    const before = E.memoryStats().liveBytes;
+    const a = E.zeros([16, 16], { backend });
+    const t = a.transpose();
+    const v = t.slice([[0, 4]]);
+    t.dispose();
+    const bytes = E.memoryStats().liveBytes - before;
+    expect(bytes).toBe(16 * 16 * 4 * (backend.kind === 'cpu' ? 2 : 1));
+    a.dispose();
+    expect(E.memoryStats().liveBytes - before).toBe(bytes);
+    v.dispose();
+    expect(E.memoryStats().liveBytes).toBe(before);
+  });
+
+  it('tidy disposes everything when fn throws, and refuses async functions', () => {
+    const before = E.memoryStats().liveTensors;
+    expect(() => E.tidy(() => {
+      E.ones([3], { backend }).mul(2);
+      throw new Error('boom');
+    })).toThrow('boom');
+    expect(E.memoryStats().liveTensors).toBe(before);
+    expect(() => E.tidy(async () => 1)).toThrow(/Promise/);
+  });
+
+  it('a disposed tensor is named in the error', () => {
+    const a = E.ones([2], { backend });
+    a.name = 'w1';
+    a.dispose();
+    expect(() => a.add(1)).toThrow(/Tensor#\d+ 'w1' \(f32 \[2\], from full\) was used after dispose/);
+    expect(() => a.dispose()).not.toThrow();
+  });
+});
+
+describe.runIf(gpu)('GPU buffer pool', () => {
+  it('reuses buffers: a loop of identical steps allocates nothing after the first', async () => {
+    const step = () => E.tidy(() => E.full([1000], 1, { backend: gpu! }).mul(3).add(2).exp().sum());
+    for (let i = 0; i < 3; i++) (await step().item(), undefined);
+    const allocated = gpu!.pool.allocatedBytes;
+    for (let i = 0; i < 20; i++) {
+      const s = step();
+      await s.item();
+      s.dispose();
+    }
+    expect(gpu!.pool.allocatedBytes).toBe(allocated);
+  });
+
+  it('batches dispatches: many ops, one submit at readback', async () => {
+    const submits = gpu!.counters.submits;
+    const r = E.tidy(() => {
+      let x = E.full([256], 1, { backend: gpu! });
+      for (let i = 0; i < 50; i++) x = x.add(1);
+      return x.sum();
+    });
+    expect(gpu!.counters.submits).toBe(submits);
+    expect(await r.item()).toBe(256 * 51);
+    expect(gpu!.counters.submits).toBe(submits + 1);
+  });
+
+  it('an upload never overwrites a buffer still read by unsubmitted work', async () => {
+    // a is read by pending dispatches after being disposed; the new upload must not take its buffer.
+    const a = E.tensor(new Float32Array(64).fill(1), [64], { backend: gpu! });
+    const b = a.mul(5);
+    a.dispose();
+    const c = E.tensor(new Float32Array(64).fill(7), [64], { backend: gpu! });
+    expect(Array.from(await b.toArray())).toEqual(new Array(64).fill(5));
+    expect(Array.from(await c.toArray())).toEqual(new Array(64).fill(7));
+  });
+});
