@@ -10,6 +10,9 @@ import * as B from './ops/binary.js';
 import * as U from './ops/unary.js';
 import * as R from './ops/reduce.js';
 import * as M from './ops/movement.js';
+import { matmul } from './ops/matmul.js';
+import { logSoftmax, softmax } from './ops/softmax.js';
+import { indexSelect, takeAlongAxis } from './ops/indexing.js';
 import { readContiguous, toBackend } from './ops/creation.js';
 
 type Operand = Tensor | number;
@@ -66,6 +69,13 @@ declare module './tensor.js' {
     contiguous(): Tensor;
     detach(): Tensor;
     cast(dtype: DType): Tensor;
+    /** In-place copy of `value` into this tensor's memory (not recorded for autodiff). */
+    assign(value: Tensor | number): Tensor;
+    softmax(axis?: number): Tensor;
+    logSoftmax(axis?: number): Tensor;
+    matmul(o: Tensor): Tensor;
+    indexSelect(axis: number, idx: Tensor): Tensor;
+    takeAlongAxis(idx: Tensor, axis: number): Tensor;
     backward(gradOutput?: Tensor, opts?: BackwardOptions): void;
     /** Row-major elements (waits for the device). */
     toArray(): Promise<Float32Array | Float64Array | Int32Array>;
@@ -149,6 +159,24 @@ P.detach = function () {
 };
 P.cast = function (d) {
   return M.cast(this, d);
+};
+P.assign = function (v) {
+  return M.assign(this, v);
+};
+P.matmul = function (o) {
+  return matmul(this, o);
+};
+P.softmax = function (a) {
+  return softmax(this, a);
+};
+P.logSoftmax = function (a) {
+  return logSoftmax(this, a);
+};
+P.indexSelect = function (a, i) {
+  return indexSelect(this, a, i);
+};
+P.takeAlongAxis = function (i, a) {
+  return takeAlongAxis(this, i, a);
 };
 P.backward = function (g, o) {
   backward(this, g, o);

@@ -1,108 +1,132 @@
 /**
- * Strided reduction: each output element reduces over the `reduced` dims of the input. Small
- * reductions use one thread per output; large ones one workgroup per output with a shared-memory
- * tree. Arg-reductions carry the index (first occurrence wins, as in PyTorch).
+ * Strided reduction kernel. A workgroup of REDUCE_WG threads is cut into groups of `tpo` threads
+ * (a power of two, 1..REDUCE_WG); each group reduces one chunk of one output's reduced range:
+ * every thread folds a strided subset of the chunk sequentially, then the group combines its
+ * threads with a tree in shared memory. Two lane layouts: `outer` = false puts a group's threads
+ * side by side (they read consecutive elements when the reduced dims are the contiguous ones);
+ * `outer` = true puts consecutive groups side by side (consecutive outputs read consecutive
+ * elements when the kept dims are the contiguous ones). tpo = REDUCE_WG is one workgroup per output.
+ *
+ * With `nSplit` > 1 the reduced range is cut into nSplit chunks handled by different groups, and
+ * the kernel writes partial results (plus, for arg-reductions, the winning index) that a further
+ * pass over a contiguous [nOut, nSplit] or [nSplit, nOut] buffer reduces. Arg-reductions carry the
+ * index; ties keep the smaller index and NaN wins (the first NaN), as in PyTorch.
  */
 export const REDUCE_WG = 256;
+
+/** NaN test on the bits: `v != v` may be folded away by compilers that assume no NaNs. */
+export const ISNAN_WGSL = 'fn isnan_f(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }';
 
 export type ReduceKind = 'sum' | 'max' | 'min' | 'argmax' | 'argmin';
 
 export interface ReduceShaderSpec {
   kind: ReduceKind;
   inType: string;
+  /** Element type of the main output (i32 index for a final arg pass, else inType). */
   outType: string;
   keptRank: number;
   redRank: number;
-  /** true: one workgroup per output; false: one thread per output. */
-  perWorkgroup: boolean;
+  /** Threads per group (power of two, <= REDUCE_WG). */
+  tpo: number;
+  /** Consecutive threads take consecutive groups (else consecutive lanes of one group). */
+  outer: boolean;
+  /** Arg-reduction reading candidate indices from a second input buffer (a later pass). */
+  argIn: boolean;
+  /** Writes partials: values to `out` and (arg kinds) indices to a second output. */
+  partial: boolean;
 }
 
-/** Params: [nOut, nRed, inOffset, keptShape.., keptStrides.., redShape.., redStrides..]. */
+/**
+ * Params: [nGroups, nRed, nSplit, chunk, nOut, inOffset, keptShape.., keptStrides.., redShape.., redStrides..].
+ * Group g covers output o and chunk s: outer layout o = g % nOut, s = g / nOut (adjacent groups
+ * take adjacent outputs), else o = g / nSplit, s = g % nSplit. The partial of group g is stored at g.
+ */
 export function reduceShader(s: ReduceShaderSpec): string {
   const K = s.keptRank;
   const Rr = s.redRank;
-  const keptShape = 3;
-  const keptStrides = 3 + K;
-  const redShape = 3 + 2 * K;
-  const redStrides = 3 + 2 * K + Rr;
+  const keptShape = 6;
+  const keptStrides = 6 + K;
+  const redShape = 6 + 2 * K;
+  const redStrides = 6 + 2 * K + Rr;
   const isArg = s.kind === 'argmax' || s.kind === 'argmin';
+  const isSum = s.kind === 'sum';
   const T = s.inType;
-  const init = s.kind === 'sum' ? `${T}(0)` : s.kind === 'max' || s.kind === 'argmax' ? (T === 'f32' ? '-3.402823e38' : '-2147483647 - 1') : T === 'f32' ? '3.402823e38' : '2147483647';
-  // better(v, j, acc, accIdx): whether (v, j) replaces (acc, accIdx); index ties keep the smaller index.
-  const better =
-    s.kind === 'max' || s.kind === 'argmax'
-      ? '(v > acc || (v == acc && j < accIdx) || (v != v && acc == acc))'
-      : '(v < acc || (v == acc && j < accIdx) || (v != v && acc == acc))';
-  const combine = s.kind === 'sum' ? 'acc = acc + v;' : `if (${better}) { acc = v; accIdx = j; }`;
-  // The long sequential loop of a float sum uses Kahan compensation: long rows otherwise lose
-  // ~1e-4 relative accuracy in f32.
-  const seqCombine = s.kind === 'sum' && T === 'f32' ? '{ let yk = v - comp; let tk = acc + yk; comp = (tk - acc) - yk; acc = tk; }' : combine;
-  const keptOffset = (idxVar: string) => {
-    const l = [`var rem_k = ${idxVar};`, 'var base = pu(2u);'];
-    for (let d = K - 1; d >= 0; d--) l.push(`{ let dim = pu(${keptShape + d}u); base += (rem_k % dim) * pu(${keptStrides + d}u); rem_k = rem_k / dim; }`);
-    return l.join('\n  ');
-  };
-  const redOffset = ['var rem_r = j;', 'var off = base;'];
-  for (let d = Rr - 1; d >= 0; d--) redOffset.push(`{ let dim = pu(${redShape + d}u); off += (rem_r % dim) * pu(${redStrides + d}u); rem_r = rem_r / dim; }`);
-  const decl = `
-@group(0) @binding(1) var<storage, read> x: array<${T}>;
-@group(0) @binding(2) var<storage, read_write> out: array<${s.outType}>;
-`;
-  const result = isArg ? `${s.outType}(accIdx)` : `${s.outType}(acc)`;
-  if (!s.perWorkgroup) {
-    return `${decl}
-@compute @workgroup_size(${REDUCE_WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let o = linear_wg(wid, nwg) * ${REDUCE_WG}u + lid.x;
-  if (o >= pu(0u)) { return; }
-  ${keptOffset('o')}
-  var acc: ${T} = ${init};
-  var accIdx: u32 = 0xffffffffu;
-  var comp: ${T} = ${T}(0);
-  for (var j = 0u; j < pu(1u); j++) {
-    ${redOffset.join('\n    ')}
-    let v = x[off];
-    ${seqCombine}
+  const tpo = s.tpo;
+  const isMax = s.kind === 'max' || s.kind === 'argmax';
+  // combine(v, jv): fold candidate (v, jv) into (acc, accIdx). NONE marks "no element yet".
+  const cmp = isMax ? 'v > acc' : 'v < acc';
+  const nan = T === 'f32';
+  const better = nan
+    ? `jv != NONE && (accIdx == NONE || (isnan_f(v) && (!isnan_f(acc) || jv < accIdx)) || (!isnan_f(acc) && (${cmp} || (v == acc && jv < accIdx))))`
+    : `jv != NONE && (accIdx == NONE || ${cmp} || (v == acc && jv < accIdx))`;
+  const combine = isSum ? 'acc = acc + v;' : `if (${better}) { acc = v; accIdx = jv; }`;
+  const keptOffset: string[] = ['var base = pu(5u);'];
+  if (K > 0) {
+    keptOffset.push('var rem_k = o;');
+    for (let d = K - 1; d >= 0; d--) keptOffset.push(`{ let dim = pu(${keptShape + d}u); base += (rem_k % dim) * pu(${keptStrides + d}u); rem_k = rem_k / dim; }`);
   }
-  out[o] = ${result};
-}
-`;
+  const redOffset: string[] = [];
+  if (Rr === 1) redOffset.push(`let off = base + j * pu(${redStrides}u);`);
+  else {
+    redOffset.push('var rem_r = j;', 'var off = base;');
+    for (let d = Rr - 1; d >= 0; d--) redOffset.push(`{ let dim = pu(${redShape + d}u); off += (rem_r % dim) * pu(${redStrides + d}u); rem_r = rem_r / dim; }`);
   }
-  return `${decl}
-var<workgroup> sv: array<${T}, ${REDUCE_WG}>;
-var<workgroup> si: array<u32, ${REDUCE_WG}>;
-@compute @workgroup_size(${REDUCE_WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let o = linear_wg(wid, nwg);
-  if (o >= pu(0u)) { return; }
-  ${keptOffset('o')}
-  var acc: ${T} = ${init};
-  var accIdx: u32 = 0xffffffffu;
-  var comp: ${T} = ${T}(0);
-  for (var j = lid.x; j < pu(1u); j += ${REDUCE_WG}u) {
-    ${redOffset.join('\n    ')}
-    let v = x[off];
-    ${seqCombine}
-  }
-  sv[lid.x] = acc;
-  si[lid.x] = accIdx;
+  const decls = [`@group(0) @binding(1) var<storage, read> x: array<${T}>;`];
+  let b = 2;
+  if (s.argIn) decls.push(`@group(0) @binding(${b++}) var<storage, read> xi: array<i32>;`);
+  decls.push(`@group(0) @binding(${b++}) var<storage, read_write> out: array<${s.outType}>;`);
+  const idxOut = s.partial && isArg;
+  if (idxOut) decls.push(`@group(0) @binding(${b++}) var<storage, read_write> outi: array<i32>;`);
+  const jv = s.argIn ? 'let jv = u32(xi[off]);' : 'let jv = j;';
+  const mapping = s.outer ? 'let o = g % pu(4u); let sc = g / pu(4u);' : 'let o = g / pu(2u); let sc = g % pu(2u);';
+  const rpw = REDUCE_WG / tpo;
+  const partner = s.outer ? `lid.x + step * ${rpw}u` : 'lid.x + step';
+  let write: string;
+  if (!s.partial) write = isArg ? 'out[g] = i32(accIdx);' : `out[g] = ${s.outType}(acc);`;
+  else write = idxOut ? 'out[g] = acc; outi[g] = i32(accIdx);' : 'out[g] = acc;';
+  const tree =
+    tpo === 1
+      ? ''
+      : `
+  sv[lid.x] = acc;${isSum ? '' : '\n  si[lid.x] = accIdx;'}
   workgroupBarrier();
-  for (var step = ${REDUCE_WG / 2}u; step > 0u; step = step / 2u) {
-    if (lid.x < step) {
-      let v = sv[lid.x + step];
-      let j = si[lid.x + step];
-      acc = sv[lid.x];
-      accIdx = si[lid.x];
+  for (var step = ${tpo / 2}u; step > 0u; step = step / 2u) {
+    if (t < step) {
+      let v = sv[${partner}];${isSum ? '' : `\n      let jv = si[${partner}];`}
       ${combine}
-      sv[lid.x] = acc;
-      si[lid.x] = accIdx;
+      sv[lid.x] = acc;${isSum ? '' : '\n      si[lid.x] = accIdx;'}
     }
     workgroupBarrier();
+  }`;
+  const shared = tpo === 1 ? '' : `var<workgroup> sv: array<${T}, ${REDUCE_WG}>;\n${isSum ? '' : `var<workgroup> si: array<u32, ${REDUCE_WG}>;\n`}`;
+  return `
+${decls.join('\n')}
+${shared}const NONE: u32 = 0xffffffffu;
+${nan && !isSum ? ISNAN_WGSL : ''}
+@compute @workgroup_size(${REDUCE_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  ${
+    s.outer
+      ? `let g = linear_wg(wid, nwg) * ${rpw}u + lid.x % ${rpw}u;\n  let t = lid.x / ${rpw}u;`
+      : `let gid = linear_wg(wid, nwg) * ${REDUCE_WG}u + lid.x;\n  let g = gid / ${tpo}u;\n  let t = gid % ${tpo}u;`
   }
-  if (lid.x == 0u) {
-    acc = sv[0];
-    accIdx = si[0];
-    out[o] = ${result};
+  let valid = g < pu(0u);
+  var acc: ${T} = ${T}(0);
+  var accIdx: u32 = NONE;
+  if (valid) {
+    ${mapping}
+    ${keptOffset.join('\n    ')}
+    let j0 = sc * pu(3u);
+    let j1 = min(j0 + pu(3u), pu(1u));
+    for (var j = j0 + t; j < j1; j += ${tpo}u) {
+      ${redOffset.join('\n      ')}
+      let v = x[off];
+      ${isSum ? '' : jv}
+      ${combine}
+    }
+  }${tree}
+  if (valid && t == 0u) {
+    ${write}
   }
 }
 `;

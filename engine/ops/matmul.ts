@@ -1,2 +1,299 @@
-// Being written; exports nothing yet.
-export {};
+/**
+ * Matrix multiplication with NumPy/PyTorch semantics (1-D operands promoted, batch dims
+ * broadcast), `linear` (x @ w^T + b, PyTorch's Linear convention), the CPU reference and the GPU
+ * dispatch (tiled kernel in shaders/matmul.ts), and the gradient rule
+ *   dA = g @ B^T,  dB = A^T @ g   (unbroadcast with sumTo),
+ * built from matmul/transpose so grad-of-grad works. Transposed views are read in place by the
+ * kernel (no contiguous() copies), so the gradient's `transpose()` inputs cost nothing extra.
+ */
+import { CpuBackend, CpuStorage } from '../cpu/backend.js';
+import { cpuData, forEachStrided } from '../cpu/strided.js';
+import { isGradEnabled, record } from '../grad-mode.js';
+import { broadcastStrides, collapseDims, contiguousStrides, fmtShape, sizeOf } from '../shape.js';
+import { isTensor, Tensor } from '../tensor.js';
+import { GpuStorage, ParamBuilder, WebGPUBackend } from '../webgpu/backend.js';
+import { MATMUL_P, matmulRowShader, matmulSimpleShader, matmulTiledShader, SIMPLE_TILE, tileConfigError, tiledThreads, type MatmulTileConfig } from '../../shaders/matmul.js';
+import { checkSameBackend } from './elementwise.js';
+import { add } from './binary.js';
+import { sumTo } from './reduce.js';
+import { contiguous, reshape, transpose } from './movement.js';
+
+export { tileConfigError, type MatmulTileConfig } from '../../shaders/matmul.js';
+
+/** Which kernel runs a problem: the one-output-per-thread kernel, or the tiled one with a tile config. */
+export type MatmulPlan =
+  | { kernel: 'simple' }
+  | { kernel: 'tiled'; tile: MatmulTileConfig; prefetch: boolean }
+  /** Register-blocked, no workgroup memory: TM rows x (WG*TN) cols per workgroup (CPU-like adapters). */
+  | { kernel: 'rows'; WG: number; TM: number; TN: number };
+
+/** What the config picker may need to know about the device. */
+export interface MatmulDeviceCaps {
+  /** maxComputeWorkgroupStorageSize (bytes). */
+  maxWorkgroupStorage: number;
+  /** maxComputeInvocationsPerWorkgroup. */
+  maxInvocations: number;
+}
+
+export type MatmulConfigPicker = (M: number, N: number, K: number, batch: number, caps: MatmulDeviceCaps) => MatmulPlan;
+
+/** Tile configs from large to small (all use 256 or fewer invocations and <= 16 KiB of workgroup memory). */
+export const MATMUL_TILES = {
+  /** 128x128 block, BK 16, 8x8 per thread, 256 threads, 16 KiB shared. */
+  large: { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 },
+  /** 64x64 block, BK 16, 4x4 per thread, 256 threads, 8 KiB shared. */
+  medium: { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 },
+  /** 32x32 block, BK 16, 4x4 per thread, 64 threads, 4 KiB shared. */
+  small: { BM: 32, BN: 32, BK: 16, TM: 4, TN: 4 },
+} as const satisfies Record<string, MatmulTileConfig>;
+
+function fits(t: MatmulTileConfig, caps: MatmulDeviceCaps): boolean {
+  return tiledThreads(t) <= caps.maxInvocations && 4 * t.BK * (t.BM + t.BN) <= caps.maxWorkgroupStorage;
+}
+
+/**
+ * Default choice of kernel and tile by problem size: the largest block tile that still gives
+ * enough workgroups to fill a big GPU (~128 SMs/CUs: 128x128 blocks from ~1.5k x 1.5k up),
+ * the one-output-per-thread kernel for tiny products.
+ */
+export function pickMatmulConfig(M: number, N: number, K: number, batch = 1, caps: MatmulDeviceCaps = { maxWorkgroupStorage: 16384, maxInvocations: 256 }): MatmulPlan {
+  if (M * N * K * batch <= 16 * 16 * 16 || M * N * batch <= 64 || K <= 2) return { kernel: 'simple' };
+  const blocks = (t: MatmulTileConfig) => Math.ceil(M / t.BM) * Math.ceil(N / t.BN) * batch;
+  for (const t of [MATMUL_TILES.large, MATMUL_TILES.medium]) {
+    if (fits(t, caps) && blocks(t) >= 128 && K >= 2 * t.BK) return { kernel: 'tiled', tile: t, prefetch: true };
+  }
+  if (fits(MATMUL_TILES.small, caps)) return { kernel: 'tiled', tile: MATMUL_TILES.small, prefetch: true };
+  return { kernel: 'simple' };
+}
+
+let picker: MatmulConfigPicker = pickMatmulConfig;
+
+/** Replaces the kernel/tile chooser (per device tuning); returns the previous one. */
+export function setMatmulConfigPicker(p: MatmulConfigPicker): MatmulConfigPicker {
+  const prev = picker;
+  picker = p;
+  return prev;
+}
+
+/** How one operand is addressed: matrix dims (rows, cols), strides, and the batch strides. */
+interface Operand {
+  t: Tensor;
+  rows: number;
+  cols: number;
+  sR: number;
+  sC: number;
+}
+
+/** In-place layouts of a matrix view: unit stride along cols (row-major) or along rows (transposed). */
+interface Layout {
+  trans: boolean;
+  /** Leading dimension: stride of the non-unit dim (0 when that dim has size 1). */
+  ld: number;
+}
+
+function layouts(o: Operand): Layout[] {
+  const out: Layout[] = [];
+  if (o.cols === 1 || o.sC === 1) out.push({ trans: false, ld: o.rows === 1 ? 0 : o.sR });
+  if (o.rows === 1 || o.sR === 1) out.push({ trans: true, ld: o.cols === 1 ? 0 : o.sC });
+  return out;
+}
+
+function vecOk(o: Operand, l: Layout, batchStrides: readonly number[]): boolean {
+  const ext = l.trans ? o.rows : o.cols;
+  return ext % 4 === 0 && l.ld % 4 === 0 && o.t.offset % 4 === 0 && batchStrides.every((s) => s % 4 === 0);
+}
+
+function checkOperand(t: unknown, which: string): asserts t is Tensor {
+  if (!isTensor(t)) throw new TypeError(`matmul: ${which} must be a Tensor, got ${typeof t}`);
+  if (t.dtype !== 'f32') throw new TypeError(`matmul: expected f32 tensors, got dtype ${t.dtype} (${t.describe()})`);
+  if (t.rank === 0) throw new Error(`matmul: ${which} must have at least 1 dimension, got a scalar ${t.describe()}`);
+}
+
+/** Output shape of a @ b (after 1-D promotion and batch broadcasting); the error names both shapes. */
+export function matmulShape(a: readonly number[], b: readonly number[]): number[] {
+  const bad = (why: string) => new Error(`matmul: shapes ${fmtShape(a)} and ${fmtShape(b)} are incompatible (${why})`);
+  const K1 = a[a.length - 1]!;
+  const K2 = b.length === 1 ? b[0]! : b[b.length - 2]!;
+  if (K1 !== K2) throw bad(`inner dims ${K1} vs ${K2}`);
+  const ab = a.length >= 2 ? a.slice(0, -2) : [];
+  const bb = b.length >= 2 ? b.slice(0, -2) : [];
+  const n = Math.max(ab.length, bb.length);
+  const batch: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const da = ab[ab.length - n + i] ?? 1;
+    const db = bb[bb.length - n + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) throw bad(`batch dims ${fmtShape(ab)} and ${fmtShape(bb)} do not broadcast`);
+    batch.push(da === 1 ? db : da);
+  }
+  return [...batch, ...(a.length >= 2 ? [a[a.length - 2]!] : []), ...(b.length >= 2 ? [b[b.length - 1]!] : [])];
+}
+
+/**
+ * a @ b like torch.matmul: 1-D a is a row vector (its dim dropped from the result), 1-D b a column
+ * vector; leading (batch) dims broadcast. f32 only.
+ */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  checkOperand(a, 'a');
+  checkOperand(b, 'b');
+  checkSameBackend('matmul', [a, b]);
+  const outShape = matmulShape(a.shape, b.shape);
+  const M = a.rank === 1 ? 1 : a.shape[a.rank - 2]!;
+  const K = a.shape[a.rank - 1]!;
+  const N = b.rank === 1 ? 1 : b.shape[b.rank - 1]!;
+  const batchShape = outShape.slice(0, outShape.length - (a.rank === 1 ? 0 : 1) - (b.rank === 1 ? 0 : 1));
+  const out = new Tensor(a.backend.alloc(sizeOf(outShape), 'f32'), outShape, 'f32', 'matmul');
+  if (out.size > 0) compute(a, b, out, batchShape);
+  return record(out, 'matmul', [a, b], (g) => {
+    // Promote 1-D operands to matrices, take the matrix gradients, and fold them back.
+    const a2 = a.rank === 1 ? reshape(a, [1, K]) : a;
+    const b2 = b.rank === 1 ? reshape(b, [K, 1]) : b;
+    const g2 = reshape(g, [...batchShape, M, N]);
+    const ga = a.requiresGrad ? reshape(sumTo(matmul(g2, transpose(b2)), a2.shape), a.shape) : null;
+    const gb = b.requiresGrad ? reshape(sumTo(matmul(transpose(a2), g2), b2.shape), b.shape) : null;
+    return [ga, gb];
+  });
+}
+
+/** y = x @ w^T + b with w of shape [out, in] and b of shape [out] (torch.nn.functional.linear). */
+export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
+  checkOperand(x, 'x');
+  checkOperand(w, 'w');
+  if (w.rank !== 2) throw new Error(`linear: weight must be 2-D [out, in], got ${fmtShape(w.shape)}`);
+  if (x.shape[x.rank - 1] !== w.shape[1]) {
+    throw new Error(`linear: input ${fmtShape(x.shape)} has ${x.shape[x.rank - 1]} features but weight ${fmtShape(w.shape)} expects ${w.shape[1]}`);
+  }
+  if (b && (b.rank !== 1 || b.shape[0] !== w.shape[0])) throw new Error(`linear: bias ${fmtShape(b.shape)} does not match weight ${fmtShape(w.shape)} (expected [${w.shape[0]}])`);
+  const wt = transpose(w);
+  const y = matmul(x, wt);
+  if (!b) return y;
+  const out = add(y, b);
+  // Intermediates are on the tape only while recording; otherwise free them now.
+  if (!(isGradEnabled() && (x.requiresGrad || w.requiresGrad || b.requiresGrad))) {
+    y.dispose();
+    wt.dispose();
+  }
+  return out;
+}
+
+/** Writes a @ b into the contiguous `out` (shapes already checked). */
+function compute(a: Tensor, b: Tensor, out: Tensor, batchShape: number[]): void {
+  const M = a.rank === 1 ? 1 : a.shape[a.rank - 2]!;
+  const K = a.shape[a.rank - 1]!;
+  const N = b.rank === 1 ? 1 : b.shape[b.rank - 1]!;
+  const A: Operand = { t: a, rows: M, cols: K, sR: a.rank === 1 ? 0 : a.strides[a.rank - 2]!, sC: a.strides[a.rank - 1]! };
+  const B: Operand = { t: b, rows: K, cols: N, sR: b.rank === 1 ? b.strides[0]! : b.strides[b.rank - 2]!, sC: b.rank === 1 ? 0 : b.strides[b.rank - 1]! };
+  const lead = (t: Tensor) => Math.max(t.rank - 2, 0);
+  const aBatch = broadcastStrides(a.shape.slice(0, lead(a)), a.strides.slice(0, lead(a)), batchShape);
+  const bBatch = broadcastStrides(b.shape.slice(0, lead(b)), b.strides.slice(0, lead(b)), batchShape);
+  if (a.backend instanceof CpuBackend) matmulCpu(A, B, out, M, N, K, batchShape, aBatch, bBatch);
+  else matmulGpu(A, B, out, M, N, K, batchShape, aBatch, bBatch);
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU reference: float64 accumulation (exact products on an f64 backend), any strides.
+
+function matmulCpu(A: Operand, B: Operand, out: Tensor, M: number, N: number, K: number, batchShape: number[], aBatch: number[], bBatch: number[]): void {
+  const a = cpuData(A.t);
+  const b = cpuData(B.t);
+  const o = (out.storage as CpuStorage).data;
+  const acc = new Float64Array(N);
+  forEachStrided(batchShape, [aBatch, bBatch], [A.t.offset, B.t.offset], (bi, offs) => {
+    const aB = offs[0]!;
+    const bB = offs[1]!;
+    for (let m = 0; m < M; m++) {
+      acc.fill(0);
+      const aRow = aB + m * A.sR;
+      for (let k = 0; k < K; k++) {
+        const av = a[aRow + k * A.sC]!;
+        if (av === 0) continue;
+        const bRow = bB + k * B.sR;
+        for (let n = 0; n < N; n++) acc[n]! += av * b[bRow + n * B.sC]!;
+      }
+      o.set(acc, (bi * M + m) * N);
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// GPU dispatch.
+
+function deviceCaps(gpu: WebGPUBackend): MatmulDeviceCaps {
+  const l = gpu.device.limits;
+  return { maxWorkgroupStorage: l.maxComputeWorkgroupStorageSize, maxInvocations: l.maxComputeInvocationsPerWorkgroup };
+}
+
+function matmulGpu(A: Operand, B: Operand, out: Tensor, M: number, N: number, K: number, batchShape: number[], aBatch: number[], bBatch: number[]): void {
+  const gpu = A.t.backend as WebGPUBackend;
+  const nBatch = sizeOf(batchShape);
+  const col = collapseDims(batchShape, [aBatch, bBatch, contiguousStrides(batchShape)]);
+  let R = col.shape.length;
+  let bShape = col.shape;
+  let [aBS, bBS] = col.strides as [number[], number[]];
+  if (R === 1 && bShape[0] === 1) ((R = 0), (bShape = []), (aBS = []), (bBS = []));
+  if (MATMUL_P.batch + 3 * R > 64) throw new Error(`matmul: too many non-mergeable batch dims (${R})`);
+  const plan = picker(M, N, K, nBatch, deviceCaps(gpu));
+  let kernel = plan;
+  let la: Layout | undefined;
+  let lb: Layout | undefined;
+  if (plan.kernel === 'tiled') {
+    const err = tileConfigError(plan.tile);
+    if (err) throw new Error(`matmul: bad tile config from the config picker: ${err}`);
+    // An in-place layout per operand, preferring one that allows vec4 loads.
+    const lsA = layouts(A);
+    const lsB = layouts(B);
+    la = lsA.find((l) => vecOk(A, l, aBS)) ?? lsA[0];
+    lb = lsB.find((l) => vecOk(B, l, bBS)) ?? lsB[0];
+    // Strided in both matrix dims (rare: e.g. a stepped slice): multiply contiguous copies.
+    if (!la || !lb) {
+      const ac = la ? A.t : contiguous(A.t);
+      const bc = lb ? B.t : contiguous(B.t);
+      compute(ac, bc, out, batchShape);
+      if (ac !== A.t) ac.dispose();
+      if (bc !== B.t) bc.dispose();
+      return;
+    }
+  }
+  const p = new ParamBuilder();
+  const buffers = [
+    { storage: A.t.storage as GpuStorage, access: 'read' as const },
+    { storage: B.t.storage as GpuStorage, access: 'read' as const },
+    { storage: out.storage as GpuStorage, access: 'read_write' as const },
+  ];
+  if (kernel.kernel === 'rows') {
+    const { WG, TM, TN } = kernel;
+    const tilesM = Math.ceil(M / TM);
+    const tilesN = Math.ceil(N / (WG * TN));
+    p.u32(M, N, K, A.t.offset, B.t.offset, A.sR, A.sC, B.sR, B.sC, tilesM, tilesN, nBatch, ...bShape, ...aBS, ...bBS);
+    gpu.dispatch({ key: `matmul|rows|${WG}|${TM}x${TN}|${R}`, code: () => matmulRowShader({ WG, TM, TN, batchRank: R }), buffers, params: p.words, workgroups: tilesM * tilesN * nBatch });
+  } else if (kernel.kernel === 'simple') {
+    const tilesM = Math.ceil(M / SIMPLE_TILE);
+    const tilesN = Math.ceil(N / SIMPLE_TILE);
+    p.u32(M, N, K, A.t.offset, B.t.offset, A.sR, A.sC, B.sR, B.sC, tilesM, tilesN, nBatch, ...bShape, ...aBS, ...bBS);
+    gpu.dispatch({ key: `matmul|simple|${R}`, code: () => matmulSimpleShader(R), buffers, params: p.words, workgroups: tilesM * tilesN * nBatch });
+  } else {
+    const t = kernel.tile;
+    const tilesM = Math.ceil(M / t.BM);
+    const tilesN = Math.ceil(N / t.BN);
+    const aT = la!.trans;
+    const bT = lb!.trans;
+    const spec = {
+      ...t,
+      aT,
+      bT,
+      vecA: vecOk(A, la!, aBS),
+      vecB: vecOk(B, lb!, bBS),
+      vecC: N % 4 === 0,
+      checked: M % t.BM !== 0 || N % t.BN !== 0 || K % t.BK !== 0,
+      prefetch: kernel.prefetch,
+      batchRank: R,
+    };
+    // Params 5..8: the leading dimension goes in the non-unit stride slot, 1 in the unit one.
+    const aSM = aT ? 1 : la!.ld;
+    const aSK = aT ? la!.ld : 1;
+    const bSK = bT ? 1 : lb!.ld;
+    const bSN = bT ? lb!.ld : 1;
+    p.u32(M, N, K, A.t.offset, B.t.offset, aSM, aSK, bSK, bSN, tilesM, tilesN, nBatch, ...bShape, ...aBS, ...bBS);
+    const key = `matmul|tiled|${t.BM}x${t.BN}x${t.BK}|${t.TM}x${t.TN}|${+aT}${+bT}|${+spec.vecA}${+spec.vecB}${+spec.vecC}|${+spec.checked}${+spec.prefetch}|${R}`;
+    gpu.dispatch({ key, code: () => matmulTiledShader(spec), buffers, params: p.words, workgroups: tilesM * tilesN * nBatch });
+  }
+}

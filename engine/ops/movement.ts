@@ -214,3 +214,15 @@ export function cast(x: Tensor, dtype: DType): Tensor {
   const expr = dtype === 'i32' ? 'i32(a)' : 'f32(a)';
   return elementwise('cast', [x], { expr, cpu: (a) => (dtype === 'i32' ? Math.trunc(a) : a), outDtype: dtype });
 }
+
+/**
+ * Copies `value` (broadcast to target's shape) into `target`'s memory, in place. Not recorded on
+ * the tape: it is for optimizer updates and buffers, not for differentiable code.
+ */
+export function assign(target: Tensor, value: Tensor | number): Tensor {
+  if (typeof value === 'number') {
+    return elementwise('assign', [], { expr: 's0', cpu: (v) => v, outDtype: target.dtype, scalars: [value], into: target });
+  }
+  if (value.dtype !== target.dtype) throw new TypeError(`assign: dtype mismatch, ${value.describe()} into ${target.describe()}`);
+  return elementwise('assign', [value], { expr: 'a', cpu: (a) => a, outDtype: target.dtype, into: target });
+}

@@ -1,0 +1,70 @@
+/**
+ * Quick matmul throughput probe (not a test): GFLOP/s of C = A @ B for square N x N f32 matrices,
+ * synchronizing with backend.sync(). Optionally forces a kernel plan to compare tile configs.
+ *
+ *   npx tsx bench/matmul-gflops.ts                 # N = 256, 512, 1024 with the default picker
+ *   MM_SIZES=1024,2048 npx tsx bench/matmul-gflops.ts
+ *   MM_PLAN=128x128x16:8x8 npx tsx bench/matmul-gflops.ts     # BMxBNxBK:TMxTN (tiled, prefetch)
+ *   MM_PLAN=64x64x16:4x4:noprefetch ...   MM_PLAN=simple ...
+ *   MM_TRANS=tn|nt|tt                              # read A and/or B transposed (views)
+ *   MM_SECONDS=2                                   # time budget per size
+ */
+import { getDevice } from '../node/index.js';
+import * as E from '../engine/index.js';
+
+const backend = await getDevice({ setDefault: false, quiet: true });
+if (!(backend instanceof E.WebGPUBackend)) throw new Error('no WebGPU adapter');
+const gpu = backend;
+
+function parsePlan(s: string | undefined): E.MatmulPlan | null {
+  if (!s) return null;
+  if (s === 'simple') return { kernel: 'simple' };
+  const r = /^rows:(\d+):(\d+)x(\d+)$/.exec(s);
+  if (r) return { kernel: 'rows', WG: +r[1]!, TM: +r[2]!, TN: +r[3]! };
+  const m = /^(\d+)x(\d+)x(\d+):(\d+)x(\d+)(:noprefetch)?$/.exec(s);
+  if (!m) throw new Error(`MM_PLAN: expected BMxBNxBK:TMxTN[:noprefetch] or simple, got ${s}`);
+  const [BM, BN, BK, TM, TN] = m.slice(1, 6).map(Number) as [number, number, number, number, number];
+  return { kernel: 'tiled', tile: { BM, BN, BK, TM, TN }, prefetch: !m[6] };
+}
+
+const plan = parsePlan(process.env.MM_PLAN);
+if (plan) E.setMatmulConfigPicker(() => plan);
+const sizes = (process.env.MM_SIZES ?? '256,512,1024').split(',').map(Number);
+const trans = process.env.MM_TRANS ?? 'nn';
+const budget = Number(process.env.MM_SECONDS ?? 2);
+
+console.log(`${gpu.name}  plan=${process.env.MM_PLAN ?? 'default'} layout=${trans}`);
+for (const n of sizes) {
+  const data = Float32Array.from({ length: n * n }, (_, i) => Math.sin(i * 0.37) * 0.5);
+  const a0 = E.tensor(data, [n, n], { backend: gpu });
+  const b0 = E.tensor(data, [n, n], { backend: gpu });
+  const a = trans[0] === 't' ? a0.transpose() : a0;
+  const b = trans[1] === 't' ? b0.transpose() : b0;
+  const t0 = performance.now();
+  E.matmul(a, b).dispose();
+  await gpu.sync();
+  const first = performance.now() - t0;
+  // Batches of `reps` dispatches, one sync per batch; grow reps until a batch takes >= 0.2 s.
+  let reps = 1;
+  let best = Infinity;
+  let ops = 0;
+  const cpu0 = process.cpuUsage();
+  const start = performance.now();
+  while (performance.now() - start < budget * 1000) {
+    const s = performance.now();
+    for (let r = 0; r < reps; r++) E.matmul(a, b).dispose();
+    await gpu.sync();
+    ops += reps;
+    const per = (performance.now() - s) / reps;
+    best = Math.min(best, per);
+    if (per * reps < 200) reps *= 2;
+  }
+  const cpu = process.cpuUsage(cpu0);
+  const cpuMsPerOp = (cpu.user + cpu.system) / 1000 / ops;
+  const gflops = (2 * n ** 3) / (best * 1e6);
+  // On a software adapter (lavapipe) the CPU time per op is a load-independent efficiency measure.
+  const perCore = (2 * n ** 3) / (cpuMsPerOp * 1e6);
+  console.log(`N=${n}: ${best.toFixed(2)} ms/op  ${gflops.toFixed(2)} GFLOP/s  [${perCore.toFixed(2)} GFLOP per CPU-second]  (first call incl. compile ${first.toFixed(0)} ms, plan ${JSON.stringify(plan ?? E.pickMatmulConfig(n, n, n, 1))})`);
+  for (const t of [a, b, a0, b0]) t.dispose();
+}
+gpu.destroy();

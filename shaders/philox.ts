@@ -1,0 +1,94 @@
+/**
+ * Philox4x32-10 (Salmon, Moraes, Dror, Shaw: "Parallel random numbers: as easy as 1, 2, 3", SC'11),
+ * the counter-based generator of Random123 / cuRAND / torch's CUDA RNG. Each thread maps one 128-bit
+ * counter block to four u32 words. WGSL has no 32x32->64 multiply, so the high word is built from
+ * 16-bit limbs; the CPU twin in engine/random.ts does the same with integer-exact doubles, so both
+ * produce bit-identical streams.
+ */
+export const PHILOX_WG = 256;
+
+/** Output transforms of the 4 words of a block. */
+export type PhiloxKind = 'bits' | 'uniform' | 'normal' | 'randint' | 'bernoulli';
+
+export const PHILOX_WGSL = /* wgsl */ `
+fn mulhi32(a: u32, b: u32) -> u32 {
+  let al = a & 0xffffu;
+  let ah = a >> 16u;
+  let bl = b & 0xffffu;
+  let bh = b >> 16u;
+  let ll = al * bl;
+  let lh = al * bh;
+  let hl = ah * bl;
+  let hh = ah * bh;
+  let mid = (ll >> 16u) + (lh & 0xffffu) + (hl & 0xffffu);
+  return hh + (lh >> 16u) + (hl >> 16u) + (mid >> 16u);
+}
+fn philox4x32_10(ctr: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
+  var c = ctr;
+  var k = key;
+  for (var r = 0u; r < 10u; r++) {
+    if (r > 0u) { k = k + vec2<u32>(0x9E3779B9u, 0xBB67AE85u); }
+    let hi0 = mulhi32(0xD2511F53u, c.x);
+    let lo0 = 0xD2511F53u * c.x;
+    let hi1 = mulhi32(0xCD9E8D57u, c.z);
+    let lo1 = 0xCD9E8D57u * c.z;
+    c = vec4<u32>(hi1 ^ c.y ^ k.x, lo1, hi0 ^ c.w ^ k.y, lo0);
+  }
+  return c;
+}
+// Top 24 bits as a float in [0, 1): exact in f32, so identical to the CPU value.
+fn u01(w: u32) -> f32 { return f32(w >> 8u) * 5.9604644775390625e-8; }
+`;
+
+/**
+ * Params: [n, key0, key1, ctr0, ctr1, ctr2, ctr3, a, b]. Thread t handles block t: counter
+ * (ctr0 + t, ctr1 + carry, ctr2, ctr3) and writes elements 4t..4t+3 (those below n).
+ * a, b: uniform low/scale (f32), normal mean/std (f32), randint low (i32) / range (u32, 0 = 2^32),
+ * bernoulli p (f32).
+ */
+export function philoxShader(kind: PhiloxKind): string {
+  const outType = kind === 'bits' || kind === 'randint' ? 'i32' : 'f32';
+  let values: string;
+  switch (kind) {
+    case 'bits':
+      values = 'let v = vec4<i32>(bitcast<vec4<i32>>(r));';
+      break;
+    case 'uniform':
+      values = 'let v = vec4<f32>(u01(r.x), u01(r.y), u01(r.z), u01(r.w)) * pf(8u) + pf(7u);';
+      break;
+    case 'bernoulli':
+      values = 'let v = select(vec4<f32>(0.0), vec4<f32>(1.0), vec4<f32>(u01(r.x), u01(r.y), u01(r.z), u01(r.w)) < vec4<f32>(pf(7u)));';
+      break;
+    case 'randint':
+      values = `let range = pu(8u);
+  var m = r;
+  if (range != 0u) { m = vec4<u32>(mulhi32(r.x, range), mulhi32(r.y, range), mulhi32(r.z, range), mulhi32(r.w, range)); }
+  let v = bitcast<vec4<i32>>(m + vec4<u32>(pu(7u)));`;
+      break;
+    case 'normal':
+      // Box-Muller on (x, y) and (z, w): u1 in (0, 1] so log(u1) is finite; the angle is taken in
+      // [-pi, pi) (where WGSL bounds the error of sin/cos) and the signs are flipped to compensate.
+      values = `let u1 = vec2<f32>(f32((r.x >> 8u) + 1u), f32((r.z >> 8u) + 1u)) * 5.9604644775390625e-8;
+  let th = vec2<f32>(u01(r.y), u01(r.w)) * 6.283185307179586 - 3.141592653589793;
+  let rad = sqrt(-2.0 * log(u1));
+  let v = vec4<f32>(-rad.x * cos(th.x), -rad.x * sin(th.x), -rad.y * cos(th.y), -rad.y * sin(th.y)) * pf(8u) + pf(7u);`;
+      break;
+  }
+  return `${PHILOX_WGSL}
+@group(0) @binding(1) var<storage, read_write> out: array<${outType}>;
+@compute @workgroup_size(${PHILOX_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let t = linear_wg(wid, nwg) * ${PHILOX_WG}u + lid.x;
+  let n = pu(0u);
+  if (t >= (n + 3u) / 4u) { return; }
+  let c0 = pu(3u) + t;
+  let c1 = pu(4u) + select(0u, 1u, c0 < t);
+  let r = philox4x32_10(vec4<u32>(c0, c1, pu(5u), pu(6u)), vec2<u32>(pu(1u), pu(2u)));
+  ${values}
+  let base = 4u * t;
+  for (var j = 0u; j < 4u; j++) {
+    if (base + j < n) { out[base + j] = v[j]; }
+  }
+}
+`;
+}

@@ -1,0 +1,131 @@
+/**
+ * Fused softmax / log-softmax over one axis. A workgroup of SOFTMAX_WG threads is cut into groups
+ * of `tpo` threads (power of two); a group folds a strided part of a row into an online
+ * (max, sum of exp) pair per thread, merges the pairs with a tree in shared memory, and writes its
+ * elements normalized. Lane layouts as in shaders/reduce.ts: `outer` = false puts a group's
+ * threads side by side (rows contiguous), `outer` = true puts consecutive rows side by side (the
+ * softmax axis is strided and the rows are the contiguous ones).
+ *
+ * Modes: 'full': one group per row does everything (short or many rows; tpo = SOFTMAX_WG is one
+ * workgroup per row). For few long rows the row is split into nSplit chunks: 'stats' writes each
+ * chunk's (max, sum) pair, then 'apply' has every chunk's group merge its row's pairs and write
+ * the chunk — two dispatches, the input read twice as in 'full'.
+ */
+export const SOFTMAX_WG = 256;
+
+export interface SoftmaxShaderSpec {
+  log: boolean;
+  /** Rank of the (collapsed) row index space. */
+  keptRank: number;
+  tpo: number;
+  outer: boolean;
+  mode: 'full' | 'stats' | 'apply';
+}
+
+/** Number of parameter words before the kept shape/strides. */
+const HEAD = 8;
+
+/**
+ * Params: [nGroups, L, inOffset, inAxisStride, outAxisStride, nSplit, chunk, nRows,
+ * keptShape.., keptInStrides.., keptOutStrides..]. Row r's element j is read at
+ * inOffset + kept(r) . keptInStrides + j * inAxisStride and written at
+ * kept(r) . keptOutStrides + j * outAxisStride. Group g takes row r and chunk c: outer layout
+ * r = g % nRows, c = g / nRows, else r = g / nSplit, c = g % nSplit; chunk pairs are stored at g.
+ */
+export function softmaxShader(s: SoftmaxShaderSpec): string {
+  const K = s.keptRank;
+  const tpo = s.tpo;
+  const rpw = SOFTMAX_WG / tpo;
+  const offs: string[] = ['var ib = pu(2u);', 'var ob = 0u;'];
+  if (K > 0) {
+    offs.push('var rem = row;');
+    for (let d = K - 1; d >= 0; d--) {
+      offs.push(`{ let dim = pu(${HEAD + d}u); let id = rem % dim; rem = rem / dim; ib += id * pu(${HEAD + K + d}u); ob += id * pu(${HEAD + 2 * K + d}u); }`);
+    }
+  }
+  const result = s.log ? 'v - m - log(ssum)' : 'exp(v - m) / ssum';
+  const ids = s.outer
+    ? `let g = linear_wg(wid, nwg) * ${rpw}u + lid.x % ${rpw}u;\n  let t = lid.x / ${rpw}u;\n  let leader = lid.x % ${rpw}u;`
+    : `let gid = linear_wg(wid, nwg) * ${SOFTMAX_WG}u + lid.x;\n  let g = gid / ${tpo}u;\n  let t = gid % ${tpo}u;\n  let leader = lid.x - t;`;
+  const mapping = s.outer ? 'let row = min(g % nRows, nRows - 1u); let c = g / nRows;' : 'let row = min(g / nSplit, nRows - 1u); let c = g % nSplit;';
+  const partner = s.outer ? `lid.x + step * ${rpw}u` : 'lid.x + step';
+  const pairIndex = s.outer ? 'k * nRows + row' : 'row * nSplit + k';
+  const decls = ['@group(0) @binding(1) var<storage, read> x: array<f32>;'];
+  if (s.mode === 'full') decls.push('@group(0) @binding(2) var<storage, read_write> y: array<f32>;');
+  if (s.mode === 'stats') decls.push('@group(0) @binding(2) var<storage, read_write> pm: array<f32>;', '@group(0) @binding(3) var<storage, read_write> ps: array<f32>;');
+  if (s.mode === 'apply') {
+    decls.push('@group(0) @binding(2) var<storage, read> pm: array<f32>;', '@group(0) @binding(3) var<storage, read> ps: array<f32>;', '@group(0) @binding(4) var<storage, read_write> y: array<f32>;');
+  }
+  const fold =
+    s.mode === 'apply'
+      ? `for (var k = t; k < nSplit; k += ${tpo}u) {
+      let q = ${pairIndex};
+      let mm = max(m, pm[q]);
+      ssum = ssum * exp(m - mm) + ps[q] * exp(pm[q] - mm);
+      m = mm;
+    }`
+      : `for (var j = j0 + t; j < j1; j += ${tpo}u) {
+      let v = x[ib + j * sx];
+      if (v > m) {
+        ssum = ssum * exp(m - v) + 1.0;
+        m = v;
+      } else {
+        ssum += exp(v - m);
+      }
+    }`;
+  const finish =
+    s.mode === 'stats'
+      ? `if (valid && t == 0u) {
+    pm[g] = m;
+    ps[g] = ssum;
+  }`
+      : `if (valid) {
+    for (var j = j0 + t; j < j1; j += ${tpo}u) {
+      let v = x[ib + j * sx];
+      y[ob + j * sy] = ${result};
+    }
+  }`;
+  return `
+${decls.join('\n')}
+var<workgroup> sm: array<f32, ${SOFTMAX_WG}>;
+var<workgroup> ss: array<f32, ${SOFTMAX_WG}>;
+@compute @workgroup_size(${SOFTMAX_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  ${ids}
+  let valid = g < pu(0u);
+  let L = pu(1u);
+  let sx = pu(3u);
+  let sy = pu(4u);
+  let nSplit = pu(5u);
+  let nRows = pu(7u);
+  ${mapping}
+  ${offs.join('\n  ')}
+  let j0 = c * pu(6u);
+  let j1 = min(j0 + pu(6u), L);
+  // Online max / sum of exp; -FLT_MAX (not -inf) keeps exp(m - m') finite for empty lanes.
+  var m: f32 = -3.402823e38;
+  var ssum: f32 = 0.0;
+  if (valid) {
+    ${fold}
+  }
+  sm[lid.x] = m;
+  ss[lid.x] = ssum;
+  workgroupBarrier();
+  for (var step = ${tpo >> 1}u; step > 0u; step = step / 2u) {
+    if (t < step) {
+      let m2 = sm[${partner}];
+      let s2 = ss[${partner}];
+      let mm = max(m, m2);
+      ssum = ssum * exp(m - mm) + s2 * exp(m2 - mm);
+      m = mm;
+      sm[lid.x] = m;
+      ss[lid.x] = ssum;
+    }
+    workgroupBarrier();
+  }
+  m = sm[leader];
+  ssum = ss[leader];
+  ${finish}
+}
+`;
+}

@@ -1,0 +1,355 @@
+/**
+ * layerNorm / groupNorm / rmsNorm: fused forward kernels vs PyTorch fixtures
+ * (test/fixtures/make_norm.py), vs the composite formula built from mean/var ops, GPU vs float64
+ * reference over generated shapes, and gradients (w.r.t. x, weight, bias, and gradients of
+ * gradients) vs finite differences.
+ *
+ * Tolerances: on float64 the fused forward and the fixtures (float64 PyTorch) agree to rounding:
+ * 1e-10. On the GPU, xhat = (x - mean) * rstd carries the f32 error of the mean and of x - mean,
+ * about 2^-24 * (|mean| + |x|) / std relative to xhat's scale, plus the row sums' error
+ * (< 3e-6): checked to 3e-5 * cond absolute + 3e-5 relative, where cond = 1 + max |x| / std of
+ * the case (1..~10 for generated data, ~1e4 for the fixture with mean 100 and std 0.01).
+ * Gradients from fixtures on the GPU: same bound times 4 (they chain a few more f32 ops).
+ * Finite differences: float64, eps 1e-6: 1e-5 relative + 1e-6 absolute.
+ */
+import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import * as E from '../engine/index.js';
+import { requireGpu } from './helpers/backends.js';
+import { expectClose, expectGradMatchesFD, make, type InputSpec } from './helpers/compare.js';
+import { valuesArb } from './helpers/arbitrary.js';
+
+const gpu = await requireGpu();
+const ref = E.cpuF64;
+
+interface Enc {
+  shape: number[];
+  data: number[];
+}
+interface NormFixture {
+  op: 'layer_norm' | 'group_norm';
+  eps: number;
+  normalized_shape?: number[];
+  num_groups?: number;
+  x: Enc;
+  weight?: Enc;
+  bias?: Enc;
+  gy: Enc;
+  y: Enc;
+  gx: Enc;
+  gw?: Enc;
+  gb?: Enc;
+}
+const fixtures = JSON.parse(readFileSync(new URL('./fixtures/norm.json', import.meta.url), 'utf8')) as { cases: NormFixture[] };
+
+/** 1 + max|x| / (smallest row std): how much f32 rounding of x is amplified by the normalization. */
+function conditionOf(data: number[], rows: number): number {
+  const L = data.length / rows;
+  let worst = 1;
+  for (let r = 0; r < rows; r++) {
+    const row = data.slice(r * L, (r + 1) * L);
+    const mu = row.reduce((a, b) => a + b, 0) / L;
+    const sd = Math.sqrt(row.reduce((a, b) => a + (b - mu) ** 2, 0) / L) + 1e-30;
+    worst = Math.max(worst, 1 + Math.max(...row.map(Math.abs)) / sd);
+  }
+  return worst;
+}
+
+function rowsOf(c: NormFixture): number {
+  if (c.op === 'layer_norm') return c.x.shape.slice(0, c.x.shape.length - c.normalized_shape!.length).reduce((a, b) => a * b, 1);
+  return c.x.shape[0]! * c.num_groups!;
+}
+
+function runFixture(c: NormFixture, b: E.Backend): { y: E.Tensor; grads: E.Tensor[] } {
+  return E.tidy(() => {
+    const x = make(c.x, b).requireGrad();
+    const w = c.weight ? make(c.weight, b).requireGrad() : null;
+    const bias = c.bias ? make(c.bias, b).requireGrad() : null;
+    const y = c.op === 'layer_norm' ? E.layerNorm(x, c.normalized_shape!, w, bias, c.eps) : E.groupNorm(x, c.num_groups!, w, bias, c.eps);
+    const grads = E.gradients(E.sum(E.mul(y, make(c.gy, b))), [x, ...(w ? [w] : []), ...(bias ? [bias] : [])]);
+    return { y: E.detach(y), grads };
+  });
+}
+
+async function checkFixture(c: NormFixture, b: E.Backend, tol: { atol: number; rtol: number }, gtol: { atol: number; rtol: number }): Promise<void> {
+  const what = `${c.op} x${JSON.stringify(c.x.shape)}`;
+  const { y, grads } = runFixture(c, b);
+  expectClose(await y.toArray(), c.y.data, tol, `${what} y`);
+  const want = [c.gx, ...(c.gw ? [c.gw] : []), ...(c.gb ? [c.gb] : [])];
+  for (let k = 0; k < want.length; k++) expectClose(await grads[k]!.toArray(), want[k]!.data, gtol, `${what} grad #${k}`);
+  for (const t of [y, ...grads]) t.dispose();
+}
+
+describe('norms: PyTorch fixtures', () => {
+  it('has layer_norm and group_norm cases', () => {
+    expect(fixtures.cases.filter((c) => c.op === 'layer_norm').length).toBeGreaterThanOrEqual(5);
+    expect(fixtures.cases.filter((c) => c.op === 'group_norm').length).toBeGreaterThanOrEqual(5);
+  });
+  it('float64 reference matches PyTorch (outputs and gradients of x, weight, bias)', async () => {
+    for (const c of fixtures.cases) await checkFixture(c, ref, { atol: 1e-10, rtol: 1e-10 }, { atol: 1e-9, rtol: 1e-9 });
+  });
+  it.runIf(gpu)('GPU matches PyTorch', async () => {
+    for (const c of fixtures.cases) {
+      const cond = conditionOf(c.x.data, rowsOf(c));
+      await checkFixture(c, gpu!, { atol: 3e-5 * cond, rtol: 3e-5 }, { atol: 1.2e-4 * cond, rtol: 1.2e-4 });
+    }
+  });
+});
+
+type LNCase = { x: InputSpec; k: number; w: InputSpec | null; b: InputSpec | null; permuted: boolean };
+
+function lnCaseArb(maxDim = 7, longDims = false): fc.Arbitrary<LNCase> {
+  const dim = longDims ? fc.oneof(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 50, max: 2000 })) : fc.integer({ min: 1, max: maxDim });
+  return fc
+    .array(dim, { minLength: 1, maxLength: 4 })
+    .filter((s) => s.reduce((a, b) => a * b, 1) <= 60_000)
+    .chain((shape) =>
+      fc.integer({ min: 1, max: shape.length }).chain((k) => {
+        const ns = shape.slice(shape.length - k);
+        const m = ns.reduce((a, b) => a * b, 1);
+        return fc.record({
+          x: valuesArb(shape.reduce((a, b) => a * b, 1), -3, 3).map((data) => ({ shape, data })),
+          k: fc.constant(k),
+          w: fc.option(valuesArb(m, -2, 2).map((data) => ({ shape: ns, data }))),
+          b: fc.option(valuesArb(m, -2, 2).map((data) => ({ shape: ns, data }))),
+          permuted: fc.boolean(),
+        });
+      }),
+    );
+}
+
+/** x given in transposed storage and permuted back: a non-contiguous view of the same values. */
+function xOf(spec: InputSpec, permuted: boolean, b: E.Backend): E.Tensor {
+  if (!permuted || spec.shape.length < 2) return make(spec, b);
+  const [r, ...rest] = spec.shape;
+  const cols = rest.reduce((a, d) => a * d, 1);
+  const t = new Array<number>(spec.data.length);
+  for (let i = 0; i < r!; i++) for (let j = 0; j < cols; j++) t[j * r! + i] = spec.data[i * cols + j]!;
+  return E.reshape(E.transpose(E.tensor(t, [cols, r!], { backend: b }), 0, 1), spec.shape);
+}
+
+function lnComposite(x: E.Tensor, k: number, w: E.Tensor | null, b: E.Tensor | null, eps: number): E.Tensor {
+  const axes = Array.from({ length: k }, (_, i) => x.rank - k + i);
+  const mu = E.mean(x, axes, true);
+  const v = E.variance(x, axes, true, 0);
+  let y = E.mul(E.sub(x, mu), E.rsqrt(E.add(v, eps)));
+  if (w) y = E.mul(y, w);
+  if (b) y = E.add(y, b);
+  return y;
+}
+
+type GNCase = { x: InputSpec; G: number; w: InputSpec | null; b: InputSpec | null };
+
+function gnCaseArb(): fc.Arbitrary<GNCase> {
+  return fc
+    .tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 3 }), fc.array(fc.integer({ min: 1, max: 9 }), { maxLength: 2 }))
+    .chain(([N, G, cpg, spatial]) => {
+      const C = G * cpg;
+      const shape = [N, C, ...spatial];
+      return fc.record({
+        x: valuesArb(shape.reduce((a, b) => a * b, 1), -3, 3).map((data) => ({ shape, data })),
+        G: fc.constant(G),
+        w: fc.option(valuesArb(C, -2, 2).map((data) => ({ shape: [C], data }))),
+        b: fc.option(valuesArb(C, -2, 2).map((data) => ({ shape: [C], data }))),
+      });
+    });
+}
+
+function gnComposite(x: E.Tensor, G: number, w: E.Tensor | null, b: E.Tensor | null, eps: number): E.Tensor {
+  const [N, C] = [x.shape[0]!, x.shape[1]!];
+  const xg = E.reshape(x, [N, G, -1]);
+  const y0 = E.reshape(lnComposite(xg, 1, null, null, eps), x.shape);
+  const view = [C, ...x.shape.slice(2).map(() => 1)];
+  let y = y0;
+  if (w) y = E.mul(y, E.reshape(w, view));
+  if (b) y = E.add(y, E.reshape(b, view));
+  return y;
+}
+
+function rmsComposite(x: E.Tensor, w: E.Tensor | null, eps: number): E.Tensor {
+  const k = w ? w.rank : 1;
+  const axes = Array.from({ length: k }, (_, i) => x.rank - k + i);
+  const y = E.mul(x, E.rsqrt(E.add(E.mean(E.square(x), axes, true), eps)));
+  return w ? E.mul(y, w) : y;
+}
+
+async function compare(f: (b: E.Backend) => E.Tensor, g: (b: E.Backend) => E.Tensor, b: E.Backend, tol: { atol: number; rtol: number }, what: string): Promise<void> {
+  const a = E.tidy(() => f(b));
+  const e = E.tidy(() => g(ref));
+  expect(a.shape).toEqual(e.shape);
+  expectClose(await a.toArray(), await e.toArray(), tol, what);
+  a.dispose();
+  e.dispose();
+}
+
+const lnRun = (c: LNCase, b: E.Backend, eps: number) =>
+  E.layerNorm(xOf(c.x, c.permuted, b), c.x.shape.slice(c.x.shape.length - c.k), c.w && make(c.w, b), c.b && make(c.b, b), eps);
+
+describe('norms: fused forward vs the composite (mean/var ops)', () => {
+  const t64 = { atol: 1e-11, rtol: 1e-11 };
+  it('layerNorm (float64)', async () => {
+    await fc.assert(
+      fc.asyncProperty(lnCaseArb(), async (c) => {
+        await compare((b) => lnRun(c, b, 1e-5), (b) => lnComposite(xOf(c.x, c.permuted, b), c.k, c.w && make(c.w, b), c.b && make(c.b, b), 1e-5), ref, t64, 'layerNorm');
+      }),
+      { numRuns: 20 },
+    );
+  });
+  it('groupNorm (float64)', async () => {
+    await fc.assert(
+      fc.asyncProperty(gnCaseArb(), async (c) => {
+        await compare(
+          (b) => E.groupNorm(make(c.x, b), c.G, c.w && make(c.w, b), c.b && make(c.b, b), 1e-4),
+          (b) => gnComposite(make(c.x, b), c.G, c.w && make(c.w, b), c.b && make(c.b, b), 1e-4),
+          ref,
+          t64,
+          'groupNorm',
+        );
+      }),
+      { numRuns: 20 },
+    );
+  });
+  it('rmsNorm (float64)', async () => {
+    await fc.assert(
+      fc.asyncProperty(lnCaseArb(), async (c) => {
+        await compare((b) => E.rmsNorm(xOf(c.x, c.permuted, b), c.w && make(c.w, b), 1e-6), (b) => rmsComposite(xOf(c.x, c.permuted, b), c.w && make(c.w, b), 1e-6), ref, t64, 'rmsNorm');
+      }),
+      { numRuns: 20 },
+    );
+  });
+});
+
+describe.runIf(gpu)('norms: GPU vs float64 reference', () => {
+  const tolFor = (spec: InputSpec, rows: number) => {
+    const cond = conditionOf(spec.data, rows);
+    return { atol: 3e-5 * cond, rtol: 3e-5 };
+  };
+  for (const [label, long] of [
+    ['short rows', false],
+    ['long rows', true],
+  ] as const) {
+    it(`layerNorm (${label})`, async () => {
+      await fc.assert(
+        fc.asyncProperty(lnCaseArb(7, long), async (c) => {
+          const rows = c.x.shape.slice(0, c.x.shape.length - c.k).reduce((a, d) => a * d, 1);
+          await compare((b) => lnRun(c, b, 1e-5), (b) => lnRun(c, b, 1e-5), gpu!, tolFor(c.x, rows), 'layerNorm');
+        }),
+        { numRuns: 12 },
+      );
+    });
+    it(`rmsNorm (${label})`, async () => {
+      await fc.assert(
+        fc.asyncProperty(lnCaseArb(7, long), async (c) => {
+          const run = (b: E.Backend) => E.rmsNorm(xOf(c.x, c.permuted, b), c.w && make(c.w, b));
+          await compare(run, run, gpu!, { atol: 3e-5, rtol: 3e-5 }, 'rmsNorm');
+        }),
+        { numRuns: 12 },
+      );
+    });
+  }
+  it('groupNorm', async () => {
+    await fc.assert(
+      fc.asyncProperty(gnCaseArb(), async (c) => {
+        const run = (b: E.Backend) => E.groupNorm(make(c.x, b), c.G, c.w && make(c.w, b), c.b && make(c.b, b));
+        await compare(run, run, gpu!, tolFor(c.x, c.x.shape[0]! * c.G), 'groupNorm');
+      }),
+      { numRuns: 16 },
+    );
+  });
+  it('groupNorm with large groups (one workgroup per row) and a sliced input', async () => {
+    const shape = [2, 8, 40, 50];
+    const data = Array.from({ length: 2 * 8 * 2000 }, (_, i) => Math.sin(i * 0.013) * 2 + (i % 7) * 0.1);
+    const run = (b: E.Backend) => E.groupNorm(E.slice(make({ shape, data }, b), [null, null, [1, 40, 2]]), 2, make({ shape: [8], data: [1, 2, 3, 4, -1, -2, 0.5, 0] }, b), null);
+    await compare(run, run, gpu!, tolFor({ shape, data }, 4), 'groupNorm sliced');
+  });
+  it('gradients on the GPU match float64 (layerNorm with affine)', async () => {
+    const shape = [5, 37];
+    const xs = { shape, data: Array.from({ length: 185 }, (_, i) => Math.cos(i * 0.9) * 2) };
+    const ws = { shape: [37], data: Array.from({ length: 37 }, (_, i) => 1 + 0.1 * Math.sin(i)) };
+    const grads = (b: E.Backend) =>
+      E.tidy(() => {
+        const x = make(xs, b).requireGrad();
+        const w = make(ws, b).requireGrad();
+        const bias = make(ws, b).requireGrad();
+        const gy = make({ shape, data: xs.data.map((v) => Math.sin(v * 3)) }, b);
+        return E.gradients(E.sum(E.mul(E.layerNorm(x, 37, w, bias), gy)), [x, w, bias]);
+      });
+    const a = grads(gpu!);
+    const e = grads(ref);
+    for (let k = 0; k < 3; k++) expectClose(await a[k]!.toArray(), await e[k]!.toArray(), { atol: 2e-4, rtol: 1e-4 }, `grad #${k}`);
+  });
+});
+
+describe('norms: gradients vs finite differences (float64)', () => {
+  const tol = { atol: 1e-6, rtol: 1e-5 };
+  const small = { shape: [2, 3, 4], data: Array.from({ length: 24 }, (_, i) => Math.sin(i * 1.7) * 1.5 + 0.2) };
+  const w12 = { shape: [3, 4], data: Array.from({ length: 12 }, (_, i) => 0.5 + Math.cos(i)) };
+  const b12 = { shape: [3, 4], data: Array.from({ length: 12 }, (_, i) => Math.sin(i * 0.3)) };
+  it('layerNorm w.r.t. x, weight, bias (generated)', async () => {
+    await fc.assert(
+      fc.asyncProperty(lnCaseArb(4), async (c) => {
+        const inputs = [c.x, ...(c.w ? [c.w] : []), ...(c.b ? [c.b] : [])];
+        await expectGradMatchesFD(
+          (x, ...rest) => {
+            let k = 0;
+            const w = c.w ? rest[k++]! : null;
+            const b = c.b ? rest[k++]! : null;
+            return E.layerNorm(x, c.x.shape.slice(c.x.shape.length - c.k), w, b, 1e-3);
+          },
+          inputs,
+          tol,
+        );
+      }),
+      { numRuns: 10 },
+    );
+  });
+  it('groupNorm w.r.t. x, weight, bias (generated)', async () => {
+    await fc.assert(
+      fc.asyncProperty(gnCaseArb(), async (c) => {
+        const inputs = [c.x, ...(c.w ? [c.w] : []), ...(c.b ? [c.b] : [])];
+        await expectGradMatchesFD(
+          (x, ...rest) => {
+            let k = 0;
+            const w = c.w ? rest[k++]! : null;
+            const b = c.b ? rest[k++]! : null;
+            return E.groupNorm(x, c.G, w, b, 1e-3);
+          },
+          inputs,
+          tol,
+        );
+      }),
+      { numRuns: 10 },
+    );
+  });
+  it('rmsNorm w.r.t. x and weight', async () => {
+    await expectGradMatchesFD((x, w) => E.rmsNorm(x, w), [small, w12], tol);
+    await expectGradMatchesFD((x) => E.rmsNorm(x), [small], tol);
+  });
+  it('gradients of gradients (layerNorm, groupNorm, rmsNorm)', async () => {
+    // d/dx and d/dw of <v, d/dx sum(u * norm(x, w))>: the backward rule must itself be differentiable.
+    const u = (b: E.Backend, shape: number[]) => E.tensor(Array.from({ length: shape.reduce((a, d) => a * d, 1) }, (_, i) => Math.cos(i * 0.77) + 0.3), shape, { backend: b });
+    const second = (norm: (x: E.Tensor, w: E.Tensor, b: E.Tensor) => E.Tensor) => (x: E.Tensor, w: E.Tensor, b: E.Tensor) =>
+      E.grad((z: E.Tensor, ww: E.Tensor, bb: E.Tensor) => E.sum(E.mul(norm(z, ww, bb), u(E.cpuF64, [...z.shape]))))(x, w, b)[0]!;
+    await expectGradMatchesFD(second((x, w, b) => E.layerNorm(x, [3, 4], w, b)), [small, w12, b12], tol, { wrt: [0, 1] });
+    const gx = { shape: [2, 4, 3], data: small.data };
+    const gw = { shape: [4], data: [0.7, 1.3, -0.4, 1.0] };
+    await expectGradMatchesFD(second((x, w, b) => E.groupNorm(x, 2, w, b)), [gx, gw, { shape: [4], data: [0, 0.1, 0.2, 0.3] }], tol, { wrt: [0, 1] });
+    await expectGradMatchesFD(second((x, w) => E.rmsNorm(x, w)), [small, { shape: [4], data: [0.7, 1.3, -0.4, 1.0] }, b12], tol, { wrt: [0, 1] });
+  });
+});
+
+describe('norms: errors', () => {
+  const x = E.zeros([2, 6, 3], { backend: ref });
+  it('shape errors name the op and the shapes', () => {
+    expect(() => E.layerNorm(x, [6])).toThrow(/layer_norm: normalizedShape \[6\] does not match the trailing dims/);
+    expect(() => E.layerNorm(x, [3], E.zeros([4], { backend: ref }))).toThrow(/layer_norm: weight shape \[4\] must equal normalizedShape \[3\]/);
+    expect(() => E.groupNorm(x, 4)).toThrow(/group_norm: 6 channels .* cannot be split into 4 groups/);
+    expect(() => E.groupNorm(x, 3, E.zeros([3], { backend: ref }))).toThrow(/group_norm: weight shape \[3\] must be \[6\]/);
+    expect(() => E.groupNorm(E.zeros([6], { backend: ref }), 3)).toThrow(/group_norm: expected an input of shape \[N, C, \.\.\.\]/);
+    expect(() => E.rmsNorm(x, E.zeros([6], { backend: ref }))).toThrow(/rms_norm: weight shape \[6\]/);
+  });
+  it('dtype errors name the dtype', () => {
+    expect(() => E.layerNorm(E.zeros([2, 3], { dtype: 'i32', backend: ref }), 3)).toThrow(/layer_norm: expected f32 tensors, got .*i32/);
+  });
+});
