@@ -1,0 +1,7 @@
+/** Public nn API: modules, layers, initializers (and, as they land, losses, optimizers, data). */
+export * from './module.js';
+export * from './init.js';
+export * from './layers/basic.js';
+export * from './layers/conv.js';
+export * from './layers/norm.js';
+export * from './layers/resblock.js';
