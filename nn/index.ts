@@ -5,3 +5,4 @@ export * from './layers/basic.js';
 export * from './layers/conv.js';
 export * from './layers/norm.js';
 export * from './layers/resblock.js';
+export * from './checkpoint/index.js';

@@ -33,3 +33,4 @@ export async function getDevice(opts: DeviceOptions = {}): Promise<Backend> {
 }
 
 export * from '../engine/index.js';
+export * from './checkpoint.js';
