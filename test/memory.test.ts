@@ -96,3 +96,16 @@ describe.runIf(gpu)('GPU buffer pool', () => {
     expect(Array.from(await c.toArray())).toEqual(new Array(64).fill(7));
   });
 });
+
+describe('composite ops free their intermediates when nothing is recorded', () => {
+  it('mean, var, logsumexp and crossEntropy outside tidy leave only their result alive', () => {
+    const x = E.randn([4, 5], { backend: E.cpuF64 });
+    const t = E.tensor([0, 1, 2, 3], [4], { backend: E.cpuF64, dtype: 'i32' });
+    for (const f of [() => x.mean(1), () => x.var(0), () => x.logsumexp(1), () => E.crossEntropy(x, t), () => E.mseLoss(x, x)]) {
+      const before = E.memoryStats().liveTensors;
+      const y = f();
+      expect(E.memoryStats().liveTensors).toBe(before + 1);
+      y.dispose();
+    }
+  });
+});

@@ -2,6 +2,7 @@
  * Loss functions, composed from differentiable ops (so their gradients, and gradients of those,
  * come from the ops they are built of). Semantics follow torch.nn.functional.
  */
+import { composite } from '../composite.js';
 import { fmtShape, shapesEqual } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { abs, square } from './unary.js';
@@ -47,22 +48,23 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
     throw new Error(`cross_entropy: logits ${fmtShape(logits.shape)} need targets of shape ${logits.rank < 2 ? '[N] with logits [N, C]' : fmtShape(expect)}, got ${fmtShape(targets.shape)}`);
   }
   const C = logits.shape[1]!;
-  const logp = logSoftmax(logits, 1);
-  const valid = ne(targets, ignoreIndex); // f32 0/1
-  const safe = where(valid, targets, 0);
-  const picked = squeeze(takeAlongAxis(logp, unsqueeze(safe, 1), 1), 1);
-  let loss = mul(picked, mul(valid, -1));
-  if (ls > 0) {
-    const smooth = mul(sum(logp, 1), mul(valid, -1));
-    loss = add(mul(loss, 1 - ls), mul(smooth, ls / C));
-  }
-  if (reduction === 'none') return loss;
-  if (reduction === 'sum') return sum(loss);
-  return div(sum(loss), sum(valid));
+  return composite([logits], () => {
+    const logp = logSoftmax(logits, 1);
+    const valid = ne(targets, ignoreIndex); // f32 0/1
+    const safe = where(valid, targets, 0);
+    const picked = squeeze(takeAlongAxis(logp, unsqueeze(safe, 1), 1), 1);
+    let loss = mul(picked, mul(valid, -1));
+    if (ls > 0) {
+      const smooth = mul(sum(logp, 1), mul(valid, -1));
+      loss = add(mul(loss, 1 - ls), mul(smooth, ls / C));
+    }
+    if (reduction === 'none') return loss;
+    if (reduction === 'sum') return sum(loss);
+    return div(sum(loss), sum(valid));
+  });
 }
 
-function reduce(op: string, x: Tensor, r: Reduction | undefined): Tensor {
-  const red = checkReduction(op, r ?? 'mean');
+function reduce(x: Tensor, red: Reduction): Tensor {
   return red === 'none' ? x : red === 'sum' ? sum(x) : mean(x);
 }
 
@@ -73,11 +75,13 @@ function checkPair(op: string, input: Tensor, target: Tensor): void {
 /** Mean squared error: reduce((input - target)^2). */
 export function mseLoss(input: Tensor, target: Tensor, opts: { reduction?: Reduction } = {}): Tensor {
   checkPair('mse_loss', input, target);
-  return reduce('mse_loss', square(sub(input, target)), opts.reduction);
+  const red = checkReduction('mse_loss', opts.reduction ?? 'mean');
+  return composite([input, target], () => reduce(square(sub(input, target)), red));
 }
 
 /** Mean absolute error: reduce(|input - target|) (gradient 0 where they are equal, as in PyTorch). */
 export function l1Loss(input: Tensor, target: Tensor, opts: { reduction?: Reduction } = {}): Tensor {
   checkPair('l1_loss', input, target);
-  return reduce('l1_loss', abs(sub(input, target)), opts.reduction);
+  const red = checkReduction('l1_loss', opts.reduction ?? 'mean');
+  return composite([input, target], () => reduce(abs(sub(input, target)), red));
 }

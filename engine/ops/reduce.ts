@@ -6,6 +6,7 @@ import { CpuBackend, CpuStorage } from '../cpu/backend.js';
 import { cpuData, forEachStrided } from '../cpu/strided.js';
 import { DTYPE_INFO, type DType } from '../dtype.js';
 import { record } from '../grad-mode.js';
+import { composite } from '../composite.js';
 import { collapseDims, fmtShape, normAxes, reducedShape, shapesEqual, sizeOf } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { GpuStorage, ParamBuilder, WebGPUBackend } from '../webgpu/backend.js';
@@ -190,7 +191,7 @@ export function mean(x: Tensor, axes?: Axes, keepdim = false): Tensor {
   checkFloat('mean', x);
   const ax = normAxes(axes, x.rank, 'mean');
   const n = sizeOf(ax.map((a) => x.shape[a]!));
-  return mul(sum(x, ax, keepdim), 1 / n);
+  return composite([x], () => mul(sum(x, ax, keepdim), 1 / n));
 }
 
 function extremum(kind: 'max' | 'min', x: Tensor, axes: Axes, keepdim: boolean): Tensor {
@@ -224,18 +225,22 @@ export function variance(x: Tensor, axes?: Axes, keepdim = false, correction = 1
   checkFloat('var', x);
   const ax = normAxes(axes, x.rank, 'var');
   const n = sizeOf(ax.map((a) => x.shape[a]!));
-  const d = sub(x, mean(x, ax, true));
-  return mul(sum(square(d), ax, keepdim), 1 / Math.max(n - correction, 0));
+  return composite([x], () => {
+    const d = sub(x, mean(x, ax, true));
+    return mul(sum(square(d), ax, keepdim), 1 / Math.max(n - correction, 0));
+  });
 }
 
 /** log(sum(exp(x))) computed stably by shifting with the (detached) maximum. */
 export function logsumexp(x: Tensor, axes?: Axes, keepdim = false): Tensor {
   checkFloat('logsumexp', x);
   const ax = normAxes(axes, x.rank, 'logsumexp');
-  const m = detach(max(x, ax, true));
-  const s = log(sum(exp(sub(x, m)), ax, true));
-  const y = add(s, m);
-  return keepdim ? y : reshape(y, reducedShape(x.shape, ax, false));
+  return composite([x], () => {
+    const m = detach(max(x, ax, true));
+    const s = log(sum(exp(sub(x, m)), ax, true));
+    const y = add(s, m);
+    return keepdim ? y : reshape(y, reducedShape(x.shape, ax, false));
+  });
 }
 
 /** Sums `g` down to `shape` (undoes broadcasting); returns g itself when shapes match. */
