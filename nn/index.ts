@@ -6,3 +6,4 @@ export * from './layers/conv.js';
 export * from './layers/norm.js';
 export * from './layers/resblock.js';
 export * from './checkpoint/index.js';
+export * from './optim/index.js';
