@@ -7,3 +7,5 @@ export * from './layers/norm.js';
 export * from './layers/resblock.js';
 export * from './checkpoint/index.js';
 export * from './optim/index.js';
+export * from './train/progress.js';
+export * from './data/index.js';

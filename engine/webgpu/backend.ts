@@ -137,6 +137,21 @@ export class WebGPUBackend implements Backend {
     return storage;
   }
 
+  /**
+   * Overwrites elements [offset, offset + data.length) of existing storage (queue.writeBuffer,
+   * which copies `data` immediately). Commands recorded but not yet submitted are submitted first:
+   * they must still see the old contents, and a writeBuffer issued now would run before them.
+   */
+  write(storage: Storage, data: Float32Array | Int32Array, offset = 0): void {
+    this.checkAlive();
+    const s = storage as GpuStorage;
+    if (!Number.isInteger(offset) || offset < 0 || (offset + data.length) * 4 > s.byteSize) {
+      throw new RangeError(`write: ${data.length} elements at offset ${offset} do not fit in storage of ${s.byteSize / 4} elements`);
+    }
+    if (this.encoder) this.flush();
+    if (data.length > 0) this.device.queue.writeBuffer(s.buffer, offset * 4, data.buffer, data.byteOffset, data.byteLength);
+  }
+
   free(storage: Storage): void {
     this.pool.release((storage as GpuStorage).buf);
   }
@@ -171,7 +186,10 @@ export class WebGPUBackend implements Backend {
     const cacheKey = `${spec.key}|${layoutKey}`;
     let hit = this.pipelines.get(cacheKey);
     if (!hit) {
-      const code = PRELUDE + spec.code();
+      // Directives (`enable subgroups;` ...) must precede the prelude's declarations.
+      const body = spec.code();
+      const directives = /^(\s*(enable|requires|diagnostic)\b[^;]*;)+/.exec(body)?.[0] ?? '';
+      const code = directives + PRELUDE + body.slice(directives.length);
       const module = this.device.createShaderModule({ code, label: spec.key });
       const pipeline = this.device.createComputePipeline({
         label: spec.key,
