@@ -6,22 +6,32 @@
  * comparison below is on (bits, index) pairs: smaller distance first, then smaller index; NaN
  * distances sort after +inf.
  *
- * k = 1 (`argminShader`): a GEMM-like tile kernel. A workgroup owns 64 rows and sweeps the codebook
- * in tiles of 64 codes; 256 threads each accumulate a 4x4 block of distances over d in chunks of 16
- * staged in workgroup memory, keep the best code per row, and reduce across the 16 threads of a row.
+ * k = 1 (`argminShader`): a GEMM-like tile kernel. A workgroup owns 64 rows and sweeps (its split
+ * of) the codebook in tiles of 64 codes; 256 threads each accumulate a 4x4 block of distances over d
+ * in chunks of 16 staged in workgroup memory, keep the best code per row, and reduce across the 16
+ * threads of a row. With few row tiles the codebook is split over more workgroups and
+ * `argminReduceShader` merges the per-split winners (2 dispatches).
  *
  * k >= 2 (`topkShader`): one workgroup per row. An adaptive radix select over the 32-bit distance
  * keys (8-bit digits starting below the bits all keys share, histograms in workgroup memory) narrows
  * the k-th smallest key to a bin small enough that the keys up to it can be collected into workgroup
  * memory; they are then rank-sorted by (key, index) and the first k written. When K fits (`cacheK`
  * > 0) the keys are computed once into workgroup memory; otherwise every sweep recomputes them
- * (typically 3-4 sweeps of K*d: min/max, one or two histogram passes, collection).
+ * (typically 3-4 sweeps of K*d: min/max, one or two histogram passes, collection). One workgroup
+ * per row rereads the codebook per row: with K beyond the cache (about 8K codes at 48 KiB) this path
+ * is bound by L1/L2 traffic; a multi-row variant sharing code tiles would be the next step.
  */
 export const VQ_TILE_ROWS = 64;
 export const VQ_WG = 256;
 
-/** Params: [N, K, D, zOffset, codebookOffset]. Outputs: indices i32 [N], distances f32 [N]. */
-export function argminShader(): string {
+/**
+ * Params: [N, K, D, zOffset, codebookOffset, splits, codesPerSplit, rowTiles]. Workgroup w takes
+ * row tile w % rowTiles and the codes [s * codesPerSplit, (s + 1) * codesPerSplit) of split
+ * s = w / rowTiles (split-K keeps the GPU busy when N is small). With `split` false (one split)
+ * it writes indices i32 [N] and distances f32 [N]; with `split` true it writes the best
+ * (key, index) of each split to part[(s * N + row) * 2 ..] for `argminReduceShader`.
+ */
+export function argminShader(split: boolean): string {
   const rows = [0, 1, 2, 3];
   const cols = [0, 1, 2, 3];
   const accDecl = rows.flatMap((a) => cols.map((b) => `var a${a}${b} = 0.0;`)).join(' ');
@@ -33,15 +43,23 @@ export function argminShader(): string {
   const update = rows
     .flatMap((a) =>
       cols.map(
-        (b) => `if (c0 + tx * 4u + ${b}u < K) { let kv = bitcast<u32>(a${a}${b}); if (kv < bk${a}) { bk${a} = kv; bi${a} = c0 + tx * 4u + ${b}u; } }`,
+        (b) => `if (c0 + tx * 4u + ${b}u < cEnd) { let kv = bitcast<u32>(a${a}${b}); if (kv < bk${a}) { bk${a} = kv; bi${a} = c0 + tx * 4u + ${b}u; } }`,
       ),
     )
     .join('\n    ');
+  const outputs = split
+    ? '@group(0) @binding(3) var<storage, read_write> part: array<u32>;'
+    : `@group(0) @binding(3) var<storage, read_write> outI: array<i32>;
+@group(0) @binding(4) var<storage, read_write> outD: array<f32>;`;
+  const write = split
+    ? `part[(s * N + row0 + lid.x) * 2u] = bk;
+    part[(s * N + row0 + lid.x) * 2u + 1u] = bi;`
+    : `outI[row0 + lid.x] = i32(bi);
+    outD[row0 + lid.x] = bitcast<f32>(bk);`;
   return `
 @group(0) @binding(1) var<storage, read> z: array<f32>;
 @group(0) @binding(2) var<storage, read> cb: array<f32>;
-@group(0) @binding(3) var<storage, read_write> outI: array<i32>;
-@group(0) @binding(4) var<storage, read_write> outD: array<f32>;
+${outputs}
 // f32 data is staged as bits so the same arrays can hold (key, index) pairs for the final reduce.
 var<workgroup> zt: array<u32, 1024>;
 var<workgroup> et: array<u32, 1024>;
@@ -53,12 +71,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let D = pu(2u);
   let zo = pu(3u);
   let eo = pu(4u);
-  let row0 = linear_wg(wid, nwg) * ${VQ_TILE_ROWS}u;
-  if (row0 >= N) { return; }
+  let w = linear_wg(wid, nwg);
+  let s = w / pu(7u);
+  if (s >= pu(5u)) { return; }
+  let row0 = (w % pu(7u)) * ${VQ_TILE_ROWS}u;
+  let cStart = s * pu(6u);
+  let cEnd = min(K, cStart + pu(6u));
   let tx = lid.x % 16u;
   let ty = lid.x / 16u;
   ${rows.map((a) => `var bk${a} = 0xffffffffu; var bi${a} = 0xffffffffu;`).join('\n  ')}
-  for (var c0 = 0u; c0 < K; c0 += 64u) {
+  for (var c0 = cStart; c0 < cEnd; c0 += 64u) {
     ${accDecl}
     for (var j0 = 0u; j0 < D; j0 += 16u) {
       for (var q = 0u; q < 4u; q++) {
@@ -69,7 +91,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         if (row0 + r < N && gj < D) { zv = z[zo + (row0 + r) * D + gj]; }
         zt[e] = bitcast<u32>(zv);
         var ev = 0.0;
-        if (c0 + r < K && gj < D) { ev = cb[eo + (c0 + r) * D + gj]; }
+        if (c0 + r < cEnd && gj < D) { ev = cb[eo + (c0 + r) * D + gj]; }
         et[e] = bitcast<u32>(ev);
       }
       workgroupBarrier();
@@ -93,9 +115,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       let iv = et[lid.x * 16u + t];
       if (kv < bk || (kv == bk && iv < bi)) { bk = kv; bi = iv; }
     }
-    outI[row0 + lid.x] = i32(bi);
-    outD[row0 + lid.x] = bitcast<f32>(bk);
+    ${write}
   }
+}
+`;
+}
+
+/** Params: [N, splits]. The best (key, index) over the splits of each row (ascending split order). */
+export function argminReduceShader(): string {
+  return `
+@group(0) @binding(1) var<storage, read> part: array<u32>;
+@group(0) @binding(2) var<storage, read_write> outI: array<i32>;
+@group(0) @binding(3) var<storage, read_write> outD: array<f32>;
+@compute @workgroup_size(${VQ_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let N = pu(0u);
+  let row = linear_wg(wid, nwg) * ${VQ_WG}u + lid.x;
+  if (row >= N) { return; }
+  var bk = 0xffffffffu;
+  var bi = 0xffffffffu;
+  for (var s = 0u; s < pu(1u); s++) {
+    let kv = part[(s * N + row) * 2u];
+    let iv = part[(s * N + row) * 2u + 1u];
+    if (kv < bk || (kv == bk && iv < bi)) { bk = kv; bi = iv; }
+  }
+  outI[row] = i32(bi);
+  outD[row] = bitcast<f32>(bk);
 }
 `;
 }
@@ -107,6 +152,8 @@ export interface TopkShaderSpec {
   zShared: boolean;
   /** Threads per workgroup (one workgroup per row). */
   wg: number;
+  /** d and both offsets are multiples of 4: read code rows as vec4 (4x fewer load instructions). */
+  vec4: boolean;
 }
 
 /** Capacity of the candidate buffer, and so the largest supported k. */
@@ -133,12 +180,36 @@ export const VQ_MAX_CANDIDATES = 512;
  * every invocation.
  */
 export function topkShader(s: TopkShaderSpec): string {
-  const { cacheK, zShared, wg } = s;
-  const keyOf = cacheK > 0 ? 'keys[c]' : 'dist_key(row, c)';
+  const { cacheK, zShared, wg, vec4 } = s;
+  // A sweep over the row's codes: thread lid handles codes lid, lid + wg, ...; the body sees c and kv.
+  // The computing sweep reads code rows directly: no barriers (cheap on lavapipe), and on GPUs the
+  // rows a workgroup reads stay in L1 across the loop over j.
+  const sweep = (body: string, fresh = false) =>
+    `for (var c = lid.x; c < K; c += ${wg}u) { let kv = ${cacheK > 0 && !fresh ? 'keys[c]' : 'dist_key(c)'}; ${body} }`;
+  const zAt = (j: string) => (zShared ? `zs[${j}]` : `z[zrow + ${j}]`);
+  // Sums run over j in order (as in the k = 1 kernel), also when loading 4 coordinates at a time.
+  const distBody = vec4
+    ? `let eb = (pu(4u) + c * D) / 4u;
+  for (var j = 0u; j < D; j += 4u) {
+    let e = cb4[eb + j / 4u];
+    let t0 = ${zAt('j')} - e.x;
+    let t1 = ${zAt('j + 1u')} - e.y;
+    let t2 = ${zAt('j + 2u')} - e.z;
+    let t3 = ${zAt('j + 3u')} - e.w;
+    acc += t0 * t0;
+    acc += t1 * t1;
+    acc += t2 * t2;
+    acc += t3 * t3;
+  }`
+    : `let eb = pu(4u) + c * D;
+  for (var j = 0u; j < D; j++) {
+    let t = ${zAt('j')} - cb[eb + j];
+    acc += t * t;
+  }`;
   const CAP = VQ_MAX_CANDIDATES;
   return `
 @group(0) @binding(1) var<storage, read> z: array<f32>;
-@group(0) @binding(2) var<storage, read> cb: array<f32>;
+${vec4 ? '@group(0) @binding(2) var<storage, read> cb4: array<vec4<f32>>;' : '@group(0) @binding(2) var<storage, read> cb: array<f32>;'}
 @group(0) @binding(3) var<storage, read_write> outI: array<i32>;
 @group(0) @binding(4) var<storage, read_write> outD: array<f32>;
 ${zShared ? 'var<workgroup> zs: array<f32, 256>;' : ''}
@@ -156,15 +227,12 @@ var<workgroup> ctl: array<u32, 8>;
 var<workgroup> done: u32;
 var<workgroup> mTotal: u32;
 
-fn dist_key(row: u32, c: u32) -> u32 {
+var<private> zrow: u32;
+
+fn dist_key(c: u32) -> u32 {
   let D = pu(2u);
-  let zb = pu(3u) + row * D;
-  let eb = pu(4u) + c * D;
   var acc = 0.0;
-  for (var j = 0u; j < D; j++) {
-    let t = ${zShared ? 'zs[j]' : 'z[zb + j]'} - cb[eb + j];
-    acc += t * t;
-  }
+  ${distBody}
   return bitcast<u32>(acc);
 }
 
@@ -180,6 +248,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let k = pu(5u);
   let row = linear_wg(wid, nwg);
   if (row >= N) { return; }
+  zrow = pu(3u) + row * D;
   if (lid.x == 0u) {
     atomicStore(&kmin, 0xffffffffu);
     atomicStore(&kmax, 0u);
@@ -191,12 +260,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   {
     var lo = 0xffffffffu;
     var hi = 0u;
-    for (var c = lid.x; c < K; c += ${wg}u) {
-      let kv = dist_key(row, c);
-      ${cacheK > 0 ? 'keys[c] = kv;' : ''}
-      lo = min(lo, kv);
-      hi = max(hi, kv);
-    }
+    ${sweep(`${cacheK > 0 ? 'keys[c] = kv;' : ''} lo = min(lo, kv); hi = max(hi, kv);`, true)}
     atomicMin(&kmin, lo);
     atomicMax(&kmax, hi);
   }
@@ -225,10 +289,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let mask = mask_above(known);
     let hb = (it & 1u) * 256u;
     for (var b = lid.x; b < 256u; b += ${wg}u) { atomicStore(&hist[256u - hb + b], 0u); }
-    for (var c = lid.x; c < K; c += ${wg}u) {
-      let kv = ${keyOf};
-      if ((kv & mask) == prefix) { atomicAdd(&hist[hb + ((kv >> shift) & 255u)], 1u); }
-    }
+    ${sweep('if ((kv & mask) == prefix) { atomicAdd(&hist[hb + ((kv >> shift) & 255u)], 1u); }')}
     workgroupBarrier();
     if (lid.x < 16u) {
       var s = 0u;
@@ -276,10 +337,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       let mask = mask_above(shift + 8u);
       let hb = ((passes + it) & 1u) * 256u;
       for (var b = lid.x; b < 256u; b += ${wg}u) { atomicStore(&hist[256u - hb + b], 0u); }
-      for (var c = lid.x; c < K; c += ${wg}u) {
-        let kv = ${keyOf};
-        if (kv == prefix && (c & mask) == ip) { atomicAdd(&hist[hb + ((c >> shift) & 255u)], 1u); }
-      }
+      ${sweep('if (kv == prefix && (c & mask) == ip) { atomicAdd(&hist[hb + ((c >> shift) & 255u)], 1u); }')}
       workgroupBarrier();
       if (lid.x == 0u) {
         var rem = ctl[6];
@@ -292,14 +350,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     Ti = ctl[5];
   }
-  for (var c = lid.x; c < K; c += ${wg}u) {
-    let kv = ${keyOf};
-    let take = select(kv <= top, kv < prefix || (kv == prefix && c <= Ti), m > ${CAP}u);
+  ${sweep(`let take = select(kv <= top, kv < prefix || (kv == prefix && c <= Ti), m > ${CAP}u);
     if (take) {
       let q = atomicAdd(&cnt, 1u);
       if (q < ${CAP}u) { candK[q] = kv; candI[q] = c; }
-    }
-  }
+    }`)}
   workgroupBarrier();
   let mc = min(atomicLoad(&cnt), ${CAP}u);
   for (var q = lid.x; q < mc; q += ${wg}u) {

@@ -1,5 +1,7 @@
 /**
  * Indexing ops: indexSelect, embedding, takeAlongAxis, scatterAdd, indexAdd.
+ * - PyTorch fixtures (test/fixtures/make_indexing.py: index_select, gather, scatter_add, index_add,
+ *   embedding; values and gradients) on the float64 CPU branch to 1e-12 and on the GPU.
  * - The float64 CPU branch is checked against a naive multi-index reference written here.
  * - GPU vs the float64 CPU branch over fast-check shapes, axes, index shapes and values. Gathers are
  *   copies, so they must match exactly. Scatter-adds sum up to ~8 terms of |v| <= 3 in f32 in a
@@ -9,6 +11,7 @@
  * - Gradients vs central finite differences in float64 (eps 1e-6; all ops are linear in the float
  *   inputs, so FD is exact up to rounding ~1e-10): atol 1e-6, rtol 1e-6.
  */
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import * as E from '../engine/index.js';
@@ -110,6 +113,80 @@ const alongCase = fc
         ),
     ),
   );
+
+// ---- PyTorch fixtures (test/fixtures/make_indexing.py) ----
+
+interface Enc {
+  shape: number[];
+  data: number[];
+}
+interface Fixture {
+  op: string;
+  dim: number;
+  index: Enc;
+  x?: Enc;
+  target?: Enc;
+  src?: Enc;
+  weight?: Enc;
+  y: Enc;
+  gy: Enc;
+  grads: Record<string, Enc>;
+}
+const fixtures = (JSON.parse(readFileSync(new URL('./fixtures/indexing.json', import.meta.url), 'utf8')) as { cases: Fixture[] }).cases.filter((c) => c.op !== 'nearest_codes');
+
+function runFixture(c: Fixture, b: E.Backend, grad: boolean): { y: E.Tensor; inputs: Record<string, E.Tensor> } {
+  const t = (e: Enc) => {
+    const x = E.tensor(e.data, e.shape, { backend: b });
+    return grad ? x.requireGrad() : x;
+  };
+  const idx = E.tensor(new Int32Array(c.index.data), c.index.shape, { backend: b });
+  switch (c.op) {
+    case 'index_select': {
+      const x = t(c.x!);
+      return { y: E.indexSelect(x, c.dim, idx), inputs: { x } };
+    }
+    case 'gather': {
+      const x = t(c.x!);
+      return { y: E.takeAlongAxis(x, idx, c.dim), inputs: { x } };
+    }
+    case 'scatter_add': {
+      const [target, src] = [t(c.target!), t(c.src!)];
+      return { y: E.scatterAdd(target, c.dim, idx, src), inputs: { target, src } };
+    }
+    case 'index_add': {
+      const [target, src] = [t(c.target!), t(c.src!)];
+      return { y: E.indexAdd(target, c.dim, idx, src), inputs: { target, src } };
+    }
+    case 'embedding': {
+      const weight = t(c.weight!);
+      return { y: E.embedding(weight, idx), inputs: { weight } };
+    }
+  }
+  throw new Error(`unknown fixture op ${c.op}`);
+}
+
+describe('PyTorch fixtures (index_select, gather, scatter_add, index_add, embedding)', () => {
+  it('covers every op', () => {
+    expect(new Set(fixtures.map((c) => c.op))).toEqual(new Set(['index_select', 'gather', 'scatter_add', 'index_add', 'embedding']));
+  });
+  it('float64 CPU: values and gradients of sum(y * gy)', async () => {
+    for (const c of fixtures) {
+      const { y, inputs } = runFixture(c, E.cpuF64, true);
+      expect(y.shape, c.op).toEqual(c.y.shape);
+      expectClose(await y.toArray(), c.y.data, { atol: 1e-12, rtol: 1e-12 }, `${c.op} y`);
+      const names = Object.keys(c.grads);
+      const gs = E.gradients(E.sum(E.mul(y, E.tensor(c.gy.data, c.gy.shape, { backend: E.cpuF64 }))), names.map((n) => inputs[n]!));
+      for (let i = 0; i < names.length; i++) expectClose(await gs[i]!.toArray(), c.grads[names[i]!]!.data, { atol: 1e-12, rtol: 1e-12 }, `${c.op} grad ${names[i]}`);
+    }
+  });
+  it.runIf(gpu)('GPU values (gathers exact; sums of <= 9 f32 terms within 1e-5)', async () => {
+    for (const c of fixtures) {
+      const { y } = runFixture(c, gpu!, false);
+      const sums = c.op === 'scatter_add' || c.op === 'index_add';
+      expectClose(await y.toArray(), c.y.data.map(Math.fround), sums ? { atol: 1e-5, rtol: 1e-6 } : exact, `${c.op} y`);
+    }
+  });
+});
 
 describe('CPU float64 branch vs naive reference', () => {
   it('indexSelect and indexAdd', async () => {
@@ -214,6 +291,22 @@ describe.runIf(gpu)('GPU vs float64 reference', () => {
     const fsrc = { shape: [n, 5], data: Array.from({ length: n * 5 }, (_, i) => Math.fround(Math.sin(i * 0.37))) };
     await expectMatchesReference((i, s) => E.indexAdd([3, 5], 0, i, s), [i32(ids), fsrc], gpu!, { atol: 3e-3, rtol: 0 }, 'indexAdd floats');
   });
+  it('indexAdd tiles: several row and column blocks, a middle axis, runs of one index, bad indices', async () => {
+    // Integer values: exact in any summation order. T = 200 rows (4 row tiles of 64), inner = 130
+    // (3 column tiles), outer = 3; rows 60..140 all hit index 7 (a run across tile borders).
+    const T = 200;
+    const ids = Array.from({ length: T }, (_, i) => (i >= 60 && i < 140 ? 7 : (i * 37) % 50));
+    const src = { shape: [3, T, 130], data: Array.from({ length: 3 * T * 130 }, (_, i) => ((i * 7) % 11) - 5) };
+    const base = { shape: [3, 50, 130], data: Array.from({ length: 3 * 50 * 130 }, (_, i) => (i % 5) - 2) };
+    await expectMatchesReference((b, i, s) => E.indexAdd(b, 1, i, s), [base, i32(ids), src], gpu!, exact, 'indexAdd tiles');
+    // Non-contiguous source (a transposed view).
+    await expectMatchesReference((i, s) => E.indexAdd([50, 3], 0, i, E.transpose(s)), [i32(ids), { shape: [3, T], data: src.data.slice(0, 3 * T) }], gpu!, exact, 'indexAdd strided src');
+    // On the GPU, out-of-range rows are dropped, also inside a tile with valid rows.
+    const b = gpu!;
+    const bad = E.tensor(new Int32Array([1, 5, -3, 1, 0]), [5], { backend: b });
+    const y = E.indexAdd([2, 2], 0, bad, E.tensor([1, 1, 2, 2, 4, 4, 8, 8, 16, 16], [5, 2], { backend: b }));
+    expect(Array.from(await y.toArray())).toEqual([16, 16, 9, 9]);
+  });
   it('i32 data: gather and exact atomic scatter-add', async () => {
     const x = i32([1, 2, 3, 4, 5, 6], [2, 3]);
     await expectMatchesReference((t, i) => E.indexSelect(t, 1, i), [x, i32([2, 2, 0])], gpu!, exact, 'i32 indexSelect');
@@ -280,6 +373,25 @@ describe('gradients vs finite differences (float64)', () => {
     const i2 = E.tensor(new Int32Array([0, 2, 2, 1]), [1, 4], { backend: E.cpuF64 });
     await expectGradMatchesFD((t) => E.grad((y) => E.sum(E.pow(E.indexSelect(y, 0, i1), 3)))(t)[0]!, [x34], { atol: 1e-6, rtol: 1e-6 });
     await expectGradMatchesFD((t) => E.grad((y) => E.sum(E.pow(E.takeAlongAxis(y, i2, 0), 3)))(t)[0]!, [x34], { atol: 1e-6, rtol: 1e-6 });
+  });
+});
+
+describe('memory', () => {
+  it('ops leave no live temporaries behind (outside tidy, no gradients)', () => {
+    const b = E.cpuF64;
+    const before = E.memoryStats().liveTensors;
+    const w = E.ones([4, 3], { backend: b });
+    const ids = E.tensor(new Int32Array([0, 3, 3, 1]), [2, 2], { backend: b });
+    const outs = [
+      E.embedding(w, ids),
+      E.indexSelect(w, 0, E.reshape(ids, [4])),
+      E.scatterAdd([4, 3], 0, E.tensor(new Int32Array([1, 2]), [1, 2], { backend: b }), E.ones([2, 3], { backend: b })),
+      E.indexAdd(w, 0, E.tensor(new Int32Array([2]), [1], { backend: b }), E.ones([1, 3], { backend: b })),
+    ];
+    const live = E.memoryStats().liveTensors - before;
+    // w, ids, the 4 outputs, and the 5 argument tensors created inline above.
+    expect(live).toBe(2 + 4 + 5);
+    expect(outs.every((t) => !t.isDisposed)).toBe(true);
   });
 });
 

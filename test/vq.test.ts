@@ -1,5 +1,7 @@
 /**
  * nearestCodes: the k nearest codebook rows per query row.
+ * - PyTorch fixtures (test/fixtures/make_indexing.py: float64 distances, stable sort, gradients of
+ *   the selected distances) on the float64 CPU branch to 1e-12 and on the GPU.
  * - The float64 CPU branch vs a brute-force sort written here (all distances, full sort by
  *   (distance, index)).
  * - GPU vs the float64 CPU branch. With integer-valued data every distance is an integer below
@@ -12,6 +14,7 @@
  * - Gradient of the distances vs central finite differences in float64 (eps 1e-6, quadratic
  *   function, so FD is exact up to rounding): atol 1e-6, rtol 1e-6.
  */
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import * as E from '../engine/index.js';
@@ -99,6 +102,45 @@ function expectNearest(got: { I: number[]; D: number[] }, want: { I: number[]; D
   }
 }
 
+interface Enc {
+  shape: number[];
+  data: number[];
+}
+interface CodesFixture {
+  op: string;
+  k: number;
+  z: Enc;
+  codebook: Enc;
+  indices: Enc;
+  y: Enc;
+  gy: Enc;
+  grads: { z: Enc; codebook: Enc };
+}
+const fixtures = (JSON.parse(readFileSync(new URL('./fixtures/indexing.json', import.meta.url), 'utf8')) as { cases: CodesFixture[] }).cases.filter((c) => c.op === 'nearest_codes');
+
+describe('PyTorch fixtures (test/fixtures/make_indexing.py: stable sort of float64 distances)', () => {
+  it('float64 CPU: indices, distances and their gradient', async () => {
+    expect(fixtures.length).toBe(4);
+    for (const c of fixtures) {
+      const z = E.tensor(c.z.data, c.z.shape, { backend: cpu }).requireGrad();
+      const cb = E.tensor(c.codebook.data, c.codebook.shape, { backend: cpu }).requireGrad();
+      const r = E.nearestCodes(z, cb, c.k);
+      expect(Array.from(await r.indices.toArray())).toEqual(c.indices.data);
+      expectClose(await r.distances.toArray(), c.y.data, { atol: 1e-12, rtol: 1e-12 }, 'distances');
+      const [gz, gc] = E.gradients(E.sum(E.mul(r.distances, E.tensor(c.gy.data, c.gy.shape, { backend: cpu }))), [z, cb]);
+      expectClose(await gz!.toArray(), c.grads.z.data, { atol: 1e-12, rtol: 1e-12 }, 'grad z');
+      expectClose(await gc!.toArray(), c.grads.codebook.data, { atol: 1e-12, rtol: 1e-12 }, 'grad codebook');
+    }
+  });
+  it.runIf(gpu)('GPU: same indices, distances within tolerance', async () => {
+    for (const c of fixtures) {
+      const r = E.nearestCodes(E.tensor(c.z.data, c.z.shape, { backend: gpu! }), E.tensor(c.codebook.data, c.codebook.shape, { backend: gpu! }), c.k);
+      expect(Array.from(await r.indices.toArray())).toEqual(c.indices.data);
+      expectClose(await r.distances.toArray(), c.y.data, tol, 'distances');
+    }
+  });
+});
+
 describe('CPU float64 branch vs brute force', () => {
   it('integer data with ties, k = 1 .. K', async () => {
     await fc.assert(
@@ -161,11 +203,25 @@ describe.runIf(gpu)('GPU vs float64 reference', () => {
     const z = values(c.N * c.d, 10);
     const cb = values(c.K * c.d, 11);
     expectNearest(await run(gpu!, z, cb, c), await run(cpu, z, cb, c), z, cb, c);
-    // Integer data: exact, with ties, on the uncached path.
-    const zi = values(64 * 16, 12, 1);
-    const ci = values(c.K * 16, 13, 1);
-    const ci2 = { ...c, N: 64 };
-    expect(await run(gpu!, zi, ci, ci2)).toEqual(await run(cpu, zi, ci, ci2));
+  });
+  it('vec4 and scalar code reads, cached and uncached (exact, with ties)', async () => {
+    const saved = E.nearestCodesTuning.vec4;
+    try {
+      for (const vec4 of [true, false]) {
+        E.nearestCodesTuning.vec4 = vec4;
+        for (const c of [
+          { N: 24, K: 16384, d: 16, k: 100, seed: 0 }, // uncached
+          { N: 30, K: 1000, d: 12, k: 9, seed: 0 }, // cached
+          { N: 2, K: 9000, d: 260, k: 7, seed: 1 }, // uncached, query row in global memory, all codes equal
+        ]) {
+          const z = values(c.N * c.d, 12 + c.seed, 1);
+          const cb = c.seed === 1 ? Array.from({ length: c.K * c.d }, (_, i) => ((i % c.d) % 3) - 1) : values(c.K * c.d, 13, 1);
+          expect(await run(gpu!, z, cb, c), `vec4 ${vec4} K=${c.K}`).toEqual(await run(cpu, z, cb, c));
+        }
+      }
+    } finally {
+      E.nearestCodesTuning.vec4 = saved;
+    }
   });
   it('d > 256 (query row read from global memory) and k = 512', async () => {
     const c = { N: 5, K: 700, d: 300, k: 512, seed: 0 };
@@ -178,6 +234,18 @@ describe.runIf(gpu)('GPU vs float64 reference', () => {
     const z = values(c.N * c.d, 30, 2);
     const cb = [0, 0, 1, 1, -1, 2];
     expect(await run(gpu!, z, cb, c)).toEqual(await run(cpu, z, cb, c));
+  });
+  it('argmin without codebook splitting (many row tiles) and with many splits (one row tile)', async () => {
+    // 513 row tiles: no split, 3 code tiles swept by each workgroup.
+    const a = { N: 64 * 513 - 5, K: 130, d: 3, k: 1, seed: 0 };
+    const za = values(a.N * a.d, 31, 2);
+    const ca = values(a.K * a.d, 32, 2);
+    expect(await run(gpu!, za, ca, a)).toEqual(await run(cpu, za, ca, a));
+    // One row tile, 16384 codes: 256 splits of 64 codes, merged by the reduce kernel.
+    const b = { N: 7, K: 16384, d: 5, k: 1, seed: 0 };
+    const zb = values(b.N * b.d, 33, 3);
+    const cbb = values(b.K * b.d, 34, 3);
+    expect(await run(gpu!, zb, cbb, b)).toEqual(await run(cpu, zb, cbb, b));
   });
   it('non-contiguous inputs and leading dims', async () => {
     const zd = values(2 * 3 * 5, 40);
@@ -231,6 +299,15 @@ describe('edge cases and errors', () => {
       const g = E.nearestCodes(E.zeros([0, 3], { backend: gpu }), E.ones([4, 3], { backend: gpu }), 2);
       expect((await g.distances.toArray()).length).toBe(0);
     }
+  });
+  it('leaves no live temporaries behind (leading dims, non-contiguous inputs, no gradients)', () => {
+    const before = E.memoryStats().liveTensors;
+    const z = E.permute(E.ones([3, 2, 5], { backend: cpu }), [1, 0, 2]);
+    const cb = E.ones([4, 5], { backend: cpu });
+    const r = E.nearestCodes(z, cb, 2);
+    // ones, its permuted view, the codebook, and the two outputs.
+    expect(E.memoryStats().liveTensors - before).toBe(5);
+    expect(r.indices.shape).toEqual([2, 3, 2]);
   });
   it('bad arguments name the op', () => {
     const z = E.zeros([2, 3], { backend: cpu });

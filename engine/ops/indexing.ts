@@ -10,7 +10,8 @@
  *
  * GPU float scatter-adds accumulate with atomic compare-exchange, so repeated indices are summed
  * in a scheduling-dependent order (results may differ in the last bits from run to run); see
- * shaders/indexing.ts.
+ * shaders/indexing.ts. Float indexAdd (the backward of indexSelect / embedding) first sums rows
+ * that share a target within 64-row tiles, so heavily repeated indices stay fast.
  */
 import { CpuBackend } from '../cpu/backend.js';
 import { cpuData, forEachStrided } from '../cpu/strided.js';
@@ -19,7 +20,7 @@ import { record } from '../grad-mode.js';
 import { checkShape, collapseDims, contiguousStrides, fmtShape, normAxis, shapesEqual, sizeOf } from '../shape.js';
 import { isTensor, Tensor } from '../tensor.js';
 import { GpuStorage, ParamBuilder, WebGPUBackend } from '../webgpu/backend.js';
-import { gatherScatterParamWords, gatherScatterShader, INDEX_WG } from '../../shaders/indexing.js';
+import { gatherScatterParamWords, gatherScatterShader, IA_COLS, IA_ROWS, INDEX_WG, indexAddTiledShader } from '../../shaders/indexing.js';
 import { checkSameBackend, elementwise } from './elementwise.js';
 import { full } from './creation.js';
 import { reshape, slice } from './movement.js';
@@ -177,12 +178,46 @@ export function indexAdd(target: Tensor | readonly number[], axis: number, idx: 
     throw new Error(`indexAdd: source shape ${fmtShape(src.shape)} does not match target ${fmtShape(outShape)} with ${idx.shape[0]} indices along axis ${ax} (expected ${fmtShape(want)})`);
   }
   if (base && base.dtype !== src.dtype) throw new TypeError(`indexAdd: dtype mismatch, ${base.describe()} vs ${src.describe()}`);
-  const y = scatterKernel('indexAdd', base, outShape, ax, idx, src, want, [...src.strides], axisOnly(idx, ax, want.length));
+  const y =
+    src.backend instanceof WebGPUBackend && src.dtype === 'f32'
+      ? indexAddTiled(base, outShape, ax, idx, src)
+      : scatterKernel('indexAdd', base, outShape, ax, idx, src, want, [...src.strides], axisOnly(idx, ax, want.length));
   const inputs = base ? [base, src] : [src];
   return record(y, 'indexAdd', inputs, (g) => {
     const gs = indexSelect(g, ax, idx);
     return base ? [g, gs] : [gs];
   });
+}
+
+/** GPU f32 indexAdd through the pre-aggregating kernel (see shaders/indexing.ts). */
+function indexAddTiled(base: Tensor | null, outShape: number[], axis: number, idx: Tensor, src: Tensor): Tensor {
+  checkSameBackend('indexAdd', base ? [src, idx, base] : [src, idx]);
+  const out = base
+    ? elementwise('indexAdd', [base], { expr: 'a', cpu: (a) => a, outDtype: 'f32' })
+    : full(outShape, 0, { dtype: 'f32', backend: src.backend });
+  const outer = sizeOf(outShape.slice(0, axis));
+  const inner = sizeOf(outShape.slice(axis + 1));
+  const T = idx.shape[0]!;
+  const V = outShape[axis]!;
+  if (outer * T * inner === 0 || out.size === 0) return out;
+  const sc = src.isContiguous ? null : elementwise('indexAdd', [src], { expr: 'a', cpu: (a) => a, outDtype: 'f32' });
+  const s = sc ?? src;
+  const rowBlocks = Math.ceil(T / IA_ROWS);
+  const colBlocks = Math.ceil(inner / IA_COLS);
+  const p = new ParamBuilder().u32(outer, T, inner, V, s.offset, idx.offset, idx.strides[0]!, rowBlocks, colBlocks);
+  (src.backend as WebGPUBackend).dispatch({
+    key: 'indexAdd-tiled',
+    code: indexAddTiledShader,
+    buffers: [
+      { storage: s.storage as GpuStorage, access: 'read' },
+      { storage: idx.storage as GpuStorage, access: 'read' },
+      { storage: out.storage as GpuStorage, access: 'read_write' },
+    ],
+    params: p.words,
+    workgroups: outer * rowBlocks * colBlocks,
+  });
+  sc?.dispose();
+  return out;
 }
 
 /**
@@ -192,8 +227,14 @@ export function indexAdd(target: Tensor | readonly number[], axis: number, idx: 
 export function embedding(weight: Tensor, ids: Tensor): Tensor {
   checkIndex('embedding', ids);
   if (weight.rank !== 2) throw new Error(`embedding: weight must be [V, D], got ${weight.describe()}`);
-  const flat = indexSelect(weight, 0, reshape(ids, [ids.size]));
-  return reshape(flat, [...ids.shape, weight.shape[1]!]);
+  const ids1 = reshape(ids, [ids.size]);
+  const flat = indexSelect(weight, 0, ids1);
+  const out = reshape(flat, [...ids.shape, weight.shape[1]!]);
+  // `out` shares flat's storage and the tape only reads flat's shape; ids1 is read by the
+  // backward pass, so it stays alive when one was recorded.
+  flat.dispose();
+  if (!out.requiresGrad) ids1.dispose();
+  return out;
 }
 
 function checkGatherShapes(op: string, what: string, idx: Tensor, shape: readonly number[], axis: number, includeAxis: boolean): void {
@@ -239,8 +280,11 @@ export function scatterAdd(target: Tensor | readonly number[], axis: number, idx
   const s = shapesEqual(src.shape, idx.shape) ? src : slice(src, idx.shape.map((d) => [0, d] as [number, number]));
   const y = scatterKernel('scatterAdd', base, outShape, ax, idx, s, [...idx.shape], [...s.strides], [...idx.strides]);
   const inputs = base ? [base, s] : [s];
-  return record(y, 'scatterAdd', inputs, (g) => {
+  record(y, 'scatterAdd', inputs, (g) => {
     const gs = takeAlongAxis(g, idx, ax);
     return base ? [g, gs] : [gs];
   });
+  // The slice view only links the tape to src (its shape is all the backward pass reads).
+  if (s !== src) s.dispose();
+  return y;
 }

@@ -17,7 +17,7 @@ import { record } from '../grad-mode.js';
 import { fmtShape, sizeOf } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { GpuStorage, ParamBuilder, WebGPUBackend } from '../webgpu/backend.js';
-import { argminShader, topkShader, VQ_MAX_CANDIDATES, VQ_TILE_ROWS } from '../../shaders/vq.js';
+import { argminReduceShader, argminShader, topkShader, VQ_MAX_CANDIDATES, VQ_TILE_ROWS, VQ_WG } from '../../shaders/vq.js';
 import { checkSameBackend, elementwise } from './elementwise.js';
 import { mul, sub } from './binary.js';
 import { indexAdd, indexSelect } from './indexing.js';
@@ -37,7 +37,18 @@ export const NEAREST_CODES_MAX_K_GPU = VQ_MAX_CANDIDATES;
 /** Largest codebook the GPU selection kernel (k >= 2) handles: indices are selected on 16 bits. */
 export const NEAREST_CODES_MAX_CODES_GPU = 65536;
 
-const TOPK_WG = Number((globalThis as { process?: { env: Record<string, string> } }).process?.env.TOPK_WG ?? 64);
+/** Threads per row of the selection kernel (k >= 2). */
+const TOPK_WG = 64;
+
+/**
+ * Kernel knobs, exposed for tests and benchmarks. `argminTargetWorkgroups`: the k = 1 kernel splits
+ * the codebook until about this many workgroups run. `vec4`: let the selection kernel read code rows
+ * as vec4 when d and the offsets allow.
+ */
+export const nearestCodesTuning: { argminTargetWorkgroups: number; vec4: boolean } = {
+  argminTargetWorkgroups: 512,
+  vec4: true,
+};
 
 function nextPow2(n: number): number {
   let p = 1;
@@ -152,7 +163,35 @@ export function nearestCodes(z: Tensor, codebook: Tensor, k = 1): NearestCodes {
         { storage: distances.storage as GpuStorage, access: 'read_write' as const },
       ];
       if (k === 1) {
-        gpu.dispatch({ key: 'vq-argmin', code: argminShader, buffers, params: p.words, workgroups: Math.ceil(N / VQ_TILE_ROWS) });
+        // Split the codebook when there are few row tiles, so enough workgroups run at once; the
+        // per-split winners are merged (in split order, so the result does not change) by a second
+        // small kernel.
+        const rowTiles = Math.ceil(N / VQ_TILE_ROWS);
+        const codeTiles = Math.ceil(K / 64);
+        const want = Math.min(codeTiles, Math.max(1, Math.floor(nearestCodesTuning.argminTargetWorkgroups / rowTiles)));
+        const cps = Math.ceil(codeTiles / want) * 64;
+        const splits = Math.ceil(K / cps);
+        const pa = new ParamBuilder().u32(N, K, d, zt.offset, et.offset, splits, cps, rowTiles);
+        if (splits === 1) {
+          gpu.dispatch({ key: 'vq-argmin', code: () => argminShader(false), buffers, params: pa.words, workgroups: rowTiles });
+        } else {
+          const part = new Tensor(gpu.alloc(splits * N * 2, 'i32'), [splits * N * 2], 'i32', op);
+          gpu.dispatch({
+            key: 'vq-argmin-split',
+            code: () => argminShader(true),
+            buffers: [buffers[0]!, buffers[1]!, { storage: part.storage as GpuStorage, access: 'read_write' }],
+            params: pa.words,
+            workgroups: rowTiles * splits,
+          });
+          gpu.dispatch({
+            key: 'vq-argmin-reduce',
+            code: argminReduceShader,
+            buffers: [{ storage: part.storage as GpuStorage, access: 'read' }, buffers[2]!, buffers[3]!],
+            params: new ParamBuilder().u32(N, splits).words,
+            workgroups: Math.ceil(N / VQ_WG),
+          });
+          part.dispose();
+        }
       } else {
         const zShared = d <= 256;
         // Workgroup memory besides the key cache: histograms, candidates, query row, selection state.
@@ -163,9 +202,10 @@ export function nearestCodes(z: Tensor, codebook: Tensor, k = 1): NearestCodes {
         const cacheK = fixed + pow2 * 4 <= limit ? pow2 : Math.ceil(K / 256) * 256;
         const cached = fixed + cacheK * 4 <= limit;
         const wg = TOPK_WG;
+        const vec4 = nearestCodesTuning.vec4 && d % 4 === 0 && et.offset % 4 === 0 && (zShared || zt.offset % 4 === 0);
         gpu.dispatch({
-          key: `vq-topk|${cached ? cacheK : 0}|${zShared}|${wg}`,
-          code: () => topkShader({ cacheK: cached ? cacheK : 0, zShared, wg }),
+          key: `vq-topk|${cached ? cacheK : 0}|${zShared}|${wg}|${vec4}`,
+          code: () => topkShader({ cacheK: cached ? cacheK : 0, zShared, wg, vec4 }),
           buffers,
           params: p.words,
           workgroups: N,
@@ -184,5 +224,11 @@ export function nearestCodes(z: Tensor, codebook: Tensor, k = 1): NearestCodes {
     const t = mul(sub(unsqueeze(z2, 1), e), unsqueeze(mul(g, 2), 2)); // dL/d(z - e), [N, k, d]
     return [sum(t, 1), indexAdd([K, d], 0, flat, reshape(neg(t), [N * k, d]))];
   });
-  return { indices: outIndices, distances: z.rank === 2 ? distances : reshape(distances, [...lead, k]) };
+  if (z.rank === 2) return { indices: outIndices, distances };
+  const outDistances = reshape(distances, [...lead, k]);
+  // The views share storage; the tape reads only the shape of the [N, k] tensor. z2 is read by the
+  // backward pass, so it stays alive when one was recorded.
+  distances.dispose();
+  if (!outDistances.requiresGrad) z2.dispose();
+  return { indices: outIndices, distances: outDistances };
 }
