@@ -9,3 +9,4 @@ export * from './checkpoint/index.js';
 export * from './optim/index.js';
 export * from './train/progress.js';
 export * from './data/index.js';
+export * from './train/state.js';

@@ -35,3 +35,4 @@ export async function getDevice(opts: DeviceOptions = {}): Promise<Backend> {
 export * from '../engine/index.js';
 export * from './checkpoint.js';
 export * from './data/index.js';
+export * from './train.js';
