@@ -10,3 +10,4 @@ export * from './optim/index.js';
 export * from './train/progress.js';
 export * from './data/index.js';
 export * from './train/state.js';
+export * from './losses.js';

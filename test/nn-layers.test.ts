@@ -202,3 +202,17 @@ describe('layer behaviour', () => {
     expect(() => new nn.Conv2d(3, 4, 3, { groups: 2 })).toThrow(/divisible by groups 2/);
   });
 });
+
+describe('hinge GAN losses', () => {
+  it('match their definitions and gradients', async () => {
+    const real = E.tensor([2, 0.5, -1], [3], { backend: E.cpuF64 }).requireGrad();
+    const fake = E.tensor([-2, 0.3, 1.5], [3], { backend: E.cpuF64 }).requireGrad();
+    const d = nn.hingeDiscriminatorLoss(real, fake);
+    // relu(1 - real) = [0, 0.5, 2] -> mean 5/6; relu(1 + fake) = [0, 1.3, 2.5] -> mean 3.8/3; halved.
+    expect(await d.item()).toBeCloseTo(0.5 * (2.5 / 3 + 3.8 / 3), 12);
+    d.backward();
+    expectClose(await real.grad!.toArray(), [0, -1 / 6, -1 / 6], { atol: 1e-12, rtol: 0 });
+    expectClose(await fake.grad!.toArray(), [0, 1 / 6, 1 / 6], { atol: 1e-12, rtol: 0 });
+    expect(await nn.hingeGeneratorLoss(fake).item()).toBeCloseTo(-(-2 + 0.3 + 1.5) / 3, 12);
+  });
+});
