@@ -5,15 +5,20 @@
  *   0 M, 1 N, 2 K, 3 aOffset, 4 bOffset, 5 aStrideM, 6 aStrideK, 7 bStrideK, 8 bStrideN,
  *   9 tilesM, 10 tilesN, 11 batch count,
  *   12.. batchShape[R], aBatchStrides[R], bBatchStrides[R]   (R = batchRank, baked in)
- * Workgroup w (linearized) computes tile (w % tilesN, (w / tilesN) % tilesM) of batch w / (tilesM * tilesN).
+ * Workgroup w (linearized) computes tile (w % tilesN, (w / tilesN) % tilesM) of batch w / (tilesM * tilesN)
+ * (the tiled kernel can reorder tiles within a batch in groups of GROUP_M rows).
  *
- * Two kernels:
- *  - `matmulSimpleShader`: one output per thread, any strides (tiny problems, odd views).
- *  - `matmulTiledShader`: block tile BM x BN per workgroup, K in steps of BK through workgroup
- *    memory, TM x TN outputs per thread, A tile stored k-major ("transposed") so a thread reads its
- *    TM rows as vec4s. Operands are read row-major or transposed in place (aT/bT), with vec4 global
- *    loads when the contiguous dimension, leading dimension and offsets are multiples of 4. Every
- *    size is baked into the WGSL so loops unroll and indices fold.
+ * Three kernels:
+ *  - `matmulSimpleShader`: one output per thread, any strides (tiny problems).
+ *  - `matmulTiledShader` (GPUs): block tile BM x BN per workgroup, K in steps of BK through
+ *    workgroup memory, TM x TN outputs per thread, A tile stored k-major ("transposed") so a thread
+ *    reads its TM rows as vec4s. Operands are read row-major or transposed in place (aT/bT), with
+ *    vec4 global loads when the contiguous dimension, leading dimension and offsets are multiples
+ *    of 4 (scalar loads otherwise). Optional register prefetch, double buffering (one barrier per
+ *    K tile), row padding and grouped tile order. Every size is baked into the WGSL so loops
+ *    unroll and indices fold; bounds checks only when M, N or K is not a tile multiple.
+ *  - `matmulRowShader` (software adapters such as lavapipe): register blocking without workgroup
+ *    memory, shaped around how a CPU SIMD implementation executes loads (see its comment).
  */
 
 export const MATMUL_P = { M: 0, N: 1, K: 2, aOff: 3, bOff: 4, aSM: 5, aSK: 6, bSK: 7, bSN: 8, tilesM: 9, tilesN: 10, batch: 12 } as const;
@@ -44,6 +49,12 @@ export interface MatmulTiledSpec extends MatmulTileConfig {
   checked: boolean;
   /** Register prefetch of the next K tile while computing the current one. */
   prefetch: boolean;
+  /** Two shared buffers (implies prefetch): one barrier per K tile instead of two. */
+  doubleBuffer: boolean;
+  /** One vec4 of padding per shared row (fewer bank conflicts on transposing stores). */
+  pad: boolean;
+  /** Grouped tile order: GROUP_M row tiles per column sweep (1 = row-major order). */
+  groupM?: number;
   batchRank: number;
 }
 
@@ -122,28 +133,32 @@ export function matmulTiledShader(s: MatmulTiledSpec): string {
   if (err) throw new Error(`matmul: bad tile config ${JSON.stringify(s)}: ${err}`);
   const { BM, BN, BK, TM, TN } = s;
   const NT = tiledThreads(s);
-  const BM4 = BM / 4;
-  const BN4 = BN / 4;
+  // Shared rows are BM/4 (BN/4) vec4s, plus one vec4 of padding when `pad` (fewer bank conflicts
+  // on the transposing stores; reads stay aligned vec4s).
+  const pad = s.pad ? 1 : 0;
+  const RA = BM / 4 + pad;
+  const RB = BN / 4 + pad;
   const TX = BN / TN; // threads along N
   const TY = BM / TM; // threads along M
   const chk = s.checked;
+  const dbl = s.doubleBuffer;
+  const G = s.groupM ?? 1;
   const L: string[] = [];
   const emit = (x: string) => L.push(x);
 
   // ---- global -> register loads; register -> workgroup stores ----
-  // A tile: BM x BK elements. Loads are described by (element index e) -> (m, k) within the tile.
+  // A tile: BM x BK elements; B tile: BK x BN. Load e of a thread covers tile coords (r, k).
   interface Plan {
     count: number; // loads per thread
-    guard: boolean; // last round partially filled
-    load: (i: number, base: string) => string[]; // statements loading register r{i}
-    store: (i: number) => string[];
+    load: (i: number, k0: string) => string[]; // statements loading register ra{i}/rb{i}
+    store: (i: number, buf: string) => string[];
   }
   const plan = (which: 'A' | 'B'): Plan => {
     const isA = which === 'A';
     const vec = isA ? s.vecA : s.vecB;
     const trans = isA ? s.aT : s.bT;
     const R = isA ? BM : BN; // tile extent along M (A) or N (B)
-    const R4 = R / 4;
+    const RS = isA ? RA : RB; // shared row stride in vec4s
     const arr = isA ? 'A' : 'B';
     const sh = isA ? 'As' : 'Bs';
     const reg = isA ? 'ra' : 'rb';
@@ -156,8 +171,7 @@ export function matmulTiledShader(s: MatmulTiledSpec): string {
     const width = vec ? 4 : 1;
     const total = (R * BK) / width;
     const count = Math.ceil(total / NT);
-    const guard = total % NT !== 0;
-    // Tile coordinates of load e: (r, k) where r in [0,R), k in [0,BK).
+    const guard = total % NT !== 0; // the last round is partial
     const coords = (i: number): { r: string; k: string; e: string } => {
       const e = `(tid + ${i * NT}u)`;
       if (kContig) {
@@ -167,64 +181,69 @@ export function matmulTiledShader(s: MatmulTiledSpec): string {
       const per = R / width;
       return { e, k: `(${e} / ${per}u)`, r: `(${e} % ${per}u) * ${width}u` };
     };
+    const wrap = (cond: string | null, stmts: string[]) => (cond ? [`if (${cond}) {`, ...stmts.map((x) => '  ' + x), '}'] : stmts);
     return {
       count,
-      guard,
       load: (i, k0) => {
         const { r, k, e } = coords(i);
-        const out: string[] = [];
-        out.push(`{`);
-        out.push(`  let lr = ${r}; let lk = ${k};`);
-        out.push(`  let gr = ${r0} + lr; let gk = ${k0} + lk;`);
+        const body = [`let lr = ${r}; let lk = ${k};`, `let gr = ${r0} + lr; let gk = ${k0} + lk;`];
         // Address: unit stride along the contiguous dim, ld along the other.
         const addr = kContig ? `${base} + gr * ${ld} + gk` : `${base} + gk * ${ld} + gr`;
-        const conds: string[] = [];
-        if (guard) conds.push(`${e} < ${total}u`);
-        if (chk) conds.push(`gr < ${ext}`, `gk < K`);
-        if (vec) {
-          const load = `${arr}[(${addr}) / 4u]`;
-          if (conds.length) out.push(`  ${reg}${i} = vec4<f32>(0.0); if (${conds.join(' && ')}) { ${reg}${i} = ${load}; }`);
-          else out.push(`  ${reg}${i} = ${load};`);
-        } else {
-          const load = `${arr}[${addr}]`;
-          if (conds.length) out.push(`  ${reg}${i} = 0.0; if (${conds.join(' && ')}) { ${reg}${i} = ${load}; }`);
-          else out.push(`  ${reg}${i} = ${load};`);
-        }
-        out.push(`}`);
-        return out;
+        const load = vec ? `${arr}[(${addr}) / 4u]` : `${arr}[${addr}]`;
+        if (chk) {
+          body.push(`${reg}${i} = ${vec ? 'vec4<f32>(0.0)' : '0.0'};`);
+          body.push(`if (gr < ${ext} && gk < K) { ${reg}${i} = ${load}; }`);
+        } else body.push(`${reg}${i} = ${load};`);
+        return ['{', ...wrap(guard ? `${e} < ${total}u` : null, body).map((x) => '  ' + x), '}'];
       },
-      store: (i) => {
+      store: (i, buf) => {
         const { r, k, e } = coords(i);
-        const out: string[] = [];
-        const wrap = (stmts: string[]) => (guard ? [`if (${e} < ${total}u) {`, ...stmts.map((x) => '  ' + x), '}'] : stmts);
         const body: string[] = [`let lr = ${r}; let lk = ${k};`];
+        const at = (kk: string) => `(${buf}${kk}) * ${RS}u + lr / 4u`;
         if (vec && !kContig) {
           // 4 consecutive r at one k: a whole vec4 of the shared row.
-          body.push(`${sh}[lk * ${R4}u + lr / 4u] = ${reg}${i};`);
+          body.push(`${sh}[${at('lk')}] = ${reg}${i};`);
         } else if (vec) {
-          // 4 consecutive k at one r: scatter into 4 shared rows.
-          for (let c = 0; c < 4; c++) body.push(`${sh}[(lk + ${c}u) * ${R4}u + lr / 4u][lr % 4u] = ${reg}${i}[${c}];`);
+          // 4 consecutive k at one r: scatter into 4 shared rows (the transposition).
+          for (let c = 0; c < 4; c++) body.push(`${sh}[${at(`(lk + ${c}u)`)}][lr % 4u] = ${reg}${i}[${c}];`);
         } else {
-          body.push(`${sh}[lk * ${R4}u + lr / 4u][lr % 4u] = ${reg}${i};`);
+          body.push(`${sh}[${at('lk')}][lr % 4u] = ${reg}${i};`);
         }
-        out.push('{', ...wrap(body).map((x) => '  ' + x), '}');
-        return out;
+        return ['{', ...wrap(guard ? `${e} < ${total}u` : null, body).map((x) => '  ' + x), '}'];
       },
     };
   };
   const pa = plan('A');
   const pb = plan('B');
+  const nbuf = dbl ? 2 : 1;
 
   emit(`@group(0) @binding(1) var<storage, read> A: array<${s.vecA ? 'vec4<f32>' : 'f32'}>;`);
   emit(`@group(0) @binding(2) var<storage, read> B: array<${s.vecB ? 'vec4<f32>' : 'f32'}>;`);
   emit(`@group(0) @binding(3) var<storage, read_write> C: array<${s.vecC ? 'vec4<f32>' : 'f32'}>;`);
-  emit(`var<workgroup> As: array<vec4<f32>, ${BK * BM4}>;`);
-  emit(`var<workgroup> Bs: array<vec4<f32>, ${BK * BN4}>;`);
+  emit(`var<workgroup> As: array<vec4<f32>, ${nbuf * BK * RA}>;`);
+  emit(`var<workgroup> Bs: array<vec4<f32>, ${nbuf * BK * RB}>;`);
   emit(`@compute @workgroup_size(${NT})`);
   emit(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {`);
-  emit(HEADER);
+  emit(`  let w = linear_wg(wid, nwg);`);
+  emit(`  let M = pu(0u); let N = pu(1u); let K = pu(2u);`);
+  emit(`  let tilesM = pu(9u); let tilesN = pu(10u);`);
+  emit(`  let perBatch = tilesM * tilesN;`);
+  emit(`  let batch = w / perBatch;`);
+  emit(`  let tile = w % perBatch;`);
   // Whole workgroups beyond the last batch exit together (uniform), before any barrier.
   emit(`  if (batch >= pu(11u)) { return; }`);
+  if (G > 1) {
+    // Grouped order: consecutive workgroups sweep G row-tiles for each column tile, so the
+    // A and B panels in flight at once stay small (better L2 reuse on big GPUs).
+    emit(`  let perGroup = ${G}u * tilesN;`);
+    emit(`  let firstM = (tile / perGroup) * ${G}u;`);
+    emit(`  let gsz = min(tilesM - firstM, ${G}u);`);
+    emit(`  let tm = firstM + (tile % perGroup) % gsz;`);
+    emit(`  let tn = (tile % perGroup) / gsz;`);
+  } else {
+    emit(`  let tm = tile / tilesN;`);
+    emit(`  let tn = tile % tilesN;`);
+  }
   emit(`  ${batchOffsets(s.batchRank)}`);
   emit(`  let aSM = pu(5u); let aSK = pu(6u); let bSK = pu(7u); let bSN = pu(8u);`);
   emit(`  let m0 = tm * ${BM}u;`);
@@ -235,47 +254,70 @@ export function matmulTiledShader(s: MatmulTiledSpec): string {
   for (let i = 0; i < pa.count; i++) emit(`  var ra${i}: ${vt(s.vecA)};`);
   for (let i = 0; i < pb.count; i++) emit(`  var rb${i}: ${vt(s.vecB)};`);
   for (let i = 0; i < TM; i++) for (let h = 0; h < TN / 4; h++) emit(`  var c${i}_${h} = vec4<f32>(0.0);`);
-  const loads = (k0: string) => {
-    for (let i = 0; i < pa.count; i++) pa.load(i, k0).forEach((x) => emit('    ' + x));
-    for (let i = 0; i < pb.count; i++) pb.load(i, k0).forEach((x) => emit('    ' + x));
+  const loads = (k0: string, ind: string) => {
+    for (let i = 0; i < pa.count; i++) pa.load(i, k0).forEach((x) => emit(ind + x));
+    for (let i = 0; i < pb.count; i++) pb.load(i, k0).forEach((x) => emit(ind + x));
   };
-  const stores = () => {
-    for (let i = 0; i < pa.count; i++) pa.store(i).forEach((x) => emit('    ' + x));
-    for (let i = 0; i < pb.count; i++) pb.store(i).forEach((x) => emit('    ' + x));
+  // `buf` is a WGSL expression prefix like "" or "sbuf + " giving the first shared row.
+  const stores = (buf: string, ind: string) => {
+    for (let i = 0; i < pa.count; i++) pa.store(i, buf).forEach((x) => emit(ind + x));
+    for (let i = 0; i < pb.count; i++) pb.store(i, buf).forEach((x) => emit(ind + x));
   };
-  const compute = () => {
+  const compute = (abuf: string, bbuf: string, ind: string) => {
     for (let kk = 0; kk < BK; kk++) {
-      emit(`    {`);
-      for (let g = 0; g < TM / 4; g++) emit(`      let a${g} = As[${kk * BM4 + g * TY}u + ty];`);
-      for (let h = 0; h < TN / 4; h++) emit(`      let b${h} = Bs[${kk * BN4 + h * TX}u + tx];`);
+      emit(`${ind}{`);
+      for (let g = 0; g < TM / 4; g++) emit(`${ind}  let a${g} = As[${abuf}${kk * RA + g * TY}u + ty];`);
+      for (let h = 0; h < TN / 4; h++) emit(`${ind}  let b${h} = Bs[${bbuf}${kk * RB + h * TX}u + tx];`);
       for (let i = 0; i < TM; i++) {
-        for (let h = 0; h < TN / 4; h++) emit(`      c${i}_${h} += b${h} * a${i >> 2}[${i & 3}];`);
+        for (let h = 0; h < TN / 4; h++) emit(`${ind}  c${i}_${h} += b${h} * a${i >> 2}[${i & 3}];`);
       }
-      emit(`    }`);
+      emit(`${ind}}`);
     }
   };
   emit(`  let nt = (K + ${BK - 1}u) / ${BK}u;`);
-  if (s.prefetch) {
-    emit(`  {`);
-    loads('0u');
+  if (dbl) {
+    // Double-buffered: tile t is computed from buffer t % 2 while tile t + 1 is loaded into
+    // registers and then stored into the other buffer; one barrier per tile.
+    emit(`  if (nt > 0u) {`);
+    loads('0u', '    ');
+    stores('', '    ');
+    emit(`  }`);
+    emit(`  workgroupBarrier();`);
+    emit(`  for (var t = 0u; t < nt; t++) {`);
+    emit(`    let cur = (t % 2u) * ${BK}u;`);
+    emit(`    let nxt = ${BK}u - cur;`);
+    emit(`    let more = t + 1u < nt;`);
+    emit(`    if (more) {`);
+    emit(`      let k0 = (t + 1u) * ${BK}u;`);
+    loads('k0', '      ');
+    emit(`    }`);
+    compute(`cur * ${RA}u + `, `cur * ${RB}u + `, '    ');
+    emit(`    if (more) {`);
+    stores('nxt + ', '      ');
+    emit(`    }`);
+    emit(`    workgroupBarrier();`);
+    emit(`  }`);
+  } else if (s.prefetch) {
+    emit(`  if (nt > 0u) {`);
+    loads('0u', '    ');
     emit(`  }`);
     emit(`  for (var t = 0u; t < nt; t++) {`);
-    stores();
+    stores('', '    ');
     emit(`    workgroupBarrier();`);
     emit(`    if (t + 1u < nt) {`);
-    emit(`    let k0 = (t + 1u) * ${BK}u;`);
-    loads('k0');
+    emit(`      let k0 = (t + 1u) * ${BK}u;`);
+    loads('k0', '      ');
     emit(`    }`);
-    compute();
+    compute('', '', '    ');
     emit(`    workgroupBarrier();`);
     emit(`  }`);
   } else {
     emit(`  for (var t = 0u; t < nt; t++) {`);
     emit(`    let k0 = t * ${BK}u;`);
-    loads('k0');
-    stores();
+    loads('k0', '    ');
+    stores('', '    ');
     emit(`    workgroupBarrier();`);
-    compute();
+    compute('', '', '    ');
     emit(`    workgroupBarrier();`);
     emit(`  }`);
   }
@@ -308,54 +350,86 @@ export function matmulTiledShader(s: MatmulTiledSpec): string {
 
 /** Register-blocked kernel without workgroup memory (for CPU-like adapters such as lavapipe). */
 export interface MatmulRowSpec {
-  /** Invocations per workgroup (lanes along N). */
+  /** Invocations per workgroup (lanes along N); also the K chunk of the subgroup path. */
   WG: number;
-  /** Rows per workgroup: the same for every invocation, so A loads are uniform (scalar). */
+  /** Rows per workgroup (the same rows for every invocation). */
   TM: number;
-  /** Columns per invocation, interleaved by WG so that neighbouring invocations read neighbouring B elements. */
+  /** Columns per invocation (a multiple of 4 when vecB). */
   TN: number;
+  /** B has unit stride along N, 4-aligned rows/offset and N % 4 == 0: vec4 loads of 4 columns. */
+  vecB: boolean;
+  /** Use subgroup shuffles for A (needs the `subgroups` feature; used when subgroup_size == WG). */
+  subgroups: boolean;
   batchRank: number;
 }
 
 /**
- * Each workgroup computes TM rows x (WG*TN) cols; invocation `l` owns cols n0 + l + WG*j.
- * Written for SIMD-across-invocations CPU implementations (lavapipe/llvmpipe): the row indices
- * derive only from the workgroup id and the loop counter, so the A loads are non-divergent
- * scalar loads; the B loads are one gather per column; TM*TN accumulators stay in vector
- * registers when TM*TN is small. Loads use clamped indices (always in bounds, results discarded
- * at the store), so the K loop has no branches; the loop is deliberately not unrolled (unrolling
- * made LLVM spill). Any strides.
+ * Written for implementations that run invocations as SIMD lanes of a CPU (lavapipe/llvmpipe),
+ * where every load whose address is not a compile-time uniform becomes a loop over the lanes:
+ * the cost is per load *instruction*, so this kernel issues as few as possible per FMA.
+ *  - A workgroup computes TM rows x (WG*TN) cols. Scalar B: invocation `l` owns cols
+ *    n0 + l + WG*j; vec4 B: cols n0 + 4*(l + WG*h) + 0..3 (one load fetches 4 columns).
+ *  - A (subgroup path): for a chunk of WG k's, lane l loads A[m, k + l] (one load instruction
+ *    for WG values), and the k loop gets A[m, k + u] with subgroupShuffle(.., u).
+ *  - Loads use clamped indices (always in bounds, results discarded at the store), so the K loop
+ *    has no branches. The inner loops are deliberately not unrolled (unrolling made LLVM spill
+ *    and ran ~2x slower on llvmpipe). Any strides (vec4 B only when aligned).
  */
 export function matmulRowShader(s: MatmulRowSpec): string {
-  const { WG, TM, TN } = s;
+  const { WG, TM, TN, vecB } = s;
+  if (vecB && TN % 4) throw new Error('matmul: rows kernel with vec4 B needs TN % 4 == 0');
+  const G = vecB ? TN / 4 : TN; // B loads (column groups) per invocation
   const L: string[] = [];
   const emit = (x: string) => L.push(x);
+  if (s.subgroups) emit(`enable subgroups;`);
   emit(`@group(0) @binding(1) var<storage, read> A: array<f32>;`);
-  emit(`@group(0) @binding(2) var<storage, read> B: array<f32>;`);
+  emit(`@group(0) @binding(2) var<storage, read> B: array<${vecB ? 'vec4<f32>' : 'f32'}>;`);
   emit(`@group(0) @binding(3) var<storage, read_write> C: array<f32>;`);
   emit(`@compute @workgroup_size(${WG})`);
-  emit(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {`);
+  emit(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) tid: u32${s.subgroups ? ', @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) sid: u32' : ''}) {`);
   emit(HEADER);
   emit(`  if (batch >= pu(11u)) { return; }`);
   emit(`  ${batchOffsets(s.batchRank)}`);
   emit(`  let aSM = pu(5u); let aSK = pu(6u); let bSK = pu(7u); let bSN = pu(8u);`);
   emit(`  let m0 = tm * ${TM}u;`);
-  emit(`  let n0 = tn * ${WG * TN}u + tid;`);
-  for (let i = 0; i < TM; i++) emit(`  var pa${i} = aBase + min(m0 + ${i}u, M - 1u) * aSM;`);
-  for (let j = 0; j < TN; j++) emit(`  var pb${j} = bBase + min(n0 + ${j * WG}u, N - 1u) * bSN;`);
-  for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) emit(`  var c${i}_${j} = 0.0;`);
-  emit(`  for (var k = 0u; k < K; k++) {`);
-  for (let i = 0; i < TM; i++) emit(`    let a${i} = A[pa${i}];`);
-  for (let j = 0; j < TN; j++) emit(`    let b${j} = B[pb${j}];`);
-  for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) emit(`    c${i}_${j} += a${i} * b${j};`);
-  for (let i = 0; i < TM; i++) emit(`    pa${i} += aSK;`);
-  for (let j = 0; j < TN; j++) emit(`    pb${j} += bSK;`);
+  emit(`  let n0 = tn * ${WG * TN}u;`);
+  const col = (g: number) => (vecB ? `n0 + (tid + ${g * WG}u) * 4u` : `n0 + tid + ${g * WG}u`);
+  for (let i = 0; i < TM; i++) emit(`  let pa${i} = aBase + min(m0 + ${i}u, M - 1u) * aSM;`);
+  // vec4 B: indices in vec4 units (bBase, bSK and the column are multiples of 4).
+  for (let g = 0; g < G; g++) emit(vecB ? `  var pb${g} = (bBase + min(${col(g)}, N - 4u)) / 4u;` : `  var pb${g} = bBase + min(${col(g)}, N - 1u) * bSN;`);
+  emit(`  let bStep = ${vecB ? 'bSK / 4u' : 'bSK'};`);
+  const zero = vecB ? 'vec4<f32>(0.0)' : '0.0';
+  for (let i = 0; i < TM; i++) for (let g = 0; g < G; g++) emit(`  var c${i}_${g} = ${zero};`);
+  const step = (aExpr: (i: number) => string, ind: string) => {
+    for (let g = 0; g < G; g++) emit(`${ind}let b${g} = B[pb${g}]; pb${g} += bStep;`);
+    for (let i = 0; i < TM; i++) emit(`${ind}let a${i} = ${aExpr(i)};`);
+    for (let i = 0; i < TM; i++) for (let g = 0; g < G; g++) emit(`${ind}c${i}_${g} += b${g} * a${i};`);
+  };
+  emit(`  var k = 0u;`);
+  if (s.subgroups) {
+    emit(`  if (sgs == ${WG}u) {`);
+    emit(`    for (; k + ${WG}u <= K; k += ${WG}u) {`);
+    for (let i = 0; i < TM; i++) emit(`      let av${i} = A[pa${i} + (k + sid) * aSK];`);
+    emit(`      for (var u = 0u; u < ${WG}u; u++) {`);
+    step((i) => `subgroupShuffle(av${i}, u)`, '        ');
+    emit(`      }`);
+    emit(`    }`);
+    emit(`  }`);
+  }
+  emit(`  for (; k < K; k++) {`);
+  step((i) => `A[pa${i} + k * aSK]`, '    ');
   emit(`  }`);
   emit(`  let cBase = batch * M * N;`);
   for (let i = 0; i < TM; i++) {
     emit(`  if (m0 + ${i}u < M) {`);
     emit(`    let o = cBase + (m0 + ${i}u) * N;`);
-    for (let j = 0; j < TN; j++) emit(`    if (n0 + ${j * WG}u < N) { C[o + n0 + ${j * WG}u] = c${i}_${j}; }`);
+    for (let g = 0; g < G; g++) {
+      if (vecB) {
+        emit(`    { let n = ${col(g)};`);
+        for (let c = 0; c < 4; c++) emit(`      if (n + ${c}u < N) { C[o + n + ${c}u] = c${i}_${g}[${c}]; }`);
+        emit(`    }`);
+      } else emit(`    if (${col(g)} < N) { C[o + ${col(g)}] = c${i}_${g}; }`);
+    }
     emit(`  }`);
   }
   emit(`}`);

@@ -8,24 +8,41 @@
  */
 import { CpuBackend, CpuStorage } from '../cpu/backend.js';
 import { cpuData, forEachStrided } from '../cpu/strided.js';
-import { isGradEnabled, record } from '../grad-mode.js';
+import { noGrad, record } from '../grad-mode.js';
 import { broadcastStrides, collapseDims, contiguousStrides, fmtShape, sizeOf } from '../shape.js';
 import { isTensor, Tensor } from '../tensor.js';
 import { GpuStorage, ParamBuilder, WebGPUBackend } from '../webgpu/backend.js';
-import { MATMUL_P, matmulRowShader, matmulSimpleShader, matmulTiledShader, SIMPLE_TILE, tileConfigError, tiledThreads, type MatmulTileConfig } from '../../shaders/matmul.js';
+import { MATMUL_P, matmulRowShader, matmulSimpleShader, matmulTiledShader, SIMPLE_TILE, tileConfigError, tiledThreads, type MatmulTileConfig, type MatmulTiledSpec } from '../../shaders/matmul.js';
 import { checkSameBackend } from './elementwise.js';
 import { add } from './binary.js';
-import { sumTo } from './reduce.js';
+import { sum, sumTo } from './reduce.js';
 import { contiguous, reshape, transpose } from './movement.js';
 
 export { tileConfigError, type MatmulTileConfig } from '../../shaders/matmul.js';
 
-/** Which kernel runs a problem: the one-output-per-thread kernel, or the tiled one with a tile config. */
+/** Options of the tiled kernel (see shaders/matmul.ts). */
+export interface MatmulTiledOptions {
+  /** Register prefetch of the next K tile (default true). */
+  prefetch?: boolean;
+  /** Two shared-memory buffers, one barrier per K tile (default false; needs 2x workgroup memory). */
+  doubleBuffer?: boolean;
+  /** One vec4 of padding per shared row (default false). */
+  pad?: boolean;
+  /** Grouped tile order for L2 reuse (default 1 = row-major tile order). */
+  groupM?: number;
+}
+
+/** Which kernel runs a problem. */
 export type MatmulPlan =
+  /** One output per thread, any strides (tiny products). */
   | { kernel: 'simple' }
-  | { kernel: 'tiled'; tile: MatmulTileConfig; prefetch: boolean }
-  /** Register-blocked, no workgroup memory: TM rows x (WG*TN) cols per workgroup (CPU-like adapters). */
-  | { kernel: 'rows'; WG: number; TM: number; TN: number };
+  /** Workgroup-memory tiled kernel with block/micro tile sizes (GPUs). */
+  | ({ kernel: 'tiled'; tile: MatmulTileConfig } & MatmulTiledOptions)
+  /**
+   * Register-blocked, no workgroup memory: TM rows x (WG*TN) cols per workgroup (CPU-like adapters).
+   * `subgroups` (default true) uses subgroup shuffles for A when the device has the feature.
+   */
+  | { kernel: 'rows'; WG: number; TM: number; TN: number; subgroups?: boolean };
 
 /** What the config picker may need to know about the device. */
 export interface MatmulDeviceCaps {
@@ -33,13 +50,15 @@ export interface MatmulDeviceCaps {
   maxWorkgroupStorage: number;
   /** maxComputeInvocationsPerWorkgroup. */
   maxInvocations: number;
+  /** A software rasterizer that runs invocations as CPU SIMD lanes (lavapipe/llvmpipe, SwiftShader). */
+  software?: boolean;
 }
 
 export type MatmulConfigPicker = (M: number, N: number, K: number, batch: number, caps: MatmulDeviceCaps) => MatmulPlan;
 
-/** Tile configs from large to small (all use 256 or fewer invocations and <= 16 KiB of workgroup memory). */
+/** Tile configs from large to small (all use 256 or fewer invocations). */
 export const MATMUL_TILES = {
-  /** 128x128 block, BK 16, 8x8 per thread, 256 threads, 16 KiB shared. */
+  /** 128x128 block, BK 16, 8x8 per thread, 256 threads, 16 KiB shared (32+ KiB double-buffered). */
   large: { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 },
   /** 64x64 block, BK 16, 4x4 per thread, 256 threads, 8 KiB shared. */
   medium: { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 },
@@ -47,20 +66,40 @@ export const MATMUL_TILES = {
   small: { BM: 32, BN: 32, BK: 16, TM: 4, TN: 4 },
 } as const satisfies Record<string, MatmulTileConfig>;
 
-function fits(t: MatmulTileConfig, caps: MatmulDeviceCaps): boolean {
-  return tiledThreads(t) <= caps.maxInvocations && 4 * t.BK * (t.BM + t.BN) <= caps.maxWorkgroupStorage;
+/** Workgroup memory of the tiled kernel in bytes. */
+export function tiledSharedBytes(t: MatmulTileConfig, o: MatmulTiledOptions = {}): number {
+  const pad = o.pad ? 4 : 0;
+  return (o.doubleBuffer ? 2 : 1) * 4 * t.BK * (t.BM + pad + t.BN + pad);
 }
 
+function fits(t: MatmulTileConfig, caps: MatmulDeviceCaps, o: MatmulTiledOptions = {}): boolean {
+  return tiledThreads(t) <= caps.maxInvocations && tiledSharedBytes(t, o) <= caps.maxWorkgroupStorage;
+}
+
+const DEFAULT_CAPS: MatmulDeviceCaps = { maxWorkgroupStorage: 16384, maxInvocations: 256 };
+
 /**
- * Default choice of kernel and tile by problem size: the largest block tile that still gives
- * enough workgroups to fill a big GPU (~128 SMs/CUs: 128x128 blocks from ~1.5k x 1.5k up),
- * the one-output-per-thread kernel for tiny products.
+ * Default choice of kernel and tile by problem size and device:
+ *  - tiny products: the one-output-per-thread kernel;
+ *  - software adapters (lavapipe): the register-blocked 'rows' kernel, 16 rows x 16 columns per
+ *    invocation, 8 invocations (one SIMD subgroup) per workgroup: the best of the variants measured
+ *    on llvmpipe (see shaders/matmul.ts: loads cost per instruction there, and workgroup memory and
+ *    barriers only add cost);
+ *  - GPUs: the largest block tile that still gives >= 128 workgroups (enough to fill a ~132-SM
+ *    H100; 128x128 blocks from ~1.5k x 1.5k up), double-buffered when the workgroup memory allows,
+ *    with grouped tile order; smaller tiles for small problems.
  */
-export function pickMatmulConfig(M: number, N: number, K: number, batch = 1, caps: MatmulDeviceCaps = { maxWorkgroupStorage: 16384, maxInvocations: 256 }): MatmulPlan {
+export function pickMatmulConfig(M: number, N: number, K: number, batch = 1, caps: MatmulDeviceCaps = DEFAULT_CAPS): MatmulPlan {
   if (M * N * K * batch <= 16 * 16 * 16 || M * N * batch <= 64 || K <= 2) return { kernel: 'simple' };
+  if (caps.software) return N >= 64 ? { kernel: 'rows', WG: 8, TM: 16, TN: 16 } : { kernel: 'rows', WG: 8, TM: 8, TN: 4 };
   const blocks = (t: MatmulTileConfig) => Math.ceil(M / t.BM) * Math.ceil(N / t.BN) * batch;
   for (const t of [MATMUL_TILES.large, MATMUL_TILES.medium]) {
-    if (fits(t, caps) && blocks(t) >= 128 && K >= 2 * t.BK) return { kernel: 'tiled', tile: t, prefetch: true };
+    if (!fits(t, caps) || blocks(t) < 128 || K < 2 * t.BK) continue;
+    // Double-buffered (padded when it fits; 128x128x16 needs 32 KiB unpadded, 33 KiB padded), else
+    // single buffer with register prefetch (16 KiB).
+    for (const o of [{ doubleBuffer: true, pad: true }, { doubleBuffer: true, pad: false }, { prefetch: true }] as MatmulTiledOptions[]) {
+      if (fits(t, caps, o)) return { kernel: 'tiled', tile: t, ...o, groupM: 8 };
+    }
   }
   if (fits(MATMUL_TILES.small, caps)) return { kernel: 'tiled', tile: MATMUL_TILES.small, prefetch: true };
   return { kernel: 'simple' };
@@ -154,25 +193,40 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   });
 }
 
-/** y = x @ w^T + b with w of shape [out, in] and b of shape [out] (torch.nn.functional.linear). */
+/**
+ * y = x @ w^T + b with w of shape [out, in] and b of shape [out] (torch.nn.functional.linear).
+ * One tape node: w^T is read in place (a transposed view that never reaches the tape) and the
+ * gradients are gx = g @ w, gw = g^T @ x (leading dims folded), gb = sum of g over leading dims,
+ * all built from differentiable ops.
+ */
 export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
   checkOperand(x, 'x');
   checkOperand(w, 'w');
+  if (b != null) checkOperand(b, 'b');
+  checkSameBackend('linear', b ? [x, w, b] : [x, w]);
   if (w.rank !== 2) throw new Error(`linear: weight must be 2-D [out, in], got ${fmtShape(w.shape)}`);
-  if (x.shape[x.rank - 1] !== w.shape[1]) {
-    throw new Error(`linear: input ${fmtShape(x.shape)} has ${x.shape[x.rank - 1]} features but weight ${fmtShape(w.shape)} expects ${w.shape[1]}`);
-  }
-  if (b && (b.rank !== 1 || b.shape[0] !== w.shape[0])) throw new Error(`linear: bias ${fmtShape(b.shape)} does not match weight ${fmtShape(w.shape)} (expected [${w.shape[0]}])`);
-  const wt = transpose(w);
-  const y = matmul(x, wt);
-  if (!b) return y;
-  const out = add(y, b);
-  // Intermediates are on the tape only while recording; otherwise free them now.
-  if (!(isGradEnabled() && (x.requiresGrad || w.requiresGrad || b.requiresGrad))) {
+  const [nOut, nIn] = w.shape as [number, number];
+  if (x.shape[x.rank - 1] !== nIn) throw new Error(`linear: input ${fmtShape(x.shape)} has ${x.shape[x.rank - 1]} features but weight ${fmtShape(w.shape)} expects ${nIn}`);
+  if (b && (b.rank !== 1 || b.shape[0] !== nOut)) throw new Error(`linear: bias ${fmtShape(b.shape)} does not match weight ${fmtShape(w.shape)} (expected [${nOut}])`);
+  const lead = x.shape.slice(0, -1);
+  const wt = new Tensor(w.storage, [nIn, nOut], 'f32', 'linear', [w.strides[1]!, w.strides[0]!], w.offset);
+  let y = new Tensor(x.backend.alloc(sizeOf(lead) * nOut, 'f32'), [...lead, nOut], 'f32', 'linear');
+  if (y.size > 0) compute(x, wt, y, lead.slice(0, -1));
+  wt.dispose();
+  if (b) {
+    const yb = noGrad(() => add(y, b));
     y.dispose();
-    wt.dispose();
+    y = yb;
   }
-  return out;
+  const inputs = b ? [x, w, b] : [x, w];
+  return record(y, 'linear', inputs, (g) => {
+    const P = sizeOf(lead);
+    const g2 = reshape(g, [P, nOut]);
+    const gx = x.requiresGrad ? matmul(g, w) : null;
+    const gw = w.requiresGrad ? matmul(transpose(g2), reshape(x, [P, nIn])) : null;
+    const gb = b && b.requiresGrad ? sum(g2, 0) : null;
+    return b ? [gx, gw, gb] : [gx, gw];
+  });
 }
 
 /** Writes a @ b into the contiguous `out` (shapes already checked). */
@@ -205,7 +259,6 @@ function matmulCpu(A: Operand, B: Operand, out: Tensor, M: number, N: number, K:
       const aRow = aB + m * A.sR;
       for (let k = 0; k < K; k++) {
         const av = a[aRow + k * A.sC]!;
-        if (av === 0) continue;
         const bRow = bB + k * B.sR;
         for (let n = 0; n < N; n++) acc[n]! += av * b[bRow + n * B.sC]!;
       }
@@ -217,9 +270,11 @@ function matmulCpu(A: Operand, B: Operand, out: Tensor, M: number, N: number, K:
 // ---------------------------------------------------------------------------------------------
 // GPU dispatch.
 
-function deviceCaps(gpu: WebGPUBackend): MatmulDeviceCaps {
+/** The device facts the config picker sees for a WebGPU backend. */
+export function matmulDeviceCaps(gpu: WebGPUBackend): MatmulDeviceCaps {
   const l = gpu.device.limits;
-  return { maxWorkgroupStorage: l.maxComputeWorkgroupStorageSize, maxInvocations: l.maxComputeInvocationsPerWorkgroup };
+  const software = gpu.info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(`${gpu.info.description} ${gpu.info.device}`);
+  return { maxWorkgroupStorage: l.maxComputeWorkgroupStorageSize, maxInvocations: l.maxComputeInvocationsPerWorkgroup, software };
 }
 
 function matmulGpu(A: Operand, B: Operand, out: Tensor, M: number, N: number, K: number, batchShape: number[], aBatch: number[], bBatch: number[]): void {
@@ -231,13 +286,14 @@ function matmulGpu(A: Operand, B: Operand, out: Tensor, M: number, N: number, K:
   let [aBS, bBS] = col.strides as [number[], number[]];
   if (R === 1 && bShape[0] === 1) ((R = 0), (bShape = []), (aBS = []), (bBS = []));
   if (MATMUL_P.batch + 3 * R > 64) throw new Error(`matmul: too many non-mergeable batch dims (${R})`);
-  const plan = picker(M, N, K, nBatch, deviceCaps(gpu));
-  let kernel = plan;
+  const caps = matmulDeviceCaps(gpu);
+  const kernel = picker(M, N, K, nBatch, caps);
   let la: Layout | undefined;
   let lb: Layout | undefined;
-  if (plan.kernel === 'tiled') {
-    const err = tileConfigError(plan.tile);
-    if (err) throw new Error(`matmul: bad tile config from the config picker: ${err}`);
+  if (kernel.kernel === 'rows' && kernel.WG > caps.maxInvocations) throw new Error(`matmul: rows plan with ${kernel.WG} invocations exceeds the device limit ${caps.maxInvocations}`);
+  if (kernel.kernel === 'tiled') {
+    const err = tileConfigError(kernel.tile) ?? (fits(kernel.tile, caps, kernel) ? null : `needs ${tiledThreads(kernel.tile)} invocations and ${tiledSharedBytes(kernel.tile, kernel)} bytes of workgroup memory; the device allows ${caps.maxInvocations} and ${caps.maxWorkgroupStorage}`);
+    if (err) throw new Error(`matmul: bad tile config ${JSON.stringify(kernel)} from the config picker: ${err}`);
     // An in-place layout per operand, preferring one that allows vec4 loads.
     const lsA = layouts(A);
     const lsB = layouts(B);
@@ -261,10 +317,23 @@ function matmulGpu(A: Operand, B: Operand, out: Tensor, M: number, N: number, K:
   ];
   if (kernel.kernel === 'rows') {
     const { WG, TM, TN } = kernel;
+    // vec4 B loads: unit stride along N, 4-aligned leading dim / offset / batch strides, N % 4 == 0.
+    const vecB = TN % 4 === 0 && N % 4 === 0 && (B.sC === 1 || N === 1) && (B.sR % 4 === 0 || K === 1) && B.t.offset % 4 === 0 && bBS.every((x) => x % 4 === 0);
+    // A transposed B (x @ w^T) cannot use vec4 loads here and runs ~2x slower; for anything but a
+    // small product a contiguous copy of B costs less (O(K*N) vs O(M*N*K)). (A transposed A reads
+    // cache lines as well as a contiguous one in this kernel: measured no gain from copying it.)
+    if (!vecB && TN % 4 === 0 && N % 4 === 0 && !B.t.isContiguous && M * N * K * nBatch >= 64 * 64 * 64) {
+      const bc = noGrad(() => contiguous(B.t));
+      compute(A.t, bc, out, batchShape);
+      bc.dispose();
+      return;
+    }
+    const subgroups = (kernel.subgroups ?? true) && gpu.features.has('subgroups');
     const tilesM = Math.ceil(M / TM);
     const tilesN = Math.ceil(N / (WG * TN));
     p.u32(M, N, K, A.t.offset, B.t.offset, A.sR, A.sC, B.sR, B.sC, tilesM, tilesN, nBatch, ...bShape, ...aBS, ...bBS);
-    gpu.dispatch({ key: `matmul|rows|${WG}|${TM}x${TN}|${R}`, code: () => matmulRowShader({ WG, TM, TN, batchRank: R }), buffers, params: p.words, workgroups: tilesM * tilesN * nBatch });
+    const key = `matmul|rows|${WG}|${TM}x${TN}|${+vecB}${+subgroups}|${R}`;
+    gpu.dispatch({ key, code: () => matmulRowShader({ WG, TM, TN, vecB, subgroups, batchRank: R }), buffers, params: p.words, workgroups: tilesM * tilesN * nBatch });
   } else if (kernel.kernel === 'simple') {
     const tilesM = Math.ceil(M / SIMPLE_TILE);
     const tilesN = Math.ceil(N / SIMPLE_TILE);
@@ -276,7 +345,8 @@ function matmulGpu(A: Operand, B: Operand, out: Tensor, M: number, N: number, K:
     const tilesN = Math.ceil(N / t.BN);
     const aT = la!.trans;
     const bT = lb!.trans;
-    const spec = {
+    const doubleBuffer = kernel.doubleBuffer ?? false;
+    const spec: MatmulTiledSpec = {
       ...t,
       aT,
       bT,
@@ -284,7 +354,10 @@ function matmulGpu(A: Operand, B: Operand, out: Tensor, M: number, N: number, K:
       vecB: vecOk(B, lb!, bBS),
       vecC: N % 4 === 0,
       checked: M % t.BM !== 0 || N % t.BN !== 0 || K % t.BK !== 0,
-      prefetch: kernel.prefetch,
+      prefetch: doubleBuffer || (kernel.prefetch ?? true),
+      doubleBuffer,
+      pad: kernel.pad ?? false,
+      groupM: Math.max(1, Math.floor(kernel.groupM ?? 1)),
       batchRank: R,
     };
     // Params 5..8: the leading dimension goes in the non-unit stride slot, 1 in the unit one.
@@ -293,7 +366,8 @@ function matmulGpu(A: Operand, B: Operand, out: Tensor, M: number, N: number, K:
     const bSK = bT ? 1 : lb!.ld;
     const bSN = bT ? lb!.ld : 1;
     p.u32(M, N, K, A.t.offset, B.t.offset, aSM, aSK, bSK, bSN, tilesM, tilesN, nBatch, ...bShape, ...aBS, ...bBS);
-    const key = `matmul|tiled|${t.BM}x${t.BN}x${t.BK}|${t.TM}x${t.TN}|${+aT}${+bT}|${+spec.vecA}${+spec.vecB}${+spec.vecC}|${+spec.checked}${+spec.prefetch}|${R}`;
+    const f = (b: boolean) => (b ? '1' : '0');
+    const key = `matmul|tiled|${t.BM}x${t.BN}x${t.BK}|${t.TM}x${t.TN}|${f(aT)}${f(bT)}|${f(spec.vecA)}${f(spec.vecB)}${f(spec.vecC)}|${f(spec.checked)}${f(spec.prefetch)}${f(spec.doubleBuffer)}${f(spec.pad)}|g${spec.groupM}|${R}`;
     gpu.dispatch({ key, code: () => matmulTiledShader(spec), buffers, params: p.words, workgroups: tilesM * tilesN * nBatch });
   }
 }
