@@ -143,6 +143,9 @@ const PLANS: [string, E.MatmulPlan | null][] = [
 
 /** The production tile configs, checked on fixed shapes (aligned and ragged, both layouts). */
 const PRODUCTION: [string, E.MatmulPlan][] = [
+  ['xl 128x256x16 8x16, prefetch, padded, grouped 16 (the H100 pick)', { kernel: 'tiled', tile: E.MATMUL_TILES.xl, prefetch: true, pad: true, groupM: 16 }],
+  ['large 128x128x16 8x8, prefetch, padded, grouped 16', { kernel: 'tiled', tile: E.MATMUL_TILES.large, prefetch: true, pad: true, groupM: 16 }],
+  ['wide 128x64x16 8x8, prefetch, padded, grouped 16', { kernel: 'tiled', tile: E.MATMUL_TILES.wide, prefetch: true, pad: true, groupM: 16 }],
   ['large 128x128x16 8x8, double-buffered (32 KiB)', { kernel: 'tiled', tile: E.MATMUL_TILES.large, doubleBuffer: true, groupM: 8 }],
   ['medium 64x64x16 4x4, double-buffered, padded', { kernel: 'tiled', tile: E.MATMUL_TILES.medium, doubleBuffer: true, pad: true, groupM: 8 }],
   ['rows 16x16 (software adapters)', { kernel: 'rows', WG: 8, TM: 16, TN: 16 }],
@@ -362,8 +365,11 @@ describe('matmul: API and errors', () => {
       }
     }
     expect(E.pickMatmulConfig(4096, 4096, 4096, 1)).toMatchObject({ kernel: 'tiled', tile: E.MATMUL_TILES.large, prefetch: true });
-    expect(E.pickMatmulConfig(4096, 4096, 4096, 1, gpuCaps)).toMatchObject({ kernel: 'tiled', tile: E.MATMUL_TILES.large, doubleBuffer: true, pad: true });
-    expect(E.pickMatmulConfig(1024, 1024, 1024, 1, gpuCaps)).toMatchObject({ kernel: 'tiled', tile: E.MATMUL_TILES.medium });
+    // The H100 sweep's winners: prefetch + padded rows + grouped order for big products, 128x64 at 1024.
+    expect(E.pickMatmulConfig(4096, 4096, 4096, 1, gpuCaps)).toMatchObject({ kernel: 'tiled', tile: E.MATMUL_TILES.xl, prefetch: true, pad: true, groupM: 16 });
+    expect(E.pickMatmulConfig(4096, 4096, 4096, 1, { maxWorkgroupStorage: 16384, maxInvocations: 256 })).toMatchObject({ kernel: 'tiled', tile: E.MATMUL_TILES.large, prefetch: true });
+    expect(E.pickMatmulConfig(1024, 1024, 1024, 1, gpuCaps)).toMatchObject({ kernel: 'tiled', tile: E.MATMUL_TILES.wide });
+    expect(E.pickMatmulConfig(256, 256, 256, 1, gpuCaps)).toMatchObject({ kernel: 'tiled', tile: E.MATMUL_TILES.medium });
     expect(E.pickMatmulConfig(1024, 1024, 1024, 1, { ...gpuCaps, software: true })).toMatchObject({ kernel: 'rows' });
     expect(E.pickMatmulConfig(4, 4, 4, 1)).toEqual({ kernel: 'simple' });
   });
