@@ -60,6 +60,16 @@ describe.runIf(gpu)('unary ops: GPU vs float64 reference', () => {
       );
     });
   }
+  it('the vec4 fast path (contiguous, 4-aligned) and the strided path agree with the reference', async () => {
+    const data = Array.from({ length: 4104 }, (_, i) => Math.sin(i) * 2);
+    const x = { shape: [4104], data };
+    // Aligned slice (offset 8, length 4096) takes the vec4 path; offset 3 / length 4097 do not.
+    for (const sl of [[8, 4104], [3, 4103], [0, 4097]] as [number, number][]) {
+      await expectMatchesReference((t) => t.slice([sl]).exp().mul(t.slice([sl])), [x], gpu!, tol);
+      await expectMatchesReference((t) => E.where(t.slice([sl]).gt(0), t.slice([sl]), -1), [x], gpu!, tol);
+      await expectMatchesReference((t) => t.slice([sl]).mul(10).cast('i32').add(E.tensor([3], [1], { dtype: 'i32', backend: t.backend })), [x], gpu!, { atol: 0, rtol: 0 });
+    }
+  });
   it('large 1-D input spanning a 2D dispatch grid', async () => {
     const n = 65536 * 256 + 3;
     const x = E.full([n], 0.25, { backend: gpu! });

@@ -8,7 +8,7 @@ import { DTYPE_INFO, type DType } from '../dtype.js';
 import { broadcastShapes, broadcastStrides, collapseDims, fmtShape, shapesEqual, sizeOf } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { GpuStorage, ParamBuilder, WebGPUBackend } from '../webgpu/backend.js';
-import { elementwiseShader, EW_WG } from '../../shaders/elementwise.js';
+import { elementwiseShader, elementwiseVec4Shader, EW_WG } from '../../shaders/elementwise.js';
 import { MATH_WGSL } from '../../shaders/math.js';
 
 export interface ElementwiseSpec {
@@ -68,18 +68,35 @@ export function elementwise(op: string, inputs: Tensor[], spec: ElementwiseSpec)
   const gpu = backend as WebGPUBackend;
   const c = collapseDims(shape, strides);
   const R = c.shape.length;
-  const p = new ParamBuilder().u32(n, ...c.shape);
-  inputs.forEach((t, k) => p.u32(t.offset, ...c.strides[k]!));
-  p.u32(out.offset, ...c.strides[inputs.length]!);
   const scalarType = spec.scalarDtype ?? inputs[0]?.dtype ?? spec.outDtype;
-  if (scalarType === 'i32') p.i32(...scalars);
-  else p.f32(...scalars);
   const inTypes = inputs.map((t) => DTYPE_INFO[t.dtype].wgsl);
   const outType = DTYPE_INFO[spec.outDtype].wgsl;
+  const offsets = [...inputs.map((t) => t.offset), out.offset];
+  const buffers = [...inputs.map((t) => ({ storage: t.storage as GpuStorage, access: 'read' as const })), { storage: storage as GpuStorage, access: 'read_write' as const }];
+  const code = { expr: spec.expr, inTypes, outType, scalarType: DTYPE_INFO[scalarType].wgsl, nScalars: scalars.length };
+  const p = new ParamBuilder();
+  if (R === 1 && n % 4 === 0 && c.strides.every((st) => st[0] === 1) && offsets.every((o) => o % 4 === 0)) {
+    p.u32(n / 4, ...offsets.map((o) => o / 4));
+    if (scalarType === 'i32') p.i32(...scalars);
+    else p.f32(...scalars);
+    gpu.dispatch({
+      key: `ew4|${spec.expr}|${inTypes.join(',')}|${outType}|${scalarType}|${scalars.length}`,
+      code: () => MATH_WGSL + elementwiseVec4Shader(code),
+      buffers,
+      params: p.words,
+      workgroups: Math.ceil(n / 4 / EW_WG),
+    });
+    return out;
+  }
+  p.u32(n, ...c.shape);
+  inputs.forEach((t, k) => p.u32(t.offset, ...c.strides[k]!));
+  p.u32(out.offset, ...c.strides[inputs.length]!);
+  if (scalarType === 'i32') p.i32(...scalars);
+  else p.f32(...scalars);
   gpu.dispatch({
     key: `ew|${spec.expr}|${inTypes.join(',')}|${outType}|${scalarType}|${scalars.length}|${R}`,
-    code: () => MATH_WGSL + elementwiseShader({ expr: spec.expr, inTypes, outType, scalarType: DTYPE_INFO[scalarType].wgsl, nScalars: scalars.length, rank: R }),
-    buffers: [...inputs.map((t) => ({ storage: t.storage as GpuStorage, access: 'read' as const })), { storage: storage as GpuStorage, access: 'read_write' }],
+    code: () => MATH_WGSL + elementwiseShader({ ...code, rank: R }),
+    buffers,
     params: p.words,
     workgroups: Math.ceil(n / EW_WG),
   });
