@@ -26,5 +26,6 @@ export * from './ops/indexing.js';
 export * from './ops/conv.js';
 export * from './ops/pool.js';
 export * from './ops/vq.js';
+export * from './ops/attention.js';
 export * from './ops/optim.js';
 export * from './random.js';
