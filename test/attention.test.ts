@@ -22,6 +22,7 @@ import { describe, expect, it } from 'vitest';
 import * as E from '../engine/index.js';
 import { requireGpu } from './helpers/backends.js';
 import { expectClose, expectGradMatchesFD, type InputSpec } from './helpers/compare.js';
+import { uniformValues } from './helpers/prng.js';
 
 const gpu = await requireGpu();
 const ref = E.cpuF64;
@@ -30,19 +31,7 @@ const tolGrad = { atol: 3e-5, rtol: 1e-4 };
 const tolF64 = { atol: 1e-10, rtol: 1e-10 };
 const tolFD = { atol: 1e-6, rtol: 1e-5 };
 
-/** Deterministic f32 values in [lo, hi) (mulberry32). */
-function rand(n: number, seed: number, lo = -1.5, hi = 1.5): number[] {
-  let a = seed >>> 0;
-  const out = new Array<number>(n);
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = Math.fround(lo + (hi - lo) * (((t ^ (t >>> 14)) >>> 0) / 4294967296));
-  }
-  return out;
-}
+const rand = (n: number, seed: number, lo = -1.5, hi = 1.5): number[] => uniformValues(n, seed, lo, hi);
 
 type MaskKind = 'none' | 'f32' | 'i32';
 interface Case {

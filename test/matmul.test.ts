@@ -17,24 +17,14 @@ import { describe, expect, it } from 'vitest';
 import * as E from '../engine/index.js';
 import { requireGpu } from './helpers/backends.js';
 import { expectClose, expectGradMatchesFD } from './helpers/compare.js';
-import { broadcastPairArb, f32 } from './helpers/arbitrary.js';
+import { broadcastPairArb } from './helpers/arbitrary.js';
+import { uniformValues } from './helpers/prng.js';
 
 const gpu = await requireGpu();
 const U = 2 ** -24;
 
 /** Deterministic f32 values in [-2, 2) from a seed (big inputs without giant fast-check arrays). */
-function values(n: number, seed: number): number[] {
-  let s = seed >>> 0 || 1;
-  const out = new Array<number>(n);
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = f32((((t ^ (t >>> 14)) >>> 0) / 4294967296) * 4 - 2);
-  }
-  return out;
-}
+const values = (n: number, seed: number): number[] => uniformValues(n, seed >>> 0 || 1, -2, 2);
 
 /** How an operand is built: stored shape, data, then turned into the view that is multiplied. */
 interface OperandSpec {

@@ -27,6 +27,7 @@ import * as E from '../engine/index.js';
 import * as nn from '../nn/index.js';
 import { requireGpu } from './helpers/backends.js';
 import { expectClose, expectGradMatchesFD } from './helpers/compare.js';
+import { uniformValues } from './helpers/prng.js';
 
 const gpu = await requireGpu();
 const ref = E.cpuF64;
@@ -35,18 +36,7 @@ const backends = [
   ['GPU', gpu],
 ] as const;
 
-function rand(n: number, seed: number, lo = -1, hi = 1): number[] {
-  let a = seed >>> 0;
-  const out = new Array<number>(n);
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = Math.fround(lo + (hi - lo) * (((t ^ (t >>> 14)) >>> 0) / 4294967296));
-  }
-  return out;
-}
+const rand = (n: number, seed: number, lo = -1, hi = 1): number[] => uniformValues(n, seed, lo, hi);
 
 /** Direct rotation of x [N, L, D] (row-major data) with angle(pos, pair). */
 function rotate(x: number[], L: number, D: number, angle: (pos: number, i: number) => number, offset = 0): number[] {

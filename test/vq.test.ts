@@ -20,6 +20,7 @@ import { describe, expect, it } from 'vitest';
 import * as E from '../engine/index.js';
 import { requireGpu } from './helpers/backends.js';
 import { expectClose, expectGradMatchesFD } from './helpers/compare.js';
+import { mulberry32 } from './helpers/prng.js';
 
 const gpu = await requireGpu();
 const cpu = E.cpuF64;
@@ -27,12 +28,9 @@ const tol = { atol: 1e-6, rtol: 2e-5 };
 
 /** Deterministic pseudo-random values (mulberry32): integers in [-r, r] or f32 reals in (-1, 1). */
 function values(n: number, seed: number, intRange = 0): number[] {
-  let a = seed >>> 0;
+  const r = mulberry32(seed);
   return Array.from({ length: n }, () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    const x = ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+    const x = r();
     return intRange > 0 ? Math.floor(x * (2 * intRange + 1)) - intRange : Math.fround(2 * x - 1);
   });
 }
