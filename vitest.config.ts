@@ -5,7 +5,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // Dawn is a native addon: one forked process per file, not worker threads.
     pool: 'forks',
-    testTimeout: 120_000,
+    // Generous: a cold Mesa shader cache on a 2-core software adapter compiles big kernels for seconds each.
+    testTimeout: 300_000,
     hookTimeout: 120_000,
   },
 });

@@ -160,7 +160,8 @@ describe.runIf(gpu)('matmul: GPU vs float64 reference', () => {
           { numRuns: plan ? 10 : 15 },
         ),
       );
-    });
+      // A cold shader cache on a software adapter compiles each kernel variant for seconds.
+    }, 600_000);
   }
 
   it('fixed larger cases (tile edges, aligned, transposed, vec4 and scalar paths)', async () => {

@@ -291,6 +291,9 @@ function matmulGpu(A: Operand, B: Operand, out: Tensor, M: number, N: number, K:
   let bShape = col.shape;
   let [aBS, bBS] = col.strides as [number[], number[]];
   if (R === 1 && bShape[0] === 1) ((R = 0), (bShape = []), (aBS = []), (bBS = []));
+  // Batch rank 1 runs as rank 2 (a leading size-1 dim): one shader variant fewer to compile, which
+  // matters on software adapters where a register-blocked kernel takes seconds to compile.
+  if (R === 1) ((R = 2), (bShape = [1, ...bShape]), (aBS = [0, ...aBS]), (bBS = [0, ...bBS]));
   if (MATMUL_P.batch + 3 * R > 64) throw new Error(`matmul: too many non-mergeable batch dims (${R})`);
   const caps = matmulDeviceCaps(gpu);
   const kernel = picker(M, N, K, nBatch, caps);
