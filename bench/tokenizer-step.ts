@@ -1,0 +1,46 @@
+/**
+ * One tokenizer training step (forward, backward, AdamW) on the WebGPU device, default config
+ * (32x32x1, ch 64, mult [1,2,2], K 1024, d 16 -- the reference model of torch_step_bench.py).
+ *
+ *   npx tsx bench/tokenizer-step.ts                       (batch 8, perturbation 'paper')
+ *   BATCH=64 PERTURB=none STEPS=5 npx tsx bench/tokenizer-step.ts
+ *   TINY=1 npx tsx bench/tokenizer-step.ts                (ch 8, K 32, 1 block per level; MULT=1,2 SIZE=16 to vary)
+ *
+ * On the lent GPU machine: bundle with esbuild as in bench/reductions.ts (entry
+ * bench/tokenizer-step.ts, outfile bench/dist/tokenizer-step.mjs, external webgpu), then
+ * device tool: carry [".gpu-bundle", "bench/dist"], `source .gpu-bundle/setup.sh && node bench/dist/tokenizer-step.mjs`.
+ *
+ * Prints one JSON line: ms per step (median of STEPS timed steps after 2 warm-up steps, each
+ * step synced by reading back its loss), dispatches per step.
+ */
+import * as E from '../node/index.js';
+import { AdamW } from '../nn/index.js';
+import { tokenizerTrainStep, VQTokenizer } from '../models/tokenizer/index.js';
+
+const backend = (await E.getDevice({ setDefault: true, requireWebGPU: true, quiet: true })) as E.WebGPUBackend;
+const B = Number(process.env.BATCH ?? 8);
+const steps = Number(process.env.STEPS ?? 5);
+const tiny = process.env.TINY === '1';
+const size = Number(process.env.SIZE ?? 32);
+const mult = process.env.MULT ? process.env.MULT.split(',').map(Number) : [1, 2, 2];
+const perturbation = (process.env.PERTURB ?? 'paper') as 'paper' | 'none';
+const cfg = tiny ? { ch: 8, chMult: mult, numResBlocks: 1, codebookSize: 32, codeDim: 8 } : {};
+const model = new VQTokenizer({ ...cfg, perturbation }, { backend, generator: new E.Generator(0) });
+const opt = new AdamW(model.parameters(), { lr: 1e-4 });
+const x = E.rand([B, 1, size, size], { backend, generator: new E.Generator(1) });
+const times: number[] = [];
+let dispatches = 0;
+for (let s = 1; s <= steps + 2; s++) {
+  const d0 = backend.counters.dispatches;
+  const t0 = performance.now();
+  const terms = E.tidy(() => tokenizerTrainStep(model, opt, x, { step: s, totalSteps: 1000 }));
+  await terms.total!.item();
+  const dt = performance.now() - t0;
+  if (s > 2) {
+    times.push(dt);
+    dispatches = backend.counters.dispatches - d0;
+  }
+  for (const t of Object.values(terms)) t.dispose();
+}
+times.sort((a, b) => a - b);
+console.log(JSON.stringify({ bench: 'tokenizer-step', tiny, size, batch: B, perturbation, params: model.numParameters(), msPerStep: times[times.length >> 1], minMs: times[0], dispatchesPerStep: dispatches }));

@@ -1,0 +1,3 @@
+/** Public models API (browser-safe): tokenizers, feature networks and metrics. */
+export * from './tokenizer/index.js';
+export * from './features/inception.js';

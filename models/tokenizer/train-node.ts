@@ -1,0 +1,105 @@
+/**
+ * Node-only: trains the VQ tokenizer on Fashion-MNIST / MNIST (padded to 32x32, pixels in
+ * [-1, 1]) with AdamW, the perturbation preset and its annealing schedule, through node/train.ts's
+ * trainLoop (progress line with ETA, JSONL metrics, atomic resumable checkpoints that include the
+ * perturbation generator and the data position, reconstruction grids). A building block for the
+ * `train-tokenizer` CLI subcommand.
+ */
+import { join } from 'node:path';
+import * as E from '../../engine/index.js';
+import { BatchUploader, DataLoader, loadFashionMNIST, loadMNIST, saveImageGrid, subset, type ImageDataset } from '../../node/data/index.js';
+import { trainLoop, type TrainLoopResult } from '../../node/train.js';
+import { AdamW } from '../../nn/index.js';
+import { VQTokenizer, type TokenizerConfig } from './model.js';
+import type { PerturbationConfig, PerturbationPreset } from './perturbation.js';
+import { tokenizerTrainStep } from './train-step.js';
+
+export interface TrainTokenizerOptions {
+  backend: E.Backend;
+  dataset?: 'fashion-mnist' | 'mnist';
+  /** Use only the first n training images (quick runs). */
+  trainSubset?: number;
+  config?: Partial<TokenizerConfig>;
+  perturbation?: PerturbationPreset | PerturbationConfig;
+  batchSize?: number;
+  /** Training length: steps, or epochs over the (sub)set. */
+  steps?: number;
+  epochs?: number;
+  lr?: number;
+  betas?: [number, number];
+  weightDecay?: number;
+  seed?: number;
+  /** Checkpoint, metrics and sample folder (none: nothing written). */
+  outDir?: string;
+  logEvery?: number;
+  checkpointEvery?: number;
+  sampleEvery?: number;
+  resume?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface TrainTokenizerResult extends TrainLoopResult {
+  model: VQTokenizer;
+  totalSteps: number;
+  val: ImageDataset;
+}
+
+export async function trainTokenizer(o: TrainTokenizerOptions): Promise<TrainTokenizerResult> {
+  const { backend } = o;
+  const seed = o.seed ?? 0;
+  const load = o.dataset === 'mnist' ? loadMNIST : loadFashionMNIST;
+  const split = load({ pad: 2, ...(o.log ? { log: o.log } : {}) });
+  const train = o.trainSubset ? subset(split.train, Int32Array.from({ length: Math.min(o.trainSubset, split.train.shape[0]) }, (_, i) => i)) : split.train;
+  const B = o.batchSize ?? 64;
+  const loader = new DataLoader(train, { batchSize: B, shuffle: true, seed, dropLast: true });
+  const perEpoch = Math.floor(train.shape[0] / B);
+  const totalSteps = o.steps ?? Math.max(1, (o.epochs ?? 1) * perEpoch);
+  const model = new VQTokenizer({ ...o.config, ...(o.perturbation ? { perturbation: o.perturbation } : {}), perturbSeed: seed + 1 }, { backend, generator: new E.Generator(seed) });
+  // taming-transformers' autoencoder optimizer: Adam(lr, betas (0.5, 0.9)); decoupled decay off by default.
+  const optimizer = new AdamW(model.parameters(), { lr: o.lr ?? 2e-4, betas: o.betas ?? [0.5, 0.9], weightDecay: o.weightDecay ?? 0 });
+  const uploader = new BatchUploader(backend);
+  const sampleX = E.keep(E.tensor(new Float32Array(loaderFirst(split.val, 16)), [Math.min(16, split.val.shape[0]), 1, 32, 32], { backend }));
+  const r = await trainLoop({
+    totalSteps,
+    state: { model, optimizer, generators: { perturb: model.perturbGenerator }, loader },
+    backend,
+    itemsPerStep: B,
+    logEvery: o.logEvery ?? 50,
+    ...(o.outDir ? { metricsPath: join(o.outDir, 'metrics.jsonl'), checkpointPath: join(o.outDir, 'checkpoint.safetensors'), checkpointEvery: o.checkpointEvery ?? 500 } : {}),
+    resume: o.resume ?? true,
+    ...(o.outDir && o.sampleEvery
+      ? {
+          sampleEvery: o.sampleEvery,
+          onSample: async (step: number) => {
+            const grid = E.noGrad(() => E.tidy(() => {
+              const wasTraining = model.training;
+              model.eval();
+              const rec = model.forward(sampleX, { perturb: null }).recon;
+              model.train(wasTraining);
+              return E.concat([sampleX, rec.maximum(-1).minimum(1)], 0);
+            }));
+            await saveImageGrid(join(o.outDir!, `recon_${String(step).padStart(7, '0')}.png`), grid, { nrow: sampleX.shape[0]!, range: [-1, 1] });
+            grid.dispose();
+          },
+        }
+      : {}),
+    extra: { config: model.cfg, batchSize: B, dataset: o.dataset ?? 'fashion-mnist' },
+    ...(o.log ? { log: o.log } : {}),
+    step: (step) => {
+      const batch = uploader.next(loader);
+      const terms = tokenizerTrainStep(model, optimizer, batch.x, { step, totalSteps });
+      return { terms, epoch: batch.batch.epoch };
+    },
+  });
+  sampleX.dispose();
+  return { ...r, model, totalSteps, val: split.val };
+}
+
+/** The first n validation images as [-1, 1] floats. */
+function loaderFirst(ds: ImageDataset, n: number): Float32Array {
+  const m = Math.min(n, ds.shape[0]);
+  const per = ds.shape[1] * ds.shape[2] * ds.shape[3];
+  const out = new Float32Array(m * per);
+  for (let i = 0; i < m * per; i++) out[i] = (ds.images[i]! / 255) * 2 - 1;
+  return out;
+}
