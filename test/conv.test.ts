@@ -362,3 +362,33 @@ describe('conv errors name the op and the shapes', () => {
     expect(() => E.conv2d(E.zeros([1, 1, 3, 3], { backend: cpu, dtype: 'i32' }), z([1, 1, 1, 1]))).toThrow(/conv2d: expected an f32 input, got dtype i32/);
   });
 });
+
+describe('batch chunking when the column buffer would exceed the binding limit', () => {
+  const backends: [string, E.Backend][] = [['cpu-f64', E.cpuF64], ...(gpu ? [['webgpu', gpu] as [string, E.Backend]] : [])];
+  it.each(backends)('conv2d and convTranspose2d give the same values and gradients in chunks (%s)', async (_n, backend) => {
+    const gen = new E.Generator(3);
+    const x = E.randn([5, 3, 6, 6], { backend, generator: gen });
+    const w = E.randn([4, 3, 3, 3], { backend, generator: gen });
+    const wt = E.randn([3, 2, 3, 3], { backend, generator: gen });
+    const b = E.randn([4], { backend, generator: gen });
+    const run = async () => {
+      const xs = x.detach().requireGrad();
+      const ws = w.detach().requireGrad();
+      const y = E.conv2d(xs, ws, b, { padding: 1 }); // 972 column elements per image: chunks of 2
+      const z = E.convTranspose2d(xs, wt, null, { stride: 2, padding: 1, outputPadding: 1 });
+      E.tidy(() => y.square().sum().add(z.sin().sum()).backward());
+      return [await y.toArray(), await z.toArray(), await xs.grad!.toArray(), await ws.grad!.toArray()];
+    };
+    const whole = await run();
+    E.convLimits.maxColumnElements = 2 * 3 * 9 * 36; // two images' columns per chunk
+    try {
+      const chunked = await run();
+      const tol = backend === E.cpuF64 ? { atol: 1e-12, rtol: 1e-12 } : { atol: 1e-5, rtol: 1e-5 };
+      chunked.forEach((c, i) => expectClose(c, whole[i]!, tol, `output ${i}`));
+      E.convLimits.maxColumnElements = 10;
+      expect(() => E.conv2d(x, w, b, { padding: 1 })).toThrow(/conv2d: one image of \[5, 3, 6, 6\] needs 972 column elements .* over the device's storage binding limit/);
+    } finally {
+      E.convLimits.maxColumnElements = null;
+    }
+  });
+});

@@ -16,7 +16,7 @@ import { GpuStorage, ParamBuilder, WebGPUBackend } from '../webgpu/backend.js';
 import { CONV_WG, foldShader, unfoldShader } from '../../shaders/conv.js';
 import { checkSameBackend } from './elementwise.js';
 import { add } from './binary.js';
-import { reshape, transpose } from './movement.js';
+import { concat, reshape, slice, transpose } from './movement.js';
 import { matmul } from './matmul.js';
 
 /** A size given once for both spatial dims, or as [height, width]. */
@@ -233,6 +233,42 @@ export function disposeUnlessRecorded(result: Tensor, temps: Tensor[]): Tensor {
   return result;
 }
 
+/**
+ * Largest column buffer (elements) one conv may materialize. WebGPU caps a storage binding
+ * (128 MiB on lavapipe, 2 GiB on an H100): bigger batches are convolved in batch chunks.
+ * Overridable for tests.
+ */
+export const convLimits = { maxColumnElements: null as number | null };
+
+function maxColumnElements(x: Tensor): number {
+  if (convLimits.maxColumnElements !== null) return convLimits.maxColumnElements;
+  return x.backend instanceof WebGPUBackend ? Math.floor(x.backend.device.limits.maxStorageBufferBindingSize / 4) : Infinity;
+}
+
+/**
+ * Runs `fn` on batch chunks of x when one image needs `perImage` column elements and the whole
+ * batch would exceed the limit; null when no split is needed. Chunks join with concat, so
+ * gradients flow through slice/concat.
+ */
+function inBatchChunks(op: string, x: Tensor, perImage: number, fn: (xc: Tensor) => Tensor): Tensor | null {
+  const N = x.shape[0]!;
+  const limit = maxColumnElements(x);
+  if (N * perImage <= limit) return null;
+  if (perImage > limit) {
+    throw new Error(`${op}: one image of ${fmtShape(x.shape)} needs ${perImage} column elements (${(perImage * 4 / 2 ** 20).toFixed(0)} MiB), over the device's storage binding limit of ${(limit * 4 / 2 ** 20).toFixed(0)} MiB`);
+  }
+  const per = Math.floor(limit / perImage);
+  const parts: Tensor[] = [];
+  const slices: Tensor[] = [];
+  for (let n0 = 0; n0 < N; n0 += per) {
+    const xc = slice(x, [[n0, Math.min(N, n0 + per)]]);
+    slices.push(xc);
+    parts.push(fn(xc));
+  }
+  const out = concat(parts, 0);
+  return disposeUnlessRecorded(out, [...slices, ...parts]);
+}
+
 export interface Conv2dOptions {
   stride?: Size2;
   /** Zero padding per side, or 'valid' (0) / 'same' (stride 1 only; extra padding goes after, as in PyTorch). */
@@ -291,7 +327,13 @@ export function conv2d(x: Tensor, w: Tensor, bias?: Tensor | null, opts: Conv2dO
   const g: ConvGeom = { kh, kw, sh, sw, ph: padH[0], pw: padW[0], dh, dw, H, W, Hb, Wb };
   const K = Cg * kh * kw;
   const L = Hb * Wb;
-  const cols = unfoldGeom(x, g, 0);
+  // A 1x1 stride-1 unpadded kernel needs no unfold: the image is already its column matrix.
+  const pointwise = kh === 1 && kw === 1 && sh === 1 && sw === 1 && padH[0] + padH[1] + padW[0] + padW[1] === 0;
+  if (!pointwise) {
+    const chunked = inBatchChunks(op, x, Cin * kh * kw * L, (xc) => conv2d(xc, w, bias, opts));
+    if (chunked) return chunked;
+  }
+  const cols = pointwise ? reshape(x, [N, Cin, H * W]) : unfoldGeom(x, g, 0);
   const cg = reshape(cols, [N, groups, K, L]);
   const wg = reshape(w, [groups, Cout / groups, K]);
   const y = matmul(wg, cg); // [N, groups, Cout/groups, L]
@@ -345,6 +387,8 @@ export function convTranspose2d(x: Tensor, w: Tensor, bias?: Tensor | null, opts
   // exceeds H only when output padding >= stride; those blocks would be all zero).
   const g: ConvGeom = { kh, kw, sh, sw, ph, pw, dh, dw, H: Ho, W: Wo, Hb: H, Wb: W };
   const K = Cog * kh * kw;
+  const chunked = inBatchChunks(op, x, Cout * kh * kw * H * W, (xc) => convTranspose2d(xc, w, bias, opts));
+  if (chunked) return chunked;
   const wg = reshape(w, [groups, Cin / groups, K]);
   const wt = transpose(wg, 1, 2); // [groups, K, Cin/groups]
   const xg = reshape(x, [N, groups, Cin / groups, H * W]);
