@@ -1,3 +1,4 @@
 /** Public models API (browser-safe): tokenizers, feature networks and metrics. */
 export * from './tokenizer/index.js';
 export * from './features/inception.js';
+export * from './metrics/index.js';
