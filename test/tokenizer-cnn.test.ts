@@ -142,7 +142,7 @@ describe('VQTokenizer API (float64 CPU, tiny config)', () => {
 });
 
 describe('models/tokenizer is browser-safe', () => {
-  it('imports nothing from Node except the Node-only train-node.ts', () => {
+  it('imports nothing from Node (all of it browser-safe)', () => {
     const dir = join(import.meta.dirname, '..', 'models', 'tokenizer');
     const files = readdirSync(dir).filter((f) => f.endsWith('.ts') && f !== 'train-node.ts');
     expect(files).toContain('model.ts');

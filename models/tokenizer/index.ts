@@ -4,3 +4,4 @@ export * from './quantizer.js';
 export * from './perturbation.js';
 export * from './model.js';
 export * from './train-step.js';
+export * from './eval.js';

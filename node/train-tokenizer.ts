@@ -6,13 +6,15 @@
  * `train-tokenizer` CLI subcommand.
  */
 import { join } from 'node:path';
-import * as E from '../../engine/index.js';
-import { BatchUploader, DataLoader, loadFashionMNIST, loadMNIST, saveImageGrid, subset, type ImageDataset } from '../../node/data/index.js';
-import { trainLoop, type TrainLoopResult } from '../../node/train.js';
-import { AdamW } from '../../nn/index.js';
-import { VQTokenizer, type TokenizerConfig } from './model.js';
-import type { PerturbationConfig, PerturbationPreset } from './perturbation.js';
-import { tokenizerTrainStep } from './train-step.js';
+import * as E from '../engine/index.js';
+import { BatchUploader, DataLoader, loadFashionMNIST, loadMNIST, saveImageGrid, subset, type ImageDataset } from './data/index.js';
+import { trainLoop, type TrainLoopResult } from './train.js';
+import { loadCheckpoint } from './checkpoint.js';
+import { getJson } from '../nn/checkpoint/index.js';
+import { AdamW } from '../nn/index.js';
+import { VQTokenizer, type TokenizerConfig } from '../models/tokenizer/model.js';
+import type { PerturbationConfig, PerturbationPreset } from '../models/tokenizer/perturbation.js';
+import { tokenizerTrainStep } from '../models/tokenizer/train-step.js';
 
 export interface TrainTokenizerOptions {
   backend: E.Backend;
@@ -36,6 +38,8 @@ export interface TrainTokenizerOptions {
   sampleEvery?: number;
   resume?: boolean;
   log?: (line: string) => void;
+  /** Extra JSON saved in the checkpoint next to the config (e.g. the CLI arguments). */
+  extra?: Record<string, unknown>;
 }
 
 export interface TrainTokenizerResult extends TrainLoopResult {
@@ -83,7 +87,7 @@ export async function trainTokenizer(o: TrainTokenizerOptions): Promise<TrainTok
           },
         }
       : {}),
-    extra: { config: model.cfg, batchSize: B, dataset: o.dataset ?? 'fashion-mnist' },
+    extra: { ...o.extra, config: model.cfg, batchSize: B, dataset: o.dataset ?? 'fashion-mnist', totalSteps },
     ...(o.log ? { log: o.log } : {}),
     step: (step) => {
       const batch = uploader.next(loader);
@@ -102,4 +106,33 @@ function loaderFirst(ds: ImageDataset, n: number): Float32Array {
   const out = new Float32Array(m * per);
   for (let i = 0; i < m * per; i++) out[i] = (ds.images[i]! / 255) * 2 - 1;
   return out;
+}
+
+export interface LoadedTokenizer {
+  model: VQTokenizer;
+  /** Training step the checkpoint was saved at. */
+  step: number;
+  /** The run's extra JSON (config, batchSize, dataset, ...). */
+  extra: Record<string, unknown>;
+}
+
+/**
+ * Reads a checkpoint written by trainTokenizer (model.* tensors and the config in the `extra`
+ * metadata) and rebuilds the tokenizer on `backend` in eval mode.
+ */
+export async function loadTokenizerCheckpoint(path: string, backend: E.Backend): Promise<LoadedTokenizer> {
+  const { tensors, metadata } = await loadCheckpoint(path, backend);
+  try {
+    const extra = getJson<Record<string, unknown>>(metadata, 'extra');
+    const config = extra?.config as Partial<TokenizerConfig> | undefined;
+    if (!config || typeof config !== 'object') throw new Error(`${path}: no tokenizer config in the checkpoint metadata (not written by train-tokenizer?)`);
+    const model = new VQTokenizer(config, { backend });
+    const state: Record<string, E.Tensor> = {};
+    for (const [k, t] of Object.entries(tensors)) if (k.startsWith('model.')) state[k.slice('model.'.length)] = t;
+    model.loadStateDict(state);
+    model.eval();
+    return { model, step: getJson<number>(metadata, 'step'), extra };
+  } finally {
+    for (const t of Object.values(tensors)) t.dispose();
+  }
 }

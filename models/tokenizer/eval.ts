@@ -1,0 +1,254 @@
+/**
+ * Tokenizer evaluation (browser-safe): given a VQ tokenizer, a feature network and batches of
+ * validation images, computes
+ *  - rFID: Fréchet distance between the features of the real images and of their clean
+ *    reconstructions;
+ *  - pFID(alpha, delta): the same for reconstructions from perturbed tokens, every image perturbed
+ *    (beta = 1) at a fixed alpha and delta with no annealing (VQTokenizer.reconstruct), reported
+ *    over a grid of alphas (default 0.1, 0.3, 0.5) at delta = the 'paper' preset's delta for the
+ *    model's K (round(K * 100 / 4096)); the documented single-number pFID is alpha = 0.3
+ *    (DEFAULT_PFID_ALPHA);
+ *  - PSNR and SSIM of the clean reconstructions (on images mapped to [0, 1], data range 1;
+ *    means of the per-image values);
+ *  - codebook usage (% of the K codes used by the clean tokens of the validation set) and code
+ *    perplexity;
+ *  - an Inception-Score analogue of real images and clean reconstructions when the feature
+ *    network has `logits`.
+ * Features are accumulated batch by batch (FeatureStatsAccumulator, float64), so the set size is
+ * not limited by memory. Reconstructions are clamped to the data range before any metric.
+ * Seeded: pFID at each alpha draws from its own Generator(seed), so a run is reproducible, pFID at
+ * alpha = 0 equals rFID exactly (slot 0 is the clean code), and the alphas share their random
+ * numbers (a token replaced at a smaller alpha is replaced by the same code at a larger one, for
+ * the same delta), which makes the grid less noisy than independent draws.
+ */
+import * as E from '../../engine/index.js';
+import { CodeHistogram, FeatureStatsAccumulator, frechetDistanceFromStats, inceptionScore, msePerImage, psnrFromMse, ssimPerImage, type InceptionScore } from '../metrics/index.js';
+import type { VQTokenizer } from './model.js';
+import { resolvePerturbation } from './perturbation.js';
+
+/** What the evaluation needs from a feature network (FeatNet, InceptionV3 wrapper, a stand-in). */
+export interface FeatureNet {
+  /** Features [N, D] of images [N, C, H, W] (in the range the tokenizer sees, unless `featureInput` maps them). */
+  features(x: E.Tensor): E.Tensor;
+  /** Class logits [N, K] (for the Inception-Score analogue). */
+  logits?(x: E.Tensor): E.Tensor;
+}
+
+/** The documented single-number pFID: alpha = 0.3 at the paper's delta. */
+export const DEFAULT_PFID_ALPHA = 0.3;
+/** The default pFID grid over alpha. */
+export const DEFAULT_PFID_ALPHAS: readonly number[] = Object.freeze([0.1, 0.3, 0.5]);
+
+/** delta used by pFID by default: the 'paper' preset's delta for a codebook of K codes. */
+export function defaultPfidDelta(codebookSize: number): number {
+  return resolvePerturbation('paper', codebookSize).delta;
+}
+
+export interface TokenizerEvalOptions {
+  /** pFID alphas (default DEFAULT_PFID_ALPHAS; the default alpha is added when missing). */
+  alphas?: readonly number[];
+  /** pFID delta (default defaultPfidDelta(K)). */
+  delta?: number;
+  /** Alpha of the reported single pFID (default DEFAULT_PFID_ALPHA). */
+  defaultAlpha?: number;
+  /** Seed of the perturbation generators (default 0). */
+  seed?: number;
+  /** Value range of the images and reconstructions (default [-1, 1]). */
+  range?: readonly [number, number];
+  /** Maps images (real and reconstructed, clamped) to the feature network's input; default identity. */
+  featureInput?: (x: E.Tensor) => E.Tensor;
+  /** Compute the Inception-Score analogue when the network has logits (default true). */
+  inceptionScore?: boolean;
+  /** Called after each batch with the number of images done so far. */
+  onBatch?: (done: number) => void;
+}
+
+export interface PfidEntry {
+  alpha: number;
+  delta: number;
+  fid: number;
+}
+
+export interface TokenizerEvalResult {
+  /** Images evaluated. */
+  count: number;
+  rfid: number;
+  /** pFID over the alpha grid (ascending alpha). */
+  pfid: PfidEntry[];
+  /** The documented single pFID (alpha = defaultAlpha). */
+  pfidDefault: PfidEntry;
+  /** Mean per-image PSNR (dB) of clean reconstructions, images in [0, 1]. */
+  psnr: number;
+  /** Mean per-image SSIM of clean reconstructions. */
+  ssim: number;
+  /** 'valid' for images of at least 11x11, else 'same' (zero padding). */
+  ssimPadding: 'valid' | 'same';
+  /** % (0..100) of the codebook used by the clean validation tokens. */
+  usage: number;
+  usedCodes: number;
+  codebookSize: number;
+  /** exp(entropy) of the clean code distribution (1..K). */
+  perplexity: number;
+  featureDim: number;
+  seed: number;
+  /** Inception-Score analogue (when the feature network has logits). */
+  inceptionScore?: { real: InceptionScore; recon: InceptionScore };
+}
+
+function checkAlpha(a: number, what: string): number {
+  if (!(typeof a === 'number' && a >= 0 && a <= 1)) throw new RangeError(`evaluateTokenizer: ${what} must be in [0, 1], got ${a}`);
+  return a;
+}
+
+async function readFeatures(t: E.Tensor, what: string): Promise<Float32Array | Float64Array> {
+  if (t.rank !== 2) throw new Error(`evaluateTokenizer: feature network ${what} must be [N, D], got ${E.fmtShape(t.shape)}`);
+  const a = await t.toArray();
+  return a instanceof Int32Array ? Float32Array.from(a) : a;
+}
+
+/**
+ * Evaluates `model` on `batches` of images [B, C, H, W] (in opts.range; not disposed here).
+ * The model runs in eval mode (restored afterwards); nothing is trained.
+ */
+export async function evaluateTokenizer(model: VQTokenizer, net: FeatureNet, batches: Iterable<E.Tensor> | AsyncIterable<E.Tensor>, opts: TokenizerEvalOptions = {}): Promise<TokenizerEvalResult> {
+  const K = model.cfg.codebookSize;
+  const seed = opts.seed ?? 0;
+  const defaultAlpha = checkAlpha(opts.defaultAlpha ?? DEFAULT_PFID_ALPHA, 'defaultAlpha');
+  const alphas = [...new Set([...(opts.alphas ?? DEFAULT_PFID_ALPHAS), defaultAlpha])].map((a) => checkAlpha(a, 'alpha')).sort((a, b) => a - b);
+  const delta = opts.delta ?? defaultPfidDelta(K);
+  resolvePerturbation({ alpha: 0, beta: 1, delta, anneal: false }, K); // validates delta against K
+  const [lo, hi] = opts.range ?? [-1, 1];
+  if (!(Number.isFinite(lo) && Number.isFinite(hi) && hi > lo)) throw new RangeError(`evaluateTokenizer: range must be [lo, hi] with lo < hi, got [${lo}, ${hi}]`);
+  const wantIs = (opts.inceptionScore ?? true) && typeof net.logits === 'function';
+  const featIn = opts.featureInput ?? ((x: E.Tensor) => x);
+
+  let accReal: FeatureStatsAccumulator | null = null;
+  let accRec: FeatureStatsAccumulator | null = null;
+  const accPert = new Map<number, FeatureStatsAccumulator>();
+  const gens = new Map(alphas.map((a) => [a, new E.Generator(seed)] as const));
+  const hist = new CodeHistogram(K);
+  const logitsReal: number[] = [];
+  const logitsRec: number[] = [];
+  let numClasses = 0;
+  let psnrSum = 0;
+  let ssimSum = 0;
+  let count = 0;
+  let ssimPadding: 'valid' | 'same' = 'valid';
+  const acc = (D: number) => new FeatureStatsAccumulator(D);
+
+  const wasTraining = model.training;
+  model.eval();
+  try {
+    for await (const x of batches) {
+      if (x.rank !== 4) throw new Error(`evaluateTokenizer: expected image batches [B, C, H, W], got ${E.fmtShape(x.shape)}`);
+      const B = x.shape[0]!;
+      if (B === 0) continue;
+      ssimPadding = x.shape[2]! >= 11 && x.shape[3]! >= 11 ? 'valid' : 'same';
+      const clampR = (t: E.Tensor) => t.maximum(lo).minimum(hi);
+      const toUnit = (t: E.Tensor) => t.sub(lo).div(hi - lo);
+      const out = E.noGrad(() => E.tidy(() => {
+        const f = model.forward(x, { perturb: null });
+        const rec = clampR(f.recon);
+        const xi = toUnit(x);
+        const ri = toUnit(rec);
+        const fr = featIn(x);
+        const fc = featIn(rec);
+        return {
+          indices: f.indices,
+          fReal: net.features(fr),
+          fRec: net.features(fc),
+          mse: msePerImage(xi, ri),
+          ssim: ssimPerImage(xi, ri, { dataRange: 1, padding: ssimPadding }),
+          lReal: wantIs ? net.logits!(fr) : null,
+          lRec: wantIs ? net.logits!(fc) : null,
+        };
+      }));
+      const pert = new Map<number, E.Tensor>();
+      try {
+        for (const a of alphas) {
+          const r = model.reconstruct(x, { alpha: a, delta }, gens.get(a)!);
+          try {
+            pert.set(a, E.noGrad(() => E.tidy(() => net.features(featIn(clampR(r))))));
+          } finally {
+            r.dispose();
+          }
+        }
+        const fReal = await readFeatures(out.fReal, 'features');
+        const fRec = await readFeatures(out.fRec, 'features');
+        const D = out.fReal.shape[1]!;
+        accReal ??= acc(D);
+        accRec ??= acc(D);
+        accReal.add(fReal);
+        accRec.add(fRec);
+        for (const [a, t] of pert) {
+          if (!accPert.has(a)) accPert.set(a, acc(D));
+          accPert.get(a)!.add(await readFeatures(t, 'features'));
+        }
+        hist.add(await out.indices.toArray());
+        const m = psnrFromMse(await out.mse.toArray(), 1);
+        for (const v of m.perImage) psnrSum += v;
+        for (const v of await out.ssim.toArray()) ssimSum += v;
+        if (out.lReal && out.lRec) {
+          numClasses = out.lReal.shape[1]!;
+          logitsReal.push(...(await out.lReal.toArray()));
+          logitsRec.push(...(await out.lRec.toArray()));
+        }
+      } finally {
+        for (const t of Object.values(out)) t?.dispose();
+        for (const t of pert.values()) t.dispose();
+      }
+      count += B;
+      opts.onBatch?.(count);
+    }
+  } finally {
+    model.train(wasTraining);
+  }
+  if (count < 2 || !accReal || !accRec) throw new Error(`evaluateTokenizer: need at least 2 images, got ${count}`);
+  const sReal = accReal.stats();
+  const rfid = frechetDistanceFromStats(sReal, accRec.stats());
+  const pfid = alphas.map((alpha) => ({ alpha, delta, fid: frechetDistanceFromStats(sReal, accPert.get(alpha)!.stats()) }));
+  const result: TokenizerEvalResult = {
+    count,
+    rfid,
+    pfid,
+    pfidDefault: pfid.find((p) => p.alpha === defaultAlpha)!,
+    psnr: psnrSum / count,
+    ssim: ssimSum / count,
+    ssimPadding,
+    usage: hist.usage(),
+    usedCodes: hist.used,
+    codebookSize: K,
+    perplexity: hist.perplexity(),
+    featureDim: sReal.dim,
+    seed,
+  };
+  if (wantIs && numClasses > 0) {
+    const splits = Math.max(1, Math.min(10, count));
+    result.inceptionScore = { real: inceptionScore(logitsReal, numClasses, splits), recon: inceptionScore(logitsRec, numClasses, splits) };
+  }
+  return result;
+}
+
+/**
+ * The reconstruction grid as one batch [(2 + alphas) * n, C, H, W], row by row: the n originals,
+ * their clean reconstructions, then reconstructions from perturbed tokens at each alpha
+ * (beta = 1, fixed delta, Generator(seed)), all clamped to `range`. Show it with n images per row.
+ */
+export function reconstructionGrid(model: VQTokenizer, x: E.Tensor, opts: { alphas?: readonly number[]; delta?: number; seed?: number; range?: readonly [number, number] } = {}): E.Tensor {
+  const [lo, hi] = opts.range ?? [-1, 1];
+  const alphas = opts.alphas ?? DEFAULT_PFID_ALPHAS;
+  const delta = opts.delta ?? defaultPfidDelta(model.cfg.codebookSize);
+  const wasTraining = model.training;
+  model.eval();
+  try {
+    const rows: E.Tensor[] = [model.reconstruct(x)];
+    for (const a of alphas) rows.push(model.reconstruct(x, { alpha: checkAlpha(a, 'alpha'), delta }, new E.Generator(opts.seed ?? 0)));
+    try {
+      return E.noGrad(() => E.tidy(() => E.concat([x, ...rows.map((r) => r.maximum(lo).minimum(hi))], 0)));
+    } finally {
+      for (const r of rows) r.dispose();
+    }
+  } finally {
+    model.train(wasTraining);
+  }
+}

@@ -1,0 +1,465 @@
+/**
+ * The `webgpu-tok` command line (Node only): one bin, subcommands
+ *   train-tokenizer  train the VQ tokenizer (resumable, progress with ETA)
+ *   eval-tokenizer   rFID, pFID grid, PSNR, SSIM, codebook usage, perplexity (+ JSON, markdown, PNG)
+ *   train-featnet    train the feature network (delegates to examples/train-featnet.ts)
+ * `webgpu-tok <command> --help` lists each command's options. Options are `--name value` or
+ * `--name=value`; booleans are `--name` alone. Bad arguments raise CliError naming the flag, and
+ * main() prints them and returns exit code 2.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import * as E from '../engine/index.js';
+import { CpuBackend } from '../engine/cpu/backend.js';
+import { DEFAULT_PFID_ALPHAS, defaultPfidDelta, evaluateTokenizer, reconstructionGrid, type TokenizerConfig, type TokenizerEvalResult } from '../models/tokenizer/index.js';
+import { FeatNet, type FeatNetConfig } from '../models/features/featnet.js';
+import { InceptionV3 } from '../models/features/inception.js';
+import { getJsonOr } from '../nn/checkpoint/index.js';
+import { loadCheckpoint, readSafetensorsFile } from './checkpoint.js';
+import { BatchUploader, DataLoader, loadFashionMNIST, loadMNIST, saveImageGrid, subset, writeFileAtomicSync, type ImageDataset } from './data/index.js';
+import { getDevice } from './index.js';
+import { loadTokenizerCheckpoint, trainTokenizer } from './train-tokenizer.js';
+
+export class CliError extends Error {
+  override name = 'CliError';
+}
+
+type OptType = 'string' | 'int' | 'number' | 'bool' | 'list';
+
+export interface OptSpec {
+  name: string;
+  type: OptType;
+  help: string;
+  /** Allowed values (string options). */
+  choices?: readonly string[];
+  /** Smallest allowed value (int/number options). */
+  min?: number;
+  default?: string | number | boolean | number[];
+  required?: boolean;
+  /** Placeholder shown in --help. */
+  meta?: string;
+}
+
+export type ParsedArgs = Record<string, string | number | boolean | number[] | undefined>;
+
+export interface Io {
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
+
+interface Command {
+  name: string;
+  summary: string;
+  options: OptSpec[];
+  run: (args: ParsedArgs, io: Io, rest: string[]) => Promise<void>;
+}
+
+function parseValue(cmd: string, spec: OptSpec, raw: string): string | number | number[] {
+  const flag = `--${spec.name}`;
+  const num = (s: string, int: boolean): number => {
+    const v = Number(s);
+    if (s.trim() === '' || !Number.isFinite(v) || (int && !Number.isInteger(v))) throw new CliError(`${cmd}: ${flag} must be ${int ? 'an integer' : 'a number'}, got '${s}'`);
+    if (spec.min !== undefined && v < spec.min) throw new CliError(`${cmd}: ${flag} must be >= ${spec.min}, got ${v}`);
+    return v;
+  };
+  switch (spec.type) {
+    case 'int':
+      return num(raw, true);
+    case 'number':
+      return num(raw, false);
+    case 'list':
+      return raw.split(',').map((s) => num(s, false));
+    default:
+      if (spec.choices && !spec.choices.includes(raw)) throw new CliError(`${cmd}: ${flag} must be one of ${spec.choices.join(', ')}, got '${raw}'`);
+      return raw;
+  }
+}
+
+/** Parses argv against a command's options; unknown flags, missing values and bad values throw CliError. */
+export function parseArgs(cmd: string, specs: readonly OptSpec[], argv: readonly string[]): { args: ParsedArgs; help: boolean; rest: string[] } {
+  const args: ParsedArgs = {};
+  const rest: string[] = [];
+  let help = false;
+  for (const s of specs) if (s.default !== undefined) args[s.name] = s.default;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--help' || a === '-h') {
+      help = true;
+      continue;
+    }
+    if (!a.startsWith('--')) {
+      rest.push(a);
+      continue;
+    }
+    const eq = a.indexOf('=');
+    const name = a.slice(2, eq < 0 ? undefined : eq);
+    const spec = specs.find((s) => s.name === name);
+    if (!spec) throw new CliError(`${cmd}: unknown option --${name} (see webgpu-tok ${cmd} --help)`);
+    if (spec.type === 'bool') {
+      if (eq >= 0) {
+        const v = a.slice(eq + 1);
+        if (v !== 'true' && v !== 'false') throw new CliError(`${cmd}: --${name} is a switch (use --${name} or --${name}=true|false), got '${v}'`);
+        args[name] = v === 'true';
+      } else args[name] = true;
+      continue;
+    }
+    let raw: string;
+    if (eq >= 0) raw = a.slice(eq + 1);
+    else {
+      const next = argv[i + 1];
+      if (next === undefined || (next.startsWith('--') && next.length > 2)) throw new CliError(`${cmd}: --${name} needs a value${spec.meta ? ` (${spec.meta})` : ''}`);
+      raw = next;
+      i++;
+    }
+    args[name] = parseValue(cmd, spec, raw);
+  }
+  if (!help) for (const s of specs) if (s.required && args[s.name] === undefined) throw new CliError(`${cmd}: missing required option --${s.name}${s.meta ? ` ${s.meta}` : ''}`);
+  return { args, help, rest };
+}
+
+export function commandHelp(c: { name: string; summary: string; options: readonly OptSpec[] }): string {
+  const lines = [`usage: webgpu-tok ${c.name} [options]`, '', c.summary, '', 'options:'];
+  const left = (s: OptSpec) => `  --${s.name}${s.type === 'bool' ? '' : ` ${s.meta ?? (s.choices ? s.choices.join('|') : s.type === 'list' ? 'a,b,...' : s.type === 'string' ? 'VALUE' : 'N')}`}`;
+  const w = Math.max(...c.options.map((s) => left(s).length), 10) + 2;
+  for (const s of c.options) {
+    const def = s.default !== undefined && s.type !== 'bool' ? ` (default ${Array.isArray(s.default) ? s.default.join(',') : s.default})` : s.required ? ' (required)' : '';
+    lines.push(left(s).padEnd(w) + s.help + def);
+  }
+  lines.push('  --help'.padEnd(w) + 'this help');
+  return lines.join('\n');
+}
+
+// --- shared helpers ----------------------------------------------------------
+
+/** Tokenizer size presets of --config (or a JSON file with a partial TokenizerConfig). */
+export const CONFIG_PRESETS: Record<string, Partial<TokenizerConfig>> = {
+  /** The reference tokenizer: ch 64, chMult [1, 2, 2], 2 res blocks, K 1024, d 16 (3.16M parameters, 8x8 tokens). */
+  default: {},
+  /** Half the width, one res block per level (8x8 tokens). */
+  small: { ch: 32, numResBlocks: 1 },
+  /** For smoke tests: ch 8, one downsampling (16x16 tokens), K 256, d 8. */
+  tiny: { ch: 8, chMult: [1, 2], numResBlocks: 1, codebookSize: 256, codeDim: 8 },
+};
+
+function resolveConfigArg(cmd: string, v: string): Partial<TokenizerConfig> {
+  if (CONFIG_PRESETS[v]) return CONFIG_PRESETS[v]!;
+  if (v.endsWith('.json')) {
+    if (!existsSync(v)) throw new CliError(`${cmd}: --config file ${v} does not exist`);
+    try {
+      return JSON.parse(readFileSync(v, 'utf8')) as Partial<TokenizerConfig>;
+    } catch (e) {
+      throw new CliError(`${cmd}: --config file ${v} is not valid JSON: ${(e as Error).message}`);
+    }
+  }
+  throw new CliError(`${cmd}: --config must be one of ${Object.keys(CONFIG_PRESETS).join(', ')} or a .json file, got '${v}'`);
+}
+
+let backendPromise: Promise<E.Backend> | null = null;
+
+async function backendFor(args: ParsedArgs): Promise<E.Backend> {
+  if (args.cpu) return new CpuBackend({ precision: 'f32' });
+  backendPromise ??= getDevice({ setDefault: false });
+  return backendPromise;
+}
+
+function loadSplit(dataset: string, log: (l: string) => void) {
+  return (dataset === 'mnist' ? loadMNIST : loadFashionMNIST)({ pad: 2, log });
+}
+
+function fmt(v: number, digits = 3): string {
+  return Number.isFinite(v) ? v.toFixed(digits) : String(v);
+}
+
+/** FIDs: 4 significant digits below 1 (small-set FIDs can be ~1e-3), else 3 decimals. */
+function fmtFid(v: number): string {
+  return Number.isFinite(v) && Math.abs(v) < 1 ? v.toPrecision(4) : fmt(v, 3);
+}
+
+// --- train-tokenizer ---------------------------------------------------------
+
+const TRAIN_OPTIONS: OptSpec[] = [
+  { name: 'out', type: 'string', required: true, meta: 'DIR', help: 'checkpoint folder (checkpoint.safetensors, metrics.jsonl, recon_*.png); an existing checkpoint there is resumed' },
+  { name: 'dataset', type: 'string', choices: ['fashion-mnist', 'mnist'], default: 'fashion-mnist', help: 'training data (padded to 32x32, pixels in [-1, 1])' },
+  { name: 'config', type: 'string', default: 'default', meta: 'default|small|tiny|FILE.json', help: 'tokenizer size preset or a JSON file with TokenizerConfig fields' },
+  { name: 'perturb', type: 'string', choices: ['none', 'paper'], default: 'none', help: "latent perturbation preset ('paper': alpha 1, beta 0.1, delta = 2.4% of K, annealed)" },
+  { name: 'epochs', type: 'int', min: 1, default: 1, help: 'passes over the training set' },
+  { name: 'steps', type: 'int', min: 1, help: 'total optimizer steps (overrides --epochs)' },
+  { name: 'batch', type: 'int', min: 1, default: 64, help: 'batch size' },
+  { name: 'lr', type: 'number', min: 0, default: 2e-4, help: 'AdamW learning rate (betas 0.5, 0.9)' },
+  { name: 'limit', type: 'int', min: 1, help: 'use only the first N training images' },
+  { name: 'seed', type: 'int', min: 0, default: 0, help: 'seed of init, shuffling and perturbation' },
+  { name: 'log-every', type: 'int', min: 1, default: 50, help: 'steps between progress lines (with ETA)' },
+  { name: 'checkpoint-every', type: 'int', min: 1, default: 500, help: 'steps between checkpoints (and at the end)' },
+  { name: 'sample-every', type: 'int', min: 0, default: 0, help: 'steps between reconstruction PNGs (0: only at the end)' },
+  { name: 'fresh', type: 'bool', help: 'ignore an existing checkpoint in --out and start over' },
+  { name: 'cpu', type: 'bool', help: 'run on the CPU backend instead of WebGPU' },
+];
+
+async function runTrain(args: ParsedArgs, io: Io): Promise<void> {
+  const cmd = 'train-tokenizer';
+  const out = resolve(String(args.out));
+  const config = resolveConfigArg(cmd, String(args.config));
+  const perturb = String(args.perturb) as 'none' | 'paper';
+  const ckpt = join(out, 'checkpoint.safetensors');
+  const resume = !args.fresh;
+  if (resume && existsSync(ckpt)) {
+    // Resuming with other settings would silently mix two runs: refuse, naming the flag.
+    const { metadata } = await readSafetensorsFile(ckpt);
+    const extra = getJsonOr<Record<string, unknown>>(metadata, 'extra', {});
+    const cli = (extra.cli ?? {}) as Record<string, unknown>;
+    for (const k of ['dataset', 'config', 'perturb', 'batch', 'limit', 'seed'] as const) {
+      if (k in cli && JSON.stringify(cli[k] ?? null) !== JSON.stringify(args[k] ?? null)) {
+        throw new CliError(`${cmd}: ${ckpt} was trained with --${k} ${String(cli[k])}, not ${String(args[k])}: pass the same value to resume, or --fresh to start over`);
+      }
+    }
+  }
+  const backend = await backendFor(args);
+  const cliRecord = { dataset: args.dataset, config: args.config, perturb, batch: args.batch, limit: args.limit ?? null, seed: args.seed };
+  const r = await trainTokenizer({
+    backend,
+    dataset: args.dataset as 'fashion-mnist' | 'mnist',
+    config,
+    perturbation: perturb,
+    batchSize: Number(args.batch),
+    ...(args.steps !== undefined ? { steps: Number(args.steps) } : { epochs: Number(args.epochs) }),
+    ...(args.limit !== undefined ? { trainSubset: Number(args.limit) } : {}),
+    lr: Number(args.lr),
+    seed: Number(args.seed),
+    outDir: out,
+    logEvery: Number(args['log-every']),
+    checkpointEvery: Number(args['checkpoint-every']),
+    sampleEvery: Number(args['sample-every']) || Number.MAX_SAFE_INTEGER,
+    resume,
+    extra: { cli: cliRecord },
+    log: io.out,
+  });
+  if (r.startStep >= r.totalSteps) io.out(`already complete: ${ckpt} is at step ${r.startStep} of ${r.totalSteps}`);
+  else io.out(`trained steps ${r.startStep + 1}..${r.totalSteps}; checkpoint: ${ckpt}`);
+  r.model.dispose();
+}
+
+// --- eval-tokenizer ----------------------------------------------------------
+
+const EVAL_OPTIONS: OptSpec[] = [
+  { name: 'checkpoint', type: 'string', required: true, meta: 'PATH', help: 'checkpoint.safetensors written by train-tokenizer, or its folder' },
+  { name: 'featnet', type: 'string', meta: 'FILE|random', help: "feature network weights (FeatNet safetensors; default models/features/weights/featnet-<fashion|mnist>.safetensors); 'random': a seeded untrained FeatNet (smoke tests only: numbers not comparable)" },
+  { name: 'inception', type: 'string', meta: 'FILE', help: "use pytorch-fid's Inception-v3 (2048-d pool features, 299x299 resize) with weights from this safetensors file instead of FeatNet: literature-comparable FID (slow without a GPU)" },
+  { name: 'dataset', type: 'string', choices: ['fashion-mnist', 'mnist'], help: 'validation data (default: the one the checkpoint was trained on)' },
+  { name: 'limit', type: 'int', min: 2, help: 'use only the first N validation images (default all)' },
+  { name: 'batch', type: 'int', min: 1, default: 100, help: 'evaluation batch size' },
+  { name: 'alphas', type: 'list', default: [...DEFAULT_PFID_ALPHAS], help: 'pFID alphas in [0, 1] (the documented default pFID is alpha 0.3, always included)' },
+  { name: 'delta', type: 'int', min: 1, help: "pFID delta (default: the 'paper' preset's, round(K * 100 / 4096))" },
+  { name: 'seed', type: 'int', min: 0, default: 0, help: 'seed of the pFID perturbations' },
+  { name: 'grid', type: 'int', min: 1, default: 8, help: 'images per row of the reconstruction grid PNG' },
+  { name: 'out', type: 'string', meta: 'DIR', help: 'where eval.json, eval.md and recon-grid.png go (default: the checkpoint folder)' },
+  { name: 'cpu', type: 'bool', help: 'run on the CPU backend instead of WebGPU' },
+];
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+function defaultFeatnetPath(dataset: string): string {
+  // From node/ (tsx) or dist/node/ (built): look in the repository's models/features/weights.
+  const name = `featnet-${dataset === 'mnist' ? 'mnist' : 'fashion'}.safetensors`;
+  const candidates = [join(ROOT, 'models', 'features', 'weights', name), join(ROOT, '..', 'models', 'features', 'weights', name)];
+  return candidates.find((p) => existsSync(p)) ?? candidates[0]!;
+}
+
+async function loadFeatNet(spec: string, dataset: string, backend: E.Backend, seed: number): Promise<{ net: FeatNet; source: string }> {
+  if (spec === 'random') {
+    const net = new FeatNet({}, { backend, generator: new E.Generator(seed + 12345) });
+    net.eval();
+    return { net, source: 'random (untrained FeatNet: numbers not comparable)' };
+  }
+  if (!existsSync(spec)) {
+    throw new CliError(`eval-tokenizer: --featnet file ${spec} does not exist (train one with 'webgpu-tok train-featnet', or pass --featnet random for a smoke test)`);
+  }
+  const { tensors, metadata } = await loadCheckpoint(spec, backend);
+  try {
+    // examples/train-featnet.ts stores the config as `featnet_config`.
+    const cfg = getJsonOr<Partial<FeatNetConfig>>(metadata, 'featnet_config', getJsonOr<Partial<FeatNetConfig>>(metadata, 'config', {}));
+    const net = new FeatNet(cfg, { backend });
+    const state: Record<string, E.Tensor> = {};
+    for (const [k, t] of Object.entries(tensors)) {
+      if (k.startsWith('model.')) state[k.slice(6)] = t;
+      else if (!k.includes('.') || /^(conv|fc)\d/.test(k)) state[k] = t;
+    }
+    net.loadStateDict(state);
+    net.eval();
+    return { net, source: spec };
+  } finally {
+    for (const t of Object.values(tensors)) t.dispose();
+  }
+}
+
+function loadInception(file: string, backend: E.Backend): { net: InceptionV3; source: string } {
+  if (!existsSync(file)) throw new CliError(`eval-tokenizer: --inception file ${file} does not exist (convert pytorch-fid's pt_inception weights to safetensors)`);
+  // Images are in [-1, 1], what the network expects; gray images are repeated to 3 channels.
+  const net = InceptionV3.fromSafetensors(readFileSync(file), { backend, inputRange: '-1,1' });
+  net.eval();
+  return { net, source: `Inception-v3 ${file}` };
+}
+
+export function evalMarkdown(r: TokenizerEvalResult, info: { checkpoint: string; step: number; dataset: string; featnet: string }): string {
+  const lines = [
+    `# Tokenizer evaluation`,
+    '',
+    `- checkpoint: \`${info.checkpoint}\` (step ${info.step})`,
+    `- dataset: ${info.dataset} validation, ${r.count} images`,
+    `- feature network: ${info.featnet} (${r.featureDim}-d features)`,
+    `- pFID: every image's tokens perturbed (beta = 1) at fixed alpha, delta = ${r.pfidDefault.delta}, seed ${r.seed}; default pFID = alpha ${r.pfidDefault.alpha}`,
+    '',
+    '| metric | value |',
+    '|---|---|',
+    `| rFID | ${fmtFid(r.rfid)} |`,
+    `| pFID (alpha ${r.pfidDefault.alpha}, delta ${r.pfidDefault.delta}) | ${fmtFid(r.pfidDefault.fid)} |`,
+    ...r.pfid.map((p) => `| pFID alpha ${p.alpha} | ${fmtFid(p.fid)} |`),
+    `| PSNR (dB) | ${fmt(r.psnr, 2)} |`,
+    `| SSIM | ${fmt(r.ssim, 4)} |`,
+    `| codebook usage | ${fmt(r.usage, 1)}% (${r.usedCodes} of ${r.codebookSize}) |`,
+    `| code perplexity | ${fmt(r.perplexity, 1)} |`,
+  ];
+  if (r.inceptionScore) lines.push(`| IS analogue (real / recon) | ${fmt(r.inceptionScore.real.mean, 3)} / ${fmt(r.inceptionScore.recon.mean, 3)} |`);
+  return lines.join('\n') + '\n';
+}
+
+async function runEval(args: ParsedArgs, io: Io): Promise<void> {
+  const cmd = 'eval-tokenizer';
+  let ckpt = resolve(String(args.checkpoint));
+  if (existsSync(ckpt) && statSync(ckpt).isDirectory()) ckpt = join(ckpt, 'checkpoint.safetensors');
+  if (!existsSync(ckpt)) throw new CliError(`${cmd}: --checkpoint ${ckpt} does not exist`);
+  const alphas = args.alphas as number[];
+  for (const a of alphas) if (!(a >= 0 && a <= 1)) throw new CliError(`${cmd}: --alphas values must be in [0, 1], got ${a}`);
+  const backend = await backendFor(args);
+  const { model, step, extra } = await loadTokenizerCheckpoint(ckpt, backend);
+  const K = model.cfg.codebookSize;
+  const delta = args.delta !== undefined ? Number(args.delta) : defaultPfidDelta(K);
+  if (delta > K) throw new CliError(`${cmd}: --delta must be at most the codebook size ${K}, got ${delta}`);
+  const dataset = String(args.dataset ?? extra.dataset ?? 'fashion-mnist');
+  const seed = Number(args.seed);
+  if (args.inception !== undefined && args.featnet !== undefined) throw new CliError(`${cmd}: pass either --featnet or --inception, not both`);
+  const { net, source } =
+    args.inception !== undefined
+      ? loadInception(String(args.inception), backend)
+      : await loadFeatNet(args.featnet !== undefined ? String(args.featnet) : defaultFeatnetPath(dataset), dataset, backend, seed);
+  const outDir = args.out !== undefined ? resolve(String(args.out)) : dirname(ckpt);
+  try {
+    const split = loadSplit(dataset, io.out);
+    const val: ImageDataset = args.limit !== undefined ? subset(split.val, Int32Array.from({ length: Math.min(Number(args.limit), split.val.shape[0]) }, (_, i) => i)) : split.val;
+    const n = val.shape[0];
+    const B = Math.min(Number(args.batch), n);
+    const loader = new DataLoader(val, { batchSize: B, shuffle: false });
+    const uploader = new BatchUploader(backend);
+    const nb = Math.ceil(n / B);
+    const t0 = performance.now();
+    const batches = function* () {
+      for (let i = 0; i < nb; i++) yield uploader.next(loader).x;
+    };
+    io.out(`evaluating ${ckpt} (step ${step}) on ${n} ${dataset} validation images, features: ${source}`);
+    const r = await evaluateTokenizer(model, net, batches(), {
+      alphas,
+      delta,
+      seed,
+      onBatch: (done) => {
+        const s = (performance.now() - t0) / 1000;
+        io.out(`  ${done}/${n} images, ${s.toFixed(1)} s, ETA ${((s / done) * (n - done)).toFixed(0)} s`);
+      },
+    });
+    const info = { checkpoint: ckpt, step, dataset, featnet: source };
+    writeFileAtomicSync(join(outDir, 'eval.json'), JSON.stringify({ ...info, ...r }, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2) + '\n');
+    const md = evalMarkdown(r, info);
+    writeFileAtomicSync(join(outDir, 'eval.md'), md);
+    // Grid: originals, clean reconstructions, perturbed reconstructions at each alpha.
+    const g = Math.min(Number(args.grid), n);
+    const first = new DataLoader(subset(val, Int32Array.from({ length: g }, (_, i) => i)), { batchSize: g, shuffle: false }).next();
+    const x = E.tensor(first.x, first.shape, { backend });
+    const grid = reconstructionGrid(model, x, { alphas: [...new Set([...alphas].sort((a, b) => a - b))], delta, seed });
+    await saveImageGrid(join(outDir, 'recon-grid.png'), grid, { nrow: g, range: [-1, 1] });
+    grid.dispose();
+    x.dispose();
+    io.out(md);
+    io.out(`wrote ${join(outDir, 'eval.json')}, eval.md, recon-grid.png (rows: originals, clean, alpha ${alphas.join(', ')})`);
+  } finally {
+    model.dispose();
+    net.dispose();
+  }
+}
+
+// --- train-featnet -----------------------------------------------------------
+
+async function runTrainFeatnet(_args: ParsedArgs, io: Io, rest: string[]): Promise<void> {
+  const candidates = [join(ROOT, 'examples', 'train-featnet.ts'), join(ROOT, 'examples', 'train-featnet.js')];
+  const file = candidates.find((p) => existsSync(p));
+  if (!file) throw new CliError('train-featnet: not available yet (examples/train-featnet.ts is missing; run it from a source checkout with tsx)');
+  const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  const fn = (mod.main ?? mod.cli) as ((argv: string[], log?: (l: string) => void) => Promise<unknown>) | undefined;
+  if (typeof fn !== 'function') throw new CliError('train-featnet: not available yet (examples/train-featnet.ts exports no main(argv) function)');
+  try {
+    await fn(rest, io.out);
+  } catch (e) {
+    // The example's own argument errors ('train-featnet: --x ...') are argument errors here too.
+    if (e instanceof Error && /^train-featnet: /.test(e.message)) throw new CliError(e.message);
+    throw e;
+  }
+}
+
+const COMMANDS: Command[] = [
+  { name: 'train-tokenizer', summary: 'Train the VQ tokenizer on Fashion-MNIST or MNIST; resumes from the checkpoint in --out.', options: TRAIN_OPTIONS, run: runTrain },
+  { name: 'eval-tokenizer', summary: 'Evaluate a tokenizer checkpoint: rFID, pFID grid, PSNR, SSIM, codebook usage, perplexity; writes eval.json, eval.md and recon-grid.png.', options: EVAL_OPTIONS, run: runEval },
+  {
+    name: 'train-featnet',
+    summary:
+      "Train the feature network (FeatNet) used by eval-tokenizer's FID on Fashion-MNIST; the arguments are passed to examples/train-featnet.ts's main() " +
+      '(--epochs N, --batch N, --lr X, --limit N, --val-limit N, --seed N, --channels a,b,c, --out FILE.safetensors, --run-dir DIR, --no-resume; source checkout only).',
+    options: [],
+    run: runTrainFeatnet,
+  },
+];
+
+export function mainHelp(): string {
+  const w = Math.max(...COMMANDS.map((c) => c.name.length)) + 4;
+  return ['usage: webgpu-tok <command> [options]', '', 'commands:', ...COMMANDS.map((c) => `  ${c.name.padEnd(w)}${c.summary}`), '', "run 'webgpu-tok <command> --help' for a command's options"].join('\n');
+}
+
+/** Runs the CLI; returns the exit code (0 ok, 1 failure, 2 bad arguments). */
+export async function main(argv: readonly string[], io: Io = { out: (l) => console.log(l), err: (l) => console.error(l) }): Promise<number> {
+  const [name, ...tail] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    io.out(mainHelp());
+    return name ? 0 : 2;
+  }
+  const c = COMMANDS.find((x) => x.name === name);
+  try {
+    if (!c) throw new CliError(`unknown command '${name}' (commands: ${COMMANDS.map((x) => x.name).join(', ')})`);
+    if (c.name === 'train-featnet') {
+      if (tail.includes('--help') || tail.includes('-h')) {
+        io.out(commandHelp(c));
+        return 0;
+      }
+      await c.run({}, io, [...tail]);
+      return 0;
+    }
+    const { args, help, rest } = parseArgs(c.name, c.options, tail);
+    if (help) {
+      io.out(commandHelp(c));
+      return 0;
+    }
+    if (rest.length) throw new CliError(`${c.name}: unexpected argument '${rest[0]}' (options start with --)`);
+    await c.run(args, io, rest);
+    return 0;
+  } catch (e) {
+    if (e instanceof CliError) {
+      io.err(`webgpu-tok: ${e.message}`);
+      return 2;
+    }
+    io.err(`webgpu-tok ${name}: ${(e as Error).stack ?? String(e)}`);
+    return 1;
+  }
+}
+
+// Run when executed directly (tsx node/cli.ts ..., node dist/node/cli.js ...).
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

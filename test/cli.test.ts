@@ -1,0 +1,205 @@
+/**
+ * The webgpu-tok CLI: argument parsing errors name the flag; --help for the tool and each
+ * command; an end-to-end run on a tiny config (MNIST, 8 training images, batch 4: 2 steps) that
+ * writes a checkpoint, resumes it for 2 more steps, refuses to resume with other settings, and
+ * evaluates it (16 validation images, untrained stand-in FeatNet) writing eval.json, eval.md and
+ * the reconstruction grid PNG; and the bin launcher. Runs on WebGPU, or with --cpu when there is
+ * no adapter. (~15 s on lavapipe.)
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import * as E from '../engine/index.js';
+import { FeatNet } from '../models/features/featnet.js';
+import { InceptionV3 } from '../models/features/inception.js';
+import { CliError, CONFIG_PRESETS, main, parseArgs, type OptSpec } from '../node/cli.js';
+import { saveCheckpoint } from '../node/checkpoint.js';
+import { decodeImage } from '../nn/data/decode.js';
+import { requireGpu } from './helpers/backends.js';
+
+const gpu = await requireGpu();
+const ROOT = join(import.meta.dirname, '..');
+
+function capture() {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { io: { out: (l: string) => out.push(l), err: (l: string) => err.push(l) }, out, err };
+}
+
+async function run(argv: string[]) {
+  const c = capture();
+  const code = await main(argv, c.io);
+  return { code, out: c.out.join('\n'), err: c.err.join('\n') };
+}
+
+const SPECS: OptSpec[] = [
+  { name: 'out', type: 'string', required: true, help: '' },
+  { name: 'epochs', type: 'int', min: 1, default: 1, help: '' },
+  { name: 'lr', type: 'number', min: 0, help: '' },
+  { name: 'perturb', type: 'string', choices: ['none', 'paper'], default: 'none', help: '' },
+  { name: 'alphas', type: 'list', help: '' },
+  { name: 'fresh', type: 'bool', help: '' },
+];
+
+describe('parseArgs', () => {
+  it('parses values, defaults, --name=value, switches and lists', () => {
+    const { args, help, rest } = parseArgs('t', SPECS, ['--out', 'd', '--epochs=3', '--lr', '1e-3', '--alphas', '0.1,0.5', '--fresh', 'x']);
+    expect(args).toEqual({ out: 'd', epochs: 3, lr: 1e-3, perturb: 'none', alphas: [0.1, 0.5], fresh: true });
+    expect(help).toBe(false);
+    expect(rest).toEqual(['x']);
+    expect(parseArgs('t', SPECS, ['--help']).help).toBe(true); // --help skips the required check
+    expect(parseArgs('t', SPECS, ['--out', 'd', '--fresh=false']).args.fresh).toBe(false);
+  });
+
+  it('errors name the command and the flag', () => {
+    const bad = (argv: string[]) => () => parseArgs('t', SPECS, argv);
+    expect(bad(['--out', 'd', '--epochs', 'abc'])).toThrow(new CliError("t: --epochs must be an integer, got 'abc'"));
+    expect(bad(['--out', 'd', '--epochs', '1.5'])).toThrow(/--epochs must be an integer, got '1.5'/);
+    expect(bad(['--out', 'd', '--epochs', '0'])).toThrow(/--epochs must be >= 1, got 0/);
+    expect(bad(['--out', 'd', '--lr', 'fast'])).toThrow(/--lr must be a number, got 'fast'/);
+    expect(bad(['--out', 'd', '--perturb', 'strong'])).toThrow(/--perturb must be one of none, paper, got 'strong'/);
+    expect(bad(['--out', 'd', '--alphas', '0.1,x'])).toThrow(/--alphas must be a number, got 'x'/);
+    expect(bad(['--out', 'd', '--bogus', '1'])).toThrow(/unknown option --bogus/);
+    expect(bad(['--out', 'd', '--epochs'])).toThrow(/--epochs needs a value/);
+    expect(bad(['--out', '--epochs', '2'])).toThrow(/--out needs a value/);
+    expect(bad(['--epochs', '2'])).toThrow(/missing required option --out/);
+    expect(bad(['--out', 'd', '--fresh=yes'])).toThrow(/--fresh is a switch/);
+  });
+});
+
+describe('main', () => {
+  it('--help for the tool and for each command', async () => {
+    const top = await run(['--help']);
+    expect(top.code).toBe(0);
+    for (const c of ['train-tokenizer', 'eval-tokenizer', 'train-featnet']) expect(top.out).toContain(c);
+    expect((await run([])).code).toBe(2); // no command: usage, failure
+    const t = await run(['train-tokenizer', '--help']);
+    expect(t.code).toBe(0);
+    for (const f of ['--dataset', '--config', '--perturb none|paper', '--epochs', '--batch', '--out', '--limit', '--fresh']) expect(t.out).toContain(f);
+    const e = await run(['eval-tokenizer', '-h']);
+    expect(e.code).toBe(0);
+    for (const f of ['--checkpoint', '--featnet', '--alphas', '--delta', '--limit', '--grid']) expect(e.out).toContain(f);
+    expect((await run(['train-featnet', '--help'])).code).toBe(0);
+  });
+
+  it('bad arguments exit with code 2 and a message naming the flag', async () => {
+    const u = await run(['train-tokenzier']);
+    expect(u.code).toBe(2);
+    expect(u.err).toMatch(/unknown command 'train-tokenzier'/);
+    const r = await run(['train-tokenizer', '--out', '/nonexistent/x', '--batch', '-4']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/train-tokenizer: --batch must be >= 1, got -4/);
+    expect((await run(['train-tokenizer', '--out', 'x', '--config', 'huge'])).err).toMatch(/--config must be one of default, small, tiny or a .json file, got 'huge'/);
+    expect((await run(['train-tokenizer', '--out', 'x', 'extra'])).err).toMatch(/unexpected argument 'extra'/);
+    expect((await run(['eval-tokenizer', '--checkpoint', '/nonexistent/ckpt'])).err).toMatch(/--checkpoint \/nonexistent\/ckpt does not exist/);
+    expect((await run(['eval-tokenizer'])).err).toMatch(/missing required option --checkpoint/);
+    expect(CONFIG_PRESETS.tiny!.codebookSize).toBe(256);
+  });
+});
+
+describe('train-featnet', () => {
+  it("delegates to examples/train-featnet.ts's main (its argument errors exit with code 2)", async () => {
+    const r = await run(['train-featnet', '--epochs']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/train-featnet: --epochs needs a value/);
+  });
+});
+
+describe('train-tokenizer then eval-tokenizer, end to end (tiny)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'webgpu-tok-cli-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const dev = gpu ? [] : ['--cpu'];
+  const train = ['train-tokenizer', '--dataset', 'mnist', '--config', 'tiny', '--limit', '8', '--batch', '4', '--log-every', '1', '--out', dir, ...dev];
+
+  it('trains 2 steps, resumes for 2 more, refuses other settings, evaluates', async () => {
+    const a = await run([...train, '--epochs', '1']);
+    expect(a.err).toBe('');
+    expect(a.code).toBe(0);
+    expect(a.out).toMatch(/step 2\/2 .*ETA/);
+    expect(existsSync(join(dir, 'checkpoint.safetensors'))).toBe(true);
+    expect(readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n')).toHaveLength(2);
+
+    const b = await run([...train, '--epochs', '2']);
+    expect(b.code).toBe(0);
+    expect(b.out).toMatch(/resumed from .*checkpoint.safetensors at step 2/);
+    expect(b.out).toMatch(/step 4\/4/);
+    expect(b.out).not.toMatch(/step [12]\//);
+
+    const c = await run([...train, '--epochs', '2', '--perturb', 'paper']);
+    expect(c.code).toBe(2);
+    expect(c.err).toMatch(/was trained with --perturb none, not paper/);
+
+    // A FeatNet weights file as examples/train-featnet.ts writes it (state dict + featnet_config),
+    // with a non-default config so a loader ignoring the config would fail.
+    const cfg = { channels: [4, 8, 8] as [number, number, number], featureDim: 16 };
+    const net = new FeatNet(cfg, { backend: new (await import('../engine/cpu/backend.js')).CpuBackend({ precision: 'f32' }), generator: new E.Generator(5) });
+    const featPath = join(dir, 'featnet.safetensors');
+    await saveCheckpoint(featPath, net.stateDict(), { format: 'pt', featnet_config: JSON.stringify(net.cfg) });
+    net.dispose();
+
+    const evalDir = join(dir, 'eval');
+    const e = await run(['eval-tokenizer', '--checkpoint', dir, '--featnet', featPath, '--limit', '16', '--batch', '8', '--grid', '4', '--alphas', '0,0.5', '--out', evalDir, ...dev]);
+    expect(e.err).toBe('');
+    expect(e.code).toBe(0);
+    expect(e.out).toContain('| rFID |');
+    const j = JSON.parse(readFileSync(join(evalDir, 'eval.json'), 'utf8'));
+    expect(j.step).toBe(4);
+    expect(j.count).toBe(16);
+    expect(j.featureDim).toBe(16);
+    expect(j.featnet).toBe(featPath);
+    expect(j.dataset).toBe('mnist');
+    expect(j.pfid.map((p: { alpha: number }) => p.alpha)).toEqual([0, 0.3, 0.5]);
+    expect(j.pfid[0].delta).toBe(6); // round(256 * 100 / 4096)
+    expect(j.pfid[0].fid).toBe(j.rfid);
+    for (const k of ['rfid', 'psnr', 'ssim', 'usage', 'perplexity']) expect(Number.isFinite(j[k])).toBe(true);
+    expect(j.usage).toBeGreaterThan(0);
+    expect(j.usage).toBeLessThanOrEqual(100);
+    expect(readFileSync(join(evalDir, 'eval.md'), 'utf8')).toMatch(/\| pFID \(alpha 0.3, delta 6\) \|/);
+    const png = decodeImage(new Uint8Array(readFileSync(join(evalDir, 'recon-grid.png'))));
+    // 4 rows (originals, clean, alpha 0, alpha 0.5) of 4 images of 32x32, with padding.
+    expect(png.width).toBeGreaterThanOrEqual(4 * 32);
+    expect(png.height).toBeGreaterThanOrEqual(4 * 32);
+    expect(png.height).toBeLessThan(5 * 32);
+
+    // The untrained stand-in, and the missing-file error.
+    const r = await run(['eval-tokenizer', '--checkpoint', dir, '--featnet', 'random', '--limit', '4', '--alphas', '0.3', '--out', join(dir, 'eval2'), ...dev]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(readFileSync(join(dir, 'eval2', 'eval.json'), 'utf8')).featureDim).toBe(128);
+    // Inception-v3 from a safetensors file (a random width/16 network: 128-d pool features).
+    const cpu = new (await import('../engine/cpu/backend.js')).CpuBackend({ precision: 'f32' });
+    const inc = new InceptionV3({ widthDivisor: 16, backend: cpu, generator: new E.Generator(2) });
+    const incPath = join(dir, 'inception16.safetensors');
+    await saveCheckpoint(incPath, inc.stateDict());
+    inc.dispose();
+    const ri = await run(['eval-tokenizer', '--checkpoint', dir, '--inception', incPath, '--limit', '4', '--alphas', '0.3', '--grid', '2', '--out', join(dir, 'eval3'), ...dev]);
+    expect(ri.err).toBe('');
+    const ji = JSON.parse(readFileSync(join(dir, 'eval3', 'eval.json'), 'utf8'));
+    expect(ji.featureDim).toBe(128);
+    expect(ji.featnet).toBe(`Inception-v3 ${incPath}`);
+    expect(Number.isFinite(ji.rfid)).toBe(true);
+    expect((await run(['eval-tokenizer', '--checkpoint', dir, '--featnet', 'random', '--inception', incPath])).err).toMatch(/either --featnet or --inception, not both/);
+
+    const m = await run(['eval-tokenizer', '--checkpoint', dir, '--featnet', join(dir, 'nope.safetensors')]);
+    expect(m.code).toBe(2);
+    expect(m.err).toMatch(/--featnet file .*nope.safetensors does not exist/);
+  }, 120_000);
+});
+
+describe('bin launcher', () => {
+  it('bin/webgpu-tok.mjs runs the CLI (through tsx in a source checkout)', () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+    expect(pkg.bin['webgpu-tok']).toBe('bin/webgpu-tok.mjs');
+    const out = execFileSync(process.execPath, [join(ROOT, 'bin', 'webgpu-tok.mjs'), 'eval-tokenizer', '--help'], { encoding: 'utf8' });
+    expect(out).toMatch(/usage: webgpu-tok eval-tokenizer/);
+    let code = 0;
+    try {
+      execFileSync(process.execPath, [join(ROOT, 'bin', 'webgpu-tok.mjs'), 'train-tokenizer', '--out', 'x', '--epochs', 'two'], { stdio: 'pipe' });
+    } catch (e) {
+      code = (e as { status: number }).status;
+      expect(String((e as { stderr: Buffer }).stderr)).toMatch(/--epochs must be an integer, got 'two'/);
+    }
+    expect(code).toBe(2);
+  }, 60_000);
+});
