@@ -6,6 +6,13 @@ import { Layer } from './basic.js';
 type Size2 = number | readonly [number, number];
 const pair = (v: Size2): [number, number] => (typeof v === 'number' ? [v, v] : [v[0], v[1]]);
 
+/** The op options among a layer config's fields (undefined ones left out), built once per layer. */
+function opOptions<T extends object>(cfg: object, keys: readonly (keyof T & string)[]): T {
+  const o: Record<string, unknown> = {};
+  for (const k of keys) if ((cfg as Record<string, unknown>)[k] !== undefined) o[k] = (cfg as Record<string, unknown>)[k];
+  return o as T;
+}
+
 export interface Conv2dConfig extends InitOptions {
   stride?: Size2;
   padding?: Size2 | 'same' | 'valid';
@@ -18,8 +25,10 @@ export interface Conv2dConfig extends InitOptions {
 export class Conv2d extends Layer {
   readonly weight: E.Tensor;
   readonly bias: E.Tensor | null;
+  private readonly opts: E.Conv2dOptions;
   constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: Size2, readonly cfg: Conv2dConfig = {}) {
     super();
+    this.opts = opOptions<E.Conv2dOptions>(cfg, ['stride', 'padding', 'dilation', 'groups']);
     const groups = cfg.groups ?? 1;
     if (inChannels % groups || outChannels % groups) throw new Error(`Conv2d: channels ${inChannels}->${outChannels} must be divisible by groups ${groups}`);
     const [kh, kw] = pair(kernelSize);
@@ -28,11 +37,7 @@ export class Conv2d extends Layer {
     this.bias = cfg.bias === false ? null : this.param('bias', biasUniform(outChannels, (inChannels / groups) * kh * kw, cfg));
   }
   forward(x: E.Tensor): E.Tensor {
-    const o: E.Conv2dOptions = { groups: this.cfg.groups ?? 1 };
-    if (this.cfg.stride !== undefined) o.stride = this.cfg.stride;
-    if (this.cfg.padding !== undefined) o.padding = this.cfg.padding;
-    if (this.cfg.dilation !== undefined) o.dilation = this.cfg.dilation;
-    return E.conv2d(x, this.weight, this.bias, o);
+    return E.conv2d(x, this.weight, this.bias, this.opts);
   }
 }
 
@@ -49,8 +54,10 @@ export interface ConvTranspose2dConfig extends InitOptions {
 export class ConvTranspose2d extends Layer {
   readonly weight: E.Tensor;
   readonly bias: E.Tensor | null;
+  private readonly opts: E.ConvTranspose2dOptions;
   constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: Size2, readonly cfg: ConvTranspose2dConfig = {}) {
     super();
+    this.opts = opOptions<E.ConvTranspose2dOptions>(cfg, ['stride', 'padding', 'outputPadding', 'dilation', 'groups']);
     const groups = cfg.groups ?? 1;
     if (inChannels % groups || outChannels % groups) throw new Error(`ConvTranspose2d: channels ${inChannels}->${outChannels} must be divisible by groups ${groups}`);
     const [kh, kw] = pair(kernelSize);
@@ -60,12 +67,7 @@ export class ConvTranspose2d extends Layer {
     this.bias = cfg.bias === false ? null : this.param('bias', biasUniform(outChannels, fan, cfg));
   }
   forward(x: E.Tensor): E.Tensor {
-    const o: E.ConvTranspose2dOptions = { groups: this.cfg.groups ?? 1 };
-    if (this.cfg.stride !== undefined) o.stride = this.cfg.stride;
-    if (this.cfg.padding !== undefined) o.padding = this.cfg.padding;
-    if (this.cfg.outputPadding !== undefined) o.outputPadding = this.cfg.outputPadding;
-    if (this.cfg.dilation !== undefined) o.dilation = this.cfg.dilation;
-    return E.convTranspose2d(x, this.weight, this.bias, o);
+    return E.convTranspose2d(x, this.weight, this.bias, this.opts);
   }
 }
 
