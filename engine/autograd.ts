@@ -41,19 +41,28 @@ function topoOrder(root: Tensor): Tensor[] {
   return order; // inputs before the tensors computed from them
 }
 
-/** Runs the tape backward from `root` and returns the gradient of every visited tensor. */
-function runBackward(root: Tensor, seed: Tensor | undefined, createGraph: boolean): Map<Tensor, Tensor> {
+/**
+ * Runs the tape backward from `root` and returns the gradient of every visited tensor. With
+ * `targets`, only the nodes through which some target is reached are run (the rest of the graph
+ * cannot contribute to the targets' gradients), as torch.autograd.grad prunes.
+ */
+function runBackward(root: Tensor, seed: Tensor | undefined, createGraph: boolean, targets?: readonly Tensor[]): Map<Tensor, Tensor> {
   if (!root.requiresGrad) throw new Error(`backward: ${root.describe()} does not require grad (no input of it requires grad, or it was computed under noGrad)`);
   if (!seed && root.size !== 1) throw new Error(`backward: ${root.describe()} is not a scalar; pass the output gradient explicitly`);
   if (seed && !shapesEqual(seed.shape, root.shape)) throw new Error(`backward: gradient shape ${fmtShape(seed.shape)} does not match output shape ${fmtShape(root.shape)}`);
   const order = topoOrder(root);
+  let needed: Set<Tensor> | null = null;
+  if (targets) {
+    const n = (needed = new Set(targets));
+    for (const t of order) if (!n.has(t) && t.node?.inputs.some((x) => n.has(x))) n.add(t);
+  }
   const grads = new Map<Tensor, Tensor>();
   grads.set(root, seed ?? onesLike(root));
   withGradMode(createGraph, () => {
     for (let i = order.length - 1; i >= 0; i--) {
       const t = order[i]!;
       const g = grads.get(t);
-      if (!g || !t.node) continue;
+      if (!g || !t.node || (needed && !needed.has(t))) continue;
       const inGrads = t.node.backward(g);
       t.node.inputs.forEach((inp, k) => {
         const gi = inGrads[k];
@@ -103,7 +112,7 @@ export function backward(root: Tensor, gradOutput?: Tensor, opts: BackwardOption
 export function gradients(output: Tensor, inputs: readonly Tensor[], opts: BackwardOptions & { gradOutput?: Tensor } = {}): Tensor[] {
   const createGraph = opts.createGraph ?? false;
   const collect = () => {
-    const grads = runBackward(output, opts.gradOutput, createGraph);
+    const grads = runBackward(output, opts.gradOutput, createGraph, inputs);
     return inputs.map((x) => {
       const g = grads.get(x);
       if (!g) return zerosLike(x, 'f32');

@@ -28,4 +28,5 @@ export * from './ops/pool.js';
 export * from './ops/vq.js';
 export * from './ops/attention.js';
 export * from './ops/optim.js';
+export * from './ops/sample.js';
 export * from './random.js';

@@ -1,6 +1,6 @@
 /**
  * The demo: trains an MLP on a 3-class 2-D spiral on the GPU and prints the loss.
- *   npm run demo            (STEPS=2000 by default)
+ *   npm run demo:spiral     (STEPS=2000 by default)
  */
 import { getDevice } from '../node/index.js';
 import { trainSpiral } from './spiral.js';

@@ -3,3 +3,4 @@ export * from './tokenizer/index.js';
 export * from './features/inception.js';
 export * from './metrics/index.js';
 export * from './features/featnet.js';
+export * from './ar/index.js';

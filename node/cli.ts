@@ -19,7 +19,7 @@ import { getJsonOr } from '../nn/checkpoint/index.js';
 import { loadCheckpoint, readSafetensorsFile } from './checkpoint.js';
 import { BatchUploader, DataLoader, loadFashionMNIST, loadMNIST, saveImageGrid, subset, writeFileAtomicSync, type ImageDataset } from './data/index.js';
 import { getDevice } from './index.js';
-import { loadTokenizerCheckpoint, trainTokenizer } from './train-tokenizer.js';
+import { defaultPerceptualNetPath, loadTokenizerCheckpoint, trainTokenizer } from './train-tokenizer.js';
 
 export class CliError extends Error {
   override name = 'CliError';
@@ -136,10 +136,10 @@ export function commandHelp(c: { name: string; summary: string; options: readonl
 export const CONFIG_PRESETS: Record<string, Partial<TokenizerConfig>> = {
   /** The reference tokenizer: ch 64, chMult [1, 2, 2], 2 res blocks, K 1024, d 16 (3.16M parameters, 8x8 tokens). */
   default: {},
-  /** Half the width, one res block per level (8x8 tokens). */
-  small: { ch: 32, numResBlocks: 1 },
-  /** For smoke tests: ch 8, one downsampling (16x16 tokens), K 256, d 8. */
-  tiny: { ch: 8, chMult: [1, 2], numResBlocks: 1, codebookSize: 256, codeDim: 8 },
+  /** Half the width, one res block per level (8x8 tokens); with --arch vit: width 128, 2 heads, 3 blocks each way. */
+  small: { ch: 32, numResBlocks: 1, width: 128, heads: 2, depth: 3 },
+  /** For smoke tests: ch 8, one downsampling (16x16 tokens), K 256, d 8; with --arch vit: width 32, 2 heads, 1 block each way (8x8 tokens). */
+  tiny: { ch: 8, chMult: [1, 2], numResBlocks: 1, codebookSize: 256, codeDim: 8, width: 32, heads: 2, depth: 1 },
 };
 
 function resolveConfigArg(cmd: string, v: string): Partial<TokenizerConfig> {
@@ -182,11 +182,18 @@ const TRAIN_OPTIONS: OptSpec[] = [
   { name: 'out', type: 'string', required: true, meta: 'DIR', help: 'checkpoint folder (checkpoint.safetensors, metrics.jsonl, recon_*.png); an existing checkpoint there is resumed' },
   { name: 'dataset', type: 'string', choices: ['fashion-mnist', 'mnist'], default: 'fashion-mnist', help: 'training data (padded to 32x32, pixels in [-1, 1])' },
   { name: 'config', type: 'string', default: 'default', meta: 'default|small|tiny|FILE.json', help: 'tokenizer size preset or a JSON file with TokenizerConfig fields' },
+  { name: 'arch', type: 'string', choices: ['cnn', 'vit'], help: "encoder/decoder: 'cnn' (VQGAN-style) or 'vit' (4x4 patches + 64 learnable latent tokens, RobusTok/TiTok-style) (default: the --config's, else cnn)" },
   { name: 'perturb', type: 'string', choices: ['none', 'paper'], default: 'none', help: "latent perturbation preset ('paper': alpha 1, beta 0.1, delta = 2.4% of K, annealed)" },
   { name: 'epochs', type: 'int', min: 1, default: 1, help: 'passes over the training set' },
   { name: 'steps', type: 'int', min: 1, help: 'total optimizer steps (overrides --epochs)' },
   { name: 'batch', type: 'int', min: 1, default: 64, help: 'batch size' },
   { name: 'lr', type: 'number', min: 0, default: 2e-4, help: 'AdamW learning rate (betas 0.5, 0.9)' },
+  { name: 'perceptual-weight', type: 'number', min: 0, default: 0, help: 'weight of the LPIPS-style perceptual loss on the frozen FeatNet (0: off; e.g. 0.1)' },
+  { name: 'perceptual-net', type: 'string', meta: 'FILE', help: 'FeatNet weights of the perceptual loss (default models/features/weights/featnet-fashion.safetensors; needs --perceptual-weight)' },
+  { name: 'disc-weight', type: 'number', min: 0, default: 0, help: "hinge-GAN weight with a PatchGAN discriminator, times the adaptive weight ||grad rec|| / (||grad gan|| + 1e-4) on the decoder's last layer (0: off; taming uses 0.8)" },
+  { name: 'disc-start', type: 'int', min: 0, meta: 'STEP', help: 'step from which the GAN term and the discriminator updates run (default 1; needs --disc-weight)' },
+  { name: 'disc-lr', type: 'number', min: 0, help: 'discriminator AdamW learning rate (default: --lr; needs --disc-weight)' },
+  { name: 'disc-ch', type: 'int', min: 1, help: 'discriminator base width (default 64; needs --disc-weight)' },
   { name: 'limit', type: 'int', min: 1, help: 'use only the first N training images' },
   { name: 'seed', type: 'int', min: 0, default: 0, help: 'seed of init, shuffling and perturbation' },
   { name: 'log-every', type: 'int', min: 1, default: 50, help: 'steps between progress lines (with ETA)' },
@@ -199,23 +206,49 @@ const TRAIN_OPTIONS: OptSpec[] = [
 async function runTrain(args: ParsedArgs, io: Io): Promise<void> {
   const cmd = 'train-tokenizer';
   const out = resolve(String(args.out));
-  const config = resolveConfigArg(cmd, String(args.config));
+  const config = { ...resolveConfigArg(cmd, String(args.config)), ...(args.arch !== undefined ? { arch: String(args.arch) as 'cnn' | 'vit' } : {}) };
   const perturb = String(args.perturb) as 'none' | 'paper';
   const ckpt = join(out, 'checkpoint.safetensors');
   const resume = !args.fresh;
+  const perceptualWeight = Number(args['perceptual-weight']);
+  const discWeight = Number(args['disc-weight']);
+  for (const k of ['disc-start', 'disc-lr', 'disc-ch'] as const) {
+    if (args[k] !== undefined && !(discWeight > 0)) throw new CliError(`${cmd}: --${k} has no effect without --disc-weight > 0`);
+  }
+  if (args['perceptual-net'] !== undefined) {
+    if (!(perceptualWeight > 0)) throw new CliError(`${cmd}: --perceptual-net has no effect without --perceptual-weight > 0`);
+    if (!existsSync(String(args['perceptual-net']))) throw new CliError(`${cmd}: --perceptual-net file ${String(args['perceptual-net'])} does not exist`);
+  }
+  const perceptualNet = args['perceptual-net'] !== undefined ? resolve(String(args['perceptual-net'])) : defaultPerceptualNetPath();
+  if (perceptualWeight > 0 && !existsSync(perceptualNet)) {
+    throw new CliError(`${cmd}: the perceptual loss needs FeatNet weights: ${perceptualNet} does not exist (train them with 'webgpu-tok train-featnet' or pass --perceptual-net FILE)`);
+  }
   if (resume && existsSync(ckpt)) {
     // Resuming with other settings would silently mix two runs: refuse, naming the flag.
     const { metadata } = await readSafetensorsFile(ckpt);
     const extra = getJsonOr<Record<string, unknown>>(metadata, 'extra', {});
     const cli = (extra.cli ?? {}) as Record<string, unknown>;
-    for (const k of ['dataset', 'config', 'perturb', 'batch', 'limit', 'seed'] as const) {
+    for (const k of ['dataset', 'config', 'arch', 'perturb', 'batch', 'limit', 'seed', 'perceptual-weight', 'perceptual-net', 'disc-weight', 'disc-start', 'disc-ch'] as const) {
       if (k in cli && JSON.stringify(cli[k] ?? null) !== JSON.stringify(args[k] ?? null)) {
         throw new CliError(`${cmd}: ${ckpt} was trained with --${k} ${String(cli[k])}, not ${String(args[k])}: pass the same value to resume, or --fresh to start over`);
       }
     }
   }
   const backend = await backendFor(args);
-  const cliRecord = { dataset: args.dataset, config: args.config, perturb, batch: args.batch, limit: args.limit ?? null, seed: args.seed };
+  const cliRecord = {
+    dataset: args.dataset,
+    config: args.config,
+    arch: args.arch ?? null,
+    perturb,
+    batch: args.batch,
+    limit: args.limit ?? null,
+    seed: args.seed,
+    'perceptual-weight': perceptualWeight,
+    'perceptual-net': args['perceptual-net'] ?? null,
+    'disc-weight': discWeight,
+    'disc-start': args['disc-start'] ?? null,
+    'disc-ch': args['disc-ch'] ?? null,
+  };
   const r = await trainTokenizer({
     backend,
     dataset: args.dataset as 'fashion-mnist' | 'mnist',
@@ -226,6 +259,15 @@ async function runTrain(args: ParsedArgs, io: Io): Promise<void> {
     ...(args.limit !== undefined ? { trainSubset: Number(args.limit) } : {}),
     lr: Number(args.lr),
     seed: Number(args.seed),
+    ...(perceptualWeight > 0 ? { perceptualWeight, perceptualNet } : {}),
+    ...(discWeight > 0
+      ? {
+          discWeight,
+          ...(args['disc-start'] !== undefined ? { discStart: Number(args['disc-start']) } : {}),
+          ...(args['disc-lr'] !== undefined ? { discLr: Number(args['disc-lr']) } : {}),
+          ...(args['disc-ch'] !== undefined ? { discConfig: { ch: Number(args['disc-ch']) } } : {}),
+        }
+      : {}),
     outDir: out,
     logEvery: Number(args['log-every']),
     checkpointEvery: Number(args['checkpoint-every']),

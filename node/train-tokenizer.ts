@@ -2,10 +2,14 @@
  * Node-only: trains the VQ tokenizer on Fashion-MNIST / MNIST (padded to 32x32, pixels in
  * [-1, 1]) with AdamW, the perturbation preset and its annealing schedule, through node/train.ts's
  * trainLoop (progress line with ETA, JSONL metrics, atomic resumable checkpoints that include the
- * perturbation generator and the data position, reconstruction grids). A building block for the
- * `train-tokenizer` CLI subcommand.
+ * perturbation generator and the data position, reconstruction grids). Optional losses: the
+ * FeatNet perceptual loss and the hinge GAN with a PatchGAN discriminator and the adaptive weight
+ * (models/tokenizer/train-step.ts); the discriminator and its optimizer are in the checkpoint
+ * (`disc.model.*`, `disc.optim.*`). A building block for the `train-tokenizer` CLI subcommand.
  */
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as E from '../engine/index.js';
 import { BatchUploader, DataLoader, loadFashionMNIST, loadMNIST, saveImageGrid, subset, type ImageDataset } from './data/index.js';
 import { trainLoop, type TrainLoopResult } from './train.js';
@@ -14,11 +18,16 @@ import { getJson } from '../nn/checkpoint/index.js';
 import { AdamW } from '../nn/index.js';
 import { VQTokenizer, type TokenizerConfig } from '../models/tokenizer/model.js';
 import type { PerturbationConfig, PerturbationPreset } from '../models/tokenizer/perturbation.js';
-import { tokenizerTrainStep } from '../models/tokenizer/train-step.js';
+import { tokenizerTrainStep, type TokenizerStepOptions } from '../models/tokenizer/train-step.js';
+import { PerceptualLoss } from '../models/tokenizer/perceptual.js';
+import { PatchDiscriminator, type PatchDiscriminatorConfig } from '../models/tokenizer/discriminator.js';
+import { FeatNet, featnetFromSafetensors } from '../models/features/featnet.js';
 
 export interface TrainTokenizerOptions {
   backend: E.Backend;
   dataset?: 'fashion-mnist' | 'mnist';
+  /** Use these splits (pixels 0..255, any size the tokenizer accepts) instead of loading `dataset`. */
+  data?: { train: ImageDataset; val: ImageDataset };
   /** Use only the first n training images (quick runs). */
   trainSubset?: number;
   config?: Partial<TokenizerConfig>;
@@ -40,6 +49,39 @@ export interface TrainTokenizerOptions {
   log?: (line: string) => void;
   /** Extra JSON saved in the checkpoint next to the config (e.g. the CLI arguments). */
   extra?: Record<string, unknown>;
+  /** Weight of the FeatNet perceptual loss (default 0: off; e.g. 0.1). */
+  perceptualWeight?: number;
+  /** The perceptual loss's FeatNet: a safetensors file or a FeatNet (default: the shipped models/features/weights/featnet-fashion.safetensors, for either dataset). */
+  perceptualNet?: string | FeatNet;
+  /** Hinge-GAN weight, multiplying the adaptive weight (taming's discriminator_weight; default 0: off, no discriminator; taming uses 0.8). */
+  discWeight?: number;
+  /** 1-based step from which the GAN term and the discriminator updates are on (default 1; taming's disc_start). */
+  discStart?: number;
+  /** Discriminator learning rate (default: lr; same betas and weight decay). */
+  discLr?: number;
+  /** Discriminator architecture (default: ch 64, nLayers 2; inChannels from the tokenizer). */
+  discConfig?: Partial<PatchDiscriminatorConfig>;
+}
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+
+/** The shipped Fashion-MNIST FeatNet weights (from node/ under tsx, or dist/node/ when built). */
+export function defaultPerceptualNetPath(): string {
+  const name = join('models', 'features', 'weights', 'featnet-fashion.safetensors');
+  const candidates = [join(HERE, '..', name), join(HERE, '..', '..', name)];
+  return candidates.find((p) => existsSync(p)) ?? candidates[0]!;
+}
+
+/** Checks the loss options; throws RangeError naming the option. */
+export function validateLossOptions(o: Pick<TrainTokenizerOptions, 'perceptualWeight' | 'discWeight' | 'discStart' | 'discLr'>): void {
+  const nonNeg = (k: 'perceptualWeight' | 'discWeight' | 'discLr') => {
+    const v = o[k];
+    if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw new RangeError(`trainTokenizer: ${k} must be a finite number >= 0, got ${v}`);
+  };
+  nonNeg('perceptualWeight');
+  nonNeg('discWeight');
+  nonNeg('discLr');
+  if (o.discStart !== undefined && !(Number.isInteger(o.discStart) && o.discStart >= 0)) throw new RangeError(`trainTokenizer: discStart must be an integer >= 0, got ${o.discStart}`);
 }
 
 export interface TrainTokenizerResult extends TrainLoopResult {
@@ -51,8 +93,11 @@ export interface TrainTokenizerResult extends TrainLoopResult {
 export async function trainTokenizer(o: TrainTokenizerOptions): Promise<TrainTokenizerResult> {
   const { backend } = o;
   const seed = o.seed ?? 0;
+  validateLossOptions(o);
+  const perceptualWeight = o.perceptualWeight ?? 0;
+  const discWeight = o.discWeight ?? 0;
   const load = o.dataset === 'mnist' ? loadMNIST : loadFashionMNIST;
-  const split = load({ pad: 2, ...(o.log ? { log: o.log } : {}) });
+  const split = o.data ?? load({ pad: 2, ...(o.log ? { log: o.log } : {}) });
   const train = o.trainSubset ? subset(split.train, Int32Array.from({ length: Math.min(o.trainSubset, split.train.shape[0]) }, (_, i) => i)) : split.train;
   const B = o.batchSize ?? 64;
   const loader = new DataLoader(train, { batchSize: B, shuffle: true, seed, dropLast: true });
@@ -61,11 +106,33 @@ export async function trainTokenizer(o: TrainTokenizerOptions): Promise<TrainTok
   const model = new VQTokenizer({ ...o.config, ...(o.perturbation ? { perturbation: o.perturbation } : {}), perturbSeed: seed + 1 }, { backend, generator: new E.Generator(seed) });
   // taming-transformers' autoencoder optimizer: Adam(lr, betas (0.5, 0.9)); decoupled decay off by default.
   const optimizer = new AdamW(model.parameters(), { lr: o.lr ?? 2e-4, betas: o.betas ?? [0.5, 0.9], weightDecay: o.weightDecay ?? 0 });
+  const losses: TokenizerStepOptions = {};
+  let ownNet: FeatNet | null = null;
+  if (perceptualWeight > 0) {
+    let net: FeatNet;
+    if (o.perceptualNet instanceof FeatNet) net = o.perceptualNet;
+    else {
+      const path = o.perceptualNet ?? defaultPerceptualNetPath();
+      if (!existsSync(path)) throw new Error(`trainTokenizer: perceptual FeatNet weights ${path} do not exist (train them with 'webgpu-tok train-featnet')`);
+      net = ownNet = featnetFromSafetensors(new Uint8Array(readFileSync(path)), backend);
+    }
+    if (net.cfg.inChannels !== model.cfg.inChannels) throw new Error(`trainTokenizer: the perceptual FeatNet takes ${net.cfg.inChannels}-channel images, the tokenizer ${model.cfg.inChannels}-channel ones`);
+    losses.perceptual = { loss: new PerceptualLoss(net), weight: perceptualWeight };
+    o.log?.(`perceptual loss: weight ${perceptualWeight}, FeatNet ${o.perceptualNet instanceof FeatNet ? '(given)' : (o.perceptualNet ?? defaultPerceptualNetPath())} (frozen)`);
+  }
+  let disc: PatchDiscriminator | null = null;
+  let discOpt: AdamW | null = null;
+  if (discWeight > 0) {
+    disc = new PatchDiscriminator({ inChannels: model.cfg.inChannels, ...o.discConfig }, { backend, generator: new E.Generator(seed + 2) });
+    discOpt = new AdamW(disc.parameters(), { lr: o.discLr ?? o.lr ?? 2e-4, betas: o.betas ?? [0.5, 0.9], weightDecay: o.weightDecay ?? 0 });
+    losses.gan = { discriminator: disc, optimizer: discOpt, weight: discWeight, start: o.discStart ?? 1 };
+    o.log?.(`hinge GAN: ${disc.summary()}, weight ${discWeight} x adaptive, lr ${discOpt.lr}, from step ${Math.max(1, o.discStart ?? 1)}`);
+  }
   const uploader = new BatchUploader(backend);
-  const sampleX = E.keep(E.tensor(new Float32Array(loaderFirst(split.val, 16)), [Math.min(16, split.val.shape[0]), 1, 32, 32], { backend }));
+  const sampleX = E.keep(E.tensor(new Float32Array(loaderFirst(split.val, 16)), [Math.min(16, split.val.shape[0]), ...split.val.shape.slice(1)], { backend }));
   const r = await trainLoop({
     totalSteps,
-    state: { model, optimizer, generators: { perturb: model.perturbGenerator }, loader },
+    state: { model, optimizer, generators: { perturb: model.perturbGenerator }, loader, ...(disc && discOpt ? { aux: { disc: { model: disc, optimizer: discOpt } } } : {}) },
     backend,
     itemsPerStep: B,
     logEvery: o.logEvery ?? 50,
@@ -87,15 +154,29 @@ export async function trainTokenizer(o: TrainTokenizerOptions): Promise<TrainTok
           },
         }
       : {}),
-    extra: { ...o.extra, config: model.cfg, batchSize: B, dataset: o.dataset ?? 'fashion-mnist', totalSteps },
+    extra: {
+      ...o.extra,
+      config: model.cfg,
+      batchSize: B,
+      dataset: o.dataset ?? 'fashion-mnist',
+      totalSteps,
+      losses: {
+        perceptualWeight,
+        discWeight,
+        ...(disc ? { discStart: o.discStart ?? 1, discLr: discOpt!.lr, discConfig: disc.cfg } : {}),
+      },
+    },
     ...(o.log ? { log: o.log } : {}),
     step: (step) => {
       const batch = uploader.next(loader);
-      const terms = tokenizerTrainStep(model, optimizer, batch.x, { step, totalSteps });
+      const terms = tokenizerTrainStep(model, optimizer, batch.x, { step, totalSteps, ...losses });
       return { terms, epoch: batch.batch.epoch };
     },
   });
   sampleX.dispose();
+  ownNet?.dispose();
+  discOpt?.dispose();
+  disc?.dispose();
   return { ...r, model, totalSteps, val: split.val };
 }
 

@@ -29,9 +29,10 @@ export function elementwiseVec4Shader(s: Omit<ElementwiseShaderSpec, 'rank'>): s
   s.inTypes.forEach((_, k) => lines.push(`let v${k} = in${k}[pu(${1 + k}u) + i];`));
   for (let j = 0; j < s.nScalars; j++) lines.push(`let s${j} = ${pfn}(${2 + nIn + j}u);`);
   lines.push(`var r: vec4<${s.outType}>;`);
-  lines.push('for (var c = 0u; c < 4u; c++) {');
-  s.inTypes.forEach((_, k) => lines.push(`  let ${EW_NAMES[k]} = v${k}[c];`));
-  lines.push(`  r[c] = ${s.outType}(${s.expr});`, '}');
+  // The lane index must not be called a, b, c or d: those name the inputs in `expr`.
+  lines.push('for (var lane = 0u; lane < 4u; lane++) {');
+  s.inTypes.forEach((_, k) => lines.push(`  let ${EW_NAMES[k]} = v${k}[lane];`));
+  lines.push(`  r[lane] = ${s.outType}(${s.expr});`, '}');
   return `
 ${decls.join('\n')}
 @compute @workgroup_size(${EW_WG})

@@ -77,7 +77,9 @@ describe('main', () => {
     expect((await run([])).code).toBe(2); // no command: usage, failure
     const t = await run(['train-tokenizer', '--help']);
     expect(t.code).toBe(0);
-    for (const f of ['--dataset', '--config', '--perturb none|paper', '--epochs', '--batch', '--out', '--limit', '--fresh']) expect(t.out).toContain(f);
+    for (const f of ['--dataset', '--config', '--perturb none|paper', '--epochs', '--batch', '--out', '--limit', '--fresh', '--perceptual-weight', '--perceptual-net', '--disc-weight', '--disc-start', '--disc-lr', '--disc-ch']) expect(t.out).toContain(f);
+    expect(t.out).toMatch(/--perceptual-weight N .*\(default 0\)/);
+    expect(t.out).toMatch(/--disc-weight N .*\(default 0\)/);
     const e = await run(['eval-tokenizer', '-h']);
     expect(e.code).toBe(0);
     for (const f of ['--checkpoint', '--featnet', '--alphas', '--delta', '--limit', '--grid']) expect(e.out).toContain(f);
@@ -93,6 +95,16 @@ describe('main', () => {
     expect(r.err).toMatch(/train-tokenizer: --batch must be >= 1, got -4/);
     expect((await run(['train-tokenizer', '--out', 'x', '--config', 'huge'])).err).toMatch(/--config must be one of default, small, tiny or a .json file, got 'huge'/);
     expect((await run(['train-tokenizer', '--out', 'x', 'extra'])).err).toMatch(/unexpected argument 'extra'/);
+    // The optional losses: bad values and flags that would have no effect.
+    expect((await run(['train-tokenizer', '--out', 'x', '--perceptual-weight', '-0.1'])).err).toMatch(/--perceptual-weight must be >= 0, got -0.1/);
+    expect((await run(['train-tokenizer', '--out', 'x', '--disc-weight', 'big'])).err).toMatch(/--disc-weight must be a number, got 'big'/);
+    expect((await run(['train-tokenizer', '--out', 'x', '--disc-weight', '0.8', '--disc-start', '1.5'])).err).toMatch(/--disc-start must be an integer, got '1.5'/);
+    const ds = await run(['train-tokenizer', '--out', 'x', '--disc-start', '100']);
+    expect(ds.code).toBe(2);
+    expect(ds.err).toMatch(/--disc-start has no effect without --disc-weight > 0/);
+    expect((await run(['train-tokenizer', '--out', 'x', '--disc-lr', '1e-4'])).err).toMatch(/--disc-lr has no effect without --disc-weight > 0/);
+    expect((await run(['train-tokenizer', '--out', 'x', '--perceptual-net', 'f.safetensors'])).err).toMatch(/--perceptual-net has no effect without --perceptual-weight > 0/);
+    expect((await run(['train-tokenizer', '--out', 'x', '--perceptual-weight', '0.1', '--perceptual-net', '/nonexistent/f.safetensors'])).err).toMatch(/--perceptual-net file \/nonexistent\/f.safetensors does not exist/);
     expect((await run(['eval-tokenizer', '--checkpoint', '/nonexistent/ckpt'])).err).toMatch(/--checkpoint \/nonexistent\/ckpt does not exist/);
     expect((await run(['eval-tokenizer'])).err).toMatch(/missing required option --checkpoint/);
     expect(CONFIG_PRESETS.tiny!.codebookSize).toBe(256);

@@ -103,6 +103,15 @@ describe.runIf(gpu)('binary ops: broadcasting on GPU vs reference', () => {
     await expectMatchesReference((a) => E.add(E.mul(a, 3), a), [{ shape: [3], data: [1, -2, 7], dtype: 'i32' }], gpu!, { atol: 0, rtol: 0 });
     await expectMatchesReference((c, a, b) => E.where(c, a, b), [{ shape: [2, 1], data: [1, 0] }, { shape: [3], data: [1, 2, 3] }, { shape: [2, 3], data: [9, 8, 7, 6, 5, 4] }], gpu!, { atol: 0, rtol: 0 });
   });
+  it('three-input where on the vec4 path (contiguous, length a multiple of 4), f32 and i32', async () => {
+    // Regression: the vec4 kernel's lane index was called `c`, the name of the third input.
+    const cond = { shape: [8], data: [1, 0, 1, 1, 0, 0, 1, 0] };
+    const a = [10, 11, 12, 13, 14, 15, 16, 17];
+    const b = [-1, -2, -3, -4, -5, -6, -7, -8];
+    for (const dtype of ['f32', 'i32'] as const) {
+      await expectMatchesReference((c, x, y) => E.where(c, x, y), [cond, { shape: [8], data: a, dtype }, { shape: [8], data: b, dtype }], gpu!, { atol: 0, rtol: 0 });
+    }
+  });
 });
 
 describe('unary gradients vs finite differences (float64)', () => {

@@ -27,7 +27,8 @@ export const BINARY: Record<BinaryName, BinaryDef> = {
   add: { wgsl: 'a + b', cpu: (a, b) => a + b, grad: (_a, _b, _y, g) => [g, g], int: true },
   sub: { wgsl: 'a - b', cpu: (a, b) => a - b, grad: (_a, _b, _y, g) => [g, neg(g)], int: true },
   mul: { wgsl: 'a * b', cpu: (a, b) => a * b, grad: (a, b, _y, g) => [mul(g, b), mul(g, a)], int: true },
-  div: { wgsl: 'a / b', cpu: (a, b) => a / b, grad: (a, b, _y, g) => [div(g, b), neg(div(mul(g, a), square(b)))] },
+  // b may be a JS number (x.div(2)): then it has no gradient.
+  div: { wgsl: 'a / b', cpu: (a, b) => a / b, grad: (a, b, _y, g) => [div(g, b), isTensor(b) ? neg(div(mul(g, a), square(b))) : null] },
   pow: { wgsl: 'pow_s(a, b)', cpu: Math.pow, grad: (a, b, y, g) => [mul(g, mul(b, pow(a, sub(b, 1)))), mul(g, mul(y, log(a)))] },
   // Ties split the gradient evenly, as PyTorch does.
   maximum: { wgsl: 'max(a, b)', cpu: Math.max, grad: (a, b, _y, g) => tieSplit(gt(a, b), eq(a, b), g), int: true },

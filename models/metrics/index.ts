@@ -1,5 +1,7 @@
-/** Evaluation metrics: Fréchet distance (FID-style), PSNR, SSIM, codebook statistics, Inception-Score analogue. */
+/** Evaluation metrics: Fréchet distance (FID-style), PSNR, SSIM, codebook statistics, Inception-Score analogue, correlation. */
 export * from './linalg.js';
 export * from './fid.js';
 export * from './image.js';
 export * from './codes.js';
+export * from './correlation.js';
+export * from './image-features.js';

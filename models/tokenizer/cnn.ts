@@ -139,6 +139,12 @@ export class Encoder extends Module {
     if (this.mid) for (const b of this.mid) h = b.forward(h);
     return this.conv_out.forward(this.norm_out.forward(h).silu());
   }
+  /** Latents as tokens [B, h*w, codeDim] (row-major over the h x w grid), and the grid. */
+  encodeTokens(x: E.Tensor): { z: E.Tensor; h: number; w: number } {
+    const z = this.forward(x);
+    const [B, d, h, w] = z.shape as [number, number, number, number];
+    return { z: z.permute([0, 2, 3, 1]).reshape([B, h * w, d]), h, w };
+  }
 }
 
 export class Decoder extends Module {
@@ -177,6 +183,11 @@ export class Decoder extends Module {
       if (lvl.upsample) h = lvl.upsample.forward(h);
     }
     return this.conv_out.forward(this.norm_out.forward(h).silu());
+  }
+  /** Images from tokens [B, h*w, codeDim] on an h x w grid. */
+  decodeTokens(z: E.Tensor, h: number, w: number): E.Tensor {
+    const [B, , d] = z.shape as [number, number, number];
+    return this.forward(z.reshape([B, h, w, d]).permute([0, 3, 1, 2]));
   }
   /** The last layer's weight (for the GAN loss's adaptive weight). */
   get lastLayer(): E.Tensor {

@@ -1,19 +1,32 @@
 /**
- * The VQ tokenizer: CNN encoder -> l2-normalized vector quantizer -> (optional latent
- * perturbation) -> CNN decoder, with the reconstruction (MSE or L1) and VQ losses, and a hook for
- * extra losses (perceptual, GAN) computed from the reconstruction.
+ * The VQ tokenizer: encoder -> l2-normalized vector quantizer -> (optional latent perturbation)
+ * -> decoder, with the reconstruction (MSE or L1) and VQ losses, and a hook for extra losses
+ * (perceptual, GAN) computed from the reconstruction. `arch` picks the encoder/decoder pair:
+ * 'cnn' (default, VQGAN-style, cnn.ts) or 'vit' (patches + learnable latent tokens, vit.ts).
+ * Both turn images into latent tokens [B, h*w, d] on an h x w grid and back, so codes are
+ * i32 [B, h, w] either way.
  *
- * Parameter names (taming-transformers style): encoder.*, quantize.embedding.weight, decoder.*.
+ * Parameter names: encoder.*, quantize.embedding.weight, decoder.* (taming-transformers style for
+ * the CNN, TiTok style for the ViT).
  * Like the nn layers, forward/encode/decode do not free their intermediates: call them inside
  * E.tidy (trainLoop's step runs in one).
  */
 import * as E from '../../engine/index.js';
 import { Module, type InitOptions } from '../../nn/index.js';
 import { Decoder, downFactor, Encoder, resolveCnnConfig, type CnnTokenizerConfig } from './cnn.js';
+import { resolveVitConfig, VitDecoder, VitEncoder, type VitTokenizerConfig } from './vit.js';
 import { annealedPerturbation, perturbLatents, resolvePerturbation, type PerturbationConfig, type PerturbationPreset, type ResolvedPerturbation } from './perturbation.js';
 import { l2Normalize, VectorQuantizer } from './quantizer.js';
 
-export interface TokenizerConfig extends CnnTokenizerConfig {
+export type TokenizerArch = 'cnn' | 'vit';
+
+/**
+ * The fields of both architectures (inChannels, codebookSize and codeDim are shared; the others
+ * are used by the `arch` they belong to, and all are validated). A config without `arch` is a CNN.
+ */
+export interface TokenizerConfig extends CnnTokenizerConfig, VitTokenizerConfig {
+  /** Encoder/decoder architecture. */
+  arch: TokenizerArch;
   /** Reconstruction loss. */
   recLoss: 'mse' | 'l1';
   /** Weight of the commitment term (0.25). */
@@ -24,7 +37,8 @@ export interface TokenizerConfig extends CnnTokenizerConfig {
   perturbSeed: number;
 }
 
-export const DEFAULT_TOKENIZER_CONFIG: Readonly<Omit<TokenizerConfig, keyof CnnTokenizerConfig>> = Object.freeze({
+export const DEFAULT_TOKENIZER_CONFIG: Readonly<Omit<TokenizerConfig, keyof CnnTokenizerConfig | keyof VitTokenizerConfig>> = Object.freeze({
+  arch: 'cnn',
   recLoss: 'mse',
   commitmentCost: 0.25,
   perturbation: 'none',
@@ -71,31 +85,49 @@ export interface TokenizerForwardOutput {
 
 export class VQTokenizer extends Module {
   readonly cfg: TokenizerConfig;
-  readonly encoder: Encoder;
+  /** Both kinds map images to latent tokens: encodeTokens(x) -> { z: [B, h*w, d], h, w }. */
+  readonly encoder: Encoder | VitEncoder;
   readonly quantize: VectorQuantizer;
-  readonly decoder: Decoder;
+  /** Both kinds have decodeTokens(z [B, h*w, d], h, w) and lastLayer (the GAN adaptive weight's). */
+  readonly decoder: Decoder | VitDecoder;
   /** Drives the perturbation's random choices; save it with the training state to resume exactly. */
   readonly perturbGenerator: E.Generator;
   extraLosses: ExtraLosses | null = null;
 
   constructor(config: Partial<TokenizerConfig> = {}, init: InitOptions = {}) {
     super();
+    const arch = config.arch ?? DEFAULT_TOKENIZER_CONFIG.arch;
+    if (arch !== 'cnn' && arch !== 'vit') throw new Error(`tokenizer config: arch must be 'cnn' or 'vit', got '${String(arch)}'`);
     const cnn = resolveCnnConfig(config);
-    this.cfg = { ...DEFAULT_TOKENIZER_CONFIG, ...config, ...cnn };
+    const vit = resolveVitConfig(config);
+    this.cfg = { ...DEFAULT_TOKENIZER_CONFIG, ...config, ...cnn, ...vit, arch };
     if (this.cfg.recLoss !== 'mse' && this.cfg.recLoss !== 'l1') throw new Error(`tokenizer config: recLoss must be 'mse' or 'l1', got '${String(this.cfg.recLoss)}'`);
     resolvePerturbation(this.cfg.perturbation, cnn.codebookSize); // validate early
-    this.encoder = this.module('encoder', new Encoder(cnn, init));
+    this.encoder = this.module('encoder', arch === 'vit' ? new VitEncoder(vit, init) : new Encoder(cnn, init));
     this.quantize = this.module('quantize', new VectorQuantizer(cnn.codebookSize, cnn.codeDim, this.cfg.commitmentCost, init));
-    this.decoder = this.module('decoder', new Decoder(cnn, init));
+    this.decoder = this.module('decoder', arch === 'vit' ? new VitDecoder(vit, init) : new Decoder(cnn, init));
     this.perturbGenerator = new E.Generator(this.cfg.perturbSeed);
   }
 
-  /** Downsampling factor (tokens per side = image side / factor). */
+  /**
+   * Downsampling factor (tokens per side = image side / factor). ViT: imageSize / token-grid side
+   * when the grid is square and its side divides imageSize (64 tokens of a 32x32 image: 4), else
+   * NaN (the latent tokens are not a spatial downsampling).
+   */
   get factor(): number {
-    return downFactor(this.cfg);
+    if (this.cfg.arch !== 'vit') return downFactor(this.cfg);
+    const [h, w] = this.cfg.tokenGrid;
+    return h === w && this.cfg.imageSize % h === 0 ? this.cfg.imageSize / h : NaN;
   }
 
   private checkInput(x: E.Tensor): void {
+    if (this.cfg.arch === 'vit') {
+      const { inChannels: C, imageSize: S } = this.cfg;
+      if (x.rank !== 4 || x.shape[1] !== C || x.shape[2] !== S || x.shape[3] !== S) {
+        throw new Error(`VQTokenizer: expected images [B, ${C}, ${S}, ${S}] (the ViT tokenizer takes exactly imageSize x imageSize), got ${E.fmtShape(x.shape)}`);
+      }
+      return;
+    }
     const f = this.factor;
     if (x.rank !== 4 || x.shape[1] !== this.cfg.inChannels || x.shape[2]! % f || x.shape[3]! % f) {
       throw new Error(`VQTokenizer: expected images [B, ${this.cfg.inChannels}, H, W] with H, W multiples of ${f}, got ${E.fmtShape(x.shape)}`);
@@ -105,9 +137,7 @@ export class VQTokenizer extends Module {
   /** Encoder latents as tokens: [B, h*w, d] (and h, w). */
   private latents(x: E.Tensor): { z: E.Tensor; h: number; w: number } {
     this.checkInput(x);
-    const z = this.encoder.forward(x); // [B, d, h, w]
-    const [B, d, h, w] = z.shape as [number, number, number, number];
-    return { z: z.permute([0, 2, 3, 1]).reshape([B, h * w, d]), h, w };
+    return this.encoder.encodeTokens(x);
   }
 
   private toImageLayout(zt: E.Tensor, h: number, w: number): E.Tensor {
@@ -128,12 +158,16 @@ export class VQTokenizer extends Module {
   decodeIndices(indices: E.Tensor): E.Tensor {
     if (indices.rank !== 3 || indices.dtype !== 'i32') throw new Error(`decodeIndices: expected i32 indices [B, h, w], got ${indices.describe()}`);
     const q = this.quantize.lookup(indices); // [B, h, w, d]
-    return this.decoder.forward(q.permute([0, 3, 1, 2]));
+    const [B, h, w, d] = q.shape as [number, number, number, number];
+    return this.decoder.decodeTokens(q.reshape([B, h * w, d]), h, w);
   }
 
   /** Images from quantized latents [B, d, h, w]. */
   decode(zq: E.Tensor): E.Tensor {
-    return this.decoder.forward(zq);
+    if (this.decoder instanceof Decoder) return this.decoder.forward(zq);
+    if (zq.rank !== 4) throw new Error(`decode: expected quantized latents [B, d, h, w], got ${E.fmtShape(zq.shape)}`);
+    const [B, d, h, w] = zq.shape as [number, number, number, number];
+    return this.decoder.decodeTokens(zq.permute([0, 2, 3, 1]).reshape([B, h * w, d]), h, w);
   }
 
   /**
@@ -148,7 +182,7 @@ export class VQTokenizer extends Module {
       const q = this.quantize.forward(z);
       const p = resolvePerturbation({ alpha: perturb.alpha, beta: 1, delta: perturb.delta, anneal: false }, this.cfg.codebookSize);
       const r = perturbLatents(q.zn, q.zq, this.quantize.codebook, p, generator ?? new E.Generator(0));
-      return this.decoder.forward(this.toImageLayout(r.z, h, w));
+      return this.decoder.decodeTokens(r.z, h, w);
     }));
   }
 
@@ -170,7 +204,7 @@ export class VQTokenizer extends Module {
         perturbedImages = r.numImages;
       }
     }
-    const recon = this.decoder.forward(this.toImageLayout(zdec, h, w));
+    const recon = this.decoder.decodeTokens(zdec, h, w);
     const rec = this.cfg.recLoss === 'mse' ? E.mseLoss(recon, x) : E.l1Loss(recon, x);
     const losses: TokenizerLosses = { rec, codebook: q.codebookLoss, commit: q.commitLoss, total: rec.add(q.codebookLoss).add(q.commitLoss) };
     const extra = opts.extraLosses ?? this.extraLosses;

@@ -18,6 +18,42 @@ export interface TrainingState {
   ema?: EMA;
   generators?: Record<string, E.Generator>;
   loader?: { state(): LoaderState; setState(s: LoaderState): unknown };
+  /**
+   * Further models trained alongside (e.g. a GAN discriminator), each with its optimizer, stored
+   * as `<name>.model.*` / `<name>.optim.*` tensors and `<name>.optimizer` metadata, so the main
+   * model's names (model.*, optim.*) stay as they were.
+   */
+  aux?: Record<string, { model: Module; optimizer?: Optimizer<any> }>;
+}
+
+const RESERVED_AUX = new Set(['model', 'optim', 'ema', 'optimizer', 'scheduler', 'generators', 'loader', 'step', 'extra']);
+
+function checkAuxName(name: string): void {
+  if (!/^[A-Za-z_][A-Za-z0-9_-]*$/.test(name) || RESERVED_AUX.has(name)) {
+    throw new Error(`training state: invalid aux name '${name}' (letters, digits, _ or -, not one of ${[...RESERVED_AUX].join(', ')})`);
+  }
+}
+
+/** An optimizer's tensors under `<prefix><index>.<buffer>` and its JSON metadata. */
+function packOptimizer(opt: Optimizer<any>, prefix: string, tensors: Record<string, E.Tensor>): unknown {
+  const sd = opt.stateDict();
+  const steps: Record<string, number> = {};
+  for (const [i, st] of Object.entries(sd.state)) {
+    steps[i] = st.step;
+    for (const [buf, v] of Object.entries(st)) if (E.isTensor(v)) tensors[`${prefix}${i}.${buf}`] = v;
+  }
+  return { param_groups: sd.param_groups, steps };
+}
+
+function unpackOptimizer(opt: Optimizer<any>, meta: { param_groups: unknown[]; steps: Record<string, number> }, tensors: Record<string, E.Tensor>): void {
+  const state: Record<number, Record<string, unknown>> = {};
+  for (const [i, step] of Object.entries(meta.steps)) state[Number(i)] = { step };
+  for (const [k, t] of Object.entries(tensors)) {
+    const dot = k.indexOf('.');
+    const i = Number(k.slice(0, dot));
+    (state[i] ??= { step: 0 })[k.slice(dot + 1)] = t;
+  }
+  opt.loadStateDict({ state, param_groups: meta.param_groups } as Parameters<Optimizer<any>['loadStateDict']>[0]);
 }
 
 export interface PackedState {
@@ -25,21 +61,18 @@ export interface PackedState {
   metadata: SafetensorsMetadata;
 }
 
-/** Names of the tensors in a checkpoint: model.*, optim.<index>.<buffer>, ema.<name>. */
+/** Names of the tensors in a checkpoint: model.*, optim.<index>.<buffer>, ema.<name>, and per aux entry <name>.model.*, <name>.optim.<index>.<buffer>. */
 export function packTrainingState(s: TrainingState, step: number, extra: Record<string, unknown> = {}): PackedState {
   const tensors: Record<string, E.Tensor> = {};
   const metadata: SafetensorsMetadata = {};
   for (const [k, t] of Object.entries(s.model.stateDict())) tensors[`model.${k}`] = t;
   setJson(metadata, 'step', step);
   setJson(metadata, 'extra', extra);
-  if (s.optimizer) {
-    const sd = s.optimizer.stateDict();
-    const steps: Record<string, number> = {};
-    for (const [i, st] of Object.entries(sd.state)) {
-      steps[i] = st.step;
-      for (const [buf, v] of Object.entries(st)) if (E.isTensor(v)) tensors[`optim.${i}.${buf}`] = v;
-    }
-    setJson(metadata, 'optimizer', { param_groups: sd.param_groups, steps });
+  if (s.optimizer) setJson(metadata, 'optimizer', packOptimizer(s.optimizer, 'optim.', tensors));
+  for (const [name, a] of Object.entries(s.aux ?? {})) {
+    checkAuxName(name);
+    for (const [k, t] of Object.entries(a.model.stateDict())) tensors[`${name}.model.${k}`] = t;
+    if (a.optimizer) setJson(metadata, `${name}.optimizer`, packOptimizer(a.optimizer, `${name}.optim.`, tensors));
   }
   if (s.scheduler) setJson(metadata, 'scheduler', s.scheduler.stateDict());
   if (s.ema) {
@@ -60,17 +93,16 @@ export function unpackTrainingState(s: TrainingState, packed: PackedState): { st
   const { tensors, metadata } = packed;
   const pick = (prefix: string) =>
     Object.fromEntries(Object.entries(tensors).filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t]));
+  const aux = Object.entries(s.aux ?? {});
+  for (const [name] of aux) {
+    checkAuxName(name);
+    if (!Object.keys(tensors).some((k) => k.startsWith(`${name}.model.`))) throw new Error(`checkpoint has no '${name}' model (no ${name}.model.* tensors)`);
+  }
   s.model.loadStateDict(pick('model.'));
-  if (s.optimizer) {
-    const o = getJson<{ param_groups: unknown[]; steps: Record<string, number> }>(metadata, 'optimizer');
-    const state: Record<number, Record<string, unknown>> = {};
-    for (const [i, step] of Object.entries(o.steps)) state[Number(i)] = { step };
-    for (const [k, t] of Object.entries(pick('optim.'))) {
-      const dot = k.indexOf('.');
-      const i = Number(k.slice(0, dot));
-      (state[i] ??= { step: 0 })[k.slice(dot + 1)] = t;
-    }
-    s.optimizer.loadStateDict({ state, param_groups: o.param_groups } as Parameters<Optimizer<any>['loadStateDict']>[0]);
+  if (s.optimizer) unpackOptimizer(s.optimizer, getJson(metadata, 'optimizer'), pick('optim.'));
+  for (const [name, a] of aux) {
+    a.model.loadStateDict(pick(`${name}.model.`));
+    if (a.optimizer) unpackOptimizer(a.optimizer, getJson(metadata, `${name}.optimizer`), pick(`${name}.optim.`));
   }
   if (s.scheduler) s.scheduler.loadStateDict(getJson(metadata, 'scheduler'));
   if (s.ema) {

@@ -1,0 +1,42 @@
+/** What every stage of the study gets: config, device, data, output folder, feature network. */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type * as E from '../../engine/index.js';
+import { featnetFromSafetensors, type FeatNet } from '../../models/features/featnet.js';
+import { ImageFeatureStats } from '../../models/metrics/index.js';
+import type { StudyConfig } from './config.js';
+import { deviceBatches, featureInputFor, type StudyData } from './data.js';
+
+export interface StudyContext {
+  cfg: StudyConfig;
+  backend: E.Backend;
+  data: StudyData;
+  outDir: string;
+  log: (line: string) => void;
+  featnet: FeatNet;
+  /** Features of the validation images: the real side of every gFID. */
+  realStats: ImageFeatureStats;
+}
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** The shipped FeatNet for the dataset (trained by examples/train-featnet.ts). */
+export function loadStudyFeatNet(dataset: StudyConfig['dataset'], backend: E.Backend, path?: string): { net: FeatNet; path: string } {
+  const file = path ?? join(ROOT, 'models', 'features', 'weights', `featnet-${dataset === 'mnist' ? 'mnist' : 'fashion'}.safetensors`);
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(readFileSync(file));
+  } catch (e) {
+    throw new Error(`study: cannot read the feature network ${file} (${(e as Error).message}); train one with 'npx tsx examples/train-featnet.ts' or pass --featnet FILE`, { cause: e });
+  }
+  return { net: featnetFromSafetensors(bytes, backend), path: file };
+}
+
+/** Accumulates the FeatNet statistics of the validation images (the real side of gFID). */
+export async function realFeatureStats(cfg: StudyConfig, data: StudyData, net: FeatNet, backend: E.Backend): Promise<ImageFeatureStats> {
+  const fi = featureInputFor(cfg.imageSize);
+  const s = new ImageFeatureStats(net, fi ? { featureInput: fi } : {});
+  for (const b of deviceBatches(data.val, cfg.eval.batchSize, backend)) await s.add(b.x);
+  return s;
+}

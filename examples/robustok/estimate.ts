@@ -1,0 +1,82 @@
+/**
+ * Expected duration of a study on this device, measured rather than guessed: a few training steps
+ * of the tokenizer and of the generator at the config's sizes, and one sampling batch, are timed
+ * (after a warm-up step that compiles the kernels) and multiplied by the study's step counts.
+ * Evaluation passes (encoding, FID features) are not included; they are small next to training.
+ */
+import * as E from '../../engine/index.js';
+import { arTrainStep, ARTransformer, createAROptimizer, sampleTokens } from '../../models/ar/index.js';
+import { tokenizerTrainStep, VQTokenizer } from '../../models/tokenizer/index.js';
+import { AdamW } from '../../nn/index.js';
+import type { StudyConfig } from './config.js';
+import { arSteps } from './generators.js';
+import { tokenizerSteps, variantConfig } from './tokenizers.js';
+
+export interface StudyEstimate {
+  tokenizerStepSeconds: number;
+  arStepSeconds: number;
+  samplingBatchSeconds: number;
+  /** Seconds per stage. */
+  stages: Record<string, number>;
+  totalSeconds: number;
+}
+
+async function timeSteps(n: number, step: () => E.Tensor): Promise<number> {
+  const warm = E.tidy(step);
+  await warm.item();
+  warm.dispose();
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const l = E.tidy(step);
+    await l.item(); // one readback per step: the timing includes the device work
+    l.dispose();
+  }
+  return (performance.now() - t0) / 1000 / n;
+}
+
+export async function estimateStudy(cfg: StudyConfig, backend: E.Backend, trainImages: number, steps = 3): Promise<StudyEstimate> {
+  const S = cfg.imageSize;
+  const v0 = cfg.tokenizer.variants[0]!;
+  const tok = new VQTokenizer({ ...variantConfig(cfg, v0), perturbation: 'paper' }, { backend, generator: new E.Generator(1) });
+  const opt = new AdamW(tok.parameters(), { lr: 1e-4 });
+  const Bt = cfg.tokenizer.batchSize;
+  const x = E.keep(E.rand([Bt, 1, S, S], { backend, low: -1, high: 1 }));
+  const tokStep = await timeSteps(steps, () => tokenizerTrainStep(tok, opt, x, { step: 1, totalSteps: 10 }).total!);
+  x.dispose();
+  const side = S / tok.factor;
+  const L = side * side;
+  const K = tok.cfg.codebookSize;
+  tok.dispose();
+
+  const ar = new ARTransformer({ vocabSize: K, numClasses: 10, seqLen: L, dim: cfg.ar.dim, depth: cfg.ar.depth, heads: cfg.ar.heads }, { backend, generator: new E.Generator(2) });
+  const { optimizer } = createAROptimizer(ar, { totalSteps: 10, warmupSteps: 0, lr: 1e-4 });
+  const Ba = cfg.ar.batchSize;
+  const cls = E.keep(E.randint(0, 10, [Ba], { backend }));
+  const toks = E.keep(E.randint(0, K, [Ba, L], { backend }));
+  const arStep = await timeSteps(steps, () => arTrainStep(ar, optimizer, cls, toks, { accuracy: false }).loss);
+  cls.dispose();
+  toks.dispose();
+  const s = cfg.sampling;
+  const classes = Array.from({ length: s.batchSize }, (_, i) => i % 10);
+  const sampleOnce = async () => {
+    const ids = sampleTokens(ar, classes, { cfgScale: s.cfgScale, cfgSchedule: s.cfgSchedule, temperature: s.temperature, topK: s.topK, topP: s.topP, generator: new E.Generator(3) });
+    await ids.toArray();
+    ids.dispose();
+  };
+  await sampleOnce();
+  const t0 = performance.now();
+  await sampleOnce();
+  const sampleBatch = (performance.now() - t0) / 1000;
+  ar.dispose();
+
+  const V = cfg.tokenizer.variants;
+  // Variants with another K are timed at the first variant's K (the quantizer is a small part of a step).
+  const tokTotal = V.reduce((a, v) => a + tokenizerSteps(cfg, v, trainImages) * tokStep, 0);
+  const arTotal = V.length * arSteps(cfg, trainImages) * arStep;
+  const sampling = V.length * Math.ceil(s.numImages / s.batchSize) * sampleBatch;
+  const pImages = Math.min(cfg.posttrain.images, trainImages);
+  // Post-training: building the mixed sequences is sampling; a decoder-only step costs about half a tokenizer step.
+  const post = Math.ceil(pImages / s.batchSize) * sampleBatch + cfg.posttrain.epochs * Math.floor(pImages / cfg.posttrain.batchSize) * tokStep * 0.5 * (cfg.posttrain.batchSize / Bt);
+  const stages = { tokenizers: tokTotal, generators: arTotal, sampling, posttrain: post };
+  return { tokenizerStepSeconds: tokStep, arStepSeconds: arStep, samplingBatchSeconds: sampleBatch, stages, totalSeconds: tokTotal + arTotal + sampling + post };
+}

@@ -1,0 +1,169 @@
+/**
+ * Stage 3 of the study: for one tokenizer, cache its tokens of the training images, train the
+ * class-conditional AR generator on them, sample class-balanced images and measure gFID (and the
+ * IS analogue) against the validation images. The generated token sequences are saved
+ * (samples.safetensors) so post-training can decode exactly the same sequences with a new decoder.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as E from '../../engine/index.js';
+import { encodeTokenDataset, sampleTokens, type ARTransformer, type TokenDataset } from '../../models/ar/index.js';
+import { ImageFeatureStats } from '../../models/metrics/index.js';
+import type { VQTokenizer } from '../../models/tokenizer/index.js';
+import { saveImageGrid, writeFileAtomicSync } from '../../node/data/index.js';
+import { loadARCheckpoint, loadTokenCache, saveTokenCache, trainAR } from '../../node/train-ar.js';
+import type { StudyConfig } from './config.js';
+import type { StudyContext } from './context.js';
+import { featureInputFor } from './data.js';
+import type { TokenizerRecord } from './tokenizers.js';
+
+export interface GeneratorRecord {
+  tokenizer: string;
+  dir: string;
+  checkpoint: string;
+  metrics: string;
+  params: number;
+  steps: number;
+  finalLoss: number;
+  trainSeconds: number;
+  gfid: number;
+  inceptionScore: number | null;
+  numImages: number;
+  sampleSeconds: number;
+  /** The generated token sequences (TokenDataset file: tokens + class labels). */
+  samples: string;
+  sampleGrid: string;
+}
+
+export function arSteps(c: StudyConfig, trainImages: number): number {
+  return Math.max(1, c.ar.epochs * Math.floor(trainImages / c.ar.batchSize));
+}
+
+/** Class-balanced generation: sample i has class i mod numClasses. */
+export async function generateTokens(ctx: StudyContext, ar: ARTransformer, grid: readonly [number, number]): Promise<TokenDataset> {
+  const { cfg } = ctx;
+  const s = cfg.sampling;
+  const nc = ctx.data.classes.length;
+  const N = s.numImages;
+  const L = grid[0] * grid[1];
+  const tokens = new Int32Array(N * L);
+  const labels = Int32Array.from({ length: N }, (_, i) => i % nc);
+  const generator = new E.Generator(cfg.seed + 1000);
+  for (let st = 0; st < N; st += s.batchSize) {
+    const b = Math.min(s.batchSize, N - st);
+    const ids = sampleTokens(ar, Array.from(labels.subarray(st, st + b)), { temperature: s.temperature, topK: s.topK, topP: s.topP, cfgScale: s.cfgScale, cfgSchedule: s.cfgSchedule, generator });
+    tokens.set((await ids.toArray()) as Int32Array, st * L);
+    ids.dispose();
+  }
+  return { tokens, labels, shape: [N, L], grid: [grid[0], grid[1]], vocabSize: ar.cfg.vocabSize };
+}
+
+/** Decodes token sequences with `tokenizer` and accumulates their feature statistics. */
+export async function decodedFeatureStats(ctx: StudyContext, tokenizer: VQTokenizer, ds: TokenDataset): Promise<ImageFeatureStats> {
+  const fi = featureInputFor(ctx.cfg.imageSize);
+  const stats = new ImageFeatureStats(ctx.featnet, fi ? { featureInput: fi } : {});
+  const [N, L] = ds.shape;
+  const [h, w] = ds.grid;
+  const bs = ctx.cfg.eval.batchSize;
+  for (let s = 0; s < N; s += bs) {
+    const b = Math.min(bs, N - s);
+    const img = E.noGrad(() => E.tidy(() => tokenizer.decodeIndices(E.tensor(ds.tokens.subarray(s * L, (s + b) * L), [b, h, w], { backend: ctx.backend, dtype: 'i32' }))));
+    await stats.add(img);
+    img.dispose();
+  }
+  return stats;
+}
+
+/**
+ * Decoded samples, one row per class, clamped: [classes * n, C, H, W] with n = min(perClass, the
+ * samples of the rarest class); show it with n images per row.
+ */
+export function classGrid(ctx: StudyContext, tokenizer: VQTokenizer, ds: TokenDataset, perClass: number): { images: E.Tensor; perRow: number } {
+  const L = ds.shape[1];
+  const counts = new Map<number, number>();
+  for (const l of ds.labels) counts.set(l, (counts.get(l) ?? 0) + 1);
+  perClass = Math.min(perClass, ...ctx.data.classes.map((_, c) => counts.get(c) ?? 0));
+  const [h, w] = ds.grid;
+  const picked: number[] = [];
+  for (let c = 0; c < ctx.data.classes.length; c++) {
+    let n = 0;
+    for (let i = 0; i < ds.shape[0] && n < perClass; i++) if (ds.labels[i] === c) (picked.push(i), n++);
+  }
+  const ids = new Int32Array(picked.length * L);
+  picked.forEach((i, k) => ids.set(ds.tokens.subarray(i * L, (i + 1) * L), k * L));
+  const images = E.noGrad(() => E.tidy(() => tokenizer.decodeIndices(E.tensor(ids, [picked.length, h, w], { backend: ctx.backend, dtype: 'i32' })).maximum(-1).minimum(1)));
+  return { images, perRow: perClass };
+}
+
+export async function runGenerator(ctx: StudyContext, tok: TokenizerRecord, tokenizer: VQTokenizer): Promise<{ record: GeneratorRecord; model: ARTransformer }> {
+  const { cfg, backend, data, log } = ctx;
+  const dir = join(ctx.outDir, 'generators', tok.name);
+  const recordPath = join(dir, 'record.json');
+  const checkpoint = join(dir, 'checkpoint.safetensors');
+  const steps = arSteps(cfg, data.train.shape[0]);
+  if (existsSync(recordPath) && existsSync(checkpoint)) {
+    const record = JSON.parse(readFileSync(recordPath, 'utf8')) as GeneratorRecord;
+    if (record.steps === steps && record.numImages === cfg.sampling.numImages) {
+      log(`[generator ${tok.name}] done earlier: gFID ${record.gfid.toFixed(2)} (${recordPath})`);
+      return { record, model: (await loadARCheckpoint(checkpoint, backend)).model };
+    }
+  }
+  const t0 = performance.now();
+  const tokens = await encodeTokenDataset(tokenizer, data.train, { backend, batchSize: cfg.eval.batchSize });
+  log(`[generator ${tok.name}] ${tokens.shape[0]} training images -> ${tokens.shape[1]} tokens each (${((performance.now() - t0) / 1000).toFixed(1)} s); ${steps} AR steps`);
+  const r = await trainAR({
+    backend,
+    tokens,
+    numClasses: data.classes.length,
+    config: { dim: cfg.ar.dim, depth: cfg.ar.depth, heads: cfg.ar.heads },
+    batchSize: cfg.ar.batchSize,
+    steps,
+    lr: cfg.ar.lr,
+    warmupSteps: Math.min(cfg.ar.warmupSteps, steps),
+    weightDecay: cfg.ar.weightDecay,
+    seed: cfg.seed,
+    outDir: dir,
+    logEvery: Math.max(1, Math.min(50, Math.floor(steps / 10))),
+    checkpointEvery: Math.max(1, Math.floor(steps / 4)),
+    log,
+    extra: { study: cfg.name, tokenizer: tok.name },
+  });
+  const trainSeconds = (performance.now() - t0) / 1000;
+  const ar = r.model;
+  ar.eval();
+  const t1 = performance.now();
+  const gen = await generateTokens(ctx, ar, tokens.grid);
+  const samples = join(dir, 'samples.safetensors');
+  await saveTokenCache(samples, gen, { source: { study: cfg.name, tokenizer: tok.name, sampling: cfg.sampling } });
+  const stats = await decodedFeatureStats(ctx, tokenizer, gen);
+  const gfid = stats.fid(ctx.realStats);
+  const sampleSeconds = (performance.now() - t1) / 1000;
+  const sampleGrid = join(dir, 'samples.png');
+  const grid = classGrid(ctx, tokenizer, gen, 10);
+  await saveImageGrid(sampleGrid, grid.images, { nrow: grid.perRow, range: [-1, 1] });
+  grid.images.dispose();
+  const last = r.history[r.history.length - 1];
+  const record: GeneratorRecord = {
+    tokenizer: tok.name,
+    dir,
+    checkpoint,
+    metrics: join(dir, 'metrics.jsonl'),
+    params: ar.numParameters(),
+    steps,
+    finalLoss: last?.terms.loss ?? NaN,
+    trainSeconds,
+    gfid,
+    inceptionScore: stats.inceptionScore()?.mean ?? null,
+    numImages: gen.shape[0],
+    sampleSeconds,
+    samples,
+    sampleGrid,
+  };
+  writeFileAtomicSync(recordPath, JSON.stringify(record, null, 2));
+  log(`[generator ${tok.name}] gFID ${gfid.toFixed(2)}, IS ${record.inceptionScore?.toFixed(2) ?? 'n/a'} (${trainSeconds.toFixed(0)} s train, ${sampleSeconds.toFixed(0)} s for ${gen.shape[0]} samples)`);
+  return { record, model: ar };
+}
+
+export async function loadSamples(record: GeneratorRecord): Promise<TokenDataset> {
+  return (await loadTokenCache(record.samples)).tokens;
+}

@@ -1,0 +1,165 @@
+/**
+ * Stage 5 of the study: post-train the decoder of the tokenizer whose generator has the best
+ * gFID. Mixed token sequences (ground truth kept with probability sigma, else the generator's
+ * sample, conditioned on the mixed prefix) are built once and cached; the decoder is trained on
+ * them (AdamW (0.9, 0.95), cosine lr, EMA) through trainLoop (progress, checkpoints, resume), then
+ * the EMA decoder decodes exactly the generated sequences of stage 3 for gFID after.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as E from '../../engine/index.js';
+import { encodeTokenDataset, type ARTransformer, type TokenDataset } from '../../models/ar/index.js';
+import { buildMixedTokens, DecoderPostTrainer, evaluateTokenizer, type VQTokenizer } from '../../models/tokenizer/index.js';
+import { Scheduler, warmupCosineLr } from '../../nn/index.js';
+import { permutation, saveImageGrid, subset, writeFileAtomicSync } from '../../node/data/index.js';
+import { loadTokenCache, saveTokenCache } from '../../node/train-ar.js';
+import { trainLoop } from '../../node/train.js';
+import { loadTokenizerCheckpoint } from '../../node/train-tokenizer.js';
+import type { StudyContext } from './context.js';
+import { deviceBatches, featureInputFor } from './data.js';
+import { classGrid, decodedFeatureStats, loadSamples, type GeneratorRecord } from './generators.js';
+import type { TokenizerRecord } from './tokenizers.js';
+
+export interface DecoderScores {
+  gfid: number;
+  inceptionScore: number | null;
+  rfid: number;
+  psnr: number;
+}
+
+export interface PostTrainRecord {
+  tokenizer: string;
+  dir: string;
+  sigma: number;
+  images: number;
+  keptFraction: number;
+  steps: number;
+  seconds: number;
+  metrics: string;
+  checkpoint: string;
+  before: DecoderScores;
+  after: DecoderScores;
+  grid: string;
+}
+
+/** Mixed sequences for the first `n` training images, cached in <dir>/mixed.safetensors. */
+async function mixedTokens(ctx: StudyContext, tokenizer: VQTokenizer, ar: ARTransformer, dir: string, n: number): Promise<{ ds: TokenDataset; kept: number }> {
+  const { cfg, backend, log } = ctx;
+  const path = join(dir, 'mixed.safetensors');
+  if (existsSync(path)) {
+    const c = await loadTokenCache(path);
+    const kept = Number((c.meta.source as Record<string, unknown> | undefined)?.keptFraction);
+    if (c.tokens.shape[0] === n && Number.isFinite(kept)) return { ds: c.tokens, kept };
+  }
+  const t0 = performance.now();
+  const images = subset(ctx.data.train, Int32Array.from({ length: n }, (_, i) => i));
+  const gt = await encodeTokenDataset(tokenizer, images, { backend, batchSize: cfg.eval.batchSize });
+  const [N, L] = gt.shape;
+  const s = cfg.sampling;
+  const generator = new E.Generator(cfg.seed + 2000);
+  const tokens = new Int32Array(N * L);
+  let kept = 0;
+  for (let st = 0; st < N; st += s.batchSize) {
+    const b = Math.min(s.batchSize, N - st);
+    const gtT = E.tensor(gt.tokens.subarray(st * L, (st + b) * L), [b, L], { backend, dtype: 'i32' });
+    const m = buildMixedTokens(ar, gtT, Array.from(gt.labels.subarray(st, st + b)), { sigma: cfg.posttrain.sigma, temperature: s.temperature, topK: s.topK, topP: s.topP, cfgScale: s.cfgScale, cfgSchedule: s.cfgSchedule, generator });
+    tokens.set((await m.tokens.toArray()) as Int32Array, st * L);
+    kept += await E.tidy(() => m.kept.sum()).item();
+    for (const t of [gtT, m.tokens, m.kept]) t.dispose();
+  }
+  const ds: TokenDataset = { ...gt, tokens };
+  const keptFraction = kept / (N * L);
+  await saveTokenCache(path, ds, { source: { study: cfg.name, sigma: cfg.posttrain.sigma, keptFraction } });
+  log(`[posttrain] ${N} mixed sequences, ground truth kept at ${(100 * keptFraction).toFixed(1)}% of positions (sigma ${cfg.posttrain.sigma}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  return { ds, kept: keptFraction };
+}
+
+async function reconScores(ctx: StudyContext, tokenizer: VQTokenizer): Promise<{ rfid: number; psnr: number }> {
+  const fi = featureInputFor(ctx.cfg.imageSize);
+  const batches = (function* () {
+    for (const b of deviceBatches(ctx.data.val, ctx.cfg.eval.batchSize, ctx.backend)) yield b.x;
+  })();
+  const r = await evaluateTokenizer(tokenizer, ctx.featnet, batches, { alphas: [ctx.cfg.eval.pfidAlpha], defaultAlpha: ctx.cfg.eval.pfidAlpha, seed: ctx.cfg.seed, inceptionScore: false, ...(fi ? { featureInput: fi } : {}) });
+  return { rfid: r.rfid, psnr: r.psnr };
+}
+
+export async function runPostTrain(ctx: StudyContext, tok: TokenizerRecord, gen: GeneratorRecord, ar: ARTransformer): Promise<PostTrainRecord> {
+  const { cfg, backend, log } = ctx;
+  const p = cfg.posttrain;
+  const dir = join(ctx.outDir, 'posttrain', tok.name);
+  const recordPath = join(dir, 'record.json');
+  if (existsSync(recordPath)) {
+    const rec = JSON.parse(readFileSync(recordPath, 'utf8')) as PostTrainRecord;
+    if (rec.images === Math.min(p.images, ctx.data.train.shape[0]) && rec.sigma === p.sigma) {
+      log(`[posttrain ${tok.name}] done earlier: gFID ${rec.before.gfid.toFixed(2)} -> ${rec.after.gfid.toFixed(2)}`);
+      return rec;
+    }
+  }
+  const t0 = performance.now();
+  const n = Math.min(p.images, ctx.data.train.shape[0]);
+  // Two copies: `base` keeps the original decoder for the before/after grid, `model` is post-trained.
+  const base = (await loadTokenizerCheckpoint(tok.checkpoint, backend)).model;
+  const model = (await loadTokenizerCheckpoint(tok.checkpoint, backend)).model;
+  const { ds: mixed, kept } = await mixedTokens(ctx, base, ar, dir, n);
+  const [h, w] = mixed.grid;
+  const L = mixed.shape[1];
+  const trainer = new DecoderPostTrainer(model, { lr: p.lr, betas: [0.9, 0.95], emaDecay: p.emaDecay });
+  const B = p.batchSize;
+  const perEpoch = Math.floor(n / B);
+  if (perEpoch < 1) throw new Error(`posttrain: ${n} images do not fill one batch of ${B}`);
+  const steps = p.epochs * perEpoch;
+  const scheduler = new Scheduler(trainer.optimizer, (step, lr) => warmupCosineLr(step, lr, { totalSteps: steps, minLr: p.minLr }));
+  const images = subset(ctx.data.train, Int32Array.from({ length: n }, (_, i) => i));
+  // Batches in a seeded order per epoch (a pure function of seed and epoch, so resume is exact).
+  const per = images.shape[1] * images.shape[2] * images.shape[3];
+  const metrics = join(dir, 'metrics.jsonl');
+  const checkpoint = join(dir, 'checkpoint.safetensors');
+  log(`[posttrain ${tok.name}] decoder ${model.decoder.numParameters()} params, ${steps} steps of ${B}, lr ${p.lr} -> ${p.minLr} cosine, EMA ${p.emaDecay}`);
+  await trainLoop({
+    totalSteps: steps,
+    state: { model, optimizer: trainer.optimizer, scheduler, ...(trainer.ema ? { ema: trainer.ema } : {}) },
+    backend,
+    itemsPerStep: B,
+    logEvery: Math.max(1, Math.min(25, Math.floor(steps / 10))),
+    metricsPath: metrics,
+    checkpointPath: checkpoint,
+    checkpointEvery: Math.max(1, Math.floor(steps / 2)),
+    log,
+    extra: { study: cfg.name, tokenizer: tok.name, config: model.cfg },
+    step: (step) => {
+      const epoch = Math.floor((step - 1) / perEpoch);
+      const idx = permutation(n, cfg.seed, 7, epoch).subarray(((step - 1) % perEpoch) * B, ((step - 1) % perEpoch + 1) * B);
+      const x = new Float32Array(B * per);
+      const ids = new Int32Array(B * L);
+      idx.forEach((i, k) => {
+        for (let j = 0; j < per; j++) x[k * per + j] = (images.images[i * per + j]! / 255) * 2 - 1;
+        ids.set(mixed.tokens.subarray(i * L, (i + 1) * L), k * L);
+      });
+      const xt = E.tensor(x, [B, images.shape[1], images.shape[2], images.shape[3]], { backend });
+      const it = E.tensor(ids, [B, h, w], { backend, dtype: 'i32' });
+      const loss = trainer.step(xt, it);
+      scheduler.step();
+      return { terms: { loss }, epoch: epoch + 1 };
+    },
+  });
+  trainer.ema?.copyTo();
+  model.eval();
+  const seconds = (performance.now() - t0) / 1000;
+  const samples = await loadSamples(gen);
+  const afterStats = await decodedFeatureStats(ctx, model, samples);
+  const afterRec = await reconScores(ctx, model);
+  const before: DecoderScores = { gfid: gen.gfid, inceptionScore: gen.inceptionScore, rfid: tok.eval.rfid, psnr: tok.eval.psnr };
+  const after: DecoderScores = { gfid: afterStats.fid(ctx.realStats), inceptionScore: afterStats.inceptionScore()?.mean ?? null, ...afterRec };
+  const gridPath = join(dir, 'before-after.png');
+  const g0 = classGrid(ctx, base, samples, 8);
+  const g1 = classGrid(ctx, model, samples, 8);
+  const both = E.concat([g0.images, g1.images], 0);
+  await saveImageGrid(gridPath, both, { nrow: g0.perRow, range: [-1, 1] });
+  for (const t of [g0.images, g1.images, both]) t.dispose();
+  base.dispose();
+  model.dispose();
+  const rec: PostTrainRecord = { tokenizer: tok.name, dir, sigma: p.sigma, images: n, keptFraction: kept, steps, seconds, metrics, checkpoint, before, after, grid: gridPath };
+  writeFileAtomicSync(recordPath, JSON.stringify(rec, null, 2));
+  log(`[posttrain ${tok.name}] gFID ${before.gfid.toFixed(2)} -> ${after.gfid.toFixed(2)}, rFID ${before.rfid.toFixed(2)} -> ${after.rfid.toFixed(2)} (${seconds.toFixed(0)} s)`);
+  return rec;
+}

@@ -1,0 +1,96 @@
+/**
+ * The study's HTML report: tokenizer table (rFID, pFID grid, PSNR, SSIM, usage), generator table
+ * (gFID, IS), correlation of rFID / pFID with gFID (Spearman, Pearson, scatter plots), decoder
+ * post-training before/after, image grids and loss curves. Paths are relative to the report.
+ */
+import { existsSync } from 'node:fs';
+import { relative } from 'node:path';
+import { pearson, spearman, type Correlation } from '../../models/metrics/index.js';
+import { lineChart, readMetricsLog, Report, scatterChart, type Row } from '../../node/report/index.js';
+import type { StudyConfig } from './config.js';
+import type { GeneratorRecord } from './generators.js';
+import type { PostTrainRecord } from './posttrain.js';
+import type { TokenizerRecord } from './tokenizers.js';
+
+export interface StudyResults {
+  cfg: StudyConfig;
+  command: string;
+  device: string;
+  seconds: number;
+  tokenizers: TokenizerRecord[];
+  generators: GeneratorRecord[];
+  posttrain: PostTrainRecord | null;
+}
+
+export interface StudyCorrelations {
+  rfid: { spearman: Correlation; pearson: Correlation };
+  pfid: { spearman: Correlation; pearson: Correlation };
+}
+
+export function studyCorrelations(r: StudyResults): StudyCorrelations {
+  const byName = new Map(r.tokenizers.map((t) => [t.name, t]));
+  const rows = r.generators.map((g) => ({ g: g.gfid, t: byName.get(g.tokenizer)! }));
+  const gf = rows.map((x) => x.g);
+  const rf = rows.map((x) => x.t.eval.rfid);
+  const pf = rows.map((x) => x.t.eval.pfidDefault.fid);
+  return { rfid: { spearman: spearman(rf, gf), pearson: pearson(rf, gf) }, pfid: { spearman: spearman(pf, gf), pearson: pearson(pf, gf) } };
+}
+
+const fmtCorr = (c: Correlation) => (Number.isNaN(c.r) ? `n/a (${c.reason ?? 'undefined'})` : `${c.r.toFixed(3)} (p = ${c.p.toPrecision(2)}, n = ${c.n})`);
+
+export function writeStudyReport(outDir: string, r: StudyResults): string {
+  const rel = (p: string) => relative(outDir, p);
+  const c = r.cfg;
+  const rep = new Report(`RobusTok at small scale: ${c.name} study on ${c.dataset}`);
+  rep.section('Run');
+  rep.paragraph(`${r.tokenizers.length} tokenizers, ${r.generators.length} generators, ${c.imageSize}x${c.imageSize} images, ${r.tokenizers[0]?.eval.count ?? 0} validation images; ${(r.seconds / 60).toFixed(1)} min on ${r.device}.`);
+  rep.pre(r.command);
+
+  rep.section('Tokenizers');
+  const tokRows: Row[] = r.tokenizers.map((t) => {
+    const row: Row = { tokenizer: t.name, perturbation: t.description, params: t.params, steps: t.steps, rFID: t.eval.rfid };
+    for (const p of t.eval.pfid) row[`pFID a=${p.alpha}`] = p.fid;
+    Object.assign(row, { PSNR: t.eval.psnr, SSIM: t.eval.ssim, 'usage %': t.eval.usage, perplexity: t.eval.perplexity });
+    return row;
+  });
+  rep.table(tokRows, { caption: `FID with the FeatNet feature network; pFID: every token of every validation image perturbed with probability alpha among the delta = ${r.tokenizers[0]?.eval.pfid[0]?.delta ?? '?'} nearest codes (the study's pFID is alpha = ${c.eval.pfidAlpha}).` });
+  for (const t of r.tokenizers) {
+    rep.heading(`${t.name}: reconstructions`, 3);
+    rep.image(rel(t.reconGrid), { alt: `${t.name} reconstructions`, caption: `rows: originals, clean reconstructions, then reconstructions from perturbed tokens at alpha = ${c.eval.alphas.join(', ')}` });
+    const metrics = `${t.dir}/metrics.jsonl`;
+    if (existsSync(metrics)) rep.svg(lineChart(readMetricsLog(metrics, { terms: ['rec', 'codebook', 'commit'] }), { title: `${t.name}: training losses`, xLabel: 'step', yLabel: 'loss', logY: true }));
+  }
+
+  if (r.generators.length) {
+    rep.section('Generators');
+    const byName = new Map(r.tokenizers.map((t) => [t.name, t]));
+    rep.table(r.generators.map((g) => ({ tokenizer: g.tokenizer, 'AR params': g.params, steps: g.steps, 'final loss': g.finalLoss, gFID: g.gfid, IS: g.inceptionScore, rFID: byName.get(g.tokenizer)!.eval.rfid, pFID: byName.get(g.tokenizer)!.eval.pfidDefault.fid, 'sampling s': g.sampleSeconds })), { caption: `${c.sampling.numImages} class-balanced samples per generator (temperature ${c.sampling.temperature}, top-k ${c.sampling.topK || 'off'}, top-p ${c.sampling.topP}, CFG ${c.sampling.cfgScale} ${c.sampling.cfgSchedule}) against the validation images.` });
+    for (const g of r.generators) {
+      rep.heading(`${g.tokenizer}: samples`, 3);
+      rep.image(rel(g.sampleGrid), { alt: `${g.tokenizer} samples`, caption: 'one row per class' });
+      if (existsSync(g.metrics)) rep.svg(lineChart(readMetricsLog(g.metrics, { terms: ['loss'] }), { title: `${g.tokenizer}: AR cross-entropy`, xLabel: 'step', yLabel: 'loss' }));
+    }
+    const corr = studyCorrelations(r);
+    rep.section('Does pFID track gFID?');
+    rep.table([
+      { metric: 'rFID vs gFID', Spearman: fmtCorr(corr.rfid.spearman), Pearson: fmtCorr(corr.rfid.pearson) },
+      { metric: 'pFID vs gFID', Spearman: fmtCorr(corr.pfid.spearman), Pearson: fmtCorr(corr.pfid.pearson) },
+    ], { caption: 'correlation across tokenizers (p-values from the t approximation; few tokenizers make them weak evidence)' });
+    const pts = (f: (t: TokenizerRecord) => number) => r.generators.map((g) => ({ x: f(byName.get(g.tokenizer)!), y: g.gfid, label: g.tokenizer }));
+    rep.svg(scatterChart(pts((t) => t.eval.pfidDefault.fid), { title: 'pFID vs gFID', xLabel: `pFID (alpha ${c.eval.pfidAlpha})`, yLabel: 'gFID', fit: 'linear' }));
+    rep.svg(scatterChart(pts((t) => t.eval.rfid), { title: 'rFID vs gFID', xLabel: 'rFID', yLabel: 'gFID', fit: 'linear' }));
+  }
+
+  if (r.posttrain) {
+    const p = r.posttrain;
+    rep.section(`Decoder post-training (${p.tokenizer})`);
+    rep.paragraph(`Mixed token sequences from ${p.images} training images (preservation ratio sigma = ${p.sigma}; measured kept fraction ${p.keptFraction.toFixed(3)}); decoder trained ${p.steps} steps, encoder, codebook and generator frozen.`);
+    rep.table([
+      { decoder: 'before', gFID: p.before.gfid, IS: p.before.inceptionScore, rFID: p.before.rfid, PSNR: p.before.psnr },
+      { decoder: 'after', gFID: p.after.gfid, IS: p.after.inceptionScore, rFID: p.after.rfid, PSNR: p.after.psnr },
+    ], { caption: 'gFID: the same generated token sequences decoded by the old and the new decoder' });
+    rep.image(rel(p.grid), { alt: 'post-training samples', caption: 'generated tokens decoded by the decoder before (top half) and after (bottom half) post-training' });
+    if (existsSync(p.metrics)) rep.svg(lineChart(readMetricsLog(p.metrics, { terms: ['loss'] }), { title: 'decoder post-training loss', xLabel: 'step', yLabel: 'loss' }));
+  }
+  return rep.write(outDir);
+}

@@ -1,0 +1,47 @@
+/**
+ * The RobusTok study at small scale, one command:
+ *   npx tsx examples/robustok/run.ts [--preset demo|full] [--out DIR] [--featnet FILE] [--estimate]
+ * `npm run demo` runs the demo preset (about ten minutes on a 2-core machine without a GPU). The
+ * full preset prints its expected duration on this device (measured over a few steps) first;
+ * --estimate prints it and stops. Re-running with the same --out continues an interrupted run.
+ */
+import { resolve } from 'node:path';
+import { getDevice } from '../../node/index.js';
+import { formatDuration } from '../../nn/train/progress.js';
+import { PRESETS } from './config.js';
+import { loadStudyData } from './data.js';
+import { estimateStudy } from './estimate.js';
+import { runStudy } from './study.js';
+
+function parseArgs(argv: string[]): Record<string, string | true> {
+  const out: Record<string, string | true> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('--')) throw new Error(`robustok: unexpected argument '${a}' (flags: --preset demo|full, --out DIR, --featnet FILE, --estimate, --tokenizers-only)`);
+    const [k, v] = a.slice(2).split('=', 2) as [string, string | undefined];
+    if (v !== undefined) out[k] = v;
+    else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) out[k] = argv[++i]!;
+    else out[k] = true;
+  }
+  const known = new Set(['preset', 'out', 'featnet', 'estimate', 'tokenizers-only']);
+  for (const k of Object.keys(out)) if (!known.has(k)) throw new Error(`robustok: unknown flag --${k} (flags: ${[...known].map((f) => `--${f}`).join(', ')})`);
+  return out;
+}
+
+const args = parseArgs(process.argv.slice(2));
+const preset = typeof args.preset === 'string' ? args.preset : 'demo';
+const cfg = PRESETS[preset];
+if (!cfg) throw new Error(`robustok: unknown --preset '${preset}' (${Object.keys(PRESETS).join(', ')})`);
+const outDir = resolve(typeof args.out === 'string' ? args.out : `runs/robustok-${preset}`);
+const backend = await getDevice();
+console.log(`device: ${backend.name}`);
+if (preset !== 'demo' || args.estimate) {
+  const trainImages = cfg.trainImages ?? loadStudyData(cfg).train.shape[0];
+  const e = await estimateStudy(cfg, backend, trainImages);
+  const parts = Object.entries(e.stages).map(([k, s]) => `${k} ${formatDuration(s)}`).join(', ');
+  console.log(`expected duration of '${preset}' on this device: ${formatDuration(e.totalSeconds)} (${parts}; measured: tokenizer step ${(e.tokenizerStepSeconds * 1000).toFixed(0)} ms, AR step ${(e.arStepSeconds * 1000).toFixed(0)} ms, sampling batch ${e.samplingBatchSeconds.toFixed(2)} s)`);
+  if (args.estimate) process.exit(0);
+}
+const command = `npx tsx examples/robustok/run.ts ${process.argv.slice(2).join(' ')}`.trim();
+await runStudy({ backend, cfg, outDir, command, ...(typeof args.featnet === 'string' ? { featnetPath: args.featnet } : {}), tokenizersOnly: args['tokenizers-only'] === true });
+process.exit(0);

@@ -1,0 +1,91 @@
+/**
+ * Feature statistics of a stream of image batches (browser-safe): the building block of gFID
+ * (generated vs real images), also usable for any "FID between two image sets". Each batch is
+ * clamped to the data range, optionally mapped to the network's input (e.g. upsampled), passed
+ * through the feature network without gradients, and accumulated in float64; class logits are
+ * kept for the Inception-Score analogue when the network has them.
+ */
+import * as E from '../../engine/index.js';
+import { inceptionScore, type InceptionScore } from './codes.js';
+import { FeatureStatsAccumulator, frechetDistanceFromStats, type FeatureStats } from './fid.js';
+
+/** What is needed from a feature network (FeatNet, the Inception-v3 wrapper, a stand-in). */
+export interface ImageFeatureNet {
+  /** Features [N, D] of images [N, C, H, W]. */
+  features(x: E.Tensor): E.Tensor;
+  /** Class logits [N, K] (Inception-Score analogue). */
+  logits?(x: E.Tensor): E.Tensor;
+}
+
+export interface ImageFeatureOptions {
+  /** Value range of the images (default [-1, 1]); batches are clamped to it. */
+  range?: readonly [number, number];
+  /** Maps clamped images to the network's input (default identity). */
+  featureInput?: (x: E.Tensor) => E.Tensor;
+  /** Keep logits for the Inception-Score analogue when the network has them (default true). */
+  logits?: boolean;
+}
+
+export class ImageFeatureStats {
+  private acc: FeatureStatsAccumulator | null = null;
+  private readonly logitRows: number[] = [];
+  private numClasses = 0;
+  private readonly lo: number;
+  private readonly hi: number;
+  private readonly wantLogits: boolean;
+
+  constructor(
+    readonly net: ImageFeatureNet,
+    readonly opts: ImageFeatureOptions = {},
+  ) {
+    [this.lo, this.hi] = opts.range ?? [-1, 1];
+    if (!(Number.isFinite(this.lo) && Number.isFinite(this.hi) && this.hi > this.lo)) throw new RangeError(`ImageFeatureStats: range must be [lo, hi] with lo < hi, got [${this.lo}, ${this.hi}]`);
+    this.wantLogits = (opts.logits ?? true) && typeof net.logits === 'function';
+  }
+
+  get count(): number {
+    return this.acc?.count ?? 0;
+  }
+
+  /** Adds images [B, C, H, W] (not disposed here). */
+  async add(x: E.Tensor): Promise<void> {
+    if (x.rank !== 4) throw new Error(`ImageFeatureStats.add: expected images [B, C, H, W], got ${E.fmtShape(x.shape)}`);
+    if (x.shape[0] === 0) return;
+    const out = E.noGrad(() => E.tidy(() => {
+      const xin = (this.opts.featureInput ?? ((t: E.Tensor) => t))(x.maximum(this.lo).minimum(this.hi));
+      const f = this.net.features(xin);
+      return { f, l: this.wantLogits ? this.net.logits!(xin) : null };
+    }));
+    try {
+      if (out.f.rank !== 2) throw new Error(`ImageFeatureStats: the feature network must return [N, D], got ${E.fmtShape(out.f.shape)}`);
+      const D = out.f.shape[1]!;
+      this.acc ??= new FeatureStatsAccumulator(D);
+      if (this.acc.dim !== D) throw new Error(`ImageFeatureStats: feature dimension changed from ${this.acc.dim} to ${D}`);
+      this.acc.add(await out.f.toArray() as Float32Array);
+      if (out.l) {
+        this.numClasses = out.l.shape[1]!;
+        for (const v of await out.l.toArray()) this.logitRows.push(v);
+      }
+    } finally {
+      out.f.dispose();
+      out.l?.dispose();
+    }
+  }
+
+  stats(): FeatureStats {
+    if (!this.acc || this.acc.count < 2) throw new Error(`ImageFeatureStats: need at least 2 images, got ${this.count}`);
+    return this.acc.stats();
+  }
+
+  /** Inception-Score analogue over the images added (null without logits). */
+  inceptionScore(splits = 10): InceptionScore | null {
+    if (!this.numClasses) return null;
+    const n = this.logitRows.length / this.numClasses;
+    return inceptionScore(this.logitRows, this.numClasses, Math.max(1, Math.min(splits, n)));
+  }
+
+  /** Fréchet distance to another set (e.g. generated vs real). */
+  fid(other: ImageFeatureStats | FeatureStats): number {
+    return frechetDistanceFromStats(this.stats(), other instanceof ImageFeatureStats ? other.stats() : other);
+  }
+}

@@ -1,0 +1,295 @@
+/**
+ * Node-only: trains the class-conditional AR generator on cached tokenizer codes.
+ *
+ * Tokens: the training images are encoded once with the tokenizer (batched, no gradient) and the
+ * result is cached as a safetensors file (`tokens` i32 [N, L], `labels` i32 [N]; the metadata
+ * records the tokenizer checkpoint's path and SHA-256, the dataset and the grid). A cache whose
+ * tokenizer hash or dataset does not match is rebuilt. Training then never runs the tokenizer.
+ *
+ * Training goes through node/train.ts's trainLoop: progress line with ETA, JSONL metrics, atomic
+ * resumable checkpoints holding the model, AdamW moments, the LR schedule, the class-dropout
+ * generator and the token loader position (so a resumed run continues bit-exactly), and an
+ * optional per-class sample grid decoded by the tokenizer.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import * as E from '../engine/index.js';
+import { getJson, safetensorsChunks, setJson, type SafetensorsMetadata } from '../nn/checkpoint/index.js';
+import { loadFashionMNIST, loadMNIST, saveImageGrid, subset } from './data/index.js';
+import { loadCheckpoint, readSafetensorsFile, writeFileAtomic } from './checkpoint.js';
+import { trainLoop, type TrainLoopResult } from './train.js';
+import { loadTokenizerCheckpoint } from './train-tokenizer.js';
+import type { VQTokenizer } from '../models/tokenizer/model.js';
+import { ARTransformer, type ARConfig, type ARConfigInput } from '../models/ar/model.js';
+import { sampleTokens, type CfgSchedule } from '../models/ar/sample.js';
+import { arTrainStep, checkTokenDataset, createAROptimizer, encodeTokenDataset, TokenLoader, type TokenDataset } from '../models/ar/train-step.js';
+
+// ---- token cache files ----
+
+const TOKEN_CACHE_FORMAT = 'webgpu-tok-ar-tokens-v1';
+
+export interface TokenCacheMeta {
+  format: string;
+  /** Tokenizer checkpoint path and SHA-256 (hex) of its bytes. */
+  tokenizer: { path: string | null; sha256: string | null };
+  /** Free-form description of the source images (dataset name, split, subset size...). */
+  source: Record<string, unknown>;
+  grid: [number, number];
+  vocabSize: number;
+  n: number;
+}
+
+/** SHA-256 (hex) of a file. */
+export async function fileSha256(path: string): Promise<string> {
+  return createHash('sha256').update(await readFile(path)).digest('hex');
+}
+
+/** Writes tokens and labels (and what produced them) to a safetensors file, atomically. */
+export async function saveTokenCache(path: string, ds: TokenDataset, meta: { tokenizer?: { path: string | null; sha256: string | null }; source?: Record<string, unknown> } = {}): Promise<void> {
+  checkTokenDataset(ds, `saveTokenCache(${path})`);
+  const m: TokenCacheMeta = {
+    format: TOKEN_CACHE_FORMAT,
+    tokenizer: meta.tokenizer ?? { path: null, sha256: null },
+    source: meta.source ?? {},
+    grid: [ds.grid[0], ds.grid[1]],
+    vocabSize: ds.vocabSize,
+    n: ds.shape[0],
+  };
+  const metadata: SafetensorsMetadata = {};
+  setJson(metadata, 'ar_tokens', m);
+  const { chunks } = safetensorsChunks(
+    {
+      tokens: { dtype: 'I32', shape: [ds.shape[0], ds.shape[1]], data: ds.tokens },
+      labels: { dtype: 'I32', shape: [ds.shape[0]], data: ds.labels },
+    },
+    metadata,
+  );
+  mkdirSync(dirname(path), { recursive: true });
+  await writeFileAtomic(path, chunks);
+}
+
+/** Reads a token cache written by saveTokenCache (validated). */
+export async function loadTokenCache(path: string): Promise<{ tokens: TokenDataset; meta: TokenCacheMeta }> {
+  const { tensors, metadata } = await readSafetensorsFile(path);
+  let meta: TokenCacheMeta;
+  try {
+    meta = getJson<TokenCacheMeta>(metadata, 'ar_tokens');
+  } catch {
+    throw new Error(`${path}: not an AR token cache (no 'ar_tokens' metadata)`);
+  }
+  if (meta.format !== TOKEN_CACHE_FORMAT) throw new Error(`${path}: token cache format ${meta.format}, expected ${TOKEN_CACHE_FORMAT}`);
+  const t = tensors.tokens;
+  const l = tensors.labels;
+  if (!t || !l || !(t.data instanceof Int32Array) || !(l.data instanceof Int32Array) || t.shape.length !== 2) throw new Error(`${path}: token cache needs i32 'tokens' [N, L] and 'labels' [N]`);
+  const tokens: TokenDataset = { tokens: t.data, labels: l.data, shape: [t.shape[0]!, t.shape[1]!], grid: meta.grid, vocabSize: meta.vocabSize };
+  checkTokenDataset(tokens, path);
+  return { tokens, meta };
+}
+
+export interface BuildTokenCacheOptions {
+  backend: E.Backend;
+  tokenizerPath: string;
+  dataset?: 'fashion-mnist' | 'mnist';
+  split?: 'train' | 'val';
+  /** Only the first n images of the split. */
+  subset?: number;
+  /** Cache file (default `${tokenizerPath}.tokens-<dataset>-<split>[-<subset>].safetensors`). */
+  cachePath?: string;
+  batchSize?: number;
+  /** Reuse a matching cache (default true). */
+  reuse?: boolean;
+  log?: (line: string) => void;
+}
+
+/**
+ * Returns the dataset's tokens under the tokenizer at `tokenizerPath`, from the cache when its
+ * tokenizer hash and source match, else by encoding (and writing the cache).
+ */
+export async function buildTokenCache(o: BuildTokenCacheOptions): Promise<{ tokens: TokenDataset; cachePath: string; fromCache: boolean; tokenizer: VQTokenizer | null }> {
+  const log = o.log ?? ((l: string) => console.log(l));
+  const dataset = o.dataset ?? 'fashion-mnist';
+  const split = o.split ?? 'train';
+  const cachePath = o.cachePath ?? `${o.tokenizerPath}.tokens-${dataset}-${split}${o.subset ? `-${o.subset}` : ''}.safetensors`;
+  const sha256 = await fileSha256(o.tokenizerPath);
+  const source = { dataset, split, subset: o.subset ?? null, pad: 2 };
+  if ((o.reuse ?? true) && existsSync(cachePath)) {
+    try {
+      const c = await loadTokenCache(cachePath);
+      if (c.meta.tokenizer.sha256 === sha256 && JSON.stringify(c.meta.source) === JSON.stringify(source)) return { tokens: c.tokens, cachePath, fromCache: true, tokenizer: null };
+      log(`token cache ${cachePath} is stale (other tokenizer or data): rebuilding`);
+    } catch (e) {
+      log(`token cache ${cachePath} unreadable (${(e as Error).message}): rebuilding`);
+    }
+  }
+  const { model: tokenizer } = await loadTokenizerCheckpoint(o.tokenizerPath, o.backend);
+  const load = dataset === 'mnist' ? loadMNIST : loadFashionMNIST;
+  const s = load({ pad: 2, log });
+  let ds = split === 'train' ? s.train : s.val;
+  if (o.subset) ds = subset(ds, Int32Array.from({ length: Math.min(o.subset, ds.shape[0]) }, (_, i) => i));
+  const t0 = performance.now();
+  let lastLog = t0;
+  const tokens = await encodeTokenDataset(tokenizer, ds, {
+    backend: o.backend,
+    batchSize: o.batchSize ?? 256,
+    onProgress: (done, total) => {
+      const now = performance.now();
+      if (now - lastLog > 5000 || done === total) {
+        lastLog = now;
+        log(`encoding ${dataset}/${split}: ${done}/${total} images (${((now - t0) / 1000).toFixed(1)} s)`);
+      }
+    },
+  });
+  await saveTokenCache(cachePath, tokens, { tokenizer: { path: o.tokenizerPath, sha256 }, source });
+  log(`wrote ${tokens.shape[0]} x ${tokens.shape[1]} tokens to ${cachePath}`);
+  return { tokens, cachePath, fromCache: false, tokenizer };
+}
+
+// ---- training ----
+
+export interface TrainAROptions {
+  backend: E.Backend;
+  /** Tokens to train on; or give tokenizerPath (and dataset) to encode / load the cache. */
+  tokens?: TokenDataset;
+  tokenizerPath?: string;
+  dataset?: 'fashion-mnist' | 'mnist';
+  trainSubset?: number;
+  tokenCachePath?: string;
+  /** Number of classes (default: max label + 1 of the tokens). */
+  numClasses?: number;
+  config?: Partial<ARConfig>;
+  batchSize?: number;
+  steps?: number;
+  epochs?: number;
+  lr?: number;
+  betas?: [number, number];
+  weightDecay?: number;
+  /** Default: 5% of the steps. */
+  warmupSteps?: number;
+  minLrRatio?: number;
+  clipNorm?: number;
+  seed?: number;
+  outDir?: string;
+  logEvery?: number;
+  checkpointEvery?: number;
+  /** Sample grid every n steps (needs the tokenizer: tokenizerPath). */
+  sampleEvery?: number;
+  samplesPerClass?: number;
+  sampleCfg?: { cfgScale?: number; cfgSchedule?: CfgSchedule; temperature?: number; topK?: number; topP?: number };
+  resume?: boolean;
+  log?: (line: string) => void;
+  extra?: Record<string, unknown>;
+}
+
+export interface TrainARResult extends TrainLoopResult {
+  model: ARTransformer;
+  totalSteps: number;
+  tokens: TokenDataset;
+  tokenizer: VQTokenizer | null;
+}
+
+export async function trainAR(o: TrainAROptions): Promise<TrainARResult> {
+  const { backend } = o;
+  const log = o.log ?? ((l: string) => console.log(l));
+  const seed = o.seed ?? 0;
+  let tokens = o.tokens;
+  let tokenizer: VQTokenizer | null = null;
+  if (!tokens) {
+    if (!o.tokenizerPath) throw new Error('trainAR: give tokens or tokenizerPath');
+    const c = await buildTokenCache({
+      backend,
+      tokenizerPath: o.tokenizerPath,
+      ...(o.dataset ? { dataset: o.dataset } : {}),
+      ...(o.trainSubset ? { subset: o.trainSubset } : {}),
+      ...(o.tokenCachePath ? { cachePath: o.tokenCachePath } : o.outDir ? { cachePath: join(o.outDir, 'tokens.safetensors') } : {}),
+      log,
+    });
+    tokens = c.tokens;
+    tokenizer = c.tokenizer;
+  }
+  checkTokenDataset(tokens, 'trainAR');
+  if (o.sampleEvery && o.outDir && o.tokenizerPath && !tokenizer) tokenizer = (await loadTokenizerCheckpoint(o.tokenizerPath, backend)).model;
+  let maxLabel = 0;
+  for (const l of tokens.labels) maxLabel = Math.max(maxLabel, l);
+  const numClasses = o.numClasses ?? maxLabel + 1;
+  const cfg: ARConfigInput = { dim: 128, depth: 4, heads: 4, ...o.config, vocabSize: tokens.vocabSize, numClasses, seqLen: tokens.shape[1], grid: [tokens.grid[0], tokens.grid[1]], dropSeed: seed + 1 };
+  const model = new ARTransformer(cfg, { backend, generator: new E.Generator(seed) });
+  const B = o.batchSize ?? 64;
+  const loader = new TokenLoader(tokens, { batchSize: B, seed });
+  const totalSteps = o.steps ?? Math.max(1, (o.epochs ?? 1) * loader.batchesPerEpoch);
+  const { optimizer, scheduler } = createAROptimizer(model, {
+    totalSteps,
+    warmupSteps: o.warmupSteps ?? Math.round(0.05 * totalSteps),
+    ...(o.lr !== undefined ? { lr: o.lr } : {}),
+    ...(o.betas ? { betas: o.betas } : {}),
+    ...(o.weightDecay !== undefined ? { weightDecay: o.weightDecay } : {}),
+    ...(o.minLrRatio !== undefined ? { minLrRatio: o.minLrRatio } : {}),
+  });
+  log(`${model.summary()}; ${tokens.shape[0]} sequences of ${tokens.shape[1]} tokens (V ${tokens.vocabSize}, ${numClasses} classes), ${totalSteps} steps of ${B}`);
+  const perClass = o.samplesPerClass ?? 8;
+  const sampleGen = new E.Generator(seed + 2);
+  try {
+    const r = await trainLoop({
+      totalSteps,
+      state: { model, optimizer, scheduler, generators: { ar: model.generator, sample: sampleGen }, loader },
+      backend,
+      itemsPerStep: B,
+      logEvery: o.logEvery ?? 50,
+      ...(o.outDir ? { metricsPath: join(o.outDir, 'metrics.jsonl'), checkpointPath: join(o.outDir, 'checkpoint.safetensors'), checkpointEvery: o.checkpointEvery ?? 500 } : {}),
+      resume: o.resume ?? true,
+      ...(o.outDir && o.sampleEvery && tokenizer
+        ? {
+            sampleEvery: o.sampleEvery,
+            onSample: async (step: number) => {
+              const nc = Math.min(numClasses, 10);
+              const classes = Array.from({ length: nc * perClass }, (_, i) => Math.floor(i / perClass));
+              const imgs = E.noGrad(() =>
+                E.tidy(() => {
+                  const ids = sampleTokens(model, classes, { ...o.sampleCfg, generator: sampleGen });
+                  const [h, w] = tokens!.grid;
+                  return tokenizer!.decodeIndices(ids.reshape([classes.length, h, w])).maximum(-1).minimum(1);
+                }),
+              );
+              await saveImageGrid(join(o.outDir!, `samples_${String(step).padStart(7, '0')}.png`), imgs, { nrow: perClass, range: [-1, 1] });
+              imgs.dispose();
+            },
+          }
+        : {}),
+      extra: { ...o.extra, config: model.cfg, batchSize: B, totalSteps, tokenizerPath: o.tokenizerPath ?? null, dataset: o.dataset ?? null },
+      log,
+      step: () => {
+        const b = loader.nextOnDevice(backend);
+        const terms = arTrainStep(model, optimizer, b.classes, b.tokens, { scheduler, ...(o.clipNorm !== undefined ? { clipNorm: o.clipNorm } : {}) });
+        return { terms, epoch: b.epoch };
+      },
+    });
+    return { ...r, model, totalSteps, tokens, tokenizer };
+  } finally {
+    loader.dispose();
+  }
+}
+
+export interface LoadedAR {
+  model: ARTransformer;
+  step: number;
+  extra: Record<string, unknown>;
+}
+
+/** Rebuilds the AR model from a trainAR checkpoint (config in the `extra` metadata), in eval mode. */
+export async function loadARCheckpoint(path: string, backend: E.Backend): Promise<LoadedAR> {
+  const { tensors, metadata } = await loadCheckpoint(path, backend);
+  try {
+    const extra = getJson<Record<string, unknown>>(metadata, 'extra');
+    const config = extra?.config as ARConfigInput | undefined;
+    if (!config || typeof config !== 'object') throw new Error(`${path}: no AR config in the checkpoint metadata (not written by trainAR?)`);
+    const model = new ARTransformer(config, { backend, generator: new E.Generator(0) }); // weights are overwritten; keep the default generator untouched
+    const state: Record<string, E.Tensor> = {};
+    for (const [k, t] of Object.entries(tensors)) if (k.startsWith('model.')) state[k.slice('model.'.length)] = t;
+    model.loadStateDict(state);
+    model.eval();
+    return { model, step: getJson<number>(metadata, 'step'), extra };
+  } finally {
+    for (const t of Object.values(tensors)) t.dispose();
+  }
+}
