@@ -189,6 +189,29 @@ describe.runIf(gpu)('unfold / fold: GPU vs float64 reference', () => {
     await expectMatchesReference((t) => E.fold(E.transpose(t, 1, 2), [5, 4], 2), [cs], gpu!, { atol: 1e-5, rtol: 1e-6 });
   });
 
+  it('unfold / fold with the geometry baked into the WGSL (software adapters) and as params (GPUs)', async () => {
+    // Both shader forms run on whatever adapter the tests have; the default picks one of them.
+    for (const bake of [true, false]) {
+      E.convKernelOptions.bakeGeometry = bake;
+      try {
+        await fc.assert(
+          fc.asyncProperty(unfoldCaseArb, async ({ g, x }) => {
+            await expectMatchesReference((t) => E.unfold(t, [g.kh, g.kw], opts(g)), [x], gpu!, { atol: 0, rtol: 0 }, `unfold bake=${bake}`);
+          }),
+          { numRuns: 15 },
+        );
+        await fc.assert(
+          fc.asyncProperty(foldCaseArb, async ({ g, x }) => {
+            await expectMatchesReference((t) => E.fold(t, [g.H, g.W], [g.kh, g.kw], opts(g)), [x], gpu!, { atol: 1e-5, rtol: 1e-6 }, `fold bake=${bake}`);
+          }),
+          { numRuns: 15 },
+        );
+      } finally {
+        E.convKernelOptions.bakeGeometry = null;
+      }
+    }
+  }, 600_000);
+
   it('large unfold spanning a 2D dispatch grid (> 65535 workgroups)', async () => {
     // 1 x 100 x 140 x 140, 3x3, padding 1: 100*9*140*140 = 17.6M outputs = 68.9k workgroups of 256.
     const x = E.full([1, 100, 140, 140], 1, { backend: gpu! });
@@ -267,6 +290,41 @@ describe.runIf(gpu)('conv2d / convTranspose2d vs PyTorch (GPU)', () => {
     it(`${c.op}: ${c.name}`, async () => {
       await checkConvCase(c, gpu!, { atol: 5e-5, rtol: 1e-4 });
     });
+  }
+});
+
+describe.runIf(gpu)("conv2d at the CNN tokenizer's shapes: GPU values and gradients vs float64", () => {
+  // Small channel counts, 3x3 padding 1, stride 1 and 2, 1-channel input/output convs: the
+  // software adapter's matmul picks for these shapes (4-row tiles, narrow N, B^T read in place for
+  // the weight gradient) and the baked unfold/fold run here; any adapter runs the same checks.
+  // Tolerance: f32 sums of <= 288 products (forward, dx) or 3*64 (dw) of values in [-1, 1]:
+  // atol 2e-4 + rtol 1e-4 leaves a wide margin over the ~1e-5 rounding error.
+  const cases: [string, number[], number[], number][] = [
+    ['16->16, 8x8', [3, 16, 8, 8], [16, 16, 3, 3], 1],
+    ['16->16, 8x8, stride 2 (N = 16 columns)', [3, 16, 8, 8], [16, 16, 3, 3], 2],
+    ['32->32, 4x4', [2, 32, 4, 4], [32, 32, 3, 3], 1],
+    ['1->16, 8x8 (conv_in)', [3, 1, 8, 8], [16, 1, 3, 3], 1],
+    ['16->1, 8x8 (conv_out)', [3, 16, 8, 8], [1, 16, 3, 3], 1],
+    ['16->3, 7x5, odd sizes', [3, 16, 7, 5], [3, 16, 3, 3], 1],
+  ];
+  for (const [name, xs, ws, stride] of cases) {
+    it(name, async () => {
+      const gen = new E.Generator(xs[1]! * 31 + ws[0]!);
+      const xd = await E.rand(xs, { backend: cpu, generator: gen, low: -1, high: 1 }).toArray();
+      const wd = await E.rand(ws, { backend: cpu, generator: gen, low: -1, high: 1 }).toArray();
+      const bd = await E.rand([ws[0]!], { backend: cpu, generator: gen, low: -1, high: 1 }).toArray();
+      const run = async (backend: E.Backend) => {
+        const x = E.tensor(Array.from(xd), xs, { backend }).requireGrad();
+        const w = E.tensor(Array.from(wd), ws, { backend }).requireGrad();
+        const b = E.tensor(Array.from(bd), [ws[0]!], { backend }).requireGrad();
+        const y = E.conv2d(x, w, b, { stride, padding: 1 });
+        const gy = E.tensor(Array.from({ length: y.size }, (_, i) => Math.fround(Math.sin(i * 0.37))), y.shape, { backend });
+        const [gx, gw, gb] = E.gradients(y, [x, w, b], { gradOutput: gy });
+        return Promise.all([y, gx!, gw!, gb!].map((t) => t.toArray()));
+      };
+      const [got, want] = [await run(gpu!), await run(cpu)];
+      ['y', 'dx', 'dw', 'db'].forEach((n, i) => expectClose(got[i]!, want[i]!, { atol: 2e-4, rtol: 1e-4 }, `${name} ${n}`));
+    }, 120_000);
   }
 });
 

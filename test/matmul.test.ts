@@ -148,6 +148,8 @@ function withPlan<T>(plan: E.MatmulPlan | null, fn: () => Promise<T>): Promise<T
   return fn().finally(() => E.setMatmulConfigPicker(prev));
 }
 
+const DEFAULT_TEST_CAPS = { maxWorkgroupStorage: 16384, maxInvocations: 256 };
+
 describe.runIf(gpu)('matmul: GPU vs float64 reference', () => {
   for (const [name, plan] of PLANS) {
     it(`generated shapes, views and broadcasts (${name})`, async () => {
@@ -189,6 +191,41 @@ describe.runIf(gpu)('matmul: GPU vs float64 reference', () => {
       });
     });
   }
+
+  it("software adapters' picks for conv shapes: few rows, narrow N, K <= 2, B^T read in place", async () => {
+    // The software picker's choices (forced here so they also run on real GPUs): 1-4 rows with wide
+    // N, narrow N (TN 2 scalar / TN 4), K <= 2 (an outer product), and small M with a transposed B,
+    // which the rows kernel reads in place with TM = M (<= 4), 16 or 32 rows and 2 scalar columns
+    // per lane (a conv weight gradient gy @ cols^T) instead of copying it.
+    const soft: E.MatmulConfigPicker = (M, N, K, batch, caps) => E.pickMatmulConfig(M, N, K, batch, { ...caps, software: true });
+    const prev = E.setMatmulConfigPicker(soft);
+    try {
+      const cases: [string, number[], number, number, number, boolean][] = [
+        ['1 row, wide N (conv to 1 channel)', [3], 1, 260, 37, false],
+        ['3 rows, wide N', [2], 3, 130, 19, false],
+        ['narrow N = 13', [2], 37, 13, 40, false],
+        ['N = 40', [], 70, 40, 33, false],
+        ['K = 1 outer product', [5], 145, 130, 1, false],
+        ['K = 2', [], 33, 70, 2, false],
+        ['B^T in place, M = 1', [8], 1, 144, 256, true],
+        ['B^T in place, M = 3', [4], 3, 147, 255, true],
+        ['B^T in place, M = 16', [], 16, 144, 256, true],
+        ['B^T in place, M = 33 (two 32-row tiles)', [], 33, 41, 257, true],
+        ['B^T in place, M = 64', [], 64, 66, 70, true],
+      ];
+      for (const [name, batch, M, N, K, tb] of cases) {
+        await expectMatmulMatches(gpu!, operand(batch, M, K, {}, M + N), operand(batch, K, N, { transpose: tb }, K + 3), name);
+      }
+    } finally {
+      E.setMatmulConfigPicker(prev);
+    }
+    expect(E.pickMatmulConfig(16, 144, 256, 32, { ...DEFAULT_TEST_CAPS, software: true })).toMatchObject({ kernel: 'rows', TM: 16, TN: 16 });
+    expect(E.pickMatmulConfig(16, 16, 288, 32, { ...DEFAULT_TEST_CAPS, software: true })).toMatchObject({ kernel: 'rows', TM: 16, TN: 2 });
+    expect(E.pickMatmulConfig(1, 256, 144, 32, { ...DEFAULT_TEST_CAPS, software: true })).toMatchObject({ kernel: 'rows', TM: 4 });
+    expect(E.pickMatmulConfig(144, 256, 1, 32, { ...DEFAULT_TEST_CAPS, software: true })).toMatchObject({ kernel: 'rows' });
+    // GPUs keep the simple kernel for K <= 2.
+    expect(E.pickMatmulConfig(144, 256, 1, 32)).toEqual({ kernel: 'simple' });
+  }, 600_000);
 
   it('operands strided in both matrix dims (copied) and vectors of every kind', async () => {
     await expectMatmulMatches(gpu!, operand([2], 40, 33, { step2: true }, 3), operand([], 33, 50, { step2: true }, 4), 'step-2 views');

@@ -17,7 +17,7 @@ import { CONV_WG, foldShader, unfoldShader } from '../../shaders/conv.js';
 import { checkSameBackend } from './elementwise.js';
 import { add } from './binary.js';
 import { concat, reshape, slice, transpose } from './movement.js';
-import { matmul } from './matmul.js';
+import { matmul, matmulDeviceCaps } from './matmul.js';
 
 /** A size given once for both spatial dims, or as [height, width]. */
 export type Size2 = number | readonly [number, number];
@@ -95,6 +95,18 @@ function geomParams(p: ParamBuilder, total: number, C: number, g: ConvGeom): Par
   return p.u32(total, C, g.H, g.W, g.kh, g.kw, g.sh, g.sw).i32(g.ph, g.pw).u32(g.dh, g.dw, g.Hb, g.Wb);
 }
 
+/**
+ * Software adapters (lavapipe) get the geometry baked into the unfold/fold WGSL (constant
+ * divisors; see shaders/conv.ts); GPUs keep one pipeline for every geometry.
+ */
+export const convKernelOptions = { bakeGeometry: null as boolean | null };
+
+function bakedGeom(gpu: WebGPUBackend, C: number, g: ConvGeom): { key: string; baked?: number[] } {
+  if (!(convKernelOptions.bakeGeometry ?? matmulDeviceCaps(gpu).software)) return { key: '' };
+  const baked = [C, g.H, g.W, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.Hb, g.Wb];
+  return { key: `|${baked.join(',')}`, baked };
+}
+
 /** The largest finite f32: stands in for -Infinity as a GPU pad value (WGSL may assume no infinities). */
 const F32_MAX = 3.4028234663852886e38;
 
@@ -133,9 +145,10 @@ export function unfoldGeom(x: Tensor, g: ConvGeom, padValue = 0, op = 'unfold'):
       const gpu = x.backend as WebGPUBackend;
       const pad = Math.max(-F32_MAX, Math.min(F32_MAX, padValue));
       const p = geomParams(new ParamBuilder(), total, C, g).u32(x.offset, xsN, xsC, xsH, xsW).f32(pad);
+      const bg = bakedGeom(gpu, C, g);
       gpu.dispatch({
-        key: 'conv|unfold',
-        code: unfoldShader,
+        key: `conv|unfold${bg.key}`,
+        code: () => unfoldShader(bg.baked),
         buffers: [
           { storage: x.storage as GpuStorage, access: 'read' },
           { storage: out.storage as GpuStorage, access: 'read_write' },
@@ -186,9 +199,10 @@ export function foldGeom(cols: Tensor, C: number, g: ConvGeom, op = 'fold'): Ten
     } else {
       const gpu = cols.backend as WebGPUBackend;
       const p = geomParams(new ParamBuilder(), total, C, g).u32(cols.offset, csN, csR, csL);
+      const bg = bakedGeom(gpu, C, g);
       gpu.dispatch({
-        key: 'conv|fold',
-        code: foldShader,
+        key: `conv|fold${bg.key}`,
+        code: () => foldShader(bg.baked),
         buffers: [
           { storage: cols.storage as GpuStorage, access: 'read' },
           { storage: out.storage as GpuStorage, access: 'read_write' },

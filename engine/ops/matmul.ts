@@ -94,8 +94,18 @@ const DEFAULT_CAPS: MatmulDeviceCaps = { maxWorkgroupStorage: 16384, maxInvocati
  *    with grouped tile order; smaller tiles for small problems.
  */
 export function pickMatmulConfig(M: number, N: number, K: number, batch = 1, caps: MatmulDeviceCaps = DEFAULT_CAPS): MatmulPlan {
-  if (M * N * K * batch <= 16 * 16 * 16 || M * N * batch <= 64 || K <= 2) return { kernel: 'simple' };
-  if (caps.software) return N >= 64 ? { kernel: 'rows', WG: 8, TM: 16, TN: 16 } : { kernel: 'rows', WG: 8, TM: 8, TN: 4 };
+  if (M * N * K * batch <= 16 * 16 * 16 || M * N * batch <= 64) return { kernel: 'simple' };
+  if (caps.software) {
+    // (K <= 2 too: the simple kernel ran a [144, 1] @ [32, 1, 1, 256] outer product 5x slower.)
+    // A 1..4-row A (a 1-channel conv) gets a 4-row tile: a 16-row one repeats its rows' work.
+    if (N >= 64 && M <= 4) return { kernel: 'rows', WG: 8, TM: 4, TN: 16 };
+    if (N >= 64) return { kernel: 'rows', WG: 8, TM: 16, TN: 16 };
+    // Narrow N (conv columns at small spatial sizes): 8 lanes x TN columns should not overshoot N
+    // much; 16 rows per workgroup halves the B loads per FMA of 8 (measured on lavapipe at the
+    // CNN tokenizer's conv shapes, bench/conv-small.ts: 1.3-3x faster than TM 8 x TN 4).
+    return N <= 16 ? { kernel: 'rows', WG: 8, TM: 16, TN: 2 } : { kernel: 'rows', WG: 8, TM: 16, TN: 4 };
+  }
+  if (K <= 2) return { kernel: 'simple' };
   const blocks = (t: MatmulTileConfig) => Math.ceil(M / t.BM) * Math.ceil(N / t.BN) * batch;
   // Measured on an H100 (bench/matmul-gflops.ts, MM_PLAN sweeps): single-buffered tiles with
   // register prefetch, padded shared rows and grouped tile order beat double buffering (40.0 vs
@@ -325,24 +335,25 @@ function matmulGpu(A: Operand, B: Operand, out: Tensor, M: number, N: number, K:
     { storage: out.storage as GpuStorage, access: 'read_write' as const },
   ];
   if (kernel.kernel === 'rows') {
-    const { WG, TM, TN } = kernel;
+    const { TN } = kernel;
     // vec4 B loads: unit stride along N, 4-aligned leading dim / offset / batch strides, N % 4 == 0.
     const vecB = TN % 4 === 0 && N % 4 === 0 && (B.sC === 1 || N === 1) && (B.sR % 4 === 0 || K === 1) && B.t.offset % 4 === 0 && bBS.every((x) => x % 4 === 0);
     // A transposed B (x @ w^T) cannot use vec4 loads here and runs ~2x slower; for anything but a
     // small product a contiguous copy of B costs less (O(K*N) vs O(M*N*K)). (A transposed A reads
     // cache lines as well as a contiguous one in this kernel: measured no gain from copying it.)
+    // With few rows (M <= 64, e.g. a conv weight gradient gy @ cols^T) the copy costs more than
+    // the product: read B in place with scalar loads, 2 columns per lane, all rows in one or two
+    // workgroup row tiles (lavapipe, 16->16 3x3 conv at 16x16, batch 32: 20 ms -> 4.6 ms).
+    if (!vecB && !B.t.isContiguous && M <= 64 && TN % 4 === 0 && M * N * K * nBatch >= 64 * 64 * 64) {
+      return void dispatchRows(gpu, { ...kernel, TM: M <= 4 ? M : M <= 16 ? 16 : 32, TN: 2 }, A, B, M, N, K, nBatch, R, bShape, aBS, bBS, p, buffers, false);
+    }
     if (!vecB && TN % 4 === 0 && N % 4 === 0 && !B.t.isContiguous && M * N * K * nBatch >= 64 * 64 * 64) {
       const bc = noGrad(() => contiguous(B.t));
       compute(A.t, bc, out, batchShape);
       bc.dispose();
       return;
     }
-    const subgroups = (kernel.subgroups ?? true) && gpu.features.has('subgroups');
-    const tilesM = Math.ceil(M / TM);
-    const tilesN = Math.ceil(N / (WG * TN));
-    p.u32(M, N, K, A.t.offset, B.t.offset, A.sR, A.sC, B.sR, B.sC, tilesM, tilesN, nBatch, ...bShape, ...aBS, ...bBS);
-    const key = `matmul|rows|${WG}|${TM}x${TN}|${+vecB}${+subgroups}|${R}`;
-    gpu.dispatch({ key, code: () => matmulRowShader({ WG, TM, TN, vecB, subgroups, batchRank: R }), buffers, params: p.words, workgroups: tilesM * tilesN * nBatch });
+    dispatchRows(gpu, kernel, A, B, M, N, K, nBatch, R, bShape, aBS, bBS, p, buffers, vecB);
   } else if (kernel.kernel === 'simple') {
     const tilesM = Math.ceil(M / SIMPLE_TILE);
     const tilesN = Math.ceil(N / SIMPLE_TILE);
@@ -379,4 +390,16 @@ function matmulGpu(A: Operand, B: Operand, out: Tensor, M: number, N: number, K:
     const key = `matmul|tiled|${t.BM}x${t.BN}x${t.BK}|${t.TM}x${t.TN}|${f(aT)}${f(bT)}|${f(spec.vecA)}${f(spec.vecB)}${f(spec.vecC)}|${f(spec.checked)}${f(spec.prefetch)}${f(spec.doubleBuffer)}${f(spec.pad)}|g${spec.groupM}|${R}`;
     gpu.dispatch({ key, code: () => matmulTiledShader(spec), buffers, params: p.words, workgroups: tilesM * tilesN * nBatch });
   }
+}
+
+type RowsPlan = Extract<MatmulPlan, { kernel: 'rows' }>;
+
+function dispatchRows(gpu: WebGPUBackend, kernel: RowsPlan, A: Operand, B: Operand, M: number, N: number, K: number, nBatch: number, R: number, bShape: number[], aBS: number[], bBS: number[], p: ParamBuilder, buffers: { storage: GpuStorage; access: 'read' | 'read_write' }[], vecB: boolean): void {
+  const { WG, TM, TN } = kernel;
+  const subgroups = (kernel.subgroups ?? true) && gpu.features.has('subgroups');
+  const tilesM = Math.ceil(M / TM);
+  const tilesN = Math.ceil(N / (WG * TN));
+  p.u32(M, N, K, A.t.offset, B.t.offset, A.sR, A.sC, B.sR, B.sC, tilesM, tilesN, nBatch, ...bShape, ...aBS, ...bBS);
+  const key = `matmul|rows|${WG}|${TM}x${TN}|${+vecB}${+subgroups}|${R}`;
+  gpu.dispatch({ key, code: () => matmulRowShader({ WG, TM, TN, vecB, subgroups, batchRank: R }), buffers, params: p.words, workgroups: tilesM * tilesN * nBatch });
 }
