@@ -18,8 +18,8 @@ import { dirname, join } from 'node:path';
 import * as E from '../engine/index.js';
 import { getJson, safetensorsChunks, setJson, type SafetensorsMetadata } from '../nn/checkpoint/index.js';
 import { loadFashionMNIST, loadMNIST, saveImageGrid, subset } from './data/index.js';
-import { loadCheckpoint, readSafetensorsFile, writeFileAtomic } from './checkpoint.js';
-import { trainLoop, type TrainLoopResult } from './train.js';
+import { readSafetensorsFile, writeFileAtomic } from './checkpoint.js';
+import { loadModelCheckpoint, trainLoop, type LoadedModel, type TrainLoopResult } from './train.js';
 import { loadTokenizerCheckpoint } from './train-tokenizer.js';
 import type { VQTokenizer } from '../models/tokenizer/model.js';
 import { ARTransformer, type ARConfig, type ARConfigInput } from '../models/ar/model.js';
@@ -270,26 +270,10 @@ export async function trainAR(o: TrainAROptions): Promise<TrainARResult> {
   }
 }
 
-export interface LoadedAR {
-  model: ARTransformer;
-  step: number;
-  extra: Record<string, unknown>;
-}
+export type LoadedAR = LoadedModel<ARTransformer>;
 
 /** Rebuilds the AR model from a trainAR checkpoint (config in the `extra` metadata), in eval mode. */
-export async function loadARCheckpoint(path: string, backend: E.Backend): Promise<LoadedAR> {
-  const { tensors, metadata } = await loadCheckpoint(path, backend);
-  try {
-    const extra = getJson<Record<string, unknown>>(metadata, 'extra');
-    const config = extra?.config as ARConfigInput | undefined;
-    if (!config || typeof config !== 'object') throw new Error(`${path}: no AR config in the checkpoint metadata (not written by trainAR?)`);
-    const model = new ARTransformer(config, { backend, generator: new E.Generator(0) }); // weights are overwritten; keep the default generator untouched
-    const state: Record<string, E.Tensor> = {};
-    for (const [k, t] of Object.entries(tensors)) if (k.startsWith('model.')) state[k.slice('model.'.length)] = t;
-    model.loadStateDict(state);
-    model.eval();
-    return { model, step: getJson<number>(metadata, 'step'), extra };
-  } finally {
-    for (const t of Object.values(tensors)) t.dispose();
-  }
+export function loadARCheckpoint(path: string, backend: E.Backend): Promise<LoadedAR> {
+  // The weights are overwritten; a fixed generator keeps the default one untouched.
+  return loadModelCheckpoint(path, backend, (c: ARConfigInput) => new ARTransformer(c, { backend, generator: new E.Generator(0) }), 'trainAR');
 }

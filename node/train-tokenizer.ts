@@ -12,9 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as E from '../engine/index.js';
 import { BatchUploader, DataLoader, loadFashionMNIST, loadMNIST, saveImageGrid, subset, type ImageDataset } from './data/index.js';
-import { trainLoop, type TrainLoopResult } from './train.js';
-import { loadCheckpoint } from './checkpoint.js';
-import { getJson } from '../nn/checkpoint/index.js';
+import { loadModelCheckpoint, trainLoop, type LoadedModel, type TrainLoopResult } from './train.js';
 import { AdamW } from '../nn/index.js';
 import { VQTokenizer, type TokenizerConfig } from '../models/tokenizer/model.js';
 import type { PerturbationConfig, PerturbationPreset } from '../models/tokenizer/perturbation.js';
@@ -189,31 +187,12 @@ function loaderFirst(ds: ImageDataset, n: number): Float32Array {
   return out;
 }
 
-export interface LoadedTokenizer {
-  model: VQTokenizer;
-  /** Training step the checkpoint was saved at. */
-  step: number;
-  /** The run's extra JSON (config, batchSize, dataset, ...). */
-  extra: Record<string, unknown>;
-}
+export type LoadedTokenizer = LoadedModel<VQTokenizer>;
 
 /**
  * Reads a checkpoint written by trainTokenizer (model.* tensors and the config in the `extra`
  * metadata) and rebuilds the tokenizer on `backend` in eval mode.
  */
-export async function loadTokenizerCheckpoint(path: string, backend: E.Backend): Promise<LoadedTokenizer> {
-  const { tensors, metadata } = await loadCheckpoint(path, backend);
-  try {
-    const extra = getJson<Record<string, unknown>>(metadata, 'extra');
-    const config = extra?.config as Partial<TokenizerConfig> | undefined;
-    if (!config || typeof config !== 'object') throw new Error(`${path}: no tokenizer config in the checkpoint metadata (not written by train-tokenizer?)`);
-    const model = new VQTokenizer(config, { backend });
-    const state: Record<string, E.Tensor> = {};
-    for (const [k, t] of Object.entries(tensors)) if (k.startsWith('model.')) state[k.slice('model.'.length)] = t;
-    model.loadStateDict(state);
-    model.eval();
-    return { model, step: getJson<number>(metadata, 'step'), extra };
-  } finally {
-    for (const t of Object.values(tensors)) t.dispose();
-  }
+export function loadTokenizerCheckpoint(path: string, backend: E.Backend): Promise<LoadedTokenizer> {
+  return loadModelCheckpoint(path, backend, (c: Partial<TokenizerConfig>) => new VQTokenizer(c, { backend }), 'train-tokenizer');
 }

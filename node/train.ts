@@ -7,6 +7,8 @@
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { tidy, type Backend, type Tensor } from '../engine/index.js';
+import { getJson } from '../nn/checkpoint/index.js';
+import type { Module } from '../nn/module.js';
 import { Progress } from '../nn/train/progress.js';
 import { packTrainingState, unpackTrainingState, type TrainingState } from '../nn/train/state.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
@@ -21,6 +23,36 @@ export async function loadTrainingCheckpoint(path: string, state: TrainingState,
   const { tensors, metadata } = await loadCheckpoint(path, backend);
   try {
     return unpackTrainingState(state, { tensors, metadata });
+  } finally {
+    for (const t of Object.values(tensors)) t.dispose();
+  }
+}
+
+export interface LoadedModel<M> {
+  model: M;
+  /** Training step the checkpoint was saved at. */
+  step: number;
+  /** The run's extra JSON (config, batch size, dataset, ...). */
+  extra: Record<string, unknown>;
+}
+
+/**
+ * Rebuilds a model from a trainLoop checkpoint whose `extra.config` holds its config: `build`
+ * makes the model from the config, the model.* tensors are loaded strictly, the model is returned
+ * in eval mode. `writer` names the trainer in the error for a checkpoint without a config.
+ */
+export async function loadModelCheckpoint<M extends Module, C extends object>(path: string, backend: Backend, build: (config: C) => M, writer: string): Promise<LoadedModel<M>> {
+  const { tensors, metadata } = await loadCheckpoint(path, backend);
+  try {
+    const extra = getJson<Record<string, unknown>>(metadata, 'extra');
+    const config = extra?.config as C | undefined;
+    if (!config || typeof config !== 'object') throw new Error(`${path}: no model config in the checkpoint metadata (not written by ${writer}?)`);
+    const model = build(config);
+    const state: Record<string, Tensor> = {};
+    for (const [k, t] of Object.entries(tensors)) if (k.startsWith('model.')) state[k.slice('model.'.length)] = t;
+    model.loadStateDict(state);
+    model.eval();
+    return { model, step: getJson<number>(metadata, 'step'), extra: extra! };
   } finally {
     for (const t of Object.values(tensors)) t.dispose();
   }
