@@ -37,8 +37,9 @@ describe.runIf(gpu)('robustok study (tiny preset)', () => {
     // 32 images x 16 tokens at sigma 0.7: 5 sd of the kept fraction is 0.1.
     expect(Math.abs(p.keptFraction - TINY.posttrain.sigma)).toBeLessThan(0.1);
     expect(Number.isFinite(p.after.gfid) && Number.isFinite(p.after.rfid)).toBe(true);
+    expect(Number.isFinite(p.control!.gfid) && p.control!.gfid !== p.after.gfid).toBe(true);
     const html = readFileSync(r.reportPath, 'utf8');
-    for (const s of ['Tokenizers', 'Generators', 'Does pFID track gFID?', 'Decoder post-training', 'recon.png', 'samples.png', '<svg']) expect(html).toContain(s);
+    for (const s of ['Tokenizers', 'Generators', 'Does pFID track gFID?', 'Decoder post-training', 'control (clean tokens', 'recon.png', 'samples.png', '<svg']) expect(html).toContain(s);
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
     expect(results.correlations.pfid.spearman.reason).toMatch(/at least 3/); // two tokenizers: no correlation claimed
 

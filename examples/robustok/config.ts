@@ -74,6 +74,8 @@ export interface StudyConfig {
     lr: number;
     minLr: number;
     emaDecay: number;
+    /** Also train a control decoder the same way on clean tokens (sigma = 1). */
+    control: boolean;
   };
 }
 
@@ -100,7 +102,7 @@ export const DEMO: StudyConfig = {
   eval: { alphas: [0.1, 0.3, 0.5], pfidAlpha: 0.3, batchSize: 128 },
   ar: { dim: 64, depth: 2, heads: 4, batchSize: 64, epochs: 4, lr: 2e-3, warmupSteps: 10, weightDecay: 0.05 },
   sampling: { numImages: 512, batchSize: 128, temperature: 1, topK: 0, topP: 1, cfgScale: 1.5, cfgSchedule: 'constant' },
-  posttrain: { sigma: 0.7, images: 1024, batchSize: 32, epochs: 2, lr: 2e-4, minLr: 5e-5, emaDecay: 0.99 },
+  posttrain: { sigma: 0.7, images: 1024, batchSize: 32, epochs: 2, lr: 2e-4, minLr: 5e-5, emaDecay: 0.99, control: true },
 };
 
 const K_FULL = 1024;
@@ -132,7 +134,7 @@ export const FULL: StudyConfig = {
   eval: { alphas: [0.1, 0.3, 0.5], pfidAlpha: 0.3, batchSize: 500 },
   ar: { dim: 256, depth: 8, heads: 8, batchSize: 256, epochs: 20, lr: 6e-4, warmupSteps: 500, weightDecay: 0.05 },
   sampling: { numImages: 10000, batchSize: 500, temperature: 1, topK: 0, topP: 1, cfgScale: 2, cfgSchedule: 'constant' },
-  posttrain: { sigma: 0.7, images: 20000, batchSize: 128, epochs: 2, lr: 5e-5, minLr: 1e-5, emaDecay: 0.999 },
+  posttrain: { sigma: 0.7, images: 20000, batchSize: 128, epochs: 2, lr: 5e-5, minLr: 1e-5, emaDecay: 0.999, control: true },
 };
 
 export const PRESETS: Record<string, StudyConfig> = { demo: DEMO, full: FULL };

@@ -3,7 +3,8 @@
  * gFID. Mixed token sequences (ground truth kept with probability sigma, else the generator's
  * sample, conditioned on the mixed prefix) are built once and cached; the decoder is trained on
  * them (AdamW (0.9, 0.95), cosine lr, EMA) through trainLoop (progress, checkpoints, resume), then
- * the EMA decoder decodes exactly the generated sequences of stage 3 for gFID after.
+ * the EMA decoder decodes exactly the generated sequences of stage 3 for gFID after. A control
+ * decoder gets the same training on the clean tokens of the same images.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ import * as E from '../../engine/index.js';
 import { encodeTokenDataset, type ARTransformer, type TokenDataset } from '../../models/ar/index.js';
 import { buildMixedTokens, DecoderPostTrainer, evaluateTokenizer, type VQTokenizer } from '../../models/tokenizer/index.js';
 import { Scheduler, warmupCosineLr } from '../../nn/index.js';
-import { permutation, saveImageGrid, subset, writeFileAtomicSync } from '../../node/data/index.js';
+import { permutation, saveImageGrid, subset, writeFileAtomicSync, type ImageDataset } from '../../node/data/index.js';
 import { loadTokenCache, saveTokenCache } from '../../node/train-ar.js';
 import { trainLoop } from '../../node/train.js';
 import { loadTokenizerCheckpoint } from '../../node/train-tokenizer.js';
@@ -39,6 +40,11 @@ export interface PostTrainRecord {
   checkpoint: string;
   before: DecoderScores;
   after: DecoderScores;
+  /**
+   * The control: the same decoder training (steps, schedule, EMA) on the clean ground-truth tokens
+   * (sigma = 1), so "after - control" is what the generator's tokens add beyond training longer.
+   */
+  control: DecoderScores | null;
   grid: string;
 }
 
@@ -83,57 +89,46 @@ async function reconScores(ctx: StudyContext, tokenizer: VQTokenizer): Promise<{
   return { rfid: r.rfid, psnr: r.psnr };
 }
 
-export async function runPostTrain(ctx: StudyContext, tok: TokenizerRecord, gen: GeneratorRecord, ar: ARTransformer): Promise<PostTrainRecord> {
+/**
+ * Trains a fresh copy of the tokenizer's decoder to map `tokens` (one sequence per image of
+ * `images`) back to the images: AdamW (0.9, 0.95), cosine lr, EMA, through trainLoop in `dir`
+ * (progress, metrics.jsonl, resumable checkpoint). Returns the EMA model in eval mode.
+ */
+async function trainDecoder(ctx: StudyContext, tok: TokenizerRecord, images: ImageDataset, tokens: TokenDataset, dir: string, label: string): Promise<{ model: VQTokenizer; steps: number }> {
   const { cfg, backend, log } = ctx;
   const p = cfg.posttrain;
-  const dir = join(ctx.outDir, 'posttrain', tok.name);
-  const recordPath = join(dir, 'record.json');
-  if (existsSync(recordPath)) {
-    const rec = JSON.parse(readFileSync(recordPath, 'utf8')) as PostTrainRecord;
-    if (rec.images === Math.min(p.images, ctx.data.train.shape[0]) && rec.sigma === p.sigma) {
-      log(`[posttrain ${tok.name}] done earlier: gFID ${rec.before.gfid.toFixed(2)} -> ${rec.after.gfid.toFixed(2)}`);
-      return rec;
-    }
-  }
-  const t0 = performance.now();
-  const n = Math.min(p.images, ctx.data.train.shape[0]);
-  // Two copies: `base` keeps the original decoder for the before/after grid, `model` is post-trained.
-  const base = (await loadTokenizerCheckpoint(tok.checkpoint, backend)).model;
+  const n = images.shape[0];
   const model = (await loadTokenizerCheckpoint(tok.checkpoint, backend)).model;
-  const { ds: mixed, kept } = await mixedTokens(ctx, base, ar, dir, n);
-  const [h, w] = mixed.grid;
-  const L = mixed.shape[1];
+  const [h, w] = tokens.grid;
+  const L = tokens.shape[1];
   const trainer = new DecoderPostTrainer(model, { lr: p.lr, betas: [0.9, 0.95], emaDecay: p.emaDecay });
   const B = p.batchSize;
   const perEpoch = Math.floor(n / B);
   if (perEpoch < 1) throw new Error(`posttrain: ${n} images do not fill one batch of ${B}`);
   const steps = p.epochs * perEpoch;
   const scheduler = new Scheduler(trainer.optimizer, (step, lr) => warmupCosineLr(step, lr, { totalSteps: steps, minLr: p.minLr }));
-  const images = subset(ctx.data.train, Int32Array.from({ length: n }, (_, i) => i));
-  // Batches in a seeded order per epoch (a pure function of seed and epoch, so resume is exact).
   const per = images.shape[1] * images.shape[2] * images.shape[3];
-  const metrics = join(dir, 'metrics.jsonl');
-  const checkpoint = join(dir, 'checkpoint.safetensors');
-  log(`[posttrain ${tok.name}] decoder ${model.decoder.numParameters()} params, ${steps} steps of ${B}, lr ${p.lr} -> ${p.minLr} cosine, EMA ${p.emaDecay}`);
+  log(`[${label}] decoder ${model.decoder.numParameters()} params, ${steps} steps of ${B}, lr ${p.lr} -> ${p.minLr} cosine, EMA ${p.emaDecay}`);
   await trainLoop({
     totalSteps: steps,
     state: { model, optimizer: trainer.optimizer, scheduler, ...(trainer.ema ? { ema: trainer.ema } : {}) },
     backend,
     itemsPerStep: B,
     logEvery: Math.max(1, Math.min(25, Math.floor(steps / 10))),
-    metricsPath: metrics,
-    checkpointPath: checkpoint,
+    metricsPath: join(dir, 'metrics.jsonl'),
+    checkpointPath: join(dir, 'checkpoint.safetensors'),
     checkpointEvery: Math.max(1, Math.floor(steps / 2)),
     log,
     extra: { study: cfg.name, tokenizer: tok.name, config: model.cfg },
     step: (step) => {
+      // Batches in a seeded order per epoch (a pure function of seed and epoch, so resume is exact).
       const epoch = Math.floor((step - 1) / perEpoch);
       const idx = permutation(n, cfg.seed, 7, epoch).subarray(((step - 1) % perEpoch) * B, ((step - 1) % perEpoch + 1) * B);
       const x = new Float32Array(B * per);
       const ids = new Int32Array(B * L);
       idx.forEach((i, k) => {
         for (let j = 0; j < per; j++) x[k * per + j] = (images.images[i * per + j]! / 255) * 2 - 1;
-        ids.set(mixed.tokens.subarray(i * L, (i + 1) * L), k * L);
+        ids.set(tokens.tokens.subarray(i * L, (i + 1) * L), k * L);
       });
       const xt = E.tensor(x, [B, images.shape[1], images.shape[2], images.shape[3]], { backend });
       const it = E.tensor(ids, [B, h, w], { backend, dtype: 'i32' });
@@ -144,22 +139,54 @@ export async function runPostTrain(ctx: StudyContext, tok: TokenizerRecord, gen:
   });
   trainer.ema?.copyTo();
   model.eval();
+  return { model, steps };
+}
+
+async function decoderScores(ctx: StudyContext, model: VQTokenizer, samples: TokenDataset): Promise<DecoderScores> {
+  const stats = await decodedFeatureStats(ctx, model, samples);
+  return { gfid: stats.fid(ctx.realStats), inceptionScore: stats.inceptionScore()?.mean ?? null, ...(await reconScores(ctx, model)) };
+}
+
+export async function runPostTrain(ctx: StudyContext, tok: TokenizerRecord, gen: GeneratorRecord, ar: ARTransformer): Promise<PostTrainRecord> {
+  const { cfg, backend, log } = ctx;
+  const p = cfg.posttrain;
+  const dir = join(ctx.outDir, 'posttrain', tok.name);
+  const recordPath = join(dir, 'record.json');
+  const n = Math.min(p.images, ctx.data.train.shape[0]);
+  if (existsSync(recordPath)) {
+    const rec = JSON.parse(readFileSync(recordPath, 'utf8')) as PostTrainRecord;
+    if (rec.images === n && rec.sigma === p.sigma && (rec.control !== null) === p.control) {
+      log(`[posttrain ${tok.name}] done earlier: gFID ${rec.before.gfid.toFixed(2)} -> ${rec.after.gfid.toFixed(2)}`);
+      return rec;
+    }
+  }
+  const t0 = performance.now();
+  const base = (await loadTokenizerCheckpoint(tok.checkpoint, backend)).model; // the original decoder, for "before"
+  const { ds: mixed, kept } = await mixedTokens(ctx, base, ar, dir, n);
+  const images = subset(ctx.data.train, Int32Array.from({ length: n }, (_, i) => i));
+  const post = await trainDecoder(ctx, tok, images, mixed, dir, `posttrain ${tok.name}`);
   const seconds = (performance.now() - t0) / 1000;
   const samples = await loadSamples(gen);
-  const afterStats = await decodedFeatureStats(ctx, model, samples);
-  const afterRec = await reconScores(ctx, model);
   const before: DecoderScores = { gfid: gen.gfid, inceptionScore: gen.inceptionScore, rfid: tok.eval.rfid, psnr: tok.eval.psnr };
-  const after: DecoderScores = { gfid: afterStats.fid(ctx.realStats), inceptionScore: afterStats.inceptionScore()?.mean ?? null, ...afterRec };
+  const after = await decoderScores(ctx, post.model, samples);
+  let control: DecoderScores | null = null;
+  if (p.control) {
+    const gt = await encodeTokenDataset(base, images, { backend, batchSize: cfg.eval.batchSize });
+    const c = await trainDecoder(ctx, tok, images, gt, join(dir, 'control'), `posttrain ${tok.name} control (clean tokens)`);
+    control = await decoderScores(ctx, c.model, samples);
+    c.model.dispose();
+  }
   const gridPath = join(dir, 'before-after.png');
   const g0 = classGrid(ctx, base, samples, 8);
-  const g1 = classGrid(ctx, model, samples, 8);
+  const g1 = classGrid(ctx, post.model, samples, 8);
   const both = E.concat([g0.images, g1.images], 0);
   await saveImageGrid(gridPath, both, { nrow: g0.perRow, range: [-1, 1] });
   for (const t of [g0.images, g1.images, both]) t.dispose();
   base.dispose();
-  model.dispose();
-  const rec: PostTrainRecord = { tokenizer: tok.name, dir, sigma: p.sigma, images: n, keptFraction: kept, steps, seconds, metrics, checkpoint, before, after, grid: gridPath };
+  post.model.dispose();
+  const rec: PostTrainRecord = { tokenizer: tok.name, dir, sigma: p.sigma, images: n, keptFraction: kept, steps: post.steps, seconds, metrics: join(dir, 'metrics.jsonl'), checkpoint: join(dir, 'checkpoint.safetensors'), before, after, control, grid: gridPath };
   writeFileAtomicSync(recordPath, JSON.stringify(rec, null, 2));
-  log(`[posttrain ${tok.name}] gFID ${before.gfid.toFixed(2)} -> ${after.gfid.toFixed(2)}, rFID ${before.rfid.toFixed(2)} -> ${after.rfid.toFixed(2)} (${seconds.toFixed(0)} s)`);
+  const ctl = control ? `; control on clean tokens: gFID ${control.gfid.toFixed(2)}, rFID ${control.rfid.toFixed(2)}` : '';
+  log(`[posttrain ${tok.name}] gFID ${before.gfid.toFixed(2)} -> ${after.gfid.toFixed(2)}, rFID ${before.rfid.toFixed(2)} -> ${after.rfid.toFixed(2)}${ctl} (${seconds.toFixed(0)} s)`);
   return rec;
 }

@@ -87,8 +87,9 @@ export function writeStudyReport(outDir: string, r: StudyResults): string {
     rep.paragraph(`Mixed token sequences from ${p.images} training images (preservation ratio sigma = ${p.sigma}; measured kept fraction ${p.keptFraction.toFixed(3)}); decoder trained ${p.steps} steps, encoder, codebook and generator frozen.`);
     rep.table([
       { decoder: 'before', gFID: p.before.gfid, IS: p.before.inceptionScore, rFID: p.before.rfid, PSNR: p.before.psnr },
-      { decoder: 'after', gFID: p.after.gfid, IS: p.after.inceptionScore, rFID: p.after.rfid, PSNR: p.after.psnr },
-    ], { caption: 'gFID: the same generated token sequences decoded by the old and the new decoder' });
+      { decoder: 'after (mixed tokens)', gFID: p.after.gfid, IS: p.after.inceptionScore, rFID: p.after.rfid, PSNR: p.after.psnr },
+      ...(p.control ? [{ decoder: 'control (clean tokens, same training)', gFID: p.control.gfid, IS: p.control.inceptionScore, rFID: p.control.rfid, PSNR: p.control.psnr }] : []),
+    ], { caption: 'gFID: the same generated token sequences decoded by each decoder. The control separates the effect of the generator-mixed tokens from that of training the decoder longer.' });
     rep.image(rel(p.grid), { alt: 'post-training samples', caption: 'generated tokens decoded by the decoder before (top half) and after (bottom half) post-training' });
     if (existsSync(p.metrics)) rep.svg(lineChart(readMetricsLog(p.metrics, { terms: ['loss'] }), { title: 'decoder post-training loss', xLabel: 'step', yLabel: 'loss' }));
   }
