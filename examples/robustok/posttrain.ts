@@ -155,7 +155,7 @@ export async function runPostTrain(ctx: StudyContext, tok: TokenizerRecord, gen:
   const n = Math.min(p.images, ctx.data.train.shape[0]);
   if (existsSync(recordPath)) {
     const rec = JSON.parse(readFileSync(recordPath, 'utf8')) as PostTrainRecord;
-    if (rec.images === n && rec.sigma === p.sigma && (rec.control !== null) === p.control) {
+    if (rec.images === n && rec.sigma === p.sigma && ((rec.control ?? null) !== null) === p.control) {
       log(`[posttrain ${tok.name}] done earlier: gFID ${rec.before.gfid.toFixed(2)} -> ${rec.after.gfid.toFixed(2)}`);
       return rec;
     }
