@@ -3,6 +3,8 @@
  *   train-tokenizer  train the VQ tokenizer (resumable, progress with ETA)
  *   eval-tokenizer   rFID, pFID grid, PSNR, SSIM, codebook usage, perplexity (+ JSON, markdown, PNG)
  *   train-featnet    train the feature network (delegates to examples/train-featnet.ts)
+ *   train-ar         train the class-conditional AR generator on a tokenizer's codes (resumable)
+ *   sample-ar        class-balanced AR samples decoded by the tokenizer: per-class grid PNG, gFID, IS analogue
  * `webgpu-tok <command> --help` lists each command's options. Options are `--name value` or
  * `--name=value`; booleans are `--name` alone. Bad arguments raise CliError naming the flag, and
  * main() prints them and returns exit code 2.
@@ -20,6 +22,9 @@ import { loadCheckpoint, readSafetensorsFile } from './checkpoint.js';
 import { BatchUploader, DataLoader, loadFashionMNIST, loadMNIST, saveImageGrid, subset, writeFileAtomicSync, type ImageDataset } from './data/index.js';
 import { getDevice } from './index.js';
 import { defaultPerceptualNetPath, loadTokenizerCheckpoint, trainTokenizer } from './train-tokenizer.js';
+import { classGrid, decodedFeatureStats, generateClassBalanced } from '../models/ar/generate.js';
+import { ImageFeatureStats } from '../models/metrics/image-features.js';
+import { fileSha256, loadARCheckpoint, saveTokenCache, trainAR } from './train-ar.js';
 
 export class CliError extends Error {
   override name = 'CliError';
@@ -307,14 +312,14 @@ function defaultFeatnetPath(dataset: string): string {
   return candidates.find((p) => existsSync(p)) ?? candidates[0]!;
 }
 
-async function loadFeatNet(spec: string, dataset: string, backend: E.Backend, seed: number): Promise<{ net: FeatNet; source: string }> {
+async function loadFeatNet(spec: string, dataset: string, backend: E.Backend, seed: number, cmd = 'eval-tokenizer'): Promise<{ net: FeatNet; source: string }> {
   if (spec === 'random') {
     const net = new FeatNet({}, { backend, generator: new E.Generator(seed + 12345) });
     net.eval();
     return { net, source: 'random (untrained FeatNet: numbers not comparable)' };
   }
   if (!existsSync(spec)) {
-    throw new CliError(`eval-tokenizer: --featnet file ${spec} does not exist (train one with 'webgpu-tok train-featnet', or pass --featnet random for a smoke test)`);
+    throw new CliError(`${cmd}: --featnet file ${spec} does not exist (train one with 'webgpu-tok train-featnet', or pass --featnet random for a smoke test)`);
   }
   const { tensors, metadata } = await loadCheckpoint(spec, backend);
   try {
@@ -445,6 +450,282 @@ async function runTrainFeatnet(_args: ParsedArgs, io: Io, rest: string[]): Promi
   }
 }
 
+// --- train-ar / sample-ar ----------------------------------------------------
+
+/** Both datasets (MNIST, Fashion-MNIST) have 10 classes. */
+const AR_NUM_CLASSES = 10;
+
+/** A checkpoint argument: the file, or a folder holding checkpoint.safetensors; CliError naming the flag if missing. */
+function checkpointArg(cmd: string, flag: string, v: string): string {
+  let p = resolve(v);
+  if (existsSync(p) && statSync(p).isDirectory()) p = join(p, 'checkpoint.safetensors');
+  if (!existsSync(p)) throw new CliError(`${cmd}: --${flag} ${p} does not exist`);
+  return p;
+}
+
+/** The `extra` metadata of a trainLoop checkpoint; CliError naming the flag when it has no model config. */
+async function checkpointExtra(cmd: string, flag: string, path: string, writer: string): Promise<Record<string, unknown>> {
+  let extra: Record<string, unknown>;
+  try {
+    extra = getJsonOr<Record<string, unknown>>((await readSafetensorsFile(path)).metadata, 'extra', {});
+  } catch (e) {
+    throw new CliError(`${cmd}: --${flag} ${path} is not a readable checkpoint (${(e as Error).message})`);
+  }
+  if (!extra.config || typeof extra.config !== 'object') throw new CliError(`${cmd}: --${flag} ${path} is not a ${writer} checkpoint (no model config in its metadata)`);
+  return extra;
+}
+
+const TRAIN_AR_OPTIONS: OptSpec[] = [
+  { name: 'tokenizer', type: 'string', required: true, meta: 'PATH', help: 'tokenizer checkpoint.safetensors written by train-tokenizer, or its folder: the training images are encoded with it once (cached as --out/tokens.safetensors)' },
+  { name: 'out', type: 'string', required: true, meta: 'DIR', help: 'checkpoint folder (checkpoint.safetensors, metrics.jsonl, tokens.safetensors, samples_*.png); an existing checkpoint there is resumed' },
+  { name: 'dataset', type: 'string', choices: ['fashion-mnist', 'mnist'], help: "training images (default: the tokenizer's)" },
+  { name: 'limit', type: 'int', min: 1, help: 'use only the first N training images' },
+  { name: 'epochs', type: 'int', min: 1, default: 1, help: 'passes over the training set' },
+  { name: 'steps', type: 'int', min: 1, help: 'total optimizer steps (overrides --epochs)' },
+  { name: 'batch', type: 'int', min: 1, default: 64, help: 'batch size' },
+  { name: 'lr', type: 'number', min: 0, default: 4e-4, help: 'AdamW peak learning rate (betas 0.9, 0.95, weight decay 0.05; 5% warmup, then cosine to 0.1 lr)' },
+  { name: 'dim', type: 'int', min: 1, default: 128, help: 'transformer width' },
+  { name: 'depth', type: 'int', min: 1, default: 4, help: 'transformer blocks' },
+  { name: 'heads', type: 'int', min: 1, default: 4, help: 'attention heads (the head size --dim / --heads must be a multiple of 4: 2D RoPE)' },
+  { name: 'class-dropout', type: 'number', min: 0, default: 0.1, help: 'probability of training on the null class instead of the label (what classifier-free guidance needs), in [0, 1)' },
+  { name: 'seed', type: 'int', min: 0, default: 0, help: 'seed of init, shuffling, class dropout and samples' },
+  { name: 'log-every', type: 'int', min: 1, default: 50, help: 'steps between progress lines (with ETA)' },
+  { name: 'checkpoint-every', type: 'int', min: 1, default: 500, help: 'steps between checkpoints (and at the end)' },
+  { name: 'sample-every', type: 'int', min: 0, default: 0, help: 'steps between per-class sample grids decoded by the tokenizer (and at the end; 0: none, see sample-ar)' },
+  { name: 'fresh', type: 'bool', help: 'ignore an existing checkpoint in --out and start over' },
+  { name: 'cpu', type: 'bool', help: 'run on the CPU backend instead of WebGPU' },
+];
+
+/** The train-ar settings a resumed run must share with the checkpoint (besides the tokenizer). */
+const AR_RESUME_KEYS = ['dataset', 'limit', 'batch', 'seed', 'dim', 'depth', 'heads', 'class-dropout'] as const;
+
+async function runTrainAR(args: ParsedArgs, io: Io): Promise<void> {
+  const cmd = 'train-ar';
+  const tokPath = checkpointArg(cmd, 'tokenizer', String(args.tokenizer));
+  const tokExtra = await checkpointExtra(cmd, 'tokenizer', tokPath, 'train-tokenizer');
+  const dim = Number(args.dim);
+  const heads = Number(args.heads);
+  if (dim % heads !== 0) throw new CliError(`${cmd}: --dim ${dim} is not divisible by --heads ${heads}`);
+  if ((dim / heads) % 4 !== 0) throw new CliError(`${cmd}: the head size --dim / --heads = ${dim / heads} must be a multiple of 4 (2D RoPE)`);
+  const classDropout = Number(args['class-dropout']);
+  if (!(classDropout < 1)) throw new CliError(`${cmd}: --class-dropout must be < 1, got ${classDropout}`);
+  const dataset = String(args.dataset ?? tokExtra.dataset ?? 'fashion-mnist') as 'fashion-mnist' | 'mnist';
+  const out = resolve(String(args.out));
+  const ckpt = join(out, 'checkpoint.safetensors');
+  const resume = !args.fresh;
+  const tokSha = await fileSha256(tokPath);
+  const cliRecord: Record<string, unknown> = {
+    tokenizer: tokPath,
+    'tokenizer-sha256': tokSha,
+    dataset,
+    limit: args.limit ?? null,
+    batch: args.batch,
+    seed: args.seed,
+    dim,
+    depth: args.depth,
+    heads,
+    'class-dropout': classDropout,
+  };
+  if (resume && existsSync(ckpt)) {
+    // Resuming with another tokenizer or model would silently mix two runs: refuse, naming the flag.
+    const { metadata } = await readSafetensorsFile(ckpt);
+    const cli = (getJsonOr<Record<string, unknown>>(metadata, 'extra', {}).cli ?? {}) as Record<string, unknown>;
+    if (typeof cli['tokenizer-sha256'] === 'string' && cli['tokenizer-sha256'] !== tokSha) {
+      throw new CliError(
+        `${cmd}: ${ckpt} was trained on the codes of another tokenizer (--tokenizer ${String(cli.tokenizer)}, sha256 ${cli['tokenizer-sha256'].slice(0, 12)}...), not ${tokPath} (sha256 ${tokSha.slice(0, 12)}...): pass that tokenizer to resume, or --fresh to start over`,
+      );
+    }
+    for (const k of AR_RESUME_KEYS) {
+      if (k in cli && JSON.stringify(cli[k] ?? null) !== JSON.stringify(cliRecord[k] ?? null)) {
+        throw new CliError(`${cmd}: ${ckpt} was trained with --${k} ${String(cli[k])}, not ${String(cliRecord[k])}: pass the same value to resume, or --fresh to start over`);
+      }
+    }
+  }
+  const backend = await backendFor(args);
+  const sampleEvery = Number(args['sample-every']);
+  const r = await trainAR({
+    backend,
+    tokenizerPath: tokPath,
+    dataset,
+    ...(args.limit !== undefined ? { trainSubset: Number(args.limit) } : {}),
+    numClasses: AR_NUM_CLASSES,
+    config: { dim, depth: Number(args.depth), heads, classDropout },
+    batchSize: Number(args.batch),
+    ...(args.steps !== undefined ? { steps: Number(args.steps) } : { epochs: Number(args.epochs) }),
+    lr: Number(args.lr),
+    seed: Number(args.seed),
+    outDir: out,
+    logEvery: Number(args['log-every']),
+    checkpointEvery: Number(args['checkpoint-every']),
+    ...(sampleEvery > 0 ? { sampleEvery } : {}),
+    resume,
+    extra: { cli: cliRecord },
+    log: io.out,
+  });
+  if (r.startStep >= r.totalSteps) io.out(`already complete: ${ckpt} is at step ${r.startStep} of ${r.totalSteps}`);
+  else io.out(`trained steps ${r.startStep + 1}..${r.totalSteps}; checkpoint: ${ckpt}`);
+  r.model.dispose();
+  r.tokenizer?.dispose();
+}
+
+const SAMPLE_AR_OPTIONS: OptSpec[] = [
+  { name: 'checkpoint', type: 'string', required: true, meta: 'PATH', help: 'AR checkpoint.safetensors written by train-ar, or its folder' },
+  { name: 'tokenizer', type: 'string', meta: 'PATH', help: 'tokenizer checkpoint (or folder) that decodes the tokens (default: the one train-ar recorded)' },
+  { name: 'num', type: 'int', min: 1, default: 10000, help: 'generated images, class-balanced (image i has class i mod 10)' },
+  { name: 'batch', type: 'int', min: 1, default: 100, help: 'sequences per sampling and decoding batch' },
+  { name: 'cfg-scale', type: 'number', default: 1, help: 'classifier-free guidance scale (1: none)' },
+  { name: 'cfg-schedule', type: 'string', choices: ['constant', 'rar'], default: 'constant', help: "'constant' (LlamaGen) or 'rar': cosine ramp from 1 to --cfg-scale over the sequence" },
+  { name: 'temperature', type: 'number', min: 0, default: 1, help: 'sampling temperature (0: greedy)' },
+  { name: 'top-k', type: 'int', min: 0, default: 0, help: 'keep the k most likely tokens (0: all)' },
+  { name: 'top-p', type: 'number', min: 0, default: 1, help: 'nucleus sampling mass, in (0, 1] (1: all)' },
+  { name: 'seed', type: 'int', min: 0, default: 0, help: 'seed of the sampling' },
+  { name: 'featnet', type: 'string', meta: 'FILE|random', help: "feature network weights (default models/features/weights/featnet-<fashion|mnist>.safetensors); 'random': a seeded untrained FeatNet (smoke tests only: numbers not comparable)" },
+  { name: 'limit-val', type: 'int', min: 2, help: "use only the first N validation images of the tokenizer's dataset as the real side of gFID (default all)" },
+  { name: 'grid', type: 'int', min: 1, default: 10, help: 'samples per class row of the grid PNG' },
+  { name: 'out', type: 'string', meta: 'DIR', help: 'where gfid.json, gfid.md, samples.png and samples.safetensors (the token sequences) go (default: the checkpoint folder)' },
+  { name: 'cpu', type: 'bool', help: 'run on the CPU backend instead of WebGPU' },
+];
+
+export interface GfidResult {
+  checkpoint: string;
+  step: number;
+  tokenizer: string;
+  dataset: string;
+  featnet: string;
+  featureDim: number;
+  numImages: number;
+  numClasses: number;
+  realImages: number;
+  sampling: { cfgScale: number; cfgSchedule: string; temperature: number; topK: number; topP: number; seed: number };
+  gfid: number;
+  /** IS analogue (FeatNet's class logits) of the generated and the real images; null without logits. */
+  inceptionScore: { generated: { mean: number; std: number }; real: { mean: number; std: number } } | null;
+  sampleSeconds: number;
+}
+
+export function gfidMarkdown(r: GfidResult): string {
+  const s = r.sampling;
+  const lines = [
+    '# AR generator: gFID',
+    '',
+    `- checkpoint: \`${r.checkpoint}\` (step ${r.step}); tokenizer \`${r.tokenizer}\``,
+    `- ${r.numImages} generated images (class-balanced over ${r.numClasses} classes) vs ${r.realImages} ${r.dataset} validation images`,
+    `- sampling: cfg ${s.cfgScale} (${s.cfgSchedule}), temperature ${s.temperature}, top-k ${s.topK}, top-p ${s.topP}, seed ${s.seed}`,
+    `- feature network: ${r.featnet} (${r.featureDim}-d features)`,
+    '',
+    '| metric | value |',
+    '|---|---|',
+    `| gFID | ${fmtFid(r.gfid)} |`,
+  ];
+  if (r.inceptionScore) lines.push(`| IS analogue (generated / real) | ${fmt(r.inceptionScore.generated.mean, 3)} / ${fmt(r.inceptionScore.real.mean, 3)} |`);
+  return lines.join('\n') + '\n';
+}
+
+async function runSampleAR(args: ParsedArgs, io: Io): Promise<void> {
+  const cmd = 'sample-ar';
+  const ckpt = checkpointArg(cmd, 'checkpoint', String(args.checkpoint));
+  const arExtra = await checkpointExtra(cmd, 'checkpoint', ckpt, 'train-ar');
+  const recorded = typeof arExtra.tokenizerPath === 'string' ? arExtra.tokenizerPath : null;
+  if (args.tokenizer === undefined && !recorded) throw new CliError(`${cmd}: ${ckpt} records no tokenizer: pass --tokenizer PATH`);
+  const tokPath = checkpointArg(cmd, 'tokenizer', String(args.tokenizer ?? recorded));
+  const tokExtra = await checkpointExtra(cmd, 'tokenizer', tokPath, 'train-tokenizer');
+  const topP = Number(args['top-p']);
+  if (!(topP > 0 && topP <= 1)) throw new CliError(`${cmd}: --top-p must be in (0, 1], got ${topP}`);
+  const cfgScale = Number(args['cfg-scale']);
+  const numClasses = Number((arExtra.config as { numClasses?: number }).numClasses);
+  const num = Number(args.num);
+  if (num < Math.max(2, numClasses)) throw new CliError(`${cmd}: --num must be at least the number of classes (${numClasses}) and 2, got ${num}`);
+  const dataset = String(arExtra.dataset ?? tokExtra.dataset ?? 'fashion-mnist');
+  const backend = await backendFor(args);
+  const seed = Number(args.seed);
+  const { model: ar, step } = await loadARCheckpoint(ckpt, backend);
+  const { model: tokenizer } = await loadTokenizerCheckpoint(tokPath, backend);
+  let net: FeatNet | null = null;
+  try {
+    // The AR model's tokens must be this tokenizer's codes on its grid.
+    // CNN: imageSize / factor tokens per side; ViT: the config's token grid.
+    const side = tokenizer.cfg.imageSize / tokenizer.factor;
+    const [h, w] = tokenizer.cfg.arch === 'vit' ? tokenizer.cfg.tokenGrid : [side, side];
+    if (ar.cfg.vocabSize !== tokenizer.cfg.codebookSize || ar.seqLen !== h * w) {
+      throw new CliError(`${cmd}: --tokenizer ${tokPath} (codebook ${tokenizer.cfg.codebookSize}, ${h}x${w} tokens) does not match the AR model (vocabulary ${ar.cfg.vocabSize}, ${ar.seqLen} tokens)`);
+    }
+    if (recorded && resolve(recorded) !== tokPath) io.out(`note: decoding with ${tokPath}; the AR model was trained on the codes of ${recorded}`);
+    const loaded = await loadFeatNet(args.featnet !== undefined ? String(args.featnet) : defaultFeatnetPath(dataset), dataset, backend, seed, cmd);
+    net = loaded.net;
+    const outDir = args.out !== undefined ? resolve(String(args.out)) : dirname(ckpt);
+    const B = Number(args.batch);
+
+    // The real side: validation images of the tokenizer's dataset.
+    const split = loadSplit(dataset, io.out);
+    const val: ImageDataset = args['limit-val'] !== undefined ? subset(split.val, Int32Array.from({ length: Math.min(Number(args['limit-val']), split.val.shape[0]) }, (_, i) => i)) : split.val;
+    const nv = val.shape[0];
+    const S = tokenizer.cfg.imageSize;
+    if (val.shape[2] !== S || val.shape[3] !== S || val.shape[1] !== tokenizer.cfg.inChannels) {
+      throw new CliError(`${cmd}: --tokenizer ${tokPath} makes ${tokenizer.cfg.inChannels}x${S}x${S} images, the ${dataset} validation images are ${val.shape.slice(1).join('x')}`);
+    }
+    const real = new ImageFeatureStats(net);
+    const loader = new DataLoader(val, { batchSize: Math.min(B, nv), shuffle: false });
+    const uploader = new BatchUploader(backend);
+    try {
+      for (let i = 0, nb = Math.ceil(nv / Math.min(B, nv)); i < nb; i++) await real.add(uploader.next(loader).x);
+    } finally {
+      uploader.dispose();
+    }
+
+    const t0 = performance.now();
+    const eta = (what: string) => (done: number, total: number) => {
+      const s = (performance.now() - t0) / 1000;
+      io.out(`  ${what} ${done}/${total}, ${s.toFixed(1)} s, ETA ${((s / done) * (total - done)).toFixed(0)} s`);
+    };
+    const sampling = { cfgScale, cfgSchedule: String(args['cfg-schedule']), temperature: Number(args.temperature), topK: Number(args['top-k']), topP, seed };
+    io.out(`sampling ${num} images from ${ckpt} (step ${step}), decoding with ${tokPath}; features: ${loaded.source}`);
+    const gen = await generateClassBalanced(ar, {
+      numImages: num,
+      numClasses,
+      batchSize: B,
+      cfgScale,
+      cfgSchedule: sampling.cfgSchedule as 'constant' | 'rar',
+      temperature: sampling.temperature,
+      topK: sampling.topK,
+      topP,
+      generator: new E.Generator(seed),
+      onBatch: eta('sampled'),
+    });
+    await saveTokenCache(join(outDir, 'samples.safetensors'), gen, { tokenizer: { path: tokPath, sha256: await fileSha256(tokPath) }, source: { checkpoint: ckpt, step, sampling } });
+    const fake = await decodedFeatureStats(net, tokenizer, gen, { backend, batchSize: B });
+    const sampleSeconds = (performance.now() - t0) / 1000;
+    const grid = classGrid(tokenizer, gen, { numClasses, perClass: Number(args.grid), backend });
+    await saveImageGrid(join(outDir, 'samples.png'), grid.images, { nrow: grid.perRow, range: [-1, 1] });
+    grid.images.dispose();
+    const isGen = fake.inceptionScore();
+    const isReal = real.inceptionScore();
+    const r: GfidResult = {
+      checkpoint: ckpt,
+      step,
+      tokenizer: tokPath,
+      dataset,
+      featnet: loaded.source,
+      featureDim: fake.stats().dim,
+      numImages: num,
+      numClasses,
+      realImages: nv,
+      sampling,
+      gfid: fake.fid(real),
+      inceptionScore: isGen && isReal ? { generated: { mean: isGen.mean, std: isGen.std }, real: { mean: isReal.mean, std: isReal.std } } : null,
+      sampleSeconds,
+    };
+    writeFileAtomicSync(join(outDir, 'gfid.json'), JSON.stringify(r, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2) + '\n');
+    const md = gfidMarkdown(r);
+    writeFileAtomicSync(join(outDir, 'gfid.md'), md);
+    io.out(md);
+    io.out(`wrote ${join(outDir, 'gfid.json')}, gfid.md, samples.png (one row per class, ${grid.perRow} each), samples.safetensors`);
+  } finally {
+    ar.dispose();
+    tokenizer.dispose();
+    net?.dispose();
+  }
+}
+
 const COMMANDS: Command[] = [
   { name: 'train-tokenizer', summary: 'Train the VQ tokenizer on Fashion-MNIST or MNIST; resumes from the checkpoint in --out.', options: TRAIN_OPTIONS, run: runTrain },
   { name: 'eval-tokenizer', summary: 'Evaluate a tokenizer checkpoint: rFID, pFID grid, PSNR, SSIM, codebook usage, perplexity; writes eval.json, eval.md and recon-grid.png.', options: EVAL_OPTIONS, run: runEval },
@@ -455,6 +736,13 @@ const COMMANDS: Command[] = [
       '(--epochs N, --batch N, --lr X, --limit N, --val-limit N, --seed N, --channels a,b,c, --out FILE.safetensors, --run-dir DIR, --no-resume; source checkout only).',
     options: [],
     run: runTrainFeatnet,
+  },
+  { name: 'train-ar', summary: "Train the class-conditional AR generator on a tokenizer's codes of the training images; resumes from the checkpoint in --out.", options: TRAIN_AR_OPTIONS, run: runTrainAR },
+  {
+    name: 'sample-ar',
+    summary: 'Sample class-balanced images from an AR checkpoint (decoded by the tokenizer); gFID and IS analogue vs the validation images; writes gfid.json, gfid.md, samples.png (one row per class).',
+    options: SAMPLE_AR_OPTIONS,
+    run: runSampleAR,
   },
 ];
 

@@ -1,9 +1,9 @@
 /**
- * engine/ and shaders/ must bundle for browsers: no Node built-ins, no file I/O, no Dawn.
- * Node-only code lives under node/. This scans every import/require in those folders.
+ * engine/, shaders/, nn/ and models/ must bundle for browsers: no Node built-ins, no file I/O, no
+ * Dawn. Node-only code lives under node/. This scans every import/require in those folders.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -41,13 +41,15 @@ describe('browser-safe core', () => {
     expect(importSpecifiers(`import { x } from './ops/unary.js';`).filter(isForbidden)).toEqual([]);
   });
 
-  it('engine/ and shaders/ import nothing from Node', () => {
-    const files = [...walk(join(ROOT, 'engine')), ...walk(join(ROOT, 'shaders'))];
+  it('engine/, shaders/, nn/ and models/ import nothing from Node', () => {
+    const files = ['engine', 'shaders', 'nn', 'models'].flatMap((d) => walk(join(ROOT, d)));
     expect(files.length).toBeGreaterThan(10);
+    const nodeDir = join(ROOT, 'node');
     const offenders: string[] = [];
     for (const f of files) {
       for (const spec of importSpecifiers(readFileSync(f, 'utf8'))) {
-        if (isForbidden(spec)) offenders.push(`${relative(ROOT, f)} imports '${spec}'`);
+        const intoNode = spec.startsWith('.') && resolve(dirname(f), spec).startsWith(nodeDir + '/');
+        if (isForbidden(spec) || intoNode) offenders.push(`${relative(ROOT, f)} imports '${spec}'`);
       }
     }
     expect(offenders).toEqual([]);

@@ -3,8 +3,10 @@
  * command; an end-to-end run on a tiny config (MNIST, 8 training images, batch 4: 2 steps) that
  * writes a checkpoint, resumes it for 2 more steps, refuses to resume with other settings, and
  * evaluates it (16 validation images, untrained stand-in FeatNet) writing eval.json, eval.md and
- * the reconstruction grid PNG; and the bin launcher. Runs on WebGPU, or with --cpu when there is
- * no adapter. (~15 s on lavapipe.)
+ * the reconstruction grid PNG; train-ar (2 steps of a 1-block AR model on that tokenizer's codes,
+ * resume, refusals) and sample-ar (20 samples, gFID against 20 validation images, class grid PNG);
+ * and the bin launcher. Runs on WebGPU, or with --cpu when there is
+ * no adapter. (~20 s on lavapipe.)
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -197,6 +199,103 @@ describe('train-tokenizer then eval-tokenizer, end to end (tiny)', () => {
     expect(m.code).toBe(2);
     expect(m.err).toMatch(/--featnet file .*nope.safetensors does not exist/);
   }, 120_000);
+});
+
+describe('train-ar then sample-ar, end to end (tiny)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'webgpu-tok-cli-ar-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const dev = gpu ? [] : ['--cpu'];
+  const tokDir = join(dir, 'tok');
+  const arDir = join(dir, 'ar');
+  const trainTok = (steps: number) => ['train-tokenizer', '--dataset', 'mnist', '--config', 'tiny', '--limit', '8', '--batch', '4', '--steps', String(steps), '--out', tokDir, ...dev];
+  // 16x16 tokens of the tiny tokenizer; a 1-block, 16-wide AR model (head size 8).
+  const trainAr = ['train-ar', '--tokenizer', tokDir, '--out', arDir, '--limit', '8', '--batch', '4', '--dim', '16', '--depth', '1', '--heads', '2', '--log-every', '1', ...dev];
+
+  it('--help lists the options', async () => {
+    const top = await run(['--help']);
+    for (const c of ['train-ar', 'sample-ar']) expect(top.out).toContain(c);
+    const t = await run(['train-ar', '--help']);
+    expect(t.code).toBe(0);
+    for (const f of ['--tokenizer PATH', '--out DIR', '--dataset', '--limit', '--epochs', '--steps', '--batch', '--lr', '--dim', '--depth', '--heads', '--class-dropout', '--seed', '--log-every', '--checkpoint-every', '--sample-every', '--fresh']) expect(t.out).toContain(f);
+    const s = await run(['sample-ar', '-h']);
+    expect(s.code).toBe(0);
+    for (const f of ['--checkpoint PATH', '--tokenizer', '--cfg-scale', '--cfg-schedule constant|rar', '--temperature', '--top-k', '--top-p', '--featnet FILE|random', '--limit-val', '--out']) expect(s.out).toContain(f);
+    expect(s.out).toMatch(/--num N .*\(default 10000\)/);
+  });
+
+  it('trains 2 steps, resumes, refuses a changed model or tokenizer, samples with gFID; bad arguments exit 2', async () => {
+    expect((await run(trainTok(2))).code).toBe(0);
+    const a = await run([...trainAr, '--steps', '2']);
+    expect(a.err).toBe('');
+    expect(a.code).toBe(0);
+    expect(a.out).toMatch(/step 2\/2 .*ETA/);
+    expect(existsSync(join(arDir, 'checkpoint.safetensors'))).toBe(true);
+    expect(existsSync(join(arDir, 'tokens.safetensors'))).toBe(true);
+
+    const b = await run([...trainAr, '--steps', '3']);
+    expect(b.code).toBe(0);
+    expect(b.out).toMatch(/resumed from .*checkpoint.safetensors at step 2/);
+    expect(b.out).toMatch(/step 3\/3/);
+    expect(b.out).not.toMatch(/step [12]\//);
+
+    const c = await run([...trainAr, '--steps', '4', '--dim', '32']);
+    expect(c.code).toBe(2);
+    expect(c.err).toMatch(/was trained with --dim 16, not 32/);
+    expect((await run([...trainAr, '--steps', '4', '--class-dropout', '0.2'])).err).toMatch(/was trained with --class-dropout 0.1, not 0.2/);
+
+    // Bad arguments name the flag (exit 2).
+    const bad = async (argv: string[], re: RegExp) => {
+      const r = await run(argv);
+      expect(r.err).toMatch(re);
+      expect(r.code).toBe(2);
+    };
+    await bad(['train-ar', '--out', arDir], /train-ar: missing required option --tokenizer/);
+    await bad(['train-ar', '--tokenizer', join(dir, 'nope'), '--out', arDir], /train-ar: --tokenizer .*nope does not exist/);
+    await bad([...trainAr, '--heads', '3'], /--dim 16 is not divisible by --heads 3/);
+    await bad([...trainAr, '--dim', '8', '--heads', '4'], /head size --dim \/ --heads = 2 must be a multiple of 4/);
+    await bad([...trainAr, '--class-dropout', '1'], /--class-dropout must be < 1, got 1/);
+    await bad([...trainAr, '--steps', '0'], /--steps must be >= 1, got 0/);
+    await bad(['sample-ar', '--checkpoint', arDir, '--top-p', '0'], /sample-ar: --top-p must be in \(0, 1\], got 0/);
+    await bad(['sample-ar', '--checkpoint', arDir, '--cfg-schedule', 'linear'], /--cfg-schedule must be one of constant, rar, got 'linear'/);
+    await bad(['sample-ar', '--checkpoint', arDir, '--num', '5'], /--num must be at least the number of classes \(10\)/);
+    await bad(['sample-ar', '--checkpoint', arDir, '--featnet', join(dir, 'nope.safetensors'), ...dev], /sample-ar: --featnet file .*nope.safetensors does not exist/);
+    await bad(['sample-ar', '--checkpoint', join(dir, 'missing')], /sample-ar: --checkpoint .*missing does not exist/);
+    await bad(['sample-ar', '--checkpoint', arDir, '--tokenizer', join(arDir, 'tokens.safetensors')], /--tokenizer .*tokens.safetensors is not a train-tokenizer checkpoint/);
+
+    // The AR model's tokenizer (the one recorded in the checkpoint; passed explicitly here).
+    const outDir = join(dir, 'sample');
+    const s = await run(['sample-ar', '--checkpoint', arDir, '--tokenizer', tokDir, '--num', '20', '--batch', '10', '--limit-val', '20', '--featnet', 'random', '--grid', '2', '--cfg-scale', '1.5', '--out', outDir, ...dev]);
+    expect(s.err).toBe('');
+    expect(s.code).toBe(0);
+    expect(s.out).toContain('| gFID |');
+    const j = JSON.parse(readFileSync(join(outDir, 'gfid.json'), 'utf8'));
+    expect(j.step).toBe(3);
+    expect(j.numImages).toBe(20);
+    expect(j.numClasses).toBe(10);
+    expect(j.realImages).toBe(20);
+    expect(j.dataset).toBe('mnist');
+    expect(j.featureDim).toBe(128);
+    expect(j.sampling).toEqual({ cfgScale: 1.5, cfgSchedule: 'constant', temperature: 1, topK: 0, topP: 1, seed: 0 });
+    expect(Number.isFinite(j.gfid)).toBe(true);
+    expect(j.gfid).toBeGreaterThanOrEqual(0);
+    expect(Number.isFinite(j.inceptionScore.generated.mean)).toBe(true);
+    expect(Number.isFinite(j.inceptionScore.real.mean)).toBe(true);
+    expect(readFileSync(join(outDir, 'gfid.md'), 'utf8')).toMatch(/\| IS analogue \(generated \/ real\) \|/);
+    expect(existsSync(join(outDir, 'samples.safetensors'))).toBe(true);
+    // One row per class (10), 2 samples each, 32x32 images with padding.
+    const png = decodeImage(new Uint8Array(readFileSync(join(outDir, 'samples.png'))));
+    expect(png.width).toBeGreaterThanOrEqual(2 * 32);
+    expect(png.width).toBeLessThan(3 * 32);
+    expect(png.height).toBeGreaterThanOrEqual(10 * 32);
+    expect(png.height).toBeLessThan(11 * 32);
+
+    // A changed tokenizer (trained one step further): resuming the AR run is refused.
+    expect((await run(trainTok(3))).code).toBe(0);
+    const t = await run([...trainAr, '--steps', '4']);
+    expect(t.code).toBe(2);
+    expect(t.err).toMatch(/was trained on the codes of another tokenizer \(--tokenizer .*tok.*checkpoint.safetensors, sha256 [0-9a-f]{12}\.\.\.\)/);
+    expect(t.err).toMatch(/or --fresh to start over/);
+  }, 180_000);
 });
 
 describe('bin launcher', () => {

@@ -1,14 +1,15 @@
 /**
  * Results people look at: the PNG image-grid writer (decoded back and compared pixel by pixel)
- * and the SVG loss plot (series, log axis ticks, legend, gaps for non-finite values, escaping).
+ * and the SVG loss plot (series, log axis ticks, legend, gaps for non-finite values, escaping,
+ * smoothing, bucketing) written from a metrics log.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CpuBackend, tensor } from '../engine/index.js';
-import { decodePng, gridPng, lossPlotSvg, makeGrid, niceTicks, seriesFromJsonl } from '../nn/data/index.js';
-import { plotMetricsFile, saveImageGrid, saveLossPlot } from '../node/data/index.js';
+import { decodePng, gridPng, lineChart, makeGrid, metricsSeries, parseMetricsLog } from '../nn/data/index.js';
+import { plotMetricsFile, readMetricsLog, saveImageGrid, saveLossPlot } from '../node/data/index.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'wgtk-out-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -67,7 +68,7 @@ describe('loss plot (SVG)', () => {
   const val = steps.map((s, i) => (i % 3 ? NaN : 2.2 * Math.exp(-s / 800) + 0.02));
 
   it('draws every series with a legend entry, axes and ticks', () => {
-    const svg = lossPlotSvg(
+    const svg = lineChart(
       [
         { name: 'train loss', x: steps, y: loss },
         { name: 'val <loss> & co', x: steps, y: val },
@@ -90,7 +91,7 @@ describe('loss plot (SVG)', () => {
 
   it('log y axis: decade ticks, non-positive values skipped', () => {
     const y = [10, 1, 0.1, 0.01, 0, -1, 0.001];
-    const svg = lossPlotSvg([{ name: 'l', y }], { logY: true });
+    const svg = lineChart([{ name: 'l', y }], { logY: true });
     const ticks = [...svg.matchAll(/class="ytick"[^>]*>([^<]*)</g)].map((m) => m[1]);
     for (const t of ['0.001', '0.01', '0.1', '1', '10']) expect(ticks).toContain(t);
     const d = /class="series" data-name="l" d="([^"]*)"/.exec(svg)![1]!;
@@ -103,30 +104,51 @@ describe('loss plot (SVG)', () => {
 
   it('smoothing draws the raw curve faintly behind the EMA; long series are bucketed', () => {
     const noisy = Array.from({ length: 5000 }, (_, i) => 1 + Math.sin(i) * 0.5);
-    const svg = lossPlotSvg([{ name: 'n', y: noisy }], { smoothing: 0.9, maxPoints: 500 });
+    const svg = lineChart([{ name: 'n', y: noisy }], { smoothing: 0.9, maxPoints: 500 });
     const raw = /class="series-raw"[^>]*d="([^"]*)"/.exec(svg)![1]!;
     const sm = /class="series" [^>]*d="([^"]*)"/.exec(svg)![1]!;
     expect(raw.match(/[ML]/g)!.length).toBe(500);
     expect(sm.match(/[ML]/g)!.length).toBe(500);
-    expect(lossPlotSvg([], {})).toContain('no data');
+    expect(lineChart([], {})).toContain('no data');
   });
 
-  it('nice ticks are 1/2/5 x 10^k', () => {
-    expect(niceTicks(0, 1)).toEqual([0, 0.2, 0.4, 0.6, 0.8, 1]);
-    expect(niceTicks(3, 97)).toEqual([20, 40, 60, 80]);
+  it('smoothing is a debiased EMA that leaves gaps at non-finite values', () => {
+    const svg = lineChart([{ name: 's', x: [0, 1, 2, 3], y: [4, 2, NaN, 6] }], { smoothing: 0.5 });
+    const sm = /class="series" [^>]*d="([^"]*)"/.exec(svg)![1]!;
+    const raw = /class="series-raw" [^>]*d="([^"]*)"/.exec(svg)![1]!;
+    // EMA with w = 0.5, debiased: acc 2 / norm 0.5 = 4; (1 + 1) / 0.75 = 8/3; NaN skipped; (1 + 3) / 0.875 = 32/7.
+    // Both curves break at the NaN; the last smoothed point is isolated, so it is drawn as a dot.
+    expect(sm.match(/M/g)!.length).toBe(2);
+    expect(raw.match(/M/g)!.length).toBe(2);
+    expect(svg.match(/<circle/g)!.length).toBe(1); // the faint raw curve gets no dots
+    const ys = (d: string) => [...d.matchAll(/[ML]([\d.]+) ([\d.]+)/g)].map((m) => Number(m[2]));
+    // Pixel y is affine in the value: compare the smoothed step against the raw one.
+    const [r0, r1] = ys(raw);
+    const [s0, s1] = ys(sm);
+    expect(s0).toBeCloseTo(r0!, 1);
+    const pixel = (v: number) => r0! + ((v - 4) * (r1! - r0!)) / (2 - 4);
+    expect(s1).toBeCloseTo(pixel(8 / 3), 1);
+    expect(Number(/<circle [^>]*cy="([\d.]+)"/.exec(svg)![1])).toBeCloseTo(pixel(32 / 7), 1);
+    expect(() => lineChart([], { smoothing: 1 })).toThrow(/smoothing/);
+    expect(() => lineChart([{ name: 'a', x: [1], y: [1, 2] }])).toThrow(/1 x values and 2 y values/);
   });
 
-  it('plots a JSONL metrics log to a file', () => {
+  it('plots a JSONL metrics log to a file (resumed steps: the last record wins)', () => {
     const log = join(tmp, 'metrics.jsonl');
-    writeFileSync(log, ['{"step": 1, "loss": 2.0, "val": 3}', '{"step": 2, "loss": 1.5}', 'garbage', '{"step": 3, "loss": 1.0, "val": 2}', ''].join('\n'));
-    const series = seriesFromJsonl(readFileSync(log, 'utf8'), ['loss', 'val']);
-    expect(series[0]).toEqual({ name: 'loss', x: [1, 2, 3], y: [2, 1.5, 1] });
+    const lines = ['{"step": 1, "loss": 2.0, "val": 3}', '{"step": 2, "loss": 1.5}', '{"step": 3, "loss": 1.0, "val": 2}', '{"step": 2, "loss": 1.25}', ''];
+    writeFileSync(log, lines.join('\n'));
+    const series = metricsSeries(parseMetricsLog(readFileSync(log, 'utf8')), { terms: ['loss', 'val'] });
+    expect(series[0]).toEqual({ name: 'loss', x: [1, 2, 3], y: [2, 1.25, 1] });
     expect(series[1]).toEqual({ name: 'val', x: [1, 3], y: [3, 2] });
+    expect(readMetricsLog(log)).toEqual(series);
     const out = join(tmp, 'plots', 'loss.svg');
     const svg = plotMetricsFile(log, out, ['loss', 'val'], { logY: true });
     expect(readFileSync(out, 'utf8')).toBe(svg);
     expect(svg).toContain('data-name="val"');
     saveLossPlot(join(tmp, 'p2.svg'), series);
     expect(readFileSync(join(tmp, 'p2.svg'), 'utf8')).toContain('data-name="loss"');
+    // A garbage line in the middle is an error naming the file and line (not silently skipped).
+    writeFileSync(log, [lines[0], 'garbage', lines[2]].join('\n'));
+    expect(() => plotMetricsFile(log, out, ['loss'])).toThrow(/metrics\.jsonl:2: not valid JSON/);
   });
 });

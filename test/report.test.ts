@@ -1,7 +1,7 @@
 /**
  * Report building blocks: Pearson/Spearman with p-values (vs SciPy, test/fixtures/make_correlation.py),
- * SVG charts (well-formed, ticks, escaping, non-finite points), the HTML builder (escaping, tables,
- * atomic write) and the metrics.jsonl reader.
+ * SVG charts from nn/data/plot (well-formed, ticks, escaping, non-finite points), the HTML builder
+ * (escaping, tables, atomic write) and the metrics.jsonl reader.
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,7 +15,6 @@ import {
   linearTicks,
   logTicks,
   metricsSeries,
-  movingAverage,
   parseMetricsLog,
   readMetricsLog,
   Report,
@@ -247,8 +246,8 @@ const pathNumbers = (d: string) => d.split(/[ML\s]+/).filter(Boolean).map(Number
 
 describe('svg charts', () => {
   const series = [
-    { name: 'loss <total> & more', points: [[0, 1], [10, 0.5], [20, NaN], [30, 0.25], [40, Infinity], [50, 0.2]] as [number, number][] },
-    { name: 'rec', points: [[0, 0.8], [50, 0.1]] as [number, number][] },
+    { name: 'loss <total> & more', x: [0, 10, 20, 30, 40, 50], y: [1, 0.5, NaN, 0.25, Infinity, 0.2] },
+    { name: 'rec', x: [0, 50], y: [0.8, 0.1] },
   ];
 
   it('line chart: well-formed, escaped, legend, gaps at non-finite points', () => {
@@ -259,7 +258,7 @@ describe('svg charts', () => {
     expect(svg).toContain('loss &lt;total&gt; &amp; more');
     expect(svg).not.toContain('<total>');
     expect(svg).not.toMatch(/NaN|Infinity/);
-    const paths = [...svg.matchAll(/<path d="([^"]*)"/g)].map((m) => m[1]!);
+    const paths = [...svg.matchAll(/<path class="series" data-name="[^"]*" d="([^"]*)"/g)].map((m) => m[1]!);
     expect(paths.length).toBe(2);
     // first series: 4 finite points in 3 runs (broken at NaN and at Infinity)
     expect(paths[0]!.match(/M/g)!.length).toBe(3);
@@ -268,13 +267,13 @@ describe('svg charts', () => {
   });
 
   it('line chart: log axis skips non-positive values; empty input says no data', () => {
-    const svg = lineChart([{ name: 'kl', points: [[1, 0], [2, 1e-3], [3, -1], [4, 10]] }], { title: 't', xLabel: 'x', yLabel: 'y', logY: true });
+    const svg = lineChart([{ name: 'kl', x: [1, 2, 3, 4], y: [0, 1e-3, -1, 10] }], { title: 't', xLabel: 'x', yLabel: 'y', logY: true });
     checkMarkup(svg);
-    const d = svg.match(/<path d="([^"]*)"/)![1]!;
+    const d = svg.match(/<path class="series" data-name="kl" d="([^"]*)"/)![1]!;
     expect(pathNumbers(d).length).toBe(4);
     expect(svg).toContain('>0.001<');
     expect(svg.match(/<circle/g)!.length).toBe(2); // isolated points are marked
-    for (const empty of [[], [{ name: 'a', points: [] }], [{ name: 'b', points: [[NaN, 1]] as [number, number][] }]]) {
+    for (const empty of [[], [{ name: 'a', y: [] }], [{ name: 'b', x: [NaN], y: [1] }]]) {
       const e = lineChart(empty, { title: 'empty', xLabel: 'x', yLabel: 'y' });
       checkMarkup(e);
       expect(e).toContain('no data');
@@ -342,7 +341,7 @@ describe('html report', () => {
       .paragraph('intro: 1 < 2')
       .section('Curves & plots')
       .heading('losses <log>')
-      .svg(lineChart([{ name: 'l', points: [[0, 1], [1, 2]] }], { title: 't', xLabel: 'x', yLabel: 'y' }), 'caption <b>')
+      .svg(lineChart([{ name: 'l', y: [1, 2] }], { title: 't', xLabel: 'x', yLabel: 'y' }), 'caption <b>')
       .image('grids/tok a/samples.png', { alt: 'alt "q"', caption: 'samples', width: 256 })
       .section('Commands')
       .pre('npm run demo -- --out "a&b" <x>')
@@ -409,20 +408,18 @@ describe('metrics log', () => {
     expect(withNull[0]!.loss).toBeNaN();
   });
 
-  it('one series per term (bookkeeping keys excluded), optional smoothing, term selection', () => {
+  it('one series per term (bookkeeping keys excluded), term selection', () => {
     const series = metricsSeries(parseMetricsLog(text));
     expect(series.map((s) => s.name)).toEqual(['loss', 'rec', 'gan']);
-    expect(series[0]!.points).toEqual([[10, 1], [20, 0.8], [30, 0.6], [40, 0.5]]);
-    expect(series[2]!.points).toEqual([[40, 2]]);
-    const smooth = metricsSeries(parseMetricsLog(text), { terms: ['loss'], smooth: 2 });
-    expect(smooth.length).toBe(1);
-    expect(smooth[0]!.points.map((p) => p[1])).toEqual([1, 0.9, (0.8 + 0.6) / 2, (0.6 + 0.5) / 2].map((v) => expect.closeTo(v, 12)));
-  });
-
-  it('moving average skips NaN and keeps x', () => {
-    expect(movingAverage([[0, 1], [1, NaN], [2, 3], [3, 5]], 2)).toEqual([[0, 1], [1, 1], [2, 3], [3, 4]]);
-    expect(movingAverage([[0, NaN]], 3)[0]![1]).toBeNaN();
-    expect(() => movingAverage([], 0)).toThrow(/positive integer/);
+    expect(series[0]).toEqual({ name: 'loss', x: [10, 20, 30, 40], y: [1, 0.8, 0.6, 0.5] });
+    expect(series[2]).toEqual({ name: 'gan', x: [40], y: [2] });
+    const picked = metricsSeries(parseMetricsLog(text), { terms: ['rec'] });
+    expect(picked).toEqual([{ name: 'rec', x: [10, 20, 30, 40], y: [0.5, 0.4, 0.3, 0.25] }]);
+    // A null (non-finite) term is a NaN point, i.e. a gap in the chart.
+    const gap = metricsSeries(parseMetricsLog([line(1, { loss: 1 }), line(2, { loss: NaN }), line(3, { loss: 0.5 })].join('\n')));
+    expect(gap[0]!.x).toEqual([1, 2, 3]);
+    expect(gap[0]!.y[1]).toBeNaN();
+    expect(lineChart(gap).match(/<circle/g)!.length).toBe(2);
   });
 
   it('reads a file; a malformed line in the middle names the file and line', () => {

@@ -7,8 +7,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from '../../engine/index.js';
-import { encodeTokenDataset, sampleTokens, type ARTransformer, type TokenDataset } from '../../models/ar/index.js';
-import { ImageFeatureStats } from '../../models/metrics/index.js';
+import { classGrid as sharedClassGrid, decodedFeatureStats as decodeStats, encodeTokenDataset, generateClassBalanced, type ARTransformer, type TokenDataset } from '../../models/ar/index.js';
+import type { ImageFeatureStats } from '../../models/metrics/index.js';
 import type { VQTokenizer } from '../../models/tokenizer/index.js';
 import { saveImageGrid, writeFileAtomicSync } from '../../node/data/index.js';
 import { loadARCheckpoint, loadTokenCache, saveTokenCache, trainAR } from '../../node/train-ar.js';
@@ -39,39 +39,27 @@ export function arSteps(c: StudyConfig, trainImages: number): number {
   return Math.max(1, c.ar.epochs * Math.floor(trainImages / c.ar.batchSize));
 }
 
-/** Class-balanced generation: sample i has class i mod numClasses. */
+/** Class-balanced generation with the study's sampling settings: sample i has class i mod numClasses. */
 export async function generateTokens(ctx: StudyContext, ar: ARTransformer, grid: readonly [number, number]): Promise<TokenDataset> {
-  const { cfg } = ctx;
-  const s = cfg.sampling;
-  const nc = ctx.data.classes.length;
-  const N = s.numImages;
-  const L = grid[0] * grid[1];
-  const tokens = new Int32Array(N * L);
-  const labels = Int32Array.from({ length: N }, (_, i) => i % nc);
-  const generator = new E.Generator(cfg.seed + 1000);
-  for (let st = 0; st < N; st += s.batchSize) {
-    const b = Math.min(s.batchSize, N - st);
-    const ids = sampleTokens(ar, Array.from(labels.subarray(st, st + b)), { temperature: s.temperature, topK: s.topK, topP: s.topP, cfgScale: s.cfgScale, cfgSchedule: s.cfgSchedule, generator });
-    tokens.set((await ids.toArray()) as Int32Array, st * L);
-    ids.dispose();
-  }
-  return { tokens, labels, shape: [N, L], grid: [grid[0], grid[1]], vocabSize: ar.cfg.vocabSize };
+  const s = ctx.cfg.sampling;
+  const ds = await generateClassBalanced(ar, {
+    numImages: s.numImages,
+    numClasses: ctx.data.classes.length,
+    batchSize: s.batchSize,
+    temperature: s.temperature,
+    topK: s.topK,
+    topP: s.topP,
+    cfgScale: s.cfgScale,
+    cfgSchedule: s.cfgSchedule,
+    generator: new E.Generator(ctx.cfg.seed + 1000),
+  });
+  return { ...ds, grid: [grid[0], grid[1]] };
 }
 
 /** Decodes token sequences with `tokenizer` and accumulates their feature statistics. */
-export async function decodedFeatureStats(ctx: StudyContext, tokenizer: VQTokenizer, ds: TokenDataset): Promise<ImageFeatureStats> {
+export function decodedFeatureStats(ctx: StudyContext, tokenizer: VQTokenizer, ds: TokenDataset): Promise<ImageFeatureStats> {
   const fi = featureInputFor(ctx.cfg.imageSize);
-  const stats = new ImageFeatureStats(ctx.featnet, fi ? { featureInput: fi } : {});
-  const [N, L] = ds.shape;
-  const [h, w] = ds.grid;
-  const bs = ctx.cfg.eval.batchSize;
-  for (let s = 0; s < N; s += bs) {
-    const b = Math.min(bs, N - s);
-    const img = E.noGrad(() => E.tidy(() => tokenizer.decodeIndices(E.tensor(ds.tokens.subarray(s * L, (s + b) * L), [b, h, w], { backend: ctx.backend, dtype: 'i32' }))));
-    await stats.add(img);
-    img.dispose();
-  }
-  return stats;
+  return decodeStats(ctx.featnet, tokenizer, ds, { backend: ctx.backend, batchSize: ctx.cfg.eval.batchSize, ...(fi ? { featureInput: fi } : {}) });
 }
 
 /**
@@ -79,20 +67,7 @@ export async function decodedFeatureStats(ctx: StudyContext, tokenizer: VQTokeni
  * samples of the rarest class); show it with n images per row.
  */
 export function classGrid(ctx: StudyContext, tokenizer: VQTokenizer, ds: TokenDataset, perClass: number): { images: E.Tensor; perRow: number } {
-  const L = ds.shape[1];
-  const counts = new Map<number, number>();
-  for (const l of ds.labels) counts.set(l, (counts.get(l) ?? 0) + 1);
-  perClass = Math.min(perClass, ...ctx.data.classes.map((_, c) => counts.get(c) ?? 0));
-  const [h, w] = ds.grid;
-  const picked: number[] = [];
-  for (let c = 0; c < ctx.data.classes.length; c++) {
-    let n = 0;
-    for (let i = 0; i < ds.shape[0] && n < perClass; i++) if (ds.labels[i] === c) (picked.push(i), n++);
-  }
-  const ids = new Int32Array(picked.length * L);
-  picked.forEach((i, k) => ids.set(ds.tokens.subarray(i * L, (i + 1) * L), k * L));
-  const images = E.noGrad(() => E.tidy(() => tokenizer.decodeIndices(E.tensor(ids, [picked.length, h, w], { backend: ctx.backend, dtype: 'i32' })).maximum(-1).minimum(1)));
-  return { images, perRow: perClass };
+  return sharedClassGrid(tokenizer, ds, { numClasses: ctx.data.classes.length, perClass, backend: ctx.backend });
 }
 
 export async function runGenerator(ctx: StudyContext, tok: TokenizerRecord, tokenizer: VQTokenizer): Promise<{ record: GeneratorRecord; model: ARTransformer }> {

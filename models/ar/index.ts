@@ -2,3 +2,4 @@
 export * from './model.js';
 export * from './sample.js';
 export * from './train-step.js';
+export * from './generate.js';

@@ -1,7 +1,7 @@
 /**
  * Data pipeline, browser-safe core: image codecs (PNG, baseline JPEG, zlib), image ops,
  * datasets as typed arrays, seeded splitting / shuffling / flips, batching, GPU upload without
- * churn, image grids and SVG loss plots. File-system loaders live in node/data.
+ * churn, image grids, SVG charts and the metrics-log parser. File-system loaders live in node/data.
  */
 export * from './zlib.js';
 export * from './image.js';
@@ -14,4 +14,4 @@ export * from './folder.js';
 export * from './loader.js';
 export * from './upload.js';
 export * from './grid.js';
-export * from './plot.js';
+export * from './plot/index.js';

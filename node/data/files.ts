@@ -1,6 +1,7 @@
 /**
  * Node-only file helpers of the data pipeline: reading images, writing PNG images, image grids
- * and SVG loss plots. Writes are atomic (temp file + rename) so a viewer never sees half a file.
+ * and SVG loss plots, reading trainLoop metrics logs. Writes are atomic (temp file + rename) so a
+ * viewer never sees half a file.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -8,7 +9,7 @@ import { isTensor, type Tensor } from '../../engine/index.js';
 import { decodeImage } from '../../nn/data/decode.js';
 import { makeGrid, type GridOptions } from '../../nn/data/grid.js';
 import type { Image } from '../../nn/data/image.js';
-import { lossPlotSvg, seriesFromJsonl, type PlotOptions, type PlotSeries } from '../../nn/data/plot.js';
+import { lineChart, metricsSeries, parseMetricsLog, type LineChartOptions, type MetricsLogOptions, type PlotSeries } from '../../nn/data/plot/index.js';
 import { encodePng } from '../../nn/data/png.js';
 
 let tmpCounter = 0;
@@ -59,14 +60,23 @@ export async function saveImageGrid(path: string, images: Tensor | ArrayLike<num
   return grid;
 }
 
-/** Writes a loss-curve SVG; returns the SVG text. */
-export function saveLossPlot(path: string, series: readonly PlotSeries[], opts: PlotOptions = {}): string {
-  const svg = lossPlotSvg(series, opts);
+/** Writes a line chart (loss curves) as an SVG file; returns the SVG text. */
+export function saveLossPlot(path: string, series: readonly PlotSeries[], opts: LineChartOptions = {}): string {
+  const svg = lineChart(series, opts);
   writeFileAtomicSync(path, svg);
   return svg;
 }
 
-/** Plots keys of a JSONL metrics log (x = `step`) into an SVG file. */
-export function plotMetricsFile(jsonlPath: string, svgPath: string, keys: readonly string[], opts: PlotOptions = {}): string {
-  return saveLossPlot(svgPath, seriesFromJsonl(readFileSync(jsonlPath, 'utf8'), keys), opts);
+/**
+ * Reads a trainLoop metrics.jsonl into one series per term (x = step; see parseMetricsLog: last
+ * record wins for a repeated step, null is NaN, a cut-off last line is ignored, other bad lines
+ * throw with path:line).
+ */
+export function readMetricsLog(path: string, opts: MetricsLogOptions = {}): PlotSeries[] {
+  return metricsSeries(parseMetricsLog(readFileSync(path, 'utf8'), path), opts);
+}
+
+/** Plots terms of a metrics.jsonl (default: all) into an SVG file; returns the SVG text. */
+export function plotMetricsFile(jsonlPath: string, svgPath: string, terms?: readonly string[], opts: LineChartOptions = {}): string {
+  return saveLossPlot(svgPath, readMetricsLog(jsonlPath, { terms }), opts);
 }

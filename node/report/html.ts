@@ -9,9 +9,7 @@
  */
 import { extname, join } from 'node:path';
 import { writeFileAtomicSync } from '../data/files.js';
-import { escapeXml } from './svg-plot.js';
-
-export { escapeXml as escapeHtml };
+import { escapeXml } from '../../nn/data/plot/index.js';
 
 export type Cell = string | number | boolean | null | undefined;
 export type Row = Record<string, Cell>;
@@ -113,7 +111,7 @@ export class Report {
     return this;
   }
 
-  /** Inlines an SVG document produced by svg-plot (or any trusted SVG text). */
+  /** Inlines an SVG document produced by lineChart / scatterChart (or any trusted SVG text). */
   svg(svgText: string, caption?: string): this {
     const body = svgText.replace(/^\s*<\?xml[^>]*\?>\s*/, '');
     this.blocks.push(`<figure>${body}${caption ? `<figcaption>${escapeXml(caption)}</figcaption>` : ''}</figure>`);

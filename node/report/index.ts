@@ -1,4 +1,7 @@
-/** Report building blocks for experiments (Node only): SVG charts, an HTML page builder, metrics logs. */
-export * from './svg-plot.js';
+/**
+ * The HTML report builder for experiments (Node only), plus what reports are made from: the
+ * browser-safe SVG charts and metrics-log parser (nn/data/plot) and the metrics-file reader.
+ */
 export * from './html.js';
-export * from './metrics-log.js';
+export * from '../../nn/data/plot/index.js';
+export { readMetricsLog } from '../data/files.js';

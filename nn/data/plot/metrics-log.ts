@@ -1,24 +1,22 @@
 /**
- * Reads the metrics.jsonl that trainLoop (node/train.ts) appends — one JSON object per logged
- * step: {step, epoch, time, ...terms} — into one chart series per loss term.
+ * Parses the metrics.jsonl that trainLoop (node/train.ts) appends — one JSON object per logged
+ * step: {step, epoch, time, ...terms} — into records and one chart series per loss term.
+ * Browser-safe (the text is passed in; node/data/files.ts reads files).
  *
  * - A run resumed from a checkpoint re-logs the steps after that checkpoint: for a repeated step
- *   the last record wins, and points are sorted by step.
+ *   the last record wins, and records are sorted by step.
  * - A non-finite term is written by JSON.stringify as null: it becomes NaN (a gap in the chart).
  * - An unparseable last line (a write cut short by a crash) is ignored; any other bad line throws
- *   with the file and line number.
+ *   with the source name and line number.
  */
-import { readFileSync } from 'node:fs';
-import type { LineSeries, Point } from './svg-plot.js';
+import type { PlotSeries } from './line.js';
 
 /** Keys of a record that are bookkeeping rather than loss terms. */
 const META_KEYS = new Set(['step', 'epoch', 'time']);
 
 export interface MetricsLogOptions {
   /** Keep only these terms (default: every numeric key except step/epoch/time, in first-seen order). */
-  terms?: string[];
-  /** Trailing moving-average window in logged points (default 1: raw values). */
-  smooth?: number;
+  terms?: readonly string[];
 }
 
 export type MetricsRecord = { step: number } & Record<string, number>;
@@ -51,38 +49,11 @@ export function parseMetricsLog(text: string, source = 'metrics.jsonl'): Metrics
   return [...byStep.values()].sort((a, b) => a.step - b.step);
 }
 
-/**
- * Trailing moving average over `window` points (NaN values are left out of the mean; a point whose
- * window holds no finite value stays NaN). x values are unchanged.
- */
-export function movingAverage(points: readonly Point[], window: number): Point[] {
-  if (!Number.isInteger(window) || window < 1) throw new RangeError(`movingAverage: window must be a positive integer, got ${window}`);
-  const out: Point[] = [];
-  for (let i = 0; i < points.length; i++) {
-    let sum = 0;
-    let n = 0;
-    for (let j = Math.max(0, i - window + 1); j <= i; j++) {
-      const v = points[j]![1];
-      if (Number.isFinite(v)) {
-        sum += v;
-        n++;
-      }
-    }
-    out.push([points[i]![0], n ? sum / n : NaN]);
-  }
-  return out;
-}
-
-/** One series (x = step) per loss term of the records. */
-export function metricsSeries(records: readonly MetricsRecord[], opts: MetricsLogOptions = {}): LineSeries[] {
+/** One series (x = step) per loss term of the records; a record without the term adds no point. */
+export function metricsSeries(records: readonly MetricsRecord[], opts: MetricsLogOptions = {}): PlotSeries[] {
   const names = opts.terms ?? [...new Set(records.flatMap((r) => Object.keys(r).filter((k) => !META_KEYS.has(k))))];
   return names.map((name) => {
-    const raw: Point[] = records.filter((r) => name in r).map((r) => [r.step, r[name]!]);
-    return { name, points: opts.smooth && opts.smooth > 1 ? movingAverage(raw, opts.smooth) : raw };
+    const has = records.filter((r) => name in r);
+    return { name, x: has.map((r) => r.step), y: has.map((r) => r[name]!) };
   });
-}
-
-/** Reads a trainLoop metrics.jsonl into one series per term (see the module comment). */
-export function readMetricsLog(path: string, opts: MetricsLogOptions = {}): LineSeries[] {
-  return metricsSeries(parseMetricsLog(readFileSync(path, 'utf8'), path), opts);
 }
