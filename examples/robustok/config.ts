@@ -4,7 +4,7 @@
  *
  * `demo` is the README's `npm run demo`: a small version of the whole pipeline that finishes in
  * about ten minutes on a 2-core machine with software WebGPU (16x16 images, 4x4 = 16 tokens).
- * `full` is the study itself (32x32 Fashion-MNIST, 8x8 = 64 tokens, K = 1024, 6 tokenizers,
+ * `full` is the study itself (32x32 Fashion-MNIST, 8x8 = 64 tokens, K = 1024, 10 tokenizers (CNN and ViT),
  * 10k generated images per gFID) and is meant for a real GPU.
  */
 import type { PerturbationConfig, PerturbationPreset, TokenizerConfig } from '../../models/tokenizer/index.js';
@@ -126,6 +126,8 @@ export const FULL: StudyConfig = {
       { name: 'baseline-K4096', description: 'no perturbation, K = 4096', config: { codebookSize: 4096 }, perturbation: 'none' },
       { name: 'paper-K4096', description: "the paper's preset at K = 4096 (delta 100, as in the paper)", config: { codebookSize: 4096 }, perturbation: 'paper' },
       { name: 'baseline-short', description: 'no perturbation, a third of the epochs', perturbation: 'none', epochs: 4 },
+      { name: 'vit-baseline', description: 'ViT tokenizer (4x4 patches + 64 learnable latent tokens, width 192, depth 4), no perturbation', config: { arch: 'vit' }, perturbation: 'none' },
+      { name: 'vit-paper', description: "ViT tokenizer (RobusTok's design) with the paper's preset", config: { arch: 'vit' }, perturbation: 'paper' },
     ],
     batchSize: 128,
     epochs: 12,
