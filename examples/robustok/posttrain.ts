@@ -12,7 +12,7 @@ import * as E from '../../engine/index.js';
 import { encodeTokenDataset, type ARTransformer, type TokenDataset } from '../../models/ar/index.js';
 import { buildMixedTokens, DecoderPostTrainer, evaluateTokenizer, type VQTokenizer } from '../../models/tokenizer/index.js';
 import { Scheduler, warmupCosineLr } from '../../nn/index.js';
-import { permutation, saveImageGrid, subset, writeFileAtomicSync, type ImageDataset } from '../../node/data/index.js';
+import { BatchUploader, DataLoader, saveImageGrid, subset, writeFileAtomicSync, writeInto, type ImageDataset } from '../../node/data/index.js';
 import { loadTokenCache, saveTokenCache } from '../../node/train-ar.js';
 import { trainLoop } from '../../node/train.js';
 import { loadTokenizerCheckpoint } from '../../node/train-tokenizer.js';
@@ -70,8 +70,9 @@ async function mixedTokens(ctx: StudyContext, tokenizer: VQTokenizer, ar: ARTran
     const gtT = E.tensor(gt.tokens.subarray(st * L, (st + b) * L), [b, L], { backend, dtype: 'i32' });
     const m = buildMixedTokens(ar, gtT, Array.from(gt.labels.subarray(st, st + b)), { sigma: cfg.posttrain.sigma, temperature: s.temperature, topK: s.topK, topP: s.topP, cfgScale: s.cfgScale, cfgSchedule: s.cfgSchedule, generator });
     tokens.set((await m.tokens.toArray()) as Int32Array, st * L);
-    kept += await E.tidy(() => m.kept.sum()).item();
-    for (const t of [gtT, m.tokens, m.kept]) t.dispose();
+    const keptSum = m.kept.sum();
+    kept += await keptSum.item();
+    for (const t of [gtT, m.tokens, m.kept, keptSum]) t.dispose();
   }
   const ds: TokenDataset = { ...gt, tokens };
   const keptFraction = kept / (N * L);
@@ -97,46 +98,44 @@ async function reconScores(ctx: StudyContext, tokenizer: VQTokenizer): Promise<{
 async function trainDecoder(ctx: StudyContext, tok: TokenizerRecord, images: ImageDataset, tokens: TokenDataset, dir: string, label: string): Promise<{ model: VQTokenizer; steps: number }> {
   const { cfg, backend, log } = ctx;
   const p = cfg.posttrain;
-  const n = images.shape[0];
   const model = (await loadTokenizerCheckpoint(tok.checkpoint, backend)).model;
   const [h, w] = tokens.grid;
   const L = tokens.shape[1];
   const trainer = new DecoderPostTrainer(model, { lr: p.lr, betas: [0.9, 0.95], emaDecay: p.emaDecay });
   const B = p.batchSize;
-  const perEpoch = Math.floor(n / B);
-  if (perEpoch < 1) throw new Error(`posttrain: ${n} images do not fill one batch of ${B}`);
-  const steps = p.epochs * perEpoch;
+  const loader = new DataLoader(images, { batchSize: B, shuffle: true, seed: cfg.seed + 7, dropLast: true });
+  const steps = p.epochs * loader.batchesPerEpoch;
   const scheduler = new Scheduler(trainer.optimizer, (step, lr) => warmupCosineLr(step, lr, { totalSteps: steps, minLr: p.minLr }));
-  const per = images.shape[1] * images.shape[2] * images.shape[3];
+  const uploader = new BatchUploader(backend);
+  // Each batch's token sequences, by the loader's dataset indices, into one reused device tensor.
+  const idsHost = new Int32Array(B * L);
+  const ids = E.keep(E.zeros([B, h, w], { backend, dtype: 'i32' }));
   log(`[${label}] decoder ${model.decoder.numParameters()} params, ${steps} steps of ${B}, lr ${p.lr} -> ${p.minLr} cosine, EMA ${p.emaDecay}`);
-  await trainLoop({
-    totalSteps: steps,
-    state: { model, optimizer: trainer.optimizer, scheduler, ...(trainer.ema ? { ema: trainer.ema } : {}) },
-    backend,
-    itemsPerStep: B,
-    logEvery: Math.max(1, Math.min(25, Math.floor(steps / 10))),
-    metricsPath: join(dir, 'metrics.jsonl'),
-    checkpointPath: join(dir, 'checkpoint.safetensors'),
-    checkpointEvery: Math.max(1, Math.floor(steps / 2)),
-    log,
-    extra: { study: cfg.name, tokenizer: tok.name, config: model.cfg },
-    step: (step) => {
-      // Batches in a seeded order per epoch (a pure function of seed and epoch, so resume is exact).
-      const epoch = Math.floor((step - 1) / perEpoch);
-      const idx = permutation(n, cfg.seed, 7, epoch).subarray(((step - 1) % perEpoch) * B, ((step - 1) % perEpoch + 1) * B);
-      const x = new Float32Array(B * per);
-      const ids = new Int32Array(B * L);
-      idx.forEach((i, k) => {
-        for (let j = 0; j < per; j++) x[k * per + j] = (images.images[i * per + j]! / 255) * 2 - 1;
-        ids.set(tokens.tokens.subarray(i * L, (i + 1) * L), k * L);
-      });
-      const xt = E.tensor(x, [B, images.shape[1], images.shape[2], images.shape[3]], { backend });
-      const it = E.tensor(ids, [B, h, w], { backend, dtype: 'i32' });
-      const loss = trainer.step(xt, it);
-      scheduler.step();
-      return { terms: { loss }, epoch: epoch + 1 };
-    },
-  });
+  try {
+    await trainLoop({
+      totalSteps: steps,
+      state: { model, optimizer: trainer.optimizer, scheduler, loader, ...(trainer.ema ? { ema: trainer.ema } : {}) },
+      backend,
+      itemsPerStep: B,
+      logEvery: Math.max(1, Math.min(25, Math.floor(steps / 10))),
+      metricsPath: join(dir, 'metrics.jsonl'),
+      checkpointPath: join(dir, 'checkpoint.safetensors'),
+      checkpointEvery: Math.max(1, Math.floor(steps / 2)),
+      log,
+      extra: { study: cfg.name, tokenizer: tok.name, config: model.cfg },
+      step: () => {
+        const b = uploader.next(loader);
+        b.batch.indices.forEach((i, k) => idsHost.set(tokens.tokens.subarray(i * L, (i + 1) * L), k * L));
+        writeInto(ids, idsHost);
+        const loss = trainer.step(b.x, ids);
+        scheduler.step();
+        return { terms: { loss }, epoch: b.batch.epoch };
+      },
+    });
+  } finally {
+    uploader.dispose();
+    ids.dispose();
+  }
   trainer.ema?.copyTo();
   model.eval();
   return { model, steps };

@@ -22,17 +22,12 @@
  * the same delta), which makes the grid less noisy than independent draws.
  */
 import * as E from '../../engine/index.js';
-import { CodeHistogram, FeatureStatsAccumulator, frechetDistanceFromStats, inceptionScore, msePerImage, psnrFromMse, ssimPerImage, type InceptionScore } from '../metrics/index.js';
+import { CodeHistogram, frechetDistanceFromStats, ImageFeatureStats, msePerImage, psnrFromMse, ssimPerImage, type ImageFeatureNet, type InceptionScore } from '../metrics/index.js';
 import type { VQTokenizer } from './model.js';
 import { resolvePerturbation } from './perturbation.js';
 
 /** What the evaluation needs from a feature network (FeatNet, InceptionV3 wrapper, a stand-in). */
-export interface FeatureNet {
-  /** Features [N, D] of images [N, C, H, W] (in the range the tokenizer sees, unless `featureInput` maps them). */
-  features(x: E.Tensor): E.Tensor;
-  /** Class logits [N, K] (for the Inception-Score analogue). */
-  logits?(x: E.Tensor): E.Tensor;
-}
+export type FeatureNet = ImageFeatureNet;
 
 /** The documented single-number pFID: alpha = 0.3 at the paper's delta. */
 export const DEFAULT_PFID_ALPHA = 0.3;
@@ -100,12 +95,6 @@ function checkAlpha(a: number, what: string): number {
   return a;
 }
 
-async function readFeatures(t: E.Tensor, what: string): Promise<Float32Array | Float64Array> {
-  if (t.rank !== 2) throw new Error(`evaluateTokenizer: feature network ${what} must be [N, D], got ${E.fmtShape(t.shape)}`);
-  const a = await t.toArray();
-  return a instanceof Int32Array ? Float32Array.from(a) : a;
-}
-
 /**
  * Evaluates `model` on `batches` of images [B, C, H, W] (in opts.range; not disposed here).
  * The model runs in eval mode (restored afterwards); nothing is trained.
@@ -122,19 +111,18 @@ export async function evaluateTokenizer(model: VQTokenizer, net: FeatureNet, bat
   const wantIs = (opts.inceptionScore ?? true) && typeof net.logits === 'function';
   const featIn = opts.featureInput ?? ((x: E.Tensor) => x);
 
-  let accReal: FeatureStatsAccumulator | null = null;
-  let accRec: FeatureStatsAccumulator | null = null;
-  const accPert = new Map<number, FeatureStatsAccumulator>();
+  // Features of the real images, the clean reconstructions and the perturbed ones at each alpha;
+  // every set is clamped to the range and mapped by featureInput before the network.
+  const statsOpts = { range: [lo, hi] as const, featureInput: featIn };
+  const real = new ImageFeatureStats(net, { ...statsOpts, logits: wantIs });
+  const recon = new ImageFeatureStats(net, { ...statsOpts, logits: wantIs });
+  const pert = new Map(alphas.map((a) => [a, new ImageFeatureStats(net, { ...statsOpts, logits: false })] as const));
   const gens = new Map(alphas.map((a) => [a, new E.Generator(seed)] as const));
   const hist = new CodeHistogram(K);
-  const logitsReal: number[] = [];
-  const logitsRec: number[] = [];
-  let numClasses = 0;
   let psnrSum = 0;
   let ssimSum = 0;
   let count = 0;
   let ssimPadding: 'valid' | 'same' = 'valid';
-  const acc = (D: number) => new FeatureStatsAccumulator(D);
 
   const wasTraining = model.training;
   model.eval();
@@ -144,58 +132,31 @@ export async function evaluateTokenizer(model: VQTokenizer, net: FeatureNet, bat
       const B = x.shape[0]!;
       if (B === 0) continue;
       ssimPadding = x.shape[2]! >= 11 && x.shape[3]! >= 11 ? 'valid' : 'same';
-      const clampR = (t: E.Tensor) => t.maximum(lo).minimum(hi);
       const toUnit = (t: E.Tensor) => t.sub(lo).div(hi - lo);
       const out = E.noGrad(() => E.tidy(() => {
         const f = model.forward(x, { perturb: null });
-        const rec = clampR(f.recon);
+        const rec = f.recon.maximum(lo).minimum(hi);
         const xi = toUnit(x);
         const ri = toUnit(rec);
-        const fr = featIn(x);
-        const fc = featIn(rec);
-        return {
-          indices: f.indices,
-          fReal: net.features(fr),
-          fRec: net.features(fc),
-          mse: msePerImage(xi, ri),
-          ssim: ssimPerImage(xi, ri, { dataRange: 1, padding: ssimPadding }),
-          lReal: wantIs ? net.logits!(fr) : null,
-          lRec: wantIs ? net.logits!(fc) : null,
-        };
+        return { indices: f.indices, rec, mse: msePerImage(xi, ri), ssim: ssimPerImage(xi, ri, { dataRange: 1, padding: ssimPadding }) };
       }));
-      const pert = new Map<number, E.Tensor>();
       try {
+        await real.add(x);
+        await recon.add(out.rec);
         for (const a of alphas) {
           const r = model.reconstruct(x, { alpha: a, delta }, gens.get(a)!);
           try {
-            pert.set(a, E.noGrad(() => E.tidy(() => net.features(featIn(clampR(r))))));
+            await pert.get(a)!.add(r);
           } finally {
             r.dispose();
           }
-        }
-        const fReal = await readFeatures(out.fReal, 'features');
-        const fRec = await readFeatures(out.fRec, 'features');
-        const D = out.fReal.shape[1]!;
-        accReal ??= acc(D);
-        accRec ??= acc(D);
-        accReal.add(fReal);
-        accRec.add(fRec);
-        for (const [a, t] of pert) {
-          if (!accPert.has(a)) accPert.set(a, acc(D));
-          accPert.get(a)!.add(await readFeatures(t, 'features'));
         }
         hist.add(await out.indices.toArray());
         const m = psnrFromMse(await out.mse.toArray(), 1);
         for (const v of m.perImage) psnrSum += v;
         for (const v of await out.ssim.toArray()) ssimSum += v;
-        if (out.lReal && out.lRec) {
-          numClasses = out.lReal.shape[1]!;
-          logitsReal.push(...(await out.lReal.toArray()));
-          logitsRec.push(...(await out.lRec.toArray()));
-        }
       } finally {
-        for (const t of Object.values(out)) t?.dispose();
-        for (const t of pert.values()) t.dispose();
+        for (const t of Object.values(out)) t.dispose();
       }
       count += B;
       opts.onBatch?.(count);
@@ -203,10 +164,10 @@ export async function evaluateTokenizer(model: VQTokenizer, net: FeatureNet, bat
   } finally {
     model.train(wasTraining);
   }
-  if (count < 2 || !accReal || !accRec) throw new Error(`evaluateTokenizer: need at least 2 images, got ${count}`);
-  const sReal = accReal.stats();
-  const rfid = frechetDistanceFromStats(sReal, accRec.stats());
-  const pfid = alphas.map((alpha) => ({ alpha, delta, fid: frechetDistanceFromStats(sReal, accPert.get(alpha)!.stats()) }));
+  if (count < 2) throw new Error(`evaluateTokenizer: need at least 2 images, got ${count}`);
+  const sReal = real.stats();
+  const rfid = frechetDistanceFromStats(sReal, recon.stats());
+  const pfid = alphas.map((alpha) => ({ alpha, delta, fid: frechetDistanceFromStats(sReal, pert.get(alpha)!.stats()) }));
   const result: TokenizerEvalResult = {
     count,
     rfid,
@@ -222,10 +183,9 @@ export async function evaluateTokenizer(model: VQTokenizer, net: FeatureNet, bat
     featureDim: sReal.dim,
     seed,
   };
-  if (wantIs && numClasses > 0) {
-    const splits = Math.max(1, Math.min(10, count));
-    result.inceptionScore = { real: inceptionScore(logitsReal, numClasses, splits), recon: inceptionScore(logitsRec, numClasses, splits) };
-  }
+  const isReal = real.inceptionScore(10);
+  const isRecon = recon.inceptionScore(10);
+  if (isReal && isRecon) result.inceptionScore = { real: isReal, recon: isRecon };
   return result;
 }
 
