@@ -643,9 +643,8 @@ async function runSampleAR(args: ParsedArgs, io: Io): Promise<void> {
   let net: FeatNet | null = null;
   try {
     // The AR model's tokens must be this tokenizer's codes on its grid.
-    // CNN: imageSize / factor tokens per side; ViT: the config's token grid.
-    const side = tokenizer.cfg.imageSize / tokenizer.factor;
-    const [h, w] = tokenizer.cfg.arch === 'vit' ? tokenizer.cfg.tokenGrid : [side, side];
+    // The datasets here are 32x32 (MNIST-style images padded by 2).
+    const [h, w] = tokenizer.tokenGrid(32, 32);
     if (ar.cfg.vocabSize !== tokenizer.cfg.codebookSize || ar.seqLen !== h * w) {
       throw new CliError(`${cmd}: --tokenizer ${tokPath} (codebook ${tokenizer.cfg.codebookSize}, ${h}x${w} tokens) does not match the AR model (vocabulary ${ar.cfg.vocabSize}, ${ar.seqLen} tokens)`);
     }

@@ -120,6 +120,13 @@ export class VQTokenizer extends Module {
     return h === w && this.cfg.imageSize % h === 0 ? this.cfg.imageSize / h : NaN;
   }
 
+  /** The token grid [h, w] of images of size height x width (ViT: the configured latent grid). */
+  tokenGrid(height: number, width: number): [number, number] {
+    if (this.cfg.arch === 'vit') return [this.cfg.tokenGrid[0], this.cfg.tokenGrid[1]];
+    const f = this.factor;
+    return [height / f, width / f];
+  }
+
   private checkInput(x: E.Tensor): void {
     if (this.cfg.arch === 'vit') {
       const { inChannels: C, imageSize: S } = this.cfg;
