@@ -25,6 +25,7 @@ import { defaultPerceptualNetPath, loadTokenizerCheckpoint, trainTokenizer } fro
 import { classGrid, decodedFeatureStats, generateClassBalanced } from '../models/ar/generate.js';
 import { ImageFeatureStats } from '../models/metrics/image-features.js';
 import { fileSha256, loadARCheckpoint, saveTokenCache, trainAR } from './train-ar.js';
+import { parseRunArg, plotRuns } from './plot-runs.js';
 
 export class CliError extends Error {
   override name = 'CliError';
@@ -58,6 +59,8 @@ interface Command {
   summary: string;
   options: OptSpec[];
   run: (args: ParsedArgs, io: Io, rest: string[]) => Promise<void>;
+  /** Takes positional arguments (after the options), described in the usage line. */
+  positional?: string;
 }
 
 function parseValue(cmd: string, spec: OptSpec, raw: string): string | number | number[] {
@@ -123,8 +126,8 @@ export function parseArgs(cmd: string, specs: readonly OptSpec[], argv: readonly
   return { args, help, rest };
 }
 
-export function commandHelp(c: { name: string; summary: string; options: readonly OptSpec[] }): string {
-  const lines = [`usage: webgpu-tok ${c.name} [options]`, '', c.summary, '', 'options:'];
+export function commandHelp(c: { name: string; summary: string; options: readonly OptSpec[]; positional?: string }): string {
+  const lines = [`usage: webgpu-tok ${c.name} [options]${c.positional ? ` ${c.positional}` : ''}`, '', c.summary, '', 'options:'];
   const left = (s: OptSpec) => `  --${s.name}${s.type === 'bool' ? '' : ` ${s.meta ?? (s.choices ? s.choices.join('|') : s.type === 'list' ? 'a,b,...' : s.type === 'string' ? 'VALUE' : 'N')}`}`;
   const w = Math.max(...c.options.map((s) => left(s).length), 10) + 2;
   for (const s of c.options) {
@@ -725,6 +728,34 @@ async function runSampleAR(args: ParsedArgs, io: Io): Promise<void> {
   }
 }
 
+const PLOT_OPTIONS: OptSpec[] = [
+  { name: 'out', type: 'string', required: true, meta: 'FILE.svg', help: 'where the chart goes' },
+  { name: 'terms', type: 'string', meta: 'a,b,...', help: "loss terms to plot (default: every term of the first run; e.g. 'rec')" },
+  { name: 'smoothing', type: 'number', min: 0, default: 0, help: 'EMA smoothing weight in [0, 1) (TensorBoard-style)' },
+  { name: 'log-y', type: 'bool', help: 'logarithmic y axis' },
+  { name: 'title', type: 'string', help: 'chart title' },
+];
+
+async function runPlot(args: ParsedArgs, io: Io, rest: string[]): Promise<void> {
+  if (rest.length === 0) throw new CliError('plot: give at least one run (a metrics.jsonl file or a run folder, optionally PATH=LABEL)');
+  const smoothing = args.smoothing as number;
+  if (smoothing >= 1) throw new CliError(`plot: --smoothing must be < 1, got ${smoothing}`);
+  const terms = args.terms === undefined ? undefined : (args.terms as string).split(',').map((t) => t.trim()).filter(Boolean);
+  let runs;
+  try {
+    runs = rest.map(parseRunArg);
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
+  const out = args.out as string;
+  try {
+    plotRuns(runs, out, terms, { smoothing, logY: Boolean(args['log-y']), title: args.title as string | undefined, yLabel: terms?.length === 1 ? terms[0] : 'loss' });
+  } catch (e) {
+    throw new CliError(`plot: ${(e as Error).message}`);
+  }
+  io.out(`wrote ${out} (${runs.map((r) => r.label).join(', ')})`);
+}
+
 const COMMANDS: Command[] = [
   { name: 'train-tokenizer', summary: 'Train the VQ tokenizer on Fashion-MNIST or MNIST; resumes from the checkpoint in --out.', options: TRAIN_OPTIONS, run: runTrain },
   { name: 'eval-tokenizer', summary: 'Evaluate a tokenizer checkpoint: rFID, pFID grid, PSNR, SSIM, codebook usage, perplexity; writes eval.json, eval.md and recon-grid.png.', options: EVAL_OPTIONS, run: runEval },
@@ -743,6 +774,7 @@ const COMMANDS: Command[] = [
     options: SAMPLE_AR_OPTIONS,
     run: runSampleAR,
   },
+  { name: 'plot', summary: 'Plot training curves of one or more runs (metrics.jsonl files or run folders, PATH=LABEL to name them) into one SVG.', options: PLOT_OPTIONS, run: runPlot, positional: 'RUN[=LABEL] ...' },
 ];
 
 export function mainHelp(): string {
@@ -773,7 +805,7 @@ export async function main(argv: readonly string[], io: Io = { out: (l) => conso
       io.out(commandHelp(c));
       return 0;
     }
-    if (rest.length) throw new CliError(`${c.name}: unexpected argument '${rest[0]}' (options start with --)`);
+    if (rest.length && !c.positional) throw new CliError(`${c.name}: unexpected argument '${rest[0]}' (options start with --)`);
     await c.run(args, io, rest);
     return 0;
   } catch (e) {

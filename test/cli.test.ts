@@ -9,7 +9,7 @@
  * no adapter. (~20 s on lavapipe.)
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -296,6 +296,40 @@ describe('train-ar then sample-ar, end to end (tiny)', () => {
     expect(t.err).toMatch(/was trained on the codes of another tokenizer \(--tokenizer .*tok.*checkpoint.safetensors, sha256 [0-9a-f]{12}\.\.\.\)/);
     expect(t.err).toMatch(/or --fresh to start over/);
   }, 180_000);
+});
+
+describe('plot', () => {
+  it('overlays runs (folders or files, PATH=LABEL) in one SVG; bad runs, terms and smoothing are refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wgtk-plot-'));
+    try {
+      const log = (rec: number[]) => rec.map((r, i) => JSON.stringify({ step: (i + 1) * 10, epoch: 0, time: i, rec: r, total: r + 0.1 })).join('\n') + '\n';
+      mkdirSync(join(dir, 'baseline'));
+      writeFileSync(join(dir, 'baseline', 'metrics.jsonl'), log([0.5, 0.3, 0.2]));
+      writeFileSync(join(dir, 'pert.jsonl'), log([0.6, 0.35, 0.25]));
+      const svgPath = join(dir, 'rec.svg');
+      const r = await run(['plot', '--out', svgPath, '--terms', 'rec', '--log-y', join(dir, 'baseline'), `${join(dir, 'pert.jsonl')}=perturbed`]);
+      expect(r.code).toBe(0);
+      expect(r.out).toContain('(baseline, perturbed)');
+      const svg = readFileSync(svgPath, 'utf8');
+      expect(svg.match(/<path class="series" data-name="(baseline|perturbed)"/g)!.length).toBe(2);
+      // Without --terms: every term of the first run, "label: term".
+      expect((await run(['plot', '--out', svgPath, join(dir, 'baseline')])).code).toBe(0);
+      expect(readFileSync(svgPath, 'utf8')).toContain('data-name="baseline: total"');
+
+      const bad = async (argv: string[], msg: RegExp) => {
+        const b = await run(['plot', '--out', svgPath, ...argv]);
+        expect(b.code).toBe(2);
+        expect(b.err).toMatch(msg);
+      };
+      await bad([], /give at least one run/);
+      await bad([join(dir, 'missing')], /no metrics log at '.*missing'/);
+      await bad(['--terms', 'recon', join(dir, 'baseline')], /no run logs the term 'recon' \(logged terms: rec, total\)/);
+      await bad(['--smoothing', '1', join(dir, 'baseline')], /--smoothing must be < 1/);
+      expect((await run(['plot', '--help'])).out).toMatch(/usage: webgpu-tok plot \[options\] RUN\[=LABEL\] \.\.\./);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('bin launcher', () => {

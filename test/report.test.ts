@@ -14,6 +14,7 @@ import {
   lineChart,
   linearTicks,
   logTicks,
+  compareRunsSeries,
   metricsSeries,
   parseMetricsLog,
   readMetricsLog,
@@ -420,6 +421,21 @@ describe('metrics log', () => {
     expect(gap[0]!.x).toEqual([1, 2, 3]);
     expect(gap[0]!.y[1]).toBeNaN();
     expect(lineChart(gap).match(/<circle/g)!.length).toBe(2);
+  });
+
+  it('compareRunsSeries overlays runs: label alone for one term, "label: term" for several; unknown terms throw', () => {
+    const a = parseMetricsLog(text);
+    const b = parseMetricsLog([line(10, { loss: 2, rec: 1 }), line(20, { loss: 1.5, rec: 0.9 })].join('\n'));
+    const one = compareRunsSeries([{ label: 'base', records: a }, { label: 'pert', records: b }], ['rec']);
+    expect(one).toEqual([
+      { name: 'base', x: [10, 20, 30, 40], y: [0.5, 0.4, 0.3, 0.25] },
+      { name: 'pert', x: [10, 20], y: [1, 0.9] },
+    ]);
+    // Default terms: the first run's; a term only one run logs gives no empty series for the other.
+    const all = compareRunsSeries([{ label: 'base', records: a }, { label: 'pert', records: b }]);
+    expect(all.map((s) => s.name)).toEqual(['base: loss', 'base: rec', 'base: gan', 'pert: loss', 'pert: rec']);
+    expect(() => compareRunsSeries([{ label: 'base', records: a }], ['recon'])).toThrow("no run logs the term 'recon' (logged terms: loss, rec, gan)");
+    expect(() => compareRunsSeries([])).toThrow(/no runs/);
   });
 
   it('reads a file; a malformed line in the middle names the file and line', () => {

@@ -6,4 +6,4 @@
 export { CHART_COLORS, escapeXml, linearTicks, logTicks, tickLabel, type ChartOptions, type Ticks } from './svg.js';
 export { lineChart, type LineChartOptions, type PlotSeries } from './line.js';
 export { linearFit, scatterChart, type ScatterChartOptions, type ScatterPoint } from './scatter.js';
-export { metricsSeries, parseMetricsLog, type MetricsLogOptions, type MetricsRecord } from './metrics-log.js';
+export { compareRunsSeries, metricsSeries, parseMetricsLog, type MetricsLogOptions, type MetricsRecord } from './metrics-log.js';

@@ -57,3 +57,24 @@ export function metricsSeries(records: readonly MetricsRecord[], opts: MetricsLo
     return { name, x: has.map((r) => r.step), y: has.map((r) => r[name]!) };
   });
 }
+
+/**
+ * Overlays several runs' logs in one chart: one series per run and term, named by the run's label
+ * alone when a single term is plotted, else "label: term". Terms default to those of the first
+ * run; a term missing from every run throws (a misspelled --term should not give an empty chart).
+ */
+export function compareRunsSeries(runs: readonly { label: string; records: readonly MetricsRecord[] }[], terms?: readonly string[]): PlotSeries[] {
+  if (runs.length === 0) throw new Error('compareRunsSeries: no runs to plot');
+  const names = terms ?? metricsSeries(runs[0]!.records).map((s) => s.name);
+  for (const t of names) {
+    if (!runs.some((r) => r.records.some((rec) => t in rec))) {
+      const known = [...new Set(runs.flatMap((r) => r.records.flatMap((rec) => Object.keys(rec).filter((k) => !META_KEYS.has(k)))))];
+      throw new Error(`no run logs the term '${t}' (logged terms: ${known.join(', ') || 'none'})`);
+    }
+  }
+  return runs.flatMap((r) =>
+    metricsSeries(r.records, { terms: names })
+      .filter((s) => s.y.length > 0)
+      .map((s) => ({ ...s, name: names.length === 1 ? r.label : `${r.label}: ${s.name}` })),
+  );
+}
