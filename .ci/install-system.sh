@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian bookworm machine lacks for headless WebGPU:
-# Mesa's lavapipe Vulkan driver from bookworm-backports (bookworm's own Mesa is too old for Dawn).
+# Mesa's lavapipe Vulkan driver from bookworm-backports (bookworm's own Mesa is too old for Dawn),
+# and Debian's Chromium for the browser test (test/browser.test.ts; WebGPU on its SwiftShader).
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -22,4 +23,8 @@ SRC
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
     -t bookworm-backports mesa-vulkan-drivers libvulkan1
+fi
+if ! command -v chromium >/dev/null 2>&1; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium
 fi
