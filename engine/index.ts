@@ -7,6 +7,7 @@ export type { DType } from './dtype.js';
 export * from './shape.js';
 export { CpuBackend, cpuF64 } from './cpu/backend.js';
 export { WebGPUBackend, ParamBuilder, type DispatchSpec } from './webgpu/backend.js';
+export { formatProfile, type KernelTime, type ProfileReport } from './webgpu/profiler.js';
 export { getDevice, type DeviceOptions } from './device.js';
 export { getBackend, setBackend } from './default-backend.js';
 export { tidy, keep, memoryStats, type MemoryStats } from './scope.js';

@@ -14,7 +14,9 @@ export async function nodeGPU(): Promise<GPU | null> {
   try {
     const mod = (await import('webgpu')) as { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
     Object.assign(globalThis, mod.globals);
-    dawnGpu = mod.create([]);
+    // WEBGPU_TOK_DAWN_FLAGS: space-separated Dawn options passed to create(), e.g.
+    // 'disable-dawn-features=timestamp_quantization' for exact profiler timestamps.
+    dawnGpu = mod.create((process.env.WEBGPU_TOK_DAWN_FLAGS ?? '').split(/\s+/).filter(Boolean));
     return dawnGpu;
   } catch (e) {
     if (process.env.REQUIRE_WEBGPU === '1') throw new Error(`WebGPU is required but the 'webgpu' package failed to load: ${(e as Error).message}`);

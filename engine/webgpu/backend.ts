@@ -4,6 +4,7 @@
  * on readback, on explicit flush(), or when the parameter arena fills. Parameters of all dispatches
  * in a batch live in one uniform buffer addressed by dynamic offsets, uploaded once per submit.
  */
+import { GpuProfiler, type ProfileReport } from './profiler.js';
 import type { Backend, Storage } from '../backend.js';
 import type { DType } from '../dtype.js';
 import { PARAM_WORDS, PRELUDE } from '../../shaders/common.js';
@@ -92,6 +93,7 @@ export class WebGPUBackend implements Backend {
   private readonly layouts = new Map<string, GPUBindGroupLayout>();
   private readonly bindGroups = new Map<string, GPUBindGroup>();
   private lostMessage: string | null = null;
+  private profiler: GpuProfiler | null = null;
   private pendingError: string | null = null;
 
   constructor(readonly device: GPUDevice, readonly info: WebGPUBackendInfo) {
@@ -242,15 +244,16 @@ export class WebGPUBackend implements Backend {
     this.checkAlive();
     const grid = this.grid(spec.workgroups);
     if (grid[0] * grid[1] * grid[2] === 0) return;
-    if (this.slots >= ARENA_SLOTS) this.flush();
+    if (this.slots >= ARENA_SLOTS || this.profiler?.full) this.flush();
     const { pipeline, layoutKey, layout } = this.pipelineFor(spec);
     const bg = this.bindGroupFor(layoutKey, layout, spec.buffers);
     const slot = this.slots++;
     if (spec.params) this.arena.set(spec.params.subarray(0, PARAM_WORDS), (slot * SLOT_BYTES) / 4);
-    const pass = this.currentPass();
+    const pass = this.profiler ? this.profiler.beginPass(this.endPass(), spec.key) : this.currentPass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bg, [slot * SLOT_BYTES]);
     pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);
+    if (this.profiler) pass.end();
     this.counters.dispatches++;
   }
 
@@ -269,8 +272,10 @@ export class WebGPUBackend implements Backend {
     if (!this.encoder) return;
     this.checkAlive();
     const enc = this.endPass();
+    this.profiler?.resolve(enc);
     if (this.slots > 0) this.device.queue.writeBuffer(this.uniformBuffer, 0, this.arena.buffer, 0, this.slots * SLOT_BYTES);
     this.device.queue.submit([enc.finish()]);
+    this.profiler?.afterSubmit();
     this.encoder = null;
     this.slots = 0;
     this.counters.submits++;
@@ -295,6 +300,33 @@ export class WebGPUBackend implements Backend {
     staging.unmap();
     staging.destroy();
     return dtype === 'i32' ? new Int32Array(copy) : new Float32Array(copy);
+  }
+
+  /**
+   * Starts timing every dispatch on the GPU (needs the adapter's 'timestamp-query' feature, which
+   * getDevice requests when available). Each dispatch then gets its own compute pass, so a
+   * profiled step runs a little slower; stopProfiling() returns GPU time per kernel.
+   */
+  startProfiling(): void {
+    if (this.profiler) throw new Error('startProfiling: already profiling (call stopProfiling() first)');
+    if (!this.device.features.has('timestamp-query')) {
+      throw new Error(`startProfiling: this device has no 'timestamp-query' feature (adapter ${this.name}; features: ${[...this.features].join(', ') || 'none'})`);
+    }
+    this.flush();
+    this.profiler = new GpuProfiler(this.device);
+  }
+
+  /** Submits what is recorded, waits for its timestamps and returns the per-kernel GPU times. */
+  async stopProfiling(): Promise<ProfileReport> {
+    const p = this.profiler;
+    if (!p) throw new Error('stopProfiling: not profiling (call startProfiling() first)');
+    this.flush();
+    this.profiler = null;
+    try {
+      return await p.report();
+    } finally {
+      p.destroy();
+    }
   }
 
   /** Waits until all submitted work has finished. */

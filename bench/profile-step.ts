@@ -1,0 +1,70 @@
+/**
+ * Where a training step's GPU time goes: per-kernel GPU times (timestamp queries, see
+ * engine/webgpu/profiler.ts) for one step of the default VQ tokenizer or of the study's AR
+ * transformer, next to the unprofiled wall time of the same step.
+ *
+ *   MODEL=tokenizer BATCH=128 npx tsx bench/profile-step.ts     (default config, perturbation 'paper')
+ *   MODEL=ar BATCH=256 npx tsx bench/profile-step.ts            (dim 256, depth 8, heads 8, 64 tokens, K 1024)
+ *   TOP=40 ... to list more kernels; JSON=1 prints the report as one JSON line too.
+ *
+ * On a lent GPU: `npx esbuild bench/profile-step.ts --bundle --platform=node --format=esm
+ * --external:webgpu --outfile=bench/dist/profile-step.mjs`, carry [".gpu-bundle", "bench/dist"].
+ *
+ * Wall time: median of 3 synced steps after 2 warm-up steps. If the profiled GPU time is much
+ * below the wall time, the step is bound by dispatch overhead (JavaScript, validation), not by
+ * the kernels.
+ */
+import * as E from '../node/index.js';
+import { AdamW } from '../nn/index.js';
+import { tokenizerTrainStep, VQTokenizer } from '../models/tokenizer/index.js';
+import { ARTransformer, arTrainStep, createAROptimizer } from '../models/ar/index.js';
+
+const backend = (await E.getDevice({ setDefault: true, requireWebGPU: true, quiet: true })) as E.WebGPUBackend;
+const model = process.env.MODEL ?? 'tokenizer';
+const B = Number(process.env.BATCH ?? (model === 'ar' ? 256 : 128));
+const top = Number(process.env.TOP ?? 25);
+
+let step: (s: number) => Promise<void>;
+let params = 0;
+if (model === 'tokenizer') {
+  const m = new VQTokenizer({ perturbation: 'paper' }, { backend, generator: new E.Generator(0) });
+  const opt = new AdamW(m.parameters(), { lr: 1e-4, betas: [0.5, 0.9] });
+  const x = E.rand([B, 1, 32, 32], { backend, generator: new E.Generator(1), low: -1, high: 1 });
+  params = m.numParameters();
+  step = async (s) => {
+    const terms = E.tidy(() => tokenizerTrainStep(m, opt, x, { step: s, totalSteps: 1000 }));
+    await terms.total!.item();
+    for (const t of Object.values(terms)) t.dispose();
+  };
+} else if (model === 'ar') {
+  const m = new ARTransformer({ vocabSize: 1024, numClasses: 10, seqLen: 64, grid: [8, 8], dim: 256, depth: 8, heads: 8 }, { backend, generator: new E.Generator(0) });
+  const { optimizer, scheduler } = createAROptimizer(m, { lr: 6e-4, totalSteps: 1000, warmupSteps: 10 });
+  const g = new E.Generator(1);
+  const classes = E.randint(0, 10, [B], { backend, generator: g });
+  const tokens = E.randint(0, 1024, [B, 64], { backend, generator: g });
+  params = m.numParameters();
+  step = async () => {
+    const r = E.tidy(() => arTrainStep(m, optimizer, classes, tokens, { scheduler, accuracy: false }));
+    await r.loss.item();
+    for (const t of Object.values(r)) t.dispose();
+  };
+} else throw new Error(`MODEL must be tokenizer or ar, got '${model}'`);
+
+for (let s = 1; s <= 2; s++) await step(s);
+const wall: number[] = [];
+for (let s = 3; s <= 5; s++) {
+  const t0 = performance.now();
+  await step(s);
+  wall.push(performance.now() - t0);
+}
+wall.sort((a, b) => a - b);
+const d0 = backend.counters.dispatches;
+backend.startProfiling();
+const t0 = performance.now();
+await step(6);
+const profiledWall = performance.now() - t0;
+const report = await backend.stopProfiling();
+console.log(`${model} step, batch ${B}, ${params.toLocaleString('en-US')} parameters, ${backend.name}`);
+console.log(`wall ${wall[1]!.toFixed(1)} ms per step (median of 3); profiled step ${profiledWall.toFixed(1)} ms wall, ${backend.counters.dispatches - d0} dispatches`);
+console.log(E.formatProfile(report, top));
+if (process.env.JSON === '1') console.log(JSON.stringify({ model, batch: B, params, wallMs: wall[1], profiledWallMs: profiledWall, report }));
