@@ -3,12 +3,13 @@
  * Fashion-MNIST training images at 16x16, two tokenizers, two AR generators, post-training, report),
  * then a second run over the same folder, which must reuse every finished stage.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TINY } from '../examples/robustok/config.js';
 import { runStudy } from '../examples/robustok/study.js';
+import { finishedRecord } from '../examples/robustok/context.js';
 import { requireGpu } from './helpers/backends.js';
 
 const gpu = await requireGpu();
@@ -49,5 +50,27 @@ describe.runIf(gpu)('robustok study (tiny preset)', () => {
     expect(again.some((l) => /^step \d+\//.test(l))).toBe(false);
     expect(r2.generators.map((g) => g.gfid)).toEqual(r.generators.map((g) => g.gfid));
     expect(r2.posttrain!.after.gfid).toBe(p.after.gfid);
+  });
+});
+
+describe('finishedRecord (resuming a study stage)', () => {
+  it('returns the record only when it parses, matches and its files exist; a cut-off record reruns the stage', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'robustok-record-'));
+    try {
+      const lines: string[] = [];
+      const same = (r: { steps: number }) => r.steps === 10;
+      expect(finishedRecord(dir, same)).toBeNull(); // nothing there
+      writeFileSync(join(dir, 'record.json'), JSON.stringify({ steps: 10 }));
+      expect(finishedRecord(dir, same)).toEqual({ steps: 10 });
+      expect(finishedRecord(dir, (r: { steps: number }) => r.steps === 20)).toBeNull(); // other settings
+      expect(finishedRecord(dir, same, ['checkpoint.safetensors'])).toBeNull(); // its checkpoint is missing
+      writeFileSync(join(dir, 'checkpoint.safetensors'), '');
+      expect(finishedRecord(dir, same, ['checkpoint.safetensors'])).toEqual({ steps: 10 });
+      writeFileSync(join(dir, 'record.json'), '{"steps": 1');
+      expect(finishedRecord(dir, same, [], (l) => lines.push(l))).toBeNull();
+      expect(lines[0]).toMatch(/record\.json is not valid JSON .*running the stage again/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,5 +1,5 @@
 /** What every stage of the study gets: config, device, data, output folder, feature network. */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as E from '../../engine/index.js';
@@ -39,4 +39,22 @@ export async function realFeatureStats(cfg: StudyConfig, data: StudyData, net: F
   const s = new ImageFeatureStats(net, fi ? { featureInput: fi } : {});
   for (const b of deviceBatches(data.val, cfg.eval.batchSize, backend)) await s.add(b.x);
   return s;
+}
+
+/**
+ * The record of a stage that finished in an earlier run: `<dir>/record.json` when it (and every
+ * file in `needs`) exists and `matches` accepts it (same settings), else null. A record that does
+ * not parse (a write cut short) counts as unfinished: the stage runs again and rewrites it.
+ */
+export function finishedRecord<T>(dir: string, matches: (r: T) => boolean, needs: readonly string[] = [], log?: (line: string) => void): T | null {
+  const path = join(dir, 'record.json');
+  if (!existsSync(path) || !needs.every((f) => existsSync(join(dir, f)))) return null;
+  let rec: T;
+  try {
+    rec = JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch (e) {
+    log?.(`${path} is not valid JSON (${(e as Error).message}): running the stage again`);
+    return null;
+  }
+  return matches(rec) ? rec : null;
 }

@@ -4,7 +4,6 @@
  * IS analogue) against the validation images. The generated token sequences are saved
  * (samples.safetensors) so post-training can decode exactly the same sequences with a new decoder.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from '../../engine/index.js';
 import { classGrid as sharedClassGrid, decodedFeatureStats as decodeStats, encodeTokenDataset, generateClassBalanced, type ARTransformer, type TokenDataset } from '../../models/ar/index.js';
@@ -13,7 +12,7 @@ import type { VQTokenizer } from '../../models/tokenizer/index.js';
 import { saveImageGrid, writeFileAtomicSync } from '../../node/data/index.js';
 import { loadARCheckpoint, loadTokenCache, saveTokenCache, trainAR } from '../../node/train-ar.js';
 import type { StudyConfig } from './config.js';
-import type { StudyContext } from './context.js';
+import { finishedRecord, type StudyContext } from './context.js';
 import { featureInputFor } from './data.js';
 import type { TokenizerRecord } from './tokenizers.js';
 
@@ -73,15 +72,12 @@ export function classGrid(ctx: StudyContext, tokenizer: VQTokenizer, ds: TokenDa
 export async function runGenerator(ctx: StudyContext, tok: TokenizerRecord, tokenizer: VQTokenizer): Promise<{ record: GeneratorRecord; model: ARTransformer }> {
   const { cfg, backend, data, log } = ctx;
   const dir = join(ctx.outDir, 'generators', tok.name);
-  const recordPath = join(dir, 'record.json');
   const checkpoint = join(dir, 'checkpoint.safetensors');
   const steps = arSteps(cfg, data.train.shape[0]);
-  if (existsSync(recordPath) && existsSync(checkpoint)) {
-    const record = JSON.parse(readFileSync(recordPath, 'utf8')) as GeneratorRecord;
-    if (record.steps === steps && record.numImages === cfg.sampling.numImages) {
-      log(`[generator ${tok.name}] done earlier: gFID ${record.gfid.toFixed(2)} (${recordPath})`);
-      return { record, model: (await loadARCheckpoint(checkpoint, backend)).model };
-    }
+  const done = finishedRecord<GeneratorRecord>(dir, (r) => r.steps === steps && r.numImages === cfg.sampling.numImages, ['checkpoint.safetensors'], log);
+  if (done) {
+    log(`[generator ${tok.name}] done earlier: gFID ${done.gfid.toFixed(2)} (${join(dir, 'record.json')})`);
+    return { record: done, model: (await loadARCheckpoint(checkpoint, backend)).model };
   }
   const t0 = performance.now();
   const tokens = await encodeTokenDataset(tokenizer, data.train, { backend, batchSize: cfg.eval.batchSize });
@@ -134,7 +130,7 @@ export async function runGenerator(ctx: StudyContext, tok: TokenizerRecord, toke
     samples,
     sampleGrid,
   };
-  writeFileAtomicSync(recordPath, JSON.stringify(record, null, 2));
+  writeFileAtomicSync(join(dir, 'record.json'), JSON.stringify(record, null, 2));
   log(`[generator ${tok.name}] gFID ${gfid.toFixed(2)}, IS ${record.inceptionScore?.toFixed(2) ?? 'n/a'} (${trainSeconds.toFixed(0)} s train, ${sampleSeconds.toFixed(0)} s for ${gen.shape[0]} samples)`);
   return { record, model: ar };
 }

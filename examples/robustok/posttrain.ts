@@ -6,7 +6,7 @@
  * the EMA decoder decodes exactly the generated sequences of stage 3 for gFID after. A control
  * decoder gets the same training on the clean tokens of the same images.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from '../../engine/index.js';
 import { encodeTokenDataset, type ARTransformer, type TokenDataset } from '../../models/ar/index.js';
@@ -16,7 +16,7 @@ import { BatchUploader, DataLoader, saveImageGrid, subset, writeFileAtomicSync, 
 import { loadTokenCache, saveTokenCache } from '../../node/train-ar.js';
 import { trainLoop } from '../../node/train.js';
 import { loadTokenizerCheckpoint } from '../../node/train-tokenizer.js';
-import type { StudyContext } from './context.js';
+import { finishedRecord, type StudyContext } from './context.js';
 import { deviceBatches, featureInputFor } from './data.js';
 import { classGrid, decodedFeatureStats, loadSamples, type GeneratorRecord } from './generators.js';
 import type { TokenizerRecord } from './tokenizers.js';
@@ -152,12 +152,10 @@ export async function runPostTrain(ctx: StudyContext, tok: TokenizerRecord, gen:
   const dir = join(ctx.outDir, 'posttrain', tok.name);
   const recordPath = join(dir, 'record.json');
   const n = Math.min(p.images, ctx.data.train.shape[0]);
-  if (existsSync(recordPath)) {
-    const rec = JSON.parse(readFileSync(recordPath, 'utf8')) as PostTrainRecord;
-    if (rec.images === n && rec.sigma === p.sigma && ((rec.control ?? null) !== null) === p.control) {
-      log(`[posttrain ${tok.name}] done earlier: gFID ${rec.before.gfid.toFixed(2)} -> ${rec.after.gfid.toFixed(2)}`);
-      return rec;
-    }
+  const done = finishedRecord<PostTrainRecord>(dir, (r) => r.images === n && r.sigma === p.sigma && ((r.control ?? null) !== null) === p.control, [], log);
+  if (done) {
+    log(`[posttrain ${tok.name}] done earlier: gFID ${done.before.gfid.toFixed(2)} -> ${done.after.gfid.toFixed(2)}`);
+    return done;
   }
   const t0 = performance.now();
   const base = (await loadTokenizerCheckpoint(tok.checkpoint, backend)).model; // the original decoder, for "before"

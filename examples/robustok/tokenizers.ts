@@ -4,14 +4,13 @@
  * <out>/tokenizers/<name>/; a finished variant (eval.json present) is loaded, not retrained, and
  * an interrupted one resumes from its checkpoint.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { evaluateTokenizer, reconstructionGrid, type TokenizerEvalResult, type VQTokenizer } from '../../models/tokenizer/index.js';
 import { saveImageGrid, writeFileAtomicSync } from '../../node/data/index.js';
 import { loadTokenizerCheckpoint, trainTokenizer } from '../../node/train-tokenizer.js';
 import type { StudyConfig, TokenizerVariant } from './config.js';
 import { deviceBatches, featureInputFor, imagesTensor, type StudyData } from './data.js';
-import type { StudyContext } from './context.js';
+import { finishedRecord, type StudyContext } from './context.js';
 
 export interface TokenizerRecord {
   name: string;
@@ -47,14 +46,11 @@ export async function runTokenizer(ctx: StudyContext, v: TokenizerVariant): Prom
   const { cfg, backend, data, log } = ctx;
   const dir = join(ctx.outDir, 'tokenizers', v.name);
   const checkpoint = join(dir, 'checkpoint.safetensors');
-  const recordPath = join(dir, 'record.json');
   const steps = tokenizerSteps(cfg, v, data.train.shape[0]);
-  if (existsSync(recordPath) && existsSync(checkpoint)) {
-    const record = JSON.parse(readFileSync(recordPath, 'utf8')) as TokenizerRecord;
-    if (record.steps === steps) {
-      log(`[tokenizer ${v.name}] done earlier: rFID ${record.eval.rfid.toFixed(2)}, pFID ${record.eval.pfidDefault.fid.toFixed(2)} (${recordPath})`);
-      return { record, model: (await loadTokenizerCheckpoint(checkpoint, backend)).model };
-    }
+  const done = finishedRecord<TokenizerRecord>(dir, (r) => r.steps === steps, ['checkpoint.safetensors'], log);
+  if (done) {
+    log(`[tokenizer ${v.name}] done earlier: rFID ${done.eval.rfid.toFixed(2)}, pFID ${done.eval.pfidDefault.fid.toFixed(2)} (${join(dir, 'record.json')})`);
+    return { record: done, model: (await loadTokenizerCheckpoint(checkpoint, backend)).model };
   }
   log(`[tokenizer ${v.name}] ${v.description}: ${steps} steps at batch ${cfg.tokenizer.batchSize}`);
   const t0 = performance.now();
@@ -87,7 +83,7 @@ export async function runTokenizer(ctx: StudyContext, v: TokenizerVariant): Prom
   grid.dispose();
   x.dispose();
   const record: TokenizerRecord = { name: v.name, description: v.description, dir, checkpoint, params: model.numParameters(), steps, trainSeconds, eval: ev, evalSeconds, reconGrid };
-  writeFileAtomicSync(recordPath, JSON.stringify(record, null, 2));
+  writeFileAtomicSync(join(dir, 'record.json'), JSON.stringify(record, null, 2));
   log(`[tokenizer ${v.name}] rFID ${ev.rfid.toFixed(2)}, pFID(alpha ${cfg.eval.pfidAlpha}) ${ev.pfidDefault.fid.toFixed(2)}, PSNR ${ev.psnr.toFixed(2)} dB, SSIM ${ev.ssim.toFixed(3)}, usage ${ev.usage.toFixed(1)}% (${trainSeconds.toFixed(0)} s train, ${evalSeconds.toFixed(0)} s eval)`);
   return { record, model };
 }
