@@ -1,6 +1,8 @@
 /** Lifetimes: tidy scopes, keep, dispose errors, buffer pool reuse, live byte accounting. */
 import { describe, expect, it } from 'vitest';
 import * as E from '../engine/index.js';
+import { AdamW } from '../nn/index.js';
+import { tokenizerTrainStep, VQTokenizer } from '../models/tokenizer/index.js';
 import { requireGpu } from './helpers/backends.js';
 
 const gpu = await requireGpu();
@@ -73,6 +75,28 @@ describe.runIf(gpu)('GPU buffer pool', () => {
     }
     expect(gpu!.pool.allocatedBytes).toBe(allocated);
   });
+
+  it('a repeated training step gets the same buffers each time: no new bind groups once warm', async () => {
+    // A tiny VQ tokenizer step (forward, backward, AdamW): its temporaries are freed in an order
+    // unlike the one they were allocated in, which with last-in-first-out reuse permuted the
+    // buffers between steps (hundreds of new bind groups per step, never settling).
+    const model = new VQTokenizer({ ch: 8, chMult: [1, 2], numResBlocks: 1, normGroups: 4, codebookSize: 32, codeDim: 8 }, { backend: gpu!, generator: new E.Generator(0) });
+    const opt = new AdamW(model.parameters(), { lr: 1e-3 });
+    const x = E.rand([2, 1, 16, 16], { backend: gpu!, generator: new E.Generator(1) });
+    const step = async (s: number) => {
+      const terms = E.tidy(() => tokenizerTrainStep(model, opt, x, { step: s, totalSteps: 100 }));
+      await terms.total!.item();
+      for (const t of Object.values(terms)) t.dispose();
+    };
+    let s = 0;
+    while (s < 8) await step(++s);
+    const created = gpu!.counters.bindGroups;
+    while (s < 12) await step(++s);
+    expect(gpu!.counters.bindGroups - created).toBe(0);
+    opt.dispose();
+    model.dispose();
+    x.dispose();
+  }, 60_000);
 
   it('batches dispatches: many ops, one submit at readback', async () => {
     const submits = gpu!.counters.submits;
