@@ -13,7 +13,8 @@
  * within float32 rounding carried through three AdamW steps (two WebGPU implementations compile
  * the same WGSL differently: FMA contraction, exp/sqrt, subgroup sizes in reductions); the
  * nearest-code indices and the sampleLogits draws exactly (Philox counters are integers); and the
- * page's checkpoint bit for bit when Node reads it back.
+ * page's checkpoint bit for bit when Node reads it back. Then a small AR generator saved in Node
+ * samples in the page (KV cache, classifier-free guidance, top-k, top-p): the same token sequences.
  *
  * Chromium is found at $CHROMIUM_PATH or /usr/bin/chromium (.ci/install-system.sh installs it);
  * without it the test is skipped, unless REQUIRE_WEBGPU=1 (CI), where it fails.
@@ -24,6 +25,8 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { afterAll, describe, expect, it } from 'vitest';
+import * as E from '../engine/index.js';
+import { saveTensors } from '../nn/index.js';
 import * as scenario from './browser/scenario.js';
 import { requireGpu } from './helpers/backends.js';
 
@@ -82,7 +85,7 @@ describe.runIf(gpu && haveChromium)('browser: the same run in Node and in Chromi
     expect(js).not.toMatch(/require\(["']node:|from ["']node:/);
   });
 
-  it('continues a Node checkpoint in the page with the same losses, parameters and samples; Node resumes the page checkpoint', async () => {
+  it('continues a Node checkpoint in the page with the same losses, parameters and samples; Node resumes the page checkpoint; AR sampling matches', async () => {
     const { chromium } = await import('playwright-core');
     const server = await serve(await bundleScenario());
     cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
@@ -139,5 +142,24 @@ describe.runIf(gpu && haveChromium)('browser: the same run in Node and in Chromi
     } finally {
       scenario.disposeRun(back);
     }
+
+    // A generator saved in Node samples the same sequences in the page (KV cache, CFG, top-k/p).
+    const ar = scenario.buildAR(gpu!);
+    let weights: Uint8Array, nodeTokens: number[];
+    try {
+      // Randomize the weights beyond init so the logits are far from uniform.
+      E.noGrad(() => {
+        for (const p of ar.parameters()) E.tidy(() => void E.assign(p, p.add(E.randn(p.shape, { backend: gpu!, generator: new E.Generator(p.size), std: 0.2 }))));
+      });
+      weights = await saveTensors(ar.stateDict());
+      nodeTokens = await scenario.sampleAR(ar);
+    } finally {
+      ar.dispose();
+    }
+    const pageTokens = await page.evaluate((w) => (globalThis as unknown as { scenario: typeof scenario }).scenario.sampleARInBrowser(w), scenario.toBase64(weights));
+    expect(pageErrors).toEqual([]);
+    expect(nodeTokens.length).toBe(6 * 16);
+    expect(new Set(nodeTokens).size).toBeGreaterThan(8); // not a degenerate constant sequence
+    expect(pageTokens).toEqual(nodeTokens);
   }, 240_000);
 });

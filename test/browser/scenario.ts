@@ -8,6 +8,7 @@
 import * as E from '../../engine/index.js';
 import { AdamW, decodeSafetensors, entriesToTensors, packTrainingState, saveTensors, unpackTrainingState, type TrainingState } from '../../nn/index.js';
 import { tokenizerTrainStep, VQTokenizer } from '../../models/tokenizer/index.js';
+import { ARTransformer, sampleTokens } from '../../models/ar/index.js';
 
 export const TOTAL_STEPS = 6;
 const SIZE = 16;
@@ -113,6 +114,42 @@ export async function sample(r: Run): Promise<Samples> {
     indices.dispose();
     img.dispose();
     draws.dispose();
+  }
+}
+
+/** A small class-conditional AR transformer (4x4 tokens, K 32); weights from seed, or loaded from safetensors bytes. */
+export function buildAR(backend: E.Backend, weights?: Uint8Array): ARTransformer {
+  const ar = new ARTransformer({ vocabSize: 32, numClasses: 4, seqLen: 16, grid: [4, 4], dim: 32, depth: 2, heads: 2 }, { backend, generator: new E.Generator(9) });
+  if (weights) {
+    const tensors = entriesToTensors(decodeSafetensors(weights).tensors, backend);
+    try {
+      ar.loadStateDict(tensors);
+    } finally {
+      for (const t of Object.values(tensors)) t.dispose();
+    }
+  }
+  return ar;
+}
+
+/** Class-conditional sampling with the KV cache, classifier-free guidance, top-k and top-p. */
+export async function sampleAR(ar: ARTransformer): Promise<number[]> {
+  const tokens = sampleTokens(ar, [0, 1, 2, 3, 3, 0], { cfgScale: 2, temperature: 1, topK: 8, topP: 0.95, generator: new E.Generator(5) });
+  try {
+    return Array.from(await tokens.toArray());
+  } finally {
+    tokens.dispose();
+  }
+}
+
+/** What the page does with a generator saved in Node: load it and sample. */
+export async function sampleARInBrowser(weightsBase64: string): Promise<number[]> {
+  const backend = await E.getDevice({ setDefault: true });
+  if (!(backend instanceof E.WebGPUBackend)) throw new Error(`the page got no WebGPU device (backend: ${backend.kind})`);
+  const ar = buildAR(backend, fromBase64(weightsBase64));
+  try {
+    return await sampleAR(ar);
+  } finally {
+    ar.dispose();
   }
 }
 
