@@ -7,6 +7,8 @@
  *
  *   npx tsx bench/conv-small.ts            (one line per case: median ms per call)
  *   B=8 npx tsx bench/conv-small.ts        (another batch size)
+ *   CONV_IMPLICIT=0 npx tsx bench/conv-small.ts   (the unfold + matmul path instead of the implicit-GEMM kernels)
+ *   STRIDED_DX=0 npx tsx bench/conv-small.ts      (stride-2 input gradients through fold(w^T @ gy))
  *
  * Each case: tinybench, 2 warm-up calls, at least 5 calls / 1.5 s, one GPU sync per call.
  */
@@ -16,6 +18,8 @@ import { randomData, timeAsync } from './common.js';
 const backend = await E.getDevice({ setDefault: true, requireWebGPU: true, quiet: true });
 const gpu = backend as E.WebGPUBackend;
 const B = Number(process.env.B ?? 32);
+if (process.env.CONV_IMPLICIT !== undefined) E.convKernelOptions.implicit = process.env.CONV_IMPLICIT === '1';
+if (process.env.STRIDED_DX !== undefined) E.convKernelOptions.implicitStridedDx = process.env.STRIDED_DX === '1';
 
 interface Shape {
   name: string;
@@ -42,7 +46,7 @@ const t = (shape: number[], seed: number, grad = false) => {
 };
 
 const opts = { iterations: 5, timeMs: 1500, warmupIterations: 2 };
-console.log(`adapter: ${gpu.info.description || gpu.info.device || gpu.info.architecture}; batch ${B}`);
+console.log(`adapter: ${gpu.info.description || gpu.info.device || gpu.info.architecture}; batch ${B}; implicit ${E.convKernelOptions.implicit ?? 'default'}, strided dx ${E.convKernelOptions.implicitStridedDx ?? 'default'}`);
 let totF = 0;
 let totFB = 0;
 for (const s of shapes) {

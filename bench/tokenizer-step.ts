@@ -5,19 +5,25 @@
  *   npx tsx bench/tokenizer-step.ts                       (batch 8, perturbation 'paper')
  *   BATCH=64 PERTURB=none STEPS=5 npx tsx bench/tokenizer-step.ts
  *   TINY=1 npx tsx bench/tokenizer-step.ts                (ch 8, K 32, 1 block per level; MULT=1,2 SIZE=16 to vary)
+ *   CONV_IMPLICIT=0 npx tsx bench/tokenizer-step.ts       (convolutions through unfold + matmul instead of the implicit-GEMM kernels)
+ *   STRIDED_DX=0|1 npx tsx bench/tokenizer-step.ts        (stride-2 input gradients through fold(w^T @ gy) | the implicit kernel)
  *
  * On the lent GPU machine: bundle with esbuild as in bench/reductions.ts (entry
  * bench/tokenizer-step.ts, outfile bench/dist/tokenizer-step.mjs, external webgpu), then
  * device tool: carry [".gpu-bundle", "bench/dist"], `source .gpu-bundle/setup.sh && node bench/dist/tokenizer-step.mjs`.
  *
  * Prints one JSON line: ms per step (median of STEPS timed steps after 2 warm-up steps, each
- * step synced by reading back its loss), dispatches per step.
+ * step synced by reading back its loss), dispatches per step, and E.memoryStats() after the last
+ * step (pooledMB: the buffer pool, i.e. the working set a step leaves behind; liveMB: live tensors).
  */
 import * as E from '../node/index.js';
 import { AdamW } from '../nn/index.js';
 import { tokenizerTrainStep, VQTokenizer } from '../models/tokenizer/index.js';
 
 const backend = (await E.getDevice({ setDefault: true, requireWebGPU: true, quiet: true })) as E.WebGPUBackend;
+const ck = E.convKernelOptions;
+if (process.env.CONV_IMPLICIT !== undefined) ck.implicit = process.env.CONV_IMPLICIT === '1';
+if (process.env.STRIDED_DX !== undefined) ck.implicitStridedDx = process.env.STRIDED_DX === '1';
 const B = Number(process.env.BATCH ?? 8);
 const steps = Number(process.env.STEPS ?? 5);
 const tiny = process.env.TINY === '1';
@@ -43,4 +49,21 @@ for (let s = 1; s <= steps + 2; s++) {
   for (const t of Object.values(terms)) t.dispose();
 }
 times.sort((a, b) => a - b);
-console.log(JSON.stringify({ bench: 'tokenizer-step', tiny, size, batch: B, perturbation, params: model.numParameters(), msPerStep: times[times.length >> 1], minMs: times[0], dispatchesPerStep: dispatches }));
+const mem = E.memoryStats();
+console.log(
+  JSON.stringify({
+    bench: 'tokenizer-step',
+    tiny,
+    size,
+    batch: B,
+    perturbation,
+    convImplicit: ck.implicit ?? 'default',
+    stridedDx: ck.implicitStridedDx ?? 'default',
+    params: model.numParameters(),
+    msPerStep: times[times.length >> 1],
+    minMs: times[0],
+    dispatchesPerStep: dispatches,
+    pooledMB: +(mem.pooledBytes / 2 ** 20).toFixed(1),
+    liveMB: +(mem.liveBytes / 2 ** 20).toFixed(1),
+  }),
+);

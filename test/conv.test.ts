@@ -423,7 +423,30 @@ describe('conv errors name the op and the shapes', () => {
 
 describe('batch chunking when the column buffer would exceed the binding limit', () => {
   const backends: [string, E.Backend][] = [['cpu-f64', E.cpuF64], ...(gpu ? [['webgpu', gpu] as [string, E.Backend]] : [])];
+  // The unfold + matmul path (groups > 1, or convKernelOptions.implicit = false) materializes
+  // columns and chunks; the implicit-GEMM path (test/conv-implicit.test.ts) has none to chunk.
+  it.each(backends)('the implicit path needs no chunks: a column limit of 10 elements changes nothing (%s)', async (_n, backend) => {
+    const gen = new E.Generator(4);
+    const x = E.randn([5, 3, 6, 6], { backend, generator: gen });
+    const w = E.randn([4, 3, 3, 3], { backend, generator: gen });
+    const whole = await E.conv2d(x, w, null, { padding: 1 }).toArray();
+    E.convLimits.maxColumnElements = 10;
+    try {
+      const limited = await E.conv2d(x, w, null, { padding: 1 }).toArray();
+      expectClose(limited, whole, { atol: 0, rtol: 0 }, 'conv2d');
+    } finally {
+      E.convLimits.maxColumnElements = null;
+    }
+  });
   it.each(backends)('conv2d and convTranspose2d give the same values and gradients in chunks (%s)', async (_n, backend) => {
+    E.convKernelOptions.implicit = false;
+    try {
+      await chunkedMatchesWhole(backend);
+    } finally {
+      E.convKernelOptions.implicit = null;
+    }
+  });
+  async function chunkedMatchesWhole(backend: E.Backend): Promise<void> {
     const gen = new E.Generator(3);
     const x = E.randn([5, 3, 6, 6], { backend, generator: gen });
     const w = E.randn([4, 3, 3, 3], { backend, generator: gen });
@@ -448,5 +471,5 @@ describe('batch chunking when the column buffer would exceed the binding limit',
     } finally {
       E.convLimits.maxColumnElements = null;
     }
-  });
+  }
 });

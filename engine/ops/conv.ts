@@ -6,6 +6,10 @@
  * gradient (and grad-of-grad) comes from these two kernels and matmul's own gradient.
  *   conv2d           = (W [g, Cout/g, K]) @ (unfold(x) [N, g, K, L]) + bias
  *   convTranspose2d  = fold(W^T @ x), the adjoint of conv2d, with PyTorch's output size.
+ * conv2d with groups = 1 instead goes through the implicit-GEMM ops of conv-implicit.ts
+ * (forward, input gradient, weight gradient: one kernel each on the GPU, no column tensor; the
+ * CPU computes them with the composition above); `convKernelOptions.implicit = false` restores
+ * the composition.
  */
 import { CpuBackend, CpuStorage } from '../cpu/backend.js';
 import { cpuData } from '../cpu/strided.js';
@@ -18,6 +22,9 @@ import { checkSameBackend } from './elementwise.js';
 import { add } from './binary.js';
 import { concat, reshape, slice, transpose } from './movement.js';
 import { matmul, matmulDeviceCaps } from './matmul.js';
+import { convForward } from './conv-implicit.js';
+
+export { convForward, convInputGrad, convWeightGrad, convImplicitCounters } from './conv-implicit.js';
 
 /** A size given once for both spatial dims, or as [height, width]. */
 export type Size2 = number | readonly [number, number];
@@ -99,7 +106,30 @@ function geomParams(p: ParamBuilder, total: number, C: number, g: ConvGeom): Par
  * Software adapters (lavapipe) get the geometry baked into the unfold/fold WGSL (constant
  * divisors; see shaders/conv.ts); GPUs keep one pipeline for every geometry.
  */
-export const convKernelOptions = { bakeGeometry: null as boolean | null };
+export const convKernelOptions = {
+  bakeGeometry: null as boolean | null,
+  /**
+   * groups = 1 convolutions through the implicit-GEMM ops of conv-implicit.ts (no column tensor;
+   * null = default, on). false: the unfold + matmul composition below.
+   */
+  implicit: null as boolean | null,
+  /** The strided input gradient as one implicit kernel (true) or fold(w^T @ gy) (false); null = default. */
+  implicitStridedDx: null as boolean | null,
+  /**
+   * Kernel and block shapes of the implicit ops (null = by adapter; for tests and tuning):
+   * 'software' (register-blocked, lavapipe), 'gpu' (workgroup-memory tiles), 'gpu-rows' (the
+   * register-blocked kernel with GPU sizes), or fixed sizes: {WG, TM, TN, splits} for the
+   * register-blocked kernel, {BM, BN, BK, TM, TN, splits} for the tiled one (splits: how many
+   * image ranges the weight gradient is split into).
+   */
+  implicitPlan: null as
+    | 'software'
+    | 'gpu'
+    | 'gpu-rows'
+    | { WG: number; TM: number; TN: number; splits: number }
+    | { BM: number; BN: number; BK: number; TM: number; TN: number; splits: number }
+    | null,
+};
 
 function bakedGeom(gpu: WebGPUBackend, C: number, g: ConvGeom): { key: string; baked?: number[] } {
   if (!(convKernelOptions.bakeGeometry ?? matmulDeviceCaps(gpu).software)) return { key: '' };
@@ -254,7 +284,7 @@ export function disposeUnlessRecorded(result: Tensor, temps: Tensor[]): Tensor {
  */
 export const convLimits = { maxColumnElements: null as number | null };
 
-function maxColumnElements(x: Tensor): number {
+export function maxColumnElements(x: Tensor): number {
   if (convLimits.maxColumnElements !== null) return convLimits.maxColumnElements;
   return x.backend instanceof WebGPUBackend ? Math.floor(x.backend.device.limits.maxStorageBufferBindingSize / 4) : Infinity;
 }
@@ -339,6 +369,7 @@ export function conv2d(x: Tensor, w: Tensor, bias?: Tensor | null, opts: Conv2dO
   const Hb = blockCount(op, H, kh, sh, padH[0], padH[1], dh, x.shape, 'height');
   const Wb = blockCount(op, W, kw, sw, padW[0], padW[1], dw, x.shape, 'width');
   const g: ConvGeom = { kh, kw, sh, sw, ph: padH[0], pw: padW[0], dh, dw, H, W, Hb, Wb };
+  if (groups === 1 && (convKernelOptions.implicit ?? true)) return convForward(x, w, b, g);
   const K = Cg * kh * kw;
   const L = Hb * Wb;
   // A 1x1 stride-1 unpadded kernel needs no unfold: the image is already its column matrix.
