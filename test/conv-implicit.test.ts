@@ -158,6 +158,7 @@ describe.runIf(gpu)('implicit-GEMM conv2d on the GPU vs float64 (values and both
   }, 600_000);
 
   it('a stride-1 conv2d and its gradients dispatch no unfold/fold kernel and no column-sized buffer', async () => {
+    E.convKernelOptions.implicit = true; // the default only on software adapters
     const gen = new E.Generator(5);
     const x = E.randn([4, 16, 12, 12], { backend: gpu!, generator: gen }).requireGrad();
     const w = E.randn([24, 16, 3, 3], { backend: gpu!, generator: gen }).requireGrad();
@@ -244,5 +245,18 @@ describe('implicit conv ops: gradient rules vs finite differences (float64)', ()
       ],
       { atol: 1e-5, rtol: 1e-5 },
     );
+  });
+});
+
+describe('implicit conv default per backend', () => {
+  it('on by default only where measured faster (software adapters); never on the CPU backend', async () => {
+    const x = E.zeros([1, 1, 4, 4], { backend: E.cpuF64 });
+    expect(E.implicitConvByDefault(x)).toBe(false);
+    x.dispose();
+    if (gpu) {
+      const y = E.zeros([1, 1, 4, 4], { backend: gpu });
+      expect(E.implicitConvByDefault(y)).toBe(E.matmulDeviceCaps(gpu).software === true);
+      y.dispose();
+    }
   });
 });

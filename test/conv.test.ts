@@ -429,6 +429,7 @@ describe('batch chunking when the column buffer would exceed the binding limit',
     const gen = new E.Generator(4);
     const x = E.randn([5, 3, 6, 6], { backend, generator: gen });
     const w = E.randn([4, 3, 3, 3], { backend, generator: gen });
+    E.convKernelOptions.implicit = true;
     const whole = await E.conv2d(x, w, null, { padding: 1 }).toArray();
     E.convLimits.maxColumnElements = 10;
     try {
@@ -436,6 +437,7 @@ describe('batch chunking when the column buffer would exceed the binding limit',
       expectClose(limited, whole, { atol: 0, rtol: 0 }, 'conv2d');
     } finally {
       E.convLimits.maxColumnElements = null;
+      E.convKernelOptions.implicit = null;
     }
   });
   it.each(backends)('conv2d and convTranspose2d give the same values and gradients in chunks (%s)', async (_n, backend) => {

@@ -28,6 +28,31 @@ import { convKernelOptions, foldGeom, maxColumnElements, unfoldGeom, type ConvGe
 /** GPU dispatches of the implicit kernels per mode (tests check that the path is taken). */
 export const convImplicitCounters = { fwd: 0, dx: 0, dw: 0 };
 
+/** SwiftShader (Chromium's CPU fallback) rather than lavapipe: same 'software' class, other costs. */
+function isSwiftShader(gpu: WebGPUBackend): boolean {
+  return /swiftshader/i.test(`${gpu.info.architecture} ${gpu.info.description} ${gpu.info.device}`);
+}
+
+/**
+ * The plan family per adapter. SwiftShader runs the lavapipe-tuned 8-lane subgroup kernel ~20x
+ * slower than the 64-lane one (test/browser.test.ts's page: 115 s vs 5.4 s; the unfold path 7.8 s).
+ */
+function defaultFamily(gpu: WebGPUBackend): 'software' | 'gpu' | 'gpu-rows' {
+  if (isSwiftShader(gpu)) return 'gpu-rows';
+  return matmulDeviceCaps(gpu).software ? 'software' : 'gpu';
+}
+
+/**
+ * Whether conv2d (groups 1) takes these ops when `convKernelOptions.implicit` is null: where they
+ * were measured faster than unfold + matmul — software adapters (lavapipe: default tokenizer step
+ * at batch 8 4331 -> 3587 ms, buffer pool 1632 -> 629 MB; SwiftShader: see defaultFamily). Not yet
+ * on hardware GPUs, where no timing exists yet (set `convKernelOptions.implicit = true` there for
+ * the memory saving), nor on the CPU backend (the reference computes the same composition).
+ */
+export function implicitConvByDefault(x: Tensor): boolean {
+  return x.backend instanceof WebGPUBackend && matmulDeviceCaps(x.backend).software === true;
+}
+
 /** Kernel and block shape of one implicit kernel dispatch. */
 type ImplicitPlan =
   /** Register-blocked, no workgroup memory (shaders/conv-implicit.ts implicitConvShader). */
@@ -57,7 +82,7 @@ function pickPlan(gpu: WebGPUBackend, mode: ImplicitConvMode, M: number, NC: num
   if (typeof forced === 'object' && forced) {
     return clampSplits('WG' in forced ? { kernel: 'rows', ...forced, subgroups: false } : { kernel: 'tiled', ...forced });
   }
-  const family = forced ?? (matmulDeviceCaps(gpu).software ? 'software' : 'gpu');
+  const family = forced ?? defaultFamily(gpu);
   const dwSplits = (tiles: number, target: number) => (mode === 'dw' ? Math.ceil(target / tiles) : 1);
   if (family === 'software') {
     const WG = 8;

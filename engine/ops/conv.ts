@@ -6,10 +6,10 @@
  * gradient (and grad-of-grad) comes from these two kernels and matmul's own gradient.
  *   conv2d           = (W [g, Cout/g, K]) @ (unfold(x) [N, g, K, L]) + bias
  *   convTranspose2d  = fold(W^T @ x), the adjoint of conv2d, with PyTorch's output size.
- * conv2d with groups = 1 instead goes through the implicit-GEMM ops of conv-implicit.ts
+ * conv2d with groups = 1 can instead go through the implicit-GEMM ops of conv-implicit.ts
  * (forward, input gradient, weight gradient: one kernel each on the GPU, no column tensor; the
- * CPU computes them with the composition above); `convKernelOptions.implicit = false` restores
- * the composition.
+ * CPU computes them with the composition above): by default on software adapters, where they
+ * were measured faster (`convKernelOptions.implicit` forces either way).
  */
 import { CpuBackend, CpuStorage } from '../cpu/backend.js';
 import { cpuData } from '../cpu/strided.js';
@@ -22,9 +22,9 @@ import { checkSameBackend } from './elementwise.js';
 import { add } from './binary.js';
 import { concat, reshape, slice, transpose } from './movement.js';
 import { matmul, matmulDeviceCaps } from './matmul.js';
-import { convForward } from './conv-implicit.js';
+import { convForward, implicitConvByDefault } from './conv-implicit.js';
 
-export { convForward, convInputGrad, convWeightGrad, convImplicitCounters } from './conv-implicit.js';
+export { convForward, convInputGrad, convWeightGrad, convImplicitCounters, implicitConvByDefault } from './conv-implicit.js';
 
 /** A size given once for both spatial dims, or as [height, width]. */
 export type Size2 = number | readonly [number, number];
@@ -109,8 +109,9 @@ function geomParams(p: ParamBuilder, total: number, C: number, g: ConvGeom): Par
 export const convKernelOptions = {
   bakeGeometry: null as boolean | null,
   /**
-   * groups = 1 convolutions through the implicit-GEMM ops of conv-implicit.ts (no column tensor;
-   * null = default, on). false: the unfold + matmul composition below.
+   * groups = 1 convolutions through the implicit-GEMM ops of conv-implicit.ts (no column tensor).
+   * null = by adapter (implicitConvByDefault: software adapters, where measured faster); true /
+   * false force them / the unfold + matmul composition below.
    */
   implicit: null as boolean | null,
   /** The strided input gradient as one implicit kernel (true) or fold(w^T @ gy) (false); null = default. */
@@ -369,7 +370,7 @@ export function conv2d(x: Tensor, w: Tensor, bias?: Tensor | null, opts: Conv2dO
   const Hb = blockCount(op, H, kh, sh, padH[0], padH[1], dh, x.shape, 'height');
   const Wb = blockCount(op, W, kw, sw, padW[0], padW[1], dw, x.shape, 'width');
   const g: ConvGeom = { kh, kw, sh, sw, ph: padH[0], pw: padW[0], dh, dw, H, W, Hb, Wb };
-  if (groups === 1 && (convKernelOptions.implicit ?? true)) return convForward(x, w, b, g);
+  if (groups === 1 && (convKernelOptions.implicit ?? implicitConvByDefault(x))) return convForward(x, w, b, g);
   const K = Cg * kh * kw;
   const L = Hb * Wb;
   // A 1x1 stride-1 unpadded kernel needs no unfold: the image is already its column matrix.
