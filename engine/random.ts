@@ -7,7 +7,8 @@
  * consecutive calls give fresh numbers and a run is reproducible from (seed, offset). The stream
  * is defined by these integers alone: the CPU and WebGPU backends produce bit-identical u32 words,
  * identical uniform floats (top 24 bits times 2^-24, exact in f32) and identical integers; normals
- * (Box-Muller) agree to float rounding of log/sin/cos.
+ * (Box-Muller) agree to float rounding: the GPU computes log/sin/cos with its own series, not the
+ * WGSL builtins, whose allowed error (up to 2^-11) would differ from device to device.
  */
 import type { Backend } from './backend.js';
 import { CpuBackend } from './cpu/backend.js';

@@ -41,6 +41,37 @@ fn u01(w: u32) -> f32 { return f32(w >> 8u) * 5.9604644775390625e-8; }
 `;
 
 /**
+ * ln(u) for u in (0, 1] and (cos, sin)(2 pi t) for t in [-1/2, 1/2], in plain f32 arithmetic to a
+ * few ulp (series on reduced ranges; the reductions are exact for these inputs).
+ */
+export const NORMAL_WGSL = /* wgsl */ `
+fn ln_unit(u: f32) -> f32 {
+  let fr = frexp(u);
+  var m = fr.fract;
+  var e = f32(fr.exp);
+  if (m < 0.70710678) { m = m * 2.0; e = e - 1.0; }
+  // m in [sqrt(1/2), sqrt(2)): ln m = 2 atanh(s), |s| <= 0.172; m - 1 is exact.
+  let s = (m - 1.0) / (m + 1.0);
+  let s2 = s * s;
+  let p = 1.0 + s2 * (0.33333333 + s2 * (0.2 + s2 * (0.14285714 + s2 * (0.11111111 + s2 * (0.09090909 + s2 * 0.07692308)))));
+  return e * 0.69314718 + 2.0 * s * p;
+}
+fn cos_sin_turns(t: f32) -> vec2<f32> {
+  // t = q / 4 + f with q = round(4 t), |f| <= 1/8 (exact: t is a multiple of 2^-24).
+  let q = round(4.0 * t);
+  let phi = (t - 0.25 * q) * 6.2831853;
+  let p2 = phi * phi;
+  let sn = phi * (1.0 - p2 / 6.0 * (1.0 - p2 / 20.0 * (1.0 - p2 / 42.0 * (1.0 - p2 / 72.0))));
+  let cs = 1.0 - p2 / 2.0 * (1.0 - p2 / 12.0 * (1.0 - p2 / 30.0 * (1.0 - p2 / 56.0 * (1.0 - p2 / 90.0))));
+  let k = (i32(q) + 4) & 3;
+  if (k == 0) { return vec2<f32>(cs, sn); }
+  if (k == 1) { return vec2<f32>(-sn, cs); }
+  if (k == 2) { return vec2<f32>(-cs, -sn); }
+  return vec2<f32>(sn, -cs);
+}
+`;
+
+/**
  * Params: [n, key0, key1, ctr0, ctr1, ctr2, ctr3, a, b]. Thread t handles block t: counter
  * (ctr0 + t, ctr1 + carry, ctr2, ctr3) and writes elements 4t..4t+3 (those below n).
  * a, b: uniform low/scale (f32), normal mean/std (f32), randint low (i32) / range (u32, 0 = 2^32),
@@ -66,15 +97,19 @@ export function philoxShader(kind: PhiloxKind): string {
   let v = bitcast<vec4<i32>>(m + vec4<u32>(pu(7u)));`;
       break;
     case 'normal':
-      // Box-Muller on (x, y) and (z, w): u1 in (0, 1] so log(u1) is finite; the angle is taken in
-      // [-pi, pi) (where WGSL bounds the error of sin/cos) and the signs are flipped to compensate.
+      // Box-Muller on (x, y) and (z, w): u1 in (0, 1] so log(u1) is finite; the angle is
+      // 2 pi (u - 1/2) in [-pi, pi) and the signs are flipped to compensate. log, sin and cos are
+      // our own (NORMAL_WGSL), not the builtins, whose WGSL error bounds (2^-11 absolute for sin/cos,
+      // 2^-21 absolute for log near 1) would let devices disagree by ~1e-3: this way the same seed
+      // gives the same normals to float rounding on every device and in the CPU twin.
       values = `let u1 = vec2<f32>(f32((r.x >> 8u) + 1u), f32((r.z >> 8u) + 1u)) * 5.9604644775390625e-8;
-  let th = vec2<f32>(u01(r.y), u01(r.w)) * 6.283185307179586 - 3.141592653589793;
-  let rad = sqrt(-2.0 * log(u1));
-  let v = vec4<f32>(-rad.x * cos(th.x), -rad.x * sin(th.x), -rad.y * cos(th.y), -rad.y * sin(th.y)) * pf(8u) + pf(7u);`;
+  let rad = sqrt(-2.0 * vec2<f32>(ln_unit(u1.x), ln_unit(u1.y)));
+  let cs0 = cos_sin_turns(u01(r.y) - 0.5);
+  let cs1 = cos_sin_turns(u01(r.w) - 0.5);
+  let v = vec4<f32>(-rad.x * cs0.x, -rad.x * cs0.y, -rad.y * cs1.x, -rad.y * cs1.y) * pf(8u) + pf(7u);`;
       break;
   }
-  return `${PHILOX_WGSL}
+  return `${PHILOX_WGSL}${kind === 'normal' ? NORMAL_WGSL : ''}
 @group(0) @binding(1) var<storage, read_write> out: array<${outType}>;
 @compute @workgroup_size(${PHILOX_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {

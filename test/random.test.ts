@@ -53,7 +53,7 @@ describe.runIf(gpu)('CPU and GPU streams agree', () => {
     n: fc.oneof(fc.integer({ min: 0, max: 9 }), fc.integer({ min: 1000, max: 5000 })),
     skip: fc.integer({ min: 0, max: 3 }),
   });
-  it('bits, uniforms, integers and Bernoulli draws are bit-identical; normals within 2e-5', async () => {
+  it('bits, uniforms, integers and Bernoulli draws are bit-identical; normals within 4e-6', async () => {
     await fc.assert(
       fc.asyncProperty(caseArb, async ({ seed, n, skip }) => {
         const gc = new E.Generator(seed);
@@ -76,7 +76,10 @@ describe.runIf(gpu)('CPU and GPU streams agree', () => {
           const b = await f({ generator: gg, backend: gpu! }).toArray();
           if (a instanceof Int32Array) expect(Array.from(b), name).toEqual(Array.from(a));
           // The CPU values are float64: uniforms (k * 2^-24 * 8 - 2 and friends) are exact f32 values.
-          else expectClose(b, Float32Array.from(a), exact ? { atol: 0, rtol: 0 } : { atol: 4e-5, rtol: 1e-6 }, name);
+          // Normals: the GPU's own log/sin/cos series (shaders/philox.ts) agree with the float64 CPU
+          // values to 6.2e-7 over 4M draws of N(0, 1) on lavapipe (here std 2); the WGSL builtins,
+          // used before, were off by up to 2e-4 for rare draws.
+          else expectClose(b, Float32Array.from(a), exact ? { atol: 0, rtol: 0 } : { atol: 4e-6, rtol: 1e-6 }, name);
         }
         expect(gc.state()).toEqual(gg.state());
       }),
