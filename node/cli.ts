@@ -26,6 +26,7 @@ import { classGrid, decodedFeatureStats, generateClassBalanced } from '../models
 import { ImageFeatureStats } from '../models/metrics/image-features.js';
 import { fileSha256, loadARCheckpoint, saveTokenCache, trainAR } from './train-ar.js';
 import { parseRunArg, plotRuns } from './plot-runs.js';
+import { evalTable, readEvalArg } from './eval-table.js';
 
 export class CliError extends Error {
   override name = 'CliError';
@@ -756,6 +757,26 @@ async function runPlot(args: ParsedArgs, io: Io, rest: string[]): Promise<void> 
   io.out(`wrote ${out} (${runs.map((r) => r.label).join(', ')})`);
 }
 
+const EVAL_TABLE_OPTIONS: OptSpec[] = [
+  { name: 'out', type: 'string', meta: 'FILE.md', help: 'also write the table to this file' },
+  { name: 'mean', type: 'bool', help: "add a mean row per label prefix before '#' (e.g. paper#seed0 paper#seed1)" },
+];
+
+async function runEvalTable(args: ParsedArgs, io: Io, rest: string[]): Promise<void> {
+  if (rest.length === 0) throw new CliError('eval-table: give at least one evaluation (an eval.json or its folder, optionally PATH=LABEL)');
+  let md: string;
+  try {
+    md = evalTable(rest.map(readEvalArg), { mean: Boolean(args.mean) });
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
+  io.out(md.trimEnd());
+  if (args.out) {
+    writeFileAtomicSync(args.out as string, md);
+    io.out(`wrote ${args.out as string}`);
+  }
+}
+
 const COMMANDS: Command[] = [
   { name: 'train-tokenizer', summary: 'Train the VQ tokenizer on Fashion-MNIST or MNIST; resumes from the checkpoint in --out.', options: TRAIN_OPTIONS, run: runTrain },
   { name: 'eval-tokenizer', summary: 'Evaluate a tokenizer checkpoint: rFID, pFID grid, PSNR, SSIM, codebook usage, perplexity; writes eval.json, eval.md and recon-grid.png.', options: EVAL_OPTIONS, run: runEval },
@@ -774,6 +795,7 @@ const COMMANDS: Command[] = [
     options: SAMPLE_AR_OPTIONS,
     run: runSampleAR,
   },
+  { name: 'eval-table', summary: 'Compare tokenizer evaluations (eval.json files or their folders, PATH=LABEL to name them) in one markdown table: rFID, pFID grid, pFID - rFID gaps, PSNR, SSIM, usage.', options: EVAL_TABLE_OPTIONS, run: runEvalTable, positional: 'EVAL[=LABEL] ...' },
   { name: 'plot', summary: 'Plot training curves of one or more runs (metrics.jsonl files or run folders, PATH=LABEL to name them) into one SVG.', options: PLOT_OPTIONS, run: runPlot, positional: 'RUN[=LABEL] ...' },
 ];
 

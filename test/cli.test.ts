@@ -332,6 +332,49 @@ describe('plot', () => {
   });
 });
 
+describe('eval-table', () => {
+  it('puts evaluations side by side with pFID - rFID gaps and per-prefix means; mismatched grids and non-results are refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wgtk-evaltable-'));
+    try {
+      const ev = (rfid: number, fids: number[], extra: Record<string, unknown> = {}) => ({
+        count: 100, rfid, pfid: fids.map((fid, i) => ({ alpha: [0.1, 0.3][i], delta: 25, fid })), pfidDefault: { alpha: 0.3, delta: 25, fid: fids[1] },
+        psnr: 25, ssim: 0.9, usage: 50, usedCodes: 512, perplexity: 100, ...extra,
+      });
+      const write = (rel: string, obj: unknown) => {
+        mkdirSync(join(dir, rel, '..'), { recursive: true });
+        writeFileSync(join(dir, rel), typeof obj === 'string' ? obj : JSON.stringify(obj));
+      };
+      write('a/eval.json', ev(1, [1.5, 3]));
+      write('b.json', ev(2, [2.25, 2.5], { psnr: 26 }));
+      const out = join(dir, 'table.md');
+      const r = await run(['eval-table', '--mean', '--out', out, `${join(dir, 'a')}=paper#0`, `${join(dir, 'b.json')}=paper#1`]);
+      expect(r.code).toBe(0);
+      const md = readFileSync(out, 'utf8');
+      expect(md).toContain('| tokenizer | rFID | pFID a=0.1 | pFID a=0.3 | pFID(0.1) - rFID | pFID(0.3) - rFID | PSNR (dB) |');
+      expect(md).toContain('| paper#0 | 1.00 | 1.50 | 3.00 | 0.50 | 2.00 | 25.00 | 0.900 | 50.0% (512) | 100.0 | 100 |');
+      expect(md).toContain('| paper, mean of 2 | 1.50 | 1.88 | 2.75 | 0.38 | 1.25 | 25.50 |');
+      // Default label: the folder (or file) name.
+      expect((await run(['eval-table', join(dir, 'a')])).out).toContain('| a | 1.00 |');
+
+      const bad = async (argv: string[], msg: RegExp) => {
+        const b = await run(['eval-table', ...argv]);
+        expect(b.code).toBe(2);
+        expect(b.err).toMatch(msg);
+      };
+      await bad([], /give at least one evaluation/);
+      await bad([join(dir, 'none')], /no evaluation at '.*none'/);
+      write('c.json', { ...ev(1, [1, 2]), pfid: [{ alpha: 0.5, delta: 25, fid: 3 }] });
+      await bad([join(dir, 'a'), join(dir, 'c.json')], /has the pFID grid \(alpha\/delta\) 0.5\/25, .* has 0.1\/25,0.3\/25/);
+      write('d.json', { rfid: 1 });
+      await bad([join(dir, 'd.json')], /is not an eval-tokenizer result \(missing pfid, psnr/);
+      write('e.json', '{"rfid": 1');
+      await bad([join(dir, 'e.json')], /e\.json is not valid JSON/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('bin launcher', () => {
   it('bin/webgpu-tok.mjs runs the CLI (through tsx in a source checkout)', () => {
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
