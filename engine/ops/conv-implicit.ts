@@ -20,7 +20,7 @@ import { GpuStorage, ParamBuilder, WebGPUBackend } from '../webgpu/backend.js';
 import { implicitConvShader, implicitConvTiledShader, type ImplicitConvMode } from '../../shaders/conv-implicit.js';
 import { add } from './binary.js';
 import { checkSameBackend } from './elementwise.js';
-import { matmul, matmulDeviceCaps } from './matmul.js';
+import { matmul } from './matmul.js';
 import { concat, reshape, slice, transpose } from './movement.js';
 import { sum } from './reduce.js';
 import { convKernelOptions, foldGeom, maxColumnElements, unfoldGeom, type ConvGeom } from './conv.js';
@@ -28,18 +28,12 @@ import { convKernelOptions, foldGeom, maxColumnElements, unfoldGeom, type ConvGe
 /** GPU dispatches of the implicit kernels per mode (tests check that the path is taken). */
 export const convImplicitCounters = { fwd: 0, dx: 0, dw: 0 };
 
-/** SwiftShader (Chromium's CPU fallback) rather than lavapipe: same 'software' class, other costs. */
-function isSwiftShader(gpu: WebGPUBackend): boolean {
-  return /swiftshader/i.test(`${gpu.info.architecture} ${gpu.info.description} ${gpu.info.device}`);
-}
-
 /**
  * The plan family per adapter. SwiftShader runs the lavapipe-tuned 8-lane subgroup kernel ~20x
  * slower than the 64-lane one (test/browser.test.ts's page: 115 s vs 5.4 s; the unfold path 7.8 s).
  */
 function defaultFamily(gpu: WebGPUBackend): 'software' | 'gpu' | 'gpu-rows' {
-  if (isSwiftShader(gpu)) return 'gpu-rows';
-  return matmulDeviceCaps(gpu).software ? 'software' : 'gpu';
+  return gpu.softwareAdapter === 'swiftshader' ? 'gpu-rows' : gpu.softwareAdapter === 'lavapipe' ? 'software' : 'gpu';
 }
 
 /**
@@ -50,7 +44,7 @@ function defaultFamily(gpu: WebGPUBackend): 'software' | 'gpu' | 'gpu-rows' {
  * the memory saving), nor on the CPU backend (the reference computes the same composition).
  */
 export function implicitConvByDefault(x: Tensor): boolean {
-  return x.backend instanceof WebGPUBackend && matmulDeviceCaps(x.backend).software === true;
+  return x.backend instanceof WebGPUBackend && x.backend.softwareAdapter !== null;
 }
 
 /** Kernel and block shape of one implicit kernel dispatch. */
@@ -276,7 +270,7 @@ function implicitDx(gy: Tensor, C: number, g: ConvGeom): boolean {
   if (g.sh === 1 && g.sw === 1) return true;
   // One image's columns over the binding limit: fold cannot run even in batch chunks.
   if (C * g.kh * g.kw * g.Hb * g.Wb > maxColumnElements(gy)) return true;
-  return convKernelOptions.implicitStridedDx ?? !matmulDeviceCaps(gy.backend as WebGPUBackend).software;
+  return convKernelOptions.implicitStridedDx ?? (gy.backend as WebGPUBackend).softwareAdapter === null;
 }
 
 /** dx = the adjoint of conv(., w) applied to gy [N, Cout, Hb, Wb] -> [N, C, H, W]. */

@@ -21,7 +21,7 @@ import { CONV_WG, foldShader, unfoldShader } from '../../shaders/conv.js';
 import { checkSameBackend } from './elementwise.js';
 import { add } from './binary.js';
 import { concat, reshape, slice, transpose } from './movement.js';
-import { matmul, matmulDeviceCaps } from './matmul.js';
+import { matmul } from './matmul.js';
 import { convForward, implicitConvByDefault } from './conv-implicit.js';
 
 export { convForward, convInputGrad, convWeightGrad, convImplicitCounters, implicitConvByDefault } from './conv-implicit.js';
@@ -133,7 +133,7 @@ export const convKernelOptions = {
 };
 
 function bakedGeom(gpu: WebGPUBackend, C: number, g: ConvGeom): { key: string; baked?: number[] } {
-  if (!(convKernelOptions.bakeGeometry ?? matmulDeviceCaps(gpu).software)) return { key: '' };
+  if (!(convKernelOptions.bakeGeometry ?? gpu.softwareAdapter !== null)) return { key: '' };
   const baked = [C, g.H, g.W, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.Hb, g.Wb];
   return { key: `|${baked.join(',')}`, baked };
 }

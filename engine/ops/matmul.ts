@@ -289,9 +289,7 @@ function matmulCpu(A: Operand, B: Operand, out: Tensor, M: number, N: number, K:
 /** The device facts the config picker sees for a WebGPU backend. */
 export function matmulDeviceCaps(gpu: WebGPUBackend): MatmulDeviceCaps {
   const l = gpu.device.limits;
-  // Chromium's SwiftShader reports only vendor 'google' and architecture 'swiftshader' (empty description).
-  const software = gpu.info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(`${gpu.info.description} ${gpu.info.device} ${gpu.info.architecture}`);
-  return { maxWorkgroupStorage: l.maxComputeWorkgroupStorageSize, maxInvocations: l.maxComputeInvocationsPerWorkgroup, software };
+  return { maxWorkgroupStorage: l.maxComputeWorkgroupStorageSize, maxInvocations: l.maxComputeInvocationsPerWorkgroup, software: gpu.softwareAdapter !== null };
 }
 
 function matmulGpu(A: Operand, B: Operand, out: Tensor, M: number, N: number, K: number, batchShape: number[], aBatch: number[], bBatch: number[]): void {

@@ -96,8 +96,17 @@ export class WebGPUBackend implements Backend {
   private profiler: GpuProfiler | null = null;
   private pendingError: string | null = null;
 
+  /**
+   * A software adapter that runs invocations as CPU SIMD lanes, or null for a hardware GPU. Kernel
+   * pickers (matmul, conv) tune for these; decided once here from the adapter info. Chromium's
+   * SwiftShader reports only vendor 'google' and architecture 'swiftshader' (empty description).
+   */
+  readonly softwareAdapter: 'lavapipe' | 'swiftshader' | null;
+
   constructor(readonly device: GPUDevice, readonly info: WebGPUBackendInfo) {
     this.name = `webgpu (${info.description || info.device || info.vendor || 'unknown adapter'})`;
+    const id = `${info.description} ${info.device} ${info.architecture}`;
+    this.softwareAdapter = /swiftshader/i.test(id) ? 'swiftshader' : info.architecture === 'software' || /llvmpipe|lavapipe/i.test(id) ? 'lavapipe' : null;
     this.features = new Set(info.features);
     this.pool = new BufferPool(device);
     this.uniformBuffer = device.createBuffer({ size: this.arena.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
