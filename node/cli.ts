@@ -185,6 +185,12 @@ function fmtFid(v: number): string {
   return Number.isFinite(v) && Math.abs(v) < 1 ? v.toPrecision(4) : fmt(v, 3);
 }
 
+/** The last line of train-tokenizer / train-ar: what this call trained, or that nothing was left. */
+function reportTrained(io: Io, ckpt: string, r: { startStep: number; totalSteps: number }): void {
+  if (r.startStep >= r.totalSteps) io.out(`already complete: ${ckpt} is at step ${r.startStep} of ${r.totalSteps}`);
+  else io.out(`trained steps ${r.startStep + 1}..${r.totalSteps}; checkpoint: ${ckpt}`);
+}
+
 // --- train-tokenizer ---------------------------------------------------------
 
 const TRAIN_OPTIONS: OptSpec[] = [
@@ -285,8 +291,7 @@ async function runTrain(args: ParsedArgs, io: Io): Promise<void> {
     extra: { cli: cliRecord },
     log: io.out,
   });
-  if (r.startStep >= r.totalSteps) io.out(`already complete: ${ckpt} is at step ${r.startStep} of ${r.totalSteps}`);
-  else io.out(`trained steps ${r.startStep + 1}..${r.totalSteps}; checkpoint: ${ckpt}`);
+  reportTrained(io, ckpt, r);
   r.model.dispose();
 }
 
@@ -566,8 +571,7 @@ async function runTrainAR(args: ParsedArgs, io: Io): Promise<void> {
     extra: { cli: cliRecord },
     log: io.out,
   });
-  if (r.startStep >= r.totalSteps) io.out(`already complete: ${ckpt} is at step ${r.startStep} of ${r.totalSteps}`);
-  else io.out(`trained steps ${r.startStep + 1}..${r.totalSteps}; checkpoint: ${ckpt}`);
+  reportTrained(io, ckpt, r);
   r.model.dispose();
   r.tokenizer?.dispose();
 }

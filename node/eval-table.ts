@@ -5,8 +5,8 @@
  * with --mean, rows sharing a label prefix before '#' (e.g. "paper#seed0", "paper#seed1") also get
  * a mean row.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { resolveLabeledPath } from './labeled-path.js';
 
 export interface EvalEntry {
   label: string;
@@ -23,10 +23,7 @@ export interface EvalEntry {
 
 /** Reads "PATH" or "PATH=LABEL": an eval.json or a folder holding one; label default: the folder name. */
 export function readEvalArg(arg: string): EvalEntry {
-  const eq = arg.lastIndexOf('=');
-  const raw = eq > 0 ? arg.slice(0, eq) : arg;
-  const path = existsSync(raw) && statSync(raw).isDirectory() ? join(raw, 'eval.json') : raw;
-  if (!existsSync(path)) throw new Error(`eval-table: no evaluation at '${path}' (give an eval.json written by eval-tokenizer, or its folder)`);
+  const { path, label } = resolveLabeledPath(arg, 'eval.json', (p) => `eval-table: no evaluation at '${p}' (give an eval.json written by eval-tokenizer, or its folder)`);
   let r: Record<string, unknown>;
   try {
     r = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
@@ -35,7 +32,6 @@ export function readEvalArg(arg: string): EvalEntry {
   }
   const missing = ['rfid', 'pfid', 'psnr', 'ssim', 'usage', 'usedCodes', 'perplexity', 'count'].filter((k) => !(k in r));
   if (missing.length || !Array.isArray(r.pfid)) throw new Error(`eval-table: ${path} is not an eval-tokenizer result (missing ${missing.join(', ') || 'a pfid list'})`);
-  const label = eq > 0 ? arg.slice(eq + 1) : basename(path) === 'eval.json' ? basename(dirname(path)) : basename(path).replace(/\.json$/, '');
   return { label, path, ...(r as unknown as Omit<EvalEntry, 'label' | 'path'>) };
 }
 

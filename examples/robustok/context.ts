@@ -58,3 +58,8 @@ export function finishedRecord<T>(dir: string, matches: (r: T) => boolean, needs
   }
   return matches(rec) ? rec : null;
 }
+
+/** Progress lines ~10 times per stage (at most every 50 steps) and 4 checkpoints per stage. */
+export function stageIntervals(steps: number): { logEvery: number; checkpointEvery: number } {
+  return { logEvery: Math.max(1, Math.min(50, Math.floor(steps / 10))), checkpointEvery: Math.max(1, Math.floor(steps / 4)) };
+}

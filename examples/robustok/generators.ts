@@ -12,7 +12,7 @@ import type { VQTokenizer } from '../../models/tokenizer/index.js';
 import { saveImageGrid, writeFileAtomicSync } from '../../node/data/index.js';
 import { loadARCheckpoint, loadTokenCache, saveTokenCache, trainAR } from '../../node/train-ar.js';
 import type { StudyConfig } from './config.js';
-import { finishedRecord, type StudyContext } from './context.js';
+import { finishedRecord, stageIntervals, type StudyContext } from './context.js';
 import { featureInputFor } from './data.js';
 import type { TokenizerRecord } from './tokenizers.js';
 
@@ -94,8 +94,7 @@ export async function runGenerator(ctx: StudyContext, tok: TokenizerRecord, toke
     weightDecay: cfg.ar.weightDecay,
     seed: cfg.seed,
     outDir: dir,
-    logEvery: Math.max(1, Math.min(50, Math.floor(steps / 10))),
-    checkpointEvery: Math.max(1, Math.floor(steps / 4)),
+    ...stageIntervals(steps),
     log,
     extra: { study: cfg.name, tokenizer: tok.name },
   });

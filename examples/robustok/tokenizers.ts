@@ -10,7 +10,7 @@ import { saveImageGrid, writeFileAtomicSync } from '../../node/data/index.js';
 import { loadTokenizerCheckpoint, trainTokenizer } from '../../node/train-tokenizer.js';
 import type { StudyConfig, TokenizerVariant } from './config.js';
 import { deviceBatches, featureInputFor, imagesTensor, type StudyData } from './data.js';
-import { finishedRecord, type StudyContext } from './context.js';
+import { finishedRecord, stageIntervals, type StudyContext } from './context.js';
 
 export interface TokenizerRecord {
   name: string;
@@ -64,8 +64,7 @@ export async function runTokenizer(ctx: StudyContext, v: TokenizerVariant): Prom
     lr: cfg.tokenizer.lr,
     seed: cfg.seed,
     outDir: dir,
-    logEvery: Math.max(1, Math.min(50, Math.floor(steps / 10))),
-    checkpointEvery: Math.max(1, Math.floor(steps / 4)),
+    ...stageIntervals(steps),
     log,
     extra: { study: cfg.name, variant: v.name },
   });
