@@ -190,6 +190,40 @@ describe.runIf(gpu)('implicit-GEMM conv2d on the GPU vs float64 (values and both
     for (const t of [x, w, b, ...grads, ...ref]) t.dispose();
   }, 120_000);
 
+  it('the strided input gradient through fold(w^T @ gy) runs in batch chunks under a column limit, same values', async () => {
+    E.convKernelOptions.implicit = true;
+    E.convKernelOptions.implicitStridedDx = false;
+    const gen = new E.Generator(6);
+    const x = E.randn([5, 3, 9, 8], { backend: gpu!, generator: gen });
+    const w = E.randn([4, 3, 3, 3], { backend: gpu!, generator: gen });
+    const folds: number[] = [];
+    const dispatch = gpu!.dispatch.bind(gpu!);
+    gpu!.dispatch = (spec) => (spec.key.startsWith('conv|fold') && folds.push(1), dispatch(spec));
+    const dx = async () => {
+      const xs = x.detach().requireGrad();
+      const before = E.convImplicitCounters.dx;
+      folds.length = 0;
+      E.tidy(() => E.conv2d(xs, w, null, { stride: 2, padding: 1 }).sin().sum().backward());
+      expect(E.convImplicitCounters.dx).toBe(before); // the fold route, not the dx kernel
+      const r = await xs.grad!.toArray();
+      xs.dispose();
+      return { r, folds: folds.length };
+    };
+    try {
+      const whole = await dx();
+      expect(whole.folds).toBe(1);
+      E.convLimits.maxColumnElements = 2 * 27 * 20; // two images' columns (K 27, 5x4 outputs) per chunk
+      const chunks = await dx();
+      expect(chunks.folds).toBe(3); // 5 images in chunks of 2
+      expectClose(chunks.r, whole.r, { atol: 1e-5, rtol: 1e-5 }, 'dx in chunks');
+    } finally {
+      E.convLimits.maxColumnElements = null;
+      gpu!.dispatch = dispatch;
+    }
+    x.dispose();
+    w.dispose();
+  });
+
   it('second derivatives on the GPU vs float64: d/dx, d/dw of |dL/dw|^2 and |dL/dx|^2', async () => {
     const seq = (n: number, f: number) => Array.from({ length: n }, (_, i) => Math.fround(Math.sin(f * i + 0.5)));
     for (const o of [{ padding: 1 }, { stride: 2, padding: 1, dilation: [1, 2] as [number, number] }]) {

@@ -21,9 +21,9 @@ import { implicitConvShader, implicitConvTiledShader, type ImplicitConvMode } fr
 import { add } from './binary.js';
 import { checkSameBackend } from './elementwise.js';
 import { matmul } from './matmul.js';
-import { concat, reshape, slice, transpose } from './movement.js';
+import { reshape, transpose } from './movement.js';
 import { sum } from './reduce.js';
-import { convKernelOptions, foldGeom, maxColumnElements, unfoldGeom, type ConvGeom } from './conv.js';
+import { convKernelOptions, foldGeom, inBatchChunks, maxColumnElements, unfoldGeom, type ConvGeom } from './conv.js';
 
 /** GPU dispatches of the implicit kernels per mode (tests check that the path is taken). */
 export const convImplicitCounters = { fwd: 0, dx: 0, dw: 0 };
@@ -201,23 +201,6 @@ function checkTrio(op: string, g: ConvGeom, parts: { x?: Tensor; w?: Tensor; gy?
   }
 }
 
-/** Runs `fn` on batch chunks of `t` (dim 0) so no chunk needs more than `perImage * n <= limit` columns. */
-function chunked(t: Tensor, perImage: number, fn: (c: Tensor) => Tensor): Tensor {
-  const N = t.shape[0]!;
-  const limit = maxColumnElements(t);
-  if (N * perImage <= limit) return fn(t);
-  const per = Math.max(1, Math.floor(limit / perImage));
-  const parts: Tensor[] = [];
-  for (let n0 = 0; n0 < N; n0 += per) {
-    const tc = slice(t, [[n0, Math.min(N, n0 + per)]]);
-    parts.push(fn(tc));
-    tc.dispose();
-  }
-  const out = concat(parts, 0);
-  for (const q of parts) q.dispose();
-  return out;
-}
-
 /** Moves a no-grad result into a fresh tensor handle owned by the caller (the op's output). */
 function own(t: Tensor, op: string): Tensor {
   return new Tensor(t.storage, t.shape, t.dtype, op, t.strides, t.offset);
@@ -286,14 +269,16 @@ export function convInputGrad(gy: Tensor, w: Tensor, g: ConvGeom): Tensor {
     dx = noGrad(() => {
       const w2 = reshape(w, [Cout, K]);
       const wt = transpose(w2, 0, 1);
-      const r = chunked(gy, K * L, (gc) => {
+      const foldChunk = (gc: Tensor) => {
         const g3 = reshape(gc, [gc.shape[0]!, Cout, L]);
         const cols = matmul(wt, g3);
         const f = foldGeom(cols, C, g);
         g3.dispose();
         cols.dispose();
         return f;
-      });
+      };
+      // implicitDx takes the kernel whenever one image's columns exceed the limit, so chunks fit.
+      const r = inBatchChunks(op, gy, K * L, foldChunk) ?? foldChunk(gy);
       const res = own(r, op);
       for (const t of [w2, wt, r]) t.dispose();
       return res;

@@ -295,7 +295,7 @@ export function maxColumnElements(x: Tensor): number {
  * batch would exceed the limit; null when no split is needed. Chunks join with concat, so
  * gradients flow through slice/concat.
  */
-function inBatchChunks(op: string, x: Tensor, perImage: number, fn: (xc: Tensor) => Tensor): Tensor | null {
+export function inBatchChunks(op: string, x: Tensor, perImage: number, fn: (xc: Tensor) => Tensor): Tensor | null {
   const N = x.shape[0]!;
   const limit = maxColumnElements(x);
   if (N * perImage <= limit) return null;
