@@ -10,7 +10,7 @@ import { tidy, type Backend, type Tensor } from '../engine/index.js';
 import { getJson } from '../nn/checkpoint/index.js';
 import type { Module } from '../nn/module.js';
 import { Progress } from '../nn/train/progress.js';
-import { packTrainingState, unpackTrainingState, type TrainingState } from '../nn/train/state.js';
+import { packTrainingState, restoreTrainingState, type TrainingState } from '../nn/train/state.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 
 export async function saveTrainingCheckpoint(path: string, state: TrainingState, step: number, extra: Record<string, unknown> = {}): Promise<void> {
@@ -20,12 +20,7 @@ export async function saveTrainingCheckpoint(path: string, state: TrainingState,
 
 /** Loads `path` into the live objects of `state`; returns the step it was saved at. */
 export async function loadTrainingCheckpoint(path: string, state: TrainingState, backend: Backend): Promise<{ step: number; extra: Record<string, unknown> }> {
-  const { tensors, metadata } = await loadCheckpoint(path, backend);
-  try {
-    return unpackTrainingState(state, { tensors, metadata });
-  } finally {
-    for (const t of Object.values(tensors)) t.dispose();
-  }
+  return restoreTrainingState(state, await loadCheckpoint(path, backend));
 }
 
 export interface LoadedModel<M> {

@@ -4,7 +4,7 @@
  * hyperparameters, LR schedule, EMA shadows, RNG generators and data-loader position.
  */
 import * as E from '../../engine/index.js';
-import { getJson, setJson, type SafetensorsMetadata } from '../checkpoint/index.js';
+import { decodeSafetensors, entriesToTensors, getJson, saveTensors, setJson, type SafetensorsMetadata } from '../checkpoint/index.js';
 import type { LoaderState } from '../data/loader.js';
 import type { Module } from '../module.js';
 import type { EMA } from '../optim/ema.js';
@@ -118,4 +118,28 @@ export function unpackTrainingState(s: TrainingState, packed: PackedState): { st
   }
   if (s.loader) s.loader.setState(getJson(metadata, 'loader'));
   return { step: getJson<number>(metadata, 'step'), extra: getJson<Record<string, unknown>>(metadata, 'extra') };
+}
+
+/** unpackTrainingState, then frees the packed tensors (they were only the carrier). */
+export function restoreTrainingState(s: TrainingState, packed: PackedState): { step: number; extra: Record<string, unknown> } {
+  try {
+    return unpackTrainingState(s, packed);
+  } finally {
+    for (const t of Object.values(packed.tensors)) t.dispose();
+  }
+}
+
+/**
+ * The whole training state as safetensors bytes: the layout of Node's checkpoint files
+ * (saveTrainingCheckpoint), built in memory, so a run can move between Node and a browser.
+ */
+export async function saveTrainingState(s: TrainingState, step: number, extra: Record<string, unknown> = {}): Promise<Uint8Array> {
+  const { tensors, metadata } = packTrainingState(s, step, extra);
+  return saveTensors(tensors, metadata);
+}
+
+/** Restores bytes from saveTrainingState (or a checkpoint file's contents) into the live objects. */
+export function loadTrainingState(s: TrainingState, bytes: Uint8Array, backend: E.Backend): { step: number; extra: Record<string, unknown> } {
+  const decoded = decodeSafetensors(bytes);
+  return restoreTrainingState(s, { tensors: entriesToTensors(decoded.tensors, backend), metadata: decoded.metadata });
 }

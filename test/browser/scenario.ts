@@ -6,7 +6,7 @@
  * only engine/, nn/ and models/ (test/browser.test.ts bundles it for the page with esbuild).
  */
 import * as E from '../../engine/index.js';
-import { AdamW, decodeSafetensors, entriesToTensors, packTrainingState, saveTensors, unpackTrainingState, type TrainingState } from '../../nn/index.js';
+import { AdamW, decodeSafetensors, entriesToTensors, loadTrainingState, saveTrainingState, type TrainingState } from '../../nn/index.js';
 import { tokenizerTrainStep, VQTokenizer } from '../../models/tokenizer/index.js';
 import { ARTransformer, sampleTokens } from '../../models/ar/index.js';
 
@@ -65,20 +65,13 @@ export async function train(r: Run, from: number, to: number): Promise<number[]>
 }
 
 /** The whole training state as safetensors bytes. */
-export async function snapshot(r: Run, step: number): Promise<Uint8Array> {
-  const { tensors, metadata } = packTrainingState(r.state, step);
-  return saveTensors(tensors, metadata);
+export function snapshot(r: Run, step: number): Promise<Uint8Array> {
+  return saveTrainingState(r.state, step);
 }
 
 /** Restores a snapshot into the run; returns its step. */
 export function restore(r: Run, bytes: Uint8Array): number {
-  const decoded = decodeSafetensors(bytes);
-  const tensors = entriesToTensors(decoded.tensors, r.backend);
-  try {
-    return unpackTrainingState(r.state, { tensors, metadata: decoded.metadata }).step;
-  } finally {
-    for (const t of Object.values(tensors)) t.dispose();
-  }
+  return loadTrainingState(r.state, bytes, r.backend).step;
 }
 
 /** Every parameter, flattened in stateDict order. */
