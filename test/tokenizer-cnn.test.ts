@@ -76,7 +76,7 @@ describe('CNN tokenizer vs the reference PyTorch model', () => {
     expectClose(await enc.z.toArray(), s.z, tol, 'normalized latents');
     expect(Array.from(await enc.indices.toArray())).toEqual(s.indices);
     const out = m.forward(x, { perturb: null });
-    expect(Array.from(await out.indices.toArray())).toEqual(s.indices);
+    expect(Array.from(await out.indices!.toArray())).toEqual(s.indices);
     expectClose([await out.losses.total.item()], [s.loss], tol, 'loss');
     out.losses.total.backward();
     const params = Object.fromEntries(m.namedParameters());
@@ -105,7 +105,7 @@ describe('VQTokenizer API (float64 CPU, tiny config)', () => {
       expect(Math.abs(s - 1)).toBeLessThan(1e-12);
     }
     const out = m.forward(x, { perturb: null });
-    expect(Array.from(await out.indices.toArray())).toEqual(Array.from(await enc.indices.toArray()));
+    expect(Array.from(await out.indices!.toArray())).toEqual(Array.from(await enc.indices.toArray()));
     const a = await m.decodeIndices(enc.indices).toArray();
     // Equal up to the rounding of the straight-through sum z + (q - z) (float64: ~1e-16).
     expectClose(a, await out.recon.toArray(), { atol: 1e-12, rtol: 1e-12 }, 'decodeIndices vs forward');
@@ -123,7 +123,7 @@ describe('VQTokenizer API (float64 CPU, tiny config)', () => {
     expect(Math.abs((await out.losses.rec.item()) - l1)).toBeLessThan(1e-12);
     const extra = (0.5 * Array.from(r).reduce((s, v) => s + Math.abs(v), 0)) / r.length;
     expect(Math.abs((await out.losses.p!.item()) - extra)).toBeLessThan(1e-12);
-    const parts = l1 + extra + (await out.losses.codebook.item()) + (await out.losses.commit.item());
+    const parts = l1 + extra + (await out.losses.codebook!.item()) + (await out.losses.commit!.item());
     expect(Math.abs((await out.losses.total.item()) - parts)).toBeLessThan(1e-12);
     expect(() => m.forward(x, { extraLosses: ({ recon }) => ({ rec: recon.mean() }) })).toThrow(/extra loss 'rec' clashes/);
     m.dispose();

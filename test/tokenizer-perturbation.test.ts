@@ -221,8 +221,8 @@ describe('perturbation inside the tokenizer (float64 CPU)', () => {
     const clean = m.forward(x, { perturb: null });
     const pert = m.forward(x, { perturb: { alpha: 1, beta: 0.5, delta: 8 } });
     expect(pert.perturbedImages).toBe(2);
-    expect(await pert.losses.codebook.item()).toBe(await clean.losses.codebook.item());
-    expect(await pert.losses.commit.item()).toBe(await clean.losses.commit.item());
+    expect(await pert.losses.codebook!.item()).toBe(await clean.losses.codebook!.item());
+    expect(await pert.losses.commit!.item()).toBe(await clean.losses.commit!.item());
     const a = Array.from(await clean.recon.toArray());
     const b = Array.from(await pert.recon.toArray());
     expect(b.slice(128)).toEqual(a.slice(128));

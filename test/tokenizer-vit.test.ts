@@ -85,12 +85,12 @@ describe('ViT tokenizer (float64 CPU)', () => {
     }
     const out = m.forward(x, { perturb: null });
     expect([...out.recon.shape]).toEqual([3, 1, 16, 16]);
-    expect(Array.from(await out.indices.toArray())).toEqual(Array.from(await enc.indices.toArray()));
+    expect(Array.from(await out.indices!.toArray())).toEqual(Array.from(await enc.indices.toArray()));
     const recon = await out.recon.toArray();
     // Equal up to the rounding of the straight-through sum z + (q - z) (float64: ~1e-16).
     const tol = { atol: 1e-12, rtol: 1e-12 };
     expectClose(await m.decodeIndices(enc.indices).toArray(), recon, tol, 'decodeIndices vs forward');
-    const zq = m.quantize.lookup(enc.indices).permute([0, 3, 1, 2]); // [B, d, h, w]
+    const zq = m.vq.lookup(enc.indices).permute([0, 3, 1, 2]); // [B, d, h, w]
     expectClose(await m.decode(zq).toArray(), recon, tol, 'decode vs forward');
     expectClose(await m.reconstruct(x).toArray(), recon, { atol: 0, rtol: 0 }, 'reconstruct vs forward');
     // Images of a batch are independent (attention stays within an image).
@@ -107,9 +107,9 @@ describe('ViT tokenizer (float64 CPU)', () => {
     const pert = m.forward(x, { perturb: { alpha: 1, beta: 0.5, delta: 8 } });
     expect(pert.perturbedImages).toBe(2);
     expect(pert.perturbation).toMatchObject({ alpha: 1, beta: 0.5, delta: 8 });
-    expect(await pert.losses.codebook.item()).toBe(await clean.losses.codebook.item());
-    expect(await pert.losses.commit.item()).toBe(await clean.losses.commit.item());
-    expect(Array.from(await pert.indices.toArray())).toEqual(Array.from(await clean.indices.toArray()));
+    expect(await pert.losses.codebook!.item()).toBe(await clean.losses.codebook!.item());
+    expect(await pert.losses.commit!.item()).toBe(await clean.losses.commit!.item());
+    expect(Array.from(await pert.indices!.toArray())).toEqual(Array.from(await clean.indices!.toArray()));
     const a = Array.from(await clean.recon.toArray());
     const b = Array.from(await pert.recon.toArray());
     expect(b.slice(512)).toEqual(a.slice(512));
@@ -159,7 +159,7 @@ describe('ViT tokenizer (float64 CPU)', () => {
       }
     };
     await check(['decoder.mask_token', 'decoder.positional_embedding', 'decoder.decoder_embed.weight', 'decoder.transformer.0.attn.qkv.weight', 'decoder.proj_out.weight'], () => terms().total);
-    await check(['encoder.patch_embed.weight', 'encoder.positional_embedding', 'encoder.latent_tokens', 'encoder.transformer.0.mlp.fc1.weight', 'encoder.proj_out.weight'], () => terms().commit);
+    await check(['encoder.patch_embed.weight', 'encoder.positional_embedding', 'encoder.latent_tokens', 'encoder.transformer.0.mlp.fc1.weight', 'encoder.proj_out.weight'], () => terms().commit!);
     m.dispose();
   });
 

@@ -109,7 +109,8 @@ export class Encoder extends Module {
   readonly mid: ModuleList<ResBlock> | null;
   readonly norm_out: GroupNorm;
   readonly conv_out: Conv2d;
-  constructor(readonly cfg: CnnTokenizerConfig, init: InitOptions = {}) {
+  /** outChannels: codeDim, or 2 * codeDim for a KL tokenizer's mean and log-variance. */
+  constructor(readonly cfg: CnnTokenizerConfig, init: InitOptions = {}, outChannels = cfg.codeDim) {
     super();
     const { ch, chMult, numResBlocks } = cfg;
     const rb = { ...init, normGroups: cfg.normGroups, dropout: cfg.dropout };
@@ -126,9 +127,9 @@ export class Encoder extends Module {
     });
     this.mid = cfg.midBlocks > 0 ? this.module('mid', new ModuleList(Array.from({ length: cfg.midBlocks }, () => new ResBlock(c, c, rb)))) : null;
     this.norm_out = this.module('norm_out', new GroupNorm(groupsFor(c, cfg.normGroups), c, 1e-6, true, init));
-    this.conv_out = this.module('conv_out', new Conv2d(c, cfg.codeDim, 1, init));
+    this.conv_out = this.module('conv_out', new Conv2d(c, outChannels, 1, init));
   }
-  /** [B, inChannels, H, W] -> unnormalized latents [B, codeDim, H / f, W / f]. */
+  /** [B, inChannels, H, W] -> unnormalized latents [B, outChannels, H / f, W / f]. */
   forward(x: E.Tensor): E.Tensor {
     let h = this.conv_in.forward(x);
     for (let i = 0; i < this.cfg.chMult.length; i++) {
@@ -139,7 +140,7 @@ export class Encoder extends Module {
     if (this.mid) for (const b of this.mid) h = b.forward(h);
     return this.conv_out.forward(this.norm_out.forward(h).silu());
   }
-  /** Latents as tokens [B, h*w, codeDim] (row-major over the h x w grid), and the grid. */
+  /** Latents as tokens [B, h*w, outChannels] (row-major over the h x w grid), and the grid. */
   encodeTokens(x: E.Tensor): { z: E.Tensor; h: number; w: number } {
     const z = this.forward(x);
     const [B, d, h, w] = z.shape as [number, number, number, number];

@@ -100,6 +100,7 @@ function checkAlpha(a: number, what: string): number {
  * The model runs in eval mode (restored afterwards); nothing is trained.
  */
 export async function evaluateTokenizer(model: VQTokenizer, net: FeatureNet, batches: Iterable<E.Tensor> | AsyncIterable<E.Tensor>, opts: TokenizerEvalOptions = {}): Promise<TokenizerEvalResult> {
+  if (model.continuous) throw new Error('evaluateTokenizer: this is a continuous (KL) tokenizer; use evaluateContinuousTokenizer (nFID, iFID)');
   const K = model.cfg.codebookSize;
   const seed = opts.seed ?? 0;
   const defaultAlpha = checkAlpha(opts.defaultAlpha ?? DEFAULT_PFID_ALPHA, 'defaultAlpha');
@@ -138,7 +139,7 @@ export async function evaluateTokenizer(model: VQTokenizer, net: FeatureNet, bat
         const rec = f.recon.maximum(lo).minimum(hi);
         const xi = toUnit(x);
         const ri = toUnit(rec);
-        return { indices: f.indices, rec, mse: msePerImage(xi, ri), ssim: ssimPerImage(xi, ri, { dataRange: 1, padding: ssimPadding }) };
+        return { indices: f.indices!, rec, mse: msePerImage(xi, ri), ssim: ssimPerImage(xi, ri, { dataRange: 1, padding: ssimPadding }) };
       }));
       try {
         await real.add(x);

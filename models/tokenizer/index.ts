@@ -9,3 +9,6 @@ export * from './perceptual.js';
 export * from './discriminator.js';
 export * from './eval.js';
 export * from './posttrain.js';
+export * from './gaussian.js';
+export * from './latent-noise.js';
+export * from './latent-stats.js';

@@ -94,7 +94,7 @@ export class DecoderPostTrainer {
   step(images: E.Tensor, mixed: E.Tensor): E.Tensor {
     const tok = this.tokenizer;
     tok.decoder.train();
-    const q = E.noGrad(() => tok.quantize.lookup(mixed)); // [B, h, w, d], no path to the codebook
+    const q = E.noGrad(() => tok.vq.lookup(mixed)); // [B, h, w, d], no path to the codebook
     const recon = tok.decode(q.permute([0, 3, 1, 2]));
     if (recon.shape.join() !== images.shape.join()) throw new Error(`DecoderPostTrainer.step: decoded ${E.fmtShape(recon.shape)} for images ${E.fmtShape(images.shape)}`);
     let loss = tok.cfg.recLoss === 'mse' ? E.mseLoss(recon, images) : E.l1Loss(recon, images);

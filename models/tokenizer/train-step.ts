@@ -51,7 +51,8 @@ export function tokenizerTrainStep(model: VQTokenizer, optimizer: Optimizer<{ lr
     ...(o.totalSteps !== undefined ? { totalSteps: o.totalSteps } : {}),
     ...(o.extraLosses ? { extraLosses: o.extraLosses } : {}),
   });
-  const terms: Record<string, E.Tensor> = { ...out.losses };
+  const terms: Record<string, E.Tensor> = {};
+  for (const [k, v] of Object.entries(out.losses)) if (v) terms[k] = v;
   let total = out.losses.total;
   // taming's nll_loss: what the adaptive weight balances the GAN term against.
   let nll = out.losses.rec;

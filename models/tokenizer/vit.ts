@@ -134,7 +134,8 @@ export class VitEncoder extends Module {
   /** Patch tokens per image. */
   readonly numPatches: number;
 
-  constructor(readonly cfg: VitTokenizerConfig, init: InitOptions = {}) {
+  /** outDim: codeDim, or 2 * codeDim for a KL tokenizer's mean and log-variance. */
+  constructor(readonly cfg: VitTokenizerConfig, init: InitOptions = {}, outDim = cfg.codeDim) {
     super();
     const { width, patchSize: p, inChannels: C } = cfg;
     const scale = width ** -0.5;
@@ -146,10 +147,10 @@ export class VitEncoder extends Module {
     this.ln_pre = this.module('ln_pre', new LayerNorm(width, 1e-5, true, init));
     this.transformer = this.module('transformer', blocks(cfg, init));
     this.ln_post = this.module('ln_post', new LayerNorm(width, 1e-5, true, init));
-    this.proj_out = this.module('proj_out', new Linear(width, cfg.codeDim, init));
+    this.proj_out = this.module('proj_out', new Linear(width, outDim, init));
   }
 
-  /** [B, C, S, S] -> unnormalized latents [B, N, codeDim]. */
+  /** [B, C, S, S] -> unnormalized latents [B, N, outDim]. */
   forward(x: E.Tensor): E.Tensor {
     const { imageSize: S, inChannels: C, patchSize: p } = this.cfg;
     if (x.rank !== 4 || x.shape[1] !== C || x.shape[2] !== S || x.shape[3] !== S) {
@@ -182,7 +183,8 @@ export class VitDecoder extends Module {
   readonly proj_out: Linear;
   readonly numPatches: number;
 
-  constructor(readonly cfg: VitTokenizerConfig, init: InitOptions = {}) {
+  /** outDim: codeDim, or 2 * codeDim for a KL tokenizer's mean and log-variance. */
+  constructor(readonly cfg: VitTokenizerConfig, init: InitOptions = {}, outDim = cfg.codeDim) {
     super();
     const { width, patchSize: p, inChannels: C } = cfg;
     const scale = width ** -0.5;
