@@ -1,7 +1,7 @@
 /**
  * The `webgpu-tok` command line (Node only): one bin, subcommands
- *   train-tokenizer  train the VQ tokenizer (resumable, progress with ETA)
- *   eval-tokenizer   rFID, pFID grid, PSNR, SSIM, codebook usage, perplexity (+ JSON, markdown, PNG)
+ *   train-tokenizer  train the tokenizer, VQ or KL (resumable, progress with ETA)
+ *   eval-tokenizer   rFID, pFID grid (VQ) or nFID grid + iFID (KL), PSNR, SSIM, codebook usage (+ JSON, markdown, PNG)
  *   train-featnet    train the feature network (delegates to examples/train-featnet.ts)
  *   train-ar         train the class-conditional AR generator on a tokenizer's codes (resumable)
  *   sample-ar        class-balanced AR samples decoded by the tokenizer: per-class grid PNG, gFID, IS analogue
@@ -14,7 +14,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as E from '../engine/index.js';
 import { CpuBackend } from '../engine/cpu/backend.js';
-import { DEFAULT_PFID_ALPHAS, defaultPfidDelta, evaluateTokenizer, reconstructionGrid, type TokenizerConfig, type TokenizerEvalResult } from '../models/tokenizer/index.js';
+import { DEFAULT_PFID_ALPHAS, defaultPfidDelta, evaluateTokenizer, LATENT_NOISE_PRESETS, reconstructionGrid, type LatentNoiseConfig, type LatentNoisePreset, type TokenizerConfig, type TokenizerEvalResult } from '../models/tokenizer/index.js';
 import { FeatNet, type FeatNetConfig } from '../models/features/featnet.js';
 import { InceptionV3 } from '../models/features/inception.js';
 import { getJsonOr } from '../nn/checkpoint/index.js';
@@ -198,7 +198,12 @@ const TRAIN_OPTIONS: OptSpec[] = [
   { name: 'dataset', type: 'string', choices: ['fashion-mnist', 'mnist'], default: 'fashion-mnist', help: 'training data (padded to 32x32, pixels in [-1, 1])' },
   { name: 'config', type: 'string', default: 'default', meta: 'default|small|tiny|FILE.json', help: 'tokenizer size preset or a JSON file with TokenizerConfig fields' },
   { name: 'arch', type: 'string', choices: ['cnn', 'vit'], help: "encoder/decoder: 'cnn' (VQGAN-style) or 'vit' (4x4 patches + 64 learnable latent tokens, RobusTok/TiTok-style) (default: the --config's, else cnn)" },
-  { name: 'perturb', type: 'string', choices: ['none', 'paper'], default: 'none', help: "latent perturbation preset ('paper': alpha 1, beta 0.1, delta = 2.4% of K, annealed)" },
+  { name: 'quantizer', type: 'string', choices: ['vq', 'kl'], default: 'vq', help: "bottleneck: 'vq' (l2-normalized codebook) or 'kl' (continuous latents: mean and log-variance, KL term; for a diffusion generator)" },
+  { name: 'latent-channels', type: 'int', min: 1, help: 'KL: latent channels (default 4: 8x8x4 latents for 32x32 images, as SD\'s f8c4)' },
+  { name: 'kl-weight', type: 'number', min: 0, help: 'KL: weight of the KL term (default 1e-5: a beta = 1 VAE at pixel noise std 0.072 for 32x32 images)' },
+  { name: 'perturb', type: 'string', choices: ['none', 'paper', 'paper-continuous'], default: 'none', help: "VQ: latent perturbation preset ('paper': alpha 1, beta 0.1, delta = 2.4% of K, annealed); KL: noise-augmented decoding ('paper-continuous': beta 0.1, tau ~ U(0, 1), gamma 3, annealed)" },
+  { name: 'noise-beta', type: 'number', min: 0, help: "KL: fraction of each batch decoded from noised latents (overrides 'paper-continuous''s 0.1; needs --perturb paper-continuous)" },
+  { name: 'noise-tau-max', type: 'number', min: 0, help: "KL: largest interpolation weight tau of the noise, in [0, 1] (overrides 'paper-continuous''s 1; needs --perturb paper-continuous)" },
   { name: 'epochs', type: 'int', min: 1, default: 1, help: 'passes over the training set' },
   { name: 'steps', type: 'int', min: 1, help: 'total optimizer steps (overrides --epochs)' },
   { name: 'batch', type: 'int', min: 1, default: 64, help: 'batch size' },
@@ -221,8 +226,28 @@ const TRAIN_OPTIONS: OptSpec[] = [
 async function runTrain(args: ParsedArgs, io: Io): Promise<void> {
   const cmd = 'train-tokenizer';
   const out = resolve(String(args.out));
-  const config = { ...resolveConfigArg(cmd, String(args.config)), ...(args.arch !== undefined ? { arch: String(args.arch) as 'cnn' | 'vit' } : {}) };
-  const perturb = String(args.perturb) as 'none' | 'paper';
+  const quantizer = String(args.quantizer) as 'vq' | 'kl';
+  const perturb = String(args.perturb) as 'none' | 'paper' | 'paper-continuous';
+  if (quantizer === 'vq') {
+    for (const k of ['latent-channels', 'kl-weight', 'noise-beta', 'noise-tau-max'] as const) if (args[k] !== undefined) throw new CliError(`${cmd}: --${k} is for KL tokenizers: add --quantizer kl`);
+    if (perturb === 'paper-continuous') throw new CliError(`${cmd}: --perturb paper-continuous is for KL tokenizers (--quantizer kl); a VQ tokenizer takes none or paper`);
+  } else {
+    if (perturb === 'paper') throw new CliError(`${cmd}: --perturb paper is the VQ perturbation; a KL tokenizer (--quantizer kl) takes none or paper-continuous`);
+    for (const k of ['noise-beta', 'noise-tau-max'] as const) {
+      if (args[k] !== undefined && perturb !== 'paper-continuous') throw new CliError(`${cmd}: --${k} needs --perturb paper-continuous`);
+      if (args[k] !== undefined && Number(args[k]) > 1) throw new CliError(`${cmd}: --${k} must be in [0, 1], got ${String(args[k])}`);
+    }
+  }
+  const config: Partial<TokenizerConfig> = {
+    ...resolveConfigArg(cmd, String(args.config)),
+    ...(args.arch !== undefined ? { arch: String(args.arch) as 'cnn' | 'vit' } : {}),
+    ...(quantizer === 'kl' ? { quantizer, codeDim: args['latent-channels'] !== undefined ? Number(args['latent-channels']) : 4 } : {}),
+    ...(args['kl-weight'] !== undefined ? { klWeight: Number(args['kl-weight']) } : {}),
+  };
+  const latentNoise: LatentNoisePreset | LatentNoiseConfig =
+    perturb === 'paper-continuous'
+      ? { ...LATENT_NOISE_PRESETS['paper-continuous'], ...(args['noise-beta'] !== undefined ? { beta: Number(args['noise-beta']) } : {}), ...(args['noise-tau-max'] !== undefined ? { tauMax: Number(args['noise-tau-max']) } : {}) }
+      : 'none';
   const ckpt = join(out, 'checkpoint.safetensors');
   const resume = !args.fresh;
   const perceptualWeight = Number(args['perceptual-weight']);
@@ -243,7 +268,7 @@ async function runTrain(args: ParsedArgs, io: Io): Promise<void> {
     const { metadata } = await readSafetensorsFile(ckpt);
     const extra = getJsonOr<Record<string, unknown>>(metadata, 'extra', {});
     const cli = (extra.cli ?? {}) as Record<string, unknown>;
-    for (const k of ['dataset', 'config', 'arch', 'perturb', 'batch', 'limit', 'seed', 'perceptual-weight', 'perceptual-net', 'disc-weight', 'disc-start', 'disc-ch'] as const) {
+    for (const k of ['dataset', 'config', 'arch', 'quantizer', 'latent-channels', 'kl-weight', 'perturb', 'noise-beta', 'noise-tau-max', 'batch', 'limit', 'seed', 'perceptual-weight', 'perceptual-net', 'disc-weight', 'disc-start', 'disc-ch'] as const) {
       if (k in cli && JSON.stringify(cli[k] ?? null) !== JSON.stringify(args[k] ?? null)) {
         throw new CliError(`${cmd}: ${ckpt} was trained with --${k} ${String(cli[k])}, not ${String(args[k])}: pass the same value to resume, or --fresh to start over`);
       }
@@ -254,7 +279,12 @@ async function runTrain(args: ParsedArgs, io: Io): Promise<void> {
     dataset: args.dataset,
     config: args.config,
     arch: args.arch ?? null,
+    quantizer,
+    'latent-channels': args['latent-channels'] ?? null,
+    'kl-weight': args['kl-weight'] ?? null,
     perturb,
+    'noise-beta': args['noise-beta'] ?? null,
+    'noise-tau-max': args['noise-tau-max'] ?? null,
     batch: args.batch,
     limit: args.limit ?? null,
     seed: args.seed,
@@ -268,7 +298,7 @@ async function runTrain(args: ParsedArgs, io: Io): Promise<void> {
     backend,
     dataset: args.dataset as 'fashion-mnist' | 'mnist',
     config,
-    perturbation: perturb,
+    ...(quantizer === 'vq' ? { perturbation: perturb as 'none' | 'paper' } : { latentNoise }),
     batchSize: Number(args.batch),
     ...(args.steps !== undefined ? { steps: Number(args.steps) } : { epochs: Number(args.epochs) }),
     ...(args.limit !== undefined ? { trainSubset: Number(args.limit) } : {}),
@@ -782,7 +812,7 @@ async function runEvalTable(args: ParsedArgs, io: Io, rest: string[]): Promise<v
 }
 
 const COMMANDS: Command[] = [
-  { name: 'train-tokenizer', summary: 'Train the VQ tokenizer on Fashion-MNIST or MNIST; resumes from the checkpoint in --out.', options: TRAIN_OPTIONS, run: runTrain },
+  { name: 'train-tokenizer', summary: 'Train the tokenizer (VQ, or KL with --quantizer kl) on Fashion-MNIST or MNIST; resumes from the checkpoint in --out.', options: TRAIN_OPTIONS, run: runTrain },
   { name: 'eval-tokenizer', summary: 'Evaluate a tokenizer checkpoint: rFID, pFID grid, PSNR, SSIM, codebook usage, perplexity; writes eval.json, eval.md and recon-grid.png.', options: EVAL_OPTIONS, run: runEval },
   {
     name: 'train-featnet',

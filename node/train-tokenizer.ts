@@ -12,10 +12,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as E from '../engine/index.js';
 import { BatchUploader, DataLoader, loadFashionMNIST, loadMNIST, saveImageGrid, subset, type ImageDataset } from './data/index.js';
-import { loadModelCheckpoint, trainLoop, type LoadedModel, type TrainLoopResult } from './train.js';
+import { loadModelCheckpoint, saveTrainingCheckpoint, trainLoop, type LoadedModel, type TrainLoopResult } from './train.js';
 import { AdamW } from '../nn/index.js';
 import { VQTokenizer, type TokenizerConfig } from '../models/tokenizer/model.js';
 import type { PerturbationConfig, PerturbationPreset } from '../models/tokenizer/perturbation.js';
+import type { LatentNoiseConfig, LatentNoisePreset } from '../models/tokenizer/latent-noise.js';
+import { measureLatentStats } from '../models/tokenizer/latent-stats.js';
 import { tokenizerTrainStep, type TokenizerStepOptions } from '../models/tokenizer/train-step.js';
 import { PerceptualLoss } from '../models/tokenizer/perceptual.js';
 import { PatchDiscriminator, type PatchDiscriminatorConfig } from '../models/tokenizer/discriminator.js';
@@ -29,7 +31,10 @@ export interface TrainTokenizerOptions {
   /** Use only the first n training images (quick runs). */
   trainSubset?: number;
   config?: Partial<TokenizerConfig>;
+  /** VQ: latent perturbation (default the config's). */
   perturbation?: PerturbationPreset | PerturbationConfig;
+  /** KL (config.quantizer 'kl'): noise-augmented decoding (default the config's). */
+  latentNoise?: LatentNoisePreset | LatentNoiseConfig;
   batchSize?: number;
   /** Training length: steps, or epochs over the (sub)set. */
   steps?: number;
@@ -101,7 +106,10 @@ export async function trainTokenizer(o: TrainTokenizerOptions): Promise<TrainTok
   const loader = new DataLoader(train, { batchSize: B, shuffle: true, seed, dropLast: true });
   const perEpoch = Math.floor(train.shape[0] / B);
   const totalSteps = o.steps ?? Math.max(1, (o.epochs ?? 1) * perEpoch);
-  const model = new VQTokenizer({ ...o.config, ...(o.perturbation ? { perturbation: o.perturbation } : {}), perturbSeed: seed + 1 }, { backend, generator: new E.Generator(seed) });
+  const model = new VQTokenizer(
+    { ...o.config, ...(o.perturbation ? { perturbation: o.perturbation } : {}), ...(o.latentNoise ? { latentNoise: o.latentNoise } : {}), perturbSeed: seed + 1 },
+    { backend, generator: new E.Generator(seed) },
+  );
   // taming-transformers' autoencoder optimizer: Adam(lr, betas (0.5, 0.9)); decoupled decay off by default.
   const optimizer = new AdamW(model.parameters(), { lr: o.lr ?? 2e-4, betas: o.betas ?? [0.5, 0.9], weightDecay: o.weightDecay ?? 0 });
   const losses: TokenizerStepOptions = {};
@@ -128,9 +136,22 @@ export async function trainTokenizer(o: TrainTokenizerOptions): Promise<TrainTok
   }
   const uploader = new BatchUploader(backend);
   const sampleX = E.keep(E.tensor(new Float32Array(loaderFirst(split.val, 16)), [Math.min(16, split.val.shape[0]), ...split.val.shape.slice(1)], { backend }));
+  const state = { model, optimizer, generators: { perturb: model.perturbGenerator }, loader, ...(disc && discOpt ? { aux: { disc: { model: disc, optimizer: discOpt } } } : {}) };
+  const extra = {
+    ...o.extra,
+    config: model.cfg,
+    batchSize: B,
+    dataset: o.dataset ?? 'fashion-mnist',
+    totalSteps,
+    losses: {
+      perceptualWeight,
+      discWeight,
+      ...(disc ? { discStart: o.discStart ?? 1, discLr: discOpt!.lr, discConfig: disc.cfg } : {}),
+    },
+  };
   const r = await trainLoop({
     totalSteps,
-    state: { model, optimizer, generators: { perturb: model.perturbGenerator }, loader, ...(disc && discOpt ? { aux: { disc: { model: disc, optimizer: discOpt } } } : {}) },
+    state,
     backend,
     itemsPerStep: B,
     logEvery: o.logEvery ?? 50,
@@ -152,18 +173,7 @@ export async function trainTokenizer(o: TrainTokenizerOptions): Promise<TrainTok
           },
         }
       : {}),
-    extra: {
-      ...o.extra,
-      config: model.cfg,
-      batchSize: B,
-      dataset: o.dataset ?? 'fashion-mnist',
-      totalSteps,
-      losses: {
-        perceptualWeight,
-        discWeight,
-        ...(disc ? { discStart: o.discStart ?? 1, discLr: discOpt!.lr, discConfig: disc.cfg } : {}),
-      },
-    },
+    extra,
     ...(o.log ? { log: o.log } : {}),
     step: (step) => {
       const batch = uploader.next(loader);
@@ -171,6 +181,19 @@ export async function trainTokenizer(o: TrainTokenizerOptions): Promise<TrainTok
       return { terms, epoch: batch.batch.epoch };
     },
   });
+  if (model.continuous && !(await model.latentStats.measured())) {
+    // The generator's normalization: per-channel statistics of the trained encoder's posterior
+    // means over the training set, stored in the final checkpoint.
+    const t0 = performance.now();
+    const statsLoader = new DataLoader(train, { batchSize: Math.min(256, train.shape[0]), shuffle: false });
+    const nb = Math.ceil(train.shape[0] / Math.min(256, train.shape[0]));
+    const s = await measureLatentStats(model, (function* () {
+      for (let i = 0; i < nb; i++) yield uploader.next(statsLoader).x;
+    })());
+    o.log?.(`latent statistics over ${s.images} training images (${((performance.now() - t0) / 1000).toFixed(1)} s): mean [${s.mean.map((v) => v.toFixed(3)).join(', ')}], std [${s.std.map((v) => v.toFixed(3)).join(', ')}]`);
+    if (o.outDir) await saveTrainingCheckpoint(join(o.outDir, 'checkpoint.safetensors'), state, Math.max(r.startStep, totalSteps), { ...extra, latentStats: s });
+  }
+  uploader.dispose();
   sampleX.dispose();
   ownNet?.dispose();
   discOpt?.dispose();

@@ -96,3 +96,40 @@ export class LatentMoments {
     return { mean, std };
   }
 }
+
+/** What measureLatentStats needs of a KL tokenizer. */
+export interface LatentEncoder {
+  readonly latentStats: LatentStats;
+  encodeLatents(x: E.Tensor): E.Tensor;
+  training: boolean;
+  train(mode?: boolean): unknown;
+}
+
+/**
+ * Measures the per-channel mean and std of the posterior means of `batches` (images, not
+ * disposed here), in eval mode, and stores them in model.latentStats. Returns them with the
+ * number of images seen.
+ */
+export async function measureLatentStats(model: LatentEncoder, batches: Iterable<E.Tensor> | AsyncIterable<E.Tensor>): Promise<{ mean: number[]; std: number[]; images: number }> {
+  const acc = new LatentMoments(model.latentStats.channels);
+  const wasTraining = model.training;
+  model.train(false);
+  let images = 0;
+  try {
+    for await (const x of batches) {
+      // Raw means whatever stats are stored now: denormalize what encodeLatents normalized.
+      const z = E.noGrad(() => E.tidy(() => model.latentStats.denormalize(model.encodeLatents(x))));
+      try {
+        await acc.add(z);
+      } finally {
+        z.dispose();
+      }
+      images += x.shape[0]!;
+    }
+  } finally {
+    model.train(wasTraining);
+  }
+  const r = acc.result();
+  model.latentStats.set(r.mean, r.std);
+  return { ...r, images };
+}
