@@ -12,3 +12,4 @@ export * from './posttrain.js';
 export * from './gaussian.js';
 export * from './latent-noise.js';
 export * from './latent-stats.js';
+export * from './eval-continuous.js';
