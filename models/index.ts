@@ -4,3 +4,4 @@ export * from './features/inception.js';
 export * from './metrics/index.js';
 export * from './features/featnet.js';
 export * from './ar/index.js';
+export * from './diffusion/index.js';

@@ -5,139 +5,66 @@
  *   train-featnet    train the feature network (delegates to examples/train-featnet.ts)
  *   train-ar         train the class-conditional AR generator on a tokenizer's codes (resumable)
  *   sample-ar        class-balanced AR samples decoded by the tokenizer: per-class grid PNG, gFID, IS analogue
+ *   train-diffusion  train the class-conditional diffusion generator on a KL tokenizer's latents (cli-diffusion.ts)
+ *   sample-diffusion class-balanced diffusion samples: per-class grid PNG, gFID, IS analogue (cli-diffusion.ts)
  * `webgpu-tok <command> --help` lists each command's options. Options are `--name value` or
  * `--name=value`; booleans are `--name` alone. Bad arguments raise CliError naming the flag, and
  * main() prints them and returns exit code 2.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import * as E from '../engine/index.js';
-import { CpuBackend } from '../engine/cpu/backend.js';
-import { DEFAULT_PFID_ALPHAS, defaultPfidDelta, evaluateTokenizer, LATENT_NOISE_PRESETS, reconstructionGrid, type LatentNoiseConfig, type LatentNoisePreset, type TokenizerConfig, type TokenizerEvalResult } from '../models/tokenizer/index.js';
-import { FeatNet, type FeatNetConfig } from '../models/features/featnet.js';
+import {
+  continuousReconstructionGrid,
+  DEFAULT_NFID_TAUS,
+  DEFAULT_PFID_ALPHAS,
+  defaultPfidDelta,
+  encodeLatentSet,
+  evaluateContinuousTokenizer,
+  evaluateTokenizer,
+  LATENT_NOISE_PRESETS,
+  reconstructionGrid,
+  type ContinuousEvalResult,
+  type LatentNoiseConfig,
+  type LatentNoisePreset,
+  type TokenizerConfig,
+  type TokenizerEvalResult,
+  type VQTokenizer,
+} from '../models/tokenizer/index.js';
+import type { FeatNet } from '../models/features/featnet.js';
 import { InceptionV3 } from '../models/features/inception.js';
 import { getJsonOr } from '../nn/checkpoint/index.js';
-import { loadCheckpoint, readSafetensorsFile } from './checkpoint.js';
-import { BatchUploader, DataLoader, loadFashionMNIST, loadMNIST, saveImageGrid, subset, writeFileAtomicSync, type ImageDataset } from './data/index.js';
-import { getDevice } from './index.js';
+import { readSafetensorsFile } from './checkpoint.js';
+import { BatchUploader, DataLoader, saveImageGrid, subset, writeFileAtomicSync, type ImageDataset } from './data/index.js';
 import { defaultPerceptualNetPath, loadTokenizerCheckpoint, trainTokenizer } from './train-tokenizer.js';
 import { classGrid, decodedFeatureStats, generateClassBalanced } from '../models/ar/generate.js';
 import { ImageFeatureStats } from '../models/metrics/image-features.js';
 import { fileSha256, loadARCheckpoint, saveTokenCache, trainAR } from './train-ar.js';
 import { parseRunArg, plotRuns } from './plot-runs.js';
 import { evalTable, readEvalArg } from './eval-table.js';
+import { DIFFUSION_COMMANDS } from './cli-diffusion.js';
+import {
+  backendFor,
+  checkpointArg,
+  checkpointExtra,
+  CliError,
+  commandHelp,
+  defaultFeatnetPath,
+  fmt,
+  fmtFid,
+  loadFeatNet,
+  loadSplit,
+  parseArgs,
+  reportTrained,
+  ROOT,
+  type Command,
+  type Io,
+  type OptSpec,
+  type ParsedArgs,
+} from './cli-common.js';
 
-export class CliError extends Error {
-  override name = 'CliError';
-}
-
-type OptType = 'string' | 'int' | 'number' | 'bool' | 'list';
-
-export interface OptSpec {
-  name: string;
-  type: OptType;
-  help: string;
-  /** Allowed values (string options). */
-  choices?: readonly string[];
-  /** Smallest allowed value (int/number options). */
-  min?: number;
-  default?: string | number | boolean | number[];
-  required?: boolean;
-  /** Placeholder shown in --help. */
-  meta?: string;
-}
-
-export type ParsedArgs = Record<string, string | number | boolean | number[] | undefined>;
-
-export interface Io {
-  out: (line: string) => void;
-  err: (line: string) => void;
-}
-
-interface Command {
-  name: string;
-  summary: string;
-  options: OptSpec[];
-  run: (args: ParsedArgs, io: Io, rest: string[]) => Promise<void>;
-  /** Takes positional arguments (after the options), described in the usage line. */
-  positional?: string;
-}
-
-function parseValue(cmd: string, spec: OptSpec, raw: string): string | number | number[] {
-  const flag = `--${spec.name}`;
-  const num = (s: string, int: boolean): number => {
-    const v = Number(s);
-    if (s.trim() === '' || !Number.isFinite(v) || (int && !Number.isInteger(v))) throw new CliError(`${cmd}: ${flag} must be ${int ? 'an integer' : 'a number'}, got '${s}'`);
-    if (spec.min !== undefined && v < spec.min) throw new CliError(`${cmd}: ${flag} must be >= ${spec.min}, got ${v}`);
-    return v;
-  };
-  switch (spec.type) {
-    case 'int':
-      return num(raw, true);
-    case 'number':
-      return num(raw, false);
-    case 'list':
-      return raw.split(',').map((s) => num(s, false));
-    default:
-      if (spec.choices && !spec.choices.includes(raw)) throw new CliError(`${cmd}: ${flag} must be one of ${spec.choices.join(', ')}, got '${raw}'`);
-      return raw;
-  }
-}
-
-/** Parses argv against a command's options; unknown flags, missing values and bad values throw CliError. */
-export function parseArgs(cmd: string, specs: readonly OptSpec[], argv: readonly string[]): { args: ParsedArgs; help: boolean; rest: string[] } {
-  const args: ParsedArgs = {};
-  const rest: string[] = [];
-  let help = false;
-  for (const s of specs) if (s.default !== undefined) args[s.name] = s.default;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--help' || a === '-h') {
-      help = true;
-      continue;
-    }
-    if (!a.startsWith('--')) {
-      rest.push(a);
-      continue;
-    }
-    const eq = a.indexOf('=');
-    const name = a.slice(2, eq < 0 ? undefined : eq);
-    const spec = specs.find((s) => s.name === name);
-    if (!spec) throw new CliError(`${cmd}: unknown option --${name} (see webgpu-tok ${cmd} --help)`);
-    if (spec.type === 'bool') {
-      if (eq >= 0) {
-        const v = a.slice(eq + 1);
-        if (v !== 'true' && v !== 'false') throw new CliError(`${cmd}: --${name} is a switch (use --${name} or --${name}=true|false), got '${v}'`);
-        args[name] = v === 'true';
-      } else args[name] = true;
-      continue;
-    }
-    let raw: string;
-    if (eq >= 0) raw = a.slice(eq + 1);
-    else {
-      const next = argv[i + 1];
-      if (next === undefined || (next.startsWith('--') && next.length > 2)) throw new CliError(`${cmd}: --${name} needs a value${spec.meta ? ` (${spec.meta})` : ''}`);
-      raw = next;
-      i++;
-    }
-    args[name] = parseValue(cmd, spec, raw);
-  }
-  if (!help) for (const s of specs) if (s.required && args[s.name] === undefined) throw new CliError(`${cmd}: missing required option --${s.name}${s.meta ? ` ${s.meta}` : ''}`);
-  return { args, help, rest };
-}
-
-export function commandHelp(c: { name: string; summary: string; options: readonly OptSpec[]; positional?: string }): string {
-  const lines = [`usage: webgpu-tok ${c.name} [options]${c.positional ? ` ${c.positional}` : ''}`, '', c.summary, '', 'options:'];
-  const left = (s: OptSpec) => `  --${s.name}${s.type === 'bool' ? '' : ` ${s.meta ?? (s.choices ? s.choices.join('|') : s.type === 'list' ? 'a,b,...' : s.type === 'string' ? 'VALUE' : 'N')}`}`;
-  const w = Math.max(...c.options.map((s) => left(s).length), 10) + 2;
-  for (const s of c.options) {
-    const def = s.default !== undefined && s.type !== 'bool' ? ` (default ${Array.isArray(s.default) ? s.default.join(',') : s.default})` : s.required ? ' (required)' : '';
-    lines.push(left(s).padEnd(w) + s.help + def);
-  }
-  lines.push('  --help'.padEnd(w) + 'this help');
-  return lines.join('\n');
-}
+export { CliError, commandHelp, parseArgs, type Io, type OptSpec, type ParsedArgs } from './cli-common.js';
 
 // --- shared helpers ----------------------------------------------------------
 
@@ -162,33 +89,6 @@ function resolveConfigArg(cmd: string, v: string): Partial<TokenizerConfig> {
     }
   }
   throw new CliError(`${cmd}: --config must be one of ${Object.keys(CONFIG_PRESETS).join(', ')} or a .json file, got '${v}'`);
-}
-
-let backendPromise: Promise<E.Backend> | null = null;
-
-async function backendFor(args: ParsedArgs): Promise<E.Backend> {
-  if (args.cpu) return new CpuBackend({ precision: 'f32' });
-  backendPromise ??= getDevice({ setDefault: false });
-  return backendPromise;
-}
-
-function loadSplit(dataset: string, log: (l: string) => void) {
-  return (dataset === 'mnist' ? loadMNIST : loadFashionMNIST)({ pad: 2, log });
-}
-
-function fmt(v: number, digits = 3): string {
-  return Number.isFinite(v) ? v.toFixed(digits) : String(v);
-}
-
-/** FIDs: 4 significant digits below 1 (small-set FIDs can be ~1e-3), else 3 decimals. */
-function fmtFid(v: number): string {
-  return Number.isFinite(v) && Math.abs(v) < 1 ? v.toPrecision(4) : fmt(v, 3);
-}
-
-/** The last line of train-tokenizer / train-ar: what this call trained, or that nothing was left. */
-function reportTrained(io: Io, ckpt: string, r: { startStep: number; totalSteps: number }): void {
-  if (r.startStep >= r.totalSteps) io.out(`already complete: ${ckpt} is at step ${r.startStep} of ${r.totalSteps}`);
-  else io.out(`trained steps ${r.startStep + 1}..${r.totalSteps}; checkpoint: ${ckpt}`);
 }
 
 // --- train-tokenizer ---------------------------------------------------------
@@ -334,49 +234,16 @@ const EVAL_OPTIONS: OptSpec[] = [
   { name: 'dataset', type: 'string', choices: ['fashion-mnist', 'mnist'], help: 'validation data (default: the one the checkpoint was trained on)' },
   { name: 'limit', type: 'int', min: 2, help: 'use only the first N validation images (default all)' },
   { name: 'batch', type: 'int', min: 1, default: 100, help: 'evaluation batch size' },
-  { name: 'alphas', type: 'list', default: [...DEFAULT_PFID_ALPHAS], help: 'pFID alphas in [0, 1] (the documented default pFID is alpha 0.3, always included)' },
-  { name: 'delta', type: 'int', min: 1, help: "pFID delta (default: the 'paper' preset's, round(K * 100 / 4096))" },
-  { name: 'seed', type: 'int', min: 0, default: 0, help: 'seed of the pFID perturbations' },
+  { name: 'alphas', type: 'list', default: [...DEFAULT_PFID_ALPHAS], help: 'VQ: pFID alphas in [0, 1] (the documented default pFID is alpha 0.3, always included)' },
+  { name: 'delta', type: 'int', min: 1, help: "VQ: pFID delta (default: the 'paper' preset's, round(K * 100 / 4096))" },
+  { name: 'taus', type: 'list', default: [...DEFAULT_NFID_TAUS], help: 'KL: nFID noise levels tau in [0, 1]: decode (1 - tau) z + tau eps (the documented default nFID is tau 0.2, always included)' },
+  { name: 'ifid-train', type: 'int', min: 0, default: 10000, help: 'KL: training images encoded as the iFID neighbour set (0: no iFID)' },
+  { name: 'ifid-k', type: 'int', min: 1, default: 10, help: 'KL: iFID nearest training latents per validation latent (cosine similarity)' },
+  { name: 'seed', type: 'int', min: 0, default: 0, help: 'seed of the pFID perturbations (KL: of the nFID noise and the iFID draws)' },
   { name: 'grid', type: 'int', min: 1, default: 8, help: 'images per row of the reconstruction grid PNG' },
   { name: 'out', type: 'string', meta: 'DIR', help: 'where eval.json, eval.md and recon-grid.png go (default: the checkpoint folder)' },
   { name: 'cpu', type: 'bool', help: 'run on the CPU backend instead of WebGPU' },
 ];
-
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-
-function defaultFeatnetPath(dataset: string): string {
-  // From node/ (tsx) or dist/node/ (built): look in the repository's models/features/weights.
-  const name = `featnet-${dataset === 'mnist' ? 'mnist' : 'fashion'}.safetensors`;
-  const candidates = [join(ROOT, 'models', 'features', 'weights', name), join(ROOT, '..', 'models', 'features', 'weights', name)];
-  return candidates.find((p) => existsSync(p)) ?? candidates[0]!;
-}
-
-async function loadFeatNet(spec: string, dataset: string, backend: E.Backend, seed: number, cmd = 'eval-tokenizer'): Promise<{ net: FeatNet; source: string }> {
-  if (spec === 'random') {
-    const net = new FeatNet({}, { backend, generator: new E.Generator(seed + 12345) });
-    net.eval();
-    return { net, source: 'random (untrained FeatNet: numbers not comparable)' };
-  }
-  if (!existsSync(spec)) {
-    throw new CliError(`${cmd}: --featnet file ${spec} does not exist (train one with 'webgpu-tok train-featnet', or pass --featnet random for a smoke test)`);
-  }
-  const { tensors, metadata } = await loadCheckpoint(spec, backend);
-  try {
-    // examples/train-featnet.ts stores the config as `featnet_config`.
-    const cfg = getJsonOr<Partial<FeatNetConfig>>(metadata, 'featnet_config', getJsonOr<Partial<FeatNetConfig>>(metadata, 'config', {}));
-    const net = new FeatNet(cfg, { backend });
-    const state: Record<string, E.Tensor> = {};
-    for (const [k, t] of Object.entries(tensors)) {
-      if (k.startsWith('model.')) state[k.slice(6)] = t;
-      else if (!k.includes('.') || /^(conv|fc)\d/.test(k)) state[k] = t;
-    }
-    net.loadStateDict(state);
-    net.eval();
-    return { net, source: spec };
-  } finally {
-    for (const t of Object.values(tensors)) t.dispose();
-  }
-}
 
 function loadInception(file: string, backend: E.Backend): { net: InceptionV3; source: string } {
   if (!existsSync(file)) throw new CliError(`eval-tokenizer: --inception file ${file} does not exist (convert pytorch-fid's pt_inception weights to safetensors)`);
@@ -418,6 +285,7 @@ async function runEval(args: ParsedArgs, io: Io): Promise<void> {
   for (const a of alphas) if (!(a >= 0 && a <= 1)) throw new CliError(`${cmd}: --alphas values must be in [0, 1], got ${a}`);
   const backend = await backendFor(args);
   const { model, step, extra } = await loadTokenizerCheckpoint(ckpt, backend);
+  if (model.continuous) return runEvalContinuous(args, io, { ckpt, model, step, extra, backend });
   const K = model.cfg.codebookSize;
   const delta = args.delta !== undefined ? Number(args.delta) : defaultPfidDelta(K);
   if (delta > K) throw new CliError(`${cmd}: --delta must be at most the codebook size ${K}, got ${delta}`);
@@ -471,6 +339,97 @@ async function runEval(args: ParsedArgs, io: Io): Promise<void> {
   }
 }
 
+export function continuousEvalMarkdown(r: ContinuousEvalResult, info: { checkpoint: string; step: number; dataset: string; featnet: string }): string {
+  const lines = [
+    `# Tokenizer evaluation (continuous, KL)`,
+    '',
+    `- checkpoint: \`${info.checkpoint}\` (step ${info.step})`,
+    `- dataset: ${info.dataset} validation, ${r.count} images`,
+    `- feature network: ${info.featnet} (${r.featureDim}-d features)`,
+    `- nFID(tau): decode (1 - tau) z + tau eps of every validation latent (normalized space), seed ${r.seed}; default nFID = tau ${r.nfidDefault.tau}`,
+    r.ifid === null ? '- iFID: not computed (no training latents)' : `- iFID: slerp (alpha ${r.ifidAlpha}) towards one of the ${r.ifidK} nearest of ${r.ifidTrainCount} training latents (cosine), drawn with probability softmax(-MSE)`,
+    '',
+    '| metric | value |',
+    '|---|---|',
+    `| rFID | ${fmtFid(r.rfid)} |`,
+    `| nFID (tau ${r.nfidDefault.tau}) | ${fmtFid(r.nfidDefault.fid)} |`,
+    ...r.nfid.map((n) => `| nFID tau ${n.tau} | ${fmtFid(n.fid)} |`),
+    ...(r.ifid === null ? [] : [`| iFID | ${fmtFid(r.ifid)} |`]),
+    `| PSNR (dB) | ${fmt(r.psnr, 2)} |`,
+    `| SSIM | ${fmt(r.ssim, 4)} |`,
+  ];
+  if (r.inceptionScore) lines.push(`| IS analogue (real / recon) | ${fmt(r.inceptionScore.real.mean, 3)} / ${fmt(r.inceptionScore.recon.mean, 3)} |`);
+  return lines.join('\n') + '\n';
+}
+
+/** eval-tokenizer for a KL checkpoint: rFID, nFID grid, iFID, PSNR, SSIM, IS analogue. */
+async function runEvalContinuous(args: ParsedArgs, io: Io, c: { ckpt: string; model: VQTokenizer; step: number; extra: Record<string, unknown>; backend: E.Backend }): Promise<void> {
+  const cmd = 'eval-tokenizer';
+  const { ckpt, model, step, extra, backend } = c;
+  const taus = args.taus as number[];
+  let net: FeatNet | InceptionV3 | null = null;
+  let trainLatents: E.Tensor | null = null;
+  try {
+    for (const t of taus) if (!(t >= 0 && t <= 1)) throw new CliError(`${cmd}: --taus values must be in [0, 1], got ${t}`);
+    if (!(await model.latentStats.measured())) throw new CliError(`${cmd}: ${ckpt} has no measured latent statistics (its training did not finish: run train-tokenizer again with the same --out to complete it)`);
+    const dataset = String(args.dataset ?? extra.dataset ?? 'fashion-mnist');
+    const seed = Number(args.seed);
+    if (args.inception !== undefined && args.featnet !== undefined) throw new CliError(`${cmd}: pass either --featnet or --inception, not both`);
+    const loaded =
+      args.inception !== undefined
+        ? loadInception(String(args.inception), backend)
+        : await loadFeatNet(args.featnet !== undefined ? String(args.featnet) : defaultFeatnetPath(dataset), dataset, backend, seed);
+    net = loaded.net;
+    const outDir = args.out !== undefined ? resolve(String(args.out)) : dirname(ckpt);
+    const split = loadSplit(dataset, io.out);
+    const val: ImageDataset = args.limit !== undefined ? subset(split.val, Int32Array.from({ length: Math.min(Number(args.limit), split.val.shape[0]) }, (_, i) => i)) : split.val;
+    const n = val.shape[0];
+    const uploader = new BatchUploader(backend);
+    const batchesOf = (ds: ImageDataset) => {
+      const bs = Math.min(Number(args.batch), ds.shape[0]);
+      const loader = new DataLoader(ds, { batchSize: bs, shuffle: false });
+      return (function* () {
+        for (let i = 0, nb = Math.ceil(ds.shape[0] / bs); i < nb; i++) yield uploader.next(loader).x;
+      })();
+    };
+    const nTrain = Math.min(Number(args['ifid-train']), split.train.shape[0]);
+    const t0 = performance.now();
+    if (nTrain > 0) {
+      io.out(`encoding ${nTrain} ${dataset} training images for iFID's neighbour set`);
+      trainLatents = await encodeLatentSet(model, batchesOf(subset(split.train, Int32Array.from({ length: nTrain }, (_, i) => i))));
+    }
+    io.out(`evaluating ${ckpt} (step ${step}, continuous) on ${n} ${dataset} validation images, features: ${loaded.source}`);
+    const r = await evaluateContinuousTokenizer(model, net, batchesOf(val), trainLatents, {
+      taus,
+      seed,
+      ifidK: Number(args['ifid-k']),
+      onBatch: (done) => {
+        const s = (performance.now() - t0) / 1000;
+        io.out(`  ${done}/${n} images, ${s.toFixed(1)} s, ETA ${((s / done) * (n - done)).toFixed(0)} s`);
+      },
+    });
+    const info = { checkpoint: ckpt, step, dataset, featnet: loaded.source };
+    writeFileAtomicSync(join(outDir, 'eval.json'), JSON.stringify({ ...info, quantizer: 'kl', ...r }, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2) + '\n');
+    const md = continuousEvalMarkdown(r, info);
+    writeFileAtomicSync(join(outDir, 'eval.md'), md);
+    // Grid: originals, clean reconstructions, noised at each tau, iFID interpolations.
+    const g = Math.min(Number(args.grid), n);
+    const first = new DataLoader(subset(val, Int32Array.from({ length: g }, (_, i) => i)), { batchSize: g, shuffle: false }).next();
+    const x = E.tensor(first.x, first.shape, { backend });
+    const grid = await continuousReconstructionGrid(model, x, { taus: [...new Set([...taus].sort((a, b) => a - b))], seed, trainLatents, ifidK: Number(args['ifid-k']) });
+    await saveImageGrid(join(outDir, 'recon-grid.png'), grid, { nrow: g, range: [-1, 1] });
+    grid.dispose();
+    x.dispose();
+    uploader.dispose();
+    io.out(md);
+    io.out(`wrote ${join(outDir, 'eval.json')}, eval.md, recon-grid.png (rows: originals, clean, tau ${taus.join(', ')}${trainLatents ? ', iFID' : ''})`);
+  } finally {
+    trainLatents?.dispose();
+    model.dispose();
+    net?.dispose();
+  }
+}
+
 // --- train-featnet -----------------------------------------------------------
 
 async function runTrainFeatnet(_args: ParsedArgs, io: Io, rest: string[]): Promise<void> {
@@ -494,24 +453,10 @@ async function runTrainFeatnet(_args: ParsedArgs, io: Io, rest: string[]): Promi
 /** Both datasets (MNIST, Fashion-MNIST) have 10 classes. */
 const AR_NUM_CLASSES = 10;
 
-/** A checkpoint argument: the file, or a folder holding checkpoint.safetensors; CliError naming the flag if missing. */
-function checkpointArg(cmd: string, flag: string, v: string): string {
-  let p = resolve(v);
-  if (existsSync(p) && statSync(p).isDirectory()) p = join(p, 'checkpoint.safetensors');
-  if (!existsSync(p)) throw new CliError(`${cmd}: --${flag} ${p} does not exist`);
-  return p;
-}
-
-/** The `extra` metadata of a trainLoop checkpoint; CliError naming the flag when it has no model config. */
-async function checkpointExtra(cmd: string, flag: string, path: string, writer: string): Promise<Record<string, unknown>> {
-  let extra: Record<string, unknown>;
-  try {
-    extra = getJsonOr<Record<string, unknown>>((await readSafetensorsFile(path)).metadata, 'extra', {});
-  } catch (e) {
-    throw new CliError(`${cmd}: --${flag} ${path} is not a readable checkpoint (${(e as Error).message})`);
-  }
-  if (!extra.config || typeof extra.config !== 'object') throw new CliError(`${cmd}: --${flag} ${path} is not a ${writer} checkpoint (no model config in its metadata)`);
-  return extra;
+/** Refuses a KL tokenizer for the AR generator, from the checkpoint's metadata. */
+function requireVqConfig(cmd: string, path: string, extra: Record<string, unknown>): void {
+  const q = (extra.config as { quantizer?: string }).quantizer ?? 'vq';
+  if (q !== 'vq') throw new CliError(`${cmd}: --tokenizer ${path} is a continuous tokenizer (quantizer '${q}'): the AR generator needs a VQ one; KL tokenizers go with train-diffusion`);
 }
 
 const TRAIN_AR_OPTIONS: OptSpec[] = [
@@ -542,6 +487,7 @@ async function runTrainAR(args: ParsedArgs, io: Io): Promise<void> {
   const cmd = 'train-ar';
   const tokPath = checkpointArg(cmd, 'tokenizer', String(args.tokenizer));
   const tokExtra = await checkpointExtra(cmd, 'tokenizer', tokPath, 'train-tokenizer');
+  requireVqConfig(cmd, tokPath, tokExtra);
   const dim = Number(args.dim);
   const heads = Number(args.heads);
   if (dim % heads !== 0) throw new CliError(`${cmd}: --dim ${dim} is not divisible by --heads ${heads}`);
@@ -663,10 +609,12 @@ async function runSampleAR(args: ParsedArgs, io: Io): Promise<void> {
   const cmd = 'sample-ar';
   const ckpt = checkpointArg(cmd, 'checkpoint', String(args.checkpoint));
   const arExtra = await checkpointExtra(cmd, 'checkpoint', ckpt, 'train-ar');
+  if (!('vocabSize' in (arExtra.config as object))) throw new CliError(`${cmd}: --checkpoint ${ckpt} is not a train-ar checkpoint (a diffusion generator goes with sample-diffusion)`);
   const recorded = typeof arExtra.tokenizerPath === 'string' ? arExtra.tokenizerPath : null;
   if (args.tokenizer === undefined && !recorded) throw new CliError(`${cmd}: ${ckpt} records no tokenizer: pass --tokenizer PATH`);
   const tokPath = checkpointArg(cmd, 'tokenizer', String(args.tokenizer ?? recorded));
   const tokExtra = await checkpointExtra(cmd, 'tokenizer', tokPath, 'train-tokenizer');
+  requireVqConfig(cmd, tokPath, tokExtra);
   const topP = Number(args['top-p']);
   if (!(topP > 0 && topP <= 1)) throw new CliError(`${cmd}: --top-p must be in (0, 1], got ${topP}`);
   const cfgScale = Number(args['cfg-scale']);
@@ -813,7 +761,7 @@ async function runEvalTable(args: ParsedArgs, io: Io, rest: string[]): Promise<v
 
 const COMMANDS: Command[] = [
   { name: 'train-tokenizer', summary: 'Train the tokenizer (VQ, or KL with --quantizer kl) on Fashion-MNIST or MNIST; resumes from the checkpoint in --out.', options: TRAIN_OPTIONS, run: runTrain },
-  { name: 'eval-tokenizer', summary: 'Evaluate a tokenizer checkpoint: rFID, pFID grid, PSNR, SSIM, codebook usage, perplexity; writes eval.json, eval.md and recon-grid.png.', options: EVAL_OPTIONS, run: runEval },
+  { name: 'eval-tokenizer', summary: 'Evaluate a tokenizer checkpoint: rFID, pFID grid (VQ) or nFID grid and iFID (KL), PSNR, SSIM, codebook usage, perplexity; writes eval.json, eval.md and recon-grid.png.', options: EVAL_OPTIONS, run: runEval },
   {
     name: 'train-featnet',
     summary:
@@ -829,6 +777,7 @@ const COMMANDS: Command[] = [
     options: SAMPLE_AR_OPTIONS,
     run: runSampleAR,
   },
+  ...DIFFUSION_COMMANDS,
   { name: 'eval-table', summary: 'Compare tokenizer evaluations (eval.json files or their folders, PATH=LABEL to name them) in one markdown table: rFID, pFID grid, pFID - rFID gaps, PSNR, SSIM, usage.', options: EVAL_TABLE_OPTIONS, run: runEvalTable, positional: 'EVAL[=LABEL] ...' },
   { name: 'plot', summary: 'Plot training curves of one or more runs (metrics.jsonl files or run folders, PATH=LABEL to name them) into one SVG.', options: PLOT_OPTIONS, run: runPlot, positional: 'RUN[=LABEL] ...' },
 ];

@@ -6,6 +6,7 @@
  */
 import * as E from '../../engine/index.js';
 import { ImageFeatureStats, type ImageFeatureNet, type ImageFeatureOptions } from '../metrics/image-features.js';
+import { classBalancedLabels, pickPerClass } from '../metrics/class-balance.js';
 import type { ARTransformer } from './model.js';
 import { sampleTokens, type ARSampleOptions } from './sample.js';
 import type { TokenDataset } from './train-step.js';
@@ -38,7 +39,7 @@ export async function generateClassBalanced(ar: ARTransformer, o: GenerateTokens
   const L = ar.seqLen;
   const grid = ar.cfg.grid ?? [Math.round(Math.sqrt(L)), Math.round(Math.sqrt(L))];
   const tokens = new Int32Array(N * L);
-  const labels = Int32Array.from({ length: N }, (_, i) => i % nc);
+  const labels = classBalancedLabels(N, nc);
   const so: ARSampleOptions = {};
   for (const k of ['temperature', 'topK', 'topP', 'cfgScale', 'cfgSchedule', 'cfgPower', 'generator'] as const) if (o[k] !== undefined) (so as Record<string, unknown>)[k] = o[k];
   for (let st = 0; st < N; st += bs) {
@@ -88,16 +89,8 @@ export async function decodedFeatureStats(net: ImageFeatureNet, tokenizer: Token
  */
 export function classGrid(tokenizer: TokenDecoder, ds: TokenDataset, o: { numClasses: number; perClass: number; backend: E.Backend }): { images: E.Tensor; perRow: number } {
   const L = ds.shape[1];
-  const counts = new Map<number, number>();
-  for (const l of ds.labels) counts.set(l, (counts.get(l) ?? 0) + 1);
-  const perClass = Math.min(o.perClass, ...Array.from({ length: o.numClasses }, (_, c) => counts.get(c) ?? 0));
-  if (!(perClass >= 1)) throw new Error(`classGrid: every class 0..${o.numClasses - 1} needs at least one sample`);
+  const { picked, perRow: perClass } = pickPerClass(ds.labels, o.numClasses, o.perClass);
   const [h, w] = ds.grid;
-  const picked: number[] = [];
-  for (let c = 0; c < o.numClasses; c++) {
-    let n = 0;
-    for (let i = 0; i < ds.shape[0] && n < perClass; i++) if (ds.labels[i] === c) (picked.push(i), n++);
-  }
   const ids = new Int32Array(picked.length * L);
   picked.forEach((i, k) => ids.set(ds.tokens.subarray(i * L, (i + 1) * L), k * L));
   const images = E.noGrad(() => E.tidy(() => tokenizer.decodeIndices(E.tensor(ids, [picked.length, h, w], { backend: o.backend, dtype: 'i32' })).maximum(-1).minimum(1)));

@@ -8,8 +8,7 @@
 import * as E from '../../engine/index.js';
 import { AdamW, clipGradNorm, paramGroupsNoDecay, Scheduler, warmupCosineLr } from '../../nn/optim/index.js';
 import type { ImageDataset } from '../../nn/data/dataset.js';
-import { permutation, STREAM } from '../../nn/data/rng.js';
-import { writeInto } from '../../nn/data/upload.js';
+import { ShuffledRowLoader } from '../../nn/data/row-loader.js';
 import type { LoaderState } from '../../nn/data/loader.js';
 import type { ARTransformer } from './model.js';
 
@@ -189,110 +188,24 @@ export async function encodeTokenDataset(tokenizer: TokenEncoder, ds: ImageDatas
 export type TokenLoaderState = LoaderState;
 
 /**
- * Seeded, resumable batches of (classes, tokens) from a TokenDataset: a fresh permutation per
- * epoch (pure function of seed and epoch), full batches only (the tail of an epoch is dropped).
- * `next()` fills host arrays; `nextOnDevice()` uploads into a ring of two device tensor pairs
- * that are reused (valid until two uploads later; do not dispose them).
+ * Seeded, resumable batches of (classes, tokens) from a TokenDataset (nn/data/row-loader.ts's
+ * ShuffledRowLoader over the token rows): `next()` fills host arrays; `nextOnDevice()` uploads
+ * into reused device tensors (valid until two uploads later; do not dispose them).
  */
-export class TokenLoader {
-  readonly batchSize: number;
-  private seed: number;
-  private _epoch = 0;
-  private _position = 0;
-  private order: { epoch: number; perm: Int32Array } | null = null;
-  private ring: { classes: E.Tensor; tokens: E.Tensor }[] = [];
-  private ringNext = 0;
-  private readonly host: { classes: Int32Array; tokens: Int32Array };
-
+export class TokenLoader extends ShuffledRowLoader<Int32Array> {
   constructor(readonly dataset: TokenDataset, opts: { batchSize: number; seed?: number }) {
-    const [n, L] = dataset.shape;
-    const b = opts.batchSize;
-    if (!Number.isInteger(b) || b < 1) throw new Error(`TokenLoader: batchSize must be a positive integer, got ${b}`);
-    if (n < b) throw new Error(`TokenLoader: ${n} sequences give no full batch of ${b}`);
-    this.batchSize = b;
-    this.seed = opts.seed ?? 0;
-    this.host = { classes: new Int32Array(b), tokens: new Int32Array(b * L) };
-  }
-
-  get size(): number {
-    return this.dataset.shape[0];
-  }
-
-  get batchesPerEpoch(): number {
-    return Math.floor(this.size / this.batchSize);
-  }
-
-  get epoch(): number {
-    return this._epoch;
-  }
-
-  state(): TokenLoaderState {
-    return { seed: this.seed, epoch: this._epoch, position: this._position, size: this.size, batchSize: this.batchSize, dropLast: true, shuffle: true };
-  }
-
-  setState(s: TokenLoaderState): this {
-    if (!s || s.size !== this.size || s.batchSize !== this.batchSize || s.dropLast !== true || s.shuffle !== true) {
-      throw new Error(`TokenLoader.setState: state ${JSON.stringify(s)} does not fit this loader (${this.size} sequences, batches of ${this.batchSize}, shuffled, full batches)`);
-    }
-    if (!Number.isInteger(s.epoch) || s.epoch < 0 || !Number.isInteger(s.position) || s.position < 0 || s.position + this.batchSize > this.size) {
-      throw new Error(`TokenLoader.setState: invalid epoch or position in ${JSON.stringify(s)}`);
-    }
-    if (!Number.isSafeInteger(s.seed) || s.seed < 0) throw new Error(`TokenLoader.setState: invalid seed in ${JSON.stringify(s)}`);
-    this.seed = s.seed;
-    this._epoch = s.epoch;
-    this._position = s.position;
-    return this;
-  }
-
-  private perm(epoch: number): Int32Array {
-    if (this.order?.epoch !== epoch) this.order = { epoch, perm: permutation(this.size, this.seed, STREAM.shuffle, epoch) };
-    return this.order.perm;
+    super(dataset.tokens, dataset.labels, [dataset.shape[1]], { ...opts, name: 'TokenLoader' });
   }
 
   /** The next batch into the loader's host arrays (overwritten by the next call). */
   next(): { classes: Int32Array; tokens: Int32Array; epoch: number; indices: Int32Array } {
-    const L = this.dataset.shape[1];
-    const B = this.batchSize;
-    const perm = this.perm(this._epoch);
-    const epoch = this._epoch;
-    const indices = perm.slice(this._position, this._position + B);
-    for (let i = 0; i < B; i++) {
-      const k = indices[i]!;
-      this.host.classes[i] = this.dataset.labels[k]!;
-      this.host.tokens.set(this.dataset.tokens.subarray(k * L, (k + 1) * L), i * L);
-    }
-    this._position += B;
-    if (this._position + B > this.size) {
-      this._epoch++;
-      this._position = 0;
-    }
-    return { classes: this.host.classes, tokens: this.host.tokens, epoch, indices };
+    const b = this.nextRows();
+    return { classes: b.classes, tokens: b.rows, epoch: b.epoch, indices: b.indices };
   }
 
   /** The next batch on `backend`: classes i32 [B], tokens i32 [B, L] (reused device tensors). */
   nextOnDevice(backend: E.Backend): { classes: E.Tensor; tokens: E.Tensor; epoch: number } {
-    const L = this.dataset.shape[1];
-    const B = this.batchSize;
-    if (this.ring.length < 2) {
-      this.ring.push({
-        classes: E.keep(E.zeros([B], { backend, dtype: 'i32' })),
-        tokens: E.keep(E.zeros([B, L], { backend, dtype: 'i32' })),
-      });
-    }
-    const slot = this.ring[this.ringNext % this.ring.length]!;
-    this.ringNext++;
-    const b = this.next();
-    writeInto(slot.classes, b.classes);
-    writeInto(slot.tokens, b.tokens);
-    return { classes: slot.classes, tokens: slot.tokens, epoch: b.epoch };
-  }
-
-  /** Frees the device tensors. */
-  dispose(): void {
-    for (const s of this.ring) {
-      s.classes.dispose();
-      s.tokens.dispose();
-    }
-    this.ring = [];
+    const b = this.nextRowsOnDevice(backend);
+    return { classes: b.classes, tokens: b.rows, epoch: b.epoch };
   }
 }

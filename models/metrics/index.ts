@@ -5,3 +5,4 @@ export * from './image.js';
 export * from './codes.js';
 export * from './correlation.js';
 export * from './image-features.js';
+export * from './class-balance.js';

@@ -1,5 +1,7 @@
 /**
  * Decoder post-training ("Image Tokenizer Needs Post-Training", arXiv 2509.12474), browser-safe.
+ * (Continuous tokenizers: the latents come from models/diffusion/posttrain.ts and the decoder
+ * trains through DecoderPostTrainer.stepLatents.)
  *
  * Data: real images are encoded to their ground-truth tokens; the trained AR generator then runs
  * in raster order conditioned on the image's class, and at every step samples a token (guidance
@@ -95,8 +97,22 @@ export class DecoderPostTrainer {
     const tok = this.tokenizer;
     tok.decoder.train();
     const q = E.noGrad(() => tok.vq.lookup(mixed)); // [B, h, w, d], no path to the codebook
-    const recon = tok.decode(q.permute([0, 3, 1, 2]));
-    if (recon.shape.join() !== images.shape.join()) throw new Error(`DecoderPostTrainer.step: decoded ${E.fmtShape(recon.shape)} for images ${E.fmtShape(images.shape)}`);
+    return this.fit(images, tok.decode(q.permute([0, 3, 1, 2])), 'step');
+  }
+
+  /**
+   * KL tokenizer: one step on images and normalized latents [B, C, h, w] (e.g. denoised by a
+   * diffusion generator, models/diffusion/posttrain.ts); returns the detached loss. Run inside tidy.
+   */
+  stepLatents(images: E.Tensor, latents: E.Tensor): E.Tensor {
+    const tok = this.tokenizer;
+    tok.decoder.train();
+    return this.fit(images, tok.decodeLatents(latents.detach()), 'stepLatents');
+  }
+
+  private fit(images: E.Tensor, recon: E.Tensor, what: string): E.Tensor {
+    const tok = this.tokenizer;
+    if (recon.shape.join() !== images.shape.join()) throw new Error(`DecoderPostTrainer.${what}: decoded ${E.fmtShape(recon.shape)} for images ${E.fmtShape(images.shape)}`);
     let loss = tok.cfg.recLoss === 'mse' ? E.mseLoss(recon, images) : E.l1Loss(recon, images);
     if (tok.extraLosses) for (const v of Object.values(tok.extraLosses({ x: images, recon, step: undefined, model: tok }))) loss = loss.add(v);
     this.optimizer.zeroGrad();

@@ -15,3 +15,4 @@ export * from './loader.js';
 export * from './upload.js';
 export * from './grid.js';
 export * from './plot/index.js';
+export * from './row-loader.js';
