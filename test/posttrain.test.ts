@@ -1,12 +1,16 @@
 /**
  * Decoder post-training: the mixed-token builder keeps about sigma of the ground-truth tokens
  * (and exactly all / none at sigma 1 / 0, where it equals plain sampling with the same draws), and
- * the post-trainer moves only the decoder while its loss falls.
+ * the post-trainer moves only the decoder while its loss falls. The diffusion side: the
+ * denoised post-training latents are the clean latents exactly at t* = 0 and plain sampling from
+ * the same noise at t* = 1, and stepLatents moves only a KL tokenizer's decoder.
  */
 import { describe, expect, it } from 'vitest';
 import * as E from '../engine/index.js';
 import { ARTransformer, sampleTokens } from '../models/ar/index.js';
 import { buildMixedTokens, DecoderPostTrainer, VQTokenizer } from '../models/tokenizer/index.js';
+import { buildDenoisedLatents, DiffusionTransformer, sampleDiffusion } from '../models/diffusion/index.js';
+import { expectClose } from './helpers/compare.js';
 import { requireGpu } from './helpers/backends.js';
 
 const gpu = await requireGpu();
@@ -98,6 +102,66 @@ describe.runIf(gpu)('DecoderPostTrainer', () => {
     expect(await snapshot('decoder.')).not.toEqual(dec0);
     x.dispose();
     ids.dispose();
+    tok.dispose();
+  });
+});
+
+describe.runIf(gpu)('diffusion post-training data and the latent step', () => {
+  const tinyDit = (backend: E.Backend) => {
+    const m = new DiffusionTransformer({ latentChannels: 2, grid: [4, 4], numClasses: 3, patchSize: 2, dim: 16, depth: 1, heads: 2 }, { backend, generator: new E.Generator(4) });
+    // The final layer starts at zero (zero velocity); random weights make the ODE move.
+    const g = new E.Generator(8);
+    E.noGrad(() => { for (const p of m.parameters()) p.assign(E.tidy(() => E.randn(p.shape, { backend: p.backend, generator: g, std: 0.2 }))); });
+    return m;
+  };
+
+  it('t* = 0 returns the clean latents exactly; t* = 1 is plain sampling from the same noise; 0 < t* < 1 is seeded and moves the latents', async () => {
+    const backend = gpu!;
+    const dit = tinyDit(backend);
+    const z = E.randn([6, 2, 4, 4], { backend, generator: new E.Generator(1) });
+    const classes = [0, 1, 2, 0, 1, 2];
+    const zv = Array.from(await z.toArray());
+    const same = buildDenoisedLatents(dit, z, classes, { tStar: 0, generator: new E.Generator(3) });
+    expect(Array.from(await same.toArray())).toEqual(zv);
+    // t* = 1: (1 - 1) z + 1 * eps is the noise itself, then the full ODE.
+    const full = buildDenoisedLatents(dit, z, classes, { tStar: 1, steps: 6, cfgScale: 2, generator: new E.Generator(3) });
+    const plain = sampleDiffusion(dit, classes, { steps: 6, cfgScale: 2, generator: new E.Generator(3) });
+    expectClose(await full.toArray(), await plain.toArray(), { atol: 1e-6, rtol: 1e-6 }, 't* = 1 vs sampleDiffusion');
+    const a = buildDenoisedLatents(dit, z, classes, { tStar: 0.3, generator: new E.Generator(5) });
+    const b = buildDenoisedLatents(dit, z, classes, { tStar: 0.3, generator: new E.Generator(5) });
+    const av = Array.from(await a.toArray());
+    expect(Array.from(await b.toArray())).toEqual(av);
+    const moved = Math.sqrt(av.reduce((s, v, i) => s + (v - zv[i]!) ** 2, 0) / av.length);
+    expect(moved).toBeGreaterThan(0.01);
+    expect(() => buildDenoisedLatents(dit, z, classes, { tStar: 1.5 })).toThrow(/tStar must be in \[0, 1\], got 1.5/);
+    expect(() => buildDenoisedLatents(dit, E.zeros([6, 3, 4, 4], { backend }), classes)).toThrow(/expected latents \[6, 2, 4, 4\]/);
+    for (const t of [z, same, full, plain, a, b]) t.dispose();
+    dit.dispose();
+  });
+
+  it('stepLatents trains only the KL decoder: its loss falls, encoder and latent statistics stay bit-identical', async () => {
+    const backend = gpu!;
+    const tok = new VQTokenizer({ quantizer: 'kl', ch: 8, chMult: [1, 2], numResBlocks: 1, normGroups: 4, codeDim: 2 }, { backend, generator: new E.Generator(0) });
+    tok.latentStats.set([0.1, -0.2], [0.5, 2]);
+    const snapshot = async (prefix: string) => Promise.all(Object.entries(tok.stateDict()).filter(([n]) => n.startsWith(prefix)).map(async ([, p]) => Array.from(await p.toArray())));
+    const enc0 = await snapshot('encoder.');
+    const stats0 = await snapshot('latent_stats.');
+    const dec0 = await snapshot('decoder.');
+    const trainer = new DecoderPostTrainer(tok, { lr: 3e-3, emaDecay: 0 });
+    const x = E.keep(E.rand([4, 1, 8, 8], { backend, generator: new E.Generator(1), low: -1, high: 1 }));
+    const z = E.keep(E.randn([4, 2, 4, 4], { backend, generator: new E.Generator(2) }));
+    const losses: number[] = [];
+    for (let s = 0; s < 12; s++) {
+      const l = E.tidy(() => trainer.stepLatents(x, z));
+      losses.push(await l.item());
+      l.dispose();
+    }
+    expect(losses[11]!).toBeLessThan(0.8 * losses[0]!);
+    expect(await snapshot('encoder.')).toEqual(enc0);
+    expect(await snapshot('latent_stats.')).toEqual(stats0);
+    expect(await snapshot('decoder.')).not.toEqual(dec0);
+    x.dispose();
+    z.dispose();
     tok.dispose();
   });
 });
