@@ -42,7 +42,7 @@ import { classGrid, decodedFeatureStats, generateClassBalanced } from '../models
 import { ImageFeatureStats } from '../models/metrics/image-features.js';
 import { fileSha256, loadARCheckpoint, saveTokenCache, trainAR } from './train-ar.js';
 import { parseRunArg, plotRuns } from './plot-runs.js';
-import { evalTable, readEvalArg } from './eval-table.js';
+import { anyEvalTable, readEvalArg } from './eval-table.js';
 import { DIFFUSION_COMMANDS } from './cli-diffusion.js';
 import {
   backendFor,
@@ -748,7 +748,7 @@ async function runEvalTable(args: ParsedArgs, io: Io, rest: string[]): Promise<v
   if (rest.length === 0) throw new CliError('eval-table: give at least one evaluation (an eval.json or its folder, optionally PATH=LABEL)');
   let md: string;
   try {
-    md = evalTable(rest.map(readEvalArg), { mean: Boolean(args.mean) });
+    md = anyEvalTable(rest.map(readEvalArg), { mean: Boolean(args.mean) });
   } catch (e) {
     throw new CliError((e as Error).message);
   }
@@ -778,7 +778,7 @@ const COMMANDS: Command[] = [
     run: runSampleAR,
   },
   ...DIFFUSION_COMMANDS,
-  { name: 'eval-table', summary: 'Compare tokenizer evaluations (eval.json files or their folders, PATH=LABEL to name them) in one markdown table: rFID, pFID grid, pFID - rFID gaps, PSNR, SSIM, usage.', options: EVAL_TABLE_OPTIONS, run: runEvalTable, positional: 'EVAL[=LABEL] ...' },
+  { name: 'eval-table', summary: 'Compare tokenizer evaluations (eval.json files or their folders, PATH=LABEL to name them) in one markdown table: rFID, pFID grid, pFID - rFID gaps, PSNR, SSIM, usage (KL tokenizers: nFID grid, iFID and their gaps).', options: EVAL_TABLE_OPTIONS, run: runEvalTable, positional: 'EVAL[=LABEL] ...' },
   { name: 'plot', summary: 'Plot training curves of one or more runs (metrics.jsonl files or run folders, PATH=LABEL to name them) into one SVG.', options: PLOT_OPTIONS, run: runPlot, positional: 'RUN[=LABEL] ...' },
 ];
 

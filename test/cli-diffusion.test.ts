@@ -6,7 +6,7 @@
  * sample-diffusion (gFID against 20 validation images, grid PNG, latents); the VQ/KL mismatches
  * name what is wrong. WebGPU, or --cpu when there is no adapter. (~30 s on lavapipe.)
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -92,6 +92,14 @@ describe('KL tokenizer -> eval -> diffusion generator -> samples, end to end (ti
     expect(grid.height).toBeGreaterThanOrEqual(5 * 32);
     expect(grid.height).toBeLessThan(6 * 32);
     await bad(['eval-tokenizer', '--checkpoint', tokDir, '--taus', '1.5'], /--taus values must be in \[0, 1\], got 1.5/);
+    // eval-table puts KL evaluations side by side (nFID and iFID gaps) and refuses to mix kinds.
+    const tab = await run(['eval-table', '--mean', `${evDir}=kl#0`, `${join(evDir, 'eval.json')}=kl#1`]);
+    expect(tab.code).toBe(0);
+    expect(tab.out).toMatch(/\| tokenizer \| rFID \| nFID t=0 \| nFID t=0.2 \| nFID\(0\) - rFID \| nFID\(0.2\) - rFID \| iFID \| iFID - rFID \|/);
+    expect(tab.out).toMatch(/\| kl, mean of 2 \| /);
+    const vqEval = join(dir, 'vq-eval.json');
+    writeFileSync(vqEval, JSON.stringify({ rfid: 1, pfid: [{ alpha: 0.3, delta: 3, fid: 2 }], psnr: 20, ssim: 0.5, usage: 50, usedCodes: 10, perplexity: 5, count: 16 }));
+    await bad(['eval-table', evDir, vqEval], /evaluates a VQ tokenizer \(pFID\) and .* a KL one \(nFID, iFID\)/);
 
     // A VQ tokenizer is refused by train-diffusion, a KL one by train-ar.
     expect((await run(['train-tokenizer', '--dataset', 'mnist', '--config', 'tiny', '--limit', '8', '--batch', '4', '--steps', '1', '--out', vqDir, ...dev])).code).toBe(0);
