@@ -208,3 +208,25 @@ export async function checkpointExtra(cmd: string, flag: string, path: string, w
   return extra;
 }
 
+
+/**
+ * Resuming a generator run with another tokenizer or other settings would silently mix two runs:
+ * if `ckpt` exists, refuses (CliError naming the flag, or the tokenizer by path and hash) unless
+ * its recorded CLI settings match `record` for every key in `keys` and its tokenizer hash matches.
+ */
+export async function checkResume(cmd: string, ckpt: string, record: Record<string, unknown>, keys: readonly string[], trainedOn: 'codes' | 'latents'): Promise<void> {
+  if (!existsSync(ckpt)) return;
+  const { metadata } = await readSafetensorsFile(ckpt);
+  const cli = (getJsonOr<Record<string, unknown>>(metadata, 'extra', {}).cli ?? {}) as Record<string, unknown>;
+  const sha = record['tokenizer-sha256'];
+  if (typeof cli['tokenizer-sha256'] === 'string' && cli['tokenizer-sha256'] !== sha) {
+    throw new CliError(
+      `${cmd}: ${ckpt} was trained on the ${trainedOn} of another tokenizer (--tokenizer ${String(cli.tokenizer)}, sha256 ${cli['tokenizer-sha256'].slice(0, 12)}...), not ${String(record.tokenizer)} (sha256 ${String(sha).slice(0, 12)}...): pass that tokenizer to resume, or --fresh to start over`,
+    );
+  }
+  for (const k of keys) {
+    if (k in cli && JSON.stringify(cli[k] ?? null) !== JSON.stringify(record[k] ?? null)) {
+      throw new CliError(`${cmd}: ${ckpt} was trained with --${k} ${String(cli[k])}, not ${String(record[k])}: pass the same value to resume, or --fresh to start over`);
+    }
+  }
+}

@@ -3,17 +3,14 @@
  *   train-diffusion   train the class-conditional diffusion generator on a KL tokenizer's latents
  *   sample-diffusion  class-balanced samples decoded by the tokenizer: per-class grid PNG, gFID, IS analogue
  */
-import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import * as E from '../engine/index.js';
-import { getJsonOr } from '../nn/checkpoint/index.js';
 import { ImageFeatureStats } from '../models/metrics/image-features.js';
 import { decodedLatentFeatureStats, generateLatentsClassBalanced, latentClassGrid } from '../models/diffusion/generate.js';
-import { readSafetensorsFile } from './checkpoint.js';
 import { BatchUploader, DataLoader, saveImageGrid, subset, writeFileAtomicSync, type ImageDataset } from './data/index.js';
-import { fileSha256 } from './train-ar.js';
+import { fileSha256 } from './file-hash.js';
 import { loadContinuousTokenizer, loadDiffusionCheckpoint, saveLatentCache, trainDiffusion } from './train-diffusion.js';
-import { backendFor, checkpointArg, checkpointExtra, CliError, defaultFeatnetPath, fmt, fmtFid, loadFeatNet, loadSplit, reportTrained, type Command, type Io, type OptSpec, type ParsedArgs } from './cli-common.js';
+import { backendFor, checkpointArg, checkpointExtra, checkResume, CliError, defaultFeatnetPath, fmt, fmtFid, loadFeatNet, loadSplit, reportTrained, type Command, type Io, type OptSpec, type ParsedArgs } from './cli-common.js';
 
 /** Both datasets (MNIST, Fashion-MNIST) have 10 classes. */
 const NUM_CLASSES = 10;
@@ -93,20 +90,7 @@ async function runTrainDiffusion(args: ParsedArgs, io: Io): Promise<void> {
     'class-dropout': classDropout,
     'ema-decay': emaDecay,
   };
-  if (resume && existsSync(ckpt)) {
-    const { metadata } = await readSafetensorsFile(ckpt);
-    const cli = (getJsonOr<Record<string, unknown>>(metadata, 'extra', {}).cli ?? {}) as Record<string, unknown>;
-    if (typeof cli['tokenizer-sha256'] === 'string' && cli['tokenizer-sha256'] !== tokSha) {
-      throw new CliError(
-        `${cmd}: ${ckpt} was trained on the latents of another tokenizer (--tokenizer ${String(cli.tokenizer)}, sha256 ${cli['tokenizer-sha256'].slice(0, 12)}...), not ${tokPath} (sha256 ${tokSha.slice(0, 12)}...): pass that tokenizer to resume, or --fresh to start over`,
-      );
-    }
-    for (const k of RESUME_KEYS) {
-      if (k in cli && JSON.stringify(cli[k] ?? null) !== JSON.stringify(cliRecord[k] ?? null)) {
-        throw new CliError(`${cmd}: ${ckpt} was trained with --${k} ${String(cli[k])}, not ${String(cliRecord[k])}: pass the same value to resume, or --fresh to start over`);
-      }
-    }
-  }
+  if (resume) await checkResume(cmd, ckpt, cliRecord, RESUME_KEYS, 'latents');
   const backend = await backendFor(args);
   // The tokenizer must be finished (measured latent statistics) before its latents are cached.
   (await continuousTokenizerArg(cmd, 'tokenizer', tokPath, backend)).dispose();

@@ -48,6 +48,7 @@ import {
   backendFor,
   checkpointArg,
   checkpointExtra,
+  checkResume,
   CliError,
   commandHelp,
   defaultFeatnetPath,
@@ -511,21 +512,7 @@ async function runTrainAR(args: ParsedArgs, io: Io): Promise<void> {
     heads,
     'class-dropout': classDropout,
   };
-  if (resume && existsSync(ckpt)) {
-    // Resuming with another tokenizer or model would silently mix two runs: refuse, naming the flag.
-    const { metadata } = await readSafetensorsFile(ckpt);
-    const cli = (getJsonOr<Record<string, unknown>>(metadata, 'extra', {}).cli ?? {}) as Record<string, unknown>;
-    if (typeof cli['tokenizer-sha256'] === 'string' && cli['tokenizer-sha256'] !== tokSha) {
-      throw new CliError(
-        `${cmd}: ${ckpt} was trained on the codes of another tokenizer (--tokenizer ${String(cli.tokenizer)}, sha256 ${cli['tokenizer-sha256'].slice(0, 12)}...), not ${tokPath} (sha256 ${tokSha.slice(0, 12)}...): pass that tokenizer to resume, or --fresh to start over`,
-      );
-    }
-    for (const k of AR_RESUME_KEYS) {
-      if (k in cli && JSON.stringify(cli[k] ?? null) !== JSON.stringify(cliRecord[k] ?? null)) {
-        throw new CliError(`${cmd}: ${ckpt} was trained with --${k} ${String(cli[k])}, not ${String(cliRecord[k])}: pass the same value to resume, or --fresh to start over`);
-      }
-    }
-  }
+  if (resume) await checkResume(cmd, ckpt, cliRecord, AR_RESUME_KEYS, 'codes');
   const backend = await backendFor(args);
   const sampleEvery = Number(args['sample-every']);
   const r = await trainAR({

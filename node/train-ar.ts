@@ -11,13 +11,12 @@
  * generator and the token loader position (so a resumed run continues bit-exactly), and an
  * optional per-class sample grid decoded by the tokenizer.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as E from '../engine/index.js';
 import { getJson, safetensorsChunks, setJson, type SafetensorsMetadata } from '../nn/checkpoint/index.js';
-import { loadFashionMNIST, loadMNIST, saveImageGrid, subset } from './data/index.js';
+import { saveImageGrid } from './data/index.js';
+import { cachedEncodingFor, type EncodingCacheOptions } from './encoding-cache.js';
 import { readSafetensorsFile, writeFileAtomic } from './checkpoint.js';
 import { loadModelCheckpoint, trainLoop, type LoadedModel, type TrainLoopResult } from './train.js';
 import { loadTokenizerCheckpoint } from './train-tokenizer.js';
@@ -41,10 +40,7 @@ export interface TokenCacheMeta {
   n: number;
 }
 
-/** SHA-256 (hex) of a file. */
-export async function fileSha256(path: string): Promise<string> {
-  return createHash('sha256').update(await readFile(path)).digest('hex');
-}
+export { fileSha256 } from './file-hash.js';
 
 /** Writes tokens and labels (and what produced them) to a safetensors file, atomically. */
 export async function saveTokenCache(path: string, ds: TokenDataset, meta: { tokenizer?: { path: string | null; sha256: string | null }; source?: Record<string, unknown> } = {}): Promise<void> {
@@ -88,62 +84,27 @@ export async function loadTokenCache(path: string): Promise<{ tokens: TokenDatas
   return { tokens, meta };
 }
 
-export interface BuildTokenCacheOptions {
-  backend: E.Backend;
-  tokenizerPath: string;
-  dataset?: 'fashion-mnist' | 'mnist';
-  split?: 'train' | 'val';
-  /** Only the first n images of the split. */
-  subset?: number;
-  /** Cache file (default `${tokenizerPath}.tokens-<dataset>-<split>[-<subset>].safetensors`). */
-  cachePath?: string;
-  batchSize?: number;
-  /** Reuse a matching cache (default true). */
-  reuse?: boolean;
-  log?: (line: string) => void;
-}
+export type BuildTokenCacheOptions = EncodingCacheOptions;
 
 /**
  * Returns the dataset's tokens under the tokenizer at `tokenizerPath`, from the cache when its
  * tokenizer hash and source match, else by encoding (and writing the cache).
  */
 export async function buildTokenCache(o: BuildTokenCacheOptions): Promise<{ tokens: TokenDataset; cachePath: string; fromCache: boolean; tokenizer: VQTokenizer | null }> {
-  const log = o.log ?? ((l: string) => console.log(l));
-  const dataset = o.dataset ?? 'fashion-mnist';
-  const split = o.split ?? 'train';
-  const cachePath = o.cachePath ?? `${o.tokenizerPath}.tokens-${dataset}-${split}${o.subset ? `-${o.subset}` : ''}.safetensors`;
-  const sha256 = await fileSha256(o.tokenizerPath);
-  const source = { dataset, split, subset: o.subset ?? null, pad: 2 };
-  if ((o.reuse ?? true) && existsSync(cachePath)) {
-    try {
-      const c = await loadTokenCache(cachePath);
-      if (c.meta.tokenizer.sha256 === sha256 && JSON.stringify(c.meta.source) === JSON.stringify(source)) return { tokens: c.tokens, cachePath, fromCache: true, tokenizer: null };
-      log(`token cache ${cachePath} is stale (other tokenizer or data): rebuilding`);
-    } catch (e) {
-      log(`token cache ${cachePath} unreadable (${(e as Error).message}): rebuilding`);
-    }
-  }
-  const { model: tokenizer } = await loadTokenizerCheckpoint(o.tokenizerPath, o.backend);
-  const load = dataset === 'mnist' ? loadMNIST : loadFashionMNIST;
-  const s = load({ pad: 2, log });
-  let ds = split === 'train' ? s.train : s.val;
-  if (o.subset) ds = subset(ds, Int32Array.from({ length: Math.min(o.subset, ds.shape[0]) }, (_, i) => i));
-  const t0 = performance.now();
-  let lastLog = t0;
-  const tokens = await encodeTokenDataset(tokenizer, ds, {
-    backend: o.backend,
-    batchSize: o.batchSize ?? 256,
-    onProgress: (done, total) => {
-      const now = performance.now();
-      if (now - lastLog > 5000 || done === total) {
-        lastLog = now;
-        log(`encoding ${dataset}/${split}: ${done}/${total} images (${((now - t0) / 1000).toFixed(1)} s)`);
-      }
-    },
+  const r = await cachedEncodingFor(o, 'tokens', {
+      what: 'token',
+      load: async (path) => {
+        const c = await loadTokenCache(path);
+        return { data: c.tokens, meta: c.meta };
+      },
+      save: (path, data, meta) => saveTokenCache(path, data, meta),
+      encode: async (images, onProgress) => {
+        const { model } = await loadTokenizerCheckpoint(o.tokenizerPath, o.backend);
+        return { data: await encodeTokenDataset(model, images, { backend: o.backend, batchSize: o.batchSize ?? 256, onProgress }), model };
+      },
+      describe: (t) => `${t.shape[0]} x ${t.shape[1]} tokens`,
   });
-  await saveTokenCache(cachePath, tokens, { tokenizer: { path: o.tokenizerPath, sha256 }, source });
-  log(`wrote ${tokens.shape[0]} x ${tokens.shape[1]} tokens to ${cachePath}`);
-  return { tokens, cachePath, fromCache: false, tokenizer };
+  return { tokens: r.data, cachePath: r.cachePath, fromCache: r.fromCache, tokenizer: r.model };
 }
 
 // ---- training ----

@@ -12,16 +12,16 @@
  * class-dropout generator and the loader position). Samples use the EMA weights (`ema.*` in the
  * checkpoint; loadDiffusionCheckpoint loads them by default).
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as E from '../engine/index.js';
 import { getJson, getJsonOr, safetensorsChunks, setJson, type SafetensorsMetadata } from '../nn/checkpoint/index.js';
 import { EMA } from '../nn/optim/index.js';
-import { loadFashionMNIST, loadMNIST, saveImageGrid, subset } from './data/index.js';
+import { saveImageGrid } from './data/index.js';
+import { cachedEncodingFor, type EncodingCacheOptions } from './encoding-cache.js';
 import { loadCheckpoint, readSafetensorsFile, writeFileAtomic } from './checkpoint.js';
 import { trainLoop, type LoadedModel, type TrainLoopResult } from './train.js';
 import { loadTokenizerCheckpoint } from './train-tokenizer.js';
-import { fileSha256 } from './train-ar.js';
 import type { VQTokenizer } from '../models/tokenizer/model.js';
 import { DiffusionTransformer, type DiffusionConfig, type DiffusionConfigInput } from '../models/diffusion/model.js';
 import { createDiffusionOptimizer, diffusionTrainStep } from '../models/diffusion/train-step.js';
@@ -86,55 +86,24 @@ export async function loadContinuousTokenizer(path: string, backend: E.Backend, 
   return model;
 }
 
-export interface BuildLatentCacheOptions {
-  backend: E.Backend;
-  tokenizerPath: string;
-  dataset?: 'fashion-mnist' | 'mnist';
-  split?: 'train' | 'val';
-  subset?: number;
-  cachePath?: string;
-  batchSize?: number;
-  reuse?: boolean;
-  log?: (line: string) => void;
-}
+export type BuildLatentCacheOptions = EncodingCacheOptions;
 
 /** The dataset's normalized latents under the tokenizer, from the cache when it matches, else by encoding. */
 export async function buildLatentCache(o: BuildLatentCacheOptions): Promise<{ latents: LatentDataset; cachePath: string; fromCache: boolean; tokenizer: VQTokenizer | null }> {
-  const log = o.log ?? ((l: string) => console.log(l));
-  const dataset = o.dataset ?? 'fashion-mnist';
-  const split = o.split ?? 'train';
-  const cachePath = o.cachePath ?? `${o.tokenizerPath}.latents-${dataset}-${split}${o.subset ? `-${o.subset}` : ''}.safetensors`;
-  const sha256 = await fileSha256(o.tokenizerPath);
-  const source = { dataset, split, subset: o.subset ?? null, pad: 2 };
-  if ((o.reuse ?? true) && existsSync(cachePath)) {
-    try {
-      const c = await loadLatentCache(cachePath);
-      if (c.meta.tokenizer.sha256 === sha256 && JSON.stringify(c.meta.source) === JSON.stringify(source)) return { latents: c.latents, cachePath, fromCache: true, tokenizer: null };
-      log(`latent cache ${cachePath} is stale (other tokenizer or data): rebuilding`);
-    } catch (e) {
-      log(`latent cache ${cachePath} unreadable (${(e as Error).message}): rebuilding`);
-    }
-  }
-  const tokenizer = await loadContinuousTokenizer(o.tokenizerPath, o.backend);
-  const s = (dataset === 'mnist' ? loadMNIST : loadFashionMNIST)({ pad: 2, log });
-  let ds = split === 'train' ? s.train : s.val;
-  if (o.subset) ds = subset(ds, Int32Array.from({ length: Math.min(o.subset, ds.shape[0]) }, (_, i) => i));
-  const t0 = performance.now();
-  let lastLog = t0;
-  const latents = await encodeLatentDataset(tokenizer, ds, {
-    backend: o.backend,
-    batchSize: o.batchSize ?? 256,
-    onProgress: (done, total) => {
-      const now = performance.now();
-      if (now - lastLog > 5000 || done === total) {
-        lastLog = now;
-        log(`encoding ${dataset}/${split}: ${done}/${total} images (${((now - t0) / 1000).toFixed(1)} s)`);
-      }
-    },
+  const r = await cachedEncodingFor(o, 'latents', {
+      what: 'latent',
+      load: async (path) => {
+        const c = await loadLatentCache(path);
+        return { data: c.latents, meta: c.meta };
+      },
+      save: (path, data, meta) => saveLatentCache(path, data, meta),
+      encode: async (images, onProgress) => {
+        const model = await loadContinuousTokenizer(o.tokenizerPath, o.backend);
+        return { data: await encodeLatentDataset(model, images, { backend: o.backend, batchSize: o.batchSize ?? 256, onProgress }), model };
+      },
+      describe: (z) => `${z.shape.join(' x ')} latents`,
   });
-  await saveLatentCache(cachePath, latents, { tokenizer: { path: o.tokenizerPath, sha256 }, source });
-  log(`wrote ${latents.shape.join(' x ')} latents to ${cachePath}`);
-  return { latents, cachePath, fromCache: false, tokenizer };
+  return { latents: r.data, cachePath: r.cachePath, fromCache: r.fromCache, tokenizer: r.model };
 }
 
 export interface TrainDiffusionOptions {

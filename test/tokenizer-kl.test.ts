@@ -23,6 +23,7 @@ import {
   type TokenizerConfig,
 } from '../models/tokenizer/index.js';
 import { requireGpu } from './helpers/backends.js';
+import { meanImageMse, silhouettes32 } from './helpers/silhouettes.js';
 import { expectClose } from './helpers/compare.js';
 import { uniformValues } from './helpers/prng.js';
 
@@ -231,25 +232,6 @@ describe('latent statistics', () => {
   });
 });
 
-/** Ellipse silhouettes in [0, 1] (as test/tokenizer-overfit.test.ts). */
-function silhouettes(n: number, size = 32): Float32Array {
-  const out = new Float32Array(n * size * size);
-  for (let k = 0; k < n; k++) {
-    const cx = 16 + ((k * 5) % 7) - 3;
-    const cy = 15 + ((k * 3) % 5) - 2;
-    const rx = 6 + ((k * 7) % 6);
-    const ry = 9 + ((k * 4) % 5);
-    for (let y = 0; y < size; y++) {
-      for (let x = 0; x < size; x++) {
-        const e = ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2;
-        let v = e <= 1 ? 0.45 + 0.5 * (y / size) : 0;
-        if (e <= 1 && Math.abs(y - cy - (k - 1.5) * 3) < 1.5) v = 0.15;
-        out[k * size * size + y * size + x] = v;
-      }
-    }
-  }
-  return out;
-}
 
 describe.runIf(gpu)('tiny KL tokenizer on the GPU', () => {
   it('overfits 4 images with noise augmentation on: reconstruction MSE drops >= 10x and below half the mean-image MSE in 50 steps', async () => {
@@ -257,13 +239,9 @@ describe.runIf(gpu)('tiny KL tokenizer on the GPU', () => {
     const live0 = E.memoryStats().liveTensors;
     const model = new VQTokenizer({ quantizer: 'kl', ch: 8, chMult: [1, 2], numResBlocks: 1, codeDim: 4, latentNoise: { beta: 0.25, tauMax: 0.5, gamma: 3 }, perturbSeed: 1 }, { backend, generator: new E.Generator(0) });
     const opt = new AdamW(model.parameters(), { lr: 3e-3, weightDecay: 0 });
-    const data = silhouettes(4);
+    const data = silhouettes32(4);
     const x = E.tensor(data, [4, 1, 32, 32], { backend });
-    let meanImageMse = 0;
-    for (let p = 0; p < 1024; p++) {
-      const m = (data[p]! + data[1024 + p]! + data[2048 + p]! + data[3072 + p]!) / 4;
-      for (let k = 0; k < 4; k++) meanImageMse += (data[k * 1024 + p]! - m) ** 2 / 4096;
-    }
+    const meanMse = meanImageMse(data, 4, 1024);
     const steps = 50;
     const rec: number[] = [];
     let liveAt10 = 0;
@@ -280,9 +258,9 @@ describe.runIf(gpu)('tiny KL tokenizer on the GPU', () => {
     const clean = E.tidy(() => model.forward(x).losses.rec);
     const cleanRec = await clean.item();
     clean.dispose();
-    const curve = `rec MSE ${rec.map((v) => v.toFixed(4)).join(' -> ')}, clean ${cleanRec.toFixed(4)}, mean-image MSE ${meanImageMse.toFixed(4)}`;
+    const curve = `rec MSE ${rec.map((v) => v.toFixed(4)).join(' -> ')}, clean ${cleanRec.toFixed(4)}, mean-image MSE ${meanMse.toFixed(4)}`;
     expect(cleanRec, curve).toBeLessThan(rec[0]! / 10);
-    expect(cleanRec, curve).toBeLessThan(meanImageMse / 2);
+    expect(cleanRec, curve).toBeLessThan(meanMse / 2);
     opt.dispose();
     model.dispose();
     x.dispose();

@@ -12,28 +12,10 @@ import * as E from '../engine/index.js';
 import { AdamW } from '../nn/index.js';
 import { tokenizerTrainStep, VQTokenizer } from '../models/tokenizer/index.js';
 import { requireGpu } from './helpers/backends.js';
+import { meanImageMse, silhouettes32 } from './helpers/silhouettes.js';
 
 const gpu = await requireGpu();
 
-/** Ellipse silhouettes with a vertical shading gradient and a stripe, values in [0, 1]. */
-function silhouettes(n: number, size = 32): Float32Array {
-  const out = new Float32Array(n * size * size);
-  for (let k = 0; k < n; k++) {
-    const cx = 16 + ((k * 5) % 7) - 3;
-    const cy = 15 + ((k * 3) % 5) - 2;
-    const rx = 6 + ((k * 7) % 6);
-    const ry = 9 + ((k * 4) % 5);
-    for (let y = 0; y < size; y++) {
-      for (let x = 0; x < size; x++) {
-        const e = ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2;
-        let v = e <= 1 ? 0.45 + 0.5 * (y / size) : 0;
-        if (e <= 1 && Math.abs(y - cy - (k - 1.5) * 3) < 1.5) v = 0.15;
-        out[k * size * size + y * size + x] = v;
-      }
-    }
-  }
-  return out;
-}
 
 describe.runIf(gpu)('tiny tokenizer on the GPU', () => {
   it('overfits 4 images: reconstruction MSE drops >= 10x and below half the mean-image MSE in 50 steps', async () => {
@@ -41,13 +23,9 @@ describe.runIf(gpu)('tiny tokenizer on the GPU', () => {
     const live0 = E.memoryStats().liveTensors;
     const model = new VQTokenizer({ ch: 8, chMult: [1, 2], numResBlocks: 1, codebookSize: 32, codeDim: 8, perturbation: { alpha: 1, beta: 0.25, delta: 4 }, perturbSeed: 1 }, { backend, generator: new E.Generator(0) });
     const opt = new AdamW(model.parameters(), { lr: 3e-3, weightDecay: 0 });
-    const data = silhouettes(4);
+    const data = silhouettes32(4);
     const x = E.tensor(data, [4, 1, 32, 32], { backend });
-    let meanImageMse = 0;
-    for (let p = 0; p < 1024; p++) {
-      const m = (data[p]! + data[1024 + p]! + data[2048 + p]! + data[3072 + p]!) / 4;
-      for (let k = 0; k < 4; k++) meanImageMse += (data[k * 1024 + p]! - m) ** 2 / 4096;
-    }
+    const meanMse = meanImageMse(data, 4, 1024);
     const steps = 50;
     const rec: number[] = [];
     let liveAt10 = 0;
@@ -60,9 +38,9 @@ describe.runIf(gpu)('tiny tokenizer on the GPU', () => {
     }
     const first = rec[0]!;
     const last = rec[rec.length - 1]!;
-    const curve = `rec MSE ${rec.map((v) => v.toFixed(4)).join(' -> ')}, mean-image MSE ${meanImageMse.toFixed(4)}`;
+    const curve = `rec MSE ${rec.map((v) => v.toFixed(4)).join(' -> ')}, mean-image MSE ${meanMse.toFixed(4)}`;
     expect(last, curve).toBeLessThan(first / 10);
-    expect(last, curve).toBeLessThan(meanImageMse / 2);
+    expect(last, curve).toBeLessThan(meanMse / 2);
     opt.dispose();
     model.dispose();
     x.dispose();

@@ -170,7 +170,12 @@ export class TimestepEmbedder extends Module {
   /** t f32 [B] -> [B, dim]. */
   forward(t: E.Tensor): E.Tensor {
     const args = t.reshape([t.size, 1]).mul(this.scale).mul(this.freqs);
-    return this.mlp.forward(E.concat([args.cos(), args.sin()], 1));
+    // The angles reach scale * 1 = 1000 rad; WGSL bounds sin/cos error only on [-pi, pi]
+    // (SwiftShader errs by 2e-4 at 1000 rad, lavapipe by 5e-8), so reduce them there first:
+    // the same f32 mul/sub/floor on every device, then an accurate sin/cos.
+    const twoPi = 2 * Math.PI;
+    const reduced = args.sub(args.mul(1 / twoPi).add(0.5).floor().mul(twoPi));
+    return this.mlp.forward(E.concat([reduced.cos(), reduced.sin()], 1));
   }
 
   override dispose(): void {
