@@ -16,6 +16,7 @@ import { BatchUploader, DataLoader, saveImageGrid, subset, writeFileAtomicSync, 
 import { loadTokenCache, saveTokenCache } from '../../node/train-ar.js';
 import { trainLoop } from '../../node/train.js';
 import { loadTokenizerCheckpoint } from '../../node/train-tokenizer.js';
+import type { StudyConfig } from './config.js';
 import { finishedRecord, type StudyContext } from './context.js';
 import { deviceBatches, featureInputFor } from './data.js';
 import { classGrid, decodedFeatureStats, loadSamples, type GeneratorRecord } from './generators.js';
@@ -90,27 +91,42 @@ async function reconScores(ctx: StudyContext, tokenizer: VQTokenizer): Promise<{
   return { rfid: r.rfid, psnr: r.psnr };
 }
 
+/** What a decoder is post-trained on: one row per training image, token ids [h, w] or normalized latents [C, h, w]. */
+export type DecoderRows = { kind: 'tokens'; data: Int32Array; rowShape: number[] } | { kind: 'latents'; data: Float32Array; rowShape: number[] };
+
+export interface DecoderTraining {
+  /** The tokenizer checkpoint whose decoder is copied and trained. */
+  checkpoint: string;
+  name: string;
+  images: ImageDataset;
+  rows: DecoderRows;
+  dir: string;
+  label: string;
+  settings: Pick<StudyConfig['posttrain'], 'batchSize' | 'epochs' | 'lr' | 'minLr' | 'emaDecay'>;
+}
+
 /**
- * Trains a fresh copy of the tokenizer's decoder to map `tokens` (one sequence per image of
- * `images`) back to the images: AdamW (0.9, 0.95), cosine lr, EMA, through trainLoop in `dir`
- * (progress, metrics.jsonl, resumable checkpoint). Returns the EMA model in eval mode.
+ * Trains a fresh copy of the tokenizer's decoder to map `rows` (one per image of `images`) back
+ * to the images: AdamW (0.9, 0.95), cosine lr, EMA, through trainLoop in `dir` (progress,
+ * metrics.jsonl, resumable checkpoint). Tokens go through DecoderPostTrainer.step (codebook
+ * lookup), latents through stepLatents. Returns the EMA model in eval mode. Shared by both arms.
  */
-async function trainDecoder(ctx: StudyContext, tok: TokenizerRecord, images: ImageDataset, tokens: TokenDataset, dir: string, label: string): Promise<{ model: VQTokenizer; steps: number }> {
+export async function trainDecoder(ctx: StudyContext, o: DecoderTraining): Promise<{ model: VQTokenizer; steps: number }> {
   const { cfg, backend, log } = ctx;
-  const p = cfg.posttrain;
-  const model = (await loadTokenizerCheckpoint(tok.checkpoint, backend)).model;
-  const [h, w] = tokens.grid;
-  const L = tokens.shape[1];
+  const p = o.settings;
+  const model = (await loadTokenizerCheckpoint(o.checkpoint, backend)).model;
+  const { rows } = o;
+  const per = rows.rowShape.reduce((a, b) => a * b, 1);
   const trainer = new DecoderPostTrainer(model, { lr: p.lr, betas: [0.9, 0.95], emaDecay: p.emaDecay });
   const B = p.batchSize;
-  const loader = new DataLoader(images, { batchSize: B, shuffle: true, seed: cfg.seed + 7, dropLast: true });
+  const loader = new DataLoader(o.images, { batchSize: B, shuffle: true, seed: cfg.seed + 7, dropLast: true });
   const steps = p.epochs * loader.batchesPerEpoch;
   const scheduler = new Scheduler(trainer.optimizer, (step, lr) => warmupCosineLr(step, lr, { totalSteps: steps, minLr: p.minLr }));
   const uploader = new BatchUploader(backend);
-  // Each batch's token sequences, by the loader's dataset indices, into one reused device tensor.
-  const idsHost = new Int32Array(B * L);
-  const ids = E.keep(E.zeros([B, h, w], { backend, dtype: 'i32' }));
-  log(`[${label}] decoder ${model.decoder.numParameters()} params, ${steps} steps of ${B}, lr ${p.lr} -> ${p.minLr} cosine, EMA ${p.emaDecay}`);
+  // Each batch's rows, by the loader's dataset indices, into one reused device tensor.
+  const host = rows.kind === 'tokens' ? new Int32Array(B * per) : new Float32Array(B * per);
+  const dev = E.keep(E.zeros([B, ...rows.rowShape], { backend, dtype: rows.kind === 'tokens' ? 'i32' : 'f32' }));
+  log(`[${o.label}] decoder ${model.decoder.numParameters()} params, ${steps} steps of ${B}, lr ${p.lr} -> ${p.minLr} cosine, EMA ${p.emaDecay}`);
   try {
     await trainLoop({
       totalSteps: steps,
@@ -118,28 +134,31 @@ async function trainDecoder(ctx: StudyContext, tok: TokenizerRecord, images: Ima
       backend,
       itemsPerStep: B,
       logEvery: Math.max(1, Math.min(25, Math.floor(steps / 10))),
-      metricsPath: join(dir, 'metrics.jsonl'),
-      checkpointPath: join(dir, 'checkpoint.safetensors'),
+      metricsPath: join(o.dir, 'metrics.jsonl'),
+      checkpointPath: join(o.dir, 'checkpoint.safetensors'),
       checkpointEvery: Math.max(1, Math.floor(steps / 2)),
       log,
-      extra: { study: cfg.name, tokenizer: tok.name, config: model.cfg },
+      extra: { study: cfg.name, tokenizer: o.name, config: model.cfg },
       step: () => {
         const b = uploader.next(loader);
-        b.batch.indices.forEach((i, k) => idsHost.set(tokens.tokens.subarray(i * L, (i + 1) * L), k * L));
-        writeInto(ids, idsHost);
-        const loss = trainer.step(b.x, ids);
+        b.batch.indices.forEach((i, k) => host.set(rows.data.subarray(i * per, (i + 1) * per), k * per));
+        writeInto(dev, host);
+        const loss = rows.kind === 'tokens' ? trainer.step(b.x, dev) : trainer.stepLatents(b.x, dev);
         scheduler.step();
         return { terms: { loss }, epoch: b.batch.epoch };
       },
     });
   } finally {
     uploader.dispose();
-    ids.dispose();
+    dev.dispose();
   }
   trainer.ema?.copyTo();
   model.eval();
   return { model, steps };
 }
+
+/** A token dataset as decoder training rows. */
+const tokenRows = (ds: TokenDataset): DecoderRows => ({ kind: 'tokens', data: ds.tokens, rowShape: [ds.grid[0], ds.grid[1]] });
 
 async function decoderScores(ctx: StudyContext, model: VQTokenizer, samples: TokenDataset): Promise<DecoderScores> {
   const stats = await decodedFeatureStats(ctx, model, samples);
@@ -161,7 +180,8 @@ export async function runPostTrain(ctx: StudyContext, tok: TokenizerRecord, gen:
   const base = (await loadTokenizerCheckpoint(tok.checkpoint, backend)).model; // the original decoder, for "before"
   const { ds: mixed, kept } = await mixedTokens(ctx, base, ar, dir, n);
   const images = subset(ctx.data.train, Int32Array.from({ length: n }, (_, i) => i));
-  const post = await trainDecoder(ctx, tok, images, mixed, dir, `posttrain ${tok.name}`);
+  const training = { checkpoint: tok.checkpoint, name: tok.name, images, settings: p };
+  const post = await trainDecoder(ctx, { ...training, rows: tokenRows(mixed), dir, label: `posttrain ${tok.name}` });
   const seconds = (performance.now() - t0) / 1000;
   const samples = await loadSamples(gen);
   const before: DecoderScores = { gfid: gen.gfid, inceptionScore: gen.inceptionScore, rfid: tok.eval.rfid, psnr: tok.eval.psnr };
@@ -169,7 +189,7 @@ export async function runPostTrain(ctx: StudyContext, tok: TokenizerRecord, gen:
   let control: DecoderScores | null = null;
   if (p.control) {
     const gt = await encodeTokenDataset(base, images, { backend, batchSize: cfg.eval.batchSize });
-    const c = await trainDecoder(ctx, tok, images, gt, join(dir, 'control'), `posttrain ${tok.name} control (clean tokens)`);
+    const c = await trainDecoder(ctx, { ...training, rows: tokenRows(gt), dir: join(dir, 'control'), label: `posttrain ${tok.name} control (clean tokens)` });
     control = await decoderScores(ctx, c.model, samples);
     c.model.dispose();
   }

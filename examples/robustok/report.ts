@@ -1,7 +1,8 @@
 /**
  * The study's HTML report: tokenizer table (rFID, pFID grid, PSNR, SSIM, usage), generator table
  * (gFID, IS), correlation of rFID / pFID with gFID (Spearman, Pearson, scatter plots), decoder
- * post-training before/after, image grids and loss curves. Paths are relative to the report.
+ * post-training before/after, image grids and loss curves; then the continuous arm's sections
+ * (report-continuous.ts). Paths are relative to the report.
  */
 import { existsSync } from 'node:fs';
 import { relative } from 'node:path';
@@ -10,6 +11,7 @@ import { lineChart, readMetricsLog, Report, scatterChart, type Row } from '../..
 import type { StudyConfig } from './config.js';
 import type { GeneratorRecord } from './generators.js';
 import type { PostTrainRecord } from './posttrain.js';
+import { addContinuousReport, fmtCorr, type ContinuousResults } from './report-continuous.js';
 import type { TokenizerRecord } from './tokenizers.js';
 
 export interface StudyResults {
@@ -20,6 +22,8 @@ export interface StudyResults {
   tokenizers: TokenizerRecord[];
   generators: GeneratorRecord[];
   posttrain: PostTrainRecord | null;
+  /** The continuous arm (null when the config has none). */
+  continuous: ContinuousResults | null;
 }
 
 export interface StudyCorrelations {
@@ -36,14 +40,13 @@ export function studyCorrelations(r: StudyResults): StudyCorrelations {
   return { rfid: { spearman: spearman(rf, gf), pearson: pearson(rf, gf) }, pfid: { spearman: spearman(pf, gf), pearson: pearson(pf, gf) } };
 }
 
-const fmtCorr = (c: Correlation) => (Number.isNaN(c.r) ? `n/a (${c.reason ?? 'undefined'})` : `${c.r.toFixed(3)} (p = ${c.p.toPrecision(2)}, n = ${c.n})`);
-
 export function writeStudyReport(outDir: string, r: StudyResults): string {
   const rel = (p: string) => relative(outDir, p);
   const c = r.cfg;
   const rep = new Report(`RobusTok at small scale: ${c.name} study on ${c.dataset}`);
   rep.section('Run');
-  rep.paragraph(`${r.tokenizers.length} tokenizers, ${r.generators.length} generators, ${c.imageSize}x${c.imageSize} images, ${r.tokenizers[0]?.eval.count ?? 0} validation images; ${(r.seconds / 60).toFixed(1)} min on ${r.device}.`);
+  const arms = r.continuous ? `discrete arm: ${r.tokenizers.length} VQ tokenizers, ${r.generators.length} AR generators; continuous arm: ${r.continuous.tokenizers.length} KL tokenizers, ${r.continuous.generators.length} diffusion generators` : `${r.tokenizers.length} tokenizers, ${r.generators.length} generators`;
+  rep.paragraph(`${arms}; ${c.imageSize}x${c.imageSize} images, ${r.tokenizers[0]?.eval.count ?? 0} validation images; ${(r.seconds / 60).toFixed(1)} min on ${r.device}.`);
   rep.pre(r.command);
 
   rep.section('Tokenizers');
@@ -93,5 +96,6 @@ export function writeStudyReport(outDir: string, r: StudyResults): string {
     rep.image(rel(p.grid), { alt: 'post-training samples', caption: 'generated tokens decoded by the decoder before (top half) and after (bottom half) post-training' });
     if (existsSync(p.metrics)) rep.svg(lineChart(readMetricsLog(p.metrics, { terms: ['loss'] }), { title: 'decoder post-training loss', xLabel: 'step', yLabel: 'loss' }));
   }
+  if (r.continuous && c.continuous) addContinuousReport(rep, rel, c, r.continuous);
   return rep.write(outDir);
 }

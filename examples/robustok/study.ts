@@ -1,8 +1,13 @@
 /**
- * The whole RobusTok study as one function: tokenizers (with and without latent perturbation)
- * -> rFID / pFID -> one AR generator per tokenizer -> gFID -> correlations -> decoder
- * post-training of the best tokenizer -> HTML report. Every stage writes its record next to its
- * checkpoints, so an interrupted run continues where it stopped.
+ * The whole RobusTok study as one function, in two arms that share data, feature network and the
+ * real side of every FID:
+ *  - discrete: VQ tokenizers (with and without latent perturbation) -> rFID / pFID -> one AR
+ *    generator per tokenizer -> gFID -> correlations -> decoder post-training of the best;
+ *  - continuous (when the config has it): KL tokenizers (with and without noise-augmented
+ *    decoding) -> rFID / nFID / iFID -> one diffusion generator per tokenizer -> gFID ->
+ *    correlations -> decoder post-training of the best on generator-denoised latents;
+ * then one HTML report. Every stage writes its record next to its checkpoints, so an interrupted
+ * run continues where it stopped. Models are disposed after each stage.
  */
 import { join } from 'node:path';
 import * as E from '../../engine/index.js';
@@ -13,7 +18,11 @@ import { loadStudyFeatNet, realFeatureStats, type StudyContext } from './context
 import { loadStudyData } from './data.js';
 import { runGenerator, type GeneratorRecord } from './generators.js';
 import { runPostTrain, type PostTrainRecord } from './posttrain.js';
+import { runDiffusionGenerator } from './continuous-generators.js';
+import { runContinuousPostTrain } from './continuous-posttrain.js';
+import { runContinuousTokenizer } from './continuous-tokenizers.js';
 import { studyCorrelations, writeStudyReport, type StudyResults } from './report.js';
+import { continuousCorrelations, type ContinuousResults } from './report-continuous.js';
 import { runTokenizer, type TokenizerRecord } from './tokenizers.js';
 
 export interface StudyOptions {
@@ -23,7 +32,7 @@ export interface StudyOptions {
   /** The command line, shown in the report. */
   command?: string;
   featnetPath?: string;
-  /** Skip the generators and post-training (tokenizer metrics only). */
+  /** Skip the generators and post-training of both arms (tokenizer metrics only). */
   tokenizersOnly?: boolean;
   log?: (line: string) => void;
 }
@@ -64,6 +73,7 @@ export async function runStudy(o: StudyOptions): Promise<StudyRun> {
     posttrain = await runPostTrain(ctx, tok, best, ar);
     ar.dispose();
   }
+  const continuous = cfg.continuous ? await runContinuousArm(ctx, !o.tokenizersOnly) : null;
   featnet.dispose();
 
   const results: StudyResults = {
@@ -74,9 +84,35 @@ export async function runStudy(o: StudyOptions): Promise<StudyRun> {
     tokenizers,
     generators,
     posttrain,
+    continuous,
   };
-  writeFileAtomicSync(join(o.outDir, 'results.json'), JSON.stringify({ ...results, correlations: generators.length ? studyCorrelations(results) : null }, null, 2));
+  const json = {
+    ...results,
+    correlations: generators.length ? studyCorrelations(results) : null,
+    continuous: continuous ? { ...continuous, correlations: continuous.generators.length ? continuousCorrelations(continuous) : null } : null,
+  };
+  writeFileAtomicSync(join(o.outDir, 'results.json'), JSON.stringify(json, null, 2));
   const reportPath = writeStudyReport(o.outDir, results);
   log(`report: ${reportPath} (${(results.seconds / 60).toFixed(1)} min)`);
   return { ...results, reportPath };
+}
+
+/** The continuous arm: KL tokenizers, a diffusion generator each, post-training of the best. */
+async function runContinuousArm(ctx: StudyContext, generate: boolean): Promise<ContinuousResults> {
+  const r: ContinuousResults = { tokenizers: [], generators: [], posttrain: null };
+  for (const v of ctx.cfg.continuous!.tokenizer.variants) {
+    const t = await runContinuousTokenizer(ctx, v);
+    r.tokenizers.push(t.record);
+    try {
+      if (generate) r.generators.push(await runDiffusionGenerator(ctx, t.record, t.model));
+    } finally {
+      t.model.dispose();
+    }
+  }
+  if (r.generators.length) {
+    const best = r.generators.reduce((a, b) => (b.gfid < a.gfid ? b : a));
+    ctx.log(`[kl-posttrain] best diffusion generator: tokenizer '${best.tokenizer}' (gFID ${best.gfid.toFixed(2)})`);
+    r.posttrain = await runContinuousPostTrain(ctx, r.tokenizers.find((t) => t.name === best.tokenizer)!, best);
+  }
+  return r;
 }
