@@ -7,6 +7,8 @@
  *   sample-ar        class-balanced AR samples decoded by the tokenizer: per-class grid PNG, gFID, IS analogue
  *   train-diffusion  train the class-conditional diffusion generator on a KL tokenizer's latents (cli-diffusion.ts)
  *   sample-diffusion class-balanced diffusion samples: per-class grid PNG, gFID, IS analogue (cli-diffusion.ts)
+ *   posttrain        post-train a tokenizer's decoder on its AR or diffusion generator's output, or the
+ *                    clean control (cli-posttrain.ts); writes a tokenizer checkpoint (resumable)
  * `webgpu-tok <command> --help` lists each command's options. Options are `--name value` or
  * `--name=value`; booleans are `--name` alone. Bad arguments raise CliError naming the flag, and
  * main() prints them and returns exit code 2.
@@ -44,6 +46,7 @@ import { fileSha256, loadARCheckpoint, saveTokenCache, trainAR } from './train-a
 import { parseRunArg, plotRuns } from './plot-runs.js';
 import { anyEvalTable, readEvalArg } from './eval-table.js';
 import { DIFFUSION_COMMANDS } from './cli-diffusion.js';
+import { POSTTRAIN_COMMAND } from './cli-posttrain.js';
 import {
   backendFor,
   checkpointArg,
@@ -765,6 +768,7 @@ const COMMANDS: Command[] = [
     run: runSampleAR,
   },
   ...DIFFUSION_COMMANDS,
+  POSTTRAIN_COMMAND,
   { name: 'eval-table', summary: 'Compare tokenizer evaluations (eval.json files or their folders, PATH=LABEL to name them) in one markdown table: rFID, pFID grid, pFID - rFID gaps, PSNR, SSIM, usage (KL tokenizers: nFID grid, iFID and their gaps).', options: EVAL_TABLE_OPTIONS, run: runEvalTable, positional: 'EVAL[=LABEL] ...' },
   { name: 'plot', summary: 'Plot training curves of one or more runs (metrics.jsonl files or run folders, PATH=LABEL to name them) into one SVG.', options: PLOT_OPTIONS, run: runPlot, positional: 'RUN[=LABEL] ...' },
 ];

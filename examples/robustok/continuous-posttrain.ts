@@ -7,21 +7,23 @@
  * them to the source images (DecoderPostTrainer.stepLatents, the same trainer, schedule and EMA as
  * the discrete arm's), and a control decoder gets the same training on the clean latents (t* = 0).
  * gFID before / after / control is measured on the SAME generated latents (stage 3's samples),
- * decoded by each decoder. Lives in <out>/continuous/posttrain/<name>/.
+ * decoded by each decoder. Lives in <out>/continuous/posttrain/<name>/. The data builder and the
+ * decoder training are node/posttrain.ts's, shared with `webgpu-tok posttrain`.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from '../../engine/index.js';
-import { buildDenoisedLatents, encodeLatentDataset, type LatentDataset } from '../../models/diffusion/index.js';
+import { encodeLatentDataset, type LatentDataset } from '../../models/diffusion/index.js';
 import { evaluateContinuousTokenizer, type VQTokenizer } from '../../models/tokenizer/index.js';
 import { saveImageGrid, subset, writeFileAtomicSync } from '../../node/data/index.js';
+import { denoiseLatents, latentRmsChange, latentRows, trainDecoder } from '../../node/posttrain.js';
 import { loadLatentCache, saveLatentCache } from '../../node/train-diffusion.js';
 import { loadTokenizerCheckpoint } from '../../node/train-tokenizer.js';
 import { finishedRecord, type StudyContext } from './context.js';
 import { decodedLatentStats, latentGrid, loadDiffusionGenerator, loadLatentSamples, type DiffusionGeneratorRecord } from './continuous-generators.js';
 import type { ContinuousTokenizerRecord } from './continuous-tokenizers.js';
 import { deviceBatches, featureInputFor } from './data.js';
-import { trainDecoder, type DecoderRows } from './posttrain.js';
+import { decoderTraining } from './posttrain.js';
 
 export interface ContinuousDecoderScores {
   gfid: number;
@@ -55,8 +57,6 @@ export interface ContinuousPostTrainRecord {
   grid: string;
 }
 
-const latentRows = (ds: LatentDataset): DecoderRows => ({ kind: 'latents', data: ds.latents, rowShape: ds.shape.slice(1) });
-
 /**
  * The denoised latents of the clean ones (cached in <dir>/denoised.safetensors, keyed by the
  * generator's hash, t* and the count), and their RMS change.
@@ -66,35 +66,21 @@ async function denoisedLatents(ctx: StudyContext, gen: DiffusionGeneratorRecord,
   const k = cfg.continuous!;
   const path = join(dir, 'denoised.safetensors');
   const source = { study: cfg.name, generatorSha256: gen.sha256, tStar: k.posttrain.tStar, images: clean.shape[0], sampling: k.sampling };
-  const rmsOf = (ds: LatentDataset) => {
-    let s = 0;
-    for (let i = 0; i < ds.latents.length; i++) s += (ds.latents[i]! - clean.latents[i]!) ** 2;
-    return Math.sqrt(s / Math.max(1, ds.latents.length));
-  };
+  const rmsOf = (ds: LatentDataset) => latentRmsChange(ds, clean);
   if (existsSync(path)) {
     const c = await loadLatentCache(path);
     if (JSON.stringify(c.meta.source) === JSON.stringify(source) && c.latents.shape.join() === clean.shape.join()) return { ds: c.latents, rms: rmsOf(c.latents) };
   }
   const t0 = performance.now();
   const dit = await loadDiffusionGenerator(gen, backend);
-  const [N, C, h, w] = clean.shape;
-  const per = C * h * w;
-  const out = new Float32Array(N * per);
+  const N = clean.shape[0];
   const s = k.sampling;
-  const generator = new E.Generator(cfg.seed + 2000);
+  let ds: LatentDataset;
   try {
-    for (let st = 0; st < N; st += s.batchSize) {
-      const b = Math.min(s.batchSize, N - st);
-      const z = E.tensor(clean.latents.subarray(st * per, (st + b) * per), [b, C, h, w], { backend });
-      const d = buildDenoisedLatents(dit, z, Array.from(clean.labels.subarray(st, st + b)), { tStar: k.posttrain.tStar, steps: s.steps, sampler: s.sampler, cfgScale: s.cfgScale, guidanceInterval: s.guidanceInterval, generator });
-      out.set(await d.toArray(), st * per);
-      z.dispose();
-      d.dispose();
-    }
+    ds = await denoiseLatents(dit, clean, { tStar: k.posttrain.tStar, steps: s.steps, sampler: s.sampler, cfgScale: s.cfgScale, guidanceInterval: s.guidanceInterval }, { backend, batchSize: s.batchSize, seed: cfg.seed });
   } finally {
     dit.dispose();
   }
-  const ds: LatentDataset = { ...clean, latents: out };
   await saveLatentCache(path, ds, { source });
   const rms = rmsOf(ds);
   log(`[kl-posttrain] ${N} latents noised to t* = ${k.posttrain.tStar} and denoised by the generator (RMS change ${rms.toFixed(3)}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
@@ -129,8 +115,8 @@ export async function runContinuousPostTrain(ctx: StudyContext, tok: ContinuousT
   const images = subset(ctx.data.train, Int32Array.from({ length: n }, (_, i) => i));
   const clean = await encodeLatentDataset(base, images, { backend, batchSize: cfg.eval.batchSize });
   const { ds: denoised, rms } = await denoisedLatents(ctx, gen, clean, dir);
-  const training = { checkpoint: tok.checkpoint, name: tok.name, images, settings: p };
-  const post = await trainDecoder(ctx, { ...training, rows: latentRows(denoised), dir, label: `kl-posttrain ${tok.name}` });
+  const training = decoderTraining(ctx, tok.checkpoint, tok.name, images, p);
+  const post = await trainDecoder({ ...training, rows: latentRows(denoised), outDir: dir, label: `kl-posttrain ${tok.name}` });
   const seconds = (performance.now() - t0) / 1000;
   const samples = await loadLatentSamples(gen);
   const e = tok.eval;
@@ -140,7 +126,7 @@ export async function runContinuousPostTrain(ctx: StudyContext, tok: ContinuousT
   const grids = [latentGrid(ctx, base, samples, 8), latentGrid(ctx, post.model, samples, 8)];
   post.model.dispose();
   if (p.control) {
-    const c = await trainDecoder(ctx, { ...training, rows: latentRows(clean), dir: join(dir, 'control'), label: `kl-posttrain ${tok.name} control (clean latents)` });
+    const c = await trainDecoder({ ...training, rows: latentRows(clean), outDir: join(dir, 'control'), label: `kl-posttrain ${tok.name} control (clean latents)` });
     control = await decoderScores(ctx, c.model, samples);
     grids.push(latentGrid(ctx, c.model, samples, 8));
     c.model.dispose();

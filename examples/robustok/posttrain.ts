@@ -4,17 +4,17 @@
  * sample, conditioned on the mixed prefix) are built once and cached; the decoder is trained on
  * them (AdamW (0.9, 0.95), cosine lr, EMA) through trainLoop (progress, checkpoints, resume), then
  * the EMA decoder decodes exactly the generated sequences of stage 3 for gFID after. A control
- * decoder gets the same training on the clean tokens of the same images.
+ * decoder gets the same training on the clean tokens of the same images. The data builder and the
+ * decoder training are node/posttrain.ts's, shared with `webgpu-tok posttrain`.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from '../../engine/index.js';
 import { encodeTokenDataset, type ARTransformer, type TokenDataset } from '../../models/ar/index.js';
-import { buildMixedTokens, DecoderPostTrainer, evaluateTokenizer, type VQTokenizer } from '../../models/tokenizer/index.js';
-import { Scheduler, warmupCosineLr } from '../../nn/index.js';
-import { BatchUploader, DataLoader, saveImageGrid, subset, writeFileAtomicSync, writeInto, type ImageDataset } from '../../node/data/index.js';
+import { evaluateTokenizer, type VQTokenizer } from '../../models/tokenizer/index.js';
+import { saveImageGrid, subset, writeFileAtomicSync, type ImageDataset } from '../../node/data/index.js';
+import { mixTokens, tokenRows, trainDecoder } from '../../node/posttrain.js';
 import { loadTokenCache, saveTokenCache } from '../../node/train-ar.js';
-import { trainLoop } from '../../node/train.js';
 import { loadTokenizerCheckpoint } from '../../node/train-tokenizer.js';
 import type { StudyConfig } from './config.js';
 import { finishedRecord, type StudyContext } from './context.js';
@@ -61,22 +61,9 @@ async function mixedTokens(ctx: StudyContext, tokenizer: VQTokenizer, ar: ARTran
   const t0 = performance.now();
   const images = subset(ctx.data.train, Int32Array.from({ length: n }, (_, i) => i));
   const gt = await encodeTokenDataset(tokenizer, images, { backend, batchSize: cfg.eval.batchSize });
-  const [N, L] = gt.shape;
   const s = cfg.sampling;
-  const generator = new E.Generator(cfg.seed + 2000);
-  const tokens = new Int32Array(N * L);
-  let kept = 0;
-  for (let st = 0; st < N; st += s.batchSize) {
-    const b = Math.min(s.batchSize, N - st);
-    const gtT = E.tensor(gt.tokens.subarray(st * L, (st + b) * L), [b, L], { backend, dtype: 'i32' });
-    const m = buildMixedTokens(ar, gtT, Array.from(gt.labels.subarray(st, st + b)), { sigma: cfg.posttrain.sigma, temperature: s.temperature, topK: s.topK, topP: s.topP, cfgScale: s.cfgScale, cfgSchedule: s.cfgSchedule, generator });
-    tokens.set((await m.tokens.toArray()) as Int32Array, st * L);
-    const keptSum = m.kept.sum();
-    kept += await keptSum.item();
-    for (const t of [gtT, m.tokens, m.kept, keptSum]) t.dispose();
-  }
-  const ds: TokenDataset = { ...gt, tokens };
-  const keptFraction = kept / (N * L);
+  const { ds, keptFraction } = await mixTokens(ar, gt, { sigma: cfg.posttrain.sigma, temperature: s.temperature, topK: s.topK, topP: s.topP, cfgScale: s.cfgScale, cfgSchedule: s.cfgSchedule }, { backend, batchSize: s.batchSize, seed: cfg.seed });
+  const N = ds.shape[0];
   await saveTokenCache(path, ds, { source: { study: cfg.name, sigma: cfg.posttrain.sigma, keptFraction } });
   log(`[posttrain] ${N} mixed sequences, ground truth kept at ${(100 * keptFraction).toFixed(1)}% of positions (sigma ${cfg.posttrain.sigma}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   return { ds, kept: keptFraction };
@@ -91,74 +78,12 @@ async function reconScores(ctx: StudyContext, tokenizer: VQTokenizer): Promise<{
   return { rfid: r.rfid, psnr: r.psnr };
 }
 
-/** What a decoder is post-trained on: one row per training image, token ids [h, w] or normalized latents [C, h, w]. */
-export type DecoderRows = { kind: 'tokens'; data: Int32Array; rowShape: number[] } | { kind: 'latents'; data: Float32Array; rowShape: number[] };
-
-export interface DecoderTraining {
-  /** The tokenizer checkpoint whose decoder is copied and trained. */
-  checkpoint: string;
-  name: string;
-  images: ImageDataset;
-  rows: DecoderRows;
-  dir: string;
-  label: string;
-  settings: Pick<StudyConfig['posttrain'], 'batchSize' | 'epochs' | 'lr' | 'minLr' | 'emaDecay'>;
-}
-
-/**
- * Trains a fresh copy of the tokenizer's decoder to map `rows` (one per image of `images`) back
- * to the images: AdamW (0.9, 0.95), cosine lr, EMA, through trainLoop in `dir` (progress,
- * metrics.jsonl, resumable checkpoint). Tokens go through DecoderPostTrainer.step (codebook
- * lookup), latents through stepLatents. Returns the EMA model in eval mode. Shared by both arms.
- */
-export async function trainDecoder(ctx: StudyContext, o: DecoderTraining): Promise<{ model: VQTokenizer; steps: number }> {
+/** The decoder training of a study arm: its settings, seed, log and checkpoint metadata. */
+export function decoderTraining(ctx: StudyContext, checkpoint: string, name: string, images: ImageDataset, p: StudyConfig['posttrain'] | NonNullable<StudyConfig['continuous']>['posttrain']) {
   const { cfg, backend, log } = ctx;
-  const p = o.settings;
-  const model = (await loadTokenizerCheckpoint(o.checkpoint, backend)).model;
-  const { rows } = o;
-  const per = rows.rowShape.reduce((a, b) => a * b, 1);
-  const trainer = new DecoderPostTrainer(model, { lr: p.lr, betas: [0.9, 0.95], emaDecay: p.emaDecay });
-  const B = p.batchSize;
-  const loader = new DataLoader(o.images, { batchSize: B, shuffle: true, seed: cfg.seed + 7, dropLast: true });
-  const steps = p.epochs * loader.batchesPerEpoch;
-  const scheduler = new Scheduler(trainer.optimizer, (step, lr) => warmupCosineLr(step, lr, { totalSteps: steps, minLr: p.minLr }));
-  const uploader = new BatchUploader(backend);
-  // Each batch's rows, by the loader's dataset indices, into one reused device tensor.
-  const host = rows.kind === 'tokens' ? new Int32Array(B * per) : new Float32Array(B * per);
-  const dev = E.keep(E.zeros([B, ...rows.rowShape], { backend, dtype: rows.kind === 'tokens' ? 'i32' : 'f32' }));
-  log(`[${o.label}] decoder ${model.decoder.numParameters()} params, ${steps} steps of ${B}, lr ${p.lr} -> ${p.minLr} cosine, EMA ${p.emaDecay}`);
-  try {
-    await trainLoop({
-      totalSteps: steps,
-      state: { model, optimizer: trainer.optimizer, scheduler, loader, ...(trainer.ema ? { ema: trainer.ema } : {}) },
-      backend,
-      itemsPerStep: B,
-      logEvery: Math.max(1, Math.min(25, Math.floor(steps / 10))),
-      metricsPath: join(o.dir, 'metrics.jsonl'),
-      checkpointPath: join(o.dir, 'checkpoint.safetensors'),
-      checkpointEvery: Math.max(1, Math.floor(steps / 2)),
-      log,
-      extra: { study: cfg.name, tokenizer: o.name, config: model.cfg },
-      step: () => {
-        const b = uploader.next(loader);
-        b.batch.indices.forEach((i, k) => host.set(rows.data.subarray(i * per, (i + 1) * per), k * per));
-        writeInto(dev, host);
-        const loss = rows.kind === 'tokens' ? trainer.step(b.x, dev) : trainer.stepLatents(b.x, dev);
-        scheduler.step();
-        return { terms: { loss }, epoch: b.batch.epoch };
-      },
-    });
-  } finally {
-    uploader.dispose();
-    dev.dispose();
-  }
-  trainer.ema?.copyTo();
-  model.eval();
-  return { model, steps };
+  const settings = { batchSize: p.batchSize, epochs: p.epochs, lr: p.lr, minLr: p.minLr, emaDecay: p.emaDecay, seed: cfg.seed };
+  return { backend, checkpoint, images, settings, log, extra: { study: cfg.name, tokenizer: name } };
 }
-
-/** A token dataset as decoder training rows. */
-const tokenRows = (ds: TokenDataset): DecoderRows => ({ kind: 'tokens', data: ds.tokens, rowShape: [ds.grid[0], ds.grid[1]] });
 
 async function decoderScores(ctx: StudyContext, model: VQTokenizer, samples: TokenDataset): Promise<DecoderScores> {
   const stats = await decodedFeatureStats(ctx, model, samples);
@@ -180,8 +105,8 @@ export async function runPostTrain(ctx: StudyContext, tok: TokenizerRecord, gen:
   const base = (await loadTokenizerCheckpoint(tok.checkpoint, backend)).model; // the original decoder, for "before"
   const { ds: mixed, kept } = await mixedTokens(ctx, base, ar, dir, n);
   const images = subset(ctx.data.train, Int32Array.from({ length: n }, (_, i) => i));
-  const training = { checkpoint: tok.checkpoint, name: tok.name, images, settings: p };
-  const post = await trainDecoder(ctx, { ...training, rows: tokenRows(mixed), dir, label: `posttrain ${tok.name}` });
+  const training = decoderTraining(ctx, tok.checkpoint, tok.name, images, p);
+  const post = await trainDecoder({ ...training, rows: tokenRows(mixed), outDir: dir, label: `posttrain ${tok.name}` });
   const seconds = (performance.now() - t0) / 1000;
   const samples = await loadSamples(gen);
   const before: DecoderScores = { gfid: gen.gfid, inceptionScore: gen.inceptionScore, rfid: tok.eval.rfid, psnr: tok.eval.psnr };
@@ -189,7 +114,7 @@ export async function runPostTrain(ctx: StudyContext, tok: TokenizerRecord, gen:
   let control: DecoderScores | null = null;
   if (p.control) {
     const gt = await encodeTokenDataset(base, images, { backend, batchSize: cfg.eval.batchSize });
-    const c = await trainDecoder(ctx, { ...training, rows: tokenRows(gt), dir: join(dir, 'control'), label: `posttrain ${tok.name} control (clean tokens)` });
+    const c = await trainDecoder({ ...training, rows: tokenRows(gt), outDir: join(dir, 'control'), label: `posttrain ${tok.name} control (clean tokens)` });
     control = await decoderScores(ctx, c.model, samples);
     c.model.dispose();
   }
