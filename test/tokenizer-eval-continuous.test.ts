@@ -39,10 +39,10 @@ import {
   slerpWeights,
   VQTokenizer,
   type ContinuousEvalResult,
-  type FeatureNet,
 } from '../models/tokenizer/index.js';
 import { requireGpu } from './helpers/backends.js';
 import { uniformValues } from './helpers/prng.js';
+import { RandomConvNet } from './helpers/random-conv-net.js';
 
 const gpu = await requireGpu();
 const backend: E.Backend = gpu ?? new CpuBackend({ precision: 'f32' });
@@ -70,26 +70,6 @@ function images(n: number, shift = 0): Float32Array {
   return out;
 }
 
-/** A fixed random conv feature extractor (stand-in for FeatNet / Inception): 32-d features. */
-class RandomConvNet implements FeatureNet {
-  readonly w: E.Tensor;
-  readonly head: E.Tensor;
-  constructor(b: E.Backend, seed = 3) {
-    const g = new E.Generator(seed);
-    this.w = E.keep(E.randn([8, 1, 5, 5], { generator: g, backend: b }).mul(0.2));
-    this.head = E.keep(E.randn([32, 10], { generator: g, backend: b }).mul(0.1));
-  }
-  features(x: E.Tensor): E.Tensor {
-    return E.tidy(() => E.avgPool2d(E.conv2d(x, this.w, null, { stride: 2, padding: 2 }).relu(), 4).reshape([x.shape[0]!, -1]));
-  }
-  logits(x: E.Tensor): E.Tensor {
-    return E.tidy(() => E.matmul(this.features(x), this.head));
-  }
-  dispose(): void {
-    this.w.dispose();
-    this.head.dispose();
-  }
-}
 
 function klTokenizer(): VQTokenizer {
   const m = new VQTokenizer(KL, { backend, generator: new E.Generator(0) });
@@ -107,7 +87,7 @@ describe(`evaluateContinuousTokenizer (${gpu ? 'GPU' : 'CPU'})`, () => {
 
   it('finite metrics; nFID(0) = rFID exactly; seeded runs repeat; the default grid; nothing leaks', async () => {
     const model = klTokenizer();
-    const net = new RandomConvNet(backend);
+    const net = new RandomConvNet(backend, 3, 32);
     const x = E.tensor(images(N), [N, 1, S, S], { backend });
     const xt = E.tensor(images(M, 40), [M, 1, S, S], { backend });
     const live0 = E.memoryStats().liveTensors;
@@ -155,7 +135,7 @@ describe(`evaluateContinuousTokenizer (${gpu ? 'GPU' : 'CPU'})`, () => {
 
   it('iFID with K = 1 against the validation latents themselves equals rFID exactly (z is its own neighbour; slerp(z, z) = z)', async () => {
     const model = klTokenizer();
-    const net = new RandomConvNet(backend);
+    const net = new RandomConvNet(backend, 3, 32);
     const x = E.tensor(images(N), [N, 1, S, S], { backend });
     const self = await encodeLatentSet(model, [x]);
     const r = await evaluateContinuousTokenizer(model, net, [x], self, { taus: [], ifidK: 1, inceptionScore: false });
@@ -169,7 +149,7 @@ describe(`evaluateContinuousTokenizer (${gpu ? 'GPU' : 'CPU'})`, () => {
 
   it('batch-by-batch accumulation matches one batch (rFID, nFID, iFID, PSNR, SSIM)', async () => {
     const model = klTokenizer();
-    const net = new RandomConvNet(backend);
+    const net = new RandomConvNet(backend, 3, 32);
     const x = E.tensor(images(N), [N, 1, S, S], { backend });
     const xt = E.tensor(images(M, 40), [M, 1, S, S], { backend });
     // encodeLatentSet over batches (and capped) equals encoding at once.
@@ -227,7 +207,7 @@ describe(`evaluateContinuousTokenizer (${gpu ? 'GPU' : 'CPU'})`, () => {
 
   it('rejects bad arguments and VQ models with one-line messages', async () => {
     const model = klTokenizer();
-    const net = new RandomConvNet(backend);
+    const net = new RandomConvNet(backend, 3, 32);
     const x = E.tensor(images(N), [N, 1, S, S], { backend });
     const train = await encodeLatentSet(model, [x]);
     await expect(evaluateContinuousTokenizer(model, net, [x], train, { taus: [1.5] })).rejects.toThrow(/tau must be in \[0, 1\], got 1.5/);

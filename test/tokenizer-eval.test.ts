@@ -12,8 +12,9 @@
 import { describe, expect, it } from 'vitest';
 import * as E from '../engine/index.js';
 import { CpuBackend } from '../engine/cpu/backend.js';
-import { DEFAULT_PFID_ALPHA, defaultPfidDelta, evaluateTokenizer, reconstructionGrid, VQTokenizer, type FeatureNet, type TokenizerEvalResult } from '../models/tokenizer/index.js';
+import { DEFAULT_PFID_ALPHA, defaultPfidDelta, evaluateTokenizer, reconstructionGrid, VQTokenizer, type TokenizerEvalResult } from '../models/tokenizer/index.js';
 import { requireGpu } from './helpers/backends.js';
+import { RandomConvNet } from './helpers/random-conv-net.js';
 
 const gpu = await requireGpu();
 const backend: E.Backend = gpu ?? new CpuBackend({ precision: 'f32' });
@@ -38,26 +39,6 @@ function images(n: number, size = 32): Float32Array {
   return out;
 }
 
-/** A fixed random conv feature extractor (stand-in for FeatNet / Inception). */
-class RandomConvNet implements FeatureNet {
-  readonly w: E.Tensor;
-  readonly head: E.Tensor;
-  constructor(b: E.Backend, seed = 3) {
-    const g = new E.Generator(seed);
-    this.w = E.keep(E.randn([8, 1, 5, 5], { generator: g, backend: b }).mul(0.2));
-    this.head = E.keep(E.randn([128, 10], { generator: g, backend: b }).mul(0.1));
-  }
-  features(x: E.Tensor): E.Tensor {
-    return E.tidy(() => E.avgPool2d(E.conv2d(x, this.w, null, { stride: 2, padding: 2 }).relu(), 4).reshape([x.shape[0]!, -1]));
-  }
-  logits(x: E.Tensor): E.Tensor {
-    return E.tidy(() => E.matmul(this.features(x), this.head));
-  }
-  dispose(): void {
-    this.w.dispose();
-    this.head.dispose();
-  }
-}
 
 /** Reconstructs every image exactly (recon = input), whatever the perturbation. */
 class IdentityTokenizer extends VQTokenizer {
