@@ -181,9 +181,10 @@ export async function trainTokenizer(o: TrainTokenizerOptions): Promise<TrainTok
       return { terms, epoch: batch.batch.epoch };
     },
   });
-  if (model.continuous && !(await model.latentStats.measured())) {
+  if (model.continuous && (r.startStep < totalSteps || !(await model.latentStats.measured()))) {
     // The generator's normalization: per-channel statistics of the trained encoder's posterior
-    // means over the training set, stored in the final checkpoint.
+    // means over the training set, stored in the final checkpoint (again whenever this call
+    // trained: an extended run's encoder has moved).
     const t0 = performance.now();
     const statsLoader = new DataLoader(train, { batchSize: Math.min(256, train.shape[0]), shuffle: false });
     const nb = Math.ceil(train.shape[0] / Math.min(256, train.shape[0]));

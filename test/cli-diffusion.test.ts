@@ -143,5 +143,17 @@ describe('KL tokenizer -> eval -> diffusion generator -> samples, end to end (ti
     expect(png.height).toBeGreaterThanOrEqual(10 * 32);
     expect(png.height).toBeLessThan(11 * 32);
     expect(existsSync(join(outDir, 'gfid.md'))).toBe(true);
+
+    // Extending the tokenizer's training re-measures its latent statistics (the encoder moved).
+    const mean0 = Array.from(await (await loadTokenizerCheckpoint(join(tokDir, 'checkpoint.safetensors'), backend)).model.latentStats.mean.toArray());
+    const ext = await run(trainKl.map((v) => (v === '2' ? '3' : v)));
+    expect(ext.code).toBe(0);
+    expect(ext.out).toMatch(/resumed from .* at step 2/);
+    expect(ext.out).toMatch(/latent statistics over 8 training images/);
+    const mean1 = Array.from(await (await loadTokenizerCheckpoint(join(tokDir, 'checkpoint.safetensors'), backend)).model.latentStats.mean.toArray());
+    expect(mean1).not.toEqual(mean0);
+    const again = await run(trainKl.map((v) => (v === '2' ? '3' : v)));
+    expect(again.out).toMatch(/already complete/);
+    expect(again.out).not.toMatch(/latent statistics/);
   }, 240_000);
 });
