@@ -137,6 +137,8 @@ describe('DataLoader', () => {
     expect(b.x.subarray(0, 12)).toEqual(expectedSample(ds, 0, false, 0, 1));
     expect(toFloat32(ds, [0, 1])).toEqual(b.x); // unshuffled, unflipped: the whole dataset in order
     expect(toFloat32(ds, [-1, 1]).subarray(12, 24)).toEqual(expectedSample(ds, 1, false));
+    // A batch of images from an offset: the same values as that slice of the whole set.
+    expect(toFloat32(ds, [-1, 1], 1, 2)).toEqual(toFloat32(ds, [-1, 1]).subarray(12, 36));
     const mean = [0.5, 0.25, 0];
     const std = [0.5, 2, 1];
     const n = new DataLoader(ds, { batchSize: 4, shuffle: false, mean, std }).next();

@@ -7,7 +7,7 @@
  */
 import * as E from '../../engine/index.js';
 import { AdamW, clipGradNorm, paramGroupsNoDecay, Scheduler, warmupCosineLr } from '../../nn/optim/index.js';
-import type { ImageDataset } from '../../nn/data/dataset.js';
+import { toFloat32, type ImageDataset } from '../../nn/data/dataset.js';
 import { ShuffledRowLoader } from '../../nn/data/row-loader.js';
 import type { LoaderState } from '../../nn/data/loader.js';
 import type { ARTransformer } from './model.js';
@@ -146,10 +146,6 @@ export async function encodeTokenDataset(tokenizer: TokenEncoder, ds: ImageDatas
   const [N, C, H, W] = ds.shape;
   const bs = o.batchSize ?? 256;
   if (!Number.isInteger(bs) || bs < 1) throw new Error(`encodeTokenDataset: batchSize must be a positive integer, got ${bs}`);
-  const [lo, hi] = o.range ?? [-1, 1];
-  const per = C * H * W;
-  const lut = new Float32Array(256);
-  for (let v = 0; v < 256; v++) lut[v] = lo + ((hi - lo) * v) / 255;
   const was = tokenizer.training;
   tokenizer.train(false);
   let tokens: Int32Array | null = null;
@@ -157,8 +153,7 @@ export async function encodeTokenDataset(tokenizer: TokenEncoder, ds: ImageDatas
   try {
     for (let s = 0; s < N; s += bs) {
       const b = Math.min(bs, N - s);
-      const x = new Float32Array(b * per);
-      for (let i = 0; i < b * per; i++) x[i] = lut[ds.images[s * per + i]!]!;
+      const x = toFloat32(ds, o.range ?? [-1, 1], s, b);
       const idx = E.noGrad(() =>
         E.tidy(() => {
           const xt = E.tensor(x, [b, C, H, W], { backend: o.backend });

@@ -5,7 +5,7 @@
  * loader (nn/data/row-loader.ts, the token loader's twin) so training never runs the tokenizer.
  */
 import * as E from '../../engine/index.js';
-import type { ImageDataset } from '../../nn/data/dataset.js';
+import { toFloat32, type ImageDataset } from '../../nn/data/dataset.js';
 import { ShuffledRowLoader } from '../../nn/data/row-loader.js';
 
 export interface LatentDataset {
@@ -42,10 +42,6 @@ export async function encodeLatentDataset(
   const [N, C, H, W] = ds.shape;
   const bs = o.batchSize ?? 256;
   if (!Number.isInteger(bs) || bs < 1) throw new Error(`encodeLatentDataset: batchSize must be a positive integer, got ${bs}`);
-  const [lo, hi] = o.range ?? [-1, 1];
-  const per = C * H * W;
-  const lut = new Float32Array(256);
-  for (let v = 0; v < 256; v++) lut[v] = lo + ((hi - lo) * v) / 255;
   const was = tokenizer.training;
   tokenizer.train(false);
   let latents: Float32Array | null = null;
@@ -53,8 +49,7 @@ export async function encodeLatentDataset(
   try {
     for (let s = 0; s < N; s += bs) {
       const b = Math.min(bs, N - s);
-      const x = new Float32Array(b * per);
-      for (let i = 0; i < b * per; i++) x[i] = lut[ds.images[s * per + i]!]!;
+      const x = toFloat32(ds, o.range ?? [-1, 1], s, b);
       const z = E.noGrad(() => E.tidy(() => tokenizer.encodeLatents(E.tensor(x, [b, C, H, W], { backend: o.backend })).contiguous()));
       const data = await z.toArray();
       const [, c, h, w] = z.shape as [number, number, number, number];

@@ -3,7 +3,7 @@
  * t = 1 (noise) to t = 0 (data), on the device, batched and seeded (browser-safe).
  *  - Time grid: uniform in t, t_i = tStart (1 - i / N) for i = 0..N (tStart = 1 by default; a
  *    smaller start denoises a partly noised latent, models/diffusion/posttrain.ts) (rectified flow's straight paths make a
- *    uniform grid adequate; SD3's shifted grids are not implemented).
+ *    uniform grid adequate; SD3's shifted grids are not offered).
  *  - 'euler': x_{i+1} = x_i + (t_{i+1} - t_i) v(x_i, t_i), N evaluations (minRF's sample loop).
  *  - 'heun': EDM's deterministic 2nd-order sampler (Karras et al. 2022, arXiv 2206.00364, Alg. 1):
  *    an Euler predictor, then the trapezoidal correction with v at the predicted point; the last

@@ -145,12 +145,18 @@ export function resizeDataset(ds: ImageDataset, height: number, width: number, o
   return { images, labels: ds.labels, shape: [n, c, height, width], classes: ds.classes };
 }
 
-/** All pixels as float32 mapped linearly from 0..255 to `range` (default [0, 1]), same [N, C, H, W] layout. */
-export function toFloat32(ds: ImageDataset, range: readonly [number, number] = [0, 1]): Float32Array {
+/**
+ * Pixels as float32 mapped linearly from 0..255 to `range` (default [0, 1]), same [N, C, H, W]
+ * layout: all images, or `count` images from image `start` (batch by batch without a copy of the
+ * whole set).
+ */
+export function toFloat32(ds: ImageDataset, range: readonly [number, number] = [0, 1], start = 0, count = ds.shape[0] - start): Float32Array {
   const [lo, hi] = range;
   const lut = new Float32Array(256);
   for (let v = 0; v < 256; v++) lut[v] = lo + ((hi - lo) * v) / 255;
-  const out = new Float32Array(ds.images.length);
-  for (let i = 0; i < out.length; i++) out[i] = lut[ds.images[i]!]!;
+  const per = ds.shape[1] * ds.shape[2] * ds.shape[3];
+  const out = new Float32Array(count * per);
+  const o = start * per;
+  for (let i = 0; i < out.length; i++) out[i] = lut[ds.images[o + i]!]!;
   return out;
 }
