@@ -14,6 +14,11 @@ fn pf(i: u32) -> f32 { return bitcast<f32>(P.v[i / 4u][i % 4u]); }
 fn linear_wg(wid: vec3<u32>, nwg: vec3<u32>) -> u32 { return wid.x + wid.y * nwg.x + wid.z * nwg.x * nwg.y; }
 `;
 
+/** The prelude of declared kernels (engine/kernel.ts generates their parameter struct and bindings). */
+export const KERNEL_PRELUDE = /* wgsl */ `
+fn linear_wg(wid: vec3<u32>, nwg: vec3<u32>) -> u32 { return wid.x + wid.y * nwg.x + wid.z * nwg.x * nwg.y; }
+`;
+
 /** Declares storage binding `index` (1-based after the params) named `name`. */
 export function storageDecl(index: number, name: string, elem: string, access: 'read' | 'read_write'): string {
   return `@group(0) @binding(${index}) var<storage, ${access}> ${name}: array<${elem}>;`;

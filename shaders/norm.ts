@@ -8,6 +8,8 @@
  * group norm: per channel). RMS norm skips the mean (var = mean(x^2)). Mean and rstd are saved
  * per row for the backward pass.
  */
+import { defineKernel, read, rw } from '../engine/kernel.js';
+
 export const NORM_WG = 256;
 
 export interface NormShaderSpec {
@@ -17,16 +19,25 @@ export interface NormShaderSpec {
   tpo: number;
 }
 
-/** Params: [rows, L, G, CPG, HW, eps(f32)]. Bindings: x, [w], [b], y, [mean], rstd. */
-export function normShader(s: NormShaderSpec): string {
+export const normKernel = defineKernel<NormShaderSpec>({
+  name: 'norm',
+  key: (s) => `${s.rms}|${s.hasWeight}|${s.hasBias}|${s.tpo}`,
+  signature: (s) => ({
+    params: { rows: 'u32', L: 'u32', groups: 'u32', cpg: 'u32', hw: 'u32', eps: 'f32' },
+    bindings: {
+      x: read(),
+      ...(s.hasWeight ? { w: read() } : {}),
+      ...(s.hasBias ? { bias: read() } : {}),
+      y: rw(),
+      ...(s.rms ? {} : { mean_out: rw() }),
+      rstd_out: rw(),
+    },
+  }),
+  body: normBody,
+});
+
+function normBody(s: NormShaderSpec): string {
   const tpo = s.tpo;
-  const decls = ['@group(0) @binding(1) var<storage, read> x: array<f32>;'];
-  let b = 2;
-  if (s.hasWeight) decls.push(`@group(0) @binding(${b++}) var<storage, read> w: array<f32>;`);
-  if (s.hasBias) decls.push(`@group(0) @binding(${b++}) var<storage, read> bias: array<f32>;`);
-  decls.push(`@group(0) @binding(${b++}) var<storage, read_write> y: array<f32>;`);
-  if (!s.rms) decls.push(`@group(0) @binding(${b++}) var<storage, read_write> mean_out: array<f32>;`);
-  decls.push(`@group(0) @binding(${b++}) var<storage, read_write> rstd_out: array<f32>;`);
   // Sums `acc` over the group's threads; every thread of the group gets the total.
   const groupSum = (v: string) => `
   sh[lid.x] = acc;
@@ -41,19 +52,18 @@ export function normShader(s: NormShaderSpec): string {
   let ${v} = sh[lid.x - t];
   workgroupBarrier();`;
   let affine = 'let xh = (v - mu) * rstd;\n      var o = xh;';
-  if (s.hasWeight || s.hasBias) affine += '\n      let a = (row % pu(2u)) * pu(3u) + j / pu(4u);';
+  if (s.hasWeight || s.hasBias) affine += '\n      let a = (row % P.groups) * P.cpg + j / P.hw;';
   if (s.hasWeight) affine += '\n      o = o * w[a];';
   if (s.hasBias) affine += '\n      o = o + bias[a];';
   return `
-${decls.join('\n')}
 var<workgroup> sh: array<f32, ${NORM_WG}>;
 @compute @workgroup_size(${NORM_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let gid = linear_wg(wid, nwg) * ${NORM_WG}u + lid.x;
   let row = gid / ${tpo}u;
   let t = gid % ${tpo}u;
-  let valid = row < pu(0u);
-  let L = pu(1u);
+  let valid = row < P.rows;
+  let L = P.L;
   let base = row * L;
   let invL = 1.0 / f32(L);
   var acc = 0.0;
@@ -71,7 +81,7 @@ ${groupSum('total')}
     for (var j = t; j < L; j += ${tpo}u) { let d = x[base + j] - mu; acc += d * d; }
   }
 ${groupSum('sq')}
-  let rstd = inverseSqrt(sq * invL + pf(5u));
+  let rstd = inverseSqrt(sq * invL + P.eps);
   if (valid) {
     for (var j = t; j < L; j += ${tpo}u) {
       let v = x[base + j];

@@ -2,9 +2,9 @@
  * Binary elementwise ops with NumPy broadcasting; either side may be a JS number (baked into the
  * kernel's parameters, not uploaded). Gradients are unbroadcast back to each input's shape.
  */
-import { record } from '../grad-mode.js';
+import { defineOp, type Op } from '../op.js';
 import { isTensor, type Tensor } from '../tensor.js';
-import { elementwise } from './elementwise.js';
+import { elementwiseKernels, elementwiseOutputs, type ElementwiseSpec } from './elementwise.js';
 import { sumTo } from './reduce.js';
 import { log, neg, powScalar, square } from './unary.js';
 
@@ -47,44 +47,66 @@ function tieSplit(win: Tensor, tie: Tensor, g: Tensor): [Tensor, Tensor] {
   return [mul(g, wa), mul(g, sub(1, wa))];
 }
 
-/** Rewrites an expression in a,b for a scalar operand s0 on the given side. */
-function withScalar(expr: string, side: 'a' | 'b'): string {
-  return expr.replace(new RegExp(`\\b${side}\\b`, 'g'), 's0');
+interface BinarySpec extends ElementwiseSpec {
+  /** The JS-number operand, baked in as scalar s0, and its side; absent when both are tensors. */
+  scalarSide?: 'a' | 'b';
+}
+
+function declareBinary(name: BinaryName, def: BinaryDef): Op<BinarySpec> {
+  const grad = def.grad;
+  return defineOp<BinarySpec>({
+    name,
+    outputs: (inputs, spec) => {
+      const [a, b] = inputs;
+      if (b && a!.dtype !== b.dtype) throw new TypeError(`${name}: dtype mismatch, ${a!.describe()} vs ${b.describe()}; cast one with .cast()`);
+      if (a!.dtype !== 'f32' && !def.int) throw new TypeError(`${name}: expected f32 tensors, got ${a!.describe()}`);
+      return elementwiseOutputs(name, inputs, spec);
+    },
+    kernels: elementwiseKernels,
+    grad: grad
+      ? (g, { inputs, outputs, attrs }) => {
+          const side = attrs.scalarSide;
+          const s = attrs.scalars?.[0] as unknown as Tensor;
+          const ta = side === 'a' ? null : inputs[0]!;
+          const tb = side === 'b' ? null : side === 'a' ? inputs[0]! : inputs[1]!;
+          const [ga, gb] = grad(ta ?? s, tb ?? s, outputs[0]!, g);
+          const out: (Tensor | null)[] = [];
+          if (ta) out.push(ga && sumTo(ga, ta.shape));
+          if (tb) out.push(gb && sumTo(gb, tb.shape));
+          return out;
+        }
+      : undefined,
+  });
+}
+
+const BINARY_OPS = Object.fromEntries(Object.entries(BINARY).map(([name, def]) => [name, declareBinary(name as BinaryName, def)])) as Record<BinaryName, Op<BinarySpec>>;
+
+/** Expressions and CPU twins per (op, which side is a JS number), built once. */
+const EXPRS = new Map<string, { expr: string; cpu: (...v: number[]) => number }>();
+
+function exprFor(name: BinaryName, side: 'a' | 'b' | undefined): { expr: string; cpu: (...v: number[]) => number } {
+  const key = `${name}|${side ?? ''}`;
+  let e = EXPRS.get(key);
+  if (!e) {
+    const def = BINARY[name];
+    if (side === 'b') e = { expr: def.wgsl.replace(/\bb\b/g, 's0'), cpu: (x, sv) => def.cpu(x!, sv!) };
+    else if (side === 'a') e = { expr: def.wgsl.replace(/\ba\b/g, '__S__').replace(/\bb\b/g, 'a').replace(/__S__/g, 's0'), cpu: (x, sv) => def.cpu(sv!, x!) };
+    else e = { expr: def.wgsl, cpu: def.cpu as (...v: number[]) => number };
+    EXPRS.set(key, e);
+  }
+  return e;
 }
 
 export function binary(name: BinaryName, a: Operand, b: Operand): Tensor {
   const def: BinaryDef = BINARY[name];
   if (!isTensor(a) && !isTensor(b)) throw new TypeError(`${name}: at least one operand must be a Tensor`);
   const ref = (isTensor(a) ? a : b) as Tensor;
-  if (isTensor(a) && isTensor(b) && a.dtype !== b.dtype) {
-    throw new TypeError(`${name}: dtype mismatch, ${a.describe()} vs ${b.describe()}; cast one with .cast()`);
-  }
-  if (ref.dtype !== 'f32' && !def.int) throw new TypeError(`${name}: expected f32 tensors, got ${ref.describe()}`);
   const outDtype = def.compare ? 'f32' : ref.dtype;
-  let y: Tensor;
-  if (isTensor(a) && isTensor(b)) {
-    y = elementwise(name, [a, b], { expr: def.wgsl, cpu: def.cpu, outDtype });
-  } else if (isTensor(a)) {
-    const s = b as number;
-    y = elementwise(name, [a], { expr: withScalar(def.wgsl, 'b'), cpu: (x, sv) => def.cpu(x, sv!), outDtype, scalars: [s] });
-  } else {
-    const s = a as number;
-    y = elementwise(name, [b as Tensor], { expr: def.wgsl.replace(/\ba\b/g, '__S__').replace(/\bb\b/g, 'a').replace(/__S__/g, 's0'), cpu: (x, sv) => def.cpu(sv!, x), outDtype, scalars: [s] });
-  }
-  const grad = def.grad;
-  if (grad) {
-    const ta = isTensor(a) ? a : null;
-    const tb = isTensor(b) ? b : null;
-    const inputs = [ta, tb].filter((t): t is Tensor => t !== null);
-    record(y, name, inputs, (g) => {
-      const [ga, gb] = grad(ta ?? (a as unknown as Tensor), tb ?? (b as unknown as Tensor), y, g);
-      const out: (Tensor | null)[] = [];
-      if (ta) out.push(ga && sumTo(ga, ta.shape));
-      if (tb) out.push(gb && sumTo(gb, tb.shape));
-      return out;
-    });
-  }
-  return y;
+  const side = isTensor(a) ? (isTensor(b) ? undefined : 'b') : 'a';
+  const { expr, cpu } = exprFor(name, side);
+  const inputs = side === undefined ? [a as Tensor, b as Tensor] : [ref];
+  const spec: BinarySpec = side === undefined ? { expr, cpu, outDtype } : { expr, cpu, outDtype, scalars: [side === 'a' ? (a as number) : (b as number)], scalarSide: side };
+  return BINARY_OPS[name](inputs, spec)[0]!;
 }
 
 export const add = (a: Operand, b: Operand): Tensor => binary('add', a, b);
@@ -106,18 +128,40 @@ export function pow(a: Operand, b: Operand): Tensor {
   return binary('pow', a, b);
 }
 
+interface WhereSpec extends ElementwiseSpec {
+  hasA: boolean;
+  hasB: boolean;
+}
+
+const whereOp = defineOp<WhereSpec>({
+  name: 'where',
+  outputs: (inputs, spec) => {
+    const [, ta, tb] = inputs;
+    if (ta && tb && ta.dtype !== tb.dtype) throw new TypeError(`where: dtype mismatch, ${ta.describe()} vs ${tb.describe()}`);
+    return elementwiseOutputs('where', inputs, spec);
+  },
+  kernels: elementwiseKernels,
+  nondiff: [0],
+  grad: (g, { inputs, attrs }) => {
+    const cond = inputs[0]!;
+    const ta = attrs.hasA ? inputs[1]! : null;
+    const tb = attrs.hasB ? inputs[attrs.hasA ? 2 : 1]! : null;
+    if (ta?.dtype === 'i32' || tb?.dtype === 'i32') return [null, ...(ta ? [null] : []), ...(tb ? [null] : [])];
+    return [null, ...(ta ? [sumTo(where(cond, g, 0), ta.shape)] : []), ...(tb ? [sumTo(where(cond, 0, g), tb.shape)] : [])];
+  },
+});
+
 /** where(cond, a, b): a where cond != 0 else b. cond is an f32 0/1 mask (comparison output). */
 export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
   const ta = isTensor(a) ? a : null;
   const tb = isTensor(b) ? b : null;
   const dtype = (ta ?? tb)?.dtype ?? 'f32';
-  if (ta && tb && ta.dtype !== tb.dtype) throw new TypeError(`where: dtype mismatch, ${ta.describe()} vs ${tb.describe()}`);
   const inputs = [cond, ...(ta ? [ta] : []), ...(tb ? [tb] : [])];
   const scalars: number[] = [];
   const av = ta ? 'b' : ((scalars.push(a as number), `s${scalars.length - 1}`));
   const bv = tb ? (ta ? 'c' : 'b') : ((scalars.push(b as number), `s${scalars.length - 1}`));
   const zero = cond.dtype === 'i32' ? '0' : '0.0';
-  const y = elementwise('where', inputs, {
+  return whereOp(inputs, {
     expr: `select(${bv}, ${av}, a != ${zero})`,
     cpu: (...v) => {
       let k = 1;
@@ -128,15 +172,7 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
     outDtype: dtype,
     scalars,
     scalarDtype: dtype,
-  });
-  if (dtype === 'f32' && ((ta && ta.requiresGrad) || (tb && tb.requiresGrad))) {
-    const ins = [...(ta ? [ta] : []), ...(tb ? [tb] : [])];
-    record(y, 'where', ins, (g) => {
-      const out: Tensor[] = [];
-      if (ta) out.push(sumTo(where(cond, g, 0), ta.shape));
-      if (tb) out.push(sumTo(where(cond, 0, g), tb.shape));
-      return out;
-    });
-  }
-  return y;
+    hasA: ta !== null,
+    hasB: tb !== null,
+  })[0]!;
 }

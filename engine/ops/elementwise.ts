@@ -1,15 +1,21 @@
 /**
- * Runs one elementwise computation over broadcast inputs on either backend. Every unary, binary,
- * comparison, `where` and cast op is a call to `elementwise` with a WGSL expression and its CPU twin.
+ * The elementwise kernels: one computation over broadcast inputs, given as a WGSL expression and
+ * its CPU twin. Every unary, binary, comparison, `where`, cast and copy op declares itself with
+ * these kernels (see unary.ts, binary.ts); `elementwise()` runs an undeclared expression (copies,
+ * fills) through the same runner.
  */
-import { CpuBackend, CpuStorage } from '../cpu/backend.js';
 import { cpuData, forEachStrided } from '../cpu/strided.js';
+import type { CpuBackend } from '../cpu/backend.js';
 import { DTYPE_INFO, type DType } from '../dtype.js';
-import { broadcastShapes, broadcastStrides, collapseDims, fmtShape, shapesEqual, sizeOf } from '../shape.js';
-import { Tensor } from '../tensor.js';
-import { GpuStorage, ParamBuilder, WebGPUBackend } from '../webgpu/backend.js';
-import { elementwiseShader, elementwiseVec4Shader, EW_WG } from '../../shaders/elementwise.js';
+import { defineKernel, read, rw, type ParamDecls, type BindingDecls } from '../kernel.js';
+import { defineOp, setDenseCopy, type OpArgs, type OpKernels, type OutputSpec } from '../op.js';
+import { broadcastShapes, broadcastStrides, collapseDims, fmtShape, shapesEqual } from '../shape.js';
+import type { Tensor } from '../tensor.js';
+import type { WebGPUBackend } from '../webgpu/backend.js';
+import { EW_NAMES, EW_WG, elementwiseBody, elementwiseVec4Body, type ElementwiseVariant } from '../../shaders/elementwise.js';
 import { MATH_WGSL } from '../../shaders/math.js';
+
+export { checkSameBackend } from '../op.js';
 
 export interface ElementwiseSpec {
   /** WGSL expression over a, b, c... and s0, s1... */
@@ -17,88 +23,125 @@ export interface ElementwiseSpec {
   /** CPU reference of the same expression. */
   cpu: (...args: number[]) => number;
   outDtype: DType;
-  scalars?: number[];
+  scalars?: readonly number[];
   /** dtype of the scalars (default: the first input's dtype). */
   scalarDtype?: DType;
   /** Write into this (possibly strided) view instead of a new tensor; its shape is the output shape. */
   into?: Tensor;
 }
 
-export function checkSameBackend(op: string, inputs: Tensor[]): void {
-  const b = inputs[0]!.backend;
-  for (const t of inputs) {
-    t.storage; // throws a clear error if disposed
-    if (t.backend !== b) throw new Error(`${op}: inputs live on different backends (${b.name} and ${t.backend.name}); move them with .to(backend)`);
-  }
-}
-
-export function elementwise(op: string, inputs: Tensor[], spec: ElementwiseSpec): Tensor {
-  if (inputs.length === 0 && !spec.into) throw new Error(`${op}: elementwise needs an input or an output view`);
-  if (inputs.length > 0) checkSameBackend(op, inputs);
-  const backend = (inputs[0] ?? spec.into)!.backend;
+/** The broadcast output of an elementwise op, checked (or the `into` view it writes). */
+export function elementwiseOutputs(op: string, inputs: readonly Tensor[], spec: ElementwiseSpec): OutputSpec[] {
   let shape: number[] = [];
   if (spec.into) shape = [...spec.into.shape];
   else for (const t of inputs) shape = broadcastShapes(shape, t.shape, op);
   for (const t of inputs) {
     if (!shapesEqual(broadcastShapes(t.shape, shape, op), shape)) throw new Error(`${op}: cannot broadcast ${fmtShape(t.shape)} to ${fmtShape(shape)}`);
   }
-  const n = sizeOf(shape);
-  if (spec.into && spec.into.dtype !== spec.outDtype) throw new TypeError(`${op}: cannot write ${spec.outDtype} into ${spec.into.describe()}`);
-  if (spec.into) checkSameBackend(op, [inputs[0] ?? spec.into, spec.into]);
-  const out = spec.into ?? new Tensor(backend.alloc(n, spec.outDtype), shape, spec.outDtype, op);
-  const storage = out.storage;
-  if (n === 0) return out;
+  if (spec.into) {
+    if (spec.into.dtype !== spec.outDtype) throw new TypeError(`${op}: cannot write ${spec.outDtype} into ${spec.into.describe()}`);
+    return [{ into: spec.into }];
+  }
+  return [{ shape, dtype: spec.outDtype, name: op }];
+}
+
+const ewKernel = defineKernel<ElementwiseVariant>({
+  name: 'elementwise',
+  key: (v) => `${v.vec4 ? 'v4' : `r${v.rank}`}|${v.expr}|${v.inTypes.join(',')}|${v.outType}|${v.scalarType}|${v.nScalars}`,
+  signature: (v) => {
+    const params: Record<string, ParamDecls[string]> = { n: 'u32' };
+    if (!v.vec4) params.shape = ['u32', v.rank];
+    const bindings: Record<string, BindingDecls[string]> = {};
+    const elem = (t: string) => (v.vec4 ? `vec4<${t}>` : t);
+    v.inTypes.forEach((t, k) => {
+      params[`off${k}`] = 'u32';
+      if (!v.vec4) params[`st${k}`] = ['u32', v.rank];
+      bindings[`in${k}`] = read(elem(t));
+    });
+    params.off_out = 'u32';
+    if (!v.vec4) params.st_out = ['u32', v.rank];
+    params.s = [v.scalarType as 'f32' | 'i32', v.nScalars];
+    bindings.out = rw(elem(v.outType));
+    return { params, bindings };
+  },
+  body: (v) => MATH_WGSL + (v.vec4 ? elementwiseVec4Body(v) : elementwiseBody(v)),
+});
+
+function cpuKernel(_b: CpuBackend, { inputs, outputs, attrs: spec }: OpArgs<ElementwiseSpec>): void {
+  const out = outputs[0]!;
+  const shape = out.shape;
   const strides = inputs.map((t) => broadcastStrides(t.shape, t.strides, shape));
   strides.push([...out.strides]);
   const scalars = spec.scalars ?? [];
-  if (backend instanceof CpuBackend) {
-    const o = (storage as CpuStorage).data;
-    const datas = inputs.map(cpuData);
-    const vals = new Array<number>(inputs.length + scalars.length);
-    scalars.forEach((s, j) => (vals[inputs.length + j] = s));
-    const isInt = spec.outDtype === 'i32';
-    const m = datas.length;
-    forEachStrided(shape, strides, [...inputs.map((t) => t.offset), out.offset], (_i, offs) => {
-      for (let k = 0; k < m; k++) vals[k] = datas[k]![offs[k]!]!;
-      const v = spec.cpu(...vals);
-      o[offs[m]!] = isInt ? Math.trunc(v) : v;
-    });
-    return out;
-  }
-  const gpu = backend as WebGPUBackend;
+  const o = cpuData(out);
+  const datas = inputs.map(cpuData);
+  const vals = new Array<number>(inputs.length + scalars.length);
+  scalars.forEach((s, j) => (vals[inputs.length + j] = s));
+  const isInt = spec.outDtype === 'i32';
+  const m = datas.length;
+  const f = spec.cpu;
+  forEachStrided(shape, strides, [...inputs.map((t) => t.offset), out.offset], (_i, offs) => {
+    for (let k = 0; k < m; k++) vals[k] = datas[k]![offs[k]!]!;
+    const v = f(...vals);
+    o[offs[m]!] = isInt ? Math.trunc(v) : v;
+  });
+}
+
+function gpuKernel(gpu: WebGPUBackend, { inputs, outputs, attrs: spec }: OpArgs<ElementwiseSpec>): void {
+  const out = outputs[0]!;
+  const shape = out.shape;
+  const n = out.size;
+  const strides = inputs.map((t) => broadcastStrides(t.shape, t.strides, shape));
+  strides.push([...out.strides]);
   const c = collapseDims(shape, strides);
   const R = c.shape.length;
+  const scalars = spec.scalars ?? [];
   const scalarType = spec.scalarDtype ?? inputs[0]?.dtype ?? spec.outDtype;
-  const inTypes = inputs.map((t) => DTYPE_INFO[t.dtype].wgsl);
-  const outType = DTYPE_INFO[spec.outDtype].wgsl;
   const offsets = [...inputs.map((t) => t.offset), out.offset];
-  const buffers = [...inputs.map((t) => ({ storage: t.storage as GpuStorage, access: 'read' as const })), { storage: storage as GpuStorage, access: 'read_write' as const }];
-  const code = { expr: spec.expr, inTypes, outType, scalarType: DTYPE_INFO[scalarType].wgsl, nScalars: scalars.length };
-  const p = new ParamBuilder();
-  if (R === 1 && n % 4 === 0 && c.strides.every((st) => st[0] === 1) && offsets.every((o) => o % 4 === 0)) {
-    p.u32(n / 4, ...offsets.map((o) => o / 4));
-    if (scalarType === 'i32') p.i32(...scalars);
-    else p.f32(...scalars);
-    gpu.dispatch({
-      key: `ew4|${spec.expr}|${inTypes.join(',')}|${outType}|${scalarType}|${scalars.length}`,
-      code: () => MATH_WGSL + elementwiseVec4Shader(code),
-      buffers,
-      params: p.words,
-      workgroups: Math.ceil(n / 4 / EW_WG),
-    });
-    return out;
-  }
-  p.u32(n, ...c.shape);
-  inputs.forEach((t, k) => p.u32(t.offset, ...c.strides[k]!));
-  p.u32(out.offset, ...c.strides[inputs.length]!);
-  if (scalarType === 'i32') p.i32(...scalars);
-  else p.f32(...scalars);
-  gpu.dispatch({
-    key: `ew|${spec.expr}|${inTypes.join(',')}|${outType}|${scalarType}|${scalars.length}|${R}`,
-    code: () => MATH_WGSL + elementwiseShader({ ...code, rank: R }),
-    buffers,
-    params: p.words,
-    workgroups: Math.ceil(n / EW_WG),
+  const vec4 = R === 1 && n % 4 === 0 && c.strides.every((st) => st[0] === 1) && offsets.every((o) => o % 4 === 0);
+  const variant: ElementwiseVariant = {
+    vec4,
+    rank: R,
+    expr: spec.expr,
+    inTypes: inputs.map((t) => DTYPE_INFO[t.dtype].wgsl),
+    outType: DTYPE_INFO[spec.outDtype].wgsl,
+    scalarType: DTYPE_INFO[scalarType].wgsl,
+    nScalars: scalars.length,
+  };
+  const params: Record<string, number | readonly number[]> = { n: vec4 ? n / 4 : n, off_out: vec4 ? out.offset / 4 : out.offset, s: scalars };
+  const bindings: Record<string, Tensor> = { out };
+  inputs.forEach((t, k) => {
+    params[`off${k}`] = vec4 ? t.offset / 4 : t.offset;
+    if (!vec4) params[`st${k}`] = c.strides[k]!;
+    bindings[`in${k}`] = t;
   });
-  return out;
+  if (!vec4) {
+    params.shape = c.shape;
+    params.st_out = c.strides[inputs.length]!;
+  }
+  gpu.run(ewKernel, variant, { params, bindings, workgroups: Math.ceil((vec4 ? n / 4 : n) / EW_WG) });
 }
+
+/** Kernels of every op that is one elementwise expression (its attrs are the expression). */
+export const elementwiseKernels: OpKernels<ElementwiseSpec> = { cpu: cpuKernel, webgpu: gpuKernel };
+
+interface NamedSpec extends ElementwiseSpec {
+  op: string;
+}
+
+const elementwiseOp = defineOp<NamedSpec>({
+  name: 'elementwise',
+  outputs: (inputs, spec) => {
+    if (inputs.length > EW_NAMES.length) throw new Error(`${spec.op}: elementwise takes at most ${EW_NAMES.length} inputs`);
+    return elementwiseOutputs(spec.op, inputs, spec);
+  },
+  kernels: elementwiseKernels as OpKernels<NamedSpec>,
+});
+
+/** Runs one elementwise expression (no gradient is recorded: callers record their own). */
+export function elementwise(op: string, inputs: Tensor[], spec: ElementwiseSpec): Tensor {
+  return elementwiseOp(inputs, { ...spec, op })[0]!;
+}
+
+const identity = (a: number) => a;
+setDenseCopy((t) => elementwise('dense_copy', [t], { expr: 'a', cpu: identity, outDtype: t.dtype }));

@@ -10,16 +10,14 @@
  * mean and rstd are themselves recorded as functions of x (d mean/dx = 1/L,
  * d rstd/dx = -rstd^3 (x - mean) / L), so gradients of gradients are exact.
  */
-import { CpuBackend, CpuStorage } from '../cpu/backend.js';
-import { cpuContiguous } from '../cpu/strided.js';
+import { cpuContiguous, cpuData } from '../cpu/strided.js';
 import { record } from '../grad-mode.js';
+import { defineOp } from '../op.js';
 import { fmtShape, shapesEqual, sizeOf } from '../shape.js';
-import { Tensor } from '../tensor.js';
-import { GpuStorage, ParamBuilder, WebGPUBackend } from '../webgpu/backend.js';
-import { normShader, NORM_WG } from '../../shaders/norm.js';
-import { checkSameBackend } from './elementwise.js';
+import type { Tensor } from '../tensor.js';
+import { normKernel, NORM_WG } from '../../shaders/norm.js';
 import { add, mul, sub } from './binary.js';
-import { contiguous, expand, reshape } from './movement.js';
+import { expand, reshape } from './movement.js';
 import { mean as meanOp, sum } from './reduce.js';
 
 function pow2ceil(n: number): number {
@@ -38,78 +36,67 @@ interface RowNormSpec {
   hw: number;
   rms: boolean;
   eps: number;
+  hasWeight: boolean;
+  hasBias: boolean;
 }
 
-interface RowNormResult {
-  y: Tensor;
-  /** [rows, 1]; null for RMS norm. */
-  mean: Tensor | null;
-  /** [rows, 1]. */
-  rstd: Tensor;
-}
-
-/** The fused forward on a contiguous input; no recording. */
-function rowNormForward(x: Tensor, w: Tensor | null, b: Tensor | null, s: RowNormSpec): RowNormResult {
-  const backend = x.backend;
-  const y = new Tensor(backend.alloc(x.size, 'f32'), x.shape, 'f32', s.op);
-  const mean = s.rms ? null : new Tensor(backend.alloc(s.rows, 'f32'), [s.rows, 1], 'f32', `${s.op}_mean`);
-  const rstd = new Tensor(backend.alloc(s.rows, 'f32'), [s.rows, 1], 'f32', `${s.op}_rstd`);
-  if (s.rows === 0) return { y, mean, rstd };
-  if (backend instanceof CpuBackend) {
-    const xd = cpuContiguous(x);
-    const wd = w && cpuContiguous(w);
-    const bd = b && cpuContiguous(b);
-    const yd = (y.storage as CpuStorage).data;
-    const md = mean && (mean.storage as CpuStorage).data;
-    const rd = (rstd.storage as CpuStorage).data;
-    const L = s.L;
-    for (let r = 0; r < s.rows; r++) {
-      const base = r * L;
-      let mu = 0;
-      if (!s.rms) {
-        for (let j = 0; j < L; j++) mu += xd[base + j]!;
-        mu /= L;
+/**
+ * The fused forward: inputs [x, w?, b?] (dense), outputs [y, mean?, rstd] with mean and rstd of
+ * shape [rows, 1] (no mean for RMS norm). The gradient is recorded by `normOp` below, per output.
+ */
+const rowNorm = defineOp<RowNormSpec>({
+  name: 'row_norm',
+  outputs: ([x], s) => [
+    { shape: x!.shape, dtype: 'f32', name: s.op },
+    ...(s.rms ? [] : [{ shape: [s.rows, 1], dtype: 'f32' as const, name: `${s.op}_mean` }]),
+    { shape: [s.rows, 1], dtype: 'f32', name: `${s.op}_rstd` },
+  ],
+  dense: true,
+  kernels: {
+    cpu: (_b, { inputs, outputs, attrs: s }) => {
+      const [x, w, b] = [inputs[0]!, s.hasWeight ? inputs[1]! : null, s.hasBias ? inputs[s.hasWeight ? 2 : 1]! : null];
+      const xd = cpuContiguous(x);
+      const wd = w && cpuContiguous(w);
+      const bd = b && cpuContiguous(b);
+      const yd = cpuData(outputs[0]!);
+      const md = s.rms ? null : cpuData(outputs[1]!);
+      const rd = cpuData(outputs[outputs.length - 1]!);
+      const L = s.L;
+      for (let r = 0; r < s.rows; r++) {
+        const base = r * L;
+        let mu = 0;
+        if (!s.rms) {
+          for (let j = 0; j < L; j++) mu += xd[base + j]!;
+          mu /= L;
+        }
+        let sq = 0;
+        for (let j = 0; j < L; j++) sq += (xd[base + j]! - mu) ** 2;
+        const rs = 1 / Math.sqrt(sq / L + s.eps);
+        if (md) md[r] = mu;
+        rd[r] = rs;
+        for (let j = 0; j < L; j++) {
+          const a = (r % s.groups) * s.cpg + Math.floor(j / s.hw);
+          let o = (xd[base + j]! - mu) * rs;
+          if (wd) o *= wd[a]!;
+          if (bd) o += bd[a]!;
+          yd[base + j] = o;
+        }
       }
-      let sq = 0;
-      for (let j = 0; j < L; j++) sq += (xd[base + j]! - mu) ** 2;
-      const rs = 1 / Math.sqrt(sq / L + s.eps);
-      if (md) md[r] = mu;
-      rd[r] = rs;
-      for (let j = 0; j < L; j++) {
-        const a = (r % s.groups) * s.cpg + Math.floor(j / s.hw);
-        let o = (xd[base + j]! - mu) * rs;
-        if (wd) o *= wd[a]!;
-        if (bd) o += bd[a]!;
-        yd[base + j] = o;
-      }
-    }
-    return { y, mean, rstd };
-  }
-  const gpu = backend as WebGPUBackend;
-  const tpo = Math.min(NORM_WG, pow2ceil(Math.ceil(s.L / 4)));
-  const p = new ParamBuilder().u32(s.rows, s.L, s.groups, s.cpg, s.hw).f32(s.eps);
-  const buf = (t: Tensor, access: 'read' | 'read_write') => ({ storage: t.storage as GpuStorage, access });
-  // Contiguous inputs at offset 0 are bound directly; the caller makes them so.
-  gpu.dispatch({
-    key: `norm|${s.rms}|${!!w}|${!!b}|${tpo}`,
-    code: () => normShader({ rms: s.rms, hasWeight: !!w, hasBias: !!b, tpo }),
-    buffers: [buf(x, 'read'), ...(w ? [buf(w, 'read')] : []), ...(b ? [buf(b, 'read')] : []), buf(y, 'read_write'), ...(mean ? [buf(mean, 'read_write')] : []), buf(rstd, 'read_write')],
-    params: p.words,
-    workgroups: Math.ceil((s.rows * tpo) / NORM_WG),
-  });
-  return { y, mean, rstd };
-}
-
-/** A contiguous, offset-0 version of t (t itself as a view when it already is). */
-function dense(t: Tensor): Tensor {
-  if (t.isContiguous && t.offset === 0) return t;
-  const c = contiguous(t);
-  if (c.offset === 0) return c;
-  // contiguous() returns a view when t is contiguous but offset: force a copy.
-  const copy = mul(c, 1);
-  c.dispose();
-  return copy;
-}
+    },
+    webgpu: (gpu, { inputs, outputs, attrs: s }) => {
+      const tpo = Math.min(NORM_WG, pow2ceil(Math.ceil(s.L / 4)));
+      const bindings: Record<string, Tensor> = { x: inputs[0]!, y: outputs[0]!, rstd_out: outputs[outputs.length - 1]! };
+      if (s.hasWeight) bindings.w = inputs[1]!;
+      if (s.hasBias) bindings.bias = inputs[s.hasWeight ? 2 : 1]!;
+      if (!s.rms) bindings.mean_out = outputs[1]!;
+      gpu.run(normKernel, { rms: s.rms, hasWeight: s.hasWeight, hasBias: s.hasBias, tpo }, {
+        params: { rows: s.rows, L: s.L, groups: s.groups, cpg: s.cpg, hw: s.hw, eps: s.eps },
+        bindings,
+        workgroups: Math.ceil((s.rows * tpo) / NORM_WG),
+      });
+    },
+  },
+});
 
 function checkF32(op: string, ...ts: (Tensor | null | undefined)[]): void {
   for (const t of ts) if (t && t.dtype !== 'f32') throw new TypeError(`${op}: expected f32 tensors, got ${t.describe()}`);
@@ -119,13 +106,12 @@ function checkF32(op: string, ...ts: (Tensor | null | undefined)[]): void {
  * Runs the fused forward and records the op. `affineShape`: the shape the weight/bias broadcast
  * to against x (for the backward); `affineAxes`: the axes of x that dw/db are summed over.
  */
-function normOp(x: Tensor, w: Tensor | null, b: Tensor | null, s: RowNormSpec, affineView: readonly number[], affineAxes: number[]): Tensor {
-  checkSameBackend(s.op, [x, ...(w ? [w] : []), ...(b ? [b] : [])]);
-  const xd = dense(x);
-  const wd = w && dense(w);
-  const bd = b && dense(b);
-  const { y, mean, rstd } = rowNormForward(xd, wd, bd, s);
-  for (const [orig, d] of [[x, xd], [w, wd], [b, bd]] as const) if (orig && d && d !== orig) d.dispose();
+function normOp(x: Tensor, w: Tensor | null, b: Tensor | null, spec: Omit<RowNormSpec, 'hasWeight' | 'hasBias'>, affineView: readonly number[], affineAxes: number[]): Tensor {
+  const s: RowNormSpec = { ...spec, hasWeight: w !== null, hasBias: b !== null };
+  const outs = rowNorm([x, ...(w ? [w] : []), ...(b ? [b] : [])], s);
+  const y = outs[0]!;
+  const mean = s.rms ? null : outs[1]!;
+  const rstd = outs[outs.length - 1]!;
   const L = s.L;
   const rows2d = (t: Tensor) => reshape(t, [s.rows, L]);
   // Statistics as functions of x, so the backward below is differentiable in x.
@@ -164,7 +150,7 @@ export function layerNorm(x: Tensor, normalizedShape: number | readonly number[]
     if (t && !shapesEqual(t.shape, ns)) throw new Error(`layer_norm: ${name} shape ${fmtShape(t.shape)} must equal normalizedShape ${fmtShape(ns)}`);
   }
   const L = sizeOf(ns);
-  const spec: RowNormSpec = { op: 'layer_norm', rows: sizeOf(x.shape.slice(0, lead)), L, groups: 1, cpg: 0, hw: 1, rms: false, eps };
+  const spec = { op: 'layer_norm', rows: sizeOf(x.shape.slice(0, lead)), L, groups: 1, cpg: 0, hw: 1, rms: false, eps };
   return normOp(x, weight ?? null, bias ?? null, spec, ns, Array.from({ length: lead }, (_, i) => i));
 }
 
@@ -185,7 +171,7 @@ export function groupNorm(x: Tensor, numGroups: number, weight?: Tensor | null, 
   }
   const hw = sizeOf(x.shape.slice(2));
   const cpg = C / numGroups;
-  const spec: RowNormSpec = { op: 'group_norm', rows: N * numGroups, L: cpg * hw, groups: numGroups, cpg, hw, rms: false, eps };
+  const spec = { op: 'group_norm', rows: N * numGroups, L: cpg * hw, groups: numGroups, cpg, hw, rms: false, eps };
   const affineView = [C, ...x.shape.slice(2).map(() => 1)];
   return normOp(x, weight ?? null, bias ?? null, spec, affineView, [0, ...x.shape.slice(2).map((_, i) => i + 2)]);
 }
@@ -201,6 +187,6 @@ export function rmsNorm(x: Tensor, weight?: Tensor | null, eps = 1e-6): Tensor {
   if (x.rank === 0 || ns.length === 0 || lead < 0 || !shapesEqual(x.shape.slice(lead), ns)) {
     throw new Error(`rms_norm: weight shape ${fmtShape(ns)} does not match the trailing dims of ${x.describe()}`);
   }
-  const spec: RowNormSpec = { op: 'rms_norm', rows: sizeOf(x.shape.slice(0, lead)), L: sizeOf(ns), groups: 1, cpg: 0, hw: 1, rms: true, eps };
+  const spec = { op: 'rms_norm', rows: sizeOf(x.shape.slice(0, lead)), L: sizeOf(ns), groups: 1, cpg: 0, hw: 1, rms: true, eps };
   return normOp(x, weight ?? null, null, spec, ns, Array.from({ length: lead }, (_, i) => i));
 }

@@ -2,9 +2,9 @@
  * Unary elementwise ops. Each entry is the whole op: WGSL expression, CPU reference and gradient
  * rule (built from differentiable ops, so second derivatives work).
  */
-import { record } from '../grad-mode.js';
+import { defineOp, type Op } from '../op.js';
 import type { Tensor } from '../tensor.js';
-import { elementwise } from './elementwise.js';
+import { elementwiseKernels, type ElementwiseSpec } from './elementwise.js';
 import { erf as erfCpu, sigmoid as sigmoidCpu } from './math.js';
 import { add, div, gt, mul, sub } from './binary.js';
 
@@ -60,13 +60,30 @@ export const UNARY: Record<UnaryName, UnaryDef> = {
 };
 
 
-export function unary(name: UnaryName, x: Tensor): Tensor {
-  const def: UnaryDef = UNARY[name];
-  if (x.dtype !== 'f32' && !def.int) throw new TypeError(`${name}: expected an f32 tensor, got ${x.describe()}`);
-  const y = elementwise(name, [x], { expr: def.wgsl, cpu: def.cpu, outDtype: x.dtype });
+function declareUnary(name: UnaryName, def: UnaryDef): Op<ElementwiseSpec> {
   const grad = def.grad;
-  if (grad) record(y, name, [x], (g) => [grad(x, y, g)]);
-  return y;
+  return defineOp<ElementwiseSpec>({
+    name,
+    outputs: ([x], spec) => {
+      if (x!.dtype !== 'f32' && !def.int) throw new TypeError(`${name}: expected an f32 tensor, got ${x!.describe()}`);
+      return [{ shape: x!.shape, dtype: spec.outDtype }];
+    },
+    kernels: elementwiseKernels,
+    grad: grad ? (g, { inputs, outputs }) => [grad(inputs[0]!, outputs[0]!, g)] : undefined,
+  });
+}
+
+const UNARY_OPS = Object.fromEntries(Object.entries(UNARY).map(([name, def]) => [name, declareUnary(name as UnaryName, def)])) as Record<UnaryName, Op<ElementwiseSpec>>;
+const SPECS = { f32: new Map<UnaryName, ElementwiseSpec>(), i32: new Map<UnaryName, ElementwiseSpec>() };
+
+export function unary(name: UnaryName, x: Tensor): Tensor {
+  let spec = SPECS[x.dtype].get(name);
+  if (!spec) {
+    const def = UNARY[name];
+    spec = { expr: def.wgsl, cpu: def.cpu, outDtype: x.dtype };
+    SPECS[x.dtype].set(name, spec);
+  }
+  return UNARY_OPS[name]([x], spec)[0]!;
 }
 
 export const neg = (x: Tensor): Tensor => unary('neg', x);
@@ -92,10 +109,22 @@ export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
   return unary(approximate === 'tanh' ? 'gelu_tanh' : 'gelu', x);
 }
 
+const powScalarOp = defineOp<ElementwiseSpec>({
+  name: 'pow_scalar',
+  outputs: ([x]) => {
+    if (x!.dtype !== 'f32') throw new TypeError(`pow: expected an f32 tensor, got ${x!.describe()}`);
+    return [{ shape: x!.shape, dtype: 'f32', name: 'pow' }];
+  },
+  kernels: elementwiseKernels,
+  grad: (g, { inputs: [x], attrs }) => {
+    const p = attrs.scalars![0]!;
+    return [p === 0 ? mul(g, 0) : mul(g, mul(powScalar(x!, p - 1), p))];
+  },
+});
+
+const powCpu = (a: number, s: number) => Math.pow(a, s);
+
 /** x ** p for a scalar exponent p. */
 export function powScalar(x: Tensor, p: number): Tensor {
-  if (x.dtype !== 'f32') throw new TypeError(`pow: expected an f32 tensor, got ${x.describe()}`);
-  const y = elementwise('pow', [x], { expr: 'pow_s(a, s0)', cpu: (a, s) => Math.pow(a, s), outDtype: 'f32', scalars: [p] });
-  return record(y, 'pow', [x], (g) => [p === 0 ? mul(g, 0) : mul(g, mul(powScalar(x, p - 1), p))]);
+  return powScalarOp([x], { expr: 'pow_s(a, s0)', cpu: powCpu, outDtype: 'f32', scalars: [p] })[0]!;
 }
-

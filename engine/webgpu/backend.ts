@@ -7,7 +7,9 @@
 import { GpuProfiler, type ProfileReport } from './profiler.js';
 import type { Backend, Storage } from '../backend.js';
 import type { DType } from '../dtype.js';
-import { PARAM_WORDS, PRELUDE } from '../../shaders/common.js';
+import { PARAM_WORDS, PRELUDE, KERNEL_PRELUDE } from '../../shaders/common.js';
+import { bakeInto, type Access, type Kernel } from '../kernel.js';
+import type { Tensor } from '../tensor.js';
 import { BufferPool, type PooledBuffer } from './pool.js';
 
 const SLOT_BYTES = 256; // minUniformBufferOffsetAlignment on every adapter we know of
@@ -22,7 +24,7 @@ export class GpuStorage implements Storage {
   }
 }
 
-export type Access = 'read' | 'read_write';
+export type { Access };
 
 export interface DispatchSpec {
   /** Unique key of the generated shader (same key => same WGSL). */
@@ -68,6 +70,17 @@ export class ParamBuilder {
   }
 }
 
+/** One call of a declared kernel (engine/kernel.ts): values by name, never by position. */
+export interface KernelCall {
+  params: Readonly<Record<string, number | readonly number[]>>;
+  /** A tensor (its whole storage is bound) or raw storage per declared binding. */
+  bindings: Readonly<Record<string, Tensor | Storage>>;
+  /** Total workgroups (split into a 2D/3D grid when needed) or an explicit grid. */
+  workgroups: number | [number, number, number];
+  /** Parameters compiled into the shader as literals (their values join the pipeline key). */
+  bake?: readonly string[];
+}
+
 export interface WebGPUBackendInfo {
   vendor: string;
   architecture: string;
@@ -87,6 +100,8 @@ export class WebGPUBackend implements Backend {
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private readonly arena = new Uint32Array((ARENA_SLOTS * SLOT_BYTES) / 4);
+  private readonly arenaI32 = new Int32Array(this.arena.buffer);
+  private readonly arenaF32 = new Float32Array(this.arena.buffer);
   private slots = 0;
   private readonly uniformBuffer: GPUBuffer;
   private readonly pipelines = new Map<string, { pipeline: GPUComputePipeline; layoutKey: string }>();
@@ -173,7 +188,7 @@ export class WebGPUBackend implements Backend {
 
   // ---- execution ----
 
-  private layoutFor(accesses: Access[]): { key: string; layout: GPUBindGroupLayout } {
+  private layoutFor(accesses: readonly Access[]): { key: string; layout: GPUBindGroupLayout } {
     const key = accesses.map((a) => (a === 'read' ? 'r' : 'w')).join('');
     let layout = this.layouts.get(key);
     if (!layout) {
@@ -191,19 +206,14 @@ export class WebGPUBackend implements Backend {
     return { key, layout };
   }
 
-  private pipelineFor(spec: DispatchSpec): { pipeline: GPUComputePipeline; layoutKey: string; layout: GPUBindGroupLayout } {
-    const accesses = spec.buffers.map((b) => b.access);
+  private pipelineFor(key: string, code: () => string, accesses: readonly Access[]): { pipeline: GPUComputePipeline; layoutKey: string; layout: GPUBindGroupLayout } {
     const { key: layoutKey, layout } = this.layoutFor(accesses);
-    const cacheKey = `${spec.key}|${layoutKey}`;
+    const cacheKey = `${key}|${layoutKey}`;
     let hit = this.pipelines.get(cacheKey);
     if (!hit) {
-      // Directives (`enable subgroups;` ...) must precede the prelude's declarations.
-      const body = spec.code();
-      const directives = /^(\s*(enable|requires|diagnostic)\b[^;]*;)+/.exec(body)?.[0] ?? '';
-      const code = directives + PRELUDE + body.slice(directives.length);
-      const module = this.device.createShaderModule({ code, label: spec.key });
+      const module = this.device.createShaderModule({ code: code(), label: key });
       const pipeline = this.device.createComputePipeline({
-        label: spec.key,
+        label: key,
         layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
         compute: { module, entryPoint: 'main' },
       });
@@ -214,9 +224,9 @@ export class WebGPUBackend implements Backend {
     return { ...hit, layout };
   }
 
-  private bindGroupFor(layoutKey: string, layout: GPUBindGroupLayout, buffers: DispatchSpec['buffers']): GPUBindGroup {
+  private bindGroupFor(layoutKey: string, layout: GPUBindGroupLayout, buffers: readonly GpuStorage[]): GPUBindGroup {
     let key = layoutKey;
-    for (const b of buffers) key += `:${b.storage.buf.id}`;
+    for (const b of buffers) key += `:${b.buf.id}`;
     let bg = this.bindGroups.get(key);
     if (!bg) {
       if (this.bindGroups.size > 8192) this.bindGroups.clear();
@@ -224,7 +234,7 @@ export class WebGPUBackend implements Backend {
         layout,
         entries: [
           { binding: 0, resource: { buffer: this.uniformBuffer, offset: 0, size: SLOT_BYTES } },
-          ...buffers.map((b, i) => ({ binding: i + 1, resource: { buffer: b.storage.buffer } })),
+          ...buffers.map((b, i) => ({ binding: i + 1, resource: { buffer: b.buffer } })),
         ],
       });
       this.bindGroups.set(key, bg);
@@ -248,22 +258,67 @@ export class WebGPUBackend implements Backend {
     return this.encoder;
   }
 
-  /** Records one compute dispatch into the current batch. */
+  /** Records one compute dispatch of positional-parameter WGSL into the current batch. */
   dispatch(spec: DispatchSpec): void {
     this.checkAlive();
     const grid = this.grid(spec.workgroups);
     if (grid[0] * grid[1] * grid[2] === 0) return;
-    if (this.slots >= ARENA_SLOTS || this.profiler?.full) this.flush();
-    const { pipeline, layoutKey, layout } = this.pipelineFor(spec);
-    const bg = this.bindGroupFor(layoutKey, layout, spec.buffers);
-    const slot = this.slots++;
+    const body = spec.code;
+    const storages = spec.buffers.map((b) => b.storage);
+    const slot = this.encode(spec.key, () => withPrelude(body(), PRELUDE), spec.buffers.map((b) => b.access), storages, grid);
     if (spec.params) this.arena.set(spec.params.subarray(0, PARAM_WORDS), (slot * SLOT_BYTES) / 4);
-    const pass = this.profiler ? this.profiler.beginPass(this.endPass(), spec.key) : this.currentPass();
+  }
+
+  /**
+   * Records one dispatch of a declared kernel: its bindings and parameters are checked against
+   * the declaration by name and packed straight into the batch's parameter slot.
+   */
+  run<V>(kernel: Kernel<V>, variant: V, call: KernelCall): void {
+    this.checkAlive();
+    const grid = this.grid(call.workgroups);
+    if (grid[0] * grid[1] * grid[2] === 0) return;
+    const layout = kernel.layout(variant);
+    const names = layout.bindingNames;
+    const storages: GpuStorage[] = new Array(names.length);
+    for (let k = 0; k < names.length; k++) {
+      const v = call.bindings[names[k]!];
+      if (v === undefined) throw new Error(`kernel ${kernel.name}: binding ${names[k]} was not given`);
+      const st = isTensorLike(v) ? v.storage : v;
+      if (st.backend !== this) throw new Error(`kernel ${kernel.name}: binding ${names[k]} lives on ${st.backend.name}, not ${this.name}`);
+      storages[k] = st as GpuStorage;
+    }
+    if (Object.keys(call.bindings).length !== names.length) {
+      const extra = Object.keys(call.bindings).filter((n) => !names.includes(n));
+      throw new Error(`kernel ${kernel.name}: unknown binding(s) ${extra.join(', ')} (declared: ${names.join(', ')})`);
+    }
+    let key = layout.key;
+    let literals: Map<string, string> | null = null;
+    if (call.bake && call.bake.length > 0) {
+      literals = layout.literals(call.params, call.bake);
+      for (const v of literals.values()) key += `|${v}`;
+    }
+    const code = (): string => {
+      const src = kernel.source(variant);
+      return src.directives + KERNEL_PRELUDE + (literals ? bakeInto(src.code, literals) : src.code);
+    };
+    const slot = this.encode(key, code, layout.accesses, storages, grid);
+    layout.pack(call.params, this.arena, this.arenaI32, this.arenaF32, (slot * SLOT_BYTES) / 4);
+  }
+
+  /** Binds, records the dispatch and returns its parameter slot (the caller fills it). */
+  private encode(key: string, code: () => string, accesses: readonly Access[], storages: readonly GpuStorage[], grid: [number, number, number]): number {
+    if (this.slots >= ARENA_SLOTS || this.profiler?.full) this.flush();
+    const { pipeline, layoutKey, layout } = this.pipelineFor(key, code, accesses);
+    const bg = this.bindGroupFor(layoutKey, layout, storages);
+    const slot = this.slots++;
+    this.arena.fill(0, (slot * SLOT_BYTES) / 4, ((slot + 1) * SLOT_BYTES) / 4);
+    const pass = this.profiler ? this.profiler.beginPass(this.endPass(), key) : this.currentPass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bg, [slot * SLOT_BYTES]);
     pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);
     if (this.profiler) pass.end();
     this.counters.dispatches++;
+    return slot;
   }
 
   /** Splits a workgroup count over x/y(/z) so no dimension exceeds the 65535 limit. */
@@ -351,4 +406,14 @@ export class WebGPUBackend implements Backend {
     this.uniformBuffer.destroy();
     this.device.destroy();
   }
+}
+
+/** Directives (`enable subgroups;` ...) must precede the prelude's declarations. */
+function withPrelude(body: string, prelude: string): string {
+  const directives = /^(\s*(enable|requires|diagnostic)\b[^;]*;)+/.exec(body)?.[0] ?? '';
+  return directives + prelude + body.slice(directives.length);
+}
+
+function isTensorLike(v: Tensor | Storage): v is Tensor {
+  return (v as { __isTensor?: boolean }).__isTensor === true;
 }

@@ -1,0 +1,145 @@
+/**
+ * Op declarations and the one runner every primitive op goes through.
+ *
+ * An op declares, in its family's file: the shape/dtype rule (`outputs`, which also validates the
+ * inputs and names what is wrong), a kernel per backend kind (`kernels.cpu` is the float64-capable
+ * reference, `kernels.webgpu` records declared WGSL kernels), and its gradient, built from
+ * differentiable ops. The runner does what every op needs: same-backend and use-after-dispose
+ * checks, dense copies of inputs that kernels read as plain arrays, output allocation, the empty
+ * case (no kernel runs), backend dispatch by kind and tape recording.
+ *
+ * Ops made of other ops (composites) are plain functions over declared ops and need none of this.
+ */
+import type { Backend, BackendKind, Storage } from './backend.js';
+import type { CpuBackend } from './cpu/backend.js';
+import type { DType } from './dtype.js';
+import { noGrad, record } from './grad-mode.js';
+import { sizeOf, type Shape } from './shape.js';
+import { Tensor } from './tensor.js';
+import type { WebGPUBackend } from './webgpu/backend.js';
+
+/** A new output (shape and dtype) or an existing tensor the kernel writes into (a view or in place). */
+export type OutputSpec = { shape: Shape; dtype: DType; name?: string } | { into: Tensor };
+
+/** What a kernel receives: the (dense where declared) inputs, the outputs and the attributes. */
+export interface OpArgs<A> {
+  inputs: readonly Tensor[];
+  outputs: readonly Tensor[];
+  attrs: A;
+}
+
+/** Backends the runner can dispatch to, by kind; a new backend adds its kind here. */
+export interface BackendByKind {
+  cpu: CpuBackend;
+  webgpu: WebGPUBackend;
+}
+
+export type OpKernel<A, B> = (backend: B, args: OpArgs<A>) => void;
+export type OpKernels<A> = { [K in BackendKind]?: OpKernel<A, K extends keyof BackendByKind ? BackendByKind[K] : Backend> };
+
+/** Gradient of one output: one gradient per input (null where none flows). */
+export type GradRule<A> = (gradOut: Tensor, args: OpArgs<A>) => (Tensor | null)[];
+
+export interface OpDecl<A> {
+  name: string;
+  /** Validates inputs and attributes; returns the outputs. Errors name the op and the tensor. */
+  outputs: (inputs: readonly Tensor[], attrs: A) => readonly OutputSpec[];
+  /** Inputs the kernels read as contiguous arrays from element 0: all, or these indices. */
+  dense?: boolean | readonly number[];
+  kernels: OpKernels<A>;
+  /**
+   * Gradients: one rule for the first output, or one per output (null for outputs without one).
+   * Inputs listed in `nondiff` never receive a gradient (indices, masks).
+   */
+  grad?: GradRule<A> | readonly (GradRule<A> | null)[];
+  nondiff?: readonly number[];
+}
+
+export interface Op<A> {
+  readonly name: string;
+  readonly decl: OpDecl<A>;
+  /** Runs the op; returns its outputs in declaration order. */
+  (inputs: readonly Tensor[], attrs: A): Tensor[];
+  /** Adds or replaces the kernel of a backend kind (for a backend defined outside the engine). */
+  register<K extends BackendKind>(kind: K, kernel: NonNullable<OpKernels<A>[K]>): void;
+}
+
+const declared = new Map<string, OpDecl<unknown>>();
+
+/** Every declared op by name (the op test kit checks that each is covered). */
+export function declaredOps(): ReadonlyMap<string, OpDecl<unknown>> {
+  return declared;
+}
+
+export function checkSameBackend(op: string, tensors: readonly Tensor[]): void {
+  const b = tensors[0]?.backend;
+  for (const t of tensors) {
+    t.storage; // throws a clear error if disposed
+    if (t.backend !== b) throw new Error(`${op}: inputs live on different backends (${b!.name} and ${t.backend.name}); move them with .to(backend)`);
+  }
+}
+
+/** Raw storage of a tensor for backends' kernel code: the storage is the backend's own type. */
+export function storageOf(t: Tensor): Storage {
+  return t.storage;
+}
+
+export function defineOp<A = void>(decl: OpDecl<A>): Op<A> {
+  if (declared.has(decl.name)) throw new Error(`defineOp: an op named ${decl.name} is already declared`);
+  declared.set(decl.name, decl as OpDecl<unknown>);
+  const kernels: OpKernels<A> = { ...decl.kernels };
+  const denseAll = decl.dense === true;
+  const denseSet = Array.isArray(decl.dense) ? new Set(decl.dense) : null;
+  const run = ((inputs: readonly Tensor[], attrs: A): Tensor[] => {
+    const name = decl.name;
+    const specs = decl.outputs(inputs, attrs);
+    const intos = specs.filter((s): s is { into: Tensor } => 'into' in s).map((s) => s.into);
+    const all = [...inputs, ...intos];
+    if (all.length === 0) throw new Error(`${name}: needs an input or an output view`);
+    checkSameBackend(name, all);
+    const backend = all[0]!.backend;
+    const outputs = specs.map((s) => ('into' in s ? s.into : new Tensor(backend.alloc(sizeOf(s.shape), s.dtype), s.shape, s.dtype, s.name ?? name)));
+    if (outputs.every((t) => t.size === 0)) return outputs;
+    const kernel = kernels[backend.kind] as OpKernel<A, Backend> | undefined;
+    if (!kernel) throw new Error(`${name}: no kernel for backend ${backend.name}`);
+    const copies: Tensor[] = [];
+    const kin = denseAll || denseSet ? inputs.map((t, k) => (denseAll || denseSet!.has(k) ? denseCopy(t, copies) : t)) : inputs;
+    try {
+      kernel(backend, { inputs: kin, outputs, attrs });
+    } finally {
+      for (const c of copies) c.dispose();
+    }
+    const rules = decl.grad;
+    if (rules) {
+      const diff = decl.nondiff ? inputs.filter((_, k) => !decl.nondiff!.includes(k)) : inputs;
+      const args: OpArgs<A> = { inputs, outputs, attrs };
+      const recordOne = (rule: GradRule<A>, out: Tensor) => {
+        record(out, name, diff as Tensor[], decl.nondiff ? (g) => { const all = rule(g, args); return all.filter((_, k) => !decl.nondiff!.includes(k)); } : (g) => rule(g, args));
+      };
+      if (typeof rules === 'function') recordOne(rules, outputs[0]!);
+      else rules.forEach((r, k) => r && recordOne(r, outputs[k]!));
+    }
+    return outputs;
+  }) as Op<A>;
+  Object.defineProperty(run, 'name', { value: decl.name });
+  (run as { decl: OpDecl<A> }).decl = decl;
+  run.register = (kind, kernel) => {
+    (kernels as Record<string, unknown>)[kind] = kernel;
+  };
+  return run;
+}
+
+let copyOp: ((t: Tensor) => Tensor) | null = null;
+
+/** Installed by the movement ops: a contiguous copy of t starting at element 0. */
+export function setDenseCopy(fn: (t: Tensor) => Tensor): void {
+  copyOp = fn;
+}
+
+function denseCopy(t: Tensor, copies: Tensor[]): Tensor {
+  if (t.isContiguous && t.offset === 0) return t;
+  if (!copyOp) throw new Error('defineOp: no dense-copy op installed');
+  const c = noGrad(() => copyOp!(t));
+  copies.push(c);
+  return c;
+}
