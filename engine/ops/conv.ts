@@ -123,14 +123,16 @@ export const convKernelOptions = {
    * register-blocked kernel, {BM, BN, BK, TM, TN, splits} for the tiled one (splits: how many
    * image ranges the weight gradient is split into).
    */
-  implicitPlan: null as
-    | 'software'
-    | 'gpu'
-    | 'gpu-rows'
-    | { WG: number; TM: number; TN: number; splits: number }
-    | { BM: number; BN: number; BK: number; TM: number; TN: number; splits: number }
-    | null,
+  implicitPlan: null as ImplicitPlanOption | null,
 };
+
+/** A family of implicit-GEMM kernels or fixed block shapes (see convKernelOptions.implicitPlan). */
+export type ImplicitPlanOption =
+  | 'software'
+  | 'gpu'
+  | 'gpu-rows'
+  | { WG: number; TM: number; TN: number; splits: number }
+  | { BM: number; BN: number; BK: number; TM: number; TN: number; splits: number };
 
 function bakedGeom(gpu: WebGPUBackend, C: number, g: ConvGeom): { key: string; baked?: number[] } {
   if (!(convKernelOptions.bakeGeometry ?? gpu.softwareAdapter !== null)) return { key: '' };

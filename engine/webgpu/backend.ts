@@ -11,6 +11,7 @@ import { PARAM_WORDS, PRELUDE, KERNEL_PRELUDE } from '../../shaders/common.js';
 import { bakeInto, type Access, type Kernel } from '../kernel.js';
 import type { Tensor } from '../tensor.js';
 import { BufferPool, type PooledBuffer } from './pool.js';
+import { applyTuning, defaultTuning, type DeviceTuning, type TuningOverrides } from './tuning.js';
 
 const SLOT_BYTES = 256; // minUniformBufferOffsetAlignment on every adapter we know of
 const ARENA_SLOTS = 4096;
@@ -94,6 +95,8 @@ export class WebGPUBackend implements Backend {
   readonly name: string;
   readonly pool: BufferPool;
   readonly features: ReadonlySet<string>;
+  /** Kernel choices for this device (engine/webgpu/tuning.ts); change them with tune(). */
+  readonly tuning: DeviceTuning = defaultTuning();
   /** Counters for benchmarks and tests (submits per training step, dispatches). */
   readonly counters = { submits: 0, dispatches: 0, pipelines: 0, bindGroups: 0 };
 
@@ -141,6 +144,11 @@ export class WebGPUBackend implements Backend {
       this.pendingError = null;
       throw new Error(`WebGPU validation error: ${e}`);
     }
+  }
+
+  /** Overrides tuning fields (for tests and benchmarks); returns the function that restores them. */
+  tune(overrides: TuningOverrides): () => void {
+    return applyTuning(this.tuning, overrides);
   }
 
   // ---- memory ----

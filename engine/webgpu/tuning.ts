@@ -1,0 +1,57 @@
+/**
+ * Device tuning: the choices kernels make per device (matmul tiles, convolution kernels, memory
+ * limits) live on the backend instance, so two devices in one process never share them. Every
+ * field's null means "decided from the adapter" (see the op that reads it); tests and benchmarks
+ * override fields with `backend.tune({...})`, which returns the function that restores them.
+ */
+import type { MatmulConfigPicker } from '../ops/matmul.js';
+import type { ImplicitPlanOption } from '../ops/conv.js';
+
+export interface MatmulTuning {
+  /** Chooses the kernel and tile for an [M, K] x [K, N] product (batch `batch`); null = the built-in picker. */
+  picker: MatmulConfigPicker | null;
+}
+
+export interface ConvTuning {
+  /** Bake the geometry into the unfold/fold WGSL (constant divisors); null = on software adapters. */
+  bakeGeometry: boolean | null;
+  /** groups = 1 convolutions as implicit GEMM (no column tensor); null = where measured faster. */
+  implicit: boolean | null;
+  /** The strided input gradient as one implicit kernel (true) or fold(w^T @ gy) (false); null = default. */
+  implicitStridedDx: boolean | null;
+  /** Kernel family or fixed block shapes of the implicit ops; null = by adapter. */
+  implicitPlan: ImplicitPlanOption | null;
+  /** Largest column buffer (elements) one conv may materialize; null = the storage binding limit. */
+  maxColumnElements: number | null;
+}
+
+export interface DeviceTuning {
+  matmul: MatmulTuning;
+  conv: ConvTuning;
+}
+
+export type TuningOverrides = { [K in keyof DeviceTuning]?: Partial<DeviceTuning[K]> };
+
+export function defaultTuning(): DeviceTuning {
+  return {
+    matmul: { picker: null },
+    conv: { bakeGeometry: null, implicit: null, implicitStridedDx: null, implicitPlan: null, maxColumnElements: null },
+  };
+}
+
+/** Applies `overrides` to `tuning` in place; returns the function that puts the old values back. */
+export function applyTuning(tuning: DeviceTuning, overrides: TuningOverrides): () => void {
+  const saved: { section: Record<string, unknown>; key: string; value: unknown }[] = [];
+  for (const [name, part] of Object.entries(overrides)) {
+    const section = (tuning as unknown as Record<string, Record<string, unknown>>)[name];
+    if (!section) throw new Error(`tune: unknown section '${name}' (known: ${Object.keys(tuning).join(', ')})`);
+    for (const [key, value] of Object.entries(part ?? {})) {
+      if (!(key in section)) throw new Error(`tune: unknown field ${name}.${key} (known: ${Object.keys(section).join(', ')})`);
+      saved.push({ section, key, value: section[key] });
+      section[key] = value;
+    }
+  }
+  return () => {
+    for (const s of saved.reverse()) s.section[s.key] = s.value;
+  };
+}
