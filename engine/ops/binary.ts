@@ -19,26 +19,28 @@ interface BinaryDef {
   compare?: boolean;
   /** Also defined on i32. */
   int?: boolean;
+  /** An interval for both operands where the op is defined and smooth (what its numeric tests sample). */
+  domain: readonly [number, number];
 }
 
 export type BinaryName = 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'minimum' | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
 
 export const BINARY: Record<BinaryName, BinaryDef> = {
-  add: { wgsl: 'a + b', cpu: (a, b) => a + b, grad: (_a, _b, _y, g) => [g, g], int: true },
-  sub: { wgsl: 'a - b', cpu: (a, b) => a - b, grad: (_a, _b, _y, g) => [g, neg(g)], int: true },
-  mul: { wgsl: 'a * b', cpu: (a, b) => a * b, grad: (a, b, _y, g) => [mul(g, b), mul(g, a)], int: true },
+  add: { wgsl: 'a + b', cpu: (a, b) => a + b, grad: (_a, _b, _y, g) => [g, g], int: true, domain: [-3, 3] },
+  sub: { wgsl: 'a - b', cpu: (a, b) => a - b, grad: (_a, _b, _y, g) => [g, neg(g)], int: true, domain: [-3, 3] },
+  mul: { wgsl: 'a * b', cpu: (a, b) => a * b, grad: (a, b, _y, g) => [mul(g, b), mul(g, a)], int: true, domain: [-3, 3] },
   // b may be a JS number (x.div(2)): then it has no gradient.
-  div: { wgsl: 'a / b', cpu: (a, b) => a / b, grad: (a, b, _y, g) => [div(g, b), isTensor(b) ? neg(div(mul(g, a), square(b))) : null] },
-  pow: { wgsl: 'pow_s(a, b)', cpu: Math.pow, grad: (a, b, y, g) => [mul(g, mul(b, pow(a, sub(b, 1)))), mul(g, mul(y, log(a)))] },
+  div: { wgsl: 'a / b', cpu: (a, b) => a / b, grad: (a, b, _y, g) => [div(g, b), isTensor(b) ? neg(div(mul(g, a), square(b))) : null], domain: [0.5, 3] },
+  pow: { wgsl: 'pow_s(a, b)', cpu: Math.pow, grad: (a, b, y, g) => [mul(g, mul(b, pow(a, sub(b, 1)))), mul(g, mul(y, log(a)))], domain: [0.5, 2] },
   // Ties split the gradient evenly, as PyTorch does.
-  maximum: { wgsl: 'max(a, b)', cpu: Math.max, grad: (a, b, _y, g) => tieSplit(gt(a, b), eq(a, b), g), int: true },
-  minimum: { wgsl: 'min(a, b)', cpu: Math.min, grad: (a, b, _y, g) => tieSplit(lt(a, b), eq(a, b), g), int: true },
-  eq: { wgsl: 'select(0.0, 1.0, a == b)', cpu: (a, b) => +(a === b), grad: null, compare: true, int: true },
-  ne: { wgsl: 'select(0.0, 1.0, a != b)', cpu: (a, b) => +(a !== b), grad: null, compare: true, int: true },
-  lt: { wgsl: 'select(0.0, 1.0, a < b)', cpu: (a, b) => +(a < b), grad: null, compare: true, int: true },
-  le: { wgsl: 'select(0.0, 1.0, a <= b)', cpu: (a, b) => +(a <= b), grad: null, compare: true, int: true },
-  gt: { wgsl: 'select(0.0, 1.0, a > b)', cpu: (a, b) => +(a > b), grad: null, compare: true, int: true },
-  ge: { wgsl: 'select(0.0, 1.0, a >= b)', cpu: (a, b) => +(a >= b), grad: null, compare: true, int: true },
+  maximum: { wgsl: 'max(a, b)', cpu: Math.max, grad: (a, b, _y, g) => tieSplit(gt(a, b), eq(a, b), g), int: true, domain: [-3, 3] },
+  minimum: { wgsl: 'min(a, b)', cpu: Math.min, grad: (a, b, _y, g) => tieSplit(lt(a, b), eq(a, b), g), int: true, domain: [-3, 3] },
+  eq: { wgsl: 'select(0.0, 1.0, a == b)', cpu: (a, b) => +(a === b), grad: null, compare: true, int: true, domain: [-3, 3] },
+  ne: { wgsl: 'select(0.0, 1.0, a != b)', cpu: (a, b) => +(a !== b), grad: null, compare: true, int: true, domain: [-3, 3] },
+  lt: { wgsl: 'select(0.0, 1.0, a < b)', cpu: (a, b) => +(a < b), grad: null, compare: true, int: true, domain: [-3, 3] },
+  le: { wgsl: 'select(0.0, 1.0, a <= b)', cpu: (a, b) => +(a <= b), grad: null, compare: true, int: true, domain: [-3, 3] },
+  gt: { wgsl: 'select(0.0, 1.0, a > b)', cpu: (a, b) => +(a > b), grad: null, compare: true, int: true, domain: [-3, 3] },
+  ge: { wgsl: 'select(0.0, 1.0, a >= b)', cpu: (a, b) => +(a >= b), grad: null, compare: true, int: true, domain: [-3, 3] },
 };
 
 

@@ -15,6 +15,8 @@ interface UnaryDef {
   grad: ((x: Tensor, y: Tensor, g: Tensor) => Tensor) | null;
   /** Also defined on i32 (result keeps the dtype). */
   int?: boolean;
+  /** An input interval where the op is defined and smooth (what its numeric tests sample). */
+  domain: readonly [number, number];
 }
 
 const SQRT1_2 = Math.SQRT1_2;
@@ -24,24 +26,26 @@ const GELU_C = Math.sqrt(2 / Math.PI);
 export type UnaryName = 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'abs' | 'sign' | 'tanh' | 'sigmoid' | 'relu' | 'gelu' | 'gelu_tanh' | 'erf' | 'silu' | 'sin' | 'cos' | 'square' | 'reciprocal' | 'floor';
 
 export const UNARY: Record<UnaryName, UnaryDef> = {
-  neg: { wgsl: '-a', cpu: (x) => -x, grad: (_x, _y, g) => neg(g), int: true },
-  exp: { wgsl: 'exp(a)', cpu: Math.exp, grad: (_x, y, g) => mul(g, y) },
-  log: { wgsl: 'log(a)', cpu: Math.log, grad: (x, _y, g) => div(g, x) },
-  sqrt: { wgsl: 'sqrt(a)', cpu: Math.sqrt, grad: (_x, y, g) => div(mul(g, 0.5), y) },
-  rsqrt: { wgsl: 'inverseSqrt(a)', cpu: (x) => 1 / Math.sqrt(x), grad: (_x, y, g) => mul(g, mul(mul(y, mul(y, y)), -0.5)) },
-  abs: { wgsl: 'abs(a)', cpu: Math.abs, grad: (x, _y, g) => mul(g, sign(x)), int: true },
-  sign: { wgsl: 'sign(a)', cpu: Math.sign, grad: null, int: true },
-  tanh: { wgsl: 'tanh_f(a)', cpu: Math.tanh, grad: (_x, y, g) => mul(g, sub(1, square(y))) },
-  sigmoid: { wgsl: 'sigmoid_f(a)', cpu: sigmoidCpu, grad: (_x, y, g) => mul(g, mul(y, sub(1, y))) },
-  relu: { wgsl: 'max(a, 0.0)', cpu: (x) => (x > 0 ? x : 0), grad: (x, _y, g) => mul(g, gt(x, 0)) },
+  neg: { wgsl: '-a', cpu: (x) => -x, grad: (_x, _y, g) => neg(g), int: true, domain: [-3, 3] },
+  exp: { wgsl: 'exp(a)', cpu: Math.exp, grad: (_x, y, g) => mul(g, y), domain: [-3, 3] },
+  log: { wgsl: 'log(a)', cpu: Math.log, grad: (x, _y, g) => div(g, x), domain: [0.1, 5] },
+  sqrt: { wgsl: 'sqrt(a)', cpu: Math.sqrt, grad: (_x, y, g) => div(mul(g, 0.5), y), domain: [0.1, 5] },
+  rsqrt: { wgsl: 'inverseSqrt(a)', cpu: (x) => 1 / Math.sqrt(x), grad: (_x, y, g) => mul(g, mul(mul(y, mul(y, y)), -0.5)), domain: [0.1, 5] },
+  abs: { wgsl: 'abs(a)', cpu: Math.abs, grad: (x, _y, g) => mul(g, sign(x)), int: true, domain: [0.1, 3] },
+  sign: { wgsl: 'sign(a)', cpu: Math.sign, grad: null, int: true, domain: [-3, 3] },
+  tanh: { wgsl: 'tanh_f(a)', cpu: Math.tanh, grad: (_x, y, g) => mul(g, sub(1, square(y))), domain: [-3, 3] },
+  sigmoid: { wgsl: 'sigmoid_f(a)', cpu: sigmoidCpu, grad: (_x, y, g) => mul(g, mul(y, sub(1, y))), domain: [-6, 6] },
+  relu: { wgsl: 'max(a, 0.0)', cpu: (x) => (x > 0 ? x : 0), grad: (x, _y, g) => mul(g, gt(x, 0)), domain: [0.1, 3] },
   // GELU, exact form: x * Phi(x).  d/dx = Phi(x) + x * phi(x).
   gelu: {
+    domain: [-3, 3],
     wgsl: '0.5 * a * (1.0 + erf_approx(a * 0.70710678118654752))',
     cpu: (x) => 0.5 * x * (1 + erfCpu(x * SQRT1_2)),
     grad: (x, _y, g) => mul(g, add(mul(add(erf(mul(x, SQRT1_2)), 1), 0.5), mul(x, mul(exp(mul(square(x), -0.5)), INV_SQRT_2PI)))),
   },
   // GELU, tanh approximation: 0.5 x (1 + tanh(c (x + 0.044715 x^3))).
   gelu_tanh: {
+    domain: [-3, 3],
     wgsl: '0.5 * a * (1.0 + tanh_f(0.7978845608028654 * (a + 0.044715 * a * a * a)))',
     cpu: (x) => 0.5 * x * (1 + Math.tanh(GELU_C * (x + 0.044715 * x * x * x))),
     grad: (x, _y, g) => {
@@ -50,13 +54,13 @@ export const UNARY: Record<UnaryName, UnaryDef> = {
       return mul(g, add(mul(add(t, 1), 0.5), mul(mul(x, dt), 0.5)));
     },
   },
-  erf: { wgsl: 'erf_approx(a)', cpu: erfCpu, grad: (x, _y, g) => mul(g, mul(exp(neg(square(x))), 2 / Math.sqrt(Math.PI))) },
-  silu: { wgsl: 'a * sigmoid_f(a)', cpu: (x) => x * sigmoidCpu(x), grad: (x, _y, g) => { const s = sigmoid(x); return mul(g, mul(s, add(mul(x, sub(1, s)), 1))); } },
-  sin: { wgsl: 'sin(a)', cpu: Math.sin, grad: (x, _y, g) => mul(g, cos(x)) },
-  cos: { wgsl: 'cos(a)', cpu: Math.cos, grad: (x, _y, g) => neg(mul(g, sin(x))) },
-  square: { wgsl: 'a * a', cpu: (x) => x * x, grad: (x, _y, g) => mul(g, mul(x, 2)), int: true },
-  reciprocal: { wgsl: '1.0 / a', cpu: (x) => 1 / x, grad: (_x, y, g) => neg(mul(g, square(y))) },
-  floor: { wgsl: 'floor(a)', cpu: Math.floor, grad: null },
+  erf: { wgsl: 'erf_approx(a)', cpu: erfCpu, grad: (x, _y, g) => mul(g, mul(exp(neg(square(x))), 2 / Math.sqrt(Math.PI))), domain: [-3, 3] },
+  silu: { wgsl: 'a * sigmoid_f(a)', cpu: (x) => x * sigmoidCpu(x), grad: (x, _y, g) => { const s = sigmoid(x); return mul(g, mul(s, add(mul(x, sub(1, s)), 1))); }, domain: [-4, 4] },
+  sin: { wgsl: 'sin(a)', cpu: Math.sin, grad: (x, _y, g) => mul(g, cos(x)), domain: [-3, 3] },
+  cos: { wgsl: 'cos(a)', cpu: Math.cos, grad: (x, _y, g) => neg(mul(g, sin(x))), domain: [-3, 3] },
+  square: { wgsl: 'a * a', cpu: (x) => x * x, grad: (x, _y, g) => mul(g, mul(x, 2)), int: true, domain: [-3, 3] },
+  reciprocal: { wgsl: '1.0 / a', cpu: (x) => 1 / x, grad: (_x, y, g) => neg(mul(g, square(y))), domain: [0.2, 3] },
+  floor: { wgsl: 'floor(a)', cpu: Math.floor, grad: null, domain: [-3, 3] },
 };
 
 
