@@ -1,18 +1,15 @@
 /**
  * Training-step cost of a small MLP (2 -> 64 -> 64 -> 1, ReLU, MSE) on our engine: forward,
  * backward, manual SGD update, one sync per step; counts dispatches and submits per step from
- * backend.counters. Uses matmul when the engine exports it, else a broadcast-multiply + sum linear
- * layer (marked in the result).
+ * backend.counters.
  */
 import type { Tensor, WebGPUBackend } from '../engine/index.js';
 import { randomData, timeAsync, type TimingOptions } from './common.js';
-import { findMatmul } from './libs/ours.js';
 
 type Engine = typeof import('../node/index.js');
 
 export interface MlpResult {
   batch: number;
-  linear: 'matmul' | 'broadcast-mul-sum';
   dispatchesPerStep: number;
   submitsPerStep: number;
   msPerStep: number;
@@ -23,12 +20,10 @@ export interface MlpResult {
 }
 
 export async function benchMlp(eng: Engine, backend: WebGPUBackend, timing: TimingOptions, batch = 256): Promise<MlpResult> {
-  const mm = findMatmul(eng);
   const opts = { backend };
   const linear = (x: Tensor, w: Tensor, b: Tensor): Tensor => {
     // x [B, in], w [in, out], b [out]
-    const xw = mm ? mm(x, w) : eng.sum(eng.mul(eng.unsqueeze(x, 2), eng.unsqueeze(w, 0)), 1);
-    return eng.add(xw, b);
+    return eng.add(eng.matmul(x, w), b);
   };
   const sizes = [2, 64, 64, 1];
   let params: Tensor[] = [];
@@ -99,7 +94,6 @@ export async function benchMlp(eng: Engine, backend: WebGPUBackend, timing: Timi
   y.dispose();
   return {
     batch,
-    linear: mm ? 'matmul' : 'broadcast-mul-sum',
     dispatchesPerStep,
     submitsPerStep,
     msPerStep: t.medianMs,

@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errorMessage, fmtNum, randomData, slugify, timeAsync, timeOnce, timeOverridden, type Case, type Lib, type TimingOptions } from './common.js';
-import { findMatmul, makeOurs } from './libs/ours.js';
+import { makeOurs } from './libs/ours.js';
 import { loadTfjs } from './libs/tfjs.js';
 import { loadJax } from './libs/jaxjs.js';
 import { benchMlp, type MlpResult } from './mlp.js';
@@ -115,7 +115,6 @@ async function tryLoad(id: string, label: string, load: () => Promise<Lib>): Pro
 await tryLoad('tfjs', `@tensorflow/tfjs-backend-webgpu ${pkgVersion('@tensorflow/tfjs-backend-webgpu')}`, loadTfjs);
 await tryLoad('jax-js', `@jax-js/jax ${pkgVersion('@jax-js/jax')}`, () => loadJax(pkgVersion('@jax-js/jax')));
 if (wantLibs && !wantLibs.includes('ours')) libs.splice(0, 1);
-if (!findMatmul(eng)) note('the engine does not export `matmul` yet (engine/ops/matmul.ts): our matmul cells are errors and the MLP uses broadcast-mul + sum');
 
 // ---------------------------------------------------------------- measurement helpers
 
@@ -345,7 +344,7 @@ if (wantSections.has('mlp') && (!wantLibs || wantLibs.includes('ours'))) {
   console.log('\n[mlp] ours: 2->64->64->1 MLP, batch 256, forward + backward + SGD, one sync per step');
   try {
     mlp = await benchMlp(eng, backend, software ? { iterations: 5, timeMs: 300, warmupIterations: 1 } : { iterations: 20, timeMs: 1000, warmupIterations: 2 });
-    console.log(`  ${mlp.dispatchesPerStep} dispatches, ${mlp.submitsPerStep} submits, ${fmtNum(mlp.msPerStep)} ms per step (linear = ${mlp.linear}; loss ${fmtNum(mlp.lossFirst)} -> ${fmtNum(mlp.lossLast)})`);
+    console.log(`  ${mlp.dispatchesPerStep} dispatches, ${mlp.submitsPerStep} submits, ${fmtNum(mlp.msPerStep)} ms per step (loss ${fmtNum(mlp.lossFirst)} -> ${fmtNum(mlp.lossLast)})`);
   } catch (e) {
     mlp = { error: errorMessage(e) };
     console.log(`  error: ${mlp.error}`);
@@ -437,7 +436,7 @@ if (overheadResults.length || mlp) {
     if (mlp.error !== undefined) out.push(`\nMLP training step (ours): error: ${mlp.error}`);
     else
       out.push(
-        `\nMLP 2->64->64->1 training step (ours, batch ${mlp.batch}, linear=${mlp.linear}): ${fmtNum(mlp.dispatchesPerStep)} dispatches, ${fmtNum(mlp.submitsPerStep)} submits, ${fmtNum(mlp.msPerStep)} ms per step (incl. sync); loss ${fmtNum(mlp.lossFirst)} -> ${fmtNum(mlp.lossLast)}`,
+        `\nMLP 2->64->64->1 training step (ours, batch ${mlp.batch}): ${fmtNum(mlp.dispatchesPerStep)} dispatches, ${fmtNum(mlp.submitsPerStep)} submits, ${fmtNum(mlp.msPerStep)} ms per step (incl. sync); loss ${fmtNum(mlp.lossFirst)} -> ${fmtNum(mlp.lossLast)}`,
       );
   }
 }

@@ -3,13 +3,6 @@ import type { Case, Lib, OverheadCase } from '../common.js';
 import type { Tensor, WebGPUBackend } from '../../engine/index.js';
 
 type Engine = typeof import('../../node/index.js');
-type MatmulFn = (a: Tensor, b: Tensor) => Tensor;
-
-/** `matmul` is being written in engine/ops/matmul.ts; until it is exported this returns undefined. */
-export function findMatmul(eng: Engine): MatmulFn | undefined {
-  const fn = (eng as unknown as { matmul?: unknown }).matmul;
-  return typeof fn === 'function' ? (fn as MatmulFn) : undefined;
-}
 
 export function makeOurs(eng: Engine, backend: WebGPUBackend, version: string): Lib {
   const opts = { backend };
@@ -20,8 +13,7 @@ export function makeOurs(eng: Engine, backend: WebGPUBackend, version: string): 
     adapter: backend.name,
 
     async matmul(a, b, n) {
-      const mm = findMatmul(eng);
-      if (!mm) throw new Error('engine does not export matmul yet (engine/ops/matmul.ts is a placeholder)');
+      const mm = eng.matmul;
       const ta = eng.tensor(a, [n, n], opts);
       const tb = eng.tensor(b, [n, n], opts);
       await sync();
