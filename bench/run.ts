@@ -49,11 +49,6 @@ const wantLibs = listEnv('BENCH_LIBS');
 const wantSections = new Set(listEnv('BENCH_SECTIONS') ?? ['matmul', 'add', 'overhead', 'mlp']);
 const startedAt = performance.now();
 const elapsedS = () => (performance.now() - startedAt) / 1000;
-const notes: string[] = [];
-const note = (s: string) => {
-  notes.push(s);
-  console.log(`  note: ${s}`);
-};
 
 const eng = await import('../node/index.js');
 const gpu = await eng.nodeGPU();
@@ -440,7 +435,6 @@ if (overheadResults.length || mlp) {
       );
   }
 }
-if (notes.length) out.push(`\nNotes:\n${notes.map((n) => `- ${n}`).join('\n')}`);
 out.push(`\nTotal time ${elapsedS().toFixed(0)} s.`);
 const report = out.join('\n');
 console.log(report);
@@ -461,7 +455,6 @@ const json = {
   add: { n: ADD_N, results: addResults.map((m) => ({ ...m, gbps: m.msPerOp ? (3 * 4 * ADD_N) / (m.msPerOp * 1e6) : undefined })) },
   overhead: { opsPerRecord: OVERHEAD_OPS, elements: OVERHEAD_N, results: overheadResults },
   mlp: mlp ?? null,
-  notes,
   totalSeconds: elapsedS(),
   report,
 };

@@ -1,6 +1,6 @@
 /** webgpu-tok itself, on Dawn through the Node entry. */
 import type { Case, Lib, OverheadCase } from '../common.js';
-import type { Tensor, WebGPUBackend } from '../../engine/index.js';
+import type { WebGPUBackend } from '../../engine/index.js';
 
 type Engine = typeof import('../../node/index.js');
 
