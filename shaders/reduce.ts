@@ -11,7 +11,14 @@
  * the kernel writes partial results (plus, for arg-reductions, the winning index) that a further
  * pass over a contiguous [nOut, nSplit] or [nSplit, nOut] buffer reduces. Arg-reductions carry the
  * index; ties keep the smaller index and NaN wins (the first NaN), as in PyTorch.
+ *
+ * Group g covers output o and chunk s: outer layout o = g % nOut, s = g / nOut (adjacent groups
+ * take adjacent outputs), else o = g / nSplit, s = g % nSplit. The partial of group g is stored at
+ * g. Output o's element j of the reduced range is read at
+ * offset + kept(o) . kept_strides + red(j) . red_strides.
  */
+import { defineKernel, read, rw } from '../engine/kernel.js';
+
 export const REDUCE_WG = 256;
 
 /** NaN test on the bits: `v != v` may be folded away by compilers that assume no NaNs. */
@@ -36,19 +43,38 @@ export interface ReduceShaderSpec {
   partial: boolean;
 }
 
-/**
- * Params: [nGroups, nRed, nSplit, chunk, nOut, inOffset, keptShape.., keptStrides.., redShape.., redStrides..].
- * Group g covers output o and chunk s: outer layout o = g % nOut, s = g / nOut (adjacent groups
- * take adjacent outputs), else o = g / nSplit, s = g % nSplit. The partial of group g is stored at g.
- */
-export function reduceShader(s: ReduceShaderSpec): string {
+const isArgKind = (k: ReduceKind) => k === 'argmax' || k === 'argmin';
+
+export const reduceKernel = defineKernel<ReduceShaderSpec>({
+  name: 'reduce',
+  key: (s) => `${s.kind}|${s.inType}|${s.outType}|${s.keptRank}|${s.redRank}|${s.tpo}|${s.outer}|${s.argIn}|${s.partial}`,
+  signature: (s) => ({
+    params: {
+      n_groups: 'u32',
+      n_red: 'u32',
+      n_split: 'u32',
+      chunk: 'u32',
+      n_out: 'u32',
+      offset: 'u32',
+      kept_shape: ['u32', s.keptRank],
+      kept_strides: ['u32', s.keptRank],
+      red_shape: ['u32', s.redRank],
+      red_strides: ['u32', s.redRank],
+    },
+    bindings: {
+      x: read(s.inType),
+      ...(s.argIn ? { xi: read('i32') } : {}),
+      out: rw(s.outType),
+      ...(s.partial && isArgKind(s.kind) ? { outi: rw('i32') } : {}),
+    },
+  }),
+  body: reduceBody,
+});
+
+function reduceBody(s: ReduceShaderSpec): string {
   const K = s.keptRank;
   const Rr = s.redRank;
-  const keptShape = 6;
-  const keptStrides = 6 + K;
-  const redShape = 6 + 2 * K;
-  const redStrides = 6 + 2 * K + Rr;
-  const isArg = s.kind === 'argmax' || s.kind === 'argmin';
+  const isArg = isArgKind(s.kind);
   const isSum = s.kind === 'sum';
   const T = s.inType;
   const tpo = s.tpo;
@@ -60,25 +86,20 @@ export function reduceShader(s: ReduceShaderSpec): string {
     ? `jv != NONE && (accIdx == NONE || (isnan_f(v) && (!isnan_f(acc) || jv < accIdx)) || (!isnan_f(acc) && (${cmp} || (v == acc && jv < accIdx))))`
     : `jv != NONE && (accIdx == NONE || ${cmp} || (v == acc && jv < accIdx))`;
   const combine = isSum ? 'acc = acc + v;' : `if (${better}) { acc = v; accIdx = jv; }`;
-  const keptOffset: string[] = ['var base = pu(5u);'];
+  const keptOffset: string[] = ['var base = P.offset;'];
   if (K > 0) {
     keptOffset.push('var rem_k = o;');
-    for (let d = K - 1; d >= 0; d--) keptOffset.push(`{ let dim = pu(${keptShape + d}u); base += (rem_k % dim) * pu(${keptStrides + d}u); rem_k = rem_k / dim; }`);
+    for (let d = K - 1; d >= 0; d--) keptOffset.push(`{ let dim = P.kept_shape_${d}; base += (rem_k % dim) * P.kept_strides_${d}; rem_k = rem_k / dim; }`);
   }
   const redOffset: string[] = [];
-  if (Rr === 1) redOffset.push(`let off = base + j * pu(${redStrides}u);`);
+  if (Rr === 1) redOffset.push('let off = base + j * P.red_strides_0;');
   else {
     redOffset.push('var rem_r = j;', 'var off = base;');
-    for (let d = Rr - 1; d >= 0; d--) redOffset.push(`{ let dim = pu(${redShape + d}u); off += (rem_r % dim) * pu(${redStrides + d}u); rem_r = rem_r / dim; }`);
+    for (let d = Rr - 1; d >= 0; d--) redOffset.push(`{ let dim = P.red_shape_${d}; off += (rem_r % dim) * P.red_strides_${d}; rem_r = rem_r / dim; }`);
   }
-  const decls = [`@group(0) @binding(1) var<storage, read> x: array<${T}>;`];
-  let b = 2;
-  if (s.argIn) decls.push(`@group(0) @binding(${b++}) var<storage, read> xi: array<i32>;`);
-  decls.push(`@group(0) @binding(${b++}) var<storage, read_write> out: array<${s.outType}>;`);
   const idxOut = s.partial && isArg;
-  if (idxOut) decls.push(`@group(0) @binding(${b++}) var<storage, read_write> outi: array<i32>;`);
   const jv = s.argIn ? 'let jv = u32(xi[off]);' : 'let jv = j;';
-  const mapping = s.outer ? 'let o = g % pu(4u); let sc = g / pu(4u);' : 'let o = g / pu(2u); let sc = g % pu(2u);';
+  const mapping = s.outer ? 'let o = g % P.n_out; let sc = g / P.n_out;' : 'let o = g / P.n_split; let sc = g % P.n_split;';
   const rpw = REDUCE_WG / tpo;
   const partner = s.outer ? `lid.x + step * ${rpw}u` : 'lid.x + step';
   let write: string;
@@ -100,7 +121,6 @@ export function reduceShader(s: ReduceShaderSpec): string {
   }`;
   const shared = tpo === 1 ? '' : `var<workgroup> sv: array<${T}, ${REDUCE_WG}>;\n${isSum ? '' : `var<workgroup> si: array<u32, ${REDUCE_WG}>;\n`}`;
   return `
-${decls.join('\n')}
 ${shared}const NONE: u32 = 0xffffffffu;
 ${nan && !isSum ? ISNAN_WGSL : ''}
 @compute @workgroup_size(${REDUCE_WG})
@@ -110,14 +130,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       ? `let g = linear_wg(wid, nwg) * ${rpw}u + lid.x % ${rpw}u;\n  let t = lid.x / ${rpw}u;`
       : `let gid = linear_wg(wid, nwg) * ${REDUCE_WG}u + lid.x;\n  let g = gid / ${tpo}u;\n  let t = gid % ${tpo}u;`
   }
-  let valid = g < pu(0u);
+  let valid = g < P.n_groups;
   var acc: ${T} = ${T}(0);
   var accIdx: u32 = NONE;
   if (valid) {
     ${mapping}
     ${keptOffset.join('\n    ')}
-    let j0 = sc * pu(3u);
-    let j1 = min(j0 + pu(3u), pu(1u));
+    let j0 = sc * P.chunk;
+    let j1 = min(j0 + P.chunk, P.n_red);
     for (var j = j0 + t; j < j1; j += ${tpo}u) {
       ${redOffset.join('\n      ')}
       let v = x[off];

@@ -11,6 +11,8 @@
  * chunk's (max, sum) pair, then 'apply' has every chunk's group merge its row's pairs and write
  * the chunk — two dispatches, the input read twice as in 'full'.
  */
+import { defineKernel, read, rw, type BindingDecls } from '../engine/kernel.js';
+
 export const SOFTMAX_WG = 256;
 
 export interface SoftmaxShaderSpec {
@@ -22,25 +24,49 @@ export interface SoftmaxShaderSpec {
   mode: 'full' | 'stats' | 'apply';
 }
 
-/** Number of parameter words before the kept shape/strides. */
-const HEAD = 8;
+/** 'stats' writes each chunk's (max, sum) pair; 'apply' reads them back. */
+const BINDINGS: Record<SoftmaxShaderSpec['mode'], BindingDecls> = {
+  full: { x: read(), y: rw() },
+  stats: { x: read(), pm: rw(), ps: rw() },
+  apply: { x: read(), pm: read(), ps: read(), y: rw() },
+};
 
 /**
- * Params: [nGroups, L, inOffset, inAxisStride, outAxisStride, nSplit, chunk, nRows,
- * keptShape.., keptInStrides.., keptOutStrides..]. Row r's element j is read at
- * inOffset + kept(r) . keptInStrides + j * inAxisStride and written at
- * kept(r) . keptOutStrides + j * outAxisStride. Group g takes row r and chunk c: outer layout
- * r = g % nRows, c = g / nRows, else r = g / nSplit, c = g % nSplit; chunk pairs are stored at g.
+ * Row r's element j is read at in_offset + kept(r) . kept_in + j * in_axis_stride and written at
+ * kept(r) . kept_out + j * out_axis_stride. Group g takes row r and chunk c: outer layout
+ * r = g % n_rows, c = g / n_rows, else r = g / n_split, c = g % n_split; chunk pairs are stored at g.
  */
-export function softmaxShader(s: SoftmaxShaderSpec): string {
+export const softmaxKernel = defineKernel<SoftmaxShaderSpec>({
+  name: 'softmax',
+  key: (s) => `${s.log}|${s.keptRank}|${s.tpo}|${s.outer}|${s.mode}`,
+  signature: (s) => ({
+    params: {
+      n_groups: 'u32',
+      L: 'u32',
+      in_offset: 'u32',
+      in_axis_stride: 'u32',
+      out_axis_stride: 'u32',
+      n_split: 'u32',
+      chunk: 'u32',
+      n_rows: 'u32',
+      kept_shape: ['u32', s.keptRank],
+      kept_in: ['u32', s.keptRank],
+      kept_out: ['u32', s.keptRank],
+    },
+    bindings: BINDINGS[s.mode],
+  }),
+  body: softmaxBody,
+});
+
+function softmaxBody(s: SoftmaxShaderSpec): string {
   const K = s.keptRank;
   const tpo = s.tpo;
   const rpw = SOFTMAX_WG / tpo;
-  const offs: string[] = ['var ib = pu(2u);', 'var ob = 0u;'];
+  const offs: string[] = ['var ib = P.in_offset;', 'var ob = 0u;'];
   if (K > 0) {
     offs.push('var rem = row;');
     for (let d = K - 1; d >= 0; d--) {
-      offs.push(`{ let dim = pu(${HEAD + d}u); let id = rem % dim; rem = rem / dim; ib += id * pu(${HEAD + K + d}u); ob += id * pu(${HEAD + 2 * K + d}u); }`);
+      offs.push(`{ let dim = P.kept_shape_${d}; let id = rem % dim; rem = rem / dim; ib += id * P.kept_in_${d}; ob += id * P.kept_out_${d}; }`);
     }
   }
   const result = s.log ? 'v - m - log(ssum)' : 'exp(v - m) / ssum';
@@ -50,12 +76,6 @@ export function softmaxShader(s: SoftmaxShaderSpec): string {
   const mapping = s.outer ? 'let row = min(g % nRows, nRows - 1u); let c = g / nRows;' : 'let row = min(g / nSplit, nRows - 1u); let c = g % nSplit;';
   const partner = s.outer ? `lid.x + step * ${rpw}u` : 'lid.x + step';
   const pairIndex = s.outer ? 'k * nRows + row' : 'row * nSplit + k';
-  const decls = ['@group(0) @binding(1) var<storage, read> x: array<f32>;'];
-  if (s.mode === 'full') decls.push('@group(0) @binding(2) var<storage, read_write> y: array<f32>;');
-  if (s.mode === 'stats') decls.push('@group(0) @binding(2) var<storage, read_write> pm: array<f32>;', '@group(0) @binding(3) var<storage, read_write> ps: array<f32>;');
-  if (s.mode === 'apply') {
-    decls.push('@group(0) @binding(2) var<storage, read> pm: array<f32>;', '@group(0) @binding(3) var<storage, read> ps: array<f32>;', '@group(0) @binding(4) var<storage, read_write> y: array<f32>;');
-  }
   const fold =
     s.mode === 'apply'
       ? `for (var k = t; k < nSplit; k += ${tpo}u) {
@@ -86,22 +106,21 @@ export function softmaxShader(s: SoftmaxShaderSpec): string {
     }
   }`;
   return `
-${decls.join('\n')}
 var<workgroup> sm: array<f32, ${SOFTMAX_WG}>;
 var<workgroup> ss: array<f32, ${SOFTMAX_WG}>;
 @compute @workgroup_size(${SOFTMAX_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   ${ids}
-  let valid = g < pu(0u);
-  let L = pu(1u);
-  let sx = pu(3u);
-  let sy = pu(4u);
-  let nSplit = pu(5u);
-  let nRows = pu(7u);
+  let valid = g < P.n_groups;
+  let L = P.L;
+  let sx = P.in_axis_stride;
+  let sy = P.out_axis_stride;
+  let nSplit = P.n_split;
+  let nRows = P.n_rows;
   ${mapping}
   ${offs.join('\n  ')}
-  let j0 = c * pu(6u);
-  let j1 = min(j0 + pu(6u), L);
+  let j0 = c * P.chunk;
+  let j1 = min(j0 + P.chunk, L);
   // Online max / sum of exp; -FLT_MAX (not -inf) keeps exp(m - m') finite for empty lanes.
   var m: f32 = -3.402823e38;
   var ssum: f32 = 0.0;

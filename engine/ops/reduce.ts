@@ -1,17 +1,17 @@
 /**
- * Reductions over any axes with keepdim. sum/max/min/argmax/argmin are kernels; mean, var and
- * logsumexp are compositions (so their gradients come for free).
+ * Reductions over any axes with keepdim. sum/max/min/argmax/argmin are declared ops over one
+ * strided kernel; mean, var and logsumexp are compositions (so their gradients come for free).
  */
-import { CpuBackend, CpuStorage } from '../cpu/backend.js';
 import { cpuData, forEachStrided } from '../cpu/strided.js';
-import { DTYPE_INFO, type DType } from '../dtype.js';
-import { record } from '../grad-mode.js';
+import { DTYPE_INFO } from '../dtype.js';
 import { composite } from '../composite.js';
+import { defineOp, type Op, type OpArgs } from '../op.js';
 import { collapseDims, fmtShape, normAxes, reducedShape, shapesEqual, sizeOf } from '../shape.js';
-import { Tensor } from '../tensor.js';
-import { GpuStorage, ParamBuilder, WebGPUBackend } from '../webgpu/backend.js';
-import { reduceShader, REDUCE_WG, type ReduceKind } from '../../shaders/reduce.js';
-import { checkSameBackend } from './elementwise.js';
+import type { Storage } from '../backend.js';
+import type { Tensor } from '../tensor.js';
+import type { CpuBackend } from '../cpu/backend.js';
+import type { WebGPUBackend } from '../webgpu/backend.js';
+import { reduceKernel, REDUCE_WG, type ReduceKind } from '../../shaders/reduce.js';
 import { add, div, eq, mul, sub } from './binary.js';
 import { exp, log, square } from './unary.js';
 import { detach, expand, reshape } from './movement.js';
@@ -57,9 +57,20 @@ export function reducePlan(nOut: number, nRed: number, inner: boolean): ReducePl
   return { tpo, outer, nSplit: Math.ceil(nRed / chunk), chunk };
 }
 
+interface ReduceAttrs {
+  /** Sorted, distinct, non-negative axes to reduce. */
+  axes: number[];
+  keepdim: boolean;
+}
+
+const isArgKind = (k: ReduceKind) => k === 'argmax' || k === 'argmin';
+
+/** One pass's input: the tensor itself, or the previous pass's partials (and their indices). */
 interface ReduceSource {
-  storage: GpuStorage;
-  idx: GpuStorage | null;
+  x: Tensor | Storage;
+  /** Partials of the previous pass (freed once this pass is recorded). */
+  partials: Storage | null;
+  idx: Storage | null;
   offset: number;
   keptShape: number[];
   keptStrides: number[];
@@ -68,60 +79,70 @@ interface ReduceSource {
   inner: boolean;
 }
 
-function reduceGpu(kind: ReduceKind, gpu: WebGPUBackend, x: Tensor, out: Tensor, kept: number[], axes: number[], nOut: number, nRed: number): void {
-  const isArg = kind === 'argmax' || kind === 'argmin';
-  const k = collapseDims(kept.map((i) => x.shape[i]!), [kept.map((i) => x.strides[i]!)]);
+function reduceGpu(kind: ReduceKind, gpu: WebGPUBackend, { inputs: [x], outputs: [out], attrs }: OpArgs<ReduceAttrs>): void {
+  const isArg = isArgKind(kind);
+  const axes = attrs.axes;
+  const kept = x!.shape.map((_, i) => i).filter((i) => !axes.includes(i));
+  const nOut = out!.size;
+  const k = collapseDims(kept.map((i) => x!.shape[i]!), [kept.map((i) => x!.strides[i]!)]);
   // Reduced dims in any order for sum/max/min: largest stride first lets more of them merge and
   // makes the fastest-varying one the densest. Arg-reductions keep the row-major index order.
   const red = [...axes];
-  if (!isArg) red.sort((a, b) => Math.abs(x.strides[b]!) - Math.abs(x.strides[a]!));
-  const r = collapseDims(red.map((i) => x.shape[i]!), [red.map((i) => x.strides[i]!)]);
+  if (!isArg) red.sort((a, b) => Math.abs(x!.strides[b]!) - Math.abs(x!.strides[a]!));
+  const r = collapseDims(red.map((i) => x!.shape[i]!), [red.map((i) => x!.strides[i]!)]);
   const keptStrides = k.strides[0]!;
   const redStrides = r.strides[0]!;
   const noKept = k.shape.length === 1 && k.shape[0] === 1;
   const minStride = (ss: number[]) => Math.min(...ss.map((v) => (v === 0 ? Infinity : Math.abs(v))));
   let src: ReduceSource = {
-    storage: x.storage as GpuStorage,
+    x: x!,
+    partials: null,
     idx: null,
-    offset: x.offset,
+    offset: x!.offset,
     keptShape: k.shape,
     keptStrides,
     redShape: r.shape,
     redStrides,
     inner: noKept || minStride(redStrides) < minStride(keptStrides),
   };
-  let curRed = nRed;
-  const inType = DTYPE_INFO[x.dtype].wgsl;
+  let curRed = sizeOf(axes.map((a) => x!.shape[a]!));
+  const inType = DTYPE_INFO[x!.dtype].wgsl;
   for (;;) {
     const plan = reducePlan(nOut, curRed, src.inner);
     const partial = plan.nSplit > 1;
     const nGroups = nOut * plan.nSplit;
-    const dst = partial ? gpu.alloc(nGroups, x.dtype) : (out.storage as GpuStorage);
+    const dst = partial ? gpu.alloc(nGroups, x!.dtype) : null;
     const dstIdx = partial && isArg ? gpu.alloc(nGroups, 'i32') : null;
-    const outType = partial ? inType : DTYPE_INFO[out.dtype].wgsl;
-    const K = src.keptShape.length;
-    const Rr = src.redShape.length;
-    const p = new ParamBuilder().u32(nGroups, curRed, plan.nSplit, plan.chunk, nOut, src.offset, ...src.keptShape, ...src.keptStrides, ...src.redShape, ...src.redStrides);
+    const outType = partial ? inType : DTYPE_INFO[out!.dtype].wgsl;
     const argIn = src.idx !== null;
-    gpu.dispatch({
-      key: `reduce|${kind}|${inType}|${outType}|${K}|${Rr}|${plan.tpo}|${plan.outer}|${argIn}|${partial}`,
-      code: () => reduceShader({ kind, inType, outType, keptRank: K, redRank: Rr, tpo: plan.tpo, outer: plan.outer, argIn, partial }),
-      buffers: [
-        { storage: src.storage, access: 'read' },
-        ...(src.idx ? [{ storage: src.idx, access: 'read' as const }] : []),
-        { storage: dst, access: 'read_write' },
-        ...(dstIdx ? [{ storage: dstIdx, access: 'read_write' as const }] : []),
-      ],
-      params: p.words,
+    const variant = { kind, inType, outType, keptRank: src.keptShape.length, redRank: src.redShape.length, tpo: plan.tpo, outer: plan.outer, argIn, partial };
+    const bindings: Record<string, Tensor | Storage> = { x: src.x, out: dst ?? out! };
+    if (src.idx) bindings.xi = src.idx;
+    if (dstIdx) bindings.outi = dstIdx;
+    gpu.run(reduceKernel, variant, {
+      params: {
+        n_groups: nGroups,
+        n_red: curRed,
+        n_split: plan.nSplit,
+        chunk: plan.chunk,
+        n_out: nOut,
+        offset: src.offset,
+        kept_shape: src.keptShape,
+        kept_strides: src.keptStrides,
+        red_shape: src.redShape,
+        red_strides: src.redStrides,
+      },
+      bindings,
       workgroups: Math.ceil((nGroups * plan.tpo) / REDUCE_WG),
     });
-    if (src.storage !== x.storage) gpu.free(src.storage);
+    if (src.partials) gpu.free(src.partials);
     if (src.idx) gpu.free(src.idx);
-    if (!partial) return;
+    if (!dst) return;
     // The partials are a contiguous [nSplit, nOut] (outer layout) or [nOut, nSplit] buffer.
     const outerSplit = plan.outer;
     src = {
-      storage: dst,
+      x: dst,
+      partials: dst,
       idx: dstIdx,
       offset: 0,
       keptShape: [nOut],
@@ -134,42 +155,28 @@ function reduceGpu(kind: ReduceKind, gpu: WebGPUBackend, x: Tensor, out: Tensor,
   }
 }
 
-function reduceKernel(kind: ReduceKind, x: Tensor, axes: number[], keepdim: boolean): Tensor {
-  checkSameBackend(kind, [x]);
-  const isArg = kind === 'argmax' || kind === 'argmin';
-  const outDtype: DType = isArg ? 'i32' : x.dtype;
-  const outShape = reducedShape(x.shape, axes, keepdim);
-  const kept = x.shape.map((_, i) => i).filter((i) => !axes.includes(i));
-  const nOut = sizeOf(outShape);
-  const nRed = sizeOf(axes.map((a) => x.shape[a]!));
-  if (nRed === 0 && kind !== 'sum') throw new Error(`${kind}: cannot reduce over an empty dimension of ${x.describe()}`);
-  const out = new Tensor(x.backend.alloc(nOut, outDtype), outShape, outDtype, kind);
-  if (nOut === 0) return out;
-  if (x.backend instanceof CpuBackend) {
-    const keptShape = kept.map((i) => x.shape[i]!);
-    const keptStrides = kept.map((i) => x.strides[i]!);
-    const redShape = axes.map((i) => x.shape[i]!);
-    const redStrides = axes.map((i) => x.strides[i]!);
-    const src = cpuData(x);
-    const o = (out.storage as CpuStorage).data;
-    const isMax = kind === 'max' || kind === 'argmax';
-    forEachStrided(keptShape, [keptStrides], [x.offset], (oi, ko) => {
-      let acc = kind === 'sum' ? 0 : NaN;
-      let ai = -1;
-      forEachStrided(redShape, [redStrides], [ko[0]!], (j, ro) => {
-        const v = src[ro[0]!]!;
-        if (kind === 'sum') acc += v;
-        else if (ai < 0 || (Number.isNaN(v) && !Number.isNaN(acc)) || (!Number.isNaN(acc) && (isMax ? v > acc : v < acc))) {
-          acc = v;
-          ai = j;
-        }
-      });
-      o[oi] = isArg ? ai : acc;
+/** The float64-capable reference: one sequential fold per output, in row-major order. */
+function reduceCpu(kind: ReduceKind, _b: CpuBackend, { inputs: [x], outputs: [out], attrs: { axes } }: OpArgs<ReduceAttrs>): void {
+  const isArg = isArgKind(kind);
+  const kept = x!.shape.map((_, i) => i).filter((i) => !axes.includes(i));
+  const redShape = axes.map((i) => x!.shape[i]!);
+  const redStrides = axes.map((i) => x!.strides[i]!);
+  const src = cpuData(x!);
+  const o = cpuData(out!);
+  const isMax = kind === 'max' || kind === 'argmax';
+  forEachStrided(kept.map((i) => x!.shape[i]!), [kept.map((i) => x!.strides[i]!)], [x!.offset], (oi, ko) => {
+    let acc = kind === 'sum' ? 0 : NaN;
+    let ai = -1;
+    forEachStrided(redShape, [redStrides], [ko[0]!], (j, ro) => {
+      const v = src[ro[0]!]!;
+      if (kind === 'sum') acc += v;
+      else if (ai < 0 || (Number.isNaN(v) && !Number.isNaN(acc)) || (!Number.isNaN(acc) && (isMax ? v > acc : v < acc))) {
+        acc = v;
+        ai = j;
+      }
     });
-    return out;
-  }
-  reduceGpu(kind, x.backend as WebGPUBackend, x, out, kept, axes, nOut, nRed);
-  return out;
+    o[oi] = isArg ? ai : acc;
+  });
 }
 
 /** Broadcasts a reduced gradient (keepdim or not) back to the input shape. */
@@ -177,10 +184,38 @@ function expandBack(g: Tensor, shape: readonly number[], axes: number[]): Tensor
   return expand(reshape(g, reducedShape(shape, axes, true)), shape);
 }
 
+function declareReduce(kind: ReduceKind, grad?: (g: Tensor, args: OpArgs<ReduceAttrs>) => (Tensor | null)[]): Op<ReduceAttrs> {
+  const outDtype = isArgKind(kind) ? 'i32' : null;
+  return defineOp<ReduceAttrs>({
+    name: kind,
+    outputs: ([x], { axes, keepdim }) => {
+      if (kind !== 'sum' && axes.some((a) => x!.shape[a] === 0)) throw new Error(`${kind}: cannot reduce over an empty dimension of ${x!.describe()}`);
+      return [{ shape: reducedShape(x!.shape, axes, keepdim), dtype: outDtype ?? x!.dtype }];
+    },
+    kernels: {
+      cpu: (b, args) => reduceCpu(kind, b, args),
+      webgpu: (gpu, args) => reduceGpu(kind, gpu, args),
+    },
+    grad,
+  });
+}
+
+const sumOp = declareReduce('sum', (g, { inputs: [x], attrs }) => [expandBack(g, x!.shape, attrs.axes)]);
+
+/** The gradient is shared evenly among tied extrema (like torch.amax). */
+const extremumGrad = (g: Tensor, { inputs: [x], outputs: [y], attrs: { axes } }: OpArgs<ReduceAttrs>): Tensor[] => {
+  const yk = expandBack(detach(y!), x!.shape, axes);
+  const mask = eq(x!, yk);
+  const count = sum(mask, axes, true);
+  return [div(mul(mask, expandBack(g, x!.shape, axes)), count)];
+};
+const maxOp = declareReduce('max', extremumGrad);
+const minOp = declareReduce('min', extremumGrad);
+const argmaxOp = declareReduce('argmax');
+const argminOp = declareReduce('argmin');
+
 export function sum(x: Tensor, axes?: Axes, keepdim = false): Tensor {
-  const ax = normAxes(axes, x.rank, 'sum');
-  const y = reduceKernel('sum', x, ax, keepdim);
-  return record(y, 'sum', [x], (g) => [expandBack(g, x.shape, ax)]);
+  return sumOp([x], { axes: normAxes(axes, x.rank, 'sum'), keepdim })[0]!;
 }
 
 function checkFloat(op: string, x: Tensor): void {
@@ -194,30 +229,19 @@ export function mean(x: Tensor, axes?: Axes, keepdim = false): Tensor {
   return composite([x], () => mul(sum(x, ax, keepdim), 1 / n));
 }
 
-function extremum(kind: 'max' | 'min', x: Tensor, axes: Axes, keepdim: boolean): Tensor {
-  const ax = normAxes(axes, x.rank, kind);
-  const y = reduceKernel(kind, x, ax, keepdim);
-  // The gradient is shared evenly among tied extrema (like torch.amax).
-  return record(y, kind, [x], (g) => {
-    const yk = expandBack(detach(y), x.shape, ax);
-    const mask = eq(x, yk);
-    const count = sum(mask, ax, true);
-    return [div(mul(mask, expandBack(g, x.shape, ax)), count)];
-  });
-}
+export const max = (x: Tensor, axes?: Axes, keepdim = false): Tensor => maxOp([x], { axes: normAxes(axes, x.rank, 'max'), keepdim })[0]!;
+export const min = (x: Tensor, axes?: Axes, keepdim = false): Tensor => minOp([x], { axes: normAxes(axes, x.rank, 'min'), keepdim })[0]!;
 
-export const max = (x: Tensor, axes?: Axes, keepdim = false) => extremum('max', x, axes, keepdim);
-export const min = (x: Tensor, axes?: Axes, keepdim = false) => extremum('min', x, axes, keepdim);
-
-/** Index of the largest element along `axis` (first on ties); i32. */
+/**
+ * Index of the largest element along `axis` (first on ties); i32. Without an axis: the row-major
+ * index over all elements (arg-reductions number the reduced elements in row-major order).
+ */
 export function argmax(x: Tensor, axis?: number, keepdim = false): Tensor {
-  if (axis === undefined) return reduceKernel('argmax', reshape(x, [x.size]), [0], false);
-  return reduceKernel('argmax', x, normAxes(axis, x.rank, 'argmax'), keepdim);
+  return argmaxOp([x], { axes: normAxes(axis, x.rank, 'argmax'), keepdim: axis === undefined ? false : keepdim })[0]!;
 }
 
 export function argmin(x: Tensor, axis?: number, keepdim = false): Tensor {
-  if (axis === undefined) return reduceKernel('argmin', reshape(x, [x.size]), [0], false);
-  return reduceKernel('argmin', x, normAxes(axis, x.rank, 'argmin'), keepdim);
+  return argminOp([x], { axes: normAxes(axis, x.rank, 'argmin'), keepdim: axis === undefined ? false : keepdim })[0]!;
 }
 
 /** Variance; `correction` = 1 gives the unbiased estimator (PyTorch's default), 0 the population one. */

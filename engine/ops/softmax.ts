@@ -5,14 +5,12 @@
  *   softmax:     dx = y * (g - sum(g * y))
  *   log_softmax: dx = g - exp(y) * sum(g)
  */
-import { CpuBackend, CpuStorage } from '../cpu/backend.js';
 import { cpuData, forEachStrided } from '../cpu/strided.js';
-import { record } from '../grad-mode.js';
+import { defineOp, type OpArgs } from '../op.js';
 import { collapseDims, contiguousStrides, normAxis, sizeOf } from '../shape.js';
-import { Tensor } from '../tensor.js';
-import { GpuStorage, ParamBuilder, WebGPUBackend } from '../webgpu/backend.js';
-import { softmaxShader, SOFTMAX_WG } from '../../shaders/softmax.js';
-import { checkSameBackend } from './elementwise.js';
+import type { Tensor } from '../tensor.js';
+import type { WebGPUBackend } from '../webgpu/backend.js';
+import { softmaxKernel, SOFTMAX_WG, type SoftmaxShaderSpec } from '../../shaders/softmax.js';
 import { mul, sub } from './binary.js';
 import { exp } from './unary.js';
 import { sum } from './reduce.js';
@@ -45,89 +43,100 @@ export function softmaxPlan(nRows: number, L: number, inner: boolean): SoftmaxPl
   return { tpo, outer, nSplit: Math.ceil(L / chunk), chunk };
 }
 
-function softmaxKernel(op: string, x: Tensor, axis: number, log: boolean): Tensor {
-  checkSameBackend(op, [x]);
-  if (x.dtype !== 'f32') throw new TypeError(`${op}: expected an f32 tensor, got ${x.describe()}`);
-  const shape = x.rank === 0 ? [1] : [...x.shape];
-  const inStrides = x.rank === 0 ? [1] : [...x.strides];
-  const ax = normAxis(axis, shape.length, op);
-  const y = new Tensor(x.backend.alloc(x.size, 'f32'), x.shape, 'f32', op);
-  if (x.size === 0) return y;
+interface SoftmaxAttrs {
+  /** The normalized axis (0 for a scalar, which is viewed as [1]). */
+  axis: number;
+}
+
+/** The row space of x around `axis`: a scalar is one row of one element. */
+function rowSpace(x: Tensor, axis: number) {
+  const shape = x.rank === 0 ? [1] : x.shape;
+  const inStrides = x.rank === 0 ? [1] : x.strides;
   const outStrides = contiguousStrides(shape);
-  const L = shape[ax]!;
-  const kept = shape.map((_, i) => i).filter((i) => i !== ax);
-  const keptShape = kept.map((i) => shape[i]!);
+  const kept = shape.map((_, i) => i).filter((i) => i !== axis);
+  return { L: shape[axis]!, inStrides, outStrides, kept, keptShape: kept.map((i) => shape[i]!) };
+}
+
+function softmaxCpu(log: boolean, { inputs: [x], outputs: [y], attrs: { axis } }: OpArgs<SoftmaxAttrs>): void {
+  const { L, inStrides, outStrides, kept, keptShape } = rowSpace(x!, axis);
+  const src = cpuData(x!);
+  const o = cpuData(y!);
+  const sx = inStrides[axis]!;
+  const so = outStrides[axis]!;
+  forEachStrided(keptShape, [kept.map((i) => inStrides[i]!), kept.map((i) => outStrides[i]!)], [x!.offset, 0], (_r, offs) => {
+    const ib = offs[0]!;
+    const ob = offs[1]!;
+    let m = -Infinity;
+    for (let j = 0; j < L; j++) m = Math.max(m, src[ib + j * sx]!);
+    let s = 0;
+    for (let j = 0; j < L; j++) s += Math.exp(src[ib + j * sx]! - m);
+    const ls = Math.log(s);
+    for (let j = 0; j < L; j++) {
+      const v = src[ib + j * sx]!;
+      o[ob + j * so] = log ? v - m - ls : Math.exp(v - m) / s;
+    }
+  });
+}
+
+function softmaxGpu(log: boolean, gpu: WebGPUBackend, { inputs: [x], outputs: [y], attrs: { axis } }: OpArgs<SoftmaxAttrs>): void {
+  const { L, inStrides, outStrides, kept, keptShape } = rowSpace(x!, axis);
   const nRows = sizeOf(keptShape);
-  if (x.backend instanceof CpuBackend) {
-    const src = cpuData(x);
-    const o = (y.storage as CpuStorage).data;
-    const sx = inStrides[ax]!;
-    const so = outStrides[ax]!;
-    forEachStrided(keptShape, [kept.map((i) => inStrides[i]!), kept.map((i) => outStrides[i]!)], [x.offset, 0], (_r, offs) => {
-      const ib = offs[0]!;
-      const ob = offs[1]!;
-      let m = -Infinity;
-      for (let j = 0; j < L; j++) m = Math.max(m, src[ib + j * sx]!);
-      let s = 0;
-      for (let j = 0; j < L; j++) s += Math.exp(src[ib + j * sx]! - m);
-      const ls = Math.log(s);
-      for (let j = 0; j < L; j++) {
-        const v = src[ib + j * sx]!;
-        o[ob + j * so] = log ? v - m - ls : Math.exp(v - m) / s;
-      }
-    });
-    return y;
-  }
-  const gpu = x.backend as WebGPUBackend;
   const c = collapseDims(keptShape, [kept.map((i) => inStrides[i]!), kept.map((i) => outStrides[i]!)]);
-  const K = c.shape.length;
   const minKept = Math.min(...c.strides[0]!.map((v) => (v === 0 ? Infinity : Math.abs(v))));
-  const inner = nRows === 1 || Math.abs(inStrides[ax]!) < minKept;
+  const inner = nRows === 1 || Math.abs(inStrides[axis]!) < minKept;
   const plan = softmaxPlan(nRows, L, inner);
   const nGroups = nRows * plan.nSplit;
-  const p = new ParamBuilder().u32(nGroups, L, x.offset, inStrides[ax]!, outStrides[ax]!, plan.nSplit, plan.chunk, nRows, ...c.shape, ...c.strides[0]!, ...c.strides[1]!);
-  const spec = { log, keptRank: K, tpo: plan.tpo, outer: plan.outer };
-  const key = `softmax|${log}|${K}|${plan.tpo}|${plan.outer}`;
-  const xb = { storage: x.storage as GpuStorage, access: 'read' as const };
-  const yb = { storage: y.storage as GpuStorage, access: 'read_write' as const };
+  const params = {
+    n_groups: nGroups,
+    L,
+    in_offset: x!.offset,
+    in_axis_stride: inStrides[axis]!,
+    out_axis_stride: outStrides[axis]!,
+    n_split: plan.nSplit,
+    chunk: plan.chunk,
+    n_rows: nRows,
+    kept_shape: c.shape,
+    kept_in: c.strides[0]!,
+    kept_out: c.strides[1]!,
+  };
+  const variant = (mode: SoftmaxShaderSpec['mode']): SoftmaxShaderSpec => ({ log, keptRank: c.shape.length, tpo: plan.tpo, outer: plan.outer, mode });
   const workgroups = Math.ceil((nGroups * plan.tpo) / SOFTMAX_WG);
   if (plan.nSplit === 1) {
-    gpu.dispatch({ key: `${key}|full`, code: () => softmaxShader({ ...spec, mode: 'full' }), buffers: [xb, yb], params: p.words, workgroups });
-    return y;
+    gpu.run(softmaxKernel, variant('full'), { params, bindings: { x: x!, y: y! }, workgroups });
+    return;
   }
   const pm = gpu.alloc(nGroups, 'f32');
   const ps = gpu.alloc(nGroups, 'f32');
-  gpu.dispatch({
-    key: `${key}|stats`,
-    code: () => softmaxShader({ ...spec, mode: 'stats' }),
-    buffers: [xb, { storage: pm, access: 'read_write' }, { storage: ps, access: 'read_write' }],
-    params: p.words,
-    workgroups,
-  });
-  gpu.dispatch({
-    key: `${key}|apply`,
-    code: () => softmaxShader({ ...spec, mode: 'apply' }),
-    buffers: [xb, { storage: pm, access: 'read' }, { storage: ps, access: 'read' }, yb],
-    params: p.words,
-    workgroups,
-  });
+  gpu.run(softmaxKernel, variant('stats'), { params, bindings: { x: x!, pm, ps }, workgroups });
+  gpu.run(softmaxKernel, variant('apply'), { params, bindings: { x: x!, pm, ps, y: y! }, workgroups });
   gpu.free(pm);
   gpu.free(ps);
-  return y;
 }
+
+function declareSoftmax(name: string, log: boolean, grad: (g: Tensor, y: Tensor, axis: number) => Tensor) {
+  return defineOp<SoftmaxAttrs>({
+    name,
+    outputs: ([x]) => {
+      if (x!.dtype !== 'f32') throw new TypeError(`${name}: expected an f32 tensor, got ${x!.describe()}`);
+      return [{ shape: x!.shape, dtype: 'f32' }];
+    },
+    kernels: {
+      cpu: (_b, args) => softmaxCpu(log, args),
+      webgpu: (gpu, args) => softmaxGpu(log, gpu, args),
+    },
+    grad: (g, { inputs: [x], outputs: [y], attrs: { axis } }) => [x!.rank === 0 ? mul(g, 0) : grad(g, y!, axis)],
+  });
+}
+
+const softmaxOp = declareSoftmax('softmax', false, (g, y, ax) => mul(y, sub(g, sum(mul(g, y), ax, true))));
+const logSoftmaxOp = declareSoftmax('log_softmax', true, (g, y, ax) => sub(g, mul(exp(y), sum(g, ax, true))));
 
 /** exp(x) / sum(exp(x)) along `axis` (default: the last). */
 export function softmax(x: Tensor, axis = -1): Tensor {
-  const y = softmaxKernel('softmax', x, axis, false);
-  if (x.rank === 0) return record(y, 'softmax', [x], (g) => [mul(g, 0)]);
-  const ax = normAxis(axis, x.rank, 'softmax');
-  return record(y, 'softmax', [x], (g) => [mul(y, sub(g, sum(mul(g, y), ax, true)))]);
+  return softmaxOp([x], { axis: normAxis(axis, Math.max(x.rank, 1), 'softmax') })[0]!;
 }
 
 /** x - logsumexp(x) along `axis` (default: the last), computed without forming softmax. */
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
-  const y = softmaxKernel('log_softmax', x, axis, true);
-  if (x.rank === 0) return record(y, 'log_softmax', [x], (g) => [mul(g, 0)]);
-  const ax = normAxis(axis, x.rank, 'log_softmax');
-  return record(y, 'log_softmax', [x], (g) => [sub(g, mul(exp(y), sum(g, ax, true)))]);
+  return logSoftmaxOp([x], { axis: normAxis(axis, Math.max(x.rank, 1), 'log_softmax') })[0]!;
 }
