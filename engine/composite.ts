@@ -1,13 +1,12 @@
 /**
- * Ops composed of other ops create intermediates. When no gradient is being recorded nothing can
- * refer to them afterwards, so they are freed at once; when recording, the tape refers to them and
- * the caller's tidy scope frees them after backward.
+ * Ops composed of other ops run their body in a scope (engine/scope.ts): without a recorded result
+ * the intermediates are freed at once; with one, the tape refers to them and they move to the
+ * caller's scope, which frees them after backward.
  */
-import { isGradEnabled } from './grad-mode.js';
 import { tidy } from './scope.js';
 import type { Tensor } from './tensor.js';
 
-export function composite<T>(inputs: readonly (Tensor | null | undefined)[], fn: () => T): T {
-  if (isGradEnabled() && inputs.some((t) => t?.requiresGrad)) return fn();
+/** `tidy(fn)` for an op's body; `inputs` is accepted for the ops' call sites and not needed by the rule. */
+export function composite<T>(_inputs: readonly (Tensor | null | undefined)[], fn: () => T): T {
   return tidy(fn);
 }

@@ -1,12 +1,21 @@
 /**
- * Lifetime management: every tensor is registered in the innermost `tidy` scope, which disposes
- * what it created when it ends, except what it returns and what was `keep()`-ed.
- * Also keeps live counts for `memoryStats()`.
+ * The lifetime rule. Every tensor belongs to the innermost open scope (`tidy`, a Module call, a
+ * composite op) that was open when it was made. When a scope ends it frees its tensors except
+ * what it returns and what was `keep()`-ed, unless what it returns is on the autodiff tape: then
+ * the returned tensors' backward closures may read any of them, so they all move to the enclosing
+ * scope, which frees them when it ends without a recorded result (a training step's scope returns
+ * detached values, after backward and the optimizer step).
+ *
+ * Tensors that must cross an `await` (scopes are synchronous) are held with `using` (a Tensor is
+ * Disposable; `disposable(value)` makes an array or object of tensors one) or disposed by their owner.
+ * Also keeps the live counts of `memoryStats()`.
  */
 import type { Tensor } from './tensor.js';
 import type { Backend } from './backend.js';
 
-const scopes: Set<Tensor>[] = [];
+/** Tensors of the open scopes in creation order (null where one was kept); marks[i] starts scope i. */
+const tracked: (Tensor | null)[] = [];
+const marks: number[] = [];
 let liveTensors = 0;
 let liveBytes = 0;
 const backendsSeen = new Set<Backend>();
@@ -15,7 +24,7 @@ export function trackNew(t: Tensor, newStorageBytes: number): void {
   liveTensors++;
   liveBytes += newStorageBytes;
   backendsSeen.add(t.backend);
-  scopes[scopes.length - 1]?.add(t);
+  if (marks.length > 0) tracked.push(t);
 }
 
 export function trackDisposed(freedStorageBytes: number): void {
@@ -23,52 +32,105 @@ export function trackDisposed(freedStorageBytes: number): void {
   liveBytes -= freedStorageBytes;
 }
 
-/** Exempts a tensor from disposal by the enclosing `tidy` scopes (e.g. parameters, gradients). */
+/** Exempts a tensor from disposal by the enclosing scopes (parameters, optimizer state, caches). */
 export function keep<T extends Tensor>(t: T): T {
-  for (const s of scopes) s.delete(t);
+  // Kept tensors are nearly always the newest: search from the end.
+  for (let i = tracked.length - 1; i >= 0; i--) {
+    if (tracked[i] === t) {
+      tracked[i] = null;
+      break;
+    }
+  }
   return t;
 }
 
-function collectTensors(value: unknown, out: Set<Tensor>, depth = 0): void {
-  if (value === null || value === undefined || depth > 8) return;
-  if (typeof value !== 'object') return;
-  if ((value as { __isTensor?: boolean }).__isTensor) {
-    out.add(value as Tensor);
-    return;
+/** Every tensor in `value`: itself, or inside arrays, plain objects and Maps (8 levels deep). */
+export function tensorsIn(value: unknown, out: Set<Tensor> = new Set(), depth = 0): Set<Tensor> {
+  if (value === null || value === undefined || depth > 8 || typeof value !== 'object') return out;
+  if ((value as { __isTensor?: boolean }).__isTensor) out.add(value as Tensor);
+  else if (Array.isArray(value)) for (const v of value) tensorsIn(v, out, depth + 1);
+  else if (value instanceof Map) for (const v of value.values()) tensorsIn(v, out, depth + 1);
+  else if (Object.getPrototypeOf(value) === Object.prototype) for (const v of Object.values(value)) tensorsIn(v, out, depth + 1);
+  return out;
+}
+
+/** Opens a scope; pair with `closeScope` or `abortScope`. */
+export function openScope(): number {
+  marks.push(tracked.length);
+  return marks.length;
+}
+
+/** Frees every tensor of the innermost scope (the function running in it threw). */
+export function abortScope(depth: number): void {
+  while (marks.length >= depth) {
+    const start = marks.pop()!;
+    for (let i = start; i < tracked.length; i++) tracked[i]?.dispose();
+    tracked.length = start;
   }
-  if (Array.isArray(value)) for (const v of value) collectTensors(v, out, depth + 1);
-  else if (value instanceof Map) for (const v of value.values()) collectTensors(v, out, depth + 1);
-  else if (Object.getPrototypeOf(value) === Object.prototype) for (const v of Object.values(value)) collectTensors(v, out, depth + 1);
+}
+
+/** Closes the innermost scope by the rule above; returns `result`. */
+export function closeScope<T>(depth: number, result: T): T {
+  if (marks.length !== depth) throw new Error(`scope: closed out of order (depth ${marks.length}, expected ${depth})`);
+  const start = marks.pop()!;
+  if (result instanceof Promise) {
+    // The tensors made after an await would land in whatever scope is open then; refuse.
+    if (marks.length === 0) tracked.length = 0;
+    throw new Error('tidy(fn): fn returned a Promise; tidy only supports synchronous functions (await outside of it)');
+  }
+  // The common results: one tensor, or none, need no set.
+  const single = (result as { __isTensor?: boolean } | null)?.__isTensor ? (result as unknown as Tensor) : null;
+  const returned = single || result === null || typeof result !== 'object' ? null : tensorsIn(result);
+  let onTape = single ? single.node !== null : false;
+  if (returned) for (const t of returned) onTape ||= t.node !== null;
+  if (onTape) {
+    // The tensors now belong to the enclosing scope; with none open, to nobody.
+    if (marks.length === 0) tracked.length = 0;
+    return result;
+  }
+  let w = start;
+  for (let i = start; i < tracked.length; i++) {
+    const t = tracked[i];
+    if (t === null || t === undefined) continue;
+    if (t === single || returned?.has(t)) tracked[w++] = t;
+    else t.dispose();
+  }
+  tracked.length = marks.length ? w : 0;
+  return result;
 }
 
 /**
- * Runs `fn` and disposes every tensor it created except the tensors found in its return value
- * (directly, or inside arrays / plain objects / Maps), which move to the enclosing scope.
- * `fn` must be synchronous: tensors created after an `await` would escape the scope.
+ * Runs `fn` in a scope: the tensors it makes are freed when it returns, except those found in its
+ * return value (directly, or inside arrays / plain objects / Maps), which move to the enclosing
+ * scope, and kept ones. When the returned value is on the autodiff tape, nothing is freed: the
+ * scope's tensors move to the enclosing scope with it. If `fn` throws, all of them are freed.
+ * `fn` must be synchronous: tensors made after an `await` would escape the scope.
  */
 export function tidy<T>(fn: () => T): T {
-  const scope = new Set<Tensor>();
-  scopes.push(scope);
+  const depth = openScope();
   let result: T;
   try {
     result = fn();
   } catch (e) {
-    scopes.pop();
-    for (const t of scope) t.dispose();
+    abortScope(depth);
     throw e;
   }
-  scopes.pop();
-  if (result instanceof Promise) {
-    throw new Error('tidy(fn): fn returned a Promise; tidy only supports synchronous functions (await outside of it)');
-  }
-  const kept = new Set<Tensor>();
-  collectTensors(result, kept);
-  const parent = scopes[scopes.length - 1];
-  for (const t of scope) {
-    if (kept.has(t)) parent?.add(t);
-    else t.dispose();
-  }
-  return result;
+  return closeScope(depth, result);
+}
+
+/** Frees every tensor in `value` (a tensor, or arrays / plain objects / Maps of them). */
+export function disposeAll(value: unknown): void {
+  for (const t of tensorsIn(value)) t.dispose();
+}
+
+/**
+ * Makes an array or plain object of tensors Disposable, so that `using held = disposable(...)`
+ * frees every tensor in it (as found when the block ends) where the block ends; for values that
+ * cross an `await`, which no scope can hold.
+ */
+export function disposable<T extends object>(value: T): T & Disposable {
+  Object.defineProperty(value, Symbol.dispose, { value: () => disposeAll(value), configurable: true });
+  return value as T & Disposable;
 }
 
 export interface MemoryStats {

@@ -1,7 +1,7 @@
 /**
  * The Tensor: a strided view (shape, strides, offset) over reference-counted backend storage,
  * plus autodiff bookkeeping. Ops live in engine/ops; their method forms are attached in
- * engine/tensor-methods.ts.
+ * engine/tensor-methods.ts. Lifetimes follow the scopes of engine/scope.ts.
  */
 import type { Backend, Storage } from './backend.js';
 import type { DType } from './dtype.js';
@@ -17,6 +17,10 @@ export interface GradNode {
 }
 
 let nextId = 1;
+
+// `using t = ...` needs Symbol.dispose; runtimes older than the proposal get the registered symbol
+// that TypeScript's and esbuild's lowering helpers fall back to.
+(Symbol as { dispose?: symbol }).dispose ??= Symbol.for('Symbol.dispose');
 
 export class Tensor {
   readonly __isTensor = true;
@@ -86,6 +90,11 @@ export class Tensor {
     const freed = s.refs === 0;
     if (freed) s.backend.free(s);
     trackDisposed(freed ? s.byteSize : 0);
+  }
+
+  /** `using t = ...` frees t where the block ends (for the rare tensor no scope can hold). */
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 
   /** Marks this tensor as a leaf that accumulates `.grad` in backward(). */

@@ -2,14 +2,52 @@
  * Module: a tree of named parameters, buffers and child modules with PyTorch-style dotted names
  * (`encoder.blocks.0.attn.qkv.weight`), train/eval mode and state dicts. Parameters are plain
  * tensors that require grad; optimizers update them in place, so references stay valid.
+ *
+ * Every call of a module's `forward` runs in a scope (engine/scope.ts): without gradient recording
+ * its intermediates are freed when it returns; while recording they stay with the caller's scope
+ * (the training step's), since backward reads them.
  */
 import { fmtShape, keep, noGrad, type Tensor } from '../engine/index.js';
+import { abortScope, closeScope, openScope } from '../engine/scope.js';
+
+type AnyFn = (...args: unknown[]) => unknown;
+
+/** `fn` as a method that runs in its own scope. */
+function scoped(fn: AnyFn): AnyFn {
+  return function (this: unknown, ...args: unknown[]) {
+    const depth = openScope();
+    let result: unknown;
+    try {
+      result = fn.apply(this, args);
+    } catch (e) {
+      abortScope(depth);
+      throw e;
+    }
+    return closeScope(depth, result);
+  };
+}
+
+/** Prototypes whose own `forward` was replaced by its scoped form. */
+const scopedClasses = new WeakSet<object>();
+
+/** Replaces the own `forward` of every class between `proto` and Module by its scoped form, once per class. */
+function scopeForwards(proto: object | null): void {
+  for (; proto && proto !== Module.prototype && !scopedClasses.has(proto); proto = Object.getPrototypeOf(proto) as object | null) {
+    scopedClasses.add(proto);
+    const d = Object.getOwnPropertyDescriptor(proto, 'forward');
+    if (d && typeof d.value === 'function') Object.defineProperty(proto, 'forward', { ...d, value: scoped(d.value as AnyFn) });
+  }
+}
 
 export abstract class Module {
   training = true;
   private readonly _params = new Map<string, Tensor>();
   private readonly _buffers = new Map<string, Tensor>();
   private readonly _modules = new Map<string, Module>();
+
+  constructor() {
+    scopeForwards(Object.getPrototypeOf(this) as object);
+  }
 
   /** Registers (and returns) a parameter: it requires grad and survives tidy scopes. */
   protected param(name: string, t: Tensor): Tensor {
