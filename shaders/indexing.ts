@@ -13,6 +13,8 @@
  * the last bits of the result — depends on thread scheduling. i32 scatter-add uses atomicAdd and is
  * exact.
  */
+import { defineKernel, read, rw, type BindingDecls } from '../engine/kernel.js';
+
 export const INDEX_WG = 256;
 
 export interface GatherScatterSpec {
@@ -23,55 +25,37 @@ export interface GatherScatterSpec {
   rank: number;
 }
 
-/** Number of parameter words the layout needs for a given rank. */
-export function gatherScatterParamWords(rank: number): number {
-  return 3 + rank + 3 * (rank + 1);
-}
+/** Largest iteration-space rank (after collapsing) whose parameters fit the uniform slot. */
+export const GATHER_SCATTER_MAX_RANK = 14;
 
 /**
- * Params: [n, axisSize, axisStride, shape[0..R), then three stride lists each as
- * offset, strides[0..R)]. gather: lists are x (axis stride zeroed), idx, out.
- * scatter: lists are out (axis stride zeroed), idx, src.
+ * Three stride lists over the iteration space `shape`, each with its base offset: gather reads x
+ * through list 0 (axis stride zeroed), idx through list 1 and writes out through list 2; scatter
+ * adds into out through list 0 (axis stride zeroed), reads idx through list 1 and src through list 2.
  */
-export function gatherScatterShader(s: GatherScatterSpec): string {
+function gatherScatterSignature(s: GatherScatterSpec): { params: Record<string, 'u32' | ['u32', number]>; bindings: BindingDecls } {
   const R = s.rank;
-  const T = s.type;
-  const list = (k: number) => 3 + R + k * (R + 1);
-  const lines: string[] = [];
-  for (let k = 0; k < 3; k++) lines.push(`var o${k} = pu(${list(k)}u);`);
-  lines.push('var rem = i;');
-  for (let d = R - 1; d >= 0; d--) {
-    lines.push(`{ let dim = pu(${3 + d}u); let c = rem % dim; rem = rem / dim;`);
-    for (let k = 0; k < 3; k++) lines.push(`  o${k} += c * pu(${list(k) + 1 + d}u);`);
-    lines.push('}');
+  const params: Record<string, 'u32' | ['u32', number]> = { n: 'u32', axis_size: 'u32', axis_stride: 'u32', shape: ['u32', R] };
+  for (let k = 0; k < 3; k++) {
+    params[`off${k}`] = 'u32';
+    params[`st${k}`] = ['u32', R];
   }
-  const head = `
-@compute @workgroup_size(${INDEX_WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let i = linear_wg(wid, nwg) * ${INDEX_WG}u + lid.x;
-  if (i >= pu(0u)) { return; }
-  ${lines.join('\n  ')}
-  let j = idx[o1];
-  let inRange = j >= 0 && u32(j) < pu(1u);`;
-  if (s.mode === 'gather') {
-    return `
-@group(0) @binding(1) var<storage, read> x: array<${T}>;
-@group(0) @binding(2) var<storage, read> idx: array<i32>;
-@group(0) @binding(3) var<storage, read_write> out: array<${T}>;
-${head}
-  if (!inRange) { out[o2] = ${T}(0); return; }
-  out[o2] = x[o0 + u32(j) * pu(2u)];
+  const bindings: BindingDecls =
+    s.mode === 'gather'
+      ? { x: read(s.type), idx: read('i32'), out: rw(s.type) }
+      : { src: read(s.type), idx: read('i32'), out: rw(`atomic<${s.type === 'f32' ? 'u32' : 'i32'}>`) };
+  return { params, bindings };
 }
-`;
-  }
-  const isFloat = T === 'f32';
-  return `
-@group(0) @binding(1) var<storage, read> src: array<${T}>;
-@group(0) @binding(2) var<storage, read> idx: array<i32>;
-@group(0) @binding(3) var<storage, read_write> out: array<atomic<${isFloat ? 'u32' : 'i32'}>>;
-${
-  isFloat
-    ? `
+
+export const gatherScatterKernel = defineKernel<GatherScatterSpec>({
+  name: 'gather_scatter',
+  key: (s) => `${s.mode}|${s.type}|${s.rank}`,
+  signature: gatherScatterSignature,
+  body: gatherScatterBody,
+});
+
+/** Atomic float add by compare-exchange on the bit pattern (WGSL has no float atomic add). */
+const ATOMIC_ADD_F32 = `
 fn atomic_add_f32(t: u32, v: f32) {
   var old = atomicLoad(&out[t]);
   loop {
@@ -79,12 +63,39 @@ fn atomic_add_f32(t: u32, v: f32) {
     if (r.exchanged) { break; }
     old = r.old_value;
   }
-}`
-    : ''
+}`;
+
+function gatherScatterBody(s: GatherScatterSpec): string {
+  const R = s.rank;
+  const T = s.type;
+  const lines: string[] = [];
+  for (let k = 0; k < 3; k++) lines.push(`var o${k} = P.off${k};`);
+  lines.push('var rem = i;');
+  for (let d = R - 1; d >= 0; d--) {
+    lines.push(`{ let dim = P.shape_${d}; let c = rem % dim; rem = rem / dim;`);
+    for (let k = 0; k < 3; k++) lines.push(`  o${k} += c * P.st${k}_${d};`);
+    lines.push('}');
+  }
+  const head = `
+@compute @workgroup_size(${INDEX_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = linear_wg(wid, nwg) * ${INDEX_WG}u + lid.x;
+  if (i >= P.n) { return; }
+  ${lines.join('\n  ')}
+  let j = idx[o1];
+  let inRange = j >= 0 && u32(j) < P.axis_size;`;
+  if (s.mode === 'gather') {
+    return `${head}
+  if (!inRange) { out[o2] = ${T}(0); return; }
+  out[o2] = x[o0 + u32(j) * P.axis_stride];
 }
+`;
+  }
+  const isFloat = T === 'f32';
+  return `${isFloat ? ATOMIC_ADD_F32 : ''}
 ${head}
   if (!inRange) { return; }
-  let t = o0 + u32(j) * pu(2u);
+  let t = o0 + u32(j) * P.axis_stride;
   ${isFloat ? 'atomic_add_f32(t, src[o2]);' : 'atomicAdd(&out[t], src[o2]);'}
 }
 `;
@@ -102,38 +113,38 @@ export const IA_COLS = 64;
  * token) then cost one compare-exchange per 64 rows instead of one per row: the compare-exchange
  * loop degrades quadratically with contention on one address.
  *
- * Params: [outer, T, inner, V, srcOffset, idxOffset, idxStride, rowBlocks, colBlocks].
+ * Workgroup w takes column block w % col_blocks, row block (w / col_blocks) % row_blocks and
+ * outer index w / (col_blocks * row_blocks).
  */
-export function indexAddTiledShader(): string {
+export const indexAddTiledKernel = defineKernel({
+  name: 'index_add_tiled',
+  key: () => '',
+  signature: () => ({
+    params: { outer: 'u32', T: 'u32', inner: 'u32', V: 'u32', src_offset: 'u32', idx_offset: 'u32', idx_stride: 'u32', row_blocks: 'u32', col_blocks: 'u32' },
+    bindings: { src: read(), idx: read('i32'), out: rw('atomic<u32>') },
+  }),
+  body: indexAddTiledBody,
+});
+
+function indexAddTiledBody(): string {
   return `
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read> idx: array<i32>;
-@group(0) @binding(3) var<storage, read_write> out: array<atomic<u32>>;
 var<workgroup> tgt: array<i32, ${IA_ROWS}>;
 var<workgroup> nxt: array<u32, ${IA_ROWS}>;
 var<workgroup> lead: array<u32, ${IA_ROWS}>;
 var<workgroup> vals: array<f32, ${IA_ROWS * 4}>;
-
-fn atomic_add_f32(t: u32, v: f32) {
-  var old = atomicLoad(&out[t]);
-  loop {
-    let r = atomicCompareExchangeWeak(&out[t], old, bitcast<u32>(bitcast<f32>(old) + v));
-    if (r.exchanged) { break; }
-    old = r.old_value;
-  }
-}
+${ATOMIC_ADD_F32}
 
 @compute @workgroup_size(${IA_ROWS * 4})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let outer = pu(0u);
-  let T = pu(1u);
-  let inner = pu(2u);
-  let V = pu(3u);
+  let outer = P.outer;
+  let T = P.T;
+  let inner = P.inner;
+  let V = P.V;
   let w = linear_wg(wid, nwg);
-  let cb = w % pu(8u);
-  let rest = w / pu(8u);
-  let rb = rest % pu(7u);
-  let o = rest / pu(7u);
+  let cb = w % P.col_blocks;
+  let rest = w / P.col_blocks;
+  let rb = rest % P.row_blocks;
+  let o = rest / P.row_blocks;
   if (o >= outer) { return; }
   let row = lid.x / 4u;
   let lane = lid.x % 4u;
@@ -141,7 +152,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (lane == 0u) {
     var t = -1;
     if (i < T) {
-      t = idx[pu(5u) + i * pu(6u)];
+      t = idx[P.idx_offset + i * P.idx_stride];
       if (t < 0 || u32(t) >= V) { t = -1; }
     }
     tgt[row] = t;
@@ -162,7 +173,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   for (var cc = c0; cc < cEnd; cc += 4u) {
     let c = cc + lane;
     var v = 0.0;
-    if (i < T && c < cEnd) { v = src[pu(4u) + (o * T + i) * inner + c]; }
+    if (i < T && c < cEnd) { v = src[P.src_offset + (o * T + i) * inner + c]; }
     vals[row * 4u + lane] = v;
     workgroupBarrier();
     if (c < cEnd && lead[row] == 1u) {

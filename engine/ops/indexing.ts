@@ -13,16 +13,15 @@
  * shaders/indexing.ts. Float indexAdd (the backward of indexSelect / embedding) first sums rows
  * that share a target within 64-row tiles, so heavily repeated indices stay fast.
  */
-import { CpuBackend } from '../cpu/backend.js';
-import { cpuData, forEachStrided } from '../cpu/strided.js';
-import { DTYPE_INFO } from '../dtype.js';
-import { record } from '../grad-mode.js';
+import { cpuContiguous, cpuData, forEachStrided } from '../cpu/strided.js';
+import { composite } from '../composite.js';
+import { DTYPE_INFO, type DType } from '../dtype.js';
+import { defineOp, type OpKernels, type OutputSpec } from '../op.js';
 import { checkShape, collapseDims, contiguousStrides, fmtShape, normAxis, shapesEqual, sizeOf } from '../shape.js';
-import { isTensor, Tensor } from '../tensor.js';
-import { GpuStorage, ParamBuilder, WebGPUBackend } from '../webgpu/backend.js';
-import { gatherScatterParamWords, gatherScatterShader, IA_COLS, IA_ROWS, INDEX_WG, indexAddTiledShader } from '../../shaders/indexing.js';
-import { checkSameBackend, elementwise } from './elementwise.js';
-import { full } from './creation.js';
+import { isTensor, type Tensor } from '../tensor.js';
+import type { WebGPUBackend } from '../webgpu/backend.js';
+import { GATHER_SCATTER_MAX_RANK, gatherScatterKernel, IA_COLS, IA_ROWS, INDEX_WG, indexAddTiledKernel } from '../../shaders/indexing.js';
+import { elementwiseKernels, type ElementwiseSpec } from './elementwise.js';
 import { reshape, slice } from './movement.js';
 
 function checkIndex(op: string, idx: Tensor): void {
@@ -30,120 +29,217 @@ function checkIndex(op: string, idx: Tensor): void {
   if (idx.dtype !== 'i32') throw new TypeError(`${op}: indices must have dtype i32, got ${idx.describe()}`);
 }
 
-/** Word lists of an iteration space, collapsed so the kernel divides as little as possible. */
+function rangeError(op: string, j: number, axis: number, size: number): RangeError {
+  return new RangeError(`${op}: index ${j} is out of range for axis ${axis} of size ${size}`);
+}
+
+/**
+ * An iteration space and three stride lists over it, each with its base offset (their roles are
+ * described in shaders/indexing.ts), plus the indexed axis's size and stride in the data tensor.
+ */
 interface Space {
-  shape: number[];
-  /** Three stride lists over `shape` (see shaders/indexing.ts for their roles). */
+  shape: readonly number[];
   strides: [number[], number[], number[]];
   offsets: [number, number, number];
   axisSize: number;
   axisStride: number;
 }
 
-function rangeError(op: string, j: number, axis: number, size: number): RangeError {
-  return new RangeError(`${op}: index ${j} is out of range for axis ${axis} of size ${size}`);
+/** The attributes of every indexing op: the (normalized) axis. */
+interface AxisAttrs {
+  axis: number;
+}
+
+interface ScatterAttrs extends AxisAttrs {
+  /** Shape of the result (the target's, or the zeros' it starts from). */
+  outShape: number[];
+  hasBase: boolean;
 }
 
 /**
- * Gather: out[c] = x[c with c_axis := idx[c]] over the iteration space `shape`, where x is read
- * through `xStrides` (axis zeroed) and idx through `idxStrides`. Returns a new contiguous tensor.
+ * How idx is read over the iteration space: `slices` ops take a 1-D idx that picks whole slices
+ * along the axis (indexSelect, indexAdd); the others read idx elementwise (takeAlongAxis, scatterAdd).
  */
-function gatherKernel(op: string, x: Tensor, axis: number, idx: Tensor, shape: number[], xStrides: number[], idxStrides: number[]): Tensor {
-  checkSameBackend(op, [x, idx]);
-  const n = sizeOf(shape);
-  const out = new Tensor(x.backend.alloc(n, x.dtype), shape, x.dtype, op);
-  if (n === 0) return out;
-  const space: Space = {
-    shape,
-    strides: [xStrides, idxStrides, contiguousStrides(shape)],
+function idxStrides(idx: Tensor, axis: number, rank: number, slices: boolean): number[] {
+  return slices ? Array.from({ length: rank }, (_, d) => (d === axis ? idx.strides[0]! : 0)) : [...idx.strides];
+}
+
+const zeroAxis = (strides: readonly number[], axis: number) => strides.map((s, d) => (d === axis ? 0 : s));
+
+/** Gather: out[c] = x[c with c_axis := idx[c]] over the output's shape. Inputs [x, idx]. */
+function gatherSpace(x: Tensor, idx: Tensor, out: Tensor, axis: number, slices: boolean): Space {
+  return {
+    shape: out.shape,
+    strides: [zeroAxis(x.strides, axis), idxStrides(idx, axis, out.rank, slices), contiguousStrides(out.shape)],
     offsets: [x.offset, idx.offset, 0],
     axisSize: x.shape[axis]!,
     axisStride: x.strides[axis]!,
   };
-  if (x.backend instanceof CpuBackend) {
-    const xd = cpuData(x);
-    const id = cpuData(idx);
-    const o = cpuData(out);
-    forEachStrided(shape, space.strides, space.offsets, (i, offs) => {
-      const j = id[offs[1]!]!;
-      if (j < 0 || j >= space.axisSize) throw rangeError(op, j, axis, space.axisSize);
-      o[i] = xd[offs[0]! + j * space.axisStride]!;
-    });
-    return out;
-  }
-  dispatchGatherScatter('gather', op, space, x.dtype === 'i32' ? 'i32' : 'f32', [x, idx, out]);
-  return out;
 }
 
-/**
- * Scatter-add: out = copy of `base` (or zeros of `outShape`); out[c with c_axis := idx[c]] += src[c]
- * over the iteration space `shape` (src read through `srcStrides`, idx through `idxStrides`).
- */
-function scatterKernel(op: string, base: Tensor | null, outShape: number[], axis: number, idx: Tensor, src: Tensor, shape: number[], srcStrides: number[], idxStrides: number[]): Tensor {
-  checkSameBackend(op, base ? [src, idx, base] : [src, idx]);
-  const out = base
-    ? elementwise(op, [base], { expr: 'a', cpu: (a) => a, outDtype: src.dtype })
-    : full(outShape, 0, { dtype: src.dtype, backend: src.backend });
-  const n = sizeOf(shape);
-  if (n === 0 || out.size === 0) {
-    if (n > 0 && src.backend instanceof CpuBackend) {
-      // Every index is out of range of an empty axis: report it like any other bad index.
-      const id = cpuData(idx);
-      forEachStrided(shape, [idxStrides], [idx.offset], (_i, offs) => {
-        throw rangeError(op, id[offs[0]!]!, axis, outShape[axis]!);
-      });
-    }
-    return out;
-  }
+/** Scatter-add: out[c with c_axis := idx[c]] += src[c] over src's shape. Inputs [idx, src, base?]. */
+function scatterSpace(idx: Tensor, src: Tensor, axis: number, outShape: readonly number[], slices: boolean): Space {
   const outStrides = contiguousStrides(outShape);
-  const space: Space = {
-    shape,
-    strides: [outStrides.map((s, d) => (d === axis ? 0 : s)), idxStrides, srcStrides],
+  return {
+    shape: src.shape,
+    strides: [zeroAxis(outStrides, axis), idxStrides(idx, axis, src.rank, slices), [...src.strides]],
     offsets: [0, idx.offset, src.offset],
     axisSize: outShape[axis]!,
     axisStride: outStrides[axis]!,
   };
-  if (src.backend instanceof CpuBackend) {
-    const sd = cpuData(src);
-    const id = cpuData(idx);
-    const o = cpuData(out);
-    forEachStrided(shape, space.strides, space.offsets, (_i, offs) => {
-      const j = id[offs[1]!]!;
-      if (j < 0 || j >= space.axisSize) throw rangeError(op, j, axis, space.axisSize);
-      o[offs[0]! + j * space.axisStride]! += sd[offs[2]!]!;
-    });
-    return out;
-  }
-  dispatchGatherScatter('scatter', op, space, src.dtype === 'i32' ? 'i32' : 'f32', [src, idx, out]);
-  return out;
 }
 
-function dispatchGatherScatter(mode: 'gather' | 'scatter', op: string, space: Space, type: 'f32' | 'i32', tensors: [Tensor, Tensor, Tensor]): void {
-  const gpu = tensors[0].backend as WebGPUBackend;
+function runGatherScatter(gpu: WebGPUBackend, mode: 'gather' | 'scatter', op: string, space: Space, bindings: Record<string, Tensor>, dtype: DType): void {
   const c = collapseDims(space.shape, space.strides);
   const R = c.shape.length;
-  if (gatherScatterParamWords(R) > 64) throw new Error(`${op}: iteration space of rank ${R} is too large for the kernel parameters (max 14 after collapsing)`);
+  if (R > GATHER_SCATTER_MAX_RANK) throw new Error(`${op}: iteration space of rank ${R} is too large for the kernel parameters (max ${GATHER_SCATTER_MAX_RANK} after collapsing)`);
   const n = sizeOf(space.shape);
-  const p = new ParamBuilder().u32(n, space.axisSize, space.axisStride, ...c.shape);
-  for (let k = 0; k < 3; k++) p.u32(space.offsets[k]!, ...c.strides[k]!);
-  const wgsl = DTYPE_INFO[type].wgsl;
-  gpu.dispatch({
-    key: `${mode}|${wgsl}|${R}`,
-    code: () => gatherScatterShader({ mode, type: wgsl, rank: R }),
-    buffers: [
-      { storage: tensors[0].storage as GpuStorage, access: 'read' },
-      { storage: tensors[1].storage as GpuStorage, access: 'read' },
-      { storage: tensors[2].storage as GpuStorage, access: 'read_write' },
-    ],
-    params: p.words,
+  gpu.run(gatherScatterKernel, { mode, type: DTYPE_INFO[dtype].wgsl, rank: R }, {
+    params: {
+      n,
+      axis_size: space.axisSize,
+      axis_stride: space.axisStride,
+      shape: c.shape,
+      off0: space.offsets[0],
+      st0: c.strides[0]!,
+      off1: space.offsets[1],
+      st1: c.strides[1]!,
+      off2: space.offsets[2],
+      st2: c.strides[2]!,
+    },
+    bindings,
     workgroups: Math.ceil(n / INDEX_WG),
   });
 }
 
-/** Strides that read a 1-D index tensor along `axis` of a rank-`rank` space. */
-function axisOnly(idx: Tensor, axis: number, rank: number): number[] {
-  return Array.from({ length: rank }, (_, d) => (d === axis ? idx.strides[0]! : 0));
+function gatherKernels(op: string, slices: boolean): OpKernels<AxisAttrs> {
+  return {
+    cpu: (_b, { inputs: [x, idx], outputs: [out], attrs: { axis } }) => {
+      const space = gatherSpace(x!, idx!, out!, axis, slices);
+      const xd = cpuData(x!);
+      const id = cpuData(idx!);
+      const o = cpuData(out!);
+      forEachStrided(space.shape, space.strides, space.offsets, (i, offs) => {
+        const j = id[offs[1]!]!;
+        if (j < 0 || j >= space.axisSize) throw rangeError(op, j, axis, space.axisSize);
+        o[i] = xd[offs[0]! + j * space.axisStride]!;
+      });
+    },
+    webgpu: (gpu, { inputs: [x, idx], outputs: [out], attrs: { axis } }) => {
+      runGatherScatter(gpu, 'gather', op, gatherSpace(x!, idx!, out!, axis, slices), { x: x!, idx: idx!, out: out! }, x!.dtype);
+    },
+  };
 }
+
+const COPY: Record<DType, ElementwiseSpec> = {
+  f32: { expr: 'a', cpu: (a) => a, outDtype: 'f32' },
+  i32: { expr: 'a', cpu: (a) => a, outDtype: 'i32' },
+};
+const ZERO: Record<DType, ElementwiseSpec> = {
+  f32: { expr: 's0', cpu: (v) => v, outDtype: 'f32', scalars: [0] },
+  i32: { expr: 's0', cpu: (v) => v, outDtype: 'i32', scalars: [0] },
+};
+
+/**
+ * Scatter-add kernels: out starts as a copy of the base (or zeros), then src is added at idx.
+ * `tiled`: f32 slices on the GPU pre-aggregate rows that share a target (src must be dense).
+ */
+function scatterKernels(op: string, slices: boolean, tiled: boolean): OpKernels<ScatterAttrs> {
+  return {
+    cpu: (_b, { inputs: [idx, src, base], outputs: [out], attrs: { axis, outShape } }) => {
+      const o = cpuData(out!);
+      if (base) o.set(cpuContiguous(base));
+      else o.fill(0);
+      const space = scatterSpace(idx!, src!, axis, outShape, slices);
+      const sd = cpuData(src!);
+      const id = cpuData(idx!);
+      forEachStrided(space.shape, space.strides, space.offsets, (_i, offs) => {
+        const j = id[offs[1]!]!;
+        if (j < 0 || j >= space.axisSize) throw rangeError(op, j, axis, space.axisSize);
+        o[offs[0]! + j * space.axisStride]! += sd[offs[2]!]!;
+      });
+    },
+    webgpu: (gpu, { inputs: [idx, src, base], outputs: [out], attrs: { axis, outShape } }) => {
+      const init = elementwiseKernels.webgpu!;
+      init(gpu, { inputs: base ? [base] : [], outputs: [out!], attrs: (base ? COPY : ZERO)[out!.dtype] });
+      if (src!.size === 0) return;
+      if (tiled && src!.dtype === 'f32') indexAddTiled(gpu, idx!, src!, out!, axis, outShape);
+      else runGatherScatter(gpu, 'scatter', op, scatterSpace(idx!, src!, axis, outShape, slices), { src: src!, idx: idx!, out: out! }, src!.dtype);
+    },
+  };
+}
+
+/** GPU f32 indexAdd through the pre-aggregating kernel (see shaders/indexing.ts); src is dense. */
+function indexAddTiled(gpu: WebGPUBackend, idx: Tensor, src: Tensor, out: Tensor, axis: number, outShape: readonly number[]): void {
+  const outer = sizeOf(outShape.slice(0, axis));
+  const inner = sizeOf(outShape.slice(axis + 1));
+  const T = idx.shape[0]!;
+  const rowBlocks = Math.ceil(T / IA_ROWS);
+  const colBlocks = Math.ceil(inner / IA_COLS);
+  gpu.run(indexAddTiledKernel, undefined, {
+    params: { outer, T, inner, V: outShape[axis]!, src_offset: src.offset, idx_offset: idx.offset, idx_stride: idx.strides[0]!, row_blocks: rowBlocks, col_blocks: colBlocks },
+    bindings: { src, idx, out },
+    workgroups: outer * rowBlocks * colBlocks,
+  });
+}
+
+/**
+ * A scatter into an empty axis from a non-empty source: every index is out of range. No kernel
+ * runs for an empty result, so the CPU reference reports the first index here (GPU: nothing is added).
+ */
+function checkEmptyTarget(op: string, idx: Tensor, src: Tensor, axis: number, outShape: readonly number[], slices: boolean): void {
+  if (src.size === 0 || sizeOf(outShape) > 0 || idx.backend.kind !== 'cpu') return;
+  const id = cpuData(idx);
+  forEachStrided(src.shape, [idxStrides(idx, axis, src.rank, slices)], [idx.offset], (_i, offs) => {
+    throw rangeError(op, id[offs[0]!]!, axis, outShape[axis]!);
+  });
+}
+
+function scatterOutputs(op: string, slices: boolean) {
+  return ([idx, src, base]: readonly Tensor[], { axis, outShape }: ScatterAttrs): OutputSpec[] => {
+    if (base && base.dtype !== src!.dtype) throw new TypeError(`${op}: dtype mismatch, ${base.describe()} vs ${src!.describe()}`);
+    checkEmptyTarget(op, idx!, src!, axis, outShape, slices);
+    return [{ shape: outShape, dtype: src!.dtype, name: op }];
+  };
+}
+
+const indexSelectOp = defineOp<AxisAttrs>({
+  name: 'indexSelect',
+  outputs: ([x, idx], { axis }) => {
+    const shape = [...x!.shape];
+    shape[axis] = idx!.shape[0]!;
+    return [{ shape, dtype: x!.dtype }];
+  },
+  kernels: gatherKernels('indexSelect', true),
+  nondiff: [1],
+  grad: (g, { inputs: [x, idx], attrs: { axis } }) => [indexAdd(x!.shape, axis, idx!, g), null],
+});
+
+const takeAlongAxisOp = defineOp<AxisAttrs>({
+  name: 'takeAlongAxis',
+  outputs: ([x, idx]) => [{ shape: idx!.shape, dtype: x!.dtype }],
+  kernels: gatherKernels('takeAlongAxis', false),
+  nondiff: [1],
+  grad: (g, { inputs: [x, idx], attrs: { axis } }) => [scatterAdd(x!.shape, axis, idx!, g), null],
+});
+
+const indexAddOp = defineOp<ScatterAttrs>({
+  name: 'indexAdd',
+  outputs: scatterOutputs('indexAdd', true),
+  // The tiled GPU kernel reads src as a dense [outer, T, inner] block.
+  dense: [1],
+  kernels: scatterKernels('indexAdd', true, true),
+  nondiff: [0],
+  grad: (g, { inputs: [idx], attrs: { axis, hasBase } }) => [null, indexSelect(g, axis, idx!), ...(hasBase ? [g] : [])],
+});
+
+const scatterAddOp = defineOp<ScatterAttrs>({
+  name: 'scatterAdd',
+  outputs: scatterOutputs('scatterAdd', false),
+  kernels: scatterKernels('scatterAdd', false, false),
+  nondiff: [0],
+  grad: (g, { inputs: [idx], attrs: { axis, hasBase } }) => [null, takeAlongAxis(g, idx!, axis), ...(hasBase ? [g] : [])],
+});
 
 /**
  * Selects entries of `x` along `axis` at the positions in the 1-D i32 tensor `idx`
@@ -153,11 +249,7 @@ export function indexSelect(x: Tensor, axis: number, idx: Tensor): Tensor {
   checkIndex('indexSelect', idx);
   if (idx.rank !== 1) throw new Error(`indexSelect: indices must be 1-D, got ${idx.describe()}`);
   if (x.rank === 0) throw new Error(`indexSelect: cannot index a scalar ${x.describe()}`);
-  const ax = normAxis(axis, x.rank, 'indexSelect');
-  const shape = [...x.shape];
-  shape[ax] = idx.shape[0]!;
-  const y = gatherKernel('indexSelect', x, ax, idx, shape, x.strides.map((s, d) => (d === ax ? 0 : s)), axisOnly(idx, ax, x.rank));
-  return record(y, 'indexSelect', [x], (g) => [indexAdd(x.shape, ax, idx, g)]);
+  return indexSelectOp([x, idx], { axis: normAxis(axis, x.rank, 'indexSelect') })[0]!;
 }
 
 /**
@@ -177,47 +269,7 @@ export function indexAdd(target: Tensor | readonly number[], axis: number, idx: 
   if (!shapesEqual(src.shape, want)) {
     throw new Error(`indexAdd: source shape ${fmtShape(src.shape)} does not match target ${fmtShape(outShape)} with ${idx.shape[0]} indices along axis ${ax} (expected ${fmtShape(want)})`);
   }
-  if (base && base.dtype !== src.dtype) throw new TypeError(`indexAdd: dtype mismatch, ${base.describe()} vs ${src.describe()}`);
-  const y =
-    src.backend instanceof WebGPUBackend && src.dtype === 'f32'
-      ? indexAddTiled(base, outShape, ax, idx, src)
-      : scatterKernel('indexAdd', base, outShape, ax, idx, src, want, [...src.strides], axisOnly(idx, ax, want.length));
-  const inputs = base ? [base, src] : [src];
-  return record(y, 'indexAdd', inputs, (g) => {
-    const gs = indexSelect(g, ax, idx);
-    return base ? [g, gs] : [gs];
-  });
-}
-
-/** GPU f32 indexAdd through the pre-aggregating kernel (see shaders/indexing.ts). */
-function indexAddTiled(base: Tensor | null, outShape: number[], axis: number, idx: Tensor, src: Tensor): Tensor {
-  checkSameBackend('indexAdd', base ? [src, idx, base] : [src, idx]);
-  const out = base
-    ? elementwise('indexAdd', [base], { expr: 'a', cpu: (a) => a, outDtype: 'f32' })
-    : full(outShape, 0, { dtype: 'f32', backend: src.backend });
-  const outer = sizeOf(outShape.slice(0, axis));
-  const inner = sizeOf(outShape.slice(axis + 1));
-  const T = idx.shape[0]!;
-  const V = outShape[axis]!;
-  if (outer * T * inner === 0 || out.size === 0) return out;
-  const sc = src.isContiguous ? null : elementwise('indexAdd', [src], { expr: 'a', cpu: (a) => a, outDtype: 'f32' });
-  const s = sc ?? src;
-  const rowBlocks = Math.ceil(T / IA_ROWS);
-  const colBlocks = Math.ceil(inner / IA_COLS);
-  const p = new ParamBuilder().u32(outer, T, inner, V, s.offset, idx.offset, idx.strides[0]!, rowBlocks, colBlocks);
-  (src.backend as WebGPUBackend).dispatch({
-    key: 'indexAdd-tiled',
-    code: indexAddTiledShader,
-    buffers: [
-      { storage: s.storage as GpuStorage, access: 'read' },
-      { storage: idx.storage as GpuStorage, access: 'read' },
-      { storage: out.storage as GpuStorage, access: 'read_write' },
-    ],
-    params: p.words,
-    workgroups: outer * rowBlocks * colBlocks,
-  });
-  sc?.dispose();
-  return out;
+  return indexAddOp(base ? [idx, src, base] : [idx, src], { axis: ax, outShape, hasBase: base !== null })[0]!;
 }
 
 /**
@@ -227,14 +279,7 @@ function indexAddTiled(base: Tensor | null, outShape: number[], axis: number, id
 export function embedding(weight: Tensor, ids: Tensor): Tensor {
   checkIndex('embedding', ids);
   if (weight.rank !== 2) throw new Error(`embedding: weight must be [V, D], got ${weight.describe()}`);
-  const ids1 = reshape(ids, [ids.size]);
-  const flat = indexSelect(weight, 0, ids1);
-  const out = reshape(flat, [...ids.shape, weight.shape[1]!]);
-  // `out` shares flat's storage and the tape only reads flat's shape; ids1 is read by the
-  // backward pass, so it stays alive when one was recorded.
-  flat.dispose();
-  if (!out.requiresGrad) ids1.dispose();
-  return out;
+  return composite([weight], () => reshape(indexSelect(weight, 0, reshape(ids, [ids.size])), [...ids.shape, weight.shape[1]!]));
 }
 
 function checkGatherShapes(op: string, what: string, idx: Tensor, shape: readonly number[], axis: number, includeAxis: boolean): void {
@@ -255,8 +300,7 @@ export function takeAlongAxis(x: Tensor, idx: Tensor, axis: number): Tensor {
   if (x.rank === 0) throw new Error(`takeAlongAxis: cannot index a scalar ${x.describe()}`);
   const ax = normAxis(axis, x.rank, 'takeAlongAxis');
   checkGatherShapes('takeAlongAxis', 'input', idx, x.shape, ax, false);
-  const y = gatherKernel('takeAlongAxis', x, ax, idx, [...idx.shape], x.strides.map((s, d) => (d === ax ? 0 : s)), [...idx.strides]);
-  return record(y, 'takeAlongAxis', [x], (g) => [scatterAdd(x.shape, ax, idx, g)]);
+  return takeAlongAxisOp([x, idx], { axis: ax })[0]!;
 }
 
 /**
@@ -274,17 +318,12 @@ export function scatterAdd(target: Tensor | readonly number[], axis: number, idx
   if (src.rank !== outShape.length) throw new Error(`scatterAdd: source ${fmtShape(src.shape)} must have the rank of the target ${fmtShape(outShape)}`);
   checkGatherShapes('scatterAdd', 'source', idx, src.shape, ax, true);
   checkGatherShapes('scatterAdd', 'target', idx, outShape, ax, false);
-  if (base && base.dtype !== src.dtype) throw new TypeError(`scatterAdd: dtype mismatch, ${base.describe()} vs ${src.describe()}`);
+  const attrs = { axis: ax, outShape, hasBase: base !== null };
+  if (shapesEqual(src.shape, idx.shape)) return scatterAddOp(base ? [idx, src, base] : [idx, src], attrs)[0]!;
   // Only the idx-shaped block of src takes part: a slice view makes the gradient w.r.t. src
   // the right shape (zeros outside the block) with no special case.
-  const s = shapesEqual(src.shape, idx.shape) ? src : slice(src, idx.shape.map((d) => [0, d] as [number, number]));
-  const y = scatterKernel('scatterAdd', base, outShape, ax, idx, s, [...idx.shape], [...s.strides], [...idx.strides]);
-  const inputs = base ? [base, s] : [s];
-  record(y, 'scatterAdd', inputs, (g) => {
-    const gs = takeAlongAxis(g, idx, ax);
-    return base ? [g, gs] : [gs];
+  return composite([src, base], () => {
+    const s = slice(src, idx.shape.map((d) => [0, d] as [number, number]));
+    return scatterAddOp(base ? [idx, s, base] : [idx, s], attrs)[0]!;
   });
-  // The slice view only links the tape to src (its shape is all the backward pass reads).
-  if (s !== src) s.dispose();
-  return y;
 }
