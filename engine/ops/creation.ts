@@ -4,7 +4,7 @@ import { getBackend } from '../default-backend.js';
 import { checkDType, type DType } from '../dtype.js';
 import { checkShape, fmtShape, sizeOf, type Shape } from '../shape.js';
 import { Tensor } from '../tensor.js';
-import { elementwise } from './elementwise.js';
+import { elementwise, type ElementwiseSpec } from './elementwise.js';
 
 export interface CreateOptions {
   dtype?: DType;
@@ -97,10 +97,12 @@ export async function toBackend(t: Tensor, backend: Backend): Promise<Tensor> {
 export async function readContiguous(t: Tensor): Promise<Float32Array | Float64Array | Int32Array> {
   t.storage; // clear error if disposed
   if (t.isContiguous) return t.backend.read(t.storage, t.offset, t.size, t.dtype);
-  const c = elementwise('contiguous', [t], { expr: 'a', cpu: (a) => a, outDtype: t.dtype });
-  try {
-    return await c.backend.read(c.storage, 0, c.size, c.dtype);
-  } finally {
-    c.dispose();
-  }
+  // Scopes are synchronous and the copy crosses the await: `using` frees it.
+  using c = elementwise('contiguous', [t], COPY[t.dtype]);
+  return await c.backend.read(c.storage, 0, c.size, c.dtype);
 }
+
+const COPY: Record<DType, ElementwiseSpec> = {
+  f32: { expr: 'a', cpu: (a) => a, outDtype: 'f32' },
+  i32: { expr: 'a', cpu: (a) => a, outDtype: 'i32' },
+};

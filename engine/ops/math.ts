@@ -26,24 +26,8 @@ export function erf(x: number): number {
   return Math.sign(x) * (1 - erfc);
 }
 
-export function erfApprox(x: number): number {
-  const z = Math.abs(x);
-  const t = 1 / (1 + 0.5 * z);
-  const r =
-    t *
-    Math.exp(
-      -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
-    );
-  return x >= 0 ? 1 - r : r - 1;
-}
-
 export function sigmoid(x: number): number {
   if (x >= 0) return 1 / (1 + Math.exp(-x));
   const e = Math.exp(x);
   return e / (1 + e);
-}
-
-/** CPU twin of WGSL pow_s. */
-export function powReal(a: number, p: number): number {
-  return Math.pow(a, p);
 }

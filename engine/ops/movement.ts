@@ -1,12 +1,17 @@
 /**
  * Shape and layout ops. reshape/permute/expand/slice/squeeze are views (no copy) when the layout
- * allows; contiguous(), concat and cast copy through the elementwise kernel.
+ * allows, recorded on the tape by hand (they run no kernel); contiguous, cast, concat and the
+ * slice adjoint are declared ops that copy through the elementwise kernels.
  */
+import type { CpuBackend } from '../cpu/backend.js';
 import { checkDType, type DType } from '../dtype.js';
+import { composite } from '../composite.js';
 import { record } from '../grad-mode.js';
+import { defineOp, type OpArgs, type OpKernels } from '../op.js';
 import { contiguousStrides, fmtShape, normAxis, sizeOf } from '../shape.js';
 import { Tensor } from '../tensor.js';
-import { checkSameBackend, elementwise } from './elementwise.js';
+import type { WebGPUBackend } from '../webgpu/backend.js';
+import { elementwise, elementwiseKernels, type ElementwiseSpec } from './elementwise.js';
 import { sumTo } from './reduce.js';
 
 /** A view sharing `x`'s storage. */
@@ -14,11 +19,43 @@ function view(x: Tensor, op: string, shape: readonly number[], strides: readonly
   return new Tensor(x.storage, shape, x.dtype, op, strides, offset);
 }
 
+const COPY: Record<DType, ElementwiseSpec> = {
+  f32: { expr: 'a', cpu: (a) => a, outDtype: 'f32' },
+  i32: { expr: 'a', cpu: (a) => a, outDtype: 'i32' },
+};
+const ZERO: Record<DType, ElementwiseSpec> = {
+  f32: { expr: 's0', cpu: (v) => v, outDtype: 'f32', scalars: [0] },
+  i32: { expr: 's0', cpu: (v) => v, outDtype: 'i32', scalars: [0] },
+};
+const CAST: Record<DType, ElementwiseSpec> = {
+  f32: { expr: 'f32(a)', cpu: (a) => a, outDtype: 'f32' },
+  i32: { expr: 'i32(a)', cpu: Math.trunc, outDtype: 'i32' },
+};
+
+/** Runs elementwise `spec` over `inputs` into `out` (a new tensor or a view of one). */
+type Copy = (inputs: Tensor[], out: Tensor, spec: ElementwiseSpec) => void;
+
+/** Kernels written once over the elementwise kernel of whichever backend runs them. */
+function viaElementwise<A>(kernel: (copy: Copy, args: OpArgs<A>) => void): OpKernels<A> {
+  const cpu = elementwiseKernels.cpu!;
+  const webgpu = elementwiseKernels.webgpu!;
+  return {
+    cpu: (b: CpuBackend, args) => kernel((inputs, out, attrs) => cpu(b, { inputs, outputs: [out], attrs }), args),
+    webgpu: (gpu: WebGPUBackend, args) => kernel((inputs, out, attrs) => webgpu(gpu, { inputs, outputs: [out], attrs }), args),
+  };
+}
+
+const contiguousOp = defineOp<ElementwiseSpec>({
+  name: 'contiguous',
+  outputs: ([x]) => [{ shape: x!.shape, dtype: x!.dtype }],
+  kernels: elementwiseKernels,
+  grad: (g) => [g],
+});
+
 /** A contiguous copy (or `x` itself, as a new view, when already contiguous). */
 export function contiguous(x: Tensor): Tensor {
-  if (x.isContiguous) return view(x, 'contiguous', x.shape, x.strides, x.offset);
-  const y = elementwise('contiguous', [x], { expr: 'a', cpu: (a) => a, outDtype: x.dtype });
-  return record(y, 'contiguous', [x], (g) => [g]);
+  if (!x.isContiguous) return contiguousOp([x], COPY[x.dtype])[0]!;
+  return record(view(x, 'contiguous', x.shape, x.strides, x.offset), 'contiguous', [x], (g) => [g]);
 }
 
 /** A view that shares storage but is cut from the tape. */
@@ -47,16 +84,12 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   let y: Tensor;
   if (strides) y = view(x, 'reshape', s, strides, x.offset);
   else {
-    const c = contiguousNoGrad(x);
+    // An unrecorded copy (this op records the one node from x); the view holds its storage.
+    const c = elementwise('reshape', [x], COPY[x.dtype]);
     y = view(c, 'reshape', s, contiguousStrides(s), 0);
     c.dispose();
   }
   return record(y, 'reshape', [x], (g) => [reshape(g, x.shape)]);
-}
-
-/** Copy without recording (the caller records its own node). */
-function contiguousNoGrad(x: Tensor): Tensor {
-  return elementwise('contiguous', [x], { expr: 'a', cpu: (a) => a, outDtype: x.dtype });
 }
 
 export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
@@ -154,14 +187,26 @@ export function slice(x: Tensor, spec: SliceSpec): Tensor {
   return record(y, 'slice', [x], (g) => [padSlice(g, x.shape, ranges)]);
 }
 
+interface SliceBackwardAttrs {
+  shape: readonly number[];
+  ranges: Range[];
+}
+
 /** The adjoint of slice: zeros of `shape` with `g` written at `ranges`. */
+const sliceBackwardOp = defineOp<SliceBackwardAttrs>({
+  name: 'slice_backward',
+  outputs: ([g], { shape }) => [{ shape, dtype: g!.dtype }],
+  kernels: viaElementwise((copy, { inputs: [g], outputs: [out], attrs: { ranges } }) => {
+    copy([], out!, ZERO[out!.dtype]);
+    const region = sliceView(out!, ranges);
+    copy([g!], region, COPY[g!.dtype]);
+    region.dispose();
+  }),
+  grad: (gg, { attrs: { ranges } }) => [slice(gg, ranges.map((r) => [r.start, r.start + r.size * r.step, r.step]))],
+});
+
 function padSlice(g: Tensor, shape: readonly number[], ranges: Range[]): Tensor {
-  const out = new Tensor(g.backend.alloc(sizeOf(shape), g.dtype), shape, g.dtype, 'slice_backward');
-  elementwise('slice_backward', [], { expr: 's0', cpu: (v) => v, outDtype: g.dtype, scalars: [0], into: out });
-  const region = sliceView(out, ranges);
-  elementwise('slice_backward', [g], { expr: 'a', cpu: (a) => a, outDtype: g.dtype, into: region });
-  region.dispose();
-  return record(out, 'slice_backward', [g], (gg) => [slice(gg, ranges.map((r) => [r.start, r.start + r.size * r.step, r.step]))]);
+  return sliceBackwardOp([g], { shape, ranges })[0]!;
 }
 
 function sliceView(x: Tensor, ranges: Range[]): Tensor {
@@ -170,33 +215,46 @@ function sliceView(x: Tensor, ranges: Range[]): Tensor {
   return view(x, 'slice', ranges.map((r) => r.size), ranges.map((r, i) => r.step * x.strides[i]!), offset);
 }
 
+const concatOp = defineOp<{ axis: number }>({
+  name: 'concat',
+  outputs: (xs, { axis }) => {
+    const first = xs[0]!;
+    for (const t of xs) {
+      if (t.rank !== first.rank || t.dtype !== first.dtype || t.shape.some((d, i) => i !== axis && d !== first.shape[i])) {
+        throw new Error(`concat: ${t.describe()} does not match ${first.describe()} outside axis ${axis}`);
+      }
+    }
+    const shape = [...first.shape];
+    shape[axis] = xs.reduce((s, t) => s + t.shape[axis]!, 0);
+    return [{ shape, dtype: first.dtype }];
+  },
+  // Each input is copied into its block of the output, a strided view.
+  kernels: viaElementwise((copy, { inputs, outputs: [out], attrs: { axis } }) => {
+    let offset = out!.offset;
+    for (const t of inputs) {
+      if (t.size > 0) {
+        const region = view(out!, 'concat', t.shape, out!.strides, offset);
+        copy([t], region, COPY[t.dtype]);
+        region.dispose();
+      }
+      offset += t.shape[axis]! * out!.strides[axis]!;
+    }
+  }),
+  grad: (g, { inputs, attrs: { axis } }) => {
+    let start = 0;
+    return inputs.map((t) => {
+      const end = start + t.shape[axis]!;
+      const block = slice(g, g.shape.map((_, i) => (i === axis ? [start, end] : null)));
+      start = end;
+      return block;
+    });
+  },
+});
+
 /** Joins tensors along an existing axis. */
 export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   if (xs.length === 0) throw new Error('concat: needs at least one tensor');
-  checkSameBackend('concat', [...xs]);
-  const first = xs[0]!;
-  const ax = normAxis(axis, first.rank, 'concat');
-  for (const t of xs) {
-    if (t.rank !== first.rank || t.dtype !== first.dtype || t.shape.some((d, i) => i !== ax && d !== first.shape[i])) {
-      throw new Error(`concat: ${t.describe()} does not match ${first.describe()} outside axis ${ax}`);
-    }
-  }
-  const shape = [...first.shape];
-  shape[ax] = xs.reduce((s, t) => s + t.shape[ax]!, 0);
-  const out = new Tensor(first.backend.alloc(sizeOf(shape), first.dtype), shape, first.dtype, 'concat');
-  let start = 0;
-  const starts: number[] = [];
-  for (const t of xs) {
-    starts.push(start);
-    const ranges: Range[] = shape.map((d, i) => (i === ax ? { start, size: t.shape[ax]!, step: 1 } : { start: 0, size: d, step: 1 }));
-    const region = sliceView(out, ranges);
-    elementwise('concat', [t], { expr: 'a', cpu: (a) => a, outDtype: t.dtype, into: region });
-    region.dispose();
-    start += t.shape[ax]!;
-  }
-  return record(out, 'concat', [...xs], (g) =>
-    xs.map((t, k) => slice(g, shape.map((_, i) => (i === ax ? [starts[k]!, starts[k]! + t.shape[ax]!] : null)))),
-  );
+  return concatOp(xs, { axis: normAxis(axis, xs[0]!.rank, 'concat') })[0]!;
 }
 
 /** Joins tensors along a new axis. */
@@ -204,15 +262,21 @@ export function stack(xs: readonly Tensor[], axis = 0): Tensor {
   if (xs.length === 0) throw new Error('stack: needs at least one tensor');
   const ax = normAxis(axis, xs[0]!.rank + 1, 'stack');
   for (const t of xs) if (t.shape.length !== xs[0]!.rank || t.shape.some((d, i) => d !== xs[0]!.shape[i])) throw new Error(`stack: ${t.describe()} does not match ${xs[0]!.describe()}`);
-  return concat(xs.map((t) => unsqueeze(t, ax)), ax);
+  return composite(xs, () => concat(xs.map((t) => unsqueeze(t, ax)), ax));
 }
+
+/** Converts between dtypes: not differentiable, so no gradient is recorded. */
+const castOp = defineOp<ElementwiseSpec>({
+  name: 'cast',
+  outputs: ([x], spec) => [{ shape: x!.shape, dtype: spec.outDtype }],
+  kernels: elementwiseKernels,
+});
 
 /** Converts dtype (f32 -> i32 truncates toward zero). Not differentiable across dtypes. */
 export function cast(x: Tensor, dtype: DType): Tensor {
   checkDType(dtype, 'cast');
   if (dtype === x.dtype) return contiguous(x);
-  const expr = dtype === 'i32' ? 'i32(a)' : 'f32(a)';
-  return elementwise('cast', [x], { expr, cpu: (a) => (dtype === 'i32' ? Math.trunc(a) : a), outDtype: dtype });
+  return castOp([x], CAST[dtype])[0]!;
 }
 
 /**
@@ -224,5 +288,5 @@ export function assign(target: Tensor, value: Tensor | number): Tensor {
     return elementwise('assign', [], { expr: 's0', cpu: (v) => v, outDtype: target.dtype, scalars: [value], into: target });
   }
   if (value.dtype !== target.dtype) throw new TypeError(`assign: dtype mismatch, ${value.describe()} into ${target.describe()}`);
-  return elementwise('assign', [value], { expr: 'a', cpu: (a) => a, outDtype: target.dtype, into: target });
+  return elementwise('assign', [value], { ...COPY[target.dtype], into: target });
 }
