@@ -84,10 +84,9 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   let y: Tensor;
   if (strides) y = view(x, 'reshape', s, strides, x.offset);
   else {
-    // An unrecorded copy (this op records the one node from x); the view holds its storage.
-    const c = elementwise('reshape', [x], COPY[x.dtype]);
+    // An unrecorded copy (this op records the one node from x); the view keeps its storage.
+    using c = elementwise('reshape', [x], COPY[x.dtype]);
     y = view(c, 'reshape', s, contiguousStrides(s), 0);
-    c.dispose();
   }
   return record(y, 'reshape', [x], (g) => [reshape(g, x.shape)]);
 }
@@ -198,9 +197,8 @@ const sliceBackwardOp = defineOp<SliceBackwardAttrs>({
   outputs: ([g], { shape }) => [{ shape, dtype: g!.dtype }],
   kernels: viaElementwise((copy, { inputs: [g], outputs: [out], attrs: { ranges } }) => {
     copy([], out!, ZERO[out!.dtype]);
-    const region = sliceView(out!, ranges);
+    using region = sliceView(out!, ranges);
     copy([g!], region, COPY[g!.dtype]);
-    region.dispose();
   }),
   grad: (gg, { attrs: { ranges } }) => [slice(gg, ranges.map((r) => [r.start, r.start + r.size * r.step, r.step]))],
 });
@@ -233,9 +231,8 @@ const concatOp = defineOp<{ axis: number }>({
     let offset = out!.offset;
     for (const t of inputs) {
       if (t.size > 0) {
-        const region = view(out!, 'concat', t.shape, out!.strides, offset);
+        using region = view(out!, 'concat', t.shape, out!.strides, offset);
         copy([t], region, COPY[t.dtype]);
-        region.dispose();
       }
       offset += t.shape[axis]! * out!.strides[axis]!;
     }
