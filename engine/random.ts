@@ -11,14 +11,14 @@
  * WGSL builtins, whose allowed error (up to 2^-11) would differ from device to device.
  */
 import type { Backend } from './backend.js';
-import { CpuBackend } from './cpu/backend.js';
 import { cpuData } from './cpu/strided.js';
 import { getBackend } from './default-backend.js';
 import type { DType } from './dtype.js';
 import { checkShape, sizeOf, type Shape } from './shape.js';
 import { isTensor, Tensor } from './tensor.js';
-import { GpuStorage, ParamBuilder, WebGPUBackend } from './webgpu/backend.js';
-import { philoxShader, PHILOX_WG, type PhiloxKind } from '../shaders/philox.js';
+import { defineOp } from './op.js';
+import { tidy } from './scope.js';
+import { philoxKernel, PHILOX_WG, type PhiloxKind } from '../shaders/philox.js';
 import { lt } from './ops/binary.js';
 
 // ---- Philox4x32-10 on the CPU ----
@@ -212,34 +212,46 @@ function transformCpu(kind: PhiloxKind, w: Uint32Array, n: number, a: number, b:
   }
 }
 
+interface PhiloxAttrs {
+  kind: PhiloxKind;
+  /** The new tensor the values are written into. */
+  out: Tensor;
+  key: readonly [number, number];
+  counter: readonly [number, number, number, number];
+  a: number;
+  b: number;
+}
+
+/** Fills its output view with `kind` values from the counter range (no inputs). */
+const philoxFill = defineOp<PhiloxAttrs>({
+  name: 'philox_fill',
+  outputs: (_inputs, a) => [{ into: a.out }],
+  kernels: {
+    cpu: (_b, { outputs: [out], attrs: { kind, key, counter, a, b } }) => {
+      const n = out!.size;
+      const w = philoxWords(n, key, counter);
+      // The f32 kernel parameters are f32 values: use the same values here.
+      const isF = kind === 'uniform' || kind === 'normal' || kind === 'bernoulli';
+      transformCpu(kind, w, n, isF ? Math.fround(a) : a, isF ? Math.fround(b) : b, cpuData(out!));
+    },
+    webgpu: (gpu, { outputs: [out], attrs: { kind, key, counter, a, b } }) => {
+      const n = out!.size;
+      gpu.run(philoxKernel, kind, {
+        params: { n, key0: key[0], key1: key[1], ctr0: counter[0], ctr1: counter[1], ctr2: counter[2], ctr3: counter[3], a, b },
+        bindings: { out: out! },
+        workgroups: Math.ceil(Math.ceil(n / 4) / PHILOX_WG),
+      });
+    },
+  },
+});
+
 /**
  * Fills a new tensor with `kind` values from the given counter range. `a`/`b` are the kind's
  * parameters (see shaders/philox.ts); for f32 parameters the GPU receives them rounded to f32.
  */
 function sample(kind: PhiloxKind, shape: Shape, dtype: DType, key: readonly [number, number], counter: readonly [number, number, number, number], backend: Backend, a: number, b: number): Tensor {
-  const n = sizeOf(shape);
-  const out = new Tensor(backend.alloc(n, dtype), shape, dtype, kind === 'uniform' ? 'rand' : kind === 'normal' ? 'randn' : kind);
-  if (n === 0) return out;
-  if (backend instanceof CpuBackend) {
-    const w = philoxWords(n, key, counter);
-    const o = cpuData(out);
-    // The f32 kernel parameters are f32 values: use the same values here.
-    const isF = kind === 'uniform' || kind === 'normal' || kind === 'bernoulli';
-    transformCpu(kind, w, n, isF ? Math.fround(a) : a, isF ? Math.fround(b) : b, o);
-    return out;
-  }
-  const gpu = backend as WebGPUBackend;
-  const p = new ParamBuilder().u32(n, key[0], key[1], ...counter);
-  if (kind === 'randint') p.u32(a, b);
-  else p.f32(a, b);
-  gpu.dispatch({
-    key: `philox|${kind}`,
-    code: () => philoxShader(kind),
-    buffers: [{ storage: out.storage as GpuStorage, access: 'read_write' }],
-    params: p.words,
-    workgroups: Math.ceil(Math.ceil(n / 4) / PHILOX_WG),
-  });
-  return out;
+  const out = new Tensor(backend.alloc(sizeOf(shape), dtype), shape, dtype, kind === 'uniform' ? 'rand' : kind === 'normal' ? 'randn' : kind);
+  return philoxFill([], { kind, key, counter, a, b, out })[0]!;
 }
 
 function draw(kind: PhiloxKind, op: string, shape: Shape, dtype: DType, opts: RandomOptions, a: number, b: number): Tensor {
@@ -299,10 +311,7 @@ export function randint(low: number, high: number, shape: Shape, opts: RandomOpt
 export function bernoulli(p: number | Tensor, shape?: Shape, opts: RandomOptions = {}): Tensor {
   if (isTensor(p)) {
     if (p.dtype !== 'f32') throw new TypeError(`bernoulli: probabilities must be f32, got ${p.describe()}`);
-    const u = draw('uniform', 'bernoulli', shape ?? p.shape, 'f32', { ...opts, backend: opts.backend ?? p.backend }, 0, 1);
-    const y = lt(u, p);
-    u.dispose();
-    return y;
+    return tidy(() => lt(draw('uniform', 'bernoulli', shape ?? p.shape, 'f32', { ...opts, backend: opts.backend ?? p.backend }, 0, 1), p));
   }
   if (!(p >= 0 && p <= 1)) throw new RangeError(`bernoulli: p must be in [0, 1], got ${p}`);
   if (shape === undefined) throw new Error('bernoulli: a shape is required when p is a number');

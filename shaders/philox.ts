@@ -5,6 +5,8 @@
  * 16-bit limbs; the CPU twin in engine/random.ts does the same with integer-exact doubles, so both
  * produce bit-identical streams.
  */
+import { defineKernel, rw } from '../engine/kernel.js';
+
 export const PHILOX_WG = 256;
 
 /** Output transforms of the 4 words of a block. */
@@ -72,29 +74,41 @@ fn cos_sin_turns(t: f32) -> vec2<f32> {
 `;
 
 /**
- * Params: [n, key0, key1, ctr0, ctr1, ctr2, ctr3, a, b]. Thread t handles block t: counter
- * (ctr0 + t, ctr1 + carry, ctr2, ctr3) and writes elements 4t..4t+3 (those below n).
- * a, b: uniform low/scale (f32), normal mean/std (f32), randint low (i32) / range (u32, 0 = 2^32),
- * bernoulli p (f32).
+ * Fills `out` with n values of `kind`. Thread t handles block t: counter (ctr0 + t, ctr1 + carry,
+ * ctr2, ctr3) under key (key0, key1), and writes elements 4t..4t+3 (those below n).
+ * a, b: uniform low/scale (f32), normal mean/std (f32), randint low (i32 bits, as u32) / range
+ * (u32, 0 = 2^32), bernoulli p (f32; b unused), bits (both unused).
  */
-export function philoxShader(kind: PhiloxKind): string {
-  const outType = kind === 'bits' || kind === 'randint' ? 'i32' : 'f32';
+export const philoxKernel = defineKernel<PhiloxKind>({
+  name: 'philox',
+  key: (kind) => kind,
+  signature: (kind) => {
+    const ab = kind === 'randint' ? 'u32' : 'f32';
+    return {
+      params: { n: 'u32', key0: 'u32', key1: 'u32', ctr0: 'u32', ctr1: 'u32', ctr2: 'u32', ctr3: 'u32', a: ab, b: ab },
+      bindings: { out: rw(kind === 'bits' || kind === 'randint' ? 'i32' : 'f32') },
+    };
+  },
+  body: philoxBody,
+});
+
+function philoxBody(kind: PhiloxKind): string {
   let values: string;
   switch (kind) {
     case 'bits':
       values = 'let v = vec4<i32>(bitcast<vec4<i32>>(r));';
       break;
     case 'uniform':
-      values = 'let v = vec4<f32>(u01(r.x), u01(r.y), u01(r.z), u01(r.w)) * pf(8u) + pf(7u);';
+      values = 'let v = vec4<f32>(u01(r.x), u01(r.y), u01(r.z), u01(r.w)) * P.b + P.a;';
       break;
     case 'bernoulli':
-      values = 'let v = select(vec4<f32>(0.0), vec4<f32>(1.0), vec4<f32>(u01(r.x), u01(r.y), u01(r.z), u01(r.w)) < vec4<f32>(pf(7u)));';
+      values = 'let v = select(vec4<f32>(0.0), vec4<f32>(1.0), vec4<f32>(u01(r.x), u01(r.y), u01(r.z), u01(r.w)) < vec4<f32>(P.a));';
       break;
     case 'randint':
-      values = `let range = pu(8u);
+      values = `let range = P.b;
   var m = r;
   if (range != 0u) { m = vec4<u32>(mulhi32(r.x, range), mulhi32(r.y, range), mulhi32(r.z, range), mulhi32(r.w, range)); }
-  let v = bitcast<vec4<i32>>(m + vec4<u32>(pu(7u)));`;
+  let v = bitcast<vec4<i32>>(m + vec4<u32>(P.a));`;
       break;
     case 'normal':
       // Box-Muller on (x, y) and (z, w): u1 in (0, 1] so log(u1) is finite; the angle is
@@ -106,19 +120,18 @@ export function philoxShader(kind: PhiloxKind): string {
   let rad = sqrt(-2.0 * vec2<f32>(ln_unit(u1.x), ln_unit(u1.y)));
   let cs0 = cos_sin_turns(u01(r.y) - 0.5);
   let cs1 = cos_sin_turns(u01(r.w) - 0.5);
-  let v = vec4<f32>(-rad.x * cs0.x, -rad.x * cs0.y, -rad.y * cs1.x, -rad.y * cs1.y) * pf(8u) + pf(7u);`;
+  let v = vec4<f32>(-rad.x * cs0.x, -rad.x * cs0.y, -rad.y * cs1.x, -rad.y * cs1.y) * P.b + P.a;`;
       break;
   }
   return `${PHILOX_WGSL}${kind === 'normal' ? NORMAL_WGSL : ''}
-@group(0) @binding(1) var<storage, read_write> out: array<${outType}>;
 @compute @workgroup_size(${PHILOX_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let t = linear_wg(wid, nwg) * ${PHILOX_WG}u + lid.x;
-  let n = pu(0u);
+  let n = P.n;
   if (t >= (n + 3u) / 4u) { return; }
-  let c0 = pu(3u) + t;
-  let c1 = pu(4u) + select(0u, 1u, c0 < t);
-  let r = philox4x32_10(vec4<u32>(c0, c1, pu(5u), pu(6u)), vec2<u32>(pu(1u), pu(2u)));
+  let c0 = P.ctr0 + t;
+  let c1 = P.ctr1 + select(0u, 1u, c0 < t);
+  let r = philox4x32_10(vec4<u32>(c0, c1, P.ctr2, P.ctr3), vec2<u32>(P.key0, P.key1));
   ${values}
   let base = 4u * t;
   for (var j = 0u; j < 4u; j++) {

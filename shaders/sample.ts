@@ -14,6 +14,7 @@
  *    value), and the thread whose interval holds u * Z walks its chunk in index order.
  * The uniform u of row b is word b % 4 of Philox block counter + floor(b / 4) (as rand()).
  */
+import { defineKernel, read, rw } from '../engine/kernel.js';
 import { PHILOX_WGSL } from './philox.js';
 
 /** Threads per row: about 8+ elements per thread, 32 to 256. */
@@ -22,15 +23,27 @@ export function sampleWorkgroup(V: number): number {
 }
 
 /**
- * Params: [B, V, offset, rowStride, colStride, k (0 = off), key0, key1, ctr0, ctr1, ctr2, ctr3,
- * greedy (u32), T (f32), p (f32, 1 = off)]. Element j of row b is x[offset + b * rowStride + j * colStride].
+ * One workgroup of `wg` threads per row. Element j of row b is x[offset + b * rowStride + j * colStride];
+ * k = 0 turns top-k off, p = 1 top-p; greedy (0 / 1) writes the argmax. (key0, key1) is the Philox
+ * key and (ctr0 .. ctr3) the first counter block of the call.
  */
-export function sampleShader(wg: number): string {
-  if (!(wg >= 16 && wg % 16 === 0)) throw new Error(`sampleShader: workgroup size ${wg} must be a multiple of 16`);
+export const sampleKernel = defineKernel<{ wg: number }>({
+  name: 'sample_logits',
+  key: (v) => `${v.wg}`,
+  signature: () => ({
+    params: {
+      B: 'u32', V: 'u32', offset: 'u32', rowStride: 'u32', colStride: 'u32', k: 'u32',
+      key0: 'u32', key1: 'u32', ctr0: 'u32', ctr1: 'u32', ctr2: 'u32', ctr3: 'u32', greedy: 'u32', T: 'f32', p: 'f32',
+    },
+    bindings: { x: read(), out: rw('i32') },
+  }),
+  body: ({ wg }) => sampleBody(wg),
+});
+
+function sampleBody(wg: number): string {
+  if (!(wg >= 16 && wg % 16 === 0)) throw new Error(`sample_logits: workgroup size ${wg} must be a multiple of 16`);
   const NG = wg / 16;
   return `${PHILOX_WGSL}
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<i32>;
 var<workgroup> sf: array<vec4<f32>, ${wg}>;
 var<workgroup> su: array<vec4<u32>, ${wg}>;
 var<workgroup> sc: array<f32, ${wg}>;
@@ -82,11 +95,11 @@ fn better(m: f32, i: u32, m2: f32, i2: u32) -> bool {
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let row = linear_wg(wid, nwg);
-  if (row >= pu(0u)) { return; }
+  if (row >= P.B) { return; }
   let t = lid.x;
-  let V = pu(1u);
-  let base = pu(2u) + row * pu(3u);
-  let cs = pu(4u);
+  let V = P.V;
+  let base = P.offset + row * P.rowStride;
+  let cs = P.colStride;
 
   // ---- max and argmax (lowest index on ties) ----
   var m = 0.0; // unused until the first element (mi == NONE)
@@ -113,13 +126,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   for (var g = 1u; g < ${NG}u; g++) {
     if (better(m, mi, gf[g].x, gu[g].x)) { m = gf[g].x; mi = gu[g].x; }
   }
-  if (pu(12u) != 0u) {
+  if (P.greedy != 0u) {
     if (t == 0u) { out[row] = i32(mi); }
     return;
   }
-  let T = pf(13u);
-  let p = pf(14u);
-  let k = pu(5u);
+  let T = P.T;
+  let p = P.p;
+  let k = P.k;
 
   // ---- top-k: the largest key lk with #{key >= lk} >= k ----
   var lk = 0u;
@@ -207,9 +220,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (t % 16u != 0u) { excl = before + sc[t - 1u]; }
 
   let blk = row / 4u;
-  let c0 = pu(8u) + blk;
-  let c1 = pu(9u) + select(0u, 1u, c0 < blk);
-  let r = philox4x32_10(vec4<u32>(c0, c1, pu(10u), pu(11u)), vec2<u32>(pu(6u), pu(7u)));
+  let c0 = P.ctr0 + blk;
+  let c1 = P.ctr1 + select(0u, 1u, c0 < blk);
+  let r = philox4x32_10(vec4<u32>(c0, c1, P.ctr2, P.ctr3), vec2<u32>(P.key0, P.key1));
   let goal = u01(r[row % 4u]) * Z;
 
   if (excl <= goal && goal < incl) {

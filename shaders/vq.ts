@@ -6,13 +6,13 @@
  * comparison below is on (bits, index) pairs: smaller distance first, then smaller index; NaN
  * distances sort after +inf.
  *
- * k = 1 (`argminShader`): a GEMM-like tile kernel. A workgroup owns 64 rows and sweeps (its split
+ * k = 1 (`argminKernel`): a GEMM-like tile kernel. A workgroup owns 64 rows and sweeps (its split
  * of) the codebook in tiles of 64 codes; 256 threads each accumulate a 4x4 block of distances over d
  * in chunks of 16 staged in workgroup memory, keep the best code per row, and reduce across the 16
  * threads of a row. With few row tiles the codebook is split over more workgroups and
- * `argminReduceShader` merges the per-split winners (2 dispatches).
+ * `argminReduceKernel` merges the per-split winners (2 dispatches).
  *
- * k >= 2 (`topkShader`): one workgroup per row. An adaptive radix select over the 32-bit distance
+ * k >= 2 (`topkKernel`): one workgroup per row. An adaptive radix select over the 32-bit distance
  * keys (8-bit digits starting below the bits all keys share, histograms in workgroup memory) narrows
  * the k-th smallest key to a bin small enough that the keys up to it can be collected into workgroup
  * memory; they are then rank-sorted by (key, index) and the first k written. When K fits (`cacheK`
@@ -21,17 +21,19 @@
  * per row rereads the codebook per row: with K beyond the cache (about 8K codes at 48 KiB) this path
  * is bound by L1/L2 traffic; a multi-row variant sharing code tiles would be the next step.
  */
+import { defineKernel, read, rw } from '../engine/kernel.js';
+
 export const VQ_TILE_ROWS = 64;
 export const VQ_WG = 256;
 
 /**
- * Params: [N, K, D, zOffset, codebookOffset, splits, codesPerSplit, rowTiles]. Workgroup w takes
- * row tile w % rowTiles and the codes [s * codesPerSplit, (s + 1) * codesPerSplit) of split
- * s = w / rowTiles (split-K keeps the GPU busy when N is small). With `split` false (one split)
- * it writes indices i32 [N] and distances f32 [N]; with `split` true it writes the best
- * (key, index) of each split to part[(s * N + row) * 2 ..] for `argminReduceShader`.
+ * Workgroup w takes row tile w % rowTiles and the codes [s * codesPerSplit, (s + 1) * codesPerSplit)
+ * of split s = w / rowTiles (split-K keeps the GPU busy when N is small). With `split` false (one
+ * split) it writes indices outI i32 [N] and distances outD f32 [N]; with `split` true it writes the
+ * best (key, index) of each split to part[(s * N + row) * 2 ..] for `argminReduceKernel`. zOff and
+ * cbOff are the element offsets of z [N, D] and the codebook [K, D].
  */
-export function argminShader(split: boolean): string {
+function argminBody({ split }: { split: boolean }): string {
   const rows = [0, 1, 2, 3];
   const cols = [0, 1, 2, 3];
   const accDecl = rows.flatMap((a) => cols.map((b) => `var a${a}${b} = 0.0;`)).join(' ');
@@ -47,36 +49,29 @@ export function argminShader(split: boolean): string {
       ),
     )
     .join('\n    ');
-  const outputs = split
-    ? '@group(0) @binding(3) var<storage, read_write> part: array<u32>;'
-    : `@group(0) @binding(3) var<storage, read_write> outI: array<i32>;
-@group(0) @binding(4) var<storage, read_write> outD: array<f32>;`;
   const write = split
     ? `part[(s * N + row0 + lid.x) * 2u] = bk;
     part[(s * N + row0 + lid.x) * 2u + 1u] = bi;`
     : `outI[row0 + lid.x] = i32(bi);
     outD[row0 + lid.x] = bitcast<f32>(bk);`;
   return `
-@group(0) @binding(1) var<storage, read> z: array<f32>;
-@group(0) @binding(2) var<storage, read> cb: array<f32>;
-${outputs}
 // f32 data is staged as bits so the same arrays can hold (key, index) pairs for the final reduce.
 var<workgroup> zt: array<u32, 1024>;
 var<workgroup> et: array<u32, 1024>;
 
 @compute @workgroup_size(${VQ_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let N = pu(0u);
-  let K = pu(1u);
-  let D = pu(2u);
-  let zo = pu(3u);
-  let eo = pu(4u);
+  let N = P.N;
+  let K = P.K;
+  let D = P.D;
+  let zo = P.zOff;
+  let eo = P.cbOff;
   let w = linear_wg(wid, nwg);
-  let s = w / pu(7u);
-  if (s >= pu(5u)) { return; }
-  let row0 = (w % pu(7u)) * ${VQ_TILE_ROWS}u;
-  let cStart = s * pu(6u);
-  let cEnd = min(K, cStart + pu(6u));
+  let s = w / P.rowTiles;
+  if (s >= P.splits) { return; }
+  let row0 = (w % P.rowTiles) * ${VQ_TILE_ROWS}u;
+  let cStart = s * P.codesPerSplit;
+  let cEnd = min(K, cStart + P.codesPerSplit);
   let tx = lid.x % 16u;
   let ty = lid.x / 16u;
   ${rows.map((a) => `var bk${a} = 0xffffffffu; var bi${a} = 0xffffffffu;`).join('\n  ')}
@@ -121,20 +116,30 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 `;
 }
 
-/** Params: [N, splits]. The best (key, index) over the splits of each row (ascending split order). */
-export function argminReduceShader(): string {
-  return `
-@group(0) @binding(1) var<storage, read> part: array<u32>;
-@group(0) @binding(2) var<storage, read_write> outI: array<i32>;
-@group(0) @binding(3) var<storage, read_write> outD: array<f32>;
+export const argminKernel = defineKernel<{ split: boolean }>({
+  name: 'vq_argmin',
+  key: (v) => `${v.split}`,
+  signature: (v) => ({
+    params: { N: 'u32', K: 'u32', D: 'u32', zOff: 'u32', cbOff: 'u32', splits: 'u32', codesPerSplit: 'u32', rowTiles: 'u32' },
+    bindings: { z: read(), cb: read(), ...(v.split ? { part: rw('u32') } : { outI: rw('i32'), outD: rw('f32') }) },
+  }),
+  body: argminBody,
+});
+
+/** The best (key, index) over the splits of each row (ascending split order). */
+export const argminReduceKernel = defineKernel({
+  name: 'vq_argmin_reduce',
+  key: () => '',
+  signature: () => ({ params: { N: 'u32', splits: 'u32' }, bindings: { part: read('u32'), outI: rw('i32'), outD: rw('f32') } }),
+  body: () => `
 @compute @workgroup_size(${VQ_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let N = pu(0u);
+  let N = P.N;
   let row = linear_wg(wid, nwg) * ${VQ_WG}u + lid.x;
   if (row >= N) { return; }
   var bk = 0xffffffffu;
   var bi = 0xffffffffu;
-  for (var s = 0u; s < pu(1u); s++) {
+  for (var s = 0u; s < P.splits; s++) {
     let kv = part[(s * N + row) * 2u];
     let iv = part[(s * N + row) * 2u + 1u];
     if (kv < bk || (kv == bk && iv < bi)) { bk = kv; bi = iv; }
@@ -142,8 +147,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   outI[row] = i32(bi);
   outD[row] = bitcast<f32>(bk);
 }
-`;
-}
+`,
+});
 
 export interface TopkShaderSpec {
   /** Size of the workgroup key cache (>= K), or 0 to recompute distances in every sweep. */
@@ -160,8 +165,9 @@ export interface TopkShaderSpec {
 export const VQ_MAX_CANDIDATES = 512;
 
 /**
- * Params: [N, K, D, zOffset, codebookOffset, k]. One workgroup per row (linearized workgroup id).
- * Outputs: indices i32 [N, k], distances f32 [N, k], ascending by (distance, index).
+ * One workgroup per row (linearized workgroup id) of z [N, D] (at element zOff) against the
+ * codebook [K, D] (at element cbOff). Outputs: indices outI i32 [N, k], distances outD f32 [N, k],
+ * ascending by (distance, index).
  *
  * 1. Keys (distance bits) of the row, and their min and max. Bits above the highest bit where min
  *    and max differ are common to every key, so the first 8-bit digit starts right there: it
@@ -179,7 +185,7 @@ export const VQ_MAX_CANDIDATES = 512;
  * Barriers are kept few because on software Vulkan (lavapipe) each one is a coroutine switch of
  * every invocation.
  */
-export function topkShader(s: TopkShaderSpec): string {
+function topkBody(s: TopkShaderSpec): string {
   const { cacheK, zShared, wg, vec4 } = s;
   // A sweep over the row's codes: thread lid handles codes lid, lid + wg, ...; the body sees c and kv.
   // The computing sweep reads code rows directly: no barriers (cheap on lavapipe), and on GPUs the
@@ -189,7 +195,7 @@ export function topkShader(s: TopkShaderSpec): string {
   const zAt = (j: string) => (zShared ? `zs[${j}]` : `z[zrow + ${j}]`);
   // Sums run over j in order (as in the k = 1 kernel), also when loading 4 coordinates at a time.
   const distBody = vec4
-    ? `let eb = (pu(4u) + c * D) / 4u;
+    ? `let eb = (P.cbOff + c * D) / 4u;
   for (var j = 0u; j < D; j += 4u) {
     let e = cb4[eb + j / 4u];
     let t0 = ${zAt('j')} - e.x;
@@ -201,17 +207,13 @@ export function topkShader(s: TopkShaderSpec): string {
     acc += t2 * t2;
     acc += t3 * t3;
   }`
-    : `let eb = pu(4u) + c * D;
+    : `let eb = P.cbOff + c * D;
   for (var j = 0u; j < D; j++) {
     let t = ${zAt('j')} - cb[eb + j];
     acc += t * t;
   }`;
   const CAP = VQ_MAX_CANDIDATES;
   return `
-@group(0) @binding(1) var<storage, read> z: array<f32>;
-${vec4 ? '@group(0) @binding(2) var<storage, read> cb4: array<vec4<f32>>;' : '@group(0) @binding(2) var<storage, read> cb: array<f32>;'}
-@group(0) @binding(3) var<storage, read_write> outI: array<i32>;
-@group(0) @binding(4) var<storage, read_write> outD: array<f32>;
 ${zShared ? 'var<workgroup> zs: array<f32, 256>;' : ''}
 ${cacheK > 0 ? `var<workgroup> keys: array<u32, ${cacheK}>;` : ''}
 var<workgroup> hist: array<atomic<u32>, 512>;
@@ -230,7 +232,7 @@ var<workgroup> mTotal: u32;
 var<private> zrow: u32;
 
 fn dist_key(c: u32) -> u32 {
-  let D = pu(2u);
+  let D = P.D;
   var acc = 0.0;
   ${distBody}
   return bitcast<u32>(acc);
@@ -242,20 +244,20 @@ fn mask_above(b: u32) -> u32 {
 
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let N = pu(0u);
-  let K = pu(1u);
-  let D = pu(2u);
-  let k = pu(5u);
+  let N = P.N;
+  let K = P.K;
+  let D = P.D;
+  let k = P.k;
   let row = linear_wg(wid, nwg);
   if (row >= N) { return; }
-  zrow = pu(3u) + row * D;
+  zrow = P.zOff + row * D;
   if (lid.x == 0u) {
     atomicStore(&kmin, 0xffffffffu);
     atomicStore(&kmax, 0u);
     atomicStore(&cnt, 0u);
   }
   for (var b = lid.x; b < 512u; b += ${wg}u) { atomicStore(&hist[b], 0u); }
-  ${zShared ? `for (var j = lid.x; j < D; j += ${wg}u) { zs[j] = z[pu(3u) + row * D + j]; }` : ''}
+  ${zShared ? `for (var j = lid.x; j < D; j += ${wg}u) { zs[j] = z[P.zOff + row * D + j]; }` : ''}
   workgroupBarrier();
   {
     var lo = 0xffffffffu;
@@ -373,3 +375,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 `;
 }
+
+export const topkKernel = defineKernel<TopkShaderSpec>({
+  name: 'vq_topk',
+  key: (s) => `${s.cacheK}|${s.zShared}|${s.wg}|${s.vec4}`,
+  signature: (s) => ({
+    params: { N: 'u32', K: 'u32', D: 'u32', zOff: 'u32', cbOff: 'u32', k: 'u32' },
+    bindings: { z: read(), ...(s.vec4 ? { cb4: read('vec4<f32>') } : { cb: read() }), outI: rw('i32'), outD: rw('f32') },
+  }),
+  body: topkBody,
+});

@@ -24,12 +24,11 @@
  * rounding of a cumulative-mass boundary. -0 and +0 compare equal; NaN logits give unspecified
  * (but in-range) ids.
  */
-import { CpuBackend } from '../cpu/backend.js';
 import { cpuData } from '../cpu/strided.js';
+import { defineOp } from '../op.js';
 import { Tensor } from '../tensor.js';
-import { GpuStorage, ParamBuilder, WebGPUBackend } from '../webgpu/backend.js';
 import { defaultGenerator, Generator, philox4x32 } from '../random.js';
-import { sampleShader, sampleWorkgroup } from '../../shaders/sample.js';
+import { sampleKernel, sampleWorkgroup } from '../../shaders/sample.js';
 
 export interface SampleOptions {
   /** Default 1; 0 means greedy (argmax). */
@@ -109,6 +108,53 @@ export function sampleRowReference(x: ArrayLike<number>, T: number, k: number, p
   return last;
 }
 
+interface SampleAttrs {
+  B: number;
+  V: number;
+  T: number;
+  greedy: boolean;
+  k: number;
+  p: number;
+  key: readonly [number, number];
+  counter: readonly [number, number, number, number];
+}
+
+const GREEDY_KEY = [0, 0] as const;
+const GREEDY_COUNTER = [0, 0, 0, 0] as const;
+
+/** Input: logits [B, V] or [V] (validated by sampleLogits before the generator advances). */
+const sampleOp = defineOp<SampleAttrs>({
+  name: 'sample_logits',
+  outputs: ([logits], a) => [{ shape: logits!.rank === 2 ? [a.B] : [], dtype: 'i32', name: 'sampleLogits' }],
+  kernels: {
+    cpu: (_b, { inputs: [logits], outputs: [out], attrs: a }) => {
+      const x = logits!;
+      const rs = x.rank === 2 ? x.strides[0]! : 0;
+      const cs = x.strides[x.rank - 1]!;
+      const src = cpuData(x);
+      const o = cpuData(out!);
+      const row = new Float64Array(a.V);
+      for (let b = 0; b < a.B; b++) {
+        const base = x.offset + b * rs;
+        for (let j = 0; j < a.V; j++) row[j] = src[base + j * cs]!;
+        o[b] = sampleRowReference(row, a.T, a.k, a.p, a.greedy ? 0 : sampleUniform(a.key, a.counter, b));
+      }
+    },
+    webgpu: (gpu, { inputs: [x], outputs: [out], attrs: a }) => {
+      const { key, counter } = a;
+      gpu.run(sampleKernel, { wg: sampleWorkgroup(a.V) }, {
+        params: {
+          B: a.B, V: a.V, offset: x!.offset, rowStride: x!.rank === 2 ? x!.strides[0]! : 0, colStride: x!.strides[x!.rank - 1]!, k: a.k,
+          key0: key[0], key1: key[1], ctr0: counter[0], ctr1: counter[1], ctr2: counter[2], ctr3: counter[3],
+          greedy: a.greedy ? 1 : 0, T: a.greedy ? 1 : a.T, p: a.p,
+        },
+        bindings: { x: x!, out: out! },
+        workgroups: a.B,
+      });
+    },
+  },
+});
+
 /** logits f32 [B, V] (or [V]) -> i32 [B] (or scalar [] for [V]) token ids; no gradient. */
 export function sampleLogits(logits: Tensor, opts: SampleOptions = {}): Tensor {
   const op = 'sampleLogits';
@@ -132,36 +178,6 @@ export function sampleLogits(logits: Tensor, opts: SampleOptions = {}): Tensor {
   const greedy = T === 0;
   const k = topK >= V ? 0 : topK;
   const p = Math.fround(topP) >= 1 ? 1 : Math.fround(topP);
-  const outShape = logits.rank === 2 ? [B] : [];
-  const out = new Tensor(logits.backend.alloc(B, 'i32'), outShape, 'i32', op);
-  if (B === 0) return out;
-  const { key, counter } = greedy ? { key: [0, 0] as [number, number], counter: [0, 0, 0, 0] as [number, number, number, number] } : gen.take(B);
-  const rs = logits.rank === 2 ? logits.strides[0]! : 0;
-  const cs = logits.strides[logits.rank - 1]!;
-
-  if (logits.backend instanceof CpuBackend) {
-    const src = cpuData(logits);
-    const o = cpuData(out);
-    const row = new Float64Array(V);
-    for (let b = 0; b < B; b++) {
-      const base = logits.offset + b * rs;
-      for (let j = 0; j < V; j++) row[j] = src[base + j * cs]!;
-      o[b] = sampleRowReference(row, T, k, p, greedy ? 0 : sampleUniform(key, counter, b));
-    }
-    return out;
-  }
-  const gpu = logits.backend as WebGPUBackend;
-  const params = new ParamBuilder().u32(B, V, logits.offset, rs, cs, k, key[0], key[1], ...counter, greedy ? 1 : 0).f32(greedy ? 1 : T, p);
-  const wg = sampleWorkgroup(V);
-  gpu.dispatch({
-    key: `sampleLogits|${wg}`,
-    code: () => sampleShader(wg),
-    buffers: [
-      { storage: logits.storage as GpuStorage, access: 'read' },
-      { storage: out.storage as GpuStorage, access: 'read_write' },
-    ],
-    params: params.words,
-    workgroups: B,
-  });
-  return out;
+  const { key, counter } = greedy ? { key: GREEDY_KEY, counter: GREEDY_COUNTER } : gen.take(B);
+  return sampleOp([logits], { B, V, T, greedy, k, p, key, counter })[0]!;
 }

@@ -11,14 +11,11 @@
  * indexAdd (so it has second derivatives too). `indices` is not differentiable. The backward pass
  * reads `indices`: keep it alive until backward() has run.
  */
-import { CpuBackend } from '../cpu/backend.js';
-import { cpuContiguous, cpuData } from '../cpu/strided.js';
-import { record } from '../grad-mode.js';
-import { fmtShape, sizeOf } from '../shape.js';
-import { Tensor } from '../tensor.js';
-import { GpuStorage, ParamBuilder, WebGPUBackend } from '../webgpu/backend.js';
-import { argminReduceShader, argminShader, topkShader, VQ_MAX_CANDIDATES, VQ_TILE_ROWS, VQ_WG } from '../../shaders/vq.js';
-import { checkSameBackend, elementwise } from './elementwise.js';
+import { cpuData } from '../cpu/strided.js';
+import { checkSameBackend, defineOp } from '../op.js';
+import { fmtShape } from '../shape.js';
+import type { Tensor } from '../tensor.js';
+import { argminKernel, argminReduceKernel, topkKernel, VQ_MAX_CANDIDATES, VQ_TILE_ROWS, VQ_WG } from '../../shaders/vq.js';
 import { mul, sub } from './binary.js';
 import { indexAdd, indexSelect } from './indexing.js';
 import { reshape, unsqueeze } from './movement.js';
@@ -121,47 +118,53 @@ function nearestCpu(zd: ArrayLike<number>, ed: ArrayLike<number>, N: number, K: 
   }
 }
 
-/**
- * The k nearest codebook rows of every row of `z` [..., d] in `codebook` [K, d]:
- * indices i32 [..., k] and squared distances f32 [..., k], ascending (ties: smaller index first).
- */
-export function nearestCodes(z: Tensor, codebook: Tensor, k = 1): NearestCodes {
-  const op = 'nearestCodes';
-  checkSameBackend(op, [z, codebook]);
-  if (z.dtype !== 'f32' || codebook.dtype !== 'f32') throw new TypeError(`${op}: expected f32 tensors, got ${z.describe()} and ${codebook.describe()}`);
-  if (z.rank < 1 || codebook.rank !== 2 || z.shape[z.rank - 1] !== codebook.shape[1]) {
-    throw new Error(`${op}: expected z [..., d] and codebook [K, d], got ${fmtShape(z.shape)} and ${fmtShape(codebook.shape)}`);
-  }
-  const d = codebook.shape[1]!;
-  const K = codebook.shape[0]!;
-  const lead = z.shape.slice(0, -1);
-  const N = sizeOf(lead);
-  if (K === 0) throw new Error(`${op}: the codebook ${fmtShape(codebook.shape)} is empty`);
-  if (!Number.isInteger(k) || k < 1 || k > K) throw new RangeError(`${op}: k must be an integer in [1, ${K}] for a codebook of ${K} codes, got ${k}`);
-  const backend = z.backend;
-  const gpu = backend instanceof CpuBackend ? null : (backend as WebGPUBackend);
-  if (gpu && k > 1 && k > NEAREST_CODES_MAX_K_GPU) throw new RangeError(`${op}: k = ${k} exceeds the GPU limit of ${NEAREST_CODES_MAX_K_GPU}`);
-  if (gpu && k > 1 && K > NEAREST_CODES_MAX_CODES_GPU) throw new RangeError(`${op}: a codebook of ${K} codes exceeds the GPU limit of ${NEAREST_CODES_MAX_CODES_GPU} for k > 1`);
+interface NearestAttrs {
+  k: number;
+}
 
-  const z2 = z.rank === 2 ? z : reshape(z, [N, d]);
-  const indices = new Tensor(backend.alloc(N * k, 'i32'), [N, k], 'i32', op);
-  const distances = new Tensor(backend.alloc(N * k, 'f32'), [N, k], 'f32', op);
-  if (N > 0) {
-    if (!gpu) {
-      nearestCpu(cpuContiguous(z2), cpuContiguous(codebook), N, K, d, k, cpuData(indices), cpuData(distances));
-    } else {
-      const copy = (t: Tensor) => (t.isContiguous ? null : elementwise(op, [t], { expr: 'a', cpu: (a) => a, outDtype: 'f32' }));
-      const zc = copy(z2);
-      const ec = copy(codebook);
-      const zt = zc ?? z2;
-      const et = ec ?? codebook;
-      const p = new ParamBuilder().u32(N, K, d, zt.offset, et.offset, k);
-      const buffers = [
-        { storage: zt.storage as GpuStorage, access: 'read' as const },
-        { storage: et.storage as GpuStorage, access: 'read' as const },
-        { storage: indices.storage as GpuStorage, access: 'read_write' as const },
-        { storage: distances.storage as GpuStorage, access: 'read_write' as const },
-      ];
+const ARGMIN = { split: false };
+const ARGMIN_SPLIT = { split: true };
+
+/**
+ * Inputs [z [..., d], codebook [K, d]] (read as dense arrays: z as [N, d]); outputs indices i32 and
+ * distances f32, both [..., k]. The distances' gradient is that of the composite
+ * sum((z[:, None, :] - codebook[indices])^2, -1), so it reads the indices output.
+ */
+const nearestCodesOp = defineOp<NearestAttrs>({
+  name: 'nearest_codes',
+  outputs: (inputs, { k }) => {
+    const op = 'nearestCodes';
+    const [z, codebook] = inputs as [Tensor, Tensor];
+    checkSameBackend(op, inputs);
+    if (z.dtype !== 'f32' || codebook.dtype !== 'f32') throw new TypeError(`${op}: expected f32 tensors, got ${z.describe()} and ${codebook.describe()}`);
+    if (z.rank < 1 || codebook.rank !== 2 || z.shape[z.rank - 1] !== codebook.shape[1]) {
+      throw new Error(`${op}: expected z [..., d] and codebook [K, d], got ${fmtShape(z.shape)} and ${fmtShape(codebook.shape)}`);
+    }
+    const K = codebook.shape[0]!;
+    if (K === 0) throw new Error(`${op}: the codebook ${fmtShape(codebook.shape)} is empty`);
+    if (!Number.isInteger(k) || k < 1 || k > K) throw new RangeError(`${op}: k must be an integer in [1, ${K}] for a codebook of ${K} codes, got ${k}`);
+    // Limits of the GPU selection kernel, checked before anything is allocated.
+    if (z.backend.kind === 'webgpu' && k > 1) {
+      if (k > NEAREST_CODES_MAX_K_GPU) throw new RangeError(`${op}: k = ${k} exceeds the GPU limit of ${NEAREST_CODES_MAX_K_GPU}`);
+      if (K > NEAREST_CODES_MAX_CODES_GPU) throw new RangeError(`${op}: a codebook of ${K} codes exceeds the GPU limit of ${NEAREST_CODES_MAX_CODES_GPU} for k > 1`);
+    }
+    const shape = [...z.shape.slice(0, -1), k];
+    return [
+      { shape, dtype: 'i32', name: op },
+      { shape, dtype: 'f32', name: op },
+    ];
+  },
+  dense: true,
+  kernels: {
+    cpu: (_b, { inputs: [z, codebook], outputs: [indices, distances], attrs: { k } }) => {
+      const [K, d] = codebook!.shape as [number, number];
+      nearestCpu(cpuData(z!), cpuData(codebook!), indices!.size / k, K, d, k, cpuData(indices!), cpuData(distances!));
+    },
+    webgpu: (gpu, { inputs: [z, cb], outputs: [outI, outD], attrs: { k } }) => {
+      const [K, D] = cb!.shape as [number, number];
+      const N = outI!.size / k;
+      const zOff = z!.offset;
+      const cbOff = cb!.offset;
       if (k === 1) {
         // Split the codebook when there are few row tiles, so enough workgroups run at once; the
         // per-split winners are merged (in split order, so the result does not change) by a second
@@ -169,66 +172,50 @@ export function nearestCodes(z: Tensor, codebook: Tensor, k = 1): NearestCodes {
         const rowTiles = Math.ceil(N / VQ_TILE_ROWS);
         const codeTiles = Math.ceil(K / 64);
         const want = Math.min(codeTiles, Math.max(1, Math.floor(nearestCodesTuning.argminTargetWorkgroups / rowTiles)));
-        const cps = Math.ceil(codeTiles / want) * 64;
-        const splits = Math.ceil(K / cps);
-        const pa = new ParamBuilder().u32(N, K, d, zt.offset, et.offset, splits, cps, rowTiles);
+        const codesPerSplit = Math.ceil(codeTiles / want) * 64;
+        const splits = Math.ceil(K / codesPerSplit);
+        const params = { N, K, D, zOff, cbOff, splits, codesPerSplit, rowTiles };
         if (splits === 1) {
-          gpu.dispatch({ key: 'vq-argmin', code: () => argminShader(false), buffers, params: pa.words, workgroups: rowTiles });
+          gpu.run(argminKernel, ARGMIN, { params, bindings: { z: z!, cb: cb!, outI: outI!, outD: outD! }, workgroups: rowTiles });
         } else {
-          const part = new Tensor(gpu.alloc(splits * N * 2, 'i32'), [splits * N * 2], 'i32', op);
-          gpu.dispatch({
-            key: 'vq-argmin-split',
-            code: () => argminShader(true),
-            buffers: [buffers[0]!, buffers[1]!, { storage: part.storage as GpuStorage, access: 'read_write' }],
-            params: pa.words,
-            workgroups: rowTiles * splits,
-          });
-          gpu.dispatch({
-            key: 'vq-argmin-reduce',
-            code: argminReduceShader,
-            buffers: [{ storage: part.storage as GpuStorage, access: 'read' }, buffers[2]!, buffers[3]!],
-            params: new ParamBuilder().u32(N, splits).words,
-            workgroups: Math.ceil(N / VQ_WG),
-          });
-          part.dispose();
+          const part = gpu.alloc(splits * N * 2, 'i32');
+          gpu.run(argminKernel, ARGMIN_SPLIT, { params, bindings: { z: z!, cb: cb!, part }, workgroups: rowTiles * splits });
+          gpu.run(argminReduceKernel, undefined, { params: { N, splits }, bindings: { part, outI: outI!, outD: outD! }, workgroups: Math.ceil(N / VQ_WG) });
+          gpu.free(part);
         }
-      } else {
-        const zShared = d <= 256;
-        // Workgroup memory besides the key cache: histograms, candidates, query row, selection state.
-        const fixed = 512 * 4 + 64 + VQ_MAX_CANDIDATES * 8 + (zShared ? 1024 : 0) + 64;
-        const limit = gpu.device.limits.maxComputeWorkgroupStorageSize;
-        // Power-of-two cache sizes keep the number of pipeline variants small.
-        const pow2 = Math.max(256, nextPow2(K));
-        const cacheK = fixed + pow2 * 4 <= limit ? pow2 : Math.ceil(K / 256) * 256;
-        const cached = fixed + cacheK * 4 <= limit;
-        const wg = TOPK_WG;
-        const vec4 = nearestCodesTuning.vec4 && d % 4 === 0 && et.offset % 4 === 0 && (zShared || zt.offset % 4 === 0);
-        gpu.dispatch({
-          key: `vq-topk|${cached ? cacheK : 0}|${zShared}|${wg}|${vec4}`,
-          code: () => topkShader({ cacheK: cached ? cacheK : 0, zShared, wg, vec4 }),
-          buffers,
-          params: p.words,
-          workgroups: N,
-        });
+        return;
       }
-      zc?.dispose();
-      ec?.dispose();
-    }
-  }
-  // The returned index tensor (the one the caller keeps alive) is what the backward pass reads.
-  const outIndices = z.rank === 2 ? indices : reshape(indices, [...lead, k]);
-  if (outIndices !== indices) indices.dispose();
-  record(distances, op, [z2, codebook], (g) => {
-    const flat = reshape(outIndices, [N * k]);
-    const e = reshape(indexSelect(codebook, 0, flat), [N, k, d]);
-    const t = mul(sub(unsqueeze(z2, 1), e), unsqueeze(mul(g, 2), 2)); // dL/d(z - e), [N, k, d]
-    return [sum(t, 1), indexAdd([K, d], 0, flat, reshape(neg(t), [N * k, d]))];
-  });
-  if (z.rank === 2) return { indices: outIndices, distances };
-  const outDistances = reshape(distances, [...lead, k]);
-  // The views share storage; the tape reads only the shape of the [N, k] tensor. z2 is read by the
-  // backward pass, so it stays alive when one was recorded.
-  distances.dispose();
-  if (!outDistances.requiresGrad) z2.dispose();
-  return { indices: outIndices, distances: outDistances };
+      const zShared = D <= 256;
+      // Workgroup memory besides the key cache: histograms, candidates, query row, selection state.
+      const fixed = 512 * 4 + 64 + VQ_MAX_CANDIDATES * 8 + (zShared ? 1024 : 0) + 64;
+      const limit = gpu.device.limits.maxComputeWorkgroupStorageSize;
+      // Power-of-two cache sizes keep the number of pipeline variants small.
+      const pow2 = Math.max(256, nextPow2(K));
+      const cacheK = fixed + pow2 * 4 <= limit ? pow2 : Math.ceil(K / 256) * 256;
+      const cached = fixed + cacheK * 4 <= limit;
+      const vec4 = nearestCodesTuning.vec4 && D % 4 === 0 && cbOff % 4 === 0 && (zShared || zOff % 4 === 0);
+      const bindings: Record<string, Tensor> = vec4 ? { z: z!, cb4: cb!, outI: outI!, outD: outD! } : { z: z!, cb: cb!, outI: outI!, outD: outD! };
+      gpu.run(topkKernel, { cacheK: cached ? cacheK : 0, zShared, wg: TOPK_WG, vec4 }, { params: { N, K, D, zOff, cbOff, k }, bindings, workgroups: N });
+    },
+  },
+  grad: [
+    null,
+    (g, { inputs: [z, codebook], outputs: [indices], attrs: { k } }) => {
+      const [K, d] = codebook!.shape as [number, number];
+      const N = indices!.size / k;
+      const flat = reshape(indices!, [N * k]);
+      const e = reshape(indexSelect(codebook!, 0, flat), [N, k, d]);
+      const t = mul(sub(unsqueeze(reshape(z!, [N, d]), 1), e), unsqueeze(mul(reshape(g, [N, k]), 2), 2)); // dL/d(z - e), [N, k, d]
+      return [reshape(sum(t, 1), z!.shape), indexAdd([K, d], 0, flat, reshape(neg(t), [N * k, d]))];
+    },
+  ],
+});
+
+/**
+ * The k nearest codebook rows of every row of `z` [..., d] in `codebook` [K, d]:
+ * indices i32 [..., k] and squared distances f32 [..., k], ascending (ties: smaller index first).
+ */
+export function nearestCodes(z: Tensor, codebook: Tensor, k = 1): NearestCodes {
+  const [indices, distances] = nearestCodesOp([z, codebook], { k });
+  return { indices: indices!, distances: distances! };
 }

@@ -9,7 +9,6 @@
  * tensors once the state exists.
  */
 import * as E from '../../engine/index.js';
-import { CpuBackend } from '../../engine/cpu/backend.js';
 import { cpuContiguous } from '../../engine/cpu/strided.js';
 
 type Tensor = E.Tensor;
@@ -268,7 +267,7 @@ export abstract class Optimizer<H extends { lr: number }> {
         if ((shape && !E.shapesEqual(shape, p.shape)) || n !== p.size) {
           throw new Error(`${where}: '${name}' of parameter ${k} has ${shape ? `shape ${E.fmtShape(shape)}` : `${n} values`}, the parameter has shape ${E.fmtShape(p.shape)}`);
         }
-        if (E.isTensor(v) && v.backend !== p.backend && !(v.backend instanceof CpuBackend)) {
+        if (E.isTensor(v) && v.backend !== p.backend && v.backend.kind !== 'cpu') {
           throw new Error(`${where}: '${name}' of parameter ${k} lives on ${v.backend.name}, the parameter on ${p.backend.name}; move it with await t.to(backend)`);
         }
         bufs.push([name, v as StateValue]);
@@ -302,7 +301,7 @@ export abstract class Optimizer<H extends { lr: number }> {
 }
 
 function stepFromTensor(v: unknown, where: string): number {
-  if (E.isTensor(v) && v.backend instanceof CpuBackend && v.size === 1) return cpuContiguous(v)[0]!;
+  if (E.isTensor(v) && v.backend.kind === 'cpu' && v.size === 1) return cpuContiguous(v)[0]!;
   throw new Error(`${where}: step must be a number (or a one-element CPU tensor)`);
 }
 
@@ -313,7 +312,7 @@ export function copyInto(target: Tensor, v: StateValue): void {
     return;
   }
   const data = E.isTensor(v) ? cpuContiguous(v) : (v as ArrayLike<number>);
-  const tmp = E.tensor(data, [...target.shape], { backend: target.backend });
-  target.assign(tmp);
-  tmp.dispose();
+  E.tidy(() => {
+    target.assign(E.tensor(data, [...target.shape], { backend: target.backend }));
+  });
 }
