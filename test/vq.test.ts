@@ -203,10 +203,9 @@ describe.runIf(gpu)('GPU vs float64 reference', () => {
     expectNearest(await run(gpu!, z, cb, c), await run(cpu, z, cb, c), z, cb, c);
   });
   it('vec4 and scalar code reads, cached and uncached (exact, with ties)', async () => {
-    const saved = E.nearestCodesTuning.vec4;
-    try {
-      for (const vec4 of [true, false]) {
-        E.nearestCodesTuning.vec4 = vec4;
+    for (const vec4 of [true, false]) {
+      const restore = gpu!.tune({ vq: { vec4 } });
+      try {
         for (const c of [
           { N: 24, K: 16384, d: 16, k: 100, seed: 0 }, // uncached
           { N: 30, K: 1000, d: 12, k: 9, seed: 0 }, // cached
@@ -216,9 +215,9 @@ describe.runIf(gpu)('GPU vs float64 reference', () => {
           const cb = c.seed === 1 ? Array.from({ length: c.K * c.d }, (_, i) => ((i % c.d) % 3) - 1) : values(c.K * c.d, 13, 1);
           expect(await run(gpu!, z, cb, c), `vec4 ${vec4} K=${c.K}`).toEqual(await run(cpu, z, cb, c));
         }
+      } finally {
+        restore();
       }
-    } finally {
-      E.nearestCodesTuning.vec4 = saved;
     }
   });
   it('d > 256 (query row read from global memory) and k = 512', async () => {

@@ -37,15 +37,6 @@ export const NEAREST_CODES_MAX_CODES_GPU = 65536;
 /** Threads per row of the selection kernel (k >= 2). */
 const TOPK_WG = 64;
 
-/**
- * Kernel knobs, exposed for tests and benchmarks. `argminTargetWorkgroups`: the k = 1 kernel splits
- * the codebook until about this many workgroups run. `vec4`: let the selection kernel read code rows
- * as vec4 when d and the offsets allow.
- */
-export const nearestCodesTuning: { argminTargetWorkgroups: number; vec4: boolean } = {
-  argminTargetWorkgroups: 512,
-  vec4: true,
-};
 
 function nextPow2(n: number): number {
   let p = 1;
@@ -171,7 +162,7 @@ const nearestCodesOp = defineOp<NearestAttrs>({
         // small kernel.
         const rowTiles = Math.ceil(N / VQ_TILE_ROWS);
         const codeTiles = Math.ceil(K / 64);
-        const want = Math.min(codeTiles, Math.max(1, Math.floor(nearestCodesTuning.argminTargetWorkgroups / rowTiles)));
+        const want = Math.min(codeTiles, Math.max(1, Math.floor(gpu.tuning.vq.argminTargetWorkgroups / rowTiles)));
         const codesPerSplit = Math.ceil(codeTiles / want) * 64;
         const splits = Math.ceil(K / codesPerSplit);
         const params = { N, K, D, zOff, cbOff, splits, codesPerSplit, rowTiles };
@@ -193,7 +184,7 @@ const nearestCodesOp = defineOp<NearestAttrs>({
       const pow2 = Math.max(256, nextPow2(K));
       const cacheK = fixed + pow2 * 4 <= limit ? pow2 : Math.ceil(K / 256) * 256;
       const cached = fixed + cacheK * 4 <= limit;
-      const vec4 = nearestCodesTuning.vec4 && D % 4 === 0 && cbOff % 4 === 0 && (zShared || zOff % 4 === 0);
+      const vec4 = gpu.tuning.vq.vec4 && D % 4 === 0 && cbOff % 4 === 0 && (zShared || zOff % 4 === 0);
       const bindings: Record<string, Tensor> = vec4 ? { z: z!, cb4: cb!, outI: outI!, outD: outD! } : { z: z!, cb: cb!, outI: outI!, outD: outD! };
       gpu.run(topkKernel, { cacheK: cached ? cacheK : 0, zShared, wg: TOPK_WG, vec4 }, { params: { N, K, D, zOff, cbOff, k }, bindings, workgroups: N });
     },

@@ -25,9 +25,17 @@ export interface ConvTuning {
   maxColumnElements: number | null;
 }
 
+export interface VqTuning {
+  /** The nearest-code search splits the codebook until about this many workgroups run. */
+  argminTargetWorkgroups: number;
+  /** Let the top-k selection kernel read code rows as vec4 when d and the offsets allow. */
+  vec4: boolean;
+}
+
 export interface DeviceTuning {
   matmul: MatmulTuning;
   conv: ConvTuning;
+  vq: VqTuning;
 }
 
 export type TuningOverrides = { [K in keyof DeviceTuning]?: Partial<DeviceTuning[K]> };
@@ -36,6 +44,7 @@ export function defaultTuning(): DeviceTuning {
   return {
     matmul: { picker: null },
     conv: { bakeGeometry: null, implicit: null, implicitStridedDx: null, implicitPlan: null, maxColumnElements: null },
+    vq: { argminTargetWorkgroups: 512, vec4: true },
   };
 }
 
