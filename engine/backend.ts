@@ -25,6 +25,11 @@ export interface Backend {
   free(storage: Storage): void;
   /** Reads `size` contiguous elements starting at element `offset`. */
   read(storage: Storage, offset: number, size: number, dtype: DType): Promise<Float32Array | Float64Array | Int32Array>;
+  /**
+   * Overwrites elements [offset, offset + data.length) of storage with host data, ordered after
+   * every op already issued (the WebGPU backend submits pending work first).
+   */
+  write(storage: Storage, data: Float32Array | Int32Array, offset?: number): void;
   /** Submits pending work; a no-op where work is immediate. */
   flush(): void;
   /** Bytes held in a reuse pool (not live). */

@@ -5,6 +5,7 @@
  */
 import type { Backend, Storage } from '../backend.js';
 import type { DType } from '../dtype.js';
+import { applyTuning, defaultTuning, type DeviceTuning, type TuningOverrides } from '../webgpu/tuning.js';
 
 export type CpuArray = Float32Array | Float64Array | Int32Array;
 
@@ -25,10 +26,20 @@ export class CpuBackend implements Backend {
   readonly kind = 'cpu' as const;
   readonly name: string;
   readonly precision: 'f32' | 'f64';
+  /**
+   * The same tuning as a device's: kernel choices do not apply here, but a column limit
+   * (conv.maxColumnElements) or a forced conv route lets the float64 reference check them.
+   */
+  readonly tuning: DeviceTuning = defaultTuning();
 
   constructor(opts: CpuBackendOptions = {}) {
     this.precision = opts.precision ?? 'f32';
     this.name = `cpu-${this.precision}`;
+  }
+
+  /** Overrides tuning fields (for tests); returns the function that restores them. */
+  tune(overrides: TuningOverrides): () => void {
+    return applyTuning(this.tuning, overrides);
   }
 
   newArray(size: number, dtype: DType): CpuArray {
@@ -50,6 +61,14 @@ export class CpuBackend implements Backend {
     if (dtype === 'i32') for (let i = 0; i < data.length; i++) arr[i] = Math.trunc(data[i]!);
     else arr.set(data);
     return new CpuStorage(this, arr);
+  }
+
+  write(storage: Storage, data: Float32Array | Int32Array, offset = 0): void {
+    const arr = (storage as CpuStorage).data;
+    if (!Number.isInteger(offset) || offset < 0 || offset + data.length > arr.length) {
+      throw new RangeError(`write: ${data.length} elements at offset ${offset} do not fit in storage of ${arr.length} elements`);
+    }
+    arr.set(data, offset);
   }
 
   free(): void {

@@ -9,33 +9,16 @@
  * tensors intact while the next one is uploaded (e.g. for logging the last batch).
  */
 import type { Backend } from '../../engine/backend.js';
-import { cpuData } from '../../engine/cpu/strided.js';
-import { defineOp } from '../../engine/op.js';
 import { keep } from '../../engine/scope.js';
 import { Tensor } from '../../engine/tensor.js';
 import type { Batch, BatchBuffers, DataLoader } from './loader.js';
 
-/**
- * Host data into an existing tensor (its output, written in place). The WebGPU backend's `write`
- * submits pending work first (see the header); the CPU copy is immediate.
- */
-const writeIntoOp = defineOp<{ t: Tensor; data: Float32Array | Int32Array }>({
-  name: 'write_into',
-  outputs: (_inputs, { t, data }) => {
-    if (t.size !== data.length) throw new Error(`writeInto: ${data.length} values for ${t.describe()} of ${t.size} elements`);
-    if (!t.isContiguous || t.offset !== 0) throw new Error(`writeInto: ${t.describe()} must be a contiguous tensor at offset 0`);
-    if ((t.dtype === 'i32') !== data instanceof Int32Array) throw new TypeError(`writeInto: ${data.constructor.name} data for ${t.describe()} (dtype ${t.dtype})`);
-    return [{ into: t }];
-  },
-  kernels: {
-    cpu: (_b, { outputs: [t], attrs: { data } }) => cpuData(t!).set(data),
-    webgpu: (gpu, { outputs: [t], attrs: { data } }) => gpu.write(t!.storage, data),
-  },
-});
-
 /** Overwrites a contiguous tensor's storage with `data` (same element count and dtype family). */
 export function writeInto(t: Tensor, data: Float32Array | Int32Array): void {
-  writeIntoOp([], { t, data });
+  if (t.size !== data.length) throw new Error(`writeInto: ${data.length} values for ${t.describe()} of ${t.size} elements`);
+  if (!t.isContiguous || t.offset !== 0) throw new Error(`writeInto: ${t.describe()} must be a contiguous tensor at offset 0`);
+  if ((t.dtype === 'i32') !== data instanceof Int32Array) throw new TypeError(`writeInto: ${data.constructor.name} data for ${t.describe()} (dtype ${t.dtype})`);
+  t.backend.write(t.storage, data);
 }
 
 export interface DeviceBatch {
