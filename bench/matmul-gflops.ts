@@ -51,7 +51,7 @@ function workerTicks(): number {
 }
 
 const plan = parsePlan(process.env.MM_PLAN);
-if (plan) E.setMatmulConfigPicker(() => plan);
+if (plan) gpu.tune({ matmul: { picker: () => plan } });
 const sizes = (process.env.MM_SIZES ?? '256,512,1024').split(',').map(Number);
 const trans = process.env.MM_TRANS ?? 'nn';
 const budget = Number(process.env.MM_SECONDS ?? 2);

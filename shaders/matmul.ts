@@ -1,27 +1,40 @@
 /**
- * WGSL generators for batched matrix multiplication C[b] = A[b] @ B[b], C contiguous.
+ * WGSL kernels for batched matrix multiplication C[b] = A[b] @ B[b], C contiguous.
  *
- * Shared parameter words (see engine/ops/matmul.ts):
- *   0 M, 1 N, 2 K, 3 aOffset, 4 bOffset, 5 aStrideM, 6 aStrideK, 7 bStrideK, 8 bStrideN,
- *   9 tilesM, 10 tilesN, 11 batch count,
- *   12.. batchShape[R], aBatchStrides[R], bBatchStrides[R]   (R = batchRank, baked in)
+ * Parameters (declared once in `matmulSignature`, shared by the three kernels): sizes M, N, K;
+ * element offsets a_off, b_off; matrix strides aSM, aSK (A along M and K), bSK, bSN; the tile
+ * grid tilesM x tilesN; the batch count nbatch; and per batch dim d < R (R = batchRank, part of
+ * the variant) bshape_d, a_bstride_d, b_bstride_d.
  * Workgroup w (linearized) computes tile (w % tilesN, (w / tilesN) % tilesM) of batch w / (tilesM * tilesN)
  * (the tiled kernel can reorder tiles within a batch in groups of GROUP_M rows).
  *
  * Three kernels:
- *  - `matmulSimpleShader`: one output per thread, any strides (tiny problems).
- *  - `matmulTiledShader` (GPUs): block tile BM x BN per workgroup, K in steps of BK through
+ *  - `matmulSimpleKernel`: one output per thread, any strides (tiny problems).
+ *  - `matmulTiledKernel` (GPUs): block tile BM x BN per workgroup, K in steps of BK through
  *    workgroup memory, TM x TN outputs per thread, A tile stored k-major ("transposed") so a thread
  *    reads its TM rows as vec4s. Operands are read row-major or transposed in place (aT/bT), with
  *    vec4 global loads when the contiguous dimension, leading dimension and offsets are multiples
  *    of 4 (scalar loads otherwise). Optional register prefetch, double buffering (one barrier per
  *    K tile), row padding and grouped tile order. Every size is baked into the WGSL so loops
  *    unroll and indices fold; bounds checks only when M, N or K is not a tile multiple.
- *  - `matmulRowShader` (software adapters such as lavapipe): register blocking without workgroup
+ *  - `matmulRowsKernel` (software adapters such as lavapipe): register blocking without workgroup
  *    memory, shaped around how a CPU SIMD implementation executes loads (see its comment).
  */
+import { defineKernel, read, rw, type KernelSignature } from '../engine/kernel.js';
 
-export const MATMUL_P = { M: 0, N: 1, K: 2, aOff: 3, bOff: 4, aSM: 5, aSK: 6, bSK: 7, bSN: 8, tilesM: 9, tilesN: 10, batch: 12 } as const;
+/** Parameter words besides the batch arrays (3 per batch dim) in the 64-word slot. */
+export const MATMUL_FIXED_WORDS = 12;
+
+function matmulSignature(batchRank: number, a: string, b: string, c: string): KernelSignature {
+  const R = batchRank;
+  return {
+    params: {
+      M: 'u32', N: 'u32', K: 'u32', a_off: 'u32', b_off: 'u32', aSM: 'u32', aSK: 'u32', bSK: 'u32', bSN: 'u32', tilesM: 'u32', tilesN: 'u32', nbatch: 'u32',
+      bshape: ['u32', R], a_bstride: ['u32', R], b_bstride: ['u32', R],
+    },
+    bindings: { A: read(a), B: read(b), C: rw(c) },
+  };
+}
 
 /** Tile sizes of the tiled kernel (chosen per device/problem by pickMatmulConfig). */
 export interface MatmulTileConfig {
@@ -73,22 +86,21 @@ export function tileConfigError(c: MatmulTileConfig): string | null {
 }
 
 function batchOffsets(R: number): string {
-  const l = ['var aBase = pu(3u);', 'var bBase = pu(4u);'];
+  const l = ['var aBase = P.a_off;', 'var bBase = P.b_off;'];
   if (R > 0) l.push('var rem = batch;');
   for (let d = R - 1; d >= 0; d--) {
-    const s = MATMUL_P.batch;
-    l.push(`{ let dim = pu(${s + d}u); let i = rem % dim; rem = rem / dim; aBase += i * pu(${s + R + d}u); bBase += i * pu(${s + 2 * R + d}u); }`);
+    l.push(`{ let dim = P.bshape_${d}; let i = rem % dim; rem = rem / dim; aBase += i * P.a_bstride_${d}; bBase += i * P.b_bstride_${d}; }`);
   }
   return l.join('\n  ');
 }
 
 const HEADER = `
   let w = linear_wg(wid, nwg);
-  let M = pu(0u);
-  let N = pu(1u);
-  let K = pu(2u);
-  let tilesM = pu(9u);
-  let tilesN = pu(10u);
+  let M = P.M;
+  let N = P.N;
+  let K = P.K;
+  let tilesM = P.tilesM;
+  let tilesN = P.tilesN;
   let perBatch = tilesM * tilesN;
   let batch = w / perBatch;
   let tile = w % perBatch;
@@ -97,25 +109,29 @@ const HEADER = `
 
 export const SIMPLE_TILE = 8;
 
-/** One output per thread, 8x8 outputs per workgroup; A and B addressed with arbitrary strides. */
-export function matmulSimpleShader(batchRank: number): string {
+/** One output per thread, 8x8 outputs per workgroup; A and B addressed with arbitrary strides. The variant is the batch rank. */
+export const matmulSimpleKernel = defineKernel<number>({
+  name: 'matmul_simple',
+  key: (R) => `${R}`,
+  signature: (R) => matmulSignature(R, 'f32', 'f32', 'f32'),
+  body: simpleBody,
+});
+
+function simpleBody(batchRank: number): string {
   const T = SIMPLE_TILE;
   return `
-@group(0) @binding(1) var<storage, read> A: array<f32>;
-@group(0) @binding(2) var<storage, read> B: array<f32>;
-@group(0) @binding(3) var<storage, read_write> C: array<f32>;
 @compute @workgroup_size(${T * T})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   ${HEADER}
-  if (batch >= pu(11u)) { return; }
+  if (batch >= P.nbatch) { return; }
   let m = tm * ${T}u + lid.x / ${T}u;
   let n = tn * ${T}u + lid.x % ${T}u;
   if (m >= M || n >= N) { return; }
   ${batchOffsets(batchRank)}
-  let aSK = pu(6u);
-  let bSK = pu(7u);
-  var pa = aBase + m * pu(5u);
-  var pb = bBase + n * pu(8u);
+  let aSK = P.aSK;
+  let bSK = P.bSK;
+  var pa = aBase + m * P.aSM;
+  var pb = bBase + n * P.bSN;
   var acc = 0.0;
   for (var k = 0u; k < K; k++) {
     acc += A[pa] * B[pb];
@@ -127,8 +143,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 `;
 }
 
-/** The tiled kernel; see the file comment. Params as above (word 11 = batch count). */
-export function matmulTiledShader(s: MatmulTiledSpec): string {
+const bit = (b: boolean) => (b ? '1' : '0');
+
+/** The tiled kernel; see the file comment. */
+export const matmulTiledKernel = defineKernel<MatmulTiledSpec>({
+  name: 'matmul_tiled',
+  key: (s) =>
+    `${s.BM}x${s.BN}x${s.BK}|${s.TM}x${s.TN}|${bit(s.aT)}${bit(s.bT)}|${bit(s.vecA)}${bit(s.vecB)}${bit(s.vecC)}|${bit(s.checked)}${bit(s.prefetch)}${bit(s.doubleBuffer)}${bit(s.pad)}|g${s.groupM ?? 1}|${s.batchRank}`,
+  signature: (s) => {
+    const v = (vec: boolean) => (vec ? 'vec4<f32>' : 'f32');
+    return matmulSignature(s.batchRank, v(s.vecA), v(s.vecB), v(s.vecC));
+  },
+  body: tiledBody,
+});
+
+function tiledBody(s: MatmulTiledSpec): string {
   const err = tileConfigError(s);
   if (err) throw new Error(`matmul: bad tile config ${JSON.stringify(s)}: ${err}`);
   const { BM, BN, BK, TM, TN } = s;
@@ -217,21 +246,18 @@ export function matmulTiledShader(s: MatmulTiledSpec): string {
   const pb = plan('B');
   const nbuf = dbl ? 2 : 1;
 
-  emit(`@group(0) @binding(1) var<storage, read> A: array<${s.vecA ? 'vec4<f32>' : 'f32'}>;`);
-  emit(`@group(0) @binding(2) var<storage, read> B: array<${s.vecB ? 'vec4<f32>' : 'f32'}>;`);
-  emit(`@group(0) @binding(3) var<storage, read_write> C: array<${s.vecC ? 'vec4<f32>' : 'f32'}>;`);
   emit(`var<workgroup> As: array<vec4<f32>, ${nbuf * BK * RA}>;`);
   emit(`var<workgroup> Bs: array<vec4<f32>, ${nbuf * BK * RB}>;`);
   emit(`@compute @workgroup_size(${NT})`);
   emit(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {`);
   emit(`  let w = linear_wg(wid, nwg);`);
-  emit(`  let M = pu(0u); let N = pu(1u); let K = pu(2u);`);
-  emit(`  let tilesM = pu(9u); let tilesN = pu(10u);`);
+  emit(`  let M = P.M; let N = P.N; let K = P.K;`);
+  emit(`  let tilesM = P.tilesM; let tilesN = P.tilesN;`);
   emit(`  let perBatch = tilesM * tilesN;`);
   emit(`  let batch = w / perBatch;`);
   emit(`  let tile = w % perBatch;`);
   // Whole workgroups beyond the last batch exit together (uniform), before any barrier.
-  emit(`  if (batch >= pu(11u)) { return; }`);
+  emit(`  if (batch >= P.nbatch) { return; }`);
   if (G > 1) {
     // Grouped order: consecutive workgroups sweep G row-tiles for each column tile, so the
     // A and B panels in flight at once stay small (better L2 reuse on big GPUs).
@@ -245,7 +271,7 @@ export function matmulTiledShader(s: MatmulTiledSpec): string {
     emit(`  let tn = tile % tilesN;`);
   }
   emit(`  ${batchOffsets(s.batchRank)}`);
-  emit(`  let aSM = pu(5u); let aSK = pu(6u); let bSK = pu(7u); let bSN = pu(8u);`);
+  emit(`  let aSM = P.aSM; let aSK = P.aSK; let bSK = P.bSK; let bSN = P.bSN;`);
   emit(`  let m0 = tm * ${BM}u;`);
   emit(`  let n0 = tn * ${BN}u;`);
   emit(`  let tx = tid % ${TX}u;`);
@@ -375,22 +401,26 @@ export interface MatmulRowSpec {
  *    has no branches. The inner loops are deliberately not unrolled (unrolling made LLVM spill
  *    and ran ~2x slower on llvmpipe). Any strides (vec4 B only when aligned).
  */
-export function matmulRowShader(s: MatmulRowSpec): string {
+export const matmulRowsKernel = defineKernel<MatmulRowSpec>({
+  name: 'matmul_rows',
+  key: (s) => `${s.WG}|${s.TM}x${s.TN}|${+s.vecB}${+s.subgroups}|${s.batchRank}`,
+  signature: (s) => matmulSignature(s.batchRank, 'f32', s.vecB ? 'vec4<f32>' : 'f32', 'f32'),
+  directives: (s) => (s.subgroups ? 'enable subgroups;\n' : ''),
+  body: rowsBody,
+});
+
+function rowsBody(s: MatmulRowSpec): string {
   const { WG, TM, TN, vecB } = s;
   if (vecB && TN % 4) throw new Error('matmul: rows kernel with vec4 B needs TN % 4 == 0');
   const G = vecB ? TN / 4 : TN; // B loads (column groups) per invocation
   const L: string[] = [];
   const emit = (x: string) => L.push(x);
-  if (s.subgroups) emit(`enable subgroups;`);
-  emit(`@group(0) @binding(1) var<storage, read> A: array<f32>;`);
-  emit(`@group(0) @binding(2) var<storage, read> B: array<${vecB ? 'vec4<f32>' : 'f32'}>;`);
-  emit(`@group(0) @binding(3) var<storage, read_write> C: array<f32>;`);
   emit(`@compute @workgroup_size(${WG})`);
   emit(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) tid: u32${s.subgroups ? ', @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) sid: u32' : ''}) {`);
   emit(HEADER);
-  emit(`  if (batch >= pu(11u)) { return; }`);
+  emit(`  if (batch >= P.nbatch) { return; }`);
   emit(`  ${batchOffsets(s.batchRank)}`);
-  emit(`  let aSM = pu(5u); let aSK = pu(6u); let bSK = pu(7u); let bSN = pu(8u);`);
+  emit(`  let aSM = P.aSM; let aSK = P.aSK; let bSK = P.bSK; let bSN = P.bSN;`);
   emit(`  let m0 = tm * ${TM}u;`);
   emit(`  let n0 = tn * ${WG * TN}u;`);
   const col = (g: number) => (vecB ? `n0 + (tid + ${g * WG}u) * 4u` : `n0 + tid + ${g * WG}u`);

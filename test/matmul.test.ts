@@ -144,8 +144,8 @@ const PRODUCTION: [string, E.MatmulPlan][] = [
 
 function withPlan<T>(plan: E.MatmulPlan | null, fn: () => Promise<T>): Promise<T> {
   if (!plan) return fn();
-  const prev = E.setMatmulConfigPicker(() => plan);
-  return fn().finally(() => E.setMatmulConfigPicker(prev));
+  const restore = gpu!.tune({ matmul: { picker: () => plan } });
+  return fn().finally(restore);
 }
 
 const DEFAULT_TEST_CAPS = { maxWorkgroupStorage: 16384, maxInvocations: 256 };
@@ -198,7 +198,7 @@ describe.runIf(gpu)('matmul: GPU vs float64 reference', () => {
     // which the rows kernel reads in place with TM = M (<= 4), 16 or 32 rows and 2 scalar columns
     // per lane (a conv weight gradient gy @ cols^T) instead of copying it.
     const soft: E.MatmulConfigPicker = (M, N, K, batch, caps) => E.pickMatmulConfig(M, N, K, batch, { ...caps, software: true });
-    const prev = E.setMatmulConfigPicker(soft);
+    const restore = gpu!.tune({ matmul: { picker: soft } });
     try {
       const cases: [string, number[], number, number, number, boolean][] = [
         ['1 row, wide N (conv to 1 channel)', [3], 1, 260, 37, false],
@@ -217,7 +217,7 @@ describe.runIf(gpu)('matmul: GPU vs float64 reference', () => {
         await expectMatmulMatches(gpu!, operand(batch, M, K, {}, M + N), operand(batch, K, N, { transpose: tb }, K + 3), name);
       }
     } finally {
-      E.setMatmulConfigPicker(prev);
+      restore();
     }
     expect(E.pickMatmulConfig(16, 144, 256, 32, { ...DEFAULT_TEST_CAPS, software: true })).toMatchObject({ kernel: 'rows', TM: 16, TN: 16 });
     expect(E.pickMatmulConfig(16, 16, 288, 32, { ...DEFAULT_TEST_CAPS, software: true })).toMatchObject({ kernel: 'rows', TM: 16, TN: 2 });
@@ -403,11 +403,11 @@ describe('matmul: API and errors', () => {
   });
   it('a plan the device cannot run is refused with a clear error', async () => {
     if (!gpu) return;
-    const prev = E.setMatmulConfigPicker(() => ({ kernel: 'tiled', tile: { BM: 256, BN: 256, BK: 64, TM: 8, TN: 8 } }));
+    const restore = gpu.tune({ matmul: { picker: () => ({ kernel: 'tiled', tile: { BM: 256, BN: 256, BK: 64, TM: 8, TN: 8 } }) } });
     try {
       expect(() => E.matmul(E.ones([300, 300], { backend: gpu }), E.ones([300, 300], { backend: gpu }))).toThrow(/matmul: bad tile config .* bytes of workgroup memory/);
     } finally {
-      E.setMatmulConfigPicker(prev);
+      restore();
     }
   });
   it.each([['cpu', E.cpuF64], ['gpu', gpu]] as [string, E.Backend | null][])('no tensors leak from the copy path or linear (%s)', async (_n, be) => {
