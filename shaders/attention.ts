@@ -21,27 +21,22 @@
  * (then Mesa's disk cache holds it). Causality and the leading rank are runtime parameters too,
  * so few shader variants exist. Everything is f32.
  *
- * Parameter words (shared by the three kernels):
- *   0 BH, 1 Lq, 2 Lk, 3 blocks per (batch, head), 4 scale (f32), 5 causal offset Lk - Lq (i32),
- *   6 -inf (f32, from the host: WGSL constants cannot be infinite), 7..9 leading (batch) shape
- *   (padded with 1s), then one operand record of 6 words per tensor: [offset, lead stride 0..2,
- *   row stride, col stride] at 10 (q), 16 (k), 22 (v), 28 (mask), 34 (o for the forward, dO for the
- *   backward); 40 D, 41 Dv, 42 zero (a runtime 0 added to loop bounds so they are not unrolled),
- *   43 causal (0/1).
+ * Parameters (declared in `attnParams`, shared by the three kernels): BH, Lq, Lk, blocks per
+ * (batch, head), scale, causal_off = Lk - Lq, neg_inf (-inf from the host: WGSL constants cannot
+ * be infinite), the leading (batch) shape lead_0..2 (collapsed, padded with 1s), then per operand
+ * X of q, k, v, the mask (when there is one) and x (o for the forward, dO for the backward):
+ * X_off, X_lead_0..2 (leading strides), X_sL (row stride), X_sD (column stride); then D, Dv,
+ * zero (a runtime 0 added to loop bounds so they are not unrolled) and causal (0/1).
  * Leading index bh in [0, BH) is decoded row-major over the (collapsed) leading shape.
  */
+import { defineKernel, read, rw, type BindingDecls, type ParamDecls } from '../engine/kernel.js';
+
 export const ATT_WG = 64;
 /** Floats of workgroup memory for tiles (15 KiB; plus 256 B of reduction scratch < 16 KiB). */
 export const ATT_TILE_FLOATS = 3840;
 /** Largest head dim the GPU kernels take (private arrays per thread). */
 export const ATT_MAX_D = 128;
 
-export const OP_Q = 10;
-export const OP_K = 16;
-export const OP_V = 22;
-export const OP_M = 28;
-export const OP_X = 34;
-export const P_DIMS = 40;
 /** Smallest private-array size (small arrays made llvmpipe compiles slow, see above). */
 export const ATT_ARRAY_MIN = 64;
 
@@ -70,6 +65,29 @@ export interface AttnShaderSpec {
 
 const NEG_BIG = '-3.402823e38';
 
+/** The operands addressed through an operand record: q, k, v, the mask, and o / dO. */
+const OPERANDS = ['q', 'k', 'v', 'm', 'x'] as const;
+
+function attnParams(s: AttnShaderSpec): ParamDecls {
+  const p: Record<string, ParamDecls[string]> = { BH: 'u32', Lq: 'u32', Lk: 'u32', blocks: 'u32', scale: 'f32', causal_off: 'i32', neg_inf: 'f32', lead: ['u32', 3] };
+  for (const o of OPERANDS) {
+    if (o === 'm' && s.mask === 'none') continue;
+    Object.assign(p, { [`${o}_off`]: 'u32', [`${o}_lead`]: ['u32', 3], [`${o}_sL`]: 'u32', [`${o}_sD`]: 'u32' });
+  }
+  return { ...p, D: 'u32', Dv: 'u32', zero: 'u32', causal: 'u32' };
+}
+
+/** Bindings: the inputs (read), the optional mask after them, then the rest (`outputs`: written). */
+function attnBindings(s: AttnShaderSpec, inputs: string[], reads: string[], outputs: string[]): BindingDecls {
+  const b: Record<string, BindingDecls[string]> = {};
+  for (const n of inputs) b[n] = read();
+  if (s.mask !== 'none') b.M = read(s.mask);
+  for (const n of reads) b[n] = read();
+  for (const n of outputs) b[n] = rw();
+  return b;
+}
+
+const specKey = (s: AttnShaderSpec) => `${s.D}|${s.DV}|${s.S}|${s.BT}|${s.direct}|${s.mask}`;
 
 function header(s: AttnShaderSpec): string {
   const NSC = Math.ceil(s.BT / s.S);
@@ -84,15 +102,15 @@ const NSCA: u32 = ${Math.max(NSC, ATT_ARRAY_MIN)}u;
 const WG: u32 = ${ATT_WG}u;
 var<workgroup> sh: array<f32, ${ATT_TILE_FLOATS}>;
 var<workgroup> red: array<f32, ${ATT_WG}>;
-fn base_of(bh: u32, p: u32) -> u32 {
+fn base_of(bh: u32, off: u32, s0: u32, s1: u32, s2: u32) -> u32 {
   var r = bh;
-  var off = pu(p);
-  for (var n = 2i; n >= 0i; n--) {
-    let dim = pu(7u + u32(n));
-    off += (r % dim) * pu(p + 1u + u32(n));
-    r = r / dim;
-  }
-  return off;
+  var o = off;
+  o += (r % P.lead_2) * s2;
+  r = r / P.lead_2;
+  o += (r % P.lead_1) * s1;
+  r = r / P.lead_1;
+  o += (r % P.lead_0) * s0;
+  return o;
 }
 `;
 }
@@ -100,47 +118,44 @@ fn base_of(bh: u32, p: u32) -> u32 {
 /** Mask term for (query row i, key j): added to the score. */
 function maskTerm(s: AttnShaderSpec, i: string, j: string): string {
   if (s.mask === 'none') return '';
-  const at = `M[mB + (${i}) * pu(${OP_M + 4}u) + (${j}) * pu(${OP_M + 5}u)]`;
+  const at = `M[mB + (${i}) * P.m_sL + (${j}) * P.m_sD]`;
   return s.mask === 'f32' ? ` + ${at}` : ` + select(NEG_INF, 0.0, ${at} != 0)`;
 }
 
-function maskDecl(s: AttnShaderSpec, binding: number): string {
-  if (s.mask === 'none') return '';
-  return `@group(0) @binding(${binding}) var<storage, read> M: array<${s.mask === 'f32' ? 'f32' : 'i32'}>;`;
-}
+const baseOf = (o: string) => `base_of(bh, P.${o}_off, P.${o}_lead_0, P.${o}_lead_1, P.${o}_lead_2)`;
 
 /** Common prologue: ids, sizes and operand bases. */
 function prologue(s: AttnShaderSpec): string {
   return `
   let w = linear_wg(wid, nwg);
-  let nb = pu(3u);
+  let nb = P.blocks;
   let bh = w / nb;
-  if (bh >= pu(0u)) { return; }
+  if (bh >= P.BH) { return; }
   let blk = w % nb;
   let t = lid.x;
   let r = t / S;
   let s = t % S;
-  let Lq = pu(1u);
-  let Lk = pu(2u);
-  let scale = pf(4u);
-  let off = pi(5u);
-  let NEG_INF = pf(6u);
-  let D = pu(${P_DIMS}u);
-  let DV = pu(${P_DIMS + 1}u);
-  let Z = pu(${P_DIMS + 2}u);
-  let causal = pu(${P_DIMS + 3}u) != 0u;
-  let qB = base_of(bh, ${OP_Q}u);
-  let qL = pu(${OP_Q + 4}u);
-  let qD = pu(${OP_Q + 5}u);
-  let kB = base_of(bh, ${OP_K}u);
-  let kL = pu(${OP_K + 4}u);
-  let kD = pu(${OP_K + 5}u);
-  let vB = base_of(bh, ${OP_V}u);
-  let vL = pu(${OP_V + 4}u);
-  let vD = pu(${OP_V + 5}u);
-  let xB = base_of(bh, ${OP_X}u);
-  let xL = pu(${OP_X + 4}u);
-  let xD = pu(${OP_X + 5}u);${s.mask !== 'none' ? `\n  let mB = base_of(bh, ${OP_M}u);` : ''}`;
+  let Lq = P.Lq;
+  let Lk = P.Lk;
+  let scale = P.scale;
+  let off = P.causal_off;
+  let NEG_INF = P.neg_inf;
+  let D = P.D;
+  let DV = P.Dv;
+  let Z = P.zero;
+  let causal = P.causal != 0u;
+  let qB = ${baseOf('q')};
+  let qL = P.q_sL;
+  let qD = P.q_sD;
+  let kB = ${baseOf('k')};
+  let kL = P.k_sL;
+  let kD = P.k_sD;
+  let vB = ${baseOf('v')};
+  let vL = P.v_sL;
+  let vD = P.v_sD;
+  let xB = ${baseOf('x')};
+  let xL = P.x_sL;
+  let xD = P.x_sD;${s.mask !== 'none' ? `\n  let mB = ${baseOf('m')};` : ''}`;
 }
 
 /**
@@ -210,12 +225,15 @@ function keyAccess(s: AttnShaderSpec): { k: string; v: string; load: string } {
   };
 }
 
-/** Forward: o (through its strides, operand X) and lse [BH, Lq]. Bindings: Q, K, V, [M], O, LSE. */
-export function attnForwardShader(s: AttnShaderSpec): string {
-  const bind = ['Q', 'K', 'V'].map((n, i) => `@group(0) @binding(${i + 1}) var<storage, read> ${n}: array<f32>;`);
-  let b = 4;
-  if (s.mask !== 'none') bind.push(maskDecl(s, b++));
-  bind.push(`@group(0) @binding(${b++}) var<storage, read_write> O: array<f32>;`, `@group(0) @binding(${b++}) var<storage, read_write> LSE: array<f32>;`);
+/** Forward: o (through its strides, operand x) and lse [BH, Lq]. Bindings: Q, K, V, [M], O, LSE. */
+export const attnForwardKernel = defineKernel<AttnShaderSpec>({
+  name: 'attention_forward',
+  key: specKey,
+  signature: (s) => ({ params: attnParams(s), bindings: attnBindings(s, ['Q', 'K', 'V'], [], ['O', 'LSE']) }),
+  body: forwardBody,
+});
+
+function forwardBody(s: AttnShaderSpec): string {
   const a = keyAccess(s);
   const oWrite = 'O[xB + (q0 + rr) * xL + d * xD] = val;';
   const epilogue =
@@ -239,7 +257,6 @@ export function attnForwardShader(s: AttnShaderSpec): string {
   ${splitSum(s, 'acc', 'DV', s.DV, 'wOut', `if (q0 + rr < Lq) { ${oWrite} }`, 'live')}
   if (live && s == 0u) { LSE[bh * Lq + row] = select(NEG_INF, M + log(Lt), Lt > 0.0); }`;
   return `
-${bind.join('\n')}
 ${header(s)}
 ${MAIN_SIG} {
   ${prologue(s)}
@@ -293,20 +310,18 @@ ${MAIN_SIG} {
 `;
 }
 
-/** dq [BH, Lq, D] (contiguous). Bindings: Q, K, V, dO, [M], LSE, DELTA, DQ. */
-export function attnDqShader(s: AttnShaderSpec): string {
-  const bind = ['Q', 'K', 'V', 'DO'].map((n, i) => `@group(0) @binding(${i + 1}) var<storage, read> ${n}: array<f32>;`);
-  let b = 5;
-  if (s.mask !== 'none') bind.push(maskDecl(s, b++));
-  bind.push(
-    `@group(0) @binding(${b++}) var<storage, read> LSE: array<f32>;`,
-    `@group(0) @binding(${b++}) var<storage, read> DELTA: array<f32>;`,
-    `@group(0) @binding(${b++}) var<storage, read_write> DQ: array<f32>;`,
-  );
+/** dq [BH, Lq, D] (contiguous). Bindings: Q, K, V, DO, [M], LSE, DELTA, DQ. */
+export const attnDqKernel = defineKernel<AttnShaderSpec>({
+  name: 'attention_dq',
+  key: specKey,
+  signature: (s) => ({ params: attnParams(s), bindings: attnBindings(s, ['Q', 'K', 'V', 'DO'], ['LSE', 'DELTA'], ['DQ']) }),
+  body: dqBody,
+});
+
+function dqBody(s: AttnShaderSpec): string {
   const a = keyAccess(s);
   const write = `if (q0 + rr < Lq) { DQ[(bh * Lq + q0 + rr) * D + d] = val; }`;
   return `
-${bind.join('\n')}
 ${header(s)}
 ${MAIN_SIG} {
   ${prologue(s)}
@@ -354,17 +369,16 @@ ${MAIN_SIG} {
 
 /**
  * dk and dv into one buffer: dk [BH, Lk, D] at 0, dv [BH, Lk, DV] at BH * Lk * D.
- * Bindings: Q, K, V, dO, [M], LSE, DELTA, DKV. Here rows are keys and the looped axis is queries.
+ * Bindings: Q, K, V, DO, [M], LSE, DELTA, DKV. Here rows are keys and the looped axis is queries.
  */
-export function attnDkDvShader(s: AttnShaderSpec): string {
-  const bind = ['Q', 'K', 'V', 'DO'].map((n, i) => `@group(0) @binding(${i + 1}) var<storage, read> ${n}: array<f32>;`);
-  let b = 5;
-  if (s.mask !== 'none') bind.push(maskDecl(s, b++));
-  bind.push(
-    `@group(0) @binding(${b++}) var<storage, read> LSE: array<f32>;`,
-    `@group(0) @binding(${b++}) var<storage, read> DELTA: array<f32>;`,
-    `@group(0) @binding(${b++}) var<storage, read_write> DKV: array<f32>;`,
-  );
+export const attnDkDvKernel = defineKernel<AttnShaderSpec>({
+  name: 'attention_dkdv',
+  key: specKey,
+  signature: (s) => ({ params: attnParams(s), bindings: attnBindings(s, ['Q', 'K', 'V', 'DO'], ['LSE', 'DELTA'], ['DKV']) }),
+  body: dkdvBody,
+});
+
+function dkdvBody(s: AttnShaderSpec): string {
   const qAt = s.direct ? '(Q[qB + qi * qL + d * qD])' : 'sh[ii * D + d]';
   const doAt = s.direct ? '(DO[xB + qi * xL + d * xD])' : 'sh[BT * D + ii * DV + d]';
   const lseAt = s.direct ? 'LSE[bh * Lq + qi]' : 'sh[BT * (D + DV) + ii]';
@@ -384,9 +398,8 @@ export function attnDkDvShader(s: AttnShaderSpec): string {
     }
     workgroupBarrier();`;
   const dkWrite = `if (k0 + rr < Lk) { DKV[(bh * Lk + k0 + rr) * D + d] = val; }`;
-  const dvWrite = `if (k0 + rr < Lk) { DKV[pu(0u) * Lk * D + (bh * Lk + k0 + rr) * DV + d] = val; }`;
+  const dvWrite = `if (k0 + rr < Lk) { DKV[P.BH * Lk * D + (bh * Lk + k0 + rr) * DV + d] = val; }`;
   return `
-${bind.join('\n')}
 ${header(s)}
 ${MAIN_SIG} {
   ${prologue(s)}
