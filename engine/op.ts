@@ -13,7 +13,7 @@
 import type { Backend, BackendKind, Storage } from './backend.js';
 import type { CpuBackend } from './cpu/backend.js';
 import type { DType } from './dtype.js';
-import { noGrad, record } from './grad-mode.js';
+import { isGradEnabled, noGrad, record } from './grad-mode.js';
 import { sizeOf, type Shape } from './shape.js';
 import { Tensor } from './tensor.js';
 import type { WebGPUBackend } from './webgpu/backend.js';
@@ -110,7 +110,7 @@ export function defineOp<A = void>(decl: OpDecl<A>): Op<A> {
       for (const c of copies) c.dispose();
     }
     const rules = decl.grad;
-    if (rules) {
+    if (rules && isGradEnabled() && inputs.some((t) => t.requiresGrad)) {
       const diff = decl.nondiff ? inputs.filter((_, k) => !decl.nondiff!.includes(k)) : inputs;
       const args: OpArgs<A> = { inputs, outputs, attrs };
       const recordOne = (rule: GradRule<A>, out: Tensor) => {
