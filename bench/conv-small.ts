@@ -18,8 +18,8 @@ import { randomData, timeAsync } from './common.js';
 const backend = await E.getDevice({ setDefault: true, requireWebGPU: true, quiet: true });
 const gpu = backend as E.WebGPUBackend;
 const B = Number(process.env.B ?? 32);
-if (process.env.CONV_IMPLICIT !== undefined) E.convKernelOptions.implicit = process.env.CONV_IMPLICIT === '1';
-if (process.env.STRIDED_DX !== undefined) E.convKernelOptions.implicitStridedDx = process.env.STRIDED_DX === '1';
+if (process.env.CONV_IMPLICIT !== undefined) gpu.tune({ conv: { implicit: process.env.CONV_IMPLICIT === '1' } });
+if (process.env.STRIDED_DX !== undefined) gpu.tune({ conv: { implicitStridedDx: process.env.STRIDED_DX === '1' } });
 
 interface Shape {
   name: string;
@@ -46,7 +46,7 @@ const t = (shape: number[], seed: number, grad = false) => {
 };
 
 const opts = { iterations: 5, timeMs: 1500, warmupIterations: 2 };
-console.log(`adapter: ${gpu.info.description || gpu.info.device || gpu.info.architecture}; batch ${B}; implicit ${E.convKernelOptions.implicit ?? 'default'}, strided dx ${E.convKernelOptions.implicitStridedDx ?? 'default'}`);
+console.log(`adapter: ${gpu.info.description || gpu.info.device || gpu.info.architecture}; batch ${B}; implicit ${gpu.tuning.conv.implicit ?? 'default'}, strided dx ${gpu.tuning.conv.implicitStridedDx ?? 'default'}`);
 let totF = 0;
 let totFB = 0;
 for (const s of shapes) {

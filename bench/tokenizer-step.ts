@@ -21,9 +21,9 @@ import { AdamW } from '../nn/index.js';
 import { tokenizerTrainStep, VQTokenizer } from '../models/tokenizer/index.js';
 
 const backend = (await E.getDevice({ setDefault: true, requireWebGPU: true, quiet: true })) as E.WebGPUBackend;
-const ck = E.convKernelOptions;
-if (process.env.CONV_IMPLICIT !== undefined) ck.implicit = process.env.CONV_IMPLICIT === '1';
-if (process.env.STRIDED_DX !== undefined) ck.implicitStridedDx = process.env.STRIDED_DX === '1';
+if (process.env.CONV_IMPLICIT !== undefined) backend.tune({ conv: { implicit: process.env.CONV_IMPLICIT === '1' } });
+if (process.env.STRIDED_DX !== undefined) backend.tune({ conv: { implicitStridedDx: process.env.STRIDED_DX === '1' } });
+const ck = backend.tuning.conv;
 const B = Number(process.env.BATCH ?? 8);
 const steps = Number(process.env.STEPS ?? 5);
 const tiny = process.env.TINY === '1';

@@ -15,8 +15,8 @@
  * The reduction is split so that the index arithmetic of a column (divisions, bounds) happens once
  * per tap (fwd, dx) or once per column (dw), and the innermost loop only adds a stride.
  *
- * Two kernels: implicitConvTiledShader (GPUs: workgroup-memory tiles, see its comment) and
- * implicitConvShader (software adapters), described here.
+ * Two kernels: implicitTiledKernel (GPUs: workgroup-memory tiles, see its comment) and
+ * implicitRowsKernel (software adapters), described here.
  * Register blocking without workgroup memory (like matmulRowShader): a workgroup computes TM rows
  * x WG*TN columns; invocation `l` owns columns n0 + l + WG*g (consecutive invocations read
  * consecutive pixels: coalesced on GPUs for stride 1), accumulates TM*TN outputs in registers, and
@@ -26,24 +26,60 @@
  * scalar loop over the SIMD lanes; here the divisions happen once per thread (column setup) or
  * once per tap (strided dx), never in the inner loops, so the geometry is read from the params by
  * default (one pipeline per mode and block shape). It can be baked into the WGSL as literals
- * (`baked`, as shaders/conv.ts does on software adapters): measured no gain on lavapipe and ~3 s
- * of compilation per geometry and kernel there.
+ * (`bake: IMPLICIT_GEOMETRY`, as shaders/conv.ts does on software adapters): measured no gain on
+ * lavapipe and ~3 s of compilation per geometry and kernel there.
  * With `subgroups` (software adapters with the feature) the A values of WG consecutive channels
  * (fwd, dx) or output columns (dw) are loaded once per chunk, one per lane, and broadcast with
  * subgroupShuffle (TM loads per WG reduction steps instead of TM per step); the remainder runs
  * the plain loop.
  *
- * Params (u32 unless noted):
- *   0 N, 1 C, 2 H, 3 W, 4 Cout, 5 kh, 6 kw, 7 sh, 8 sw, 9 ph (i32), 10 pw (i32), 11 dh, 12 dw,
- *   13 Hb, 14 Wb                       geometry (words 1..14 baked when `baked` is given)
- *   15 tilesM, 16 tilesN, 17 images per split (dw)
- *   18 aOff, 19..22 A strides [4-D], 23 bOff, 24..27 B strides [4-D], 28 biasOff, 29 biasStride
- * Buffers: 1 A, 2 B, (3 bias when `bias`), then out. dw with splits writes [splits, Cout, C*kh*kw].
+ * Parameters: the batch N and the geometry (IMPLICIT_GEOMETRY, bakeable), the tile grid (tilesM,
+ * tilesN), the images per split of dw (per_split), offsets and 4-D strides of A and B, and the
+ * bias offset and stride. Bindings: A, B, BIAS (fwd with `bias`), OUT. dw with splits writes
+ * [splits, Cout, C*kh*kw] partial sums, which implicitSplitSumKernel adds.
  */
+import { defineKernel, read, rw, type BindingDecls, type KernelSignature, type ParamDecls } from '../engine/kernel.js';
 
 export type ImplicitConvMode = 'fwd' | 'dx' | 'dw';
 
-export interface ImplicitConvSpec {
+const IMPLICIT_PARAMS = {
+  N: 'u32',
+  C: 'u32',
+  H: 'u32',
+  W: 'u32',
+  Cout: 'u32',
+  kh: 'u32',
+  kw: 'u32',
+  sh: 'u32',
+  sw: 'u32',
+  ph: 'i32',
+  pw: 'i32',
+  dh: 'u32',
+  dw: 'u32',
+  Hb: 'u32',
+  Wb: 'u32',
+  tilesM: 'u32',
+  tilesN: 'u32',
+  per_split: 'u32',
+  a_off: 'u32',
+  a_st: ['u32', 4],
+  b_off: 'u32',
+  b_st: ['u32', 4],
+  bias_off: 'u32',
+  bias_st: 'u32',
+} as const satisfies ParamDecls;
+
+/** The geometry parameters (what `bake` may compile in; N stays a parameter). */
+export const IMPLICIT_GEOMETRY = ['C', 'H', 'W', 'Cout', 'kh', 'kw', 'sh', 'sw', 'ph', 'pw', 'dh', 'dw', 'Hb', 'Wb'] as const;
+
+function implicitSignature(bias: boolean): KernelSignature {
+  const bindings: Record<string, BindingDecls[string]> = { A: read(), B: read() };
+  if (bias) bindings.BIAS = read();
+  bindings.OUT = rw();
+  return { params: IMPLICIT_PARAMS, bindings };
+}
+
+export interface ImplicitRowsSpec {
   mode: ImplicitConvMode;
   /** Invocations per workgroup (lanes along the columns). */
   WG: number;
@@ -53,55 +89,52 @@ export interface ImplicitConvSpec {
   TN: number;
   /** fwd: add bias[co] (binding 3). */
   bias?: boolean;
-  /** Geometry words 1..14 as literals (software adapters), else read from the params. */
-  baked?: readonly number[];
   /** dx: stride > 1 along either dim (else the stride-1 tap test without divisions). */
   strided?: boolean;
   /** Subgroup broadcast of A over WG reduction steps (needs the feature and subgroup size WG). */
   subgroups?: boolean;
 }
 
-export const IMPLICIT_P = { tilesM: 15, tilesN: 16, perSplit: 17, aOff: 18, bOff: 23, biasOff: 28 } as const;
+export const implicitRowsKernel = defineKernel<ImplicitRowsSpec>({
+  name: 'conv_implicit_rows',
+  key: (s) => `${s.mode}|${s.WG}x${s.TM}x${s.TN}|${+hasBias(s)}${+!!s.subgroups}${+!!s.strided}`,
+  signature: (s) => implicitSignature(hasBias(s)),
+  directives: (s) => (s.subgroups ? 'enable subgroups;' : ''),
+  body: implicitRowsBody,
+});
 
-export function implicitConvShader(s: ImplicitConvSpec): string {
+const hasBias = (s: { mode: ImplicitConvMode; bias?: boolean }) => s.mode === 'fwd' && !!s.bias;
+
+function implicitRowsBody(s: ImplicitRowsSpec): string {
   const { mode, WG, TM, TN } = s;
-  const baked = s.baked;
-  if (baked && (baked.length !== 14 || baked.some((v) => !Number.isInteger(v)))) throw new Error(`conv: bad baked geometry ${JSON.stringify(baked)}`);
-  const u = (i: number) => (baked ? `${baked[i - 1]}u` : `pu(${i}u)`);
-  const ii = (i: number) => (baked ? `${baked[i - 1]}i` : `pi(${i}u)`);
   const L: string[] = [];
   const emit = (x: string) => L.push(x);
-  const bias = mode === 'fwd' && !!s.bias;
-  if (s.subgroups) emit('enable subgroups;');
-  emit(`@group(0) @binding(1) var<storage, read> A: array<f32>;`);
-  emit(`@group(0) @binding(2) var<storage, read> B: array<f32>;`);
-  if (bias) emit(`@group(0) @binding(3) var<storage, read> BIAS: array<f32>;`);
-  emit(`@group(0) @binding(${bias ? 4 : 3}) var<storage, read_write> OUT: array<f32>;`);
+  const bias = hasBias(s);
   emit(`@compute @workgroup_size(${WG})`);
   emit(
     `fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) tid: u32${s.subgroups ? ', @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) sid: u32' : ''}) {`,
   );
-  emit(`  let NB = pu(0u);`);
-  emit(`  let C = ${u(1)}; let H = ${u(2)}; let W = ${u(3)}; let CO = ${u(4)};`);
-  emit(`  let kh = ${u(5)}; let kw = ${u(6)}; let sh = ${u(7)}; let sw = ${u(8)};`);
-  emit(`  let ph = ${ii(9)}; let pw = ${ii(10)}; let dh = ${u(11)}; let dw = ${u(12)};`);
-  emit(`  let Hb = ${u(13)}; let Wb = ${u(14)};`);
+  emit(`  let NB = P.N;`);
+  emit(`  let C = P.C; let H = P.H; let W = P.W; let CO = P.Cout;`);
+  emit(`  let kh = P.kh; let kw = P.kw; let sh = P.sh; let sw = P.sw;`);
+  emit(`  let ph = P.ph; let pw = P.pw; let dh = P.dh; let dw = P.dw;`);
+  emit(`  let Hb = P.Hb; let Wb = P.Wb;`);
   emit(`  let wgi = linear_wg(wid, nwg);`);
-  emit(`  let tilesM = pu(15u); let tilesN = pu(16u);`);
+  emit(`  let tilesM = P.tilesM; let tilesN = P.tilesN;`);
   emit(`  let perSplit = tilesM * tilesN;`);
   emit(`  let split = wgi / perSplit;`);
   emit(`  let tile = wgi % perSplit;`);
   emit(`  let tm = tile / tilesN; let tn = tile % tilesN;`);
-  emit(`  let aOff = pu(18u); let as0 = pu(19u); let as1 = pu(20u); let as2 = pu(21u); let as3 = pu(22u);`);
-  emit(`  let bOff = pu(23u); let bs0 = pu(24u); let bs1 = pu(25u); let bs2 = pu(26u); let bs3 = pu(27u);`);
+  emit(`  let aOff = P.a_off; let as0 = P.a_st_0; let as1 = P.a_st_1; let as2 = P.a_st_2; let as3 = P.a_st_3;`);
+  emit(`  let bOff = P.b_off; let bs0 = P.b_st_0; let bs1 = P.b_st_1; let bs2 = P.b_st_2; let bs3 = P.b_st_3;`);
   // Rows (M) and columns (NC) of the product.
   const M = mode === 'dx' ? 'C' : 'CO';
   const NC = mode === 'fwd' ? 'NB * Hb * Wb' : mode === 'dx' ? 'NB * H * W' : 'C * kh * kw';
   emit(`  let M = ${M};`);
   emit(`  let NC = ${NC};`);
   if (mode === 'dw') {
-    emit(`  let n0img = split * pu(17u);`);
-    emit(`  let n1img = min(NB, n0img + pu(17u));`);
+    emit(`  let n0img = split * P.per_split;`);
+    emit(`  let n1img = min(NB, n0img + P.per_split);`);
   } else {
     emit(`  if (split > 0u) { return; }`);
   }
@@ -132,7 +165,7 @@ export function implicitConvShader(s: ImplicitConvSpec): string {
     emit(`  let pa${i} = aOff + min(m0 + ${i}u, M - 1u) * ${rowStride};`);
   }
   for (let i = 0; i < TM; i++) {
-    for (let g = 0; g < G; g++) emit(`  var acc${i}_${g} = ${bias ? `BIAS[pu(28u) + min(m0 + ${i}u, M - 1u) * pu(29u)]` : '0.0'};`);
+    for (let g = 0; g < G; g++) emit(`  var acc${i}_${g} = ${bias ? `BIAS[P.bias_off + min(m0 + ${i}u, M - 1u) * P.bias_st]` : '0.0'};`);
   }
   const fma = (ind: string, aExpr: (i: number) => string) => {
     for (let i = 0; i < TM; i++) emit(`${ind}let a${i} = ${aExpr(i)};`);
@@ -259,7 +292,6 @@ export interface ImplicitTiledSpec {
   TM: number;
   TN: number;
   bias?: boolean;
-  baked?: readonly number[];
 }
 
 /**
@@ -268,48 +300,47 @@ export interface ImplicitTiledSpec {
  * the B tile (BK x BN) through the unfold index arithmetic into workgroup memory (zeros outside
  * the image / past the ends), then each accumulates TM x TN outputs (rows ty + i*BM/TM, columns
  * tx + j*BN/TN: conflict-free shared reads) from the shared tiles. The reduction index k is
- * decomposed per loaded element, so the geometry should be baked (`baked`: constant divisors);
- * the column index of a thread's B loads is fixed and decomposed once. Same params and bindings
- * as implicitConvShader; dw reduces over this split's images.
+ * decomposed per loaded element, so the geometry should be baked (constant divisors); the column
+ * index of a thread's B loads is fixed and decomposed once. Same params and bindings as
+ * implicitRowsKernel; dw reduces over this split's images.
  */
-export function implicitConvTiledShader(s: ImplicitTiledSpec): string {
+export const implicitTiledKernel = defineKernel<ImplicitTiledSpec>({
+  name: 'conv_implicit_tiled',
+  key: (s) => `${s.mode}|${s.BM}x${s.BN}x${s.BK}|${s.TM}x${s.TN}|${+hasBias(s)}`,
+  signature: (s) => implicitSignature(hasBias(s)),
+  body: implicitTiledBody,
+});
+
+function implicitTiledBody(s: ImplicitTiledSpec): string {
   const { mode, BM, BN, BK, TM, TN } = s;
   const NT = (BM / TM) * (BN / TN);
   if (BM % TM || BN % TN || (BM * BK) % NT || (BK * BN) % NT || NT % BK || NT % BN) throw new Error(`conv: bad tiled block ${JSON.stringify(s)}`);
-  const baked = s.baked;
-  if (baked && (baked.length !== 14 || baked.some((v) => !Number.isInteger(v)))) throw new Error(`conv: bad baked geometry ${JSON.stringify(baked)}`);
-  const u = (i: number) => (baked ? `${baked[i - 1]}u` : `pu(${i}u)`);
-  const ii = (i: number) => (baked ? `${baked[i - 1]}i` : `pi(${i}u)`);
-  const bias = mode === 'fwd' && !!s.bias;
+  const bias = hasBias(s);
   const L: string[] = [];
   const emit = (x: string) => L.push(x);
-  emit(`@group(0) @binding(1) var<storage, read> A: array<f32>;`);
-  emit(`@group(0) @binding(2) var<storage, read> B: array<f32>;`);
-  if (bias) emit(`@group(0) @binding(3) var<storage, read> BIAS: array<f32>;`);
-  emit(`@group(0) @binding(${bias ? 4 : 3}) var<storage, read_write> OUT: array<f32>;`);
   emit(`var<workgroup> As: array<f32, ${BK * BM}>;`);
   emit(`var<workgroup> Bs: array<f32, ${BK * BN}>;`);
   emit(`@compute @workgroup_size(${NT})`);
   emit(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {`);
-  emit(`  let NB = pu(0u);`);
-  emit(`  let C = ${u(1)}; let H = ${u(2)}; let W = ${u(3)}; let CO = ${u(4)};`);
-  emit(`  let kh = ${u(5)}; let kw = ${u(6)}; let sh = ${u(7)}; let sw = ${u(8)};`);
-  emit(`  let ph = ${ii(9)}; let pw = ${ii(10)}; let dh = ${u(11)}; let dw = ${u(12)};`);
-  emit(`  let Hb = ${u(13)}; let Wb = ${u(14)};`);
-  emit(`  let P = Hb * Wb; let KK = kh * kw;`);
+  emit(`  let NB = P.N;`);
+  emit(`  let C = P.C; let H = P.H; let W = P.W; let CO = P.Cout;`);
+  emit(`  let kh = P.kh; let kw = P.kw; let sh = P.sh; let sw = P.sw;`);
+  emit(`  let ph = P.ph; let pw = P.pw; let dh = P.dh; let dw = P.dw;`);
+  emit(`  let Hb = P.Hb; let Wb = P.Wb;`);
+  emit(`  let HWb = Hb * Wb; let KK = kh * kw;`);
   emit(`  let wgi = linear_wg(wid, nwg);`);
-  emit(`  let tilesM = pu(15u); let tilesN = pu(16u);`);
+  emit(`  let tilesM = P.tilesM; let tilesN = P.tilesN;`);
   emit(`  let perSplit = tilesM * tilesN;`);
   emit(`  let split = wgi / perSplit;`);
   emit(`  let tile = wgi % perSplit;`);
   emit(`  let m0 = (tile / tilesN) * ${BM}u; let c0 = (tile % tilesN) * ${BN}u;`);
-  emit(`  let aOff = pu(18u); let as0 = pu(19u); let as1 = pu(20u); let as2 = pu(21u); let as3 = pu(22u);`);
-  emit(`  let bOff = pu(23u); let bs0 = pu(24u); let bs1 = pu(25u); let bs2 = pu(26u); let bs3 = pu(27u);`);
+  emit(`  let aOff = P.a_off; let as0 = P.a_st_0; let as1 = P.a_st_1; let as2 = P.a_st_2; let as3 = P.a_st_3;`);
+  emit(`  let bOff = P.b_off; let bs0 = P.b_st_0; let bs1 = P.b_st_1; let bs2 = P.b_st_2; let bs3 = P.b_st_3;`);
   emit(`  let M = ${mode === 'dx' ? 'C' : 'CO'};`);
-  emit(`  let NC = ${mode === 'fwd' ? 'NB * P' : mode === 'dx' ? 'NB * H * W' : 'C * KK'};`);
+  emit(`  let NC = ${mode === 'fwd' ? 'NB * HWb' : mode === 'dx' ? 'NB * H * W' : 'C * KK'};`);
   if (mode === 'dw') {
-    emit(`  let kBeg = split * pu(17u) * P;`);
-    emit(`  let kEnd = min(NB, (split + 1u) * pu(17u)) * P;`);
+    emit(`  let kBeg = split * P.per_split * HWb;`);
+    emit(`  let kEnd = min(NB, (split + 1u) * P.per_split) * HWb;`);
   } else {
     emit(`  if (split > 0u) { return; }`);
     emit(`  let kBeg = 0u;`);
@@ -325,7 +356,7 @@ export function implicitConvTiledShader(s: ImplicitTiledSpec): string {
   emit(`  let bjOk = c0 + bjj < NC;`);
   // Per-thread fixed column decomposition of B.
   if (mode === 'fwd') {
-    emit(`  let bn = bj / P; let bp = bj % P;`);
+    emit(`  let bn = bj / HWb; let bp = bj % HWb;`);
     emit(`  let bih = i32((bp / Wb) * sh) - ph; let biw = i32((bp % Wb) * sw) - pw;`);
     emit(`  let bBase = bOff + bn * bs0;`);
   } else if (mode === 'dx') {
@@ -351,7 +382,7 @@ export function implicitConvTiledShader(s: ImplicitTiledSpec): string {
     emit(`      let ch = kc / KK; let t = kc % KK; let ki = t / kw; let kj = t % kw;`);
     emit(`      let ak = aOff + ch * ${mode === 'fwd' ? 'as1' : 'as0'} + ki * as2 + kj * as3;`);
   } else {
-    emit(`      let an = kc / P; let ap = kc % P;`);
+    emit(`      let an = kc / HWb; let ap = kc % HWb;`);
     emit(`      let ak = aOff + an * as0 + (ap / Wb) * as2 + (ap % Wb) * as3;`);
   }
   const aRow = mode === 'dx' ? 'as1' : mode === 'fwd' ? 'as0' : 'as1';
@@ -378,7 +409,7 @@ export function implicitConvTiledShader(s: ImplicitTiledSpec): string {
       emit(`      let ok = bjOk && k < kEnd && eh >= 0 && ew >= 0 && u32(eh) == oh * sh && u32(ew) == ow * sw && oh < Hb && ow < Wb;`);
       emit(`      let addr = select(bBase, bBase + co * bs1 + oh * bs2 + ow * bs3, ok);`);
     } else {
-      emit(`      let n = kc / P; let p = kc % P;`);
+      emit(`      let n = kc / HWb; let p = kc % HWb;`);
       emit(`      let h = i32((p / Wb) * sh) + bho; let w = i32((p % Wb) * sw) + bwo;`);
       emit(`      let ok = bjOk && k < kEnd && h >= 0 && h < i32(H) && w >= 0 && w < i32(W);`);
       emit(`      let addr = select(bBase, bBase + n * bs0 + u32(h) * bs2 + u32(w) * bs3, ok);`);
@@ -402,15 +433,15 @@ export function implicitConvTiledShader(s: ImplicitTiledSpec): string {
     emit(`    if (jj < NC) {`);
     let addr: (m: string) => string;
     if (mode === 'fwd') {
-      emit(`      let n = jj / P; let p = jj % P;`);
-      addr = (m) => `(n * CO + ${m}) * P + p`;
+      emit(`      let n = jj / HWb; let p = jj % HWb;`);
+      addr = (m) => `(n * CO + ${m}) * HWb + p`;
     } else if (mode === 'dx') {
       emit(`      let n = jj / (H * W); let q = jj % (H * W);`);
       addr = (m) => `(n * C + ${m}) * (H * W) + q`;
     } else addr = (m) => `outBase + ${m} * NC + jj`;
     for (let i = 0; i < TM; i++) {
       emit(`      { let m = m0 + ty + ${(i * BM) / TM}u;`);
-      emit(`        if (m < M) { OUT[${addr('m')}] = acc${i}_${j}${bias ? ' + BIAS[pu(28u) + m * pu(29u)]' : ''}; } }`);
+      emit(`        if (m < M) { OUT[${addr('m')}] = acc${i}_${j}${bias ? ' + BIAS[P.bias_off + m * P.bias_st]' : ''}; } }`);
     }
     emit(`    }`);
     emit(`  }`);
@@ -418,3 +449,22 @@ export function implicitConvTiledShader(s: ImplicitTiledSpec): string {
   emit(`}`);
   return L.join('\n');
 }
+
+export const SPLIT_SUM_WG = 256;
+
+/** dw with splits: out[i] = sum over the splits s (in order) of parts[s * n + i]. */
+export const implicitSplitSumKernel = defineKernel({
+  name: 'conv_implicit_split_sum',
+  key: () => '',
+  signature: () => ({ params: { n: 'u32', splits: 'u32' }, bindings: { parts: read(), out: rw() } }),
+  body: () => /* wgsl */ `
+@compute @workgroup_size(${SPLIT_SUM_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = linear_wg(wid, nwg) * ${SPLIT_SUM_WG}u + lid.x;
+  if (i >= P.n) { return; }
+  var acc = parts[i];
+  for (var s = 1u; s < P.splits; s++) { acc += parts[s * P.n + i]; }
+  out[i] = acc;
+}
+`,
+});

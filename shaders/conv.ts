@@ -1,47 +1,62 @@
 /**
- * The two convolution primitives: unfold (im2col) and its adjoint fold (col2im). Every
- * convolution, transposed convolution and pooling op is built from these plus matmul/reductions.
+ * The two column kernels: unfold (im2col) and its adjoint fold (col2im). Convolutions on the
+ * columns route, transposed convolutions and pooling are built from these plus matmul/reductions.
  *
  * Block grid: a "block" (oh, ow) is the window whose top-left input pixel is
  * (oh*sh - ph, ow*sw - pw); its tap (ki, kj) reads input pixel (oh*sh - ph + ki*dh, ow*sw - pw + kj*dw).
  * cols is [N, C*kh*kw, Hb*Wb] with row (c*kh + ki)*kw + kj (PyTorch's F.unfold order).
+ *
+ * On software adapters (lavapipe) the geometry (GEOMETRY below) is baked into the WGSL as
+ * literals (`bake` of the call), because an integer division by a runtime value is a scalar
+ * division per SIMD lane (x86 has no vector integer division) and dominated these kernels (~5x
+ * slower than with constant divisors, which LLVM turns into multiply-shifts). One pipeline per
+ * geometry: fine for the handful of shapes a model uses.
  */
+import { defineKernel, read, rw, type ParamDecls } from '../engine/kernel.js';
+
 export const CONV_WG = 256;
 
-/**
- * Geometry words 1..13 of the params ([C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Hb, Wb]) baked
- * into the WGSL as literals. Used on software adapters (lavapipe), where an integer division by a
- * runtime value is a scalar division per SIMD lane (x86 has no vector integer division) and
- * dominated these kernels (~5x slower than with constant divisors, which LLVM turns into
- * multiply-shifts). One pipeline per geometry: fine for the handful of shapes a model uses.
- */
-export type BakedGeom = readonly number[];
+const GEOM_PARAMS = {
+  C: 'u32',
+  H: 'u32',
+  W: 'u32',
+  kh: 'u32',
+  kw: 'u32',
+  sh: 'u32',
+  sw: 'u32',
+  ph: 'i32',
+  pw: 'i32',
+  dh: 'u32',
+  dw: 'u32',
+  Hb: 'u32',
+  Wb: 'u32',
+} as const satisfies ParamDecls;
 
-function geomReader(baked?: BakedGeom): { u: (i: number) => string; i: (i: number) => string } {
-  if (!baked) return { u: (i) => `pu(${i}u)`, i: (i) => `pi(${i}u)` };
-  if (baked.length !== 13 || baked.some((v) => !Number.isInteger(v) || v < 0)) throw new Error(`conv: bad baked geometry ${JSON.stringify(baked)}`);
-  return { u: (i) => `${baked[i - 1]}u`, i: (i) => `${baked[i - 1]}i` };
-}
+/** The parameters that may be baked. */
+export const GEOMETRY = Object.keys(GEOM_PARAMS);
 
 /**
  * unfold: one thread per element of the contiguous output cols, so consecutive threads read
- * consecutive input columns (coalesced for stride 1). Out-of-range taps read `padValue`.
- * Params: [total, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Hb, Wb, xOff, xsN, xsC, xsH, xsW, padValue(f32)].
+ * consecutive input columns (coalesced for stride 1). x is read through its strides; out-of-range
+ * taps read `pad_value`.
  */
-export function unfoldShader(baked?: BakedGeom): string {
-  const q = geomReader(baked);
-  return /* wgsl */ `
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> cols: array<f32>;
+export const unfoldKernel = defineKernel({
+  name: 'conv_unfold',
+  key: () => '',
+  signature: () => ({
+    params: { total: 'u32', ...GEOM_PARAMS, x_off: 'u32', x_st: ['u32', 4], pad_value: 'f32' },
+    bindings: { x: read(), cols: rw() },
+  }),
+  body: () => /* wgsl */ `
 @compute @workgroup_size(${CONV_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let o = linear_wg(wid, nwg) * ${CONV_WG}u + lid.x;
-  if (o >= pu(0u)) { return; }
-  let C = ${q.u(1)};
-  let kh = ${q.u(4)};
-  let kw = ${q.u(5)};
-  let Hb = ${q.u(12)};
-  let Wb = ${q.u(13)};
+  if (o >= P.total) { return; }
+  let C = P.C;
+  let kh = P.kh;
+  let kw = P.kw;
+  let Hb = P.Hb;
+  let Wb = P.Wb;
   var r = o;
   let ow = r % Wb; r = r / Wb;
   let oh = r % Hb; r = r / Hb;
@@ -49,54 +64,56 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let ki = r % kh; r = r / kh;
   let c = r % C;
   let n = r / C;
-  let h = i32(oh * ${q.u(6)} + ki * ${q.u(10)}) - ${q.i(8)};
-  let w = i32(ow * ${q.u(7)} + kj * ${q.u(11)}) - ${q.i(9)};
-  var v = pf(19u);
-  if (h >= 0 && h < i32(${q.u(2)}) && w >= 0 && w < i32(${q.u(3)})) {
-    v = x[pu(14u) + n * pu(15u) + c * pu(16u) + u32(h) * pu(17u) + u32(w) * pu(18u)];
+  let h = i32(oh * P.sh + ki * P.dh) - P.ph;
+  let w = i32(ow * P.sw + kj * P.dw) - P.pw;
+  var v = P.pad_value;
+  if (h >= 0 && h < i32(P.H) && w >= 0 && w < i32(P.W)) {
+    v = x[P.x_off + n * P.x_st_0 + c * P.x_st_1 + u32(h) * P.x_st_2 + u32(w) * P.x_st_3];
   }
   cols[o] = v;
 }
-`;
-}
+`,
+});
 
 /**
  * fold: a gather, one thread per output pixel (no atomics). Pixel (h, w) receives tap (ki, kj) of
  * block (oh, ow) when h + ph - ki*dh = oh*sh with 0 <= oh < Hb (same for w). h + ph - ki*dh
- * decreases with ki, so the loop stops at the first negative value.
- * cols is read through its strides [csN, csR, csL] (any 3-D view).
- * Params: [total, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Hb, Wb, cOff, csN, csR, csL].
+ * decreases with ki, so the loop stops at the first negative value. cols is read through its
+ * strides (any 3-D view).
  */
-export function foldShader(baked?: BakedGeom): string {
-  const q = geomReader(baked);
-  return /* wgsl */ `
-@group(0) @binding(1) var<storage, read> cols: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+export const foldKernel = defineKernel({
+  name: 'conv_fold',
+  key: () => '',
+  signature: () => ({
+    params: { total: 'u32', ...GEOM_PARAMS, cols_off: 'u32', cols_st: ['u32', 3] },
+    bindings: { cols: read(), out: rw() },
+  }),
+  body: () => /* wgsl */ `
 @compute @workgroup_size(${CONV_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let o = linear_wg(wid, nwg) * ${CONV_WG}u + lid.x;
-  if (o >= pu(0u)) { return; }
-  let C = ${q.u(1)};
-  let H = ${q.u(2)};
-  let W = ${q.u(3)};
-  let kh = ${q.u(4)};
-  let kw = ${q.u(5)};
-  let sh = ${q.u(6)};
-  let sw = ${q.u(7)};
-  let dh = ${q.u(10)};
-  let dw = ${q.u(11)};
-  let Hb = ${q.u(12)};
-  let Wb = ${q.u(13)};
-  let csR = pu(16u);
-  let csL = pu(17u);
+  if (o >= P.total) { return; }
+  let C = P.C;
+  let H = P.H;
+  let W = P.W;
+  let kh = P.kh;
+  let kw = P.kw;
+  let sh = P.sh;
+  let sw = P.sw;
+  let dh = P.dh;
+  let dw = P.dw;
+  let Hb = P.Hb;
+  let Wb = P.Wb;
+  let csR = P.cols_st_1;
+  let csL = P.cols_st_2;
   var r = o;
   let w = r % W; r = r / W;
   let h = r % H; r = r / H;
   let c = r % C;
   let n = r / C;
-  let base = pu(14u) + n * pu(15u);
-  let th0 = i32(h) + ${q.i(8)};
-  let tw0 = i32(w) + ${q.i(9)};
+  let base = P.cols_off + n * P.cols_st_0;
+  let th0 = i32(h) + P.ph;
+  let tw0 = i32(w) + P.pw;
   var acc = 0.0;
   for (var ki = 0u; ki < kh; ki++) {
     let th = th0 - i32(ki * dh);
@@ -116,5 +133,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
   out[o] = acc;
 }
-`;
-}
+`,
+});

@@ -94,17 +94,19 @@ function convAndGrads(c: Case) {
   };
 }
 
+type ConvTuning = NonNullable<Parameters<E.WebGPUBackend['tune']>[0]['conv']>;
+const restores: (() => void)[] = [];
+/** Overrides the GPU's conv tuning until the test ends. */
+const tune = (conv: ConvTuning) => restores.push(gpu!.tune({ conv }));
+
 afterEach(() => {
-  E.convKernelOptions.bakeGeometry = null;
-  E.convKernelOptions.implicit = null;
-  E.convKernelOptions.implicitStridedDx = null;
-  E.convKernelOptions.implicitPlan = null;
+  while (restores.length > 0) restores.pop()!();
 });
 
 describe.runIf(gpu)('implicit-GEMM conv2d on the GPU vs float64 (values and both gradients)', () => {
   // Every combination of block-shape family and geometry form runs on whatever adapter the tests
   // have (the defaults pick one of each); strided input gradients by the implicit kernel too.
-  type Plan = typeof E.convKernelOptions.implicitPlan;
+  type Plan = E.ImplicitPlanOption | null;
   const configs: [string, Plan, boolean][] = [
     ['register-blocked, software blocks, baked geometry', 'software', true],
     ['register-blocked, software blocks, geometry in params', 'software', false],
@@ -118,9 +120,7 @@ describe.runIf(gpu)('implicit-GEMM conv2d on the GPU vs float64 (values and both
   ];
   for (const [name, plan, bake] of configs) {
     it(name, async () => {
-      E.convKernelOptions.implicitPlan = plan;
-      E.convKernelOptions.bakeGeometry = bake;
-      E.convKernelOptions.implicitStridedDx = true;
+      tune({ implicitPlan: plan, bakeGeometry: bake, implicitStridedDx: true });
       await fc.assert(
         fc.asyncProperty(caseArb.chain(withData), async ({ c, x, w, b }) => {
           const before = { ...E.convImplicitCounters };
@@ -140,12 +140,11 @@ describe.runIf(gpu)('implicit-GEMM conv2d on the GPU vs float64 (values and both
     await fc.assert(
       fc.asyncProperty(caseArb.chain(withData), fc.boolean(), async ({ c, x, w, b }, stridedDx) => {
         const run = (implicit: boolean) => {
-          E.convKernelOptions.implicit = implicit;
-          E.convKernelOptions.implicitStridedDx = stridedDx;
+          const restore = gpu!.tune({ conv: { implicit, implicitStridedDx: stridedDx } });
           try {
             return E.tidy(() => convAndGrads(c)(make(x, gpu!), make(w, gpu!), make(b, gpu!)));
           } finally {
-            E.convKernelOptions.implicit = null;
+            restore();
           }
         };
         const got = run(true);
@@ -158,16 +157,16 @@ describe.runIf(gpu)('implicit-GEMM conv2d on the GPU vs float64 (values and both
   }, 600_000);
 
   it('a stride-1 conv2d and its gradients dispatch no unfold/fold kernel and no column-sized buffer', async () => {
-    E.convKernelOptions.implicit = true; // the default only on software adapters
+    tune({ implicit: true }); // the default only on software adapters
     const gen = new E.Generator(5);
     const x = E.randn([4, 16, 12, 12], { backend: gpu!, generator: gen }).requireGrad();
     const w = E.randn([24, 16, 3, 3], { backend: gpu!, generator: gen }).requireGrad();
     const b = E.randn([24], { backend: gpu!, generator: gen }).requireGrad();
-    const keys: string[] = [];
+    const keys: string[] = []; // kernel name | variant key
     const sizes: number[] = [];
-    const dispatch = gpu!.dispatch.bind(gpu!);
+    const run = gpu!.run.bind(gpu!);
     const alloc = gpu!.alloc.bind(gpu!);
-    gpu!.dispatch = (spec) => (keys.push(spec.key), dispatch(spec));
+    gpu!.run = (kernel, variant, call) => (keys.push(kernel.layout(variant).key), run(kernel, variant, call));
     gpu!.alloc = ((n: number, dt: E.DType) => (sizes.push(n), alloc(n, dt))) as typeof alloc;
     let grads: E.Tensor[];
     try {
@@ -176,29 +175,28 @@ describe.runIf(gpu)('implicit-GEMM conv2d on the GPU vs float64 (values and both
         return E.gradients(E.sum(E.square(y)), [x, w, b]).map((t) => t!);
       });
     } finally {
-      gpu!.dispatch = dispatch;
+      gpu!.run = run;
       gpu!.alloc = alloc;
     }
-    expect(keys.some((k) => k.startsWith('conv|unfold') || k.startsWith('conv|fold'))).toBe(false);
-    for (const m of ['fwd', 'dx', 'dw']) expect(keys.some((k) => k.startsWith(`conv|implicit|${m}`)), m).toBe(true);
+    expect(keys.some((k) => k.startsWith('conv_unfold|') || k.startsWith('conv_fold|'))).toBe(false);
+    for (const m of ['fwd', 'dx', 'dw']) expect(keys.some((k) => k.startsWith('conv_implicit_') && k.split('|')[1] === m), m).toBe(true);
     // The unfolded columns would be N * C*9 * H*W = 4 * 144 * 144 elements; the largest buffer is x-sized.
     expect(Math.max(...sizes)).toBeLessThanOrEqual(4 * 24 * 144);
     // And the values agree with the unfold path.
-    E.convKernelOptions.implicit = false;
+    tune({ implicit: false });
     const ref = E.tidy(() => E.gradients(E.sum(E.square(E.conv2d(x, w, b, { padding: 1 }))), [x, w, b]).map((t) => t!));
     for (let i = 0; i < 3; i++) expectClose(await grads[i]!.toArray(), await ref[i]!.toArray(), { atol: 1e-2, rtol: 1e-4 }, `grad ${i}`);
     for (const t of [x, w, b, ...grads, ...ref]) t.dispose();
   }, 120_000);
 
   it('the strided input gradient through fold(w^T @ gy) runs in batch chunks under a column limit, same values', async () => {
-    E.convKernelOptions.implicit = true;
-    E.convKernelOptions.implicitStridedDx = false;
+    tune({ implicit: true, implicitStridedDx: false });
     const gen = new E.Generator(6);
     const x = E.randn([5, 3, 9, 8], { backend: gpu!, generator: gen });
     const w = E.randn([4, 3, 3, 3], { backend: gpu!, generator: gen });
     const folds: number[] = [];
-    const dispatch = gpu!.dispatch.bind(gpu!);
-    gpu!.dispatch = (spec) => (spec.key.startsWith('conv|fold') && folds.push(1), dispatch(spec));
+    const run = gpu!.run.bind(gpu!);
+    gpu!.run = (kernel, variant, call) => (kernel.name === 'conv_fold' && folds.push(1), run(kernel, variant, call));
     const dx = async () => {
       const xs = x.detach().requireGrad();
       const before = E.convImplicitCounters.dx;
@@ -212,13 +210,12 @@ describe.runIf(gpu)('implicit-GEMM conv2d on the GPU vs float64 (values and both
     try {
       const whole = await dx();
       expect(whole.folds).toBe(1);
-      E.convLimits.maxColumnElements = 2 * 27 * 20; // two images' columns (K 27, 5x4 outputs) per chunk
+      tune({ maxColumnElements: 2 * 27 * 20 }); // two images' columns (K 27, 5x4 outputs) per chunk
       const chunks = await dx();
       expect(chunks.folds).toBe(3); // 5 images in chunks of 2
       expectClose(chunks.r, whole.r, { atol: 1e-5, rtol: 1e-5 }, 'dx in chunks');
     } finally {
-      E.convLimits.maxColumnElements = null;
-      gpu!.dispatch = dispatch;
+      gpu!.run = run;
     }
     x.dispose();
     w.dispose();

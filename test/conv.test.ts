@@ -192,7 +192,7 @@ describe.runIf(gpu)('unfold / fold: GPU vs float64 reference', () => {
   it('unfold / fold with the geometry baked into the WGSL (software adapters) and as params (GPUs)', async () => {
     // Both shader forms run on whatever adapter the tests have; the default picks one of them.
     for (const bake of [true, false]) {
-      E.convKernelOptions.bakeGeometry = bake;
+      const restore = gpu!.tune({ conv: { bakeGeometry: bake } });
       try {
         await fc.assert(
           fc.asyncProperty(unfoldCaseArb, async ({ g, x }) => {
@@ -207,7 +207,7 @@ describe.runIf(gpu)('unfold / fold: GPU vs float64 reference', () => {
           { numRuns: 15 },
         );
       } finally {
-        E.convKernelOptions.bakeGeometry = null;
+        restore();
       }
     }
   }, 600_000);
@@ -422,33 +422,33 @@ describe('conv errors name the op and the shapes', () => {
 });
 
 describe('batch chunking when the column buffer would exceed the binding limit', () => {
-  const backends: [string, E.Backend][] = [['cpu-f64', E.cpuF64], ...(gpu ? [['webgpu', gpu] as [string, E.Backend]] : [])];
-  // The unfold + matmul path (groups > 1, or convKernelOptions.implicit = false) materializes
+  const backends: [string, E.CpuBackend | E.WebGPUBackend][] = [['cpu-f64', E.cpuF64], ...(gpu ? [['webgpu', gpu] as [string, E.WebGPUBackend]] : [])];
+  // The unfold + matmul path (groups > 1, or tuning conv.implicit = false) materializes
   // columns and chunks; the implicit-GEMM path (test/conv-implicit.test.ts) has none to chunk.
   it.each(backends)('the implicit path needs no chunks: a column limit of 10 elements changes nothing (%s)', async (_n, backend) => {
     const gen = new E.Generator(4);
     const x = E.randn([5, 3, 6, 6], { backend, generator: gen });
     const w = E.randn([4, 3, 3, 3], { backend, generator: gen });
-    E.convKernelOptions.implicit = true;
+    const restoreImplicit = backend.tune({ conv: { implicit: true } });
     const whole = await E.conv2d(x, w, null, { padding: 1 }).toArray();
-    E.convLimits.maxColumnElements = 10;
+    const restoreLimit = backend.tune({ conv: { maxColumnElements: 10 } });
     try {
       const limited = await E.conv2d(x, w, null, { padding: 1 }).toArray();
       expectClose(limited, whole, { atol: 0, rtol: 0 }, 'conv2d');
     } finally {
-      E.convLimits.maxColumnElements = null;
-      E.convKernelOptions.implicit = null;
+      restoreLimit();
+      restoreImplicit();
     }
   });
   it.each(backends)('conv2d and convTranspose2d give the same values and gradients in chunks (%s)', async (_n, backend) => {
-    E.convKernelOptions.implicit = false;
+    const restore = backend.tune({ conv: { implicit: false } });
     try {
       await chunkedMatchesWhole(backend);
     } finally {
-      E.convKernelOptions.implicit = null;
+      restore();
     }
   });
-  async function chunkedMatchesWhole(backend: E.Backend): Promise<void> {
+  async function chunkedMatchesWhole(backend: E.CpuBackend | E.WebGPUBackend): Promise<void> {
     const gen = new E.Generator(3);
     const x = E.randn([5, 3, 6, 6], { backend, generator: gen });
     const w = E.randn([4, 3, 3, 3], { backend, generator: gen });
@@ -463,15 +463,16 @@ describe('batch chunking when the column buffer would exceed the binding limit',
       return [await y.toArray(), await z.toArray(), await xs.grad!.toArray(), await ws.grad!.toArray()];
     };
     const whole = await run();
-    E.convLimits.maxColumnElements = 2 * 3 * 9 * 36; // two images' columns per chunk
+    let restore = backend.tune({ conv: { maxColumnElements: 2 * 3 * 9 * 36 } }); // two images' columns per chunk
     try {
       const chunked = await run();
       const tol = backend === E.cpuF64 ? { atol: 1e-12, rtol: 1e-12 } : { atol: 1e-5, rtol: 1e-5 };
       chunked.forEach((c, i) => expectClose(c, whole[i]!, tol, `output ${i}`));
-      E.convLimits.maxColumnElements = 10;
+      restore();
+      restore = backend.tune({ conv: { maxColumnElements: 10 } });
       expect(() => E.conv2d(x, w, b, { padding: 1 })).toThrow(/conv2d: one image of \[5, 3, 6, 6\] needs 972 column elements .* over the device's storage binding limit/);
     } finally {
-      E.convLimits.maxColumnElements = null;
+      restore();
     }
   }
 });

@@ -1,11 +1,13 @@
 /**
- * Pooling and upsampling, composed from unfold (engine/ops/conv.ts), reductions and views, so
- * their gradients come from those ops: avg pooling's from mean, max pooling's from max (ties share
- * the gradient evenly, as in reduce.ts) and fold, upsampling's from expand (a sum).
+ * Pooling and upsampling, composed from unfold (engine/ops/conv-unfold.ts), reductions and views,
+ * so their gradients come from those ops: avg pooling's from sum, max pooling's from max (ties
+ * share the gradient evenly, as in reduce.ts) and fold, upsampling's from expand (a sum).
  */
+import { composite } from '../composite.js';
 import { fmtShape } from '../shape.js';
 import type { Tensor } from '../tensor.js';
-import { checkImage, disposeUnlessRecorded, pair, unfoldGeom, windowGeom, type ConvGeom, type Size2 } from './conv.js';
+import { checkImage, pair, windowGeom, type ConvGeom, type Size2 } from './conv-geometry.js';
+import { unfoldGeom } from './conv-unfold.js';
 import { max, sum } from './reduce.js';
 import { mul } from './binary.js';
 import { expand, reshape } from './movement.js';
@@ -25,30 +27,21 @@ function tiles(g: ConvGeom): boolean {
   return g.sh === g.kh && g.sw === g.kw && g.ph === 0 && g.pw === 0 && g.dh === 1 && g.dw === 1 && g.H === g.Hb * g.kh && g.W === g.Wb * g.kw;
 }
 
-/** mean/max over `axes`, disposing the intermediate sum (reduce.ts's mean keeps it until tidy). */
-function reduceWindow(kind: 'mean' | 'max', t: Tensor, axes: number[], n: number, temps: Tensor[]): Tensor {
-  if (kind === 'max') return max(t, axes);
-  const s = sum(t, axes);
-  temps.push(s);
-  return mul(s, 1 / n);
+/** mean (sum times 1/n) or max over `axes`. */
+function reduceWindow(kind: 'mean' | 'max', t: Tensor, axes: number[], n: number): Tensor {
+  return kind === 'max' ? max(t, axes) : mul(sum(t, axes), 1 / n);
 }
 
 function pool(op: string, kind: 'mean' | 'max', x: Tensor, g: ConvGeom): Tensor {
   const [N, C] = x.shape as [number, number];
   const kk = g.kh * g.kw;
-  const temps: Tensor[] = [];
-  if (tiles(g)) {
-    const v = reshape(x, [N, C, g.Hb, g.kh, g.Wb, g.kw]);
-    const y = reduceWindow(kind, v, [3, 5], kk, temps);
-    return disposeUnlessRecorded(y, [v, ...temps]);
-  }
-  // Max pooling pads with -inf so padding never wins; average pooling counts the zero padding
-  // (PyTorch's default count_include_pad=True).
-  const cols = unfoldGeom(x, g, kind === 'max' ? -Infinity : 0, op);
-  const c4 = reshape(cols, [N, C, kk, g.Hb * g.Wb]);
-  const r = reduceWindow(kind, c4, [2], kk, temps);
-  const y = reshape(r, [N, C, g.Hb, g.Wb]);
-  return disposeUnlessRecorded(y, [cols, c4, r, ...temps]);
+  return composite([x], () => {
+    if (tiles(g)) return reduceWindow(kind, reshape(x, [N, C, g.Hb, g.kh, g.Wb, g.kw]), [3, 5], kk);
+    // Max pooling pads with -inf so padding never wins; average pooling counts the zero padding
+    // (PyTorch's default count_include_pad=True).
+    const cols = unfoldGeom(x, g, kind === 'max' ? -Infinity : 0, op);
+    return reshape(reduceWindow(kind, reshape(cols, [N, C, kk, g.Hb * g.Wb]), [2], kk), [N, C, g.Hb, g.Wb]);
+  });
 }
 
 /**
@@ -84,8 +77,7 @@ export function adaptiveAvgPool2d(x: Tensor, outputSize: Size2): Tensor {
 /** Mean over the spatial dims: [N, C, H, W] -> [N, C, 1, 1]. */
 export function globalAvgPool2d(x: Tensor): Tensor {
   const [, , H, W] = checkImage('globalAvgPool2d', x);
-  const s = sum(x, [2, 3], true);
-  return disposeUnlessRecorded(mul(s, 1 / (H * W)), [s]);
+  return composite([x], () => mul(sum(x, [2, 3], true), 1 / (H * W)));
 }
 
 /**
@@ -97,8 +89,5 @@ export function upsampleNearest2d(x: Tensor, scale: Size2): Tensor {
   const op = 'upsampleNearest2d';
   const [N, C, H, W] = checkImage(op, x);
   const [sh, sw] = pair(scale, 'scale factor', op, 1);
-  const v = reshape(x, [N, C, H, 1, W, 1]);
-  const e = expand(v, [N, C, H, sh, W, sw]);
-  const y = reshape(e, [N, C, H * sh, W * sw]);
-  return disposeUnlessRecorded(y, [v, e]);
+  return composite([x], () => reshape(expand(reshape(x, [N, C, H, 1, W, 1]), [N, C, H, sh, W, sw]), [N, C, H * sh, W * sw]));
 }
