@@ -10,7 +10,7 @@ export { WebGPUBackend, ParamBuilder, type DispatchSpec } from './webgpu/backend
 export { formatProfile, type KernelTime, type ProfileReport } from './webgpu/profiler.js';
 export { getDevice, type DeviceOptions } from './device.js';
 export { getBackend, setBackend } from './default-backend.js';
-export { tidy, keep, disposable, disposeAll, memoryStats, type MemoryStats } from './scope.js';
+export { tidy, keep, chain, disposable, disposeAll, memoryStats, type ChainStep, type MemoryStats } from './scope.js';
 export { composite } from './composite.js';
 export { noGrad, enableGrad, isGradEnabled } from './grad-mode.js';
 export { backward, gradients, grad, valueAndGrad } from './autograd.js';

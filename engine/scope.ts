@@ -6,6 +6,11 @@
  * scope, which frees them when it ends without a recorded result (a training step's scope returns
  * detached values, after backward and the optimizer step).
  *
+ * With no enclosing scope, the two kinds differ: `tidy` is the scope a caller opens (a step, an
+ * evaluation), so the outermost one frees everything but its result; `composite` (ops made of
+ * ops, model helpers, Module forwards) leaves a recorded result's graph to its caller, as a plain
+ * function would.
+ *
  * Tensors that must cross an `await` (scopes are synchronous) are held with `using` (a Tensor is
  * Disposable; `disposable(value)` makes an array or object of tensors one) or disposed by their owner.
  * Also keeps the live counts of `memoryStats()`.
@@ -69,8 +74,11 @@ export function abortScope(depth: number): void {
   }
 }
 
-/** Closes the innermost scope by the rule above; returns `result`. */
-export function closeScope<T>(depth: number, result: T): T {
+/**
+ * Closes the innermost scope by the rule above; returns `result`. `owner`: with no enclosing
+ * scope, free a recorded result's graph (tidy) rather than leave it to the caller (composite).
+ */
+export function closeScope<T>(depth: number, result: T, owner: boolean): T {
   if (marks.length !== depth) throw new Error(`scope: closed out of order (depth ${marks.length}, expected ${depth})`);
   const start = marks.pop()!;
   if (result instanceof Promise) {
@@ -83,8 +91,8 @@ export function closeScope<T>(depth: number, result: T): T {
   const returned = single || result === null || typeof result !== 'object' ? null : tensorsIn(result);
   let onTape = single ? single.node !== null : false;
   if (returned) for (const t of returned) onTape ||= t.node !== null;
-  if (onTape) {
-    // The tensors now belong to the enclosing scope; with none open, to nobody.
+  if (onTape && (marks.length > 0 || !owner)) {
+    // The tensors now belong to the enclosing scope; with none open, to the caller.
     if (marks.length === 0) tracked.length = 0;
     return result;
   }
@@ -99,14 +107,7 @@ export function closeScope<T>(depth: number, result: T): T {
   return result;
 }
 
-/**
- * Runs `fn` in a scope: the tensors it makes are freed when it returns, except those found in its
- * return value (directly, or inside arrays / plain objects / Maps), which move to the enclosing
- * scope, and kept ones. When the returned value is on the autodiff tape, nothing is freed: the
- * scope's tensors move to the enclosing scope with it. If `fn` throws, all of them are freed.
- * `fn` must be synchronous: tensors made after an `await` would escape the scope.
- */
-export function tidy<T>(fn: () => T): T {
+function run<T>(fn: () => T, owner: boolean): T {
   const depth = openScope();
   let result: T;
   try {
@@ -115,7 +116,45 @@ export function tidy<T>(fn: () => T): T {
     abortScope(depth);
     throw e;
   }
-  return closeScope(depth, result);
+  return closeScope(depth, result, owner);
+}
+
+/**
+ * Runs `fn` in a scope: the tensors it makes are freed when it returns, except those found in its
+ * return value (directly, or inside arrays / plain objects / Maps), which move to the enclosing
+ * scope, and kept ones. When the returned value is on the autodiff tape, the scope's tensors move
+ * to the enclosing scope with it; the outermost tidy frees them (return detached values from a
+ * training step). If `fn` throws, all of them are freed. `fn` must be synchronous: tensors made
+ * after an `await` would escape the scope.
+ */
+export function tidy<T>(fn: () => T): T {
+  return run(fn, true);
+}
+
+/**
+ * The scope of code made of ops (composite ops, model helpers; Module forwards run in one): like
+ * tidy, except that outside any scope a recorded result's graph stays alive for the caller's
+ * backward instead of being freed.
+ */
+export function composite<T>(fn: () => T): T {
+  return run(fn, false);
+}
+
+/** A step of `chain`: a function of one tensor, or anything with such a `forward` (a layer). */
+export type ChainStep = ((h: Tensor) => Tensor) | { forward(h: Tensor): Tensor };
+
+/**
+ * Applies `steps` to `x` in order, step n in a scope that holds step n - 1's output, so each
+ * output is freed as soon as the next one exists (when nothing is recorded): a chain of layers
+ * holds at most two activations at a time instead of all of them.
+ */
+export function chain(x: Tensor, steps: readonly ChainStep[]): Tensor {
+  const apply = (n: number): Tensor => {
+    if (n === 0) return x;
+    const s = steps[n - 1]!;
+    return composite(() => (typeof s === 'function' ? s(apply(n - 1)) : s.forward(apply(n - 1))));
+  };
+  return apply(steps.length);
 }
 
 /** Frees every tensor in `value` (a tensor, or arrays / plain objects / Maps of them). */

@@ -45,6 +45,8 @@ export async function trainSpiral(o: SpiralOptions): Promise<SpiralResult> {
   const params = [...linearParams(2, hidden, gen, backend), ...linearParams(hidden, hidden, gen, backend), ...linearParams(hidden, classes, gen, backend)];
   const m = params.map((p) => E.zerosLike(p));
   const v = params.map((p) => E.zerosLike(p));
+  // The data, parameters and Adam moments live for the whole run; freed when it returns.
+  using _state = E.disposable([x, y, ...params, ...m, ...v]);
   const [b1, b2, eps] = [0.9, 0.999, 1e-8];
   const forward = () => {
     const [w1, c1, w2, c2, w3, c3] = params as [E.Tensor, E.Tensor, E.Tensor, E.Tensor, E.Tensor, E.Tensor];
@@ -54,10 +56,8 @@ export async function trainSpiral(o: SpiralOptions): Promise<SpiralResult> {
   };
   const losses: { step: number; loss: number }[] = [];
   const start = performance.now();
-  let lossT: E.Tensor | null = null;
   for (let step = 1; step <= steps; step++) {
-    lossT?.dispose();
-    lossT = E.tidy(() => {
+    using lossT = E.tidy(() => {
       const loss = E.crossEntropy(forward(), y);
       loss.backward();
       // Adam with bias correction, updating parameters and moments in place.
@@ -69,7 +69,7 @@ export async function trainSpiral(o: SpiralOptions): Promise<SpiralResult> {
           m[i]!.assign(m[i]!.mul(b1).add(g.mul(1 - b1)));
           v[i]!.assign(v[i]!.mul(b2).add(g.square().mul(1 - b2)));
           p.assign(p.sub(m[i]!.div(c1).div(v[i]!.div(c2).sqrt().add(eps)).mul(lr)));
-          g.dispose();
+          g.dispose(); // the gradient is kept state of the parameter until cleared
           p.grad = null;
         });
       });
@@ -85,15 +85,11 @@ export async function trainSpiral(o: SpiralOptions): Promise<SpiralResult> {
       }
     }
   }
-  lossT?.dispose();
   const acc = await accuracy(forward, y);
-  for (const t of [x, y, ...params, ...m, ...v]) t.dispose();
   return { losses, finalLoss: losses[losses.length - 1]!.loss, accuracy: acc };
 }
 
 async function accuracy(forward: () => E.Tensor, y: E.Tensor): Promise<number> {
-  const correct = E.noGrad(() => E.tidy(() => forward().argmax(1).eq(y).mean()));
-  const a = await correct.item();
-  correct.dispose();
-  return a;
+  using correct = E.noGrad(() => E.tidy(() => forward().argmax(1).eq(y).mean()));
+  return await correct.item();
 }

@@ -92,7 +92,9 @@ export async function trainFeatNet(o: TrainFeatNetOptions): Promise<TrainFeatNet
     },
   });
   const seconds = (performance.now() - t0) / 1000;
+  // The upload ring and the optimizer state live for the run; the model is returned.
   uploader.dispose();
+  optimizer.dispose();
   model.eval();
   return { ...r, model, totalSteps, val: data.val, seconds, imagesPerSec: ((totalSteps - r.startStep) * B) / seconds };
 }
@@ -108,11 +110,9 @@ export async function evaluateFeatNet(model: FeatNet, ds: ImageDataset, backend:
     const x = new Float32Array(m * c * h * w);
     const off = i * c * h * w;
     for (let k = 0; k < x.length; k++) x[k] = (d.images[off + k]! / 255) * 2 - 1;
-    const xt = E.tensor(x, [m, c, h, w], { backend });
-    const logits = featnetBatched(model, xt, bs, (b) => model.logits(b));
+    using xt = E.tensor(x, [m, c, h, w], { backend });
+    using logits = featnetBatched(model, xt, bs, (b) => model.logits(b));
     correct += Math.round((await featnetAccuracy(logits, d.labels.subarray(i, i + m))) * m);
-    logits.dispose();
-    xt.dispose();
   }
   return n ? correct / n : 0;
 }

@@ -8,10 +8,10 @@ export { crossEntropy, mseLoss, l1Loss } from '../engine/index.js';
 
 /** Discriminator hinge loss: mean(relu(1 - D(real))) + mean(relu(1 + D(fake))), halved as in taming-transformers. */
 export function hingeDiscriminatorLoss(realLogits: E.Tensor, fakeLogits: E.Tensor): E.Tensor {
-  return E.composite([realLogits, fakeLogits], () => E.relu(E.sub(1, realLogits)).mean().add(E.relu(E.add(1, fakeLogits)).mean()).mul(0.5));
+  return E.composite(() => E.relu(E.sub(1, realLogits)).mean().add(E.relu(E.add(1, fakeLogits)).mean()).mul(0.5));
 }
 
 /** Generator hinge loss: -mean(D(fake)). */
 export function hingeGeneratorLoss(fakeLogits: E.Tensor): E.Tensor {
-  return E.composite([fakeLogits], () => fakeLogits.mean().neg());
+  return E.composite(() => fakeLogits.mean().neg());
 }

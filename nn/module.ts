@@ -3,9 +3,9 @@
  * (`encoder.blocks.0.attn.qkv.weight`), train/eval mode and state dicts. Parameters are plain
  * tensors that require grad; optimizers update them in place, so references stay valid.
  *
- * Every call of a module's `forward` runs in a scope (engine/scope.ts): without gradient recording
- * its intermediates are freed when it returns; while recording they stay with the caller's scope
- * (the training step's), since backward reads them.
+ * Every call of a module's `forward` runs in a composite scope (engine/scope.ts): without gradient
+ * recording its intermediates are freed when it returns; while recording they stay with the
+ * caller's scope (the training step's), since backward reads them.
  */
 import { fmtShape, keep, noGrad, type Tensor } from '../engine/index.js';
 import { abortScope, closeScope, openScope } from '../engine/scope.js';
@@ -23,7 +23,7 @@ function scoped(fn: AnyFn): AnyFn {
       abortScope(depth);
       throw e;
     }
-    return closeScope(depth, result);
+    return closeScope(depth, result, false);
   };
 }
 
@@ -39,7 +39,7 @@ function scopeForwards(proto: object | null): void {
   }
 }
 
-export abstract class Module {
+export abstract class Module implements Disposable {
   training = true;
   private readonly _params = new Map<string, Tensor>();
   private readonly _buffers = new Map<string, Tensor>();
@@ -149,7 +149,7 @@ export abstract class Module {
     return this.train(false);
   }
 
-  /** Frees every parameter and buffer (and their gradients). */
+  /** Frees every parameter and buffer (and their gradients): kept state that lives as long as the module. */
   dispose(): void {
     for (const [, t] of [...this.namedParameters(), ...this.namedBuffers()]) {
       t.grad?.dispose();
@@ -158,7 +158,12 @@ export abstract class Module {
     }
   }
 
-  /** Frees and clears the gradient of every parameter. */
+  /** `using model = ...` frees the model where the block ends. */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  /** Frees and clears the gradient of every parameter (gradients are kept until then). */
   zeroGrad(): void {
     for (const p of this.parameters()) {
       p.grad?.dispose();

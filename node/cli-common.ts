@@ -170,22 +170,19 @@ export async function loadFeatNet(spec: string, dataset: string, backend: E.Back
   if (!existsSync(spec)) {
     throw new CliError(`${cmd}: --featnet file ${spec} does not exist (train one with 'webgpu-tok train-featnet', or pass --featnet random for a smoke test)`);
   }
-  const { tensors, metadata } = await loadCheckpoint(spec, backend);
-  try {
-    // examples/train-featnet.ts stores the config as `featnet_config`.
-    const cfg = getJsonOr<Partial<FeatNetConfig>>(metadata, 'featnet_config', getJsonOr<Partial<FeatNetConfig>>(metadata, 'config', {}));
-    const net = new FeatNet(cfg, { backend });
-    const state: Record<string, E.Tensor> = {};
-    for (const [k, t] of Object.entries(tensors)) {
-      if (k.startsWith('model.')) state[k.slice(6)] = t;
-      else if (!k.includes('.') || /^(conv|fc)\d/.test(k)) state[k] = t;
-    }
-    net.loadStateDict(state);
-    net.eval();
-    return { net, source: spec };
-  } finally {
-    for (const t of Object.values(tensors)) t.dispose();
+  const { tensors: loaded, metadata } = await loadCheckpoint(spec, backend);
+  using tensors = E.disposable(loaded);
+  // examples/train-featnet.ts stores the config as `featnet_config`.
+  const cfg = getJsonOr<Partial<FeatNetConfig>>(metadata, 'featnet_config', getJsonOr<Partial<FeatNetConfig>>(metadata, 'config', {}));
+  const net = new FeatNet(cfg, { backend });
+  const state: Record<string, E.Tensor> = {};
+  for (const [k, t] of Object.entries(tensors)) {
+    if (k.startsWith('model.')) state[k.slice(6)] = t;
+    else if (!k.includes('.') || /^(conv|fc)\d/.test(k)) state[k] = t;
   }
+  net.loadStateDict(state);
+  net.eval();
+  return { net, source: spec };
 }
 
 /** A checkpoint argument: the file, or a folder holding checkpoint.safetensors; CliError naming the flag if missing. */

@@ -93,7 +93,7 @@ async function runTrainDiffusion(args: ParsedArgs, io: Io): Promise<void> {
   if (resume) await checkResume(cmd, ckpt, cliRecord, RESUME_KEYS, 'latents');
   const backend = await backendFor(args);
   // The tokenizer must be finished (measured latent statistics) before its latents are cached.
-  (await continuousTokenizerArg(cmd, 'tokenizer', tokPath, backend)).dispose();
+  (await continuousTokenizerArg(cmd, 'tokenizer', tokPath, backend)).dispose(); // loaded only to check it
   const sampleEvery = Number(args['sample-every']);
   let r;
   try {
@@ -123,6 +123,7 @@ async function runTrainDiffusion(args: ParsedArgs, io: Io): Promise<void> {
     throw e;
   }
   reportTrained(io, ckpt, r);
+  // The trained models outlive the training steps; the command is done with them.
   r.model.dispose();
   r.ema.dispose();
   r.tokenizer?.dispose();
@@ -201,83 +202,76 @@ async function runSampleDiffusion(args: ParsedArgs, io: Io): Promise<void> {
   const dataset = String(dExtra.dataset ?? tokExtra.dataset ?? 'fashion-mnist');
   const backend = await backendFor(args);
   const seed = Number(args.seed);
+  // The models live for the whole command.
   const { model, step, weights } = await loadDiffusionCheckpoint(ckpt, backend, { ema: !args['raw-weights'] });
-  let tokenizer: Awaited<ReturnType<typeof loadContinuousTokenizer>> | null = null;
-  let net: Awaited<ReturnType<typeof loadFeatNet>>['net'] | null = null;
-  try {
-    tokenizer = await continuousTokenizerArg(cmd, 'tokenizer', tokPath, backend);
-    const [h, w] = tokenizer.tokenGrid(32, 32);
-    const [C, mh, mw] = model.latentShape;
-    if (C !== tokenizer.cfg.codeDim || mh !== h || mw !== w) {
-      throw new CliError(`${cmd}: --tokenizer ${tokPath} (${tokenizer.cfg.codeDim}x${h}x${w} latents) does not match the diffusion model (${C}x${mh}x${mw} latents)`);
-    }
-    if (recorded && resolve(recorded) !== tokPath) io.out(`note: decoding with ${tokPath}; the generator was trained on the latents of ${recorded}`);
-    const loaded = await loadFeatNet(args.featnet !== undefined ? String(args.featnet) : defaultFeatnetPath(dataset), dataset, backend, seed, cmd);
-    net = loaded.net;
-    const outDir = args.out !== undefined ? resolve(String(args.out)) : dirname(ckpt);
-    const B = Number(args.batch);
-    const split = loadSplit(dataset, io.out);
-    const val: ImageDataset = args['limit-val'] !== undefined ? subset(split.val, Int32Array.from({ length: Math.min(Number(args['limit-val']), split.val.shape[0]) }, (_, i) => i)) : split.val;
-    const nv = val.shape[0];
-    const real = new ImageFeatureStats(net);
-    const loader = new DataLoader(val, { batchSize: Math.min(B, nv), shuffle: false });
-    const uploader = new BatchUploader(backend);
-    try {
-      for (let i = 0, nb = Math.ceil(nv / Math.min(B, nv)); i < nb; i++) await real.add(uploader.next(loader).x);
-    } finally {
-      uploader.dispose();
-    }
-    const t0 = performance.now();
-    const sampling = { sampler: String(args.sampler), steps: Number(args.steps), cfgScale: Number(args['cfg-scale']), guidanceInterval: gi ? ([gi[0]!, gi[1]!] as [number, number]) : null, seed };
-    io.out(`sampling ${num} images from ${ckpt} (step ${step}, ${weights} weights; ${sampling.sampler}, ${sampling.steps} steps, cfg ${sampling.cfgScale}), decoding with ${tokPath}; features: ${loaded.source}`);
-    const gen = await generateLatentsClassBalanced(model, {
-      numImages: num,
-      numClasses,
-      batchSize: B,
-      sampler: sampling.sampler as 'euler' | 'heun',
-      steps: sampling.steps,
-      cfgScale: sampling.cfgScale,
-      guidanceInterval: sampling.guidanceInterval,
-      generator: new E.Generator(seed),
-      onBatch: (done, total) => {
-        const s = (performance.now() - t0) / 1000;
-        io.out(`  sampled ${done}/${total}, ${s.toFixed(1)} s, ETA ${((s / done) * (total - done)).toFixed(0)} s`);
-      },
-    });
-    await saveLatentCache(join(outDir, 'samples.safetensors'), gen, { tokenizer: { path: tokPath, sha256: await fileSha256(tokPath) }, source: { checkpoint: ckpt, step, weights, sampling } });
-    const fake = await decodedLatentFeatureStats(net, tokenizer, gen, { backend, batchSize: B });
-    const sampleSeconds = (performance.now() - t0) / 1000;
-    const grid = latentClassGrid(tokenizer, gen, { numClasses, perClass: Number(args.grid), backend });
-    await saveImageGrid(join(outDir, 'samples.png'), grid.images, { nrow: grid.perRow, range: [-1, 1] });
-    grid.images.dispose();
-    const isGen = fake.inceptionScore();
-    const isReal = real.inceptionScore();
-    const r: DiffusionGfidResult = {
-      checkpoint: ckpt,
-      step,
-      weights,
-      tokenizer: tokPath,
-      dataset,
-      featnet: loaded.source,
-      featureDim: fake.stats().dim,
-      numImages: num,
-      numClasses,
-      realImages: nv,
-      sampling,
-      gfid: fake.fid(real),
-      inceptionScore: isGen && isReal ? { generated: { mean: isGen.mean, std: isGen.std }, real: { mean: isReal.mean, std: isReal.std } } : null,
-      sampleSeconds,
-    };
-    writeFileAtomicSync(join(outDir, 'gfid.json'), JSON.stringify(r, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2) + '\n');
-    const md = diffusionGfidMarkdown(r);
-    writeFileAtomicSync(join(outDir, 'gfid.md'), md);
-    io.out(md);
-    io.out(`wrote ${join(outDir, 'gfid.json')}, gfid.md, samples.png (one row per class, ${grid.perRow} each), samples.safetensors`);
-  } finally {
-    model.dispose();
-    tokenizer?.dispose();
-    net?.dispose();
+  using _generator = model;
+  using tokenizer = await continuousTokenizerArg(cmd, 'tokenizer', tokPath, backend);
+  const [h, w] = tokenizer.tokenGrid(32, 32);
+  const [C, mh, mw] = model.latentShape;
+  if (C !== tokenizer.cfg.codeDim || mh !== h || mw !== w) {
+    throw new CliError(`${cmd}: --tokenizer ${tokPath} (${tokenizer.cfg.codeDim}x${h}x${w} latents) does not match the diffusion model (${C}x${mh}x${mw} latents)`);
   }
+  if (recorded && resolve(recorded) !== tokPath) io.out(`note: decoding with ${tokPath}; the generator was trained on the latents of ${recorded}`);
+  const loaded = await loadFeatNet(args.featnet !== undefined ? String(args.featnet) : defaultFeatnetPath(dataset), dataset, backend, seed, cmd);
+  using net = loaded.net;
+  const outDir = args.out !== undefined ? resolve(String(args.out)) : dirname(ckpt);
+  const B = Number(args.batch);
+  const split = loadSplit(dataset, io.out);
+  const val: ImageDataset = args['limit-val'] !== undefined ? subset(split.val, Int32Array.from({ length: Math.min(Number(args['limit-val']), split.val.shape[0]) }, (_, i) => i)) : split.val;
+  const nv = val.shape[0];
+  const real = new ImageFeatureStats(net);
+  const loader = new DataLoader(val, { batchSize: Math.min(B, nv), shuffle: false });
+  const uploader = new BatchUploader(backend);
+  try {
+    for (let i = 0, nb = Math.ceil(nv / Math.min(B, nv)); i < nb; i++) await real.add(uploader.next(loader).x);
+  } finally {
+    uploader.dispose(); // its upload ring served this loop
+  }
+  const t0 = performance.now();
+  const sampling = { sampler: String(args.sampler), steps: Number(args.steps), cfgScale: Number(args['cfg-scale']), guidanceInterval: gi ? ([gi[0]!, gi[1]!] as [number, number]) : null, seed };
+  io.out(`sampling ${num} images from ${ckpt} (step ${step}, ${weights} weights; ${sampling.sampler}, ${sampling.steps} steps, cfg ${sampling.cfgScale}), decoding with ${tokPath}; features: ${loaded.source}`);
+  const gen = await generateLatentsClassBalanced(model, {
+    numImages: num,
+    numClasses,
+    batchSize: B,
+    sampler: sampling.sampler as 'euler' | 'heun',
+    steps: sampling.steps,
+    cfgScale: sampling.cfgScale,
+    guidanceInterval: sampling.guidanceInterval,
+    generator: new E.Generator(seed),
+    onBatch: (done, total) => {
+      const s = (performance.now() - t0) / 1000;
+      io.out(`  sampled ${done}/${total}, ${s.toFixed(1)} s, ETA ${((s / done) * (total - done)).toFixed(0)} s`);
+    },
+  });
+  await saveLatentCache(join(outDir, 'samples.safetensors'), gen, { tokenizer: { path: tokPath, sha256: await fileSha256(tokPath) }, source: { checkpoint: ckpt, step, weights, sampling } });
+  const fake = await decodedLatentFeatureStats(net, tokenizer, gen, { backend, batchSize: B });
+  const sampleSeconds = (performance.now() - t0) / 1000;
+  using grid = E.disposable(latentClassGrid(tokenizer, gen, { numClasses, perClass: Number(args.grid), backend }));
+  await saveImageGrid(join(outDir, 'samples.png'), grid.images, { nrow: grid.perRow, range: [-1, 1] });
+  const isGen = fake.inceptionScore();
+  const isReal = real.inceptionScore();
+  const r: DiffusionGfidResult = {
+    checkpoint: ckpt,
+    step,
+    weights,
+    tokenizer: tokPath,
+    dataset,
+    featnet: loaded.source,
+    featureDim: fake.stats().dim,
+    numImages: num,
+    numClasses,
+    realImages: nv,
+    sampling,
+    gfid: fake.fid(real),
+    inceptionScore: isGen && isReal ? { generated: { mean: isGen.mean, std: isGen.std }, real: { mean: isReal.mean, std: isReal.std } } : null,
+    sampleSeconds,
+  };
+  writeFileAtomicSync(join(outDir, 'gfid.json'), JSON.stringify(r, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2) + '\n');
+  const md = diffusionGfidMarkdown(r);
+  writeFileAtomicSync(join(outDir, 'gfid.md'), md);
+  io.out(md);
+  io.out(`wrote ${join(outDir, 'gfid.json')}, gfid.md, samples.png (one row per class, ${grid.perRow} each), samples.safetensors`);
 }
 
 export const DIFFUSION_COMMANDS: Command[] = [

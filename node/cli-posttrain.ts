@@ -122,7 +122,7 @@ interface RowsContext {
 async function tokenData(c: RowsContext, mix: MixSettings | null): Promise<{ rows: DecoderRows; data: Record<string, unknown> }> {
   const { io } = c;
   const enc = await buildTokenCache({ ...c.encode, cachePath: join(c.out, 'tokens.safetensors') });
-  enc.tokenizer?.dispose();
+  enc.tokenizer?.dispose(); // only the cached tokens are needed
   const gt = enc.tokens;
   if (!mix) return { rows: tokenRows(gt), data: { rows: 'clean tokens' } };
   const path = join(c.out, 'mixed.safetensors');
@@ -132,13 +132,11 @@ async function tokenData(c: RowsContext, mix: MixSettings | null): Promise<{ row
   }, io);
   if (hit && hit.data.shape.join() === gt.shape.join()) return { rows: tokenRows(hit.data), data: { rows: 'mixed tokens', ...mix, keptFraction: Number(hit.source.keptFraction) } };
   const t0 = performance.now();
-  const ar = (await loadARCheckpoint(c.genPath, c.build.backend)).model;
   let r;
-  try {
+  {
+    using ar = (await loadARCheckpoint(c.genPath, c.build.backend)).model;
     io.out(`mixing ${gt.shape[0]} token sequences with ${c.genPath} (sigma ${mix.sigma}, cfg ${mix.cfgScale})`);
     r = await mixTokens(ar, gt, mix, { ...c.build, onProgress: progressLine(io, 'mixed') });
-  } finally {
-    ar.dispose();
   }
   await saveTokenCache(path, r.ds, { tokenizer: { path: c.tokPath, sha256: c.tokSha }, source: { posttrain: c.key, keptFraction: r.keptFraction } });
   io.out(`${gt.shape[0]} mixed sequences, ground truth kept at ${(100 * r.keptFraction).toFixed(1)}% of positions, in ${((performance.now() - t0) / 1000).toFixed(1)} s -> ${path}`);
@@ -149,7 +147,7 @@ async function tokenData(c: RowsContext, mix: MixSettings | null): Promise<{ row
 async function latentData(c: RowsContext, denoise: DenoiseSettings | null): Promise<{ rows: DecoderRows; data: Record<string, unknown> }> {
   const { io } = c;
   const enc = await buildLatentCache({ ...c.encode, cachePath: join(c.out, 'latents.safetensors') });
-  enc.tokenizer?.dispose();
+  enc.tokenizer?.dispose(); // only the cached latents are needed
   const clean = enc.latents;
   if (!denoise) return { rows: latentRows(clean), data: { rows: 'clean latents' } };
   const path = join(c.out, 'denoised.safetensors');
@@ -161,12 +159,10 @@ async function latentData(c: RowsContext, denoise: DenoiseSettings | null): Prom
   if (hit && hit.data.shape.join() === clean.shape.join()) denoised = hit.data;
   else {
     const t0 = performance.now();
-    const dit = (await loadDiffusionCheckpoint(c.genPath, c.build.backend)).model;
-    try {
+    {
+      using dit = (await loadDiffusionCheckpoint(c.genPath, c.build.backend)).model;
       io.out(`denoising ${clean.shape[0]} latents from t* = ${denoise.tStar} with ${c.genPath} (${Math.max(1, Math.round(denoise.steps * denoise.tStar))} ${denoise.sampler} steps, cfg ${denoise.cfgScale})`);
       denoised = await denoiseLatents(dit, clean, denoise, { ...c.build, onProgress: progressLine(io, 'denoised') });
-    } finally {
-      dit.dispose();
     }
     await saveLatentCache(path, denoised, { tokenizer: { path: c.tokPath, sha256: c.tokSha }, source: { posttrain: c.key } });
     io.out(`${clean.shape[0]} denoised latents in ${((performance.now() - t0) / 1000).toFixed(1)} s -> ${path}`);
@@ -273,7 +269,7 @@ async function runPosttrain(args: ParsedArgs, io: Io): Promise<void> {
   const codeDim = base.cfg.codeDim;
   const K = base.cfg.codebookSize;
   const inChannels = base.cfg.inChannels;
-  base.dispose();
+  base.dispose(); // loaded only for its geometry
   const gc = gExtra.config as { vocabSize?: number; seqLen?: number; latentChannels?: number; grid?: [number, number]; numClasses: number };
   if (kind === 'ar' && (gc.vocabSize !== K || gc.seqLen !== h * w)) throw new CliError(`${cmd}: --tokenizer ${tokPath} (codebook ${K}, ${h}x${w} tokens) does not match the AR generator (vocabulary ${gc.vocabSize}, ${gc.seqLen} tokens)`);
   if (kind === 'diffusion' && (gc.latentChannels !== codeDim || gc.grid?.[0] !== h || gc.grid?.[1] !== w)) {
@@ -311,7 +307,7 @@ async function runPosttrain(args: ParsedArgs, io: Io): Promise<void> {
     resume,
     extra: { ...inherited, dataset, posttrain, cli: cliRecord },
   });
-  r.model.dispose();
+  r.model.dispose(); // saved; the command is done with it
   io.out(`decoder post-trained on the ${String(data.rows)} of ${n} ${dataset} images (${settings.emaDecay > 0 ? 'EMA weights' : 'raw weights'}); evaluate with 'webgpu-tok eval-tokenizer --checkpoint ${out}'`);
   reportTrained(io, ckpt, { startStep: r.startStep, totalSteps: r.steps });
 }

@@ -34,7 +34,6 @@ import {
   type TokenizerEvalResult,
   type VQTokenizer,
 } from '../models/tokenizer/index.js';
-import type { FeatNet } from '../models/features/featnet.js';
 import { InceptionV3 } from '../models/features/inception.js';
 import { getJsonOr } from '../nn/checkpoint/index.js';
 import { readSafetensorsFile } from './checkpoint.js';
@@ -226,7 +225,7 @@ async function runTrain(args: ParsedArgs, io: Io): Promise<void> {
     log: io.out,
   });
   reportTrained(io, ckpt, r);
-  r.model.dispose();
+  r.model.dispose(); // saved; the command is done with it
 }
 
 // --- eval-tokenizer ----------------------------------------------------------
@@ -290,6 +289,8 @@ async function runEval(args: ParsedArgs, io: Io): Promise<void> {
   const backend = await backendFor(args);
   const { model, step, extra } = await loadTokenizerCheckpoint(ckpt, backend);
   if (model.continuous) return runEvalContinuous(args, io, { ckpt, model, step, extra, backend });
+  // The models live for the whole command.
+  using _model = model;
   const K = model.cfg.codebookSize;
   const delta = args.delta !== undefined ? Number(args.delta) : defaultPfidDelta(K);
   if (delta > K) throw new CliError(`${cmd}: --delta must be at most the codebook size ${K}, got ${delta}`);
@@ -300,47 +301,42 @@ async function runEval(args: ParsedArgs, io: Io): Promise<void> {
     args.inception !== undefined
       ? loadInception(String(args.inception), backend)
       : await loadFeatNet(args.featnet !== undefined ? String(args.featnet) : defaultFeatnetPath(dataset), dataset, backend, seed);
+  using _net = net;
   const outDir = args.out !== undefined ? resolve(String(args.out)) : dirname(ckpt);
-  try {
-    const split = loadSplit(dataset, io.out);
-    const val: ImageDataset = args.limit !== undefined ? subset(split.val, Int32Array.from({ length: Math.min(Number(args.limit), split.val.shape[0]) }, (_, i) => i)) : split.val;
-    const n = val.shape[0];
-    const B = Math.min(Number(args.batch), n);
-    const loader = new DataLoader(val, { batchSize: B, shuffle: false });
-    const uploader = new BatchUploader(backend);
-    const nb = Math.ceil(n / B);
-    const t0 = performance.now();
-    const batches = function* () {
-      for (let i = 0; i < nb; i++) yield uploader.next(loader).x;
-    };
-    io.out(`evaluating ${ckpt} (step ${step}) on ${n} ${dataset} validation images, features: ${source}`);
-    const r = await evaluateTokenizer(model, net, batches(), {
-      alphas,
-      delta,
-      seed,
-      onBatch: (done) => {
-        const s = (performance.now() - t0) / 1000;
-        io.out(`  ${done}/${n} images, ${s.toFixed(1)} s, ETA ${((s / done) * (n - done)).toFixed(0)} s`);
-      },
-    });
-    const info = { checkpoint: ckpt, step, dataset, featnet: source };
-    writeFileAtomicSync(join(outDir, 'eval.json'), JSON.stringify({ ...info, ...r }, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2) + '\n');
-    const md = evalMarkdown(r, info);
-    writeFileAtomicSync(join(outDir, 'eval.md'), md);
-    // Grid: originals, clean reconstructions, perturbed reconstructions at each alpha.
-    const g = Math.min(Number(args.grid), n);
-    const first = new DataLoader(subset(val, Int32Array.from({ length: g }, (_, i) => i)), { batchSize: g, shuffle: false }).next();
-    const x = E.tensor(first.x, first.shape, { backend });
-    const grid = reconstructionGrid(model, x, { alphas: [...new Set([...alphas].sort((a, b) => a - b))], delta, seed });
-    await saveImageGrid(join(outDir, 'recon-grid.png'), grid, { nrow: g, range: [-1, 1] });
-    grid.dispose();
-    x.dispose();
-    io.out(md);
-    io.out(`wrote ${join(outDir, 'eval.json')}, eval.md, recon-grid.png (rows: originals, clean, alpha ${alphas.join(', ')})`);
-  } finally {
-    model.dispose();
-    net.dispose();
-  }
+  const split = loadSplit(dataset, io.out);
+  const val: ImageDataset = args.limit !== undefined ? subset(split.val, Int32Array.from({ length: Math.min(Number(args.limit), split.val.shape[0]) }, (_, i) => i)) : split.val;
+  const n = val.shape[0];
+  const B = Math.min(Number(args.batch), n);
+  const loader = new DataLoader(val, { batchSize: B, shuffle: false });
+  const uploader = new BatchUploader(backend);
+  const nb = Math.ceil(n / B);
+  const t0 = performance.now();
+  const batches = function* () {
+    for (let i = 0; i < nb; i++) yield uploader.next(loader).x;
+  };
+  io.out(`evaluating ${ckpt} (step ${step}) on ${n} ${dataset} validation images, features: ${source}`);
+  const r = await evaluateTokenizer(model, net, batches(), {
+    alphas,
+    delta,
+    seed,
+    onBatch: (done) => {
+      const s = (performance.now() - t0) / 1000;
+      io.out(`  ${done}/${n} images, ${s.toFixed(1)} s, ETA ${((s / done) * (n - done)).toFixed(0)} s`);
+    },
+  });
+  uploader.dispose(); // its upload ring served the evaluation
+  const info = { checkpoint: ckpt, step, dataset, featnet: source };
+  writeFileAtomicSync(join(outDir, 'eval.json'), JSON.stringify({ ...info, ...r }, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2) + '\n');
+  const md = evalMarkdown(r, info);
+  writeFileAtomicSync(join(outDir, 'eval.md'), md);
+  // Grid: originals, clean reconstructions, perturbed reconstructions at each alpha.
+  const g = Math.min(Number(args.grid), n);
+  const first = new DataLoader(subset(val, Int32Array.from({ length: g }, (_, i) => i)), { batchSize: g, shuffle: false }).next();
+  using x = E.tensor(first.x, first.shape, { backend });
+  using grid = reconstructionGrid(model, x, { alphas: [...new Set([...alphas].sort((a, b) => a - b))], delta, seed });
+  await saveImageGrid(join(outDir, 'recon-grid.png'), grid, { nrow: g, range: [-1, 1] });
+  io.out(md);
+  io.out(`wrote ${join(outDir, 'eval.json')}, eval.md, recon-grid.png (rows: originals, clean, alpha ${alphas.join(', ')})`);
 }
 
 export function continuousEvalMarkdown(r: ContinuousEvalResult, info: { checkpoint: string; step: number; dataset: string; featnet: string }): string {
@@ -371,67 +367,57 @@ async function runEvalContinuous(args: ParsedArgs, io: Io, c: { ckpt: string; mo
   const cmd = 'eval-tokenizer';
   const { ckpt, model, step, extra, backend } = c;
   const taus = args.taus as number[];
-  let net: FeatNet | InceptionV3 | null = null;
-  let trainLatents: E.Tensor | null = null;
-  try {
-    for (const t of taus) if (!(t >= 0 && t <= 1)) throw new CliError(`${cmd}: --taus values must be in [0, 1], got ${t}`);
-    if (!(await model.latentStats.measured())) throw new CliError(`${cmd}: ${ckpt} has no measured latent statistics (its training did not finish: run train-tokenizer again with the same --out to complete it)`);
-    const dataset = String(args.dataset ?? extra.dataset ?? 'fashion-mnist');
-    const seed = Number(args.seed);
-    if (args.inception !== undefined && args.featnet !== undefined) throw new CliError(`${cmd}: pass either --featnet or --inception, not both`);
-    const loaded =
-      args.inception !== undefined
-        ? loadInception(String(args.inception), backend)
-        : await loadFeatNet(args.featnet !== undefined ? String(args.featnet) : defaultFeatnetPath(dataset), dataset, backend, seed);
-    net = loaded.net;
-    const outDir = args.out !== undefined ? resolve(String(args.out)) : dirname(ckpt);
-    const split = loadSplit(dataset, io.out);
-    const val: ImageDataset = args.limit !== undefined ? subset(split.val, Int32Array.from({ length: Math.min(Number(args.limit), split.val.shape[0]) }, (_, i) => i)) : split.val;
-    const n = val.shape[0];
-    const uploader = new BatchUploader(backend);
-    const batchesOf = (ds: ImageDataset) => {
-      const bs = Math.min(Number(args.batch), ds.shape[0]);
-      const loader = new DataLoader(ds, { batchSize: bs, shuffle: false });
-      return (function* () {
-        for (let i = 0, nb = Math.ceil(ds.shape[0] / bs); i < nb; i++) yield uploader.next(loader).x;
-      })();
-    };
-    const nTrain = Math.min(Number(args['ifid-train']), split.train.shape[0]);
-    const t0 = performance.now();
-    if (nTrain > 0) {
-      io.out(`encoding ${nTrain} ${dataset} training images for iFID's neighbour set`);
-      trainLatents = await encodeLatentSet(model, batchesOf(subset(split.train, Int32Array.from({ length: nTrain }, (_, i) => i))));
-    }
-    io.out(`evaluating ${ckpt} (step ${step}, continuous) on ${n} ${dataset} validation images, features: ${loaded.source}`);
-    const r = await evaluateContinuousTokenizer(model, net, batchesOf(val), trainLatents, {
-      taus,
-      seed,
-      ifidK: Number(args['ifid-k']),
-      onBatch: (done) => {
-        const s = (performance.now() - t0) / 1000;
-        io.out(`  ${done}/${n} images, ${s.toFixed(1)} s, ETA ${((s / done) * (n - done)).toFixed(0)} s`);
-      },
-    });
-    const info = { checkpoint: ckpt, step, dataset, featnet: loaded.source };
-    writeFileAtomicSync(join(outDir, 'eval.json'), JSON.stringify({ ...info, quantizer: 'kl', ...r }, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2) + '\n');
-    const md = continuousEvalMarkdown(r, info);
-    writeFileAtomicSync(join(outDir, 'eval.md'), md);
-    // Grid: originals, clean reconstructions, noised at each tau, iFID interpolations.
-    const g = Math.min(Number(args.grid), n);
-    const first = new DataLoader(subset(val, Int32Array.from({ length: g }, (_, i) => i)), { batchSize: g, shuffle: false }).next();
-    const x = E.tensor(first.x, first.shape, { backend });
-    const grid = await continuousReconstructionGrid(model, x, { taus: [...new Set([...taus].sort((a, b) => a - b))], seed, trainLatents, ifidK: Number(args['ifid-k']) });
-    await saveImageGrid(join(outDir, 'recon-grid.png'), grid, { nrow: g, range: [-1, 1] });
-    grid.dispose();
-    x.dispose();
-    uploader.dispose();
-    io.out(md);
-    io.out(`wrote ${join(outDir, 'eval.json')}, eval.md, recon-grid.png (rows: originals, clean, tau ${taus.join(', ')}${trainLatents ? ', iFID' : ''})`);
-  } finally {
-    trainLatents?.dispose();
-    model.dispose();
-    net?.dispose();
-  }
+  // The models and the training latents live for the whole command.
+  using _model = model;
+  for (const t of taus) if (!(t >= 0 && t <= 1)) throw new CliError(`${cmd}: --taus values must be in [0, 1], got ${t}`);
+  if (!(await model.latentStats.measured())) throw new CliError(`${cmd}: ${ckpt} has no measured latent statistics (its training did not finish: run train-tokenizer again with the same --out to complete it)`);
+  const dataset = String(args.dataset ?? extra.dataset ?? 'fashion-mnist');
+  const seed = Number(args.seed);
+  if (args.inception !== undefined && args.featnet !== undefined) throw new CliError(`${cmd}: pass either --featnet or --inception, not both`);
+  const loaded =
+    args.inception !== undefined
+      ? loadInception(String(args.inception), backend)
+      : await loadFeatNet(args.featnet !== undefined ? String(args.featnet) : defaultFeatnetPath(dataset), dataset, backend, seed);
+  using net = loaded.net;
+  const outDir = args.out !== undefined ? resolve(String(args.out)) : dirname(ckpt);
+  const split = loadSplit(dataset, io.out);
+  const val: ImageDataset = args.limit !== undefined ? subset(split.val, Int32Array.from({ length: Math.min(Number(args.limit), split.val.shape[0]) }, (_, i) => i)) : split.val;
+  const n = val.shape[0];
+  const uploader = new BatchUploader(backend);
+  const batchesOf = (ds: ImageDataset) => {
+    const bs = Math.min(Number(args.batch), ds.shape[0]);
+    const loader = new DataLoader(ds, { batchSize: bs, shuffle: false });
+    return (function* () {
+      for (let i = 0, nb = Math.ceil(ds.shape[0] / bs); i < nb; i++) yield uploader.next(loader).x;
+    })();
+  };
+  const nTrain = Math.min(Number(args['ifid-train']), split.train.shape[0]);
+  const t0 = performance.now();
+  if (nTrain > 0) io.out(`encoding ${nTrain} ${dataset} training images for iFID's neighbour set`);
+  using trainLatents = nTrain > 0 ? await encodeLatentSet(model, batchesOf(subset(split.train, Int32Array.from({ length: nTrain }, (_, i) => i)))) : null;
+  io.out(`evaluating ${ckpt} (step ${step}, continuous) on ${n} ${dataset} validation images, features: ${loaded.source}`);
+  const r = await evaluateContinuousTokenizer(model, net, batchesOf(val), trainLatents, {
+    taus,
+    seed,
+    ifidK: Number(args['ifid-k']),
+    onBatch: (done) => {
+      const s = (performance.now() - t0) / 1000;
+      io.out(`  ${done}/${n} images, ${s.toFixed(1)} s, ETA ${((s / done) * (n - done)).toFixed(0)} s`);
+    },
+  });
+  const info = { checkpoint: ckpt, step, dataset, featnet: loaded.source };
+  writeFileAtomicSync(join(outDir, 'eval.json'), JSON.stringify({ ...info, quantizer: 'kl', ...r }, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2) + '\n');
+  const md = continuousEvalMarkdown(r, info);
+  writeFileAtomicSync(join(outDir, 'eval.md'), md);
+  // Grid: originals, clean reconstructions, noised at each tau, iFID interpolations.
+  const g = Math.min(Number(args.grid), n);
+  const first = new DataLoader(subset(val, Int32Array.from({ length: g }, (_, i) => i)), { batchSize: g, shuffle: false }).next();
+  using x = E.tensor(first.x, first.shape, { backend });
+  using grid = await continuousReconstructionGrid(model, x, { taus: [...new Set([...taus].sort((a, b) => a - b))], seed, trainLatents, ifidK: Number(args['ifid-k']) });
+  await saveImageGrid(join(outDir, 'recon-grid.png'), grid, { nrow: g, range: [-1, 1] });
+  uploader.dispose(); // its upload ring served the evaluation
+  io.out(md);
+  io.out(`wrote ${join(outDir, 'eval.json')}, eval.md, recon-grid.png (rows: originals, clean, tau ${taus.join(', ')}${trainLatents ? ', iFID' : ''})`);
 }
 
 // --- train-featnet -----------------------------------------------------------
@@ -538,6 +524,7 @@ async function runTrainAR(args: ParsedArgs, io: Io): Promise<void> {
     log: io.out,
   });
   reportTrained(io, ckpt, r);
+  // The trained model (saved) and the tokenizer that cached the tokens: the command is done with them.
   r.model.dispose();
   r.tokenizer?.dispose();
 }
@@ -614,91 +601,85 @@ async function runSampleAR(args: ParsedArgs, io: Io): Promise<void> {
   const dataset = String(arExtra.dataset ?? tokExtra.dataset ?? 'fashion-mnist');
   const backend = await backendFor(args);
   const seed = Number(args.seed);
+  // The models live for the whole command.
   const { model: ar, step } = await loadARCheckpoint(ckpt, backend);
-  const { model: tokenizer } = await loadTokenizerCheckpoint(tokPath, backend);
-  let net: FeatNet | null = null;
-  try {
-    // The AR model's tokens must be this tokenizer's codes on its grid.
-    // The datasets here are 32x32 (MNIST-style images padded by 2).
-    const [h, w] = tokenizer.tokenGrid(32, 32);
-    if (ar.cfg.vocabSize !== tokenizer.cfg.codebookSize || ar.seqLen !== h * w) {
-      throw new CliError(`${cmd}: --tokenizer ${tokPath} (codebook ${tokenizer.cfg.codebookSize}, ${h}x${w} tokens) does not match the AR model (vocabulary ${ar.cfg.vocabSize}, ${ar.seqLen} tokens)`);
-    }
-    if (recorded && resolve(recorded) !== tokPath) io.out(`note: decoding with ${tokPath}; the AR model was trained on the codes of ${recorded}`);
-    const loaded = await loadFeatNet(args.featnet !== undefined ? String(args.featnet) : defaultFeatnetPath(dataset), dataset, backend, seed, cmd);
-    net = loaded.net;
-    const outDir = args.out !== undefined ? resolve(String(args.out)) : dirname(ckpt);
-    const B = Number(args.batch);
-
-    // The real side: validation images of the tokenizer's dataset.
-    const split = loadSplit(dataset, io.out);
-    const val: ImageDataset = args['limit-val'] !== undefined ? subset(split.val, Int32Array.from({ length: Math.min(Number(args['limit-val']), split.val.shape[0]) }, (_, i) => i)) : split.val;
-    const nv = val.shape[0];
-    const S = tokenizer.cfg.imageSize;
-    if (val.shape[2] !== S || val.shape[3] !== S || val.shape[1] !== tokenizer.cfg.inChannels) {
-      throw new CliError(`${cmd}: --tokenizer ${tokPath} makes ${tokenizer.cfg.inChannels}x${S}x${S} images, the ${dataset} validation images are ${val.shape.slice(1).join('x')}`);
-    }
-    const real = new ImageFeatureStats(net);
-    const loader = new DataLoader(val, { batchSize: Math.min(B, nv), shuffle: false });
-    const uploader = new BatchUploader(backend);
-    try {
-      for (let i = 0, nb = Math.ceil(nv / Math.min(B, nv)); i < nb; i++) await real.add(uploader.next(loader).x);
-    } finally {
-      uploader.dispose();
-    }
-
-    const t0 = performance.now();
-    const eta = (what: string) => (done: number, total: number) => {
-      const s = (performance.now() - t0) / 1000;
-      io.out(`  ${what} ${done}/${total}, ${s.toFixed(1)} s, ETA ${((s / done) * (total - done)).toFixed(0)} s`);
-    };
-    const sampling = { cfgScale, cfgSchedule: String(args['cfg-schedule']), temperature: Number(args.temperature), topK: Number(args['top-k']), topP, seed };
-    io.out(`sampling ${num} images from ${ckpt} (step ${step}), decoding with ${tokPath}; features: ${loaded.source}`);
-    const gen = await generateClassBalanced(ar, {
-      numImages: num,
-      numClasses,
-      batchSize: B,
-      cfgScale,
-      cfgSchedule: sampling.cfgSchedule as 'constant' | 'rar',
-      temperature: sampling.temperature,
-      topK: sampling.topK,
-      topP,
-      generator: new E.Generator(seed),
-      onBatch: eta('sampled'),
-    });
-    await saveTokenCache(join(outDir, 'samples.safetensors'), gen, { tokenizer: { path: tokPath, sha256: await fileSha256(tokPath) }, source: { checkpoint: ckpt, step, sampling } });
-    const fake = await decodedFeatureStats(net, tokenizer, gen, { backend, batchSize: B });
-    const sampleSeconds = (performance.now() - t0) / 1000;
-    const grid = classGrid(tokenizer, gen, { numClasses, perClass: Number(args.grid), backend });
-    await saveImageGrid(join(outDir, 'samples.png'), grid.images, { nrow: grid.perRow, range: [-1, 1] });
-    grid.images.dispose();
-    const isGen = fake.inceptionScore();
-    const isReal = real.inceptionScore();
-    const r: GfidResult = {
-      checkpoint: ckpt,
-      step,
-      tokenizer: tokPath,
-      dataset,
-      featnet: loaded.source,
-      featureDim: fake.stats().dim,
-      numImages: num,
-      numClasses,
-      realImages: nv,
-      sampling,
-      gfid: fake.fid(real),
-      inceptionScore: isGen && isReal ? { generated: { mean: isGen.mean, std: isGen.std }, real: { mean: isReal.mean, std: isReal.std } } : null,
-      sampleSeconds,
-    };
-    writeFileAtomicSync(join(outDir, 'gfid.json'), JSON.stringify(r, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2) + '\n');
-    const md = gfidMarkdown(r);
-    writeFileAtomicSync(join(outDir, 'gfid.md'), md);
-    io.out(md);
-    io.out(`wrote ${join(outDir, 'gfid.json')}, gfid.md, samples.png (one row per class, ${grid.perRow} each), samples.safetensors`);
-  } finally {
-    ar.dispose();
-    tokenizer.dispose();
-    net?.dispose();
+  using _ar = ar;
+  using tokenizer = (await loadTokenizerCheckpoint(tokPath, backend)).model;
+  // The AR model's tokens must be this tokenizer's codes on its grid.
+  // The datasets here are 32x32 (MNIST-style images padded by 2).
+  const [h, w] = tokenizer.tokenGrid(32, 32);
+  if (ar.cfg.vocabSize !== tokenizer.cfg.codebookSize || ar.seqLen !== h * w) {
+    throw new CliError(`${cmd}: --tokenizer ${tokPath} (codebook ${tokenizer.cfg.codebookSize}, ${h}x${w} tokens) does not match the AR model (vocabulary ${ar.cfg.vocabSize}, ${ar.seqLen} tokens)`);
   }
+  if (recorded && resolve(recorded) !== tokPath) io.out(`note: decoding with ${tokPath}; the AR model was trained on the codes of ${recorded}`);
+  const loaded = await loadFeatNet(args.featnet !== undefined ? String(args.featnet) : defaultFeatnetPath(dataset), dataset, backend, seed, cmd);
+  using net = loaded.net;
+  const outDir = args.out !== undefined ? resolve(String(args.out)) : dirname(ckpt);
+  const B = Number(args.batch);
+
+  // The real side: validation images of the tokenizer's dataset.
+  const split = loadSplit(dataset, io.out);
+  const val: ImageDataset = args['limit-val'] !== undefined ? subset(split.val, Int32Array.from({ length: Math.min(Number(args['limit-val']), split.val.shape[0]) }, (_, i) => i)) : split.val;
+  const nv = val.shape[0];
+  const S = tokenizer.cfg.imageSize;
+  if (val.shape[2] !== S || val.shape[3] !== S || val.shape[1] !== tokenizer.cfg.inChannels) {
+    throw new CliError(`${cmd}: --tokenizer ${tokPath} makes ${tokenizer.cfg.inChannels}x${S}x${S} images, the ${dataset} validation images are ${val.shape.slice(1).join('x')}`);
+  }
+  const real = new ImageFeatureStats(net);
+  const loader = new DataLoader(val, { batchSize: Math.min(B, nv), shuffle: false });
+  const uploader = new BatchUploader(backend);
+  try {
+    for (let i = 0, nb = Math.ceil(nv / Math.min(B, nv)); i < nb; i++) await real.add(uploader.next(loader).x);
+  } finally {
+    uploader.dispose(); // its upload ring served this loop
+  }
+
+  const t0 = performance.now();
+  const eta = (what: string) => (done: number, total: number) => {
+    const s = (performance.now() - t0) / 1000;
+    io.out(`  ${what} ${done}/${total}, ${s.toFixed(1)} s, ETA ${((s / done) * (total - done)).toFixed(0)} s`);
+  };
+  const sampling = { cfgScale, cfgSchedule: String(args['cfg-schedule']), temperature: Number(args.temperature), topK: Number(args['top-k']), topP, seed };
+  io.out(`sampling ${num} images from ${ckpt} (step ${step}), decoding with ${tokPath}; features: ${loaded.source}`);
+  const gen = await generateClassBalanced(ar, {
+    numImages: num,
+    numClasses,
+    batchSize: B,
+    cfgScale,
+    cfgSchedule: sampling.cfgSchedule as 'constant' | 'rar',
+    temperature: sampling.temperature,
+    topK: sampling.topK,
+    topP,
+    generator: new E.Generator(seed),
+    onBatch: eta('sampled'),
+  });
+  await saveTokenCache(join(outDir, 'samples.safetensors'), gen, { tokenizer: { path: tokPath, sha256: await fileSha256(tokPath) }, source: { checkpoint: ckpt, step, sampling } });
+  const fake = await decodedFeatureStats(net, tokenizer, gen, { backend, batchSize: B });
+  const sampleSeconds = (performance.now() - t0) / 1000;
+  using grid = E.disposable(classGrid(tokenizer, gen, { numClasses, perClass: Number(args.grid), backend }));
+  await saveImageGrid(join(outDir, 'samples.png'), grid.images, { nrow: grid.perRow, range: [-1, 1] });
+  const isGen = fake.inceptionScore();
+  const isReal = real.inceptionScore();
+  const r: GfidResult = {
+    checkpoint: ckpt,
+    step,
+    tokenizer: tokPath,
+    dataset,
+    featnet: loaded.source,
+    featureDim: fake.stats().dim,
+    numImages: num,
+    numClasses,
+    realImages: nv,
+    sampling,
+    gfid: fake.fid(real),
+    inceptionScore: isGen && isReal ? { generated: { mean: isGen.mean, std: isGen.std }, real: { mean: isReal.mean, std: isReal.std } } : null,
+    sampleSeconds,
+  };
+  writeFileAtomicSync(join(outDir, 'gfid.json'), JSON.stringify(r, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2) + '\n');
+  const md = gfidMarkdown(r);
+  writeFileAtomicSync(join(outDir, 'gfid.md'), md);
+  io.out(md);
+  io.out(`wrote ${join(outDir, 'gfid.json')}, gfid.md, samples.png (one row per class, ${grid.perRow} each), samples.safetensors`);
 }
 
 const PLOT_OPTIONS: OptSpec[] = [

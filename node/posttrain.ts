@@ -73,12 +73,15 @@ export async function mixTokens(ar: ARTransformer, gt: TokenDataset, s: MixSetti
   let kept = 0;
   for (let st = 0; st < N; st += o.batchSize) {
     const b = Math.min(o.batchSize, N - st);
-    const gtT = E.tensor(gt.tokens.subarray(st * L, (st + b) * L), [b, L], { backend, dtype: 'i32' });
-    const m = buildMixedTokens(ar, gtT, Array.from(gt.labels.subarray(st, st + b)), { sigma: s.sigma, temperature: s.temperature, topK: s.topK, topP: s.topP, cfgScale: s.cfgScale, cfgSchedule: s.cfgSchedule, generator });
+    using m = E.disposable(
+      E.tidy(() => {
+        const gtT = E.tensor(gt.tokens.subarray(st * L, (st + b) * L), [b, L], { backend, dtype: 'i32' });
+        const mixed = buildMixedTokens(ar, gtT, Array.from(gt.labels.subarray(st, st + b)), { sigma: s.sigma, temperature: s.temperature, topK: s.topK, topP: s.topP, cfgScale: s.cfgScale, cfgSchedule: s.cfgSchedule, generator });
+        return { tokens: mixed.tokens, keptSum: mixed.kept.sum() };
+      }),
+    );
     tokens.set((await m.tokens.toArray()) as Int32Array, st * L);
-    const keptSum = m.kept.sum();
-    kept += await keptSum.item();
-    for (const t of [gtT, m.tokens, m.kept, keptSum]) t.dispose();
+    kept += await m.keptSum.item();
     o.onProgress?.(st + b, N);
   }
   return { ds: { ...gt, tokens }, keptFraction: kept / (N * L) };
@@ -103,11 +106,11 @@ export async function denoiseLatents(dit: DiffusionTransformer, clean: LatentDat
   const generator = new E.Generator(o.seed + 2000);
   for (let st = 0; st < N; st += o.batchSize) {
     const b = Math.min(o.batchSize, N - st);
-    const z = E.tensor(clean.latents.subarray(st * per, (st + b) * per), [b, C, h, w], { backend });
-    const d = buildDenoisedLatents(dit, z, Array.from(clean.labels.subarray(st, st + b)), { tStar: s.tStar, steps: s.steps, sampler: s.sampler, cfgScale: s.cfgScale, guidanceInterval: s.guidanceInterval, generator });
+    using d = E.tidy(() => {
+      const z = E.tensor(clean.latents.subarray(st * per, (st + b) * per), [b, C, h, w], { backend });
+      return buildDenoisedLatents(dit, z, Array.from(clean.labels.subarray(st, st + b)), { tStar: s.tStar, steps: s.steps, sampler: s.sampler, cfgScale: s.cfgScale, guidanceInterval: s.guidanceInterval, generator });
+    });
     out.set(await d.toArray(), st * per);
-    z.dispose();
-    d.dispose();
     o.onProgress?.(st + b, N);
   }
   return { ...clean, latents: out };
@@ -215,6 +218,7 @@ export async function trainDecoder(o: TrainDecoderOptions): Promise<TrainDecoder
       },
     }));
   } finally {
+    // The upload ring and the batch's rows served every step.
     uploader.dispose();
     dev.dispose();
   }
@@ -226,6 +230,7 @@ export async function trainDecoder(o: TrainDecoderOptions): Promise<TrainDecoder
       await saveTrainingCheckpoint(checkpointPath, state, steps, { ...extra, decoderWeights: 'ema' });
     }
   } finally {
+    // The optimizer state and the EMA shadows lived for the run; the model is returned.
     trainer.optimizer.dispose();
     trainer.ema?.dispose();
   }

@@ -205,7 +205,7 @@ export async function trainAR(o: TrainAROptions): Promise<TrainARResult> {
             onSample: async (step: number) => {
               const nc = Math.min(numClasses, 10);
               const classes = Array.from({ length: nc * perClass }, (_, i) => Math.floor(i / perClass));
-              const imgs = E.noGrad(() =>
+              using imgs = E.noGrad(() =>
                 E.tidy(() => {
                   const ids = sampleTokens(model, classes, { ...o.sampleCfg, generator: sampleGen });
                   const [h, w] = tokens!.grid;
@@ -213,7 +213,6 @@ export async function trainAR(o: TrainAROptions): Promise<TrainARResult> {
                 }),
               );
               await saveImageGrid(join(o.outDir!, `samples_${String(step).padStart(7, '0')}.png`), imgs, { nrow: perClass, range: [-1, 1] });
-              imgs.dispose();
             },
           }
         : {}),
@@ -227,7 +226,9 @@ export async function trainAR(o: TrainAROptions): Promise<TrainARResult> {
     });
     return { ...r, model, totalSteps, tokens, tokenizer };
   } finally {
+    // The run's device batches and optimizer state; the model is returned.
     loader.dispose();
+    optimizer.dispose();
   }
 }
 

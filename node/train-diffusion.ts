@@ -75,6 +75,7 @@ export async function loadLatentCache(path: string): Promise<{ latents: LatentDa
 /** Loads a tokenizer checkpoint and checks that it is continuous with measured latent statistics. */
 export async function loadContinuousTokenizer(path: string, backend: E.Backend, what = 'tokenizer'): Promise<VQTokenizer> {
   const { model } = await loadTokenizerCheckpoint(path, backend);
+  // A refused model is not returned: free it.
   if (!model.continuous) {
     model.dispose();
     throw new Error(`${what} ${path} is a VQ tokenizer (quantizer 'vq'): the diffusion generator needs a continuous one (train-tokenizer --quantizer kl)`);
@@ -203,15 +204,10 @@ export async function trainDiffusion(o: TrainDiffusionOptions): Promise<TrainDif
             sampleEvery: o.sampleEvery,
             onSample: async (step: number) => {
               const nc = Math.min(numClasses, 10);
-              const shadow = emaCopy(model, ema);
-              try {
-                const gen = await generateLatentsClassBalanced(shadow, { numImages: nc * perClass, numClasses: nc, batchSize: nc * perClass, generator: sampleGen, ...o.sampleOptions });
-                const grid = latentClassGrid(tokenizer!, gen, { numClasses: nc, perClass, backend });
-                await saveImageGrid(join(o.outDir!, `samples_${String(step).padStart(7, '0')}.png`), grid.images, { nrow: grid.perRow, range: [-1, 1] });
-                grid.images.dispose();
-              } finally {
-                shadow.dispose();
-              }
+              using shadow = emaCopy(model, ema);
+              const gen = await generateLatentsClassBalanced(shadow, { numImages: nc * perClass, numClasses: nc, batchSize: nc * perClass, generator: sampleGen, ...o.sampleOptions });
+              using grid = E.disposable(latentClassGrid(tokenizer!, gen, { numClasses: nc, perClass, backend }));
+              await saveImageGrid(join(o.outDir!, `samples_${String(step).padStart(7, '0')}.png`), grid.images, { nrow: grid.perRow, range: [-1, 1] });
             },
           }
         : {}),
@@ -226,7 +222,9 @@ export async function trainDiffusion(o: TrainDiffusionOptions): Promise<TrainDif
     });
     return { ...r, model, ema, totalSteps, latents, tokenizer };
   } finally {
+    // The run's device batches and optimizer state; the model and its EMA are returned.
     loader.dispose();
+    optimizer.dispose();
   }
 }
 
@@ -237,20 +235,17 @@ export type LoadedDiffusion = LoadedModel<DiffusionTransformer> & { weights: 'em
  * in eval mode, with the EMA weights when the checkpoint has them (default) or the raw ones.
  */
 export async function loadDiffusionCheckpoint(path: string, backend: E.Backend, o: { ema?: boolean } = {}): Promise<LoadedDiffusion> {
-  const { tensors, metadata } = await loadCheckpoint(path, backend);
-  try {
-    const extra = getJsonOr<Record<string, unknown>>(metadata, 'extra', {});
-    const config = extra.config as DiffusionConfigInput | undefined;
-    if (!config || typeof config !== 'object' || !('latentChannels' in config)) throw new Error(`${path}: not a train-diffusion checkpoint (no diffusion config in its metadata)`);
-    const model = new DiffusionTransformer(config, { backend, generator: new E.Generator(0) });
-    const useEma = (o.ema ?? true) && Object.keys(tensors).some((k) => k.startsWith('ema.'));
-    const prefix = useEma ? 'ema.' : 'model.';
-    const state: Record<string, E.Tensor> = {};
-    for (const [k, t] of Object.entries(tensors)) if (k.startsWith(prefix)) state[k.slice(prefix.length)] = t;
-    model.loadStateDict(state);
-    model.eval();
-    return { model, step: getJson<number>(metadata, 'step'), extra, weights: useEma ? 'ema' : 'raw' };
-  } finally {
-    for (const t of Object.values(tensors)) t.dispose();
-  }
+  const { tensors: loaded, metadata } = await loadCheckpoint(path, backend);
+  using tensors = E.disposable(loaded);
+  const extra = getJsonOr<Record<string, unknown>>(metadata, 'extra', {});
+  const config = extra.config as DiffusionConfigInput | undefined;
+  if (!config || typeof config !== 'object' || !('latentChannels' in config)) throw new Error(`${path}: not a train-diffusion checkpoint (no diffusion config in its metadata)`);
+  const model = new DiffusionTransformer(config, { backend, generator: new E.Generator(0) });
+  const useEma = (o.ema ?? true) && Object.keys(tensors).some((k) => k.startsWith('ema.'));
+  const prefix = useEma ? 'ema.' : 'model.';
+  const state: Record<string, E.Tensor> = {};
+  for (const [k, t] of Object.entries(tensors)) if (k.startsWith(prefix)) state[k.slice(prefix.length)] = t;
+  model.loadStateDict(state);
+  model.eval();
+  return { model, step: getJson<number>(metadata, 'step'), extra, weights: useEma ? 'ema' : 'raw' };
 }

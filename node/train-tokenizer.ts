@@ -135,7 +135,7 @@ export async function trainTokenizer(o: TrainTokenizerOptions): Promise<TrainTok
     o.log?.(`hinge GAN: ${disc.summary()}, weight ${discWeight} x adaptive, lr ${discOpt.lr}, from step ${Math.max(1, o.discStart ?? 1)}`);
   }
   const uploader = new BatchUploader(backend);
-  const sampleX = E.keep(E.tensor(new Float32Array(loaderFirst(split.val, 16)), [Math.min(16, split.val.shape[0]), ...split.val.shape.slice(1)], { backend }));
+  using sampleX = E.tensor(new Float32Array(loaderFirst(split.val, 16)), [Math.min(16, split.val.shape[0]), ...split.val.shape.slice(1)], { backend });
   const state = { model, optimizer, generators: { perturb: model.perturbGenerator }, loader, ...(disc && discOpt ? { aux: { disc: { model: disc, optimizer: discOpt } } } : {}) };
   const extra = {
     ...o.extra,
@@ -161,7 +161,7 @@ export async function trainTokenizer(o: TrainTokenizerOptions): Promise<TrainTok
       ? {
           sampleEvery: o.sampleEvery,
           onSample: async (step: number) => {
-            const grid = E.noGrad(() => E.tidy(() => {
+            using grid = E.noGrad(() => E.tidy(() => {
               const wasTraining = model.training;
               model.eval();
               const rec = model.forward(sampleX, { perturb: null }).recon;
@@ -169,7 +169,6 @@ export async function trainTokenizer(o: TrainTokenizerOptions): Promise<TrainTok
               return E.concat([sampleX, rec.maximum(-1).minimum(1)], 0);
             }));
             await saveImageGrid(join(o.outDir!, `recon_${String(step).padStart(7, '0')}.png`), grid, { nrow: sampleX.shape[0]!, range: [-1, 1] });
-            grid.dispose();
           },
         }
       : {}),
@@ -194,8 +193,9 @@ export async function trainTokenizer(o: TrainTokenizerOptions): Promise<TrainTok
     o.log?.(`latent statistics over ${s.images} training images (${((performance.now() - t0) / 1000).toFixed(1)} s): mean [${s.mean.map((v) => v.toFixed(3)).join(', ')}], std [${s.std.map((v) => v.toFixed(3)).join(', ')}]`);
     if (o.outDir) await saveTrainingCheckpoint(join(o.outDir, 'checkpoint.safetensors'), state, Math.max(r.startStep, totalSteps), { ...extra, latentStats: s });
   }
+  // The run's state outlived its steps; the model is returned.
   uploader.dispose();
-  sampleX.dispose();
+  optimizer.dispose();
   ownNet?.dispose();
   discOpt?.dispose();
   disc?.dispose();

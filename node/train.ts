@@ -6,7 +6,7 @@
  */
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { tidy, type Backend, type Tensor } from '../engine/index.js';
+import { disposable, tidy, type Backend, type Tensor } from '../engine/index.js';
 import { getJson } from '../nn/checkpoint/index.js';
 import type { Module } from '../nn/module.js';
 import { Progress } from '../nn/train/progress.js';
@@ -38,19 +38,16 @@ export interface LoadedModel<M> {
  */
 export async function loadModelCheckpoint<M extends Module, C extends object>(path: string, backend: Backend, build: (config: C) => M, writer: string): Promise<LoadedModel<M>> {
   const { tensors, metadata } = await loadCheckpoint(path, backend);
-  try {
-    const extra = getJson<Record<string, unknown>>(metadata, 'extra');
-    const config = extra?.config as C | undefined;
-    if (!config || typeof config !== 'object') throw new Error(`${path}: no model config in the checkpoint metadata (not written by ${writer}?)`);
-    const model = build(config);
-    const state: Record<string, Tensor> = {};
-    for (const [k, t] of Object.entries(tensors)) if (k.startsWith('model.')) state[k.slice('model.'.length)] = t;
-    model.loadStateDict(state);
-    model.eval();
-    return { model, step: getJson<number>(metadata, 'step'), extra: extra! };
-  } finally {
-    for (const t of Object.values(tensors)) t.dispose();
-  }
+  using _loaded = disposable(tensors);
+  const extra = getJson<Record<string, unknown>>(metadata, 'extra');
+  const config = extra?.config as C | undefined;
+  if (!config || typeof config !== 'object') throw new Error(`${path}: no model config in the checkpoint metadata (not written by ${writer}?)`);
+  const model = build(config);
+  const state: Record<string, Tensor> = {};
+  for (const [k, t] of Object.entries(tensors)) if (k.startsWith('model.')) state[k.slice('model.'.length)] = t;
+  model.loadStateDict(state);
+  model.eval();
+  return { model, step: getJson<number>(metadata, 'step'), extra: extra! };
 }
 
 export interface TrainLoopOptions {
@@ -98,11 +95,13 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
   const t0 = performance.now();
   for (let step = startStep + 1; step <= o.totalSteps; step++) {
     const logging = step % logEvery === 0 || step === o.totalSteps;
-    const out = tidy(() => {
-      const r = o.step(step);
-      // Only the returned terms survive the step's scope.
-      return { terms: r.terms, epoch: r.epoch };
-    });
+    // The step's scope: only the returned terms survive it (freed after logging).
+    using out = disposable(
+      tidy(() => {
+        const r = o.step(step);
+        return { terms: r.terms, epoch: r.epoch };
+      }),
+    );
     if (logging) {
       const terms: Record<string, number> = {};
       for (const [k, t] of Object.entries(out.terms)) terms[k] = await t.item();
@@ -111,7 +110,6 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
       log(line);
       if (o.metricsPath) appendFileSync(o.metricsPath, JSON.stringify({ step, epoch: out.epoch, time: (performance.now() - t0) / 1000, ...terms }) + '\n');
     }
-    for (const t of Object.values(out.terms)) t.dispose();
     if (o.checkpointPath && o.checkpointEvery && (step % o.checkpointEvery === 0 || step === o.totalSteps)) {
       await saveTrainingCheckpoint(o.checkpointPath, o.state, step, o.extra);
     }

@@ -122,26 +122,20 @@ export async function runDiffusionGenerator(ctx: StudyContext, tok: ContinuousTo
     extra: { study: cfg.name, arm: 'continuous', tokenizer: tok.name, tokenizerSha256: tok.sha256 },
   });
   const trainSeconds = (performance.now() - t0) / 1000;
-  const model = emaCopy(r.model, r.ema); // sample with the EMA weights, as loadDiffusionCheckpoint does
+  using model = emaCopy(r.model, r.ema); // sample with the EMA weights, as loadDiffusionCheckpoint does
   const params = r.model.numParameters();
-  r.model.dispose();
+  r.model.dispose(); // the trained weights and their EMA are replaced by the copy
   r.ema.dispose();
   const t1 = performance.now();
-  let gen: LatentDataset;
-  try {
-    gen = await generateLatents(ctx, model);
-  } finally {
-    model.dispose();
-  }
+  const gen = await generateLatents(ctx, model);
   const samples = join(dir, 'samples.safetensors');
   await saveLatentCache(samples, gen, { tokenizer: { path: tok.checkpoint, sha256: tok.sha256 }, source: { study: cfg.name, tokenizer: tok.name, sampling: k.sampling } });
   const stats = await decodedLatentStats(ctx, tokenizer, gen);
   const gfid = stats.fid(ctx.realStats);
   const sampleSeconds = (performance.now() - t1) / 1000;
   const sampleGrid = join(dir, 'samples.png');
-  const grid = latentGrid(ctx, tokenizer, gen, 10);
+  using grid = E.disposable(latentGrid(ctx, tokenizer, gen, 10));
   await saveImageGrid(sampleGrid, grid.images, { nrow: grid.perRow, range: [-1, 1] });
-  grid.images.dispose();
   const last = r.history[r.history.length - 1];
   const record: DiffusionGeneratorRecord = {
     tokenizer: tok.name,

@@ -72,15 +72,10 @@ async function denoisedLatents(ctx: StudyContext, gen: DiffusionGeneratorRecord,
     if (JSON.stringify(c.meta.source) === JSON.stringify(source) && c.latents.shape.join() === clean.shape.join()) return { ds: c.latents, rms: rmsOf(c.latents) };
   }
   const t0 = performance.now();
-  const dit = await loadDiffusionGenerator(gen, backend);
+  using dit = await loadDiffusionGenerator(gen, backend);
   const N = clean.shape[0];
   const s = k.sampling;
-  let ds: LatentDataset;
-  try {
-    ds = await denoiseLatents(dit, clean, { tStar: k.posttrain.tStar, steps: s.steps, sampler: s.sampler, cfgScale: s.cfgScale, guidanceInterval: s.guidanceInterval }, { backend, batchSize: s.batchSize, seed: cfg.seed });
-  } finally {
-    dit.dispose();
-  }
+  const ds = await denoiseLatents(dit, clean, { tStar: k.posttrain.tStar, steps: s.steps, sampler: s.sampler, cfgScale: s.cfgScale, guidanceInterval: s.guidanceInterval }, { backend, batchSize: s.batchSize, seed: cfg.seed });
   await saveLatentCache(path, ds, { source });
   const rms = rmsOf(ds);
   log(`[kl-posttrain] ${N} latents noised to t* = ${k.posttrain.tStar} and denoised by the generator (RMS change ${rms.toFixed(3)}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
@@ -111,7 +106,7 @@ export async function runContinuousPostTrain(ctx: StudyContext, tok: ContinuousT
     return done;
   }
   const t0 = performance.now();
-  const base = (await loadTokenizerCheckpoint(tok.checkpoint, backend)).model; // the original decoder, for "before" and the grid
+  using base = (await loadTokenizerCheckpoint(tok.checkpoint, backend)).model; // the original decoder, for "before" and the grid
   const images = subset(ctx.data.train, Int32Array.from({ length: n }, (_, i) => i));
   const clean = await encodeLatentDataset(base, images, { backend, batchSize: cfg.eval.batchSize });
   const { ds: denoised, rms } = await denoisedLatents(ctx, gen, clean, dir);
@@ -123,19 +118,16 @@ export async function runContinuousPostTrain(ctx: StudyContext, tok: ContinuousT
   const before: ContinuousDecoderScores = { gfid: gen.gfid, inceptionScore: gen.inceptionScore, rfid: e.rfid, nfid: e.nfidDefault.fid, psnr: e.psnr, ssim: e.ssim };
   const after = await decoderScores(ctx, post.model, samples);
   let control: ContinuousDecoderScores | null = null;
-  const grids = [latentGrid(ctx, base, samples, 8), latentGrid(ctx, post.model, samples, 8)];
-  post.model.dispose();
+  using grids = E.disposable([latentGrid(ctx, base, samples, 8), latentGrid(ctx, post.model, samples, 8)]);
+  post.model.dispose(); // scored and drawn; its checkpoint is on disk
   if (p.control) {
-    const c = await trainDecoder({ ...training, rows: latentRows(clean), outDir: join(dir, 'control'), label: `kl-posttrain ${tok.name} control (clean latents)` });
-    control = await decoderScores(ctx, c.model, samples);
-    grids.push(latentGrid(ctx, c.model, samples, 8));
-    c.model.dispose();
+    using c = (await trainDecoder({ ...training, rows: latentRows(clean), outDir: join(dir, 'control'), label: `kl-posttrain ${tok.name} control (clean latents)` })).model;
+    control = await decoderScores(ctx, c, samples);
+    grids.push(latentGrid(ctx, c, samples, 8));
   }
-  base.dispose();
   const gridPath = join(dir, 'before-after.png');
-  const all = E.concat(grids.map((g) => g.images), 0);
+  using all = E.concat(grids.map((g) => g.images), 0);
   await saveImageGrid(gridPath, all, { nrow: grids[0]!.perRow, range: [-1, 1] });
-  for (const t of [...grids.map((g) => g.images), all]) t.dispose();
   const rec: ContinuousPostTrainRecord = {
     tokenizer: tok.name,
     generatorSha256: gen.sha256,

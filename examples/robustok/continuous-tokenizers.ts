@@ -101,19 +101,15 @@ export async function runContinuousTokenizer(ctx: StudyContext, v: ContinuousVar
   const model = r.model;
   model.eval();
   const t1 = performance.now();
-  const train = await trainingLatents(ctx, model);
   let ev: ContinuousEvalResult;
   const reconGrid = join(dir, 'recon.png');
-  try {
+  {
+    using train = await trainingLatents(ctx, model);
     ev = await evaluate(ctx, model, train);
     const n = Math.min(16, data.val.shape[0]);
-    const x = imagesTensor(data.val, 0, n, backend);
-    const grid = await continuousReconstructionGrid(model, x, { taus: k.eval.taus, seed: cfg.seed, trainLatents: train, ifidK: k.eval.ifidK });
+    using x = imagesTensor(data.val, 0, n, backend);
+    using grid = await continuousReconstructionGrid(model, x, { taus: k.eval.taus, seed: cfg.seed, trainLatents: train, ifidK: k.eval.ifidK });
     await saveImageGrid(reconGrid, grid, { nrow: n, range: [-1, 1] });
-    grid.dispose();
-    x.dispose();
-  } finally {
-    train.dispose();
   }
   const evalSeconds = (performance.now() - t1) / 1000;
   const [mean, std] = await Promise.all([model.latentStats.mean.toArray(), model.latentStats.std.toArray()]);

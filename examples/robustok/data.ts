@@ -38,18 +38,15 @@ export function imagesTensor(ds: ImageDataset, from: number, to: number, backend
 
 /**
  * Consecutive batches of a dataset on the device, in order (the last one may be smaller). Each
- * batch tensor is disposed when the consumer asks for the next one (or stops iterating).
+ * batch tensor is owned by the generator (kept out of the consumer's scopes) and freed when the
+ * consumer asks for the next one (or stops iterating).
  */
 export function* deviceBatches(ds: ImageDataset, batchSize: number, backend: E.Backend, limit = ds.shape[0]): Generator<{ x: E.Tensor; labels: Int32Array; start: number }> {
   const n = Math.min(limit, ds.shape[0]);
   for (let s = 0; s < n; s += batchSize) {
     const e = Math.min(n, s + batchSize);
-    const x = E.keep(imagesTensor(ds, s, e, backend));
-    try {
-      yield { x, labels: ds.labels.subarray(s, e), start: s };
-    } finally {
-      x.dispose();
-    }
+    using x = E.keep(imagesTensor(ds, s, e, backend));
+    yield { x, labels: ds.labels.subarray(s, e), start: s };
   }
 }
 

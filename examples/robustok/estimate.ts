@@ -26,14 +26,14 @@ export interface StudyEstimate {
 }
 
 async function timeSteps(n: number, step: () => E.Tensor): Promise<number> {
-  const warm = E.tidy(step);
-  await warm.item();
-  warm.dispose();
+  {
+    using warm = E.tidy(step);
+    await warm.item();
+  }
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
-    const l = E.tidy(step);
+    using l = E.tidy(step);
     await l.item(); // one readback per step: the timing includes the device work
-    l.dispose();
   }
   return (performance.now() - t0) / 1000 / n;
 }
@@ -44,34 +44,33 @@ export async function estimateStudy(cfg: StudyConfig, backend: E.Backend, trainI
   const tok = new VQTokenizer({ ...variantConfig(cfg, v0), perturbation: 'paper' }, { backend, generator: new E.Generator(1) });
   const opt = new AdamW(tok.parameters(), { lr: 1e-4 });
   const Bt = cfg.tokenizer.batchSize;
-  const x = E.keep(E.rand([Bt, 1, S, S], { backend, low: -1, high: 1 }));
+  using x = E.rand([Bt, 1, S, S], { backend, low: -1, high: 1 });
   const tokStep = await timeSteps(steps, () => tokenizerTrainStep(tok, opt, x, { step: 1, totalSteps: 10 }).total!);
-  x.dispose();
   const side = S / tok.factor;
   const L = side * side;
   const K = tok.cfg.codebookSize;
+  // Each timed model and its optimizer state are freed before the next is built.
+  opt.dispose();
   tok.dispose();
 
   const ar = new ARTransformer({ vocabSize: K, numClasses: 10, seqLen: L, dim: cfg.ar.dim, depth: cfg.ar.depth, heads: cfg.ar.heads }, { backend, generator: new E.Generator(2) });
   const { optimizer } = createAROptimizer(ar, { totalSteps: 10, warmupSteps: 0, lr: 1e-4 });
   const Ba = cfg.ar.batchSize;
-  const cls = E.keep(E.randint(0, 10, [Ba], { backend }));
-  const toks = E.keep(E.randint(0, K, [Ba, L], { backend }));
+  using cls = E.randint(0, 10, [Ba], { backend });
+  using toks = E.randint(0, K, [Ba, L], { backend });
   const arStep = await timeSteps(steps, () => arTrainStep(ar, optimizer, cls, toks, { accuracy: false }).loss);
-  cls.dispose();
-  toks.dispose();
+  optimizer.dispose();
   const s = cfg.sampling;
   const classes = Array.from({ length: s.batchSize }, (_, i) => i % 10);
   const sampleOnce = async () => {
-    const ids = sampleTokens(ar, classes, { cfgScale: s.cfgScale, cfgSchedule: s.cfgSchedule, temperature: s.temperature, topK: s.topK, topP: s.topP, generator: new E.Generator(3) });
+    using ids = sampleTokens(ar, classes, { cfgScale: s.cfgScale, cfgSchedule: s.cfgSchedule, temperature: s.temperature, topK: s.topK, topP: s.topP, generator: new E.Generator(3) });
     await ids.toArray();
-    ids.dispose();
   };
   await sampleOnce();
   const t0 = performance.now();
   await sampleOnce();
   const sampleBatch = (performance.now() - t0) / 1000;
-  ar.dispose();
+  ar.dispose(); // timed: freed before the next model is built
 
   const V = cfg.tokenizer.variants;
   // Variants with another K are timed at the first variant's K (the quantizer is a small part of a step).
@@ -95,34 +94,33 @@ async function estimateContinuous(cfg: StudyConfig, backend: E.Backend, trainIma
   const tok = new VQTokenizer({ ...continuousVariantConfig(k, v0), latentNoise: 'paper-continuous' }, { backend, generator: new E.Generator(1) });
   const opt = new AdamW(tok.parameters(), { lr: 1e-4 });
   const Bt = k.tokenizer.batchSize;
-  const x = E.keep(E.rand([Bt, 1, S, S], { backend, low: -1, high: 1 }));
+  using x = E.rand([Bt, 1, S, S], { backend, low: -1, high: 1 });
   const tokStep = await timeSteps(steps, () => tokenizerTrainStep(tok, opt, x, { step: 1, totalSteps: 10 }).total!);
-  x.dispose();
   const [h, w] = tok.tokenGrid(S, S);
   const C = tok.cfg.codeDim;
+  // Each timed model and its optimizer state are freed before the next is built.
+  opt.dispose();
   tok.dispose();
 
   const d = k.diffusion;
   const dit = new DiffusionTransformer({ latentChannels: C, grid: [h, w], numClasses: 10, patchSize: d.patchSize, dim: d.dim, depth: d.depth, heads: d.heads }, { backend, generator: new E.Generator(2) });
   const { optimizer } = createDiffusionOptimizer(dit, { lr: 1e-4 });
-  const z = E.keep(E.randn([d.batchSize, C, h, w], { backend }));
-  const cls = E.keep(E.randint(0, 10, [d.batchSize], { backend }));
+  using z = E.randn([d.batchSize, C, h, w], { backend });
+  using cls = E.randint(0, 10, [d.batchSize], { backend });
   const ditStep = await timeSteps(steps, () => diffusionTrainStep(dit, optimizer, z, cls).loss);
-  z.dispose();
-  cls.dispose();
+  optimizer.dispose();
   const s = k.sampling;
   const classes = Array.from({ length: s.batchSize }, (_, i) => i % 10);
   // One guided evaluation per sampling batch, timed over two ODE steps and scaled to the sampler's count.
   const sampleOnce = async () => {
-    const out = sampleDiffusion(dit, classes, { steps: 2, cfgScale: s.cfgScale, generator: new E.Generator(3) });
+    using out = sampleDiffusion(dit, classes, { steps: 2, cfgScale: s.cfgScale, generator: new E.Generator(3) });
     await out.toArray();
-    out.dispose();
   };
   await sampleOnce();
   const t0 = performance.now();
   await sampleOnce();
   const perEval = (performance.now() - t0) / 1000 / 2;
-  dit.dispose();
+  dit.dispose(); // timed: freed before returning
   const sampleBatch = perEval * odeEvaluations(s.sampler, s.steps);
 
   const V = k.tokenizer.variants;

@@ -109,9 +109,8 @@ export async function runGenerator(ctx: StudyContext, tok: TokenizerRecord, toke
   const gfid = stats.fid(ctx.realStats);
   const sampleSeconds = (performance.now() - t1) / 1000;
   const sampleGrid = join(dir, 'samples.png');
-  const grid = classGrid(ctx, tokenizer, gen, 10);
+  using grid = E.disposable(classGrid(ctx, tokenizer, gen, 10));
   await saveImageGrid(sampleGrid, grid.images, { nrow: grid.perRow, range: [-1, 1] });
-  grid.images.dispose();
   const last = r.history[r.history.length - 1];
   const record: GeneratorRecord = {
     tokenizer: tok.name,

@@ -102,30 +102,26 @@ export async function runPostTrain(ctx: StudyContext, tok: TokenizerRecord, gen:
     return done;
   }
   const t0 = performance.now();
-  const base = (await loadTokenizerCheckpoint(tok.checkpoint, backend)).model; // the original decoder, for "before"
+  using base = (await loadTokenizerCheckpoint(tok.checkpoint, backend)).model; // the original decoder, for "before"
   const { ds: mixed, kept } = await mixedTokens(ctx, base, ar, dir, n);
   const images = subset(ctx.data.train, Int32Array.from({ length: n }, (_, i) => i));
   const training = decoderTraining(ctx, tok.checkpoint, tok.name, images, p);
   const post = await trainDecoder({ ...training, rows: tokenRows(mixed), outDir: dir, label: `posttrain ${tok.name}` });
+  using postModel = post.model;
   const seconds = (performance.now() - t0) / 1000;
   const samples = await loadSamples(gen);
   const before: DecoderScores = { gfid: gen.gfid, inceptionScore: gen.inceptionScore, rfid: tok.eval.rfid, psnr: tok.eval.psnr };
-  const after = await decoderScores(ctx, post.model, samples);
+  const after = await decoderScores(ctx, postModel, samples);
   let control: DecoderScores | null = null;
   if (p.control) {
     const gt = await encodeTokenDataset(base, images, { backend, batchSize: cfg.eval.batchSize });
-    const c = await trainDecoder({ ...training, rows: tokenRows(gt), outDir: join(dir, 'control'), label: `posttrain ${tok.name} control (clean tokens)` });
-    control = await decoderScores(ctx, c.model, samples);
-    c.model.dispose();
+    using c = (await trainDecoder({ ...training, rows: tokenRows(gt), outDir: join(dir, 'control'), label: `posttrain ${tok.name} control (clean tokens)` })).model;
+    control = await decoderScores(ctx, c, samples);
   }
   const gridPath = join(dir, 'before-after.png');
-  const g0 = classGrid(ctx, base, samples, 8);
-  const g1 = classGrid(ctx, post.model, samples, 8);
-  const both = E.concat([g0.images, g1.images], 0);
-  await saveImageGrid(gridPath, both, { nrow: g0.perRow, range: [-1, 1] });
-  for (const t of [g0.images, g1.images, both]) t.dispose();
-  base.dispose();
-  post.model.dispose();
+  using grids = E.disposable([classGrid(ctx, base, samples, 8), classGrid(ctx, postModel, samples, 8)]);
+  using both = E.concat(grids.map((g) => g.images), 0);
+  await saveImageGrid(gridPath, both, { nrow: grids[0]!.perRow, range: [-1, 1] });
   const rec: PostTrainRecord = { tokenizer: tok.name, dir, sigma: p.sigma, images: n, keptFraction: kept, steps: post.steps, seconds, metrics: join(dir, 'metrics.jsonl'), checkpoint: join(dir, 'checkpoint.safetensors'), before, after, control, grid: gridPath };
   writeFileAtomicSync(recordPath, JSON.stringify(rec, null, 2));
   const ctl = control ? `; control on clean tokens: gFID ${control.gfid.toFixed(2)}, rFID ${control.rfid.toFixed(2)}` : '';

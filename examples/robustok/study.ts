@@ -56,12 +56,13 @@ export async function runStudy(o: StudyOptions): Promise<StudyRun> {
   for (const v of cfg.tokenizer.variants) {
     const t = await runTokenizer(ctx, v);
     tokenizers.push(t.record);
+    // Each stage's models are freed when the next stage starts (its checkpoints are on disk).
+    using _tokenizer = t.model;
     if (!o.tokenizersOnly) {
       const g = await runGenerator(ctx, t.record, t.model);
+      using _generator = g.model;
       generators.push(g.record);
-      g.model.dispose();
     }
-    t.model.dispose();
   }
 
   let posttrain: PostTrainRecord | null = null;
@@ -69,12 +70,11 @@ export async function runStudy(o: StudyOptions): Promise<StudyRun> {
     const best = generators.reduce((a, b) => (b.gfid < a.gfid ? b : a));
     const tok = tokenizers.find((t) => t.name === best.tokenizer)!;
     log(`[posttrain] best generator: tokenizer '${best.tokenizer}' (gFID ${best.gfid.toFixed(2)})`);
-    const ar = (await loadARCheckpoint(best.checkpoint, o.backend)).model;
+    using ar = (await loadARCheckpoint(best.checkpoint, o.backend)).model;
     posttrain = await runPostTrain(ctx, tok, best, ar);
-    ar.dispose();
   }
   const continuous = cfg.continuous ? await runContinuousArm(ctx, !o.tokenizersOnly) : null;
-  featnet.dispose();
+  featnet.dispose(); // used by every stage
 
   const results: StudyResults = {
     cfg,
@@ -103,11 +103,8 @@ async function runContinuousArm(ctx: StudyContext, generate: boolean): Promise<C
   for (const v of ctx.cfg.continuous!.tokenizer.variants) {
     const t = await runContinuousTokenizer(ctx, v);
     r.tokenizers.push(t.record);
-    try {
-      if (generate) r.generators.push(await runDiffusionGenerator(ctx, t.record, t.model));
-    } finally {
-      t.model.dispose();
-    }
+    using _tokenizer = t.model;
+    if (generate) r.generators.push(await runDiffusionGenerator(ctx, t.record, t.model));
   }
   if (r.generators.length) {
     const best = r.generators.reduce((a, b) => (b.gfid < a.gfid ? b : a));

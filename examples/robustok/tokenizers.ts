@@ -76,11 +76,9 @@ export async function runTokenizer(ctx: StudyContext, v: TokenizerVariant): Prom
   const evalSeconds = (performance.now() - t1) / 1000;
   const reconGrid = join(dir, 'recon.png');
   const n = Math.min(16, data.val.shape[0]);
-  const x = imagesTensor(data.val, 0, n, backend);
-  const grid = reconstructionGrid(model, x, { alphas: cfg.eval.alphas, seed: cfg.seed });
+  using x = imagesTensor(data.val, 0, n, backend);
+  using grid = reconstructionGrid(model, x, { alphas: cfg.eval.alphas, seed: cfg.seed });
   await saveImageGrid(reconGrid, grid, { nrow: n, range: [-1, 1] });
-  grid.dispose();
-  x.dispose();
   const record: TokenizerRecord = { name: v.name, description: v.description, dir, checkpoint, params: model.numParameters(), steps, trainSeconds, eval: ev, evalSeconds, reconGrid };
   writeFileAtomicSync(join(dir, 'record.json'), JSON.stringify(record, null, 2));
   log(`[tokenizer ${v.name}] rFID ${ev.rfid.toFixed(2)}, pFID(alpha ${cfg.eval.pfidAlpha}) ${ev.pfidDefault.fid.toFixed(2)}, PSNR ${ev.psnr.toFixed(2)} dB, SSIM ${ev.ssim.toFixed(3)}, usage ${ev.usage.toFixed(1)}% (${trainSeconds.toFixed(0)} s train, ${evalSeconds.toFixed(0)} s eval)`);

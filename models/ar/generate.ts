@@ -44,12 +44,8 @@ export async function generateClassBalanced(ar: ARTransformer, o: GenerateTokens
   for (const k of ['temperature', 'topK', 'topP', 'cfgScale', 'cfgSchedule', 'cfgPower', 'generator'] as const) if (o[k] !== undefined) (so as Record<string, unknown>)[k] = o[k];
   for (let st = 0; st < N; st += bs) {
     const b = Math.min(bs, N - st);
-    const ids = sampleTokens(ar, Array.from(labels.subarray(st, st + b)), so);
-    try {
-      tokens.set((await ids.toArray()) as Int32Array, st * L);
-    } finally {
-      ids.dispose();
-    }
+    using ids = sampleTokens(ar, Array.from(labels.subarray(st, st + b)), so);
+    tokens.set((await ids.toArray()) as Int32Array, st * L);
     o.onBatch?.(st + b, N);
   }
   return { tokens, labels, shape: [N, L], grid: [grid[0], grid[1]], vocabSize: ar.cfg.vocabSize };
@@ -71,12 +67,8 @@ export async function decodedFeatureStats(net: ImageFeatureNet, tokenizer: Token
   const bs = batchSize ?? 100;
   for (let s = 0; s < N; s += bs) {
     const b = Math.min(bs, N - s);
-    const img = E.noGrad(() => E.tidy(() => tokenizer.decodeIndices(E.tensor(ds.tokens.subarray(s * L, (s + b) * L), [b, h, w], { backend, dtype: 'i32' }))));
-    try {
-      await stats.add(img);
-    } finally {
-      img.dispose();
-    }
+    using img = E.noGrad(() => E.tidy(() => tokenizer.decodeIndices(E.tensor(ds.tokens.subarray(s * L, (s + b) * L), [b, h, w], { backend, dtype: 'i32' }))));
+    await stats.add(img);
     onBatch?.(s + b, N);
   }
   return stats;

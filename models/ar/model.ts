@@ -16,7 +16,8 @@
  * State dict names: cls_embedding.weight, tok_embeddings.weight, [pos_embedding],
  * blocks.<i>.*, norm.*, [final_adaLN_modulation.1.*], head.weight/bias.
  *
- * Like the nn layers, forward does not free its intermediates: call it inside tidy().
+ * forward runs in a scope (nn/module.ts): its intermediates are freed on return without gradient
+ * recording, and freed by the training step's scope while recording.
  */
 import * as E from '../../engine/index.js';
 import type { InitOptions } from '../../nn/init.js';
@@ -288,7 +289,7 @@ export class ARTransformer extends Module {
         return out.slice([null, [T - 1, T]]).reshape([B, this.cfg.vocabSize]).contiguous(); // [B, V]
       });
     } catch (e) {
-      for (const c of caches) c.dispose();
+      for (const c of caches) c.dispose(); // kept state that is not returned: nobody else can free it
       throw e;
     }
     const P = prefix ? prefix.shape[1]! : 0;
@@ -299,6 +300,7 @@ export class ARTransformer extends Module {
       cond: keptCond,
       pos: P + 1,
       dispose() {
+        // The decoding state is kept across scopes: its owner frees it.
         for (const c of caches) c.dispose();
         keptCond?.dispose();
       },

@@ -46,10 +46,10 @@ export interface GuidanceOptions {
  * Step-level decoding with guidance: `logits` are the guided logits [B, V] for token `t`;
  * `feed(tokens)` appends token t (i32 [B]) and computes the logits for t + 1. `cond` / `uncond`
  * hold the raw conditional / unconditional logits of the current step (uncond is null without
- * guidance). All are kept tensors owned by the decoder (replaced on feed, freed by dispose).
- * Inference only: call it under noGrad() with the model in eval mode.
+ * guidance). All are kept tensors owned by the decoder (replaced on feed, freed by dispose or at
+ * the end of a `using` block). Inference only: call it under noGrad() with the model in eval mode.
  */
-export class GuidedDecoder {
+export class GuidedDecoder implements Disposable {
   readonly batch: number;
   readonly seqLen: number;
   readonly guided: boolean;
@@ -70,22 +70,23 @@ export class GuidedDecoder {
     this.schedule = o.cfgSchedule ?? 'constant';
     this.power = o.cfgPower ?? 1;
     cfgScaleAt(0, 1, this.scale, this.schedule, this.power); // validates
-    const cls = model.classTensor(classes, 'sampleTokens');
-    this.batch = cls.shape[0]!;
     this.seqLen = model.seqLen;
     this.guided = o.alwaysGuide === true || this.scale !== 1;
     const prefix = o.prefix ?? null;
-    const B = this.batch;
-    const { state, logits } = E.tidy(() => {
+    const { B, state, step } = E.tidy(() => {
+      const cls = model.classTensor(classes, 'sampleTokens');
+      const B = cls.shape[0]!;
       const c = this.guided ? E.concat([cls, E.full([B], model.nullClass, { backend: model.backend, dtype: 'i32' })], 0) : cls;
       const p = prefix && this.guided ? E.concat([prefix, prefix], 0) : prefix;
-      return model.startDecode(c, p);
+      const { state, logits } = model.startDecode(c, p);
+      return { B, state, step: this.guide(logits, B, state.pos - 1) };
     });
-    if (cls !== classes) cls.dispose();
+    this.batch = B;
     this.state = state;
     this.t = state.pos - 1;
-    this.logits = this.cond = this.uncond = null as unknown as E.Tensor;
-    this.setRaw(logits);
+    this.logits = E.keep(step.logits);
+    this.cond = E.keep(step.cond);
+    this.uncond = step.uncond && E.keep(step.uncond);
   }
 
   /** The guidance scale applied to the current step. */
@@ -93,33 +94,18 @@ export class GuidedDecoder {
     return cfgScaleAt(this.t, this.seqLen, this.scale, this.schedule, this.power);
   }
 
-  private setRaw(raw: E.Tensor): void {
-    const B = this.batch;
-    if (!this.guided) {
-      this.logits = this.cond = E.keep(raw);
-      this.uncond = null;
-      return;
-    }
-    const s = this.currentScale;
-    const [c, u, l] = E.tidy(() => {
-      const c = raw.slice([[0, B]]).contiguous();
-      const u = raw.slice([[B, 2 * B]]).contiguous();
-      return [c, u, c.add(c.sub(u).mul(s - 1))];
-    });
-    raw.dispose();
-    this.cond = E.keep(c);
-    this.uncond = E.keep(u);
-    this.logits = E.keep(l);
+  /** The conditional, unconditional and guided logits of token t from the model's raw logits [B or 2B, V]. */
+  private guide(raw: E.Tensor, B: number, t: number): { cond: E.Tensor; uncond: E.Tensor | null; logits: E.Tensor } {
+    if (!this.guided) return { cond: raw, uncond: null, logits: raw };
+    const s = cfgScaleAt(t, this.seqLen, this.scale, this.schedule, this.power);
+    const c = raw.slice([[0, B]]).contiguous();
+    const u = raw.slice([[B, 2 * B]]).contiguous();
+    return { cond: c, uncond: u, logits: c.add(c.sub(u).mul(s - 1)) };
   }
 
+  /** Frees the current step's logits (kept state of the decoder). */
   private freeStep(): void {
-    const seen = new Set<E.Tensor>();
-    for (const t of [this.logits, this.cond, this.uncond]) {
-      if (t && !seen.has(t)) {
-        seen.add(t);
-        t.dispose();
-      }
-    }
+    E.disposeAll([this.logits, this.cond, this.uncond]);
   }
 
   /** Whether another token can be fed (token t < seqLen - 1). */
@@ -132,20 +118,27 @@ export class GuidedDecoder {
     if (this.disposed) throw new Error('GuidedDecoder.feed: the decoder was disposed');
     if (!this.canFeed) throw new RangeError(`GuidedDecoder.feed: token ${this.t} is the last of ${this.seqLen}; nothing more to feed`);
     const B = this.batch;
-    const raw = E.tidy(() => {
+    const step = E.tidy(() => {
       const x = tokens.reshape([B]);
-      return this.model.decodeStep(this.state, this.guided ? E.concat([x, x], 0) : x);
+      return this.guide(this.model.decodeStep(this.state, this.guided ? E.concat([x, x], 0) : x), B, this.t + 1);
     });
     this.freeStep();
     this.t++;
-    this.setRaw(raw);
+    this.logits = E.keep(step.logits);
+    this.cond = E.keep(step.cond);
+    this.uncond = step.uncond && E.keep(step.uncond);
   }
 
+  /** Frees the step's logits and the KV caches. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
     this.freeStep();
     this.state.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 }
 
@@ -177,13 +170,13 @@ export function sampleTokens(model: ARTransformer, classes: E.Tensor | readonly 
   model.eval();
   try {
     return E.noGrad(() => {
-      const dec = new GuidedDecoder(model, classes, o);
+      using dec = new GuidedDecoder(model, classes, o);
       const B = dec.batch;
       const L = model.seqLen;
-      const out = E.zeros([B, L], { backend: model.backend, dtype: 'i32' });
-      try {
+      return E.tidy(() => {
+        const out = E.zeros([B, L], { backend: model.backend, dtype: 'i32' });
         const prefix = o.prefix ?? null;
-        if (prefix) E.tidy(() => void E.assign(out.slice([null, [0, prefix.shape[1]!]]), prefix));
+        if (prefix) E.assign(out.slice([null, [0, prefix.shape[1]!]]), prefix);
         const so = { temperature: o.temperature ?? 1, topK: o.topK ?? 0, topP: o.topP ?? 1, ...(o.generator ? { generator: o.generator } : {}) };
         for (;;) {
           const t = dec.t;
@@ -200,13 +193,8 @@ export function sampleTokens(model: ARTransformer, classes: E.Tensor | readonly 
           });
           if (t === L - 1) break;
         }
-      } catch (e) {
-        out.dispose();
-        throw e;
-      } finally {
-        dec.dispose();
-      }
-      return out;
+        return out;
+      });
     });
   } finally {
     model.train(wasTraining);

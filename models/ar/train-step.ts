@@ -57,24 +57,26 @@ export interface ARStepResult extends Record<string, E.Tensor> {
 
 /**
  * Teacher-forced cross-entropy of tokens i32 [B, L] given classes i32 [B] (class dropout applies in
- * training mode), backward, clip, AdamW step, schedule step. Run inside tidy (trainLoop does);
- * returns detached scalars: loss, acc (if asked), gradNorm (if clipping).
+ * training mode), backward, clip, AdamW step, schedule step, in its own scope (the graph is freed
+ * on return); returns detached scalars: loss, acc (if asked), gradNorm (if clipping).
  */
 export function arTrainStep(model: ARTransformer, optimizer: AdamW, classes: E.Tensor, tokens: E.Tensor, o: ARStepOptions = {}): ARStepResult {
-  const logits = model.forward(classes, tokens); // [B, L, V]
-  const [B, L, V] = logits.shape as [number, number, number];
-  const flat = logits.reshape([B * L, V]);
-  const targets = tokens.reshape([B * L]);
-  const loss = E.crossEntropy(flat, targets);
-  optimizer.zeroGrad();
-  loss.backward();
-  const clip = o.clipNorm ?? 1;
-  const out: ARStepResult = { loss: loss.detach() };
-  if (clip > 0 && Number.isFinite(clip)) out.gradNorm = clipGradNorm(optimizer.paramGroups.flatMap((g) => g.params), clip).detach();
-  optimizer.step();
-  o.scheduler?.step();
-  if (o.accuracy ?? true) out.acc = E.noGrad(() => E.eq(E.argmax(flat.detach(), 1), targets).mean());
-  return out;
+  return E.tidy(() => {
+    const logits = model.forward(classes, tokens); // [B, L, V]
+    const [B, L, V] = logits.shape as [number, number, number];
+    const flat = logits.reshape([B * L, V]);
+    const targets = tokens.reshape([B * L]);
+    const loss = E.crossEntropy(flat, targets);
+    optimizer.zeroGrad();
+    loss.backward();
+    const clip = o.clipNorm ?? 1;
+    const out: ARStepResult = { loss: loss.detach() };
+    if (clip > 0 && Number.isFinite(clip)) out.gradNorm = clipGradNorm(optimizer.paramGroups.flatMap((g) => g.params), clip).detach();
+    optimizer.step();
+    o.scheduler?.step();
+    if (o.accuracy ?? true) out.acc = E.noGrad(() => E.eq(E.argmax(flat.detach(), 1), targets).mean());
+    return out;
+  });
 }
 
 /** Teacher-forced evaluation: mean cross-entropy and accuracy (no gradient, eval mode, no class dropout). */
@@ -82,13 +84,13 @@ export function arEvalLoss(model: ARTransformer, classes: E.Tensor, tokens: E.Te
   const was = model.training;
   model.eval();
   try {
-    return E.noGrad(() => {
+    return E.noGrad(() => E.tidy(() => {
       const logits = model.forward(classes, tokens);
       const [B, L, V] = logits.shape as [number, number, number];
       const flat = logits.reshape([B * L, V]);
       const targets = tokens.reshape([B * L]);
       return { loss: E.crossEntropy(flat, targets), acc: E.eq(E.argmax(flat, 1), targets).mean() };
-    });
+    }));
   } finally {
     model.train(was);
   }
@@ -154,7 +156,7 @@ export async function encodeTokenDataset(tokenizer: TokenEncoder, ds: ImageDatas
     for (let s = 0; s < N; s += bs) {
       const b = Math.min(bs, N - s);
       const x = toFloat32(ds, o.range ?? [-1, 1], s, b);
-      const idx = E.noGrad(() =>
+      using idx = E.noGrad(() =>
         E.tidy(() => {
           const xt = E.tensor(x, [b, C, H, W], { backend: o.backend });
           return tokenizer.encode(xt).indices.contiguous();
@@ -162,7 +164,6 @@ export async function encodeTokenDataset(tokenizer: TokenEncoder, ds: ImageDatas
       );
       const data = (await idx.toArray()) as Int32Array;
       const [, h, w] = idx.shape as [number, number, number];
-      idx.dispose();
       if (!tokens) {
         grid = [h, w];
         tokens = new Int32Array(N * h * w);

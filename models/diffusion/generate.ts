@@ -44,12 +44,8 @@ export async function generateLatentsClassBalanced(model: DiffusionTransformer, 
   for (const k of ['sampler', 'steps', 'cfgScale', 'guidanceInterval', 'generator'] as const) if (o[k] !== undefined) (so as Record<string, unknown>)[k] = o[k];
   for (let st = 0; st < N; st += bs) {
     const b = Math.min(bs, N - st);
-    const z = sampleDiffusion(model, Array.from(labels.subarray(st, st + b)), so);
-    try {
-      latents.set(await z.toArray(), st * per);
-    } finally {
-      z.dispose();
-    }
+    using z = sampleDiffusion(model, Array.from(labels.subarray(st, st + b)), so);
+    latents.set(await z.toArray(), st * per);
     o.onBatch?.(st + b, N);
   }
   return { latents, labels, shape: [N, C, h, w] };
@@ -71,12 +67,8 @@ export async function decodedLatentFeatureStats(net: ImageFeatureNet, tokenizer:
   const bs = batchSize ?? 100;
   for (let s = 0; s < N; s += bs) {
     const b = Math.min(bs, N - s);
-    const img = E.noGrad(() => E.tidy(() => tokenizer.decodeLatents(E.tensor(ds.latents.subarray(s * per, (s + b) * per), [b, C, h, w], { backend }))));
-    try {
-      await stats.add(img);
-    } finally {
-      img.dispose();
-    }
+    using img = E.noGrad(() => E.tidy(() => tokenizer.decodeLatents(E.tensor(ds.latents.subarray(s * per, (s + b) * per), [b, C, h, w], { backend }))));
+    await stats.add(img);
     onBatch?.(s + b, N);
   }
   return stats;

@@ -50,10 +50,9 @@ export async function encodeLatentDataset(
     for (let s = 0; s < N; s += bs) {
       const b = Math.min(bs, N - s);
       const x = toFloat32(ds, o.range ?? [-1, 1], s, b);
-      const z = E.noGrad(() => E.tidy(() => tokenizer.encodeLatents(E.tensor(x, [b, C, H, W], { backend: o.backend })).contiguous()));
+      using z = E.noGrad(() => E.tidy(() => tokenizer.encodeLatents(E.tensor(x, [b, C, H, W], { backend: o.backend })).contiguous()));
       const data = await z.toArray();
       const [, c, h, w] = z.shape as [number, number, number, number];
-      z.dispose();
       if (!latents) {
         shape = [N, c, h, w];
         latents = new Float32Array(N * c * h * w);

@@ -27,7 +27,8 @@
  * State dict names (DiT's): x_embedder.proj.*, t_embedder.mlp.{0,2}.*, y_embedder.embedding_table.weight,
  * blocks.<i>.{attn.{qkv,proj},mlp.{fc1,fc2},adaLN_modulation.1}.*, final_layer.{linear,adaLN_modulation.1}.*.
  *
- * Like the nn layers, forward does not free its intermediates: call it inside tidy().
+ * forward runs in a scope (nn/module.ts): its intermediates are freed on return without gradient
+ * recording, and freed by the training step's scope while recording.
  */
 import * as E from '../../engine/index.js';
 import { xavierUniform, type InitOptions } from '../../nn/init.js';
@@ -180,7 +181,7 @@ export class TimestepEmbedder extends Module {
 
   override dispose(): void {
     super.dispose();
-    this.freqs.dispose();
+    this.freqs.dispose(); // a kept constant outside the state dict: it lives as long as the module
   }
 }
 
@@ -350,6 +351,6 @@ export class DiffusionTransformer extends Module {
   override dispose(): void {
     super.dispose();
     this.tEmbedder.dispose(); // its frequency table (disposing the freed parameters again is a no-op)
-    this.posEmbed.dispose();
+    this.posEmbed.dispose(); // a kept constant outside the state dict: it lives as long as the module
   }
 }

@@ -40,24 +40,17 @@ export function buildDenoisedLatents(model: DiffusionTransformer, z: E.Tensor, c
   if (!(tStar >= 0 && tStar <= 1)) throw new RangeError(`buildDenoisedLatents: tStar must be in [0, 1], got ${tStar}`);
   const shape = [z.shape[0]!, ...model.latentShape];
   if (z.rank !== 4 || z.shape.some((d, i) => d !== shape[i])) throw new Error(`buildDenoisedLatents: expected latents ${E.fmtShape(shape)}, got ${E.fmtShape(z.shape)}`);
-  if (tStar === 0) return E.noGrad(() => z.detach().contiguous());
+  if (tStar === 0) return E.noGrad(() => E.tidy(() => z.detach().contiguous()));
   const steps = Math.max(1, Math.round((o.steps ?? 50) * tStar));
   const wasTraining = model.training;
   model.eval();
   try {
-    return E.noGrad(() => {
+    return E.noGrad(() => E.tidy(() => {
       const cls = model.classTensor(classes, 'buildDenoisedLatents');
-      const zt = E.tidy(() => {
-        const eps = E.randn(z.shape, { backend: z.backend, ...(o.generator ? { generator: o.generator } : {}) });
-        return z.detach().mul(1 - tStar).add(eps.mul(tStar));
-      });
-      try {
-        return sampleFlowODE(guidedVelocity(model, cls, o), zt, { steps, tStart: tStar, ...(o.sampler ? { sampler: o.sampler } : {}) });
-      } finally {
-        zt.dispose();
-        if (cls !== classes) cls.dispose();
-      }
-    });
+      const eps = E.randn(z.shape, { backend: z.backend, ...(o.generator ? { generator: o.generator } : {}) });
+      const zt = z.detach().mul(1 - tStar).add(eps.mul(tStar));
+      return sampleFlowODE(guidedVelocity(model, cls, o), zt, { steps, tStart: tStar, ...(o.sampler ? { sampler: o.sampler } : {}) });
+    }));
   } finally {
     model.train(wasTraining);
   }

@@ -58,7 +58,8 @@ function checkSampler(s: unknown): ODESampler {
 
 /**
  * Integrates dx/dt = velocity(x, t) from t = tStart (default 1, x = noise; below 1 x is a partly
- * noised latent) to t = 0 and returns x_0 (a new tensor; `noise` is not consumed). The velocity function is called inside a tidy per step; it may create
+ * noised latent) to t = 0 and returns x_0 (a new tensor; `noise` is not consumed). Each step runs
+ * in a scope that frees the previous x and what the velocity function made, so it may create
  * tensors freely.
  */
 export function sampleFlowODE(velocity: VelocityFn, noise: E.Tensor, o: ODEOptions = {}): E.Tensor {
@@ -71,20 +72,14 @@ export function sampleFlowODE(velocity: VelocityFn, noise: E.Tensor, o: ODEOptio
     }
     return out;
   };
-  let x = noise;
-  for (let i = 0; i + 1 < ts.length; i++) {
-    const [t0, t1] = [ts[i]!, ts[i + 1]!];
+  const step = (t0: number, t1: number) => (x: E.Tensor): E.Tensor => {
     const h = t1 - t0;
-    const next = E.tidy(() => {
-      const d = v(x, t0);
-      const euler = x.add(d.mul(h));
-      if (sampler === 'euler' || t1 === 0) return euler;
-      return x.add(d.add(v(euler, t1)).mul(h / 2));
-    });
-    if (x !== noise) x.dispose();
-    x = next;
-  }
-  return x;
+    const d = v(x, t0);
+    const euler = x.add(d.mul(h));
+    if (sampler === 'euler' || t1 === 0) return euler;
+    return x.add(d.add(v(euler, t1)).mul(h / 2));
+  };
+  return E.chain(noise, ts.slice(0, -1).map((t0, i) => step(t0, ts[i + 1]!)));
 }
 
 export interface DiffusionGuidanceOptions {
@@ -131,20 +126,15 @@ export function sampleDiffusion(model: DiffusionTransformer, classes: E.Tensor |
   const wasTraining = model.training;
   model.eval();
   try {
-    return E.noGrad(() => {
+    return E.noGrad(() => E.tidy(() => {
       const cls = model.classTensor(classes, 'sampleDiffusion');
       const shape = [cls.shape[0]!, ...model.latentShape];
       if (o.noise && (o.noise.shape.length !== 4 || o.noise.shape.some((d, i) => d !== shape[i]))) {
         throw new Error(`sampleDiffusion: noise must be ${E.fmtShape(shape)}, got ${E.fmtShape(o.noise.shape)}`);
       }
       const noise = o.noise ?? E.randn(shape, { backend: model.backend, ...(o.generator ? { generator: o.generator } : {}) });
-      try {
-        return sampleFlowODE(guidedVelocity(model, cls, o), noise, o);
-      } finally {
-        if (noise !== o.noise) noise.dispose();
-        if (cls !== classes) cls.dispose();
-      }
-    });
+      return sampleFlowODE(guidedVelocity(model, cls, o), noise, o);
+    }));
   } finally {
     model.train(wasTraining);
   }

@@ -48,19 +48,21 @@ export interface DiffusionStepResult extends Record<string, E.Tensor> {
 
 /**
  * One step on clean normalized latents x f32 [B, C, h, w] with labels y i32 [B] (class dropout
- * applies in training mode): flow-matching loss, backward, clip, AdamW step, schedule step. Run it
- * inside tidy (trainLoop does); returns detached scalars: loss, gradNorm (when clipping).
+ * applies in training mode): flow-matching loss, backward, clip, AdamW step, schedule step, in its
+ * own scope (the graph is freed on return); returns detached scalars: loss, gradNorm (when clipping).
  */
 export function diffusionTrainStep(model: DiffusionTransformer, optimizer: AdamW, x: E.Tensor, y: E.Tensor, o: DiffusionStepOptions = {}): DiffusionStepResult {
-  const loss = flowMatchingLoss(model, x, y, o.generator ?? model.generator, o);
-  optimizer.zeroGrad();
-  loss.backward();
-  const clip = o.clipNorm ?? 1;
-  const out: DiffusionStepResult = { loss: loss.detach() };
-  if (clip > 0 && Number.isFinite(clip)) out.gradNorm = clipGradNorm(optimizer.paramGroups.flatMap((g) => g.params), clip).detach();
-  optimizer.step();
-  o.scheduler?.step();
-  return out;
+  return E.tidy(() => {
+    const loss = flowMatchingLoss(model, x, y, o.generator ?? model.generator, o);
+    optimizer.zeroGrad();
+    loss.backward();
+    const clip = o.clipNorm ?? 1;
+    const out: DiffusionStepResult = { loss: loss.detach() };
+    if (clip > 0 && Number.isFinite(clip)) out.gradNorm = clipGradNorm(optimizer.paramGroups.flatMap((g) => g.params), clip).detach();
+    optimizer.step();
+    o.scheduler?.step();
+    return out;
+  });
 }
 
 /** The flow-matching loss (a scalar; intermediates freed) without gradient, in eval mode (no class dropout), with noise from `generator`. */

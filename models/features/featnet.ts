@@ -62,12 +62,12 @@ export class FeatNet extends Module {
   /** Penultimate features [N, featureDim] (after the ReLU): the FID features. */
   features(x: E.Tensor): E.Tensor {
     this.check(x);
-    // No tidy here: the intermediates are saved for backward; callers scope them (trainLoop's
-    // step runs in a tidy, featnetBatched uses one).
-    let h = E.maxPool2d(this.conv1.forward(x).relu(), 2);
-    h = E.maxPool2d(this.conv2.forward(h).relu(), 2);
-    h = E.maxPool2d(this.conv3.forward(h).relu(), 2);
-    return this.fc1.forward(h.reshape([x.shape[0]!, -1])).relu();
+    return E.composite(() => {
+      let h = E.maxPool2d(this.conv1.forward(x).relu(), 2);
+      h = E.maxPool2d(this.conv2.forward(h).relu(), 2);
+      h = E.maxPool2d(this.conv3.forward(h).relu(), 2);
+      return this.fc1.forward(h.reshape([x.shape[0]!, -1])).relu();
+    });
   }
 
   /** Class logits [N, numClasses] from the features. */
@@ -77,7 +77,7 @@ export class FeatNet extends Module {
 
   /** Class logits [N, numClasses]: the Inception-Score analogue's classifier. */
   logits(x: E.Tensor): E.Tensor {
-    return this.head(this.features(x));
+    return E.composite(() => this.head(this.features(x)));
   }
 
   forward(x: E.Tensor): E.Tensor {
@@ -128,12 +128,8 @@ export function featnetFromSafetensors(bytes: Uint8Array | ArrayBuffer, backend?
   const { tensors, metadata } = decodeSafetensors(bytes);
   const text = metadata.featnet_config ?? metadata.config;
   const cfg = text ? (JSON.parse(text) as Partial<FeatNetConfig>) : {};
-  const state = entriesToTensors(tensors, backend);
-  try {
-    const net = new FeatNet(cfg, backend ? { backend } : {});
-    net.loadStateDict(state);
-    return net.eval();
-  } finally {
-    for (const t of Object.values(state)) t.dispose();
-  }
+  using state = E.disposable(entriesToTensors(tensors, backend));
+  const net = new FeatNet(cfg, backend ? { backend } : {});
+  net.loadStateDict(state);
+  return net.eval();
 }

@@ -28,6 +28,7 @@ import { Conv2d } from '../../nn/layers/conv.js';
 import { Module } from '../../nn/module.js';
 
 type Size2 = number | readonly [number, number];
+const onGpu = (b: E.Backend): b is E.WebGPUBackend => b.kind === 'webgpu';
 const pair = (v: Size2): [number, number] => (typeof v === 'number' ? [v, v] : [v[0], v[1]]);
 
 // ---------------------------------------------------------------- ops the engine does not have
@@ -60,12 +61,12 @@ export function resizeBilinear(x: E.Tensor, outH: number, outW: number): E.Tenso
   const [, , H, W] = E.checkImage('resizeBilinear', x);
   if (!Number.isInteger(outH) || !Number.isInteger(outW) || outH < 1 || outW < 1) throw new RangeError(`resizeBilinear: output size must be positive integers, got ${outH}x${outW}`);
   if (H === outH && W === outW) return x.contiguous();
-  const rh = E.tensor(bilinearMatrix(outH, H), [outH, H], { backend: x.backend });
-  const rwT = E.tensor(bilinearMatrix(outW, W), [outW, W], { backend: x.backend });
-  const rw = E.transpose(rwT);
-  const t = E.matmul(rh, x); // [N, C, outH, W]
-  const y = E.matmul(t, rw); // [N, C, outH, outW]
-  return E.disposeUnlessRecorded(y, [rh, rwT, rw, t]);
+  return E.composite(() => {
+    const rh = E.tensor(bilinearMatrix(outH, H), [outH, H], { backend: x.backend });
+    const rw = E.transpose(E.tensor(bilinearMatrix(outW, W), [outW, W], { backend: x.backend }));
+    const t = E.matmul(rh, x); // [N, C, outH, W]
+    return E.matmul(t, rw); // [N, C, outH, outW]
+  });
 }
 
 /** Number of window taps that fall inside [0, size) for each output position along one axis. */
@@ -88,15 +89,16 @@ export function avgPool2dExcludePad(x: E.Tensor, kernel: Size2, stride?: Size2, 
   const [kh, kw] = pair(kernel);
   const [sh, sw] = pair(stride ?? kernel);
   const [ph, pw] = pair(padding);
-  const y = E.avgPool2d(x, kernel, stride ?? kernel, padding);
-  if (ph === 0 && pw === 0) return y;
-  const [Ho, Wo] = [y.shape[2]!, y.shape[3]!];
-  const rows = validTaps(H, kh, sh, ph, Ho);
-  const cols = validTaps(W, kw, sw, pw, Wo);
-  const f = new Float64Array(Ho * Wo);
-  for (let i = 0; i < Ho; i++) for (let j = 0; j < Wo; j++) f[i * Wo + j] = (kh * kw) / (rows[i]! * cols[j]!);
-  const ft = E.tensor(f, [Ho, Wo], { backend: x.backend });
-  return E.disposeUnlessRecorded(E.mul(y, ft), [y, ft]);
+  return E.composite(() => {
+    const y = E.avgPool2d(x, kernel, stride ?? kernel, padding);
+    if (ph === 0 && pw === 0) return y;
+    const [Ho, Wo] = [y.shape[2]!, y.shape[3]!];
+    const rows = validTaps(H, kh, sh, ph, Ho);
+    const cols = validTaps(W, kw, sw, pw, Wo);
+    const f = new Float64Array(Ho * Wo);
+    for (let i = 0; i < Ho; i++) for (let j = 0; j < Wo; j++) f[i * Wo + j] = (kh * kw) / (rows[i]! * cols[j]!);
+    return E.mul(y, E.tensor(f, [Ho, Wo], { backend: x.backend }));
+  });
 }
 
 // ---------------------------------------------------------------- layers
@@ -120,12 +122,10 @@ export class BatchNorm2dEval extends Module {
   }
   /** Per-channel scale gamma / sqrt(var + eps) and shift beta - mean * scale. */
   affine(): { scale: E.Tensor; shift: E.Tensor } {
-    const ve = this.runningVar.add(this.eps);
-    const r = E.rsqrt(ve);
-    const scale = E.disposeUnlessRecorded(this.weight.mul(r), [ve, r]);
-    const ms = this.runningMean.mul(scale);
-    const shift = E.disposeUnlessRecorded(this.bias.sub(ms), [ms]);
-    return { scale, shift };
+    return E.composite(() => {
+      const scale = this.weight.mul(E.rsqrt(this.runningVar.add(this.eps)));
+      return { scale, shift: this.bias.sub(this.runningMean.mul(scale)) };
+    });
   }
 }
 
@@ -146,46 +146,28 @@ export class BasicConv2d extends Layer {
   forward(x: E.Tensor): E.Tensor {
     const { scale, shift } = this.bn.affine();
     const cout = this.conv.outChannels;
-    const s4 = scale.reshape([cout, 1, 1, 1]);
-    const w = this.conv.weight.mul(s4);
+    const w = this.conv.weight.mul(scale.reshape([cout, 1, 1, 1]));
     const [, , kh, kw] = this.conv.weight.shape as [number, number, number, number];
     if (kh === 1 && kw === 1 && this.cfg.stride === undefined && this.cfg.padding === undefined) {
       // 1x1 convolution: a matmul over the channels of x viewed as [N, Cin, H*W] (no unfold copy).
       const [N, Cin, H, W] = E.checkImage('BasicConv2d', x);
       if (Cin !== this.conv.inChannels) throw new Error(`BasicConv2d: expected ${this.conv.inChannels} input channels, got shape ${E.fmtShape(x.shape)}`);
-      const w2 = w.reshape([cout, Cin]);
-      const x3 = x.reshape([N, Cin, H * W]);
-      const m = E.matmul(w2, x3);
-      const b3 = shift.reshape([cout, 1]);
-      const c = m.add(b3);
-      const r = c.relu();
-      const y = r.reshape([N, cout, H, W]);
-      return E.disposeUnlessRecorded(y, [scale, shift, s4, w, w2, x3, m, b3, c, r]);
+      const m = E.matmul(w.reshape([cout, Cin]), x.reshape([N, Cin, H * W]));
+      return m.add(shift.reshape([cout, 1])).relu().reshape([N, cout, H, W]);
     }
     const o: E.Conv2dOptions = {};
     if (this.cfg.stride !== undefined) o.stride = this.cfg.stride;
     if (this.cfg.padding !== undefined) o.padding = this.cfg.padding;
-    const c = E.conv2d(x, w, shift, o);
-    const y = c.relu();
-    return E.disposeUnlessRecorded(y, [scale, shift, s4, w, c]);
+    return E.conv2d(x, w, shift, o).relu();
   }
 }
 
-/** Concatenates the branch outputs along channels and frees them. */
-function cat(parts: E.Tensor[]): E.Tensor {
-  return E.disposeUnlessRecorded(E.concat(parts, 1), parts);
-}
+/** Branch outputs concatenated along channels. */
+const cat = (parts: E.Tensor[]): E.Tensor => E.concat(parts, 1);
 
-/** A chain of BasicConv2d applied in order, freeing the intermediates. */
-function chain(x: E.Tensor, convs: BasicConv2d[]): E.Tensor {
-  let h = x;
-  for (const c of convs) {
-    const n = c.forward(h);
-    if (h !== x) E.disposeUnlessRecorded(n, [h]);
-    h = n;
-  }
-  return h;
-}
+/** Pooling steps of a branch or the stem. */
+const avgPoolExcl = (t: E.Tensor): E.Tensor => avgPool2dExcludePad(t, 3, 1, 1);
+const maxPool = (t: E.Tensor): E.Tensor => E.maxPool2d(t, 3, 2);
 
 /** FIDInceptionA (Mixed_5b/c/d): average pool branch with count_include_pad=False. */
 export class FIDInceptionA extends Layer {
@@ -203,9 +185,9 @@ export class FIDInceptionA extends Layer {
   }
   forward(x: E.Tensor): E.Tensor {
     const b1 = this.branch1x1.forward(x);
-    const b5 = chain(x, [this.branch5x5_1, this.branch5x5_2]);
-    const b3 = chain(x, [this.branch3x3dbl_1, this.branch3x3dbl_2, this.branch3x3dbl_3]);
-    const bp = chain(avgPool2dExcludePad(x, 3, 1, 1), [this.branch_pool]);
+    const b5 = E.chain(x, [this.branch5x5_1, this.branch5x5_2]);
+    const b3 = E.chain(x, [this.branch3x3dbl_1, this.branch3x3dbl_2, this.branch3x3dbl_3]);
+    const bp = E.chain(x, [avgPoolExcl, this.branch_pool]);
     return cat([b1, b5, b3, bp]);
   }
 }
@@ -223,8 +205,8 @@ export class InceptionB extends Layer {
   }
   forward(x: E.Tensor): E.Tensor {
     const b3 = this.branch3x3.forward(x);
-    const bd = chain(x, [this.branch3x3dbl_1, this.branch3x3dbl_2, this.branch3x3dbl_3]);
-    const bp = E.maxPool2d(x, 3, 2);
+    const bd = E.chain(x, [this.branch3x3dbl_1, this.branch3x3dbl_2, this.branch3x3dbl_3]);
+    const bp = maxPool(x);
     return cat([b3, bd, bp]);
   }
 }
@@ -251,9 +233,9 @@ export class FIDInceptionC extends Layer {
   }
   forward(x: E.Tensor): E.Tensor {
     const b1 = this.branch1x1.forward(x);
-    const b7 = chain(x, [this.branch7x7_1, this.branch7x7_2, this.branch7x7_3]);
-    const bd = chain(x, [this.branch7x7dbl_1, this.branch7x7dbl_2, this.branch7x7dbl_3, this.branch7x7dbl_4, this.branch7x7dbl_5]);
-    const bp = chain(avgPool2dExcludePad(x, 3, 1, 1), [this.branch_pool]);
+    const b7 = E.chain(x, [this.branch7x7_1, this.branch7x7_2, this.branch7x7_3]);
+    const bd = E.chain(x, [this.branch7x7dbl_1, this.branch7x7dbl_2, this.branch7x7dbl_3, this.branch7x7dbl_4, this.branch7x7dbl_5]);
+    const bp = E.chain(x, [avgPoolExcl, this.branch_pool]);
     return cat([b1, b7, bd, bp]);
   }
 }
@@ -272,9 +254,9 @@ export class InceptionD extends Layer {
     this.branch7x7x3_4 = B('branch7x7x3_4', 192 / d, 192 / d, 3, { stride: 2 });
   }
   forward(x: E.Tensor): E.Tensor {
-    const b3 = chain(x, [this.branch3x3_1, this.branch3x3_2]);
-    const b7 = chain(x, [this.branch7x7x3_1, this.branch7x7x3_2, this.branch7x7x3_3, this.branch7x7x3_4]);
-    const bp = E.maxPool2d(x, 3, 2);
+    const b3 = E.chain(x, [this.branch3x3_1, this.branch3x3_2]);
+    const b7 = E.chain(x, [this.branch7x7x3_1, this.branch7x7x3_2, this.branch7x7x3_3, this.branch7x7x3_4]);
+    const bp = maxPool(x);
     return cat([b3, b7, bp]);
   }
 }
@@ -301,15 +283,11 @@ export class FIDInceptionE extends Layer {
   }
   forward(x: E.Tensor): E.Tensor {
     const b1 = this.branch1x1.forward(x);
-    const t3 = this.branch3x3_1.forward(x);
-    const b3 = cat([this.branch3x3_2a.forward(t3), this.branch3x3_2b.forward(t3)]);
-    E.disposeUnlessRecorded(b3, [t3]);
-    const td = chain(x, [this.branch3x3dbl_1, this.branch3x3dbl_2]);
-    const bd = cat([this.branch3x3dbl_3a.forward(td), this.branch3x3dbl_3b.forward(td)]);
-    E.disposeUnlessRecorded(bd, [td]);
-    const pooled = this.pool === 'max' ? E.maxPool2d(x, 3, 1, 1) : avgPool2dExcludePad(x, 3, 1, 1);
-    const bp = chain(pooled, [this.branch_pool]);
-    E.disposeUnlessRecorded(bp, [pooled]);
+    const split = (a: BasicConv2d, b: BasicConv2d) => (t: E.Tensor) => cat([a.forward(t), b.forward(t)]);
+    const b3 = E.chain(x, [this.branch3x3_1, split(this.branch3x3_2a, this.branch3x3_2b)]);
+    const bd = E.chain(x, [this.branch3x3dbl_1, this.branch3x3dbl_2, split(this.branch3x3dbl_3a, this.branch3x3dbl_3b)]);
+    const pool = this.pool === 'max' ? (t: E.Tensor) => E.maxPool2d(t, 3, 1, 1) : avgPoolExcl;
+    const bp = E.chain(x, [pool, this.branch_pool]);
     return cat([b1, b3, bd, bp]);
   }
 }
@@ -390,22 +368,13 @@ export class InceptionV3 extends Layer {
   preprocess(x: E.Tensor): E.Tensor {
     const [N, C, H, W] = E.checkImage('InceptionV3', x);
     if (C !== 3 && C !== 1) throw new Error(`InceptionV3: expected 3 (or 1) input channels, got shape ${E.fmtShape(x.shape)}`);
-    const temps: E.Tensor[] = [];
-    let h = x;
-    if (C === 1) {
-      h = E.expand(x, [N, 3, H, W]);
-      temps.push(h);
-    }
-    if (this.resizeInput) {
-      const r = resizeBilinear(h, 299, 299);
-      if (h !== x) temps.push(h);
-      h = r;
-    }
-    // 2x - 1 after the resize, like pytorch-fid (the resize is affine-equivariant, so the order
-    // only matters to rounding).
-    const y = this.inputRange === '0,1' ? h.mul(2).sub(1) : h.contiguous();
-    if (h !== x) temps.push(h);
-    return E.disposeUnlessRecorded(y, temps.filter((t) => t !== y));
+    return E.composite(() => {
+      let h = C === 1 ? E.expand(x, [N, 3, H, W]) : x;
+      if (this.resizeInput) h = resizeBilinear(h, 299, 299);
+      // 2x - 1 after the resize, like pytorch-fid (the resize is affine-equivariant, so the order
+      // only matters to rounding).
+      return this.inputRange === '0,1' ? h.mul(2).sub(1) : h.contiguous();
+    });
   }
 
   /**
@@ -419,8 +388,8 @@ export class InceptionV3 extends Layer {
     const h1 = Math.max(Math.floor((H - 3) / 2) + 1, 1);
     const w1 = Math.max(Math.floor((W - 3) / 2) + 1, 1);
     const perImage = 4 * Math.max(27 * h1 * w1, ((32 * 9) / this.widthDivisor) * Math.max(h1 - 2, 1) * Math.max(w1 - 2, 1));
-    const b = x.backend as { device?: { limits?: { maxStorageBufferBindingSize?: number } } };
-    const limit = b.device?.limits?.maxStorageBufferBindingSize ?? 2 ** 27;
+    const b = x.backend;
+    const limit = onGpu(b) ? b.device.limits.maxStorageBufferBindingSize : 2 ** 27;
     return Math.max(1, Math.floor(limit / perImage));
   }
 
@@ -429,34 +398,21 @@ export class InceptionV3 extends Layer {
     const chunk = this.batchChunk(x);
     if (N <= chunk) return this.forwardChunk(x);
     const parts: E.Tensor[] = [];
-    for (let i = 0; i < N; i += chunk) {
-      const xs = E.slice(x, [[i, Math.min(i + chunk, N)]]);
-      parts.push(this.forwardChunk(xs));
-      E.disposeUnlessRecorded(parts[parts.length - 1]!, [xs]);
-    }
-    return E.disposeUnlessRecorded(E.concat(parts, 0), parts);
+    for (let i = 0; i < N; i += chunk) parts.push(E.composite(() => this.forwardChunk(E.slice(x, [[i, Math.min(i + chunk, N)]]))));
+    return E.concat(parts, 0);
   }
 
+  /** The network as one chain: each activation is freed once the next exists (without recording). */
   private forwardChunk(x: E.Tensor): E.Tensor {
-    const run = (): E.Tensor => {
-      let h = this.preprocess(x);
-      const step = (f: (t: E.Tensor) => E.Tensor) => {
-        const n = f(h);
-        E.disposeUnlessRecorded(n, [h]);
-        h = n;
-      };
-      for (const c of [this.Conv2d_1a_3x3, this.Conv2d_2a_3x3, this.Conv2d_2b_3x3]) step((t) => c.forward(t));
-      step((t) => E.maxPool2d(t, 3, 2));
-      for (const c of [this.Conv2d_3b_1x1, this.Conv2d_4a_3x3]) step((t) => c.forward(t));
-      step((t) => E.maxPool2d(t, 3, 2));
-      for (const m of [this.Mixed_5b, this.Mixed_5c, this.Mixed_5d, this.Mixed_6a, this.Mixed_6b, this.Mixed_6c, this.Mixed_6d, this.Mixed_6e, this.Mixed_7a, this.Mixed_7b, this.Mixed_7c]) {
-        step((t) => m.forward(t));
-      }
-      step((t) => E.globalAvgPool2d(t));
-      step((t) => t.reshape([t.shape[0]!, this.featureDim]));
-      return h;
-    };
-    return E.isGradEnabled() ? run() : E.tidy(run);
+    return E.chain(x, [
+      (t) => this.preprocess(t),
+      this.Conv2d_1a_3x3, this.Conv2d_2a_3x3, this.Conv2d_2b_3x3, maxPool,
+      this.Conv2d_3b_1x1, this.Conv2d_4a_3x3, maxPool,
+      this.Mixed_5b, this.Mixed_5c, this.Mixed_5d, this.Mixed_6a, this.Mixed_6b, this.Mixed_6c, this.Mixed_6d, this.Mixed_6e,
+      this.Mixed_7a, this.Mixed_7b, this.Mixed_7c,
+      (t) => E.globalAvgPool2d(t),
+      (t) => t.reshape([t.shape[0]!, this.featureDim]),
+    ]);
   }
 
   /** The pool3 features [N, 2048 / widthDivisor] without recording gradients. */
@@ -474,16 +430,14 @@ export class InceptionV3 extends Layer {
     if (!first) throw new Error("InceptionV3.fromSafetensors: no 'Conv2d_1a_3x3.conv.weight' in the file: not a pytorch-fid Inception state dict");
     const out0 = first.shape[0]!;
     if (!(out0 > 0 && 32 % out0 === 0)) throw new Error(`InceptionV3.fromSafetensors: Conv2d_1a_3x3.conv.weight has ${out0} output channels (expected 32, or 32 / a width divisor)`);
-    const keep = Object.fromEntries(Object.entries(decoded).filter(([k]) => !ignoredKey(fidInceptionKey(k))));
+    const used = Object.fromEntries(Object.entries(decoded).filter(([k]) => !ignoredKey(fidInceptionKey(k))));
     const model = new InceptionV3({ ...opts, widthDivisor: 32 / out0 });
-    const tensors = entriesToTensors(keep, opts.backend ?? E.getBackend());
+    using tensors = E.disposable(entriesToTensors(used, opts.backend ?? E.getBackend()));
     try {
       loadFidInceptionWeights(model, tensors);
     } catch (e) {
-      model.dispose();
+      model.dispose(); // not returned: its parameters go with it
       throw e;
-    } finally {
-      for (const t of Object.values(tensors)) t.dispose();
     }
     return model;
   }

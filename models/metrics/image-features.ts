@@ -51,24 +51,19 @@ export class ImageFeatureStats {
   async add(x: E.Tensor): Promise<void> {
     if (x.rank !== 4) throw new Error(`ImageFeatureStats.add: expected images [B, C, H, W], got ${E.fmtShape(x.shape)}`);
     if (x.shape[0] === 0) return;
-    const out = E.noGrad(() => E.tidy(() => {
+    using out = E.disposable(E.noGrad(() => E.tidy(() => {
       const xin = (this.opts.featureInput ?? ((t: E.Tensor) => t))(x.maximum(this.lo).minimum(this.hi));
       const f = this.net.features(xin);
       return { f, l: this.wantLogits ? this.net.logits!(xin) : null };
-    }));
-    try {
-      if (out.f.rank !== 2) throw new Error(`ImageFeatureStats: the feature network must return [N, D], got ${E.fmtShape(out.f.shape)}`);
-      const D = out.f.shape[1]!;
-      this.acc ??= new FeatureStatsAccumulator(D);
-      if (this.acc.dim !== D) throw new Error(`ImageFeatureStats: feature dimension changed from ${this.acc.dim} to ${D}`);
-      this.acc.add(await out.f.toArray() as Float32Array);
-      if (out.l) {
-        this.numClasses = out.l.shape[1]!;
-        for (const v of await out.l.toArray()) this.logitRows.push(v);
-      }
-    } finally {
-      out.f.dispose();
-      out.l?.dispose();
+    })));
+    if (out.f.rank !== 2) throw new Error(`ImageFeatureStats: the feature network must return [N, D], got ${E.fmtShape(out.f.shape)}`);
+    const D = out.f.shape[1]!;
+    this.acc ??= new FeatureStatsAccumulator(D);
+    if (this.acc.dim !== D) throw new Error(`ImageFeatureStats: feature dimension changed from ${this.acc.dim} to ${D}`);
+    this.acc.add(await out.f.toArray() as Float32Array);
+    if (out.l) {
+      this.numClasses = out.l.shape[1]!;
+      for (const v of await out.l.toArray()) this.logitRows.push(v);
     }
   }
 

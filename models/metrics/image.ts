@@ -67,7 +67,7 @@ function summarize(values: ArrayLike<number>): PerImageMetric {
 /** Per-image mean squared error [N] (a tensor on the images' backend). */
 export function msePerImage(x: Tensor, y: Tensor): Tensor {
   checkPair('msePerImage', x, y);
-  return composite([x, y], () => mean(square(sub(x, y)), [1, 2, 3]));
+  return composite(() => mean(square(sub(x, y)), [1, 2, 3]));
 }
 
 /** PSNR in dB from per-image MSE values: 10 log10(R^2 / mse); mse = 0 gives +Infinity. */
@@ -79,12 +79,8 @@ export function psnrFromMse(mse: ArrayLike<number>, dataRange = 1): PerImageMetr
 /** PSNR per image and its mean, for images with values in [0, dataRange]. */
 export async function psnr(x: Tensor, y: Tensor, opts: { dataRange?: number } = {}): Promise<PerImageMetric> {
   const R = checkRange('psnr', opts.dataRange ?? 1);
-  const m = msePerImage(x, y);
-  try {
-    return psnrFromMse(await readContiguous(m), R);
-  } finally {
-    m.dispose();
-  }
+  using m = msePerImage(x, y);
+  return psnrFromMse(await readContiguous(m), R);
 }
 
 export interface SsimOptions {
@@ -124,7 +120,7 @@ export function ssimMap(x: Tensor, y: Tensor, opts: SsimOptions = {}): Tensor {
   const c1 = ((opts.k1 ?? 0.01) * R) ** 2;
   const c2 = ((opts.k2 ?? 0.03) * R) ** 2;
   const p = padding === 'same' ? (k - 1) / 2 : 0;
-  return composite([x, y], () => {
+  return composite(() => {
     const G = 5 * C;
     const wv = new Float64Array(G * k);
     for (let c = 0; c < G; c++) wv.set(g, c * k);
@@ -149,15 +145,11 @@ export function ssimMap(x: Tensor, y: Tensor, opts: SsimOptions = {}): Tensor {
 
 /** Per-image SSIM [N] (a tensor on the images' backend). */
 export function ssimPerImage(x: Tensor, y: Tensor, opts: SsimOptions = {}): Tensor {
-  return composite([x, y], () => mean(ssimMap(x, y, opts), [1, 2, 3]));
+  return composite(() => mean(ssimMap(x, y, opts), [1, 2, 3]));
 }
 
 /** SSIM per image and its mean. */
 export async function ssim(x: Tensor, y: Tensor, opts: SsimOptions = {}): Promise<PerImageMetric> {
-  const s = ssimPerImage(x, y, opts);
-  try {
-    return summarize(await readContiguous(s));
-  } finally {
-    s.dispose();
-  }
+  using s = ssimPerImage(x, y, opts);
+  return summarize(await readContiguous(s));
 }

@@ -84,18 +84,12 @@ export class PatchDiscriminator extends Module {
     blocks.push(new DiscBlock(c, 1, 1, null, true, init));
     this.blocks = this.module('blocks', new ModuleList(blocks));
     // taming's weights_init.
-    E.noGrad(() => {
+    E.noGrad(() => E.tidy(() => {
       for (const b of blocks) {
-        const w = normal(b.conv.weight.shape, 0, 0.02, init);
-        b.conv.weight.assign(w);
-        w.dispose();
-        if (b.norm?.weight) {
-          const g = normal(b.norm.weight.shape, 1, 0.02, init);
-          b.norm.weight.assign(g);
-          g.dispose();
-        }
+        b.conv.weight.assign(normal(b.conv.weight.shape, 0, 0.02, init));
+        if (b.norm?.weight) b.norm.weight.assign(normal(b.norm.weight.shape, 1, 0.02, init));
       }
-    });
+    }));
   }
 
   /** Patch logits [B, 1, H / 2^nLayers - 2, W / 2^nLayers - 2] of images [B, C, H, W]. */
@@ -152,18 +146,20 @@ export interface DiscriminatorStepResult {
 /**
  * One discriminator update on real images and (detached) reconstructions: both are scored in one
  * forward (GroupNorm makes that the same as two), hinge loss, backward, optimizer step. Returns
- * detached scalars. `factor` scales the loss (taming's disc_factor).
+ * detached scalars; the step is its own scope. `factor` scales the loss (taming's disc_factor).
  */
 export function discriminatorStep(disc: PatchDiscriminator, optimizer: Optimizer<{ lr: number }>, real: E.Tensor, fake: E.Tensor, factor = 1): DiscriminatorStepResult {
-  if (!E.shapesEqual(real.shape, fake.shape)) throw new Error(`discriminatorStep: real ${E.fmtShape(real.shape)} and fake ${E.fmtShape(fake.shape)} differ in shape`);
-  const B = real.shape[0]!;
-  const logits = disc.forward(E.concat([real.detach(), fake.detach()], 0));
-  const lr = logits.slice([[0, B]]);
-  const lf = logits.slice([[B, 2 * B]]);
-  const d = hingeDLoss(lr, lf);
-  const loss = factor === 1 ? d : d.mul(factor);
-  optimizer.zeroGrad();
-  loss.backward();
-  optimizer.step();
-  return { d_loss: loss.detach(), logits_real: lr.mean().detach(), logits_fake: lf.mean().detach() };
+  return E.tidy(() => {
+    if (!E.shapesEqual(real.shape, fake.shape)) throw new Error(`discriminatorStep: real ${E.fmtShape(real.shape)} and fake ${E.fmtShape(fake.shape)} differ in shape`);
+    const B = real.shape[0]!;
+    const logits = disc.forward(E.concat([real.detach(), fake.detach()], 0));
+    const lr = logits.slice([[0, B]]);
+    const lf = logits.slice([[B, 2 * B]]);
+    const d = hingeDLoss(lr, lf);
+    const loss = factor === 1 ? d : d.mul(factor);
+    optimizer.zeroGrad();
+    loss.backward();
+    optimizer.step();
+    return { d_loss: loss.detach(), logits_real: lr.mean().detach(), logits_fake: lf.mean().detach() };
+  });
 }

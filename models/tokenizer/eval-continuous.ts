@@ -160,19 +160,14 @@ export async function slerp(a: E.Tensor, b: E.Tensor, alpha: number): Promise<E.
   checkUnit(alpha, 'alpha', 'slerp');
   if (a.rank < 1 || a.shape.length !== b.shape.length || a.shape.some((s, i) => s !== b.shape[i])) throw new Error(`slerp: expected a and b of one shape [N, ...], got ${E.fmtShape(a.shape)} and ${E.fmtShape(b.shape)}`);
   const N = a.shape[0]!;
-  const geo = E.noGrad(() => E.tidy(() => {
+  using geo = E.noGrad(() => E.tidy(() => {
     const af = a.reshape([N, -1]);
     const bf = b.reshape([N, -1]);
     const u = l2Normalize(af);
     const v = l2Normalize(bf);
     return E.stack([u.sub(v).square().sum(-1).sqrt(), u.add(v).square().sum(-1).sqrt(), af.square().sum(-1), bf.square().sum(-1)], 1);
   }));
-  let g: ArrayLike<number>;
-  try {
-    g = await geo.toArray();
-  } finally {
-    geo.dispose();
-  }
+  const g = await geo.toArray();
   const wa = new Float64Array(N);
   const wb = new Float64Array(N);
   for (let n = 0; n < N; n++) {
@@ -204,19 +199,22 @@ interface PickTensors {
   chosen: E.Tensor;
 }
 
+const onGpu = (b: E.Backend): b is E.WebGPUBackend => b.kind === 'webgpu';
+
 /**
  * The training latents of iFID prepared for neighbour search: rows [M, D] (flattened C*h*w; a view
- * of the given tensor when it is contiguous) and their l2-normalized copy. Dispose when done.
+ * of the given tensor when it is contiguous) and their l2-normalized copy, kept until dispose()
+ * (or the end of a `using` block).
  */
-export class LatentNeighbours {
-  /** Training latents [M, D] (not owned when a view of the caller's tensor). */
+export class LatentNeighbours implements Disposable {
+  /** Training latents [M, D] (a view of, or a copy of, the caller's tensor). */
   readonly rows: E.Tensor;
   readonly unit: E.Tensor;
   readonly count: number;
   readonly dim: number;
   /** Per-row shape of the latents, e.g. [C, h, w]. */
   readonly rowShape: readonly number[];
-  private readonly owned: E.Tensor[];
+  private readonly source: E.Tensor;
 
   /** `train` [M, ...] normalized latents; `maxCount` keeps the first rows only (default all). */
   constructor(train: E.Tensor, maxCount?: number) {
@@ -228,27 +226,25 @@ export class LatentNeighbours {
     this.count = M;
     this.rowShape = train.shape.slice(1);
     this.dim = this.rowShape.reduce((p, s) => p * s, 1);
-    const gpu = train.backend instanceof E.WebGPUBackend ? train.backend : null;
-    const bindLimit = gpu?.device.limits.maxStorageBufferBindingSize ?? Infinity;
+    const bindLimit = onGpu(train.backend) ? train.backend.device.limits.maxStorageBufferBindingSize : Infinity;
     if (M * this.dim * 4 > bindLimit) throw new RangeError(`${op}: ${M} training latents of ${this.dim} floats (${M * this.dim * 4} B) exceed the device's storage binding limit of ${bindLimit} B; cap them with ifidMaxTrain`);
-    const views = new Set<E.Tensor>();
-    const rows = E.noGrad(() => {
+    const D = this.dim;
+    const { rows, unit } = E.noGrad(() => E.tidy(() => {
       const sub = M < train.shape[0]! ? train.slice([[0, M]]) : train;
-      const flat = sub.reshape([M, this.dim]);
+      const flat = sub.reshape([M, D]);
       const rows = flat.isContiguous ? flat : flat.contiguous();
-      for (const t of [sub, flat, rows]) if (t !== train) views.add(t);
-      return rows;
-    });
-    const unit = E.noGrad(() => E.tidy(() => l2Normalize(rows)));
-    this.rows = rows;
-    this.unit = unit;
-    this.owned = [...views, unit];
+      return { rows, unit: l2Normalize(rows) };
+    }));
+    // Both live as long as this object, across the awaits of an evaluation.
+    this.rows = rows === train ? rows : E.keep(rows);
+    this.unit = E.keep(unit);
+    this.source = train;
   }
 
   /** Checks K against M and the GPU kernel's limit; returns it. */
   checkK(k: number, op: string): number {
     if (!(Number.isInteger(k) && k >= 1 && k <= this.count)) throw new RangeError(`${op}: ifidK must be an integer in [1, M = ${this.count}], got ${k}`);
-    if (this.rows.backend instanceof E.WebGPUBackend && k > 1) {
+    if (onGpu(this.rows.backend) && k > 1) {
       if (k > E.NEAREST_CODES_MAX_K_GPU) throw new RangeError(`${op}: ifidK = ${k} exceeds the GPU neighbour search's limit of ${E.NEAREST_CODES_MAX_K_GPU}`);
       if (this.count > E.NEAREST_CODES_MAX_CODES_GPU) throw new RangeError(`${op}: ${this.count} training latents exceed the GPU neighbour search's limit of ${E.NEAREST_CODES_MAX_CODES_GPU} for ifidK > 1; cap them with ifidMaxTrain`);
     }
@@ -290,29 +286,23 @@ export class LatentNeighbours {
 
   /** The draw for queries z [N, ...], read back to the host. */
   async pick(z: E.Tensor, k: number, generator: E.Generator): Promise<IfidPick> {
-    const t = this.pickTensors(z, k, generator);
-    try {
-      return { k, candidates: (await t.candidates.toArray()) as Int32Array, mse: Float64Array.from(await t.mse.toArray()), chosen: (await t.chosen.toArray()) as Int32Array };
-    } finally {
-      for (const v of Object.values(t)) v.dispose();
-    }
+    using t = E.disposable(this.pickTensors(z, k, generator));
+    return { k, candidates: (await t.candidates.toArray()) as Int32Array, mse: Float64Array.from(await t.mse.toArray()), chosen: (await t.chosen.toArray()) as Int32Array };
   }
 
   /** slerp(z, chosen neighbour, alpha) for queries z [N, ...]: the iFID latents (same shape as z). */
   async interpolate(z: E.Tensor, k: number, alpha: number, generator: E.Generator): Promise<E.Tensor> {
-    const t = this.pickTensors(z, k, generator);
-    const nb = E.noGrad(() => E.tidy(() => E.indexSelect(this.rows, 0, t.chosen).reshape(z.shape)));
-    for (const v of Object.values(t)) v.dispose();
-    try {
-      return await slerp(z, nb, alpha);
-    } finally {
-      nb.dispose();
-    }
+    using nb = E.noGrad(() => E.tidy(() => E.indexSelect(this.rows, 0, this.pickTensors(z, k, generator).chosen).reshape(z.shape)));
+    return await slerp(z, nb, alpha);
   }
 
+  /** Frees the kept rows (unless they are the caller's tensor itself) and their normalized copy. */
   dispose(): void {
-    for (const t of this.owned) t.dispose();
-    this.owned.length = 0;
+    E.disposeAll(this.rows === this.source ? this.unit : [this.rows, this.unit]);
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 }
 
@@ -321,12 +311,8 @@ export class LatentNeighbours {
  * nearest by cosine similarity and one drawn with probability softmax(-MSE) from `generator`.
  */
 export async function ifidNeighbours(z: E.Tensor, train: E.Tensor, k: number, generator: E.Generator): Promise<IfidPick> {
-  const idx = new LatentNeighbours(train);
-  try {
-    return await idx.pick(z, k, generator);
-  } finally {
-    idx.dispose();
-  }
+  using idx = new LatentNeighbours(train);
+  return await idx.pick(z, k, generator);
 }
 
 // ---- encoding a latent set ----
@@ -341,7 +327,7 @@ export async function encodeLatentSet(model: VQTokenizer, batches: Iterable<E.Te
   checkContinuous(model, op);
   const max = opts.maxCount ?? Infinity;
   if (!(max === Infinity || (Number.isInteger(max) && max >= 1))) throw new RangeError(`${op}: maxCount must be an integer >= 1, got ${max}`);
-  const parts: E.Tensor[] = [];
+  using parts = E.disposable<E.Tensor[]>([]);
   let count = 0;
   const wasTraining = model.training;
   model.eval();
@@ -356,14 +342,8 @@ export async function encodeLatentSet(model: VQTokenizer, batches: Iterable<E.Te
       if (count >= max) break;
     }
     if (parts.length === 0) throw new Error(`${op}: no images`);
-    if (parts.length === 1) return parts[0]!;
-    const all = E.noGrad(() => E.concat(parts, 0));
-    for (const p of parts) p.dispose();
-    parts.length = 0;
-    return all;
-  } catch (e) {
-    for (const p of parts) p.dispose();
-    throw e;
+    if (parts.length === 1) return parts.pop()!; // handed to the caller, not freed with the parts
+    return E.noGrad(() => E.concat(parts, 0));
   } finally {
     model.train(wasTraining);
   }
@@ -401,103 +381,84 @@ export async function evaluateContinuousTokenizer(model: VQTokenizer, net: Featu
   const { k, alpha, seed, lo, hi } = resolveCommon(opts, op);
   const wantIs = (opts.inceptionScore ?? true) && typeof net.logits === 'function';
   const statsOpts = { range: [lo, hi] as const, featureInput: opts.featureInput ?? ((x: E.Tensor) => x) };
-  const neighbours = trainLatents ? new LatentNeighbours(trainLatents, opts.ifidMaxTrain) : null;
+  using neighbours = trainLatents ? new LatentNeighbours(trainLatents, opts.ifidMaxTrain) : null;
+  neighbours?.checkK(k, op);
+  if (neighbours && (neighbours.rowShape.length !== 3 || neighbours.rowShape[0] !== model.cfg.codeDim)) throw new Error(`${op}: expected training latents [M, ${model.cfg.codeDim}, h, w], got ${E.fmtShape(trainLatents!.shape)}`);
+
+  const real = new ImageFeatureStats(net, { ...statsOpts, logits: wantIs });
+  const recon = new ImageFeatureStats(net, { ...statsOpts, logits: wantIs });
+  const noised = new Map(taus.map((t) => [t, new ImageFeatureStats(net, { ...statsOpts, logits: false })] as const));
+  const gens = new Map(taus.map((t) => [t, new E.Generator(seed)] as const));
+  const interp = new ImageFeatureStats(net, { ...statsOpts, logits: false });
+  const ifidGen = new E.Generator(seed);
+  let psnrSum = 0;
+  let ssimSum = 0;
+  let count = 0;
+  let ssimPadding: 'valid' | 'same' = 'valid';
+
+  const wasTraining = model.training;
+  model.eval();
   try {
-    neighbours?.checkK(k, op);
-    if (neighbours && (neighbours.rowShape.length !== 3 || neighbours.rowShape[0] !== model.cfg.codeDim)) throw new Error(`${op}: expected training latents [M, ${model.cfg.codeDim}, h, w], got ${E.fmtShape(trainLatents!.shape)}`);
-
-    const real = new ImageFeatureStats(net, { ...statsOpts, logits: wantIs });
-    const recon = new ImageFeatureStats(net, { ...statsOpts, logits: wantIs });
-    const noised = new Map(taus.map((t) => [t, new ImageFeatureStats(net, { ...statsOpts, logits: false })] as const));
-    const gens = new Map(taus.map((t) => [t, new E.Generator(seed)] as const));
-    const interp = new ImageFeatureStats(net, { ...statsOpts, logits: false });
-    const ifidGen = new E.Generator(seed);
-    let psnrSum = 0;
-    let ssimSum = 0;
-    let count = 0;
-    let ssimPadding: 'valid' | 'same' = 'valid';
-
-    const wasTraining = model.training;
-    model.eval();
-    try {
-      for await (const x of batches) {
-        if (x.rank !== 4) throw new Error(`${op}: expected image batches [B, C, H, W], got ${E.fmtShape(x.shape)}`);
-        const B = x.shape[0]!;
-        if (B === 0) continue;
-        ssimPadding = x.shape[2]! >= 11 && x.shape[3]! >= 11 ? 'valid' : 'same';
-        const toUnit = (t: E.Tensor) => t.sub(lo).div(hi - lo);
-        const out = E.noGrad(() => E.tidy(() => {
-          const z = model.encodeLatents(x);
-          const rec = model.decodeLatents(z).maximum(lo).minimum(hi);
-          const xi = toUnit(x);
-          const ri = toUnit(rec);
-          return { z, rec, mse: msePerImage(xi, ri), ssim: ssimPerImage(xi, ri, { dataRange: 1, padding: ssimPadding }) };
-        }));
-        try {
-          await real.add(x);
-          await recon.add(out.rec);
-          for (const t of taus) {
-            // tau = 0: the clean reconstruction itself, so nFID(0) = rFID exactly.
-            if (t === 0) {
-              await noised.get(t)!.add(out.rec);
-              continue;
-            }
-            const zt = nfidLatents(out.z, t, gens.get(t)!);
-            const r = decodeClamped(model, zt, lo, hi);
-            zt.dispose();
-            try {
-              await noised.get(t)!.add(r);
-            } finally {
-              r.dispose();
-            }
-          }
-          if (neighbours) {
-            const zi = await neighbours.interpolate(out.z, k, alpha, ifidGen);
-            const r = decodeClamped(model, zi, lo, hi);
-            zi.dispose();
-            try {
-              await interp.add(r);
-            } finally {
-              r.dispose();
-            }
-          }
-          const m = psnrFromMse(await out.mse.toArray(), 1);
-          for (const v of m.perImage) psnrSum += v;
-          for (const v of await out.ssim.toArray()) ssimSum += v;
-        } finally {
-          for (const t of Object.values(out)) t.dispose();
+    for await (const x of batches) {
+      if (x.rank !== 4) throw new Error(`${op}: expected image batches [B, C, H, W], got ${E.fmtShape(x.shape)}`);
+      const B = x.shape[0]!;
+      if (B === 0) continue;
+      ssimPadding = x.shape[2]! >= 11 && x.shape[3]! >= 11 ? 'valid' : 'same';
+      const toUnit = (t: E.Tensor) => t.sub(lo).div(hi - lo);
+      using out = E.disposable(E.noGrad(() => E.tidy(() => {
+        const z = model.encodeLatents(x);
+        const rec = model.decodeLatents(z).maximum(lo).minimum(hi);
+        const xi = toUnit(x);
+        const ri = toUnit(rec);
+        return { z, rec, mse: msePerImage(xi, ri), ssim: ssimPerImage(xi, ri, { dataRange: 1, padding: ssimPadding }) };
+      })));
+      await real.add(x);
+      await recon.add(out.rec);
+      for (const t of taus) {
+        // tau = 0: the clean reconstruction itself, so nFID(0) = rFID exactly.
+        if (t === 0) {
+          await noised.get(t)!.add(out.rec);
+          continue;
         }
-        count += B;
-        opts.onBatch?.(count);
+        using r = E.tidy(() => decodeClamped(model, nfidLatents(out.z, t, gens.get(t)!), lo, hi));
+        await noised.get(t)!.add(r);
       }
-    } finally {
-      model.train(wasTraining);
+      if (neighbours) {
+        using zi = await neighbours.interpolate(out.z, k, alpha, ifidGen);
+        using r = decodeClamped(model, zi, lo, hi);
+        await interp.add(r);
+      }
+      const m = psnrFromMse(await out.mse.toArray(), 1);
+      for (const v of m.perImage) psnrSum += v;
+      for (const v of await out.ssim.toArray()) ssimSum += v;
+      count += B;
+      opts.onBatch?.(count);
     }
-    if (count < 2) throw new Error(`${op}: need at least 2 images, got ${count}`);
-    const sReal = real.stats();
-    const nfid = taus.map((tau) => ({ tau, fid: frechetDistanceFromStats(sReal, noised.get(tau)!.stats()) }));
-    const result: ContinuousEvalResult = {
-      count,
-      rfid: frechetDistanceFromStats(sReal, recon.stats()),
-      nfid,
-      nfidDefault: nfid.find((e) => e.tau === defaultTau)!,
-      ifid: neighbours ? frechetDistanceFromStats(sReal, interp.stats()) : null,
-      ifidK: k,
-      ifidAlpha: alpha,
-      ifidTrainCount: neighbours?.count ?? 0,
-      psnr: psnrSum / count,
-      ssim: ssimSum / count,
-      ssimPadding,
-      featureDim: sReal.dim,
-      seed,
-    };
-    const isReal = real.inceptionScore(10);
-    const isRecon = recon.inceptionScore(10);
-    if (isReal && isRecon) result.inceptionScore = { real: isReal, recon: isRecon };
-    return result;
   } finally {
-    neighbours?.dispose();
+    model.train(wasTraining);
   }
+  if (count < 2) throw new Error(`${op}: need at least 2 images, got ${count}`);
+  const sReal = real.stats();
+  const nfid = taus.map((tau) => ({ tau, fid: frechetDistanceFromStats(sReal, noised.get(tau)!.stats()) }));
+  const result: ContinuousEvalResult = {
+    count,
+    rfid: frechetDistanceFromStats(sReal, recon.stats()),
+    nfid,
+    nfidDefault: nfid.find((e) => e.tau === defaultTau)!,
+    ifid: neighbours ? frechetDistanceFromStats(sReal, interp.stats()) : null,
+    ifidK: k,
+    ifidAlpha: alpha,
+    ifidTrainCount: neighbours?.count ?? 0,
+    psnr: psnrSum / count,
+    ssim: ssimSum / count,
+    ssimPadding,
+    featureDim: sReal.dim,
+    seed,
+  };
+  const isReal = real.inceptionScore(10);
+  const isRecon = recon.inceptionScore(10);
+  if (isReal && isRecon) result.inceptionScore = { real: isReal, recon: isRecon };
+  return result;
 }
 
 /**
@@ -516,30 +477,20 @@ export async function continuousReconstructionGrid(
   if (x.rank !== 4) throw new Error(`${op}: expected images [B, C, H, W], got ${E.fmtShape(x.shape)}`);
   const taus = (opts.taus ?? DEFAULT_NFID_TAUS).map((t) => checkUnit(t, 'tau', op));
   const { k, alpha, seed, lo, hi } = resolveCommon(opts, op);
-  const neighbours = opts.trainLatents ? new LatentNeighbours(opts.trainLatents, opts.ifidMaxTrain) : null;
+  using neighbours = opts.trainLatents ? new LatentNeighbours(opts.trainLatents, opts.ifidMaxTrain) : null;
   const wasTraining = model.training;
   model.eval();
-  const rows: E.Tensor[] = [];
-  let z: E.Tensor | null = null;
   try {
     neighbours?.checkK(k, op);
-    z = E.noGrad(() => E.tidy(() => model.encodeLatents(x)));
-    rows.push(decodeClamped(model, z, lo, hi));
-    for (const t of taus) {
-      const zt = nfidLatents(z, t, new E.Generator(seed));
-      rows.push(decodeClamped(model, zt, lo, hi));
-      zt.dispose();
-    }
+    using z = E.noGrad(() => E.tidy(() => model.encodeLatents(x)));
+    using rows = E.disposable([decodeClamped(model, z, lo, hi)]);
+    for (const t of taus) rows.push(E.tidy(() => decodeClamped(model, nfidLatents(z, t, new E.Generator(seed)), lo, hi)));
     if (neighbours) {
-      const zi = await neighbours.interpolate(z, k, alpha, new E.Generator(seed));
+      using zi = await neighbours.interpolate(z, k, alpha, new E.Generator(seed));
       rows.push(decodeClamped(model, zi, lo, hi));
-      zi.dispose();
     }
     return E.noGrad(() => E.tidy(() => E.concat([x, ...rows], 0)));
   } finally {
-    for (const r of rows) r.dispose();
-    z?.dispose();
-    neighbours?.dispose();
     model.train(wasTraining);
   }
 }

@@ -134,31 +134,23 @@ export async function evaluateTokenizer(model: VQTokenizer, net: FeatureNet, bat
       if (B === 0) continue;
       ssimPadding = x.shape[2]! >= 11 && x.shape[3]! >= 11 ? 'valid' : 'same';
       const toUnit = (t: E.Tensor) => t.sub(lo).div(hi - lo);
-      const out = E.noGrad(() => E.tidy(() => {
+      using out = E.disposable(E.noGrad(() => E.tidy(() => {
         const f = model.forward(x, { perturb: null });
         const rec = f.recon.maximum(lo).minimum(hi);
         const xi = toUnit(x);
         const ri = toUnit(rec);
         return { indices: f.indices!, rec, mse: msePerImage(xi, ri), ssim: ssimPerImage(xi, ri, { dataRange: 1, padding: ssimPadding }) };
-      }));
-      try {
-        await real.add(x);
-        await recon.add(out.rec);
-        for (const a of alphas) {
-          const r = model.reconstruct(x, { alpha: a, delta }, gens.get(a)!);
-          try {
-            await pert.get(a)!.add(r);
-          } finally {
-            r.dispose();
-          }
-        }
-        hist.add(await out.indices.toArray());
-        const m = psnrFromMse(await out.mse.toArray(), 1);
-        for (const v of m.perImage) psnrSum += v;
-        for (const v of await out.ssim.toArray()) ssimSum += v;
-      } finally {
-        for (const t of Object.values(out)) t.dispose();
+      })));
+      await real.add(x);
+      await recon.add(out.rec);
+      for (const a of alphas) {
+        using r = model.reconstruct(x, { alpha: a, delta }, gens.get(a)!);
+        await pert.get(a)!.add(r);
       }
+      hist.add(await out.indices.toArray());
+      const m = psnrFromMse(await out.mse.toArray(), 1);
+      for (const v of m.perImage) psnrSum += v;
+      for (const v of await out.ssim.toArray()) ssimSum += v;
       count += B;
       opts.onBatch?.(count);
     }
@@ -202,13 +194,11 @@ export function reconstructionGrid(model: VQTokenizer, x: E.Tensor, opts: { alph
   const wasTraining = model.training;
   model.eval();
   try {
-    const rows: E.Tensor[] = [model.reconstruct(x)];
-    for (const a of alphas) rows.push(model.reconstruct(x, { alpha: checkAlpha(a, 'alpha'), delta }, new E.Generator(opts.seed ?? 0)));
-    try {
-      return E.noGrad(() => E.tidy(() => E.concat([x, ...rows.map((r) => r.maximum(lo).minimum(hi))], 0)));
-    } finally {
-      for (const r of rows) r.dispose();
-    }
+    return E.noGrad(() => E.tidy(() => {
+      const rows: E.Tensor[] = [model.reconstruct(x)];
+      for (const a of alphas) rows.push(model.reconstruct(x, { alpha: checkAlpha(a, 'alpha'), delta }, new E.Generator(opts.seed ?? 0)));
+      return E.concat([x, ...rows.map((r) => r.maximum(lo).minimum(hi))], 0);
+    }));
   } finally {
     model.train(wasTraining);
   }

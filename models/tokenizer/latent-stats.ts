@@ -26,14 +26,10 @@ export class LatentStats extends Module {
       if (!Number.isFinite(mean[i]!) || !Number.isFinite(std[i]!)) throw new Error(`LatentStats.set: channel ${i} has a non-finite mean or std (${mean[i]}, ${std[i]})`);
     }
     const backend = this.mean.backend;
-    E.noGrad(() => {
-      const m = E.tensor(Array.from(mean), [this.channels], { backend });
-      const s = E.tensor(Array.from(std, (v) => Math.max(v, 1e-6)), [this.channels], { backend });
-      this.mean.assign(m);
-      this.std.assign(s);
-      m.dispose();
-      s.dispose();
-    });
+    E.noGrad(() => E.tidy(() => {
+      this.mean.assign(E.tensor(Array.from(mean), [this.channels], { backend }));
+      this.std.assign(E.tensor(Array.from(std, (v) => Math.max(v, 1e-6)), [this.channels], { backend }));
+    }));
   }
 
   /** Whether the stats are not the defaults (mean 0, std 1), i.e. were measured. */
@@ -44,12 +40,12 @@ export class LatentStats extends Module {
 
   /** Raw latents [B, C, h, w] -> normalized. */
   normalize(z: E.Tensor): E.Tensor {
-    return z.sub(this.mean.reshape([1, this.channels, 1, 1])).div(this.std.reshape([1, this.channels, 1, 1]));
+    return E.composite(() => z.sub(this.mean.reshape([1, this.channels, 1, 1])).div(this.std.reshape([1, this.channels, 1, 1])));
   }
 
   /** Normalized latents [B, C, h, w] -> raw. */
   denormalize(z: E.Tensor): E.Tensor {
-    return z.mul(this.std.reshape([1, this.channels, 1, 1])).add(this.mean.reshape([1, this.channels, 1, 1]));
+    return E.composite(() => z.mul(this.std.reshape([1, this.channels, 1, 1])).add(this.mean.reshape([1, this.channels, 1, 1])));
   }
 }
 
@@ -118,12 +114,8 @@ export async function measureLatentStats(model: LatentEncoder, batches: Iterable
   try {
     for await (const x of batches) {
       // Raw means whatever stats are stored now: denormalize what encodeLatents normalized.
-      const z = E.noGrad(() => E.tidy(() => model.latentStats.denormalize(model.encodeLatents(x))));
-      try {
-        await acc.add(z);
-      } finally {
-        z.dispose();
-      }
+      using z = E.noGrad(() => E.tidy(() => model.latentStats.denormalize(model.encodeLatents(x))));
+      await acc.add(z);
       images += x.shape[0]!;
     }
   } finally {

@@ -13,8 +13,8 @@
  *
  * Parameter names: encoder.*, quantize.embedding.weight (VQ) or latent_stats.{mean,std} (KL
  * buffers), decoder.* (taming-transformers style for the CNN, TiTok style for the ViT).
- * Like the nn layers, forward/encode/decode do not free their intermediates: call them inside
- * E.tidy (trainLoop's step runs in one).
+ * forward, encode and decode run in composite scopes (engine/scope.ts): without gradient recording their
+ * intermediates are freed on return; while recording, the training step's scope frees them.
  */
 import * as E from '../../engine/index.js';
 import { Module, type InitOptions } from '../../nn/index.js';
@@ -225,19 +225,22 @@ export class VQTokenizer extends Module {
   /** z: the l2-normalized continuous latents [B, d, h, w]; indices: nearest codes i32 [B, h, w]. VQ only. */
   encode(x: E.Tensor): { z: E.Tensor; indices: E.Tensor } {
     const vq = this.vq;
-    const { z, h, w } = this.latents(x);
-    const B = z.shape[0]!;
-    const indices = vq.nearest(z).reshape([B, h, w]);
-    const zn = this.toImageLayout(l2Normalize(z), h, w);
-    return { z: zn, indices };
+    return E.composite(() => {
+      const { z, h, w } = this.latents(x);
+      const B = z.shape[0]!;
+      const indices = vq.nearest(z).reshape([B, h, w]);
+      return { z: this.toImageLayout(l2Normalize(z), h, w), indices };
+    });
   }
 
   /** Images from code indices i32 [B, h, w]. */
   decodeIndices(indices: E.Tensor): E.Tensor {
     if (indices.rank !== 3 || indices.dtype !== 'i32') throw new Error(`decodeIndices: expected i32 indices [B, h, w], got ${indices.describe()}`);
-    const q = this.vq.lookup(indices); // [B, h, w, d]
-    const [B, h, w, d] = q.shape as [number, number, number, number];
-    return this.decoder.decodeTokens(q.reshape([B, h * w, d]), h, w);
+    return E.composite(() => {
+      const q = this.vq.lookup(indices); // [B, h, w, d]
+      const [B, h, w, d] = q.shape as [number, number, number, number];
+      return this.decoder.decodeTokens(q.reshape([B, h * w, d]), h, w);
+    });
   }
 
   /**
@@ -246,15 +249,17 @@ export class VQTokenizer extends Module {
    */
   encodeLatents(x: E.Tensor): E.Tensor {
     const stats = this.latentStats;
-    const { z, h, w } = this.latents(x);
-    return stats.normalize(this.toImageLayout(gaussianPosterior(z).mean, h, w));
+    return E.composite(() => {
+      const { z, h, w } = this.latents(x);
+      return stats.normalize(this.toImageLayout(gaussianPosterior(z).mean, h, w));
+    });
   }
 
   /** KL: images from normalized latents [B, C, h, w] (denormalized, then decoded). */
   decodeLatents(z: E.Tensor): E.Tensor {
     const stats = this.latentStats;
     if (z.rank !== 4 || z.shape[1] !== this.cfg.codeDim) throw new Error(`decodeLatents: expected normalized latents [B, ${this.cfg.codeDim}, h, w], got ${E.fmtShape(z.shape)}`);
-    return this.decode(stats.denormalize(z));
+    return E.composite(() => this.decode(stats.denormalize(z)));
   }
 
   /** Images from (raw, unnormalized) latents [B, d, h, w]: quantized (VQ) or continuous (KL). */
@@ -262,7 +267,8 @@ export class VQTokenizer extends Module {
     if (this.decoder instanceof Decoder) return this.decoder.forward(zq);
     if (zq.rank !== 4) throw new Error(`decode: expected quantized latents [B, d, h, w], got ${E.fmtShape(zq.shape)}`);
     const [B, d, h, w] = zq.shape as [number, number, number, number];
-    return this.decoder.decodeTokens(zq.permute([0, 2, 3, 1]).reshape([B, h * w, d]), h, w);
+    const decoder = this.decoder;
+    return E.composite(() => decoder.decodeTokens(zq.permute([0, 2, 3, 1]).reshape([B, h * w, d]), h, w));
   }
 
   /**

@@ -112,22 +112,15 @@ export function perturbLatents(zn: E.Tensor, zq: E.Tensor, codebook: E.Tensor, p
   const n = m * T;
   const backend = zn.backend;
   const zp = zn.slice([[0, m]]).reshape([n, d]);
-  const { slots, codes, candidates, e } = E.noGrad(() => {
-    const en = l2Normalize(codebook.detach());
-    const near = E.nearestCodes(zp.detach(), en, p.delta);
-    en.dispose();
-    near.distances.dispose();
+  // Steps 1-2 and the drawn code, without gradient (the straight-through step 3 carries it).
+  const { slots, codes, candidates, e } = E.noGrad(() => E.tidy(() => {
+    const near = E.nearestCodes(zp.detach(), l2Normalize(codebook.detach()), p.delta);
     const u = E.rand([n], { generator, backend });
     const r = E.randint(0, p.delta, [n], { generator, backend });
-    const keep = u.gt(p.alpha);
-    const s = E.where(keep, 0, r);
-    for (const t of [u, r, keep]) t.dispose();
+    const s = E.where(u.gt(p.alpha), 0, r);
     const chosen = near.indices.takeAlongAxis(s.reshape([n, 1]), 1).reshape([n]);
-    const raw = E.indexSelect(codebook.detach(), 0, chosen);
-    const ev = l2Normalize(raw);
-    raw.dispose();
-    return { slots: s, codes: chosen, candidates: near.indices, e: ev };
-  });
+    return { slots: s, codes: chosen, candidates: near.indices, e: l2Normalize(E.indexSelect(codebook.detach(), 0, chosen)) };
+  }));
   const zpert = zp.add(e.sub(zp).detach()).reshape([m, T, d]);
   const z = m === B ? zpert : E.concat([zpert, zq.slice([[m, B]])], 0);
   return { z, numImages: m, slots: slots.reshape([m, T]), codes: codes.reshape([m, T]), candidates: candidates.reshape([m, T, p.delta]) };

@@ -45,8 +45,8 @@ export function buildMixedTokens(generator: ARTransformer, gtTokens: E.Tensor, c
   const [B, L] = gtTokens.shape as [number, number];
   if (L !== generator.seqLen) throw new Error(`buildMixedTokens: the generator makes ${generator.seqLen} tokens, the ground truth has ${L}`);
   const keepGen = opts.keepGenerator ?? opts.generator;
-  const kept = E.keep(E.zeros([B, L], { backend: gtTokens.backend }));
-  try {
+  return E.tidy(() => {
+    const kept = E.zeros([B, L], { backend: gtTokens.backend });
     const { sigma: _s, keepGenerator: _k, ...sampleOpts } = opts;
     const tokens = sampleTokens(generator, classes, {
       ...sampleOpts,
@@ -57,10 +57,7 @@ export function buildMixedTokens(generator: ARTransformer, gtTokens: E.Tensor, c
       },
     });
     return { tokens, kept };
-  } catch (e) {
-    kept.dispose();
-    throw e;
-  }
+  });
 }
 
 export interface DecoderPostTrainOptions {
@@ -92,22 +89,24 @@ export class DecoderPostTrainer {
     this.ema = decay > 0 ? new EMA(named, { decay }) : null;
   }
 
-  /** One step on images [B, C, H, W] and their mixed tokens i32 [B, h, w]; returns the detached loss. Run inside tidy. */
+  /** One step on images [B, C, H, W] and their mixed tokens i32 [B, h, w]; returns the detached loss (the step is its own scope). */
   step(images: E.Tensor, mixed: E.Tensor): E.Tensor {
     const tok = this.tokenizer;
     tok.decoder.train();
-    const q = E.noGrad(() => tok.vq.lookup(mixed)); // [B, h, w, d], no path to the codebook
-    return this.fit(images, tok.decode(q.permute([0, 3, 1, 2])), 'step');
+    return E.tidy(() => {
+      const q = E.noGrad(() => tok.vq.lookup(mixed)); // [B, h, w, d], no path to the codebook
+      return this.fit(images, tok.decode(q.permute([0, 3, 1, 2])), 'step');
+    });
   }
 
   /**
    * KL tokenizer: one step on images and normalized latents [B, C, h, w] (e.g. denoised by a
-   * diffusion generator, models/diffusion/posttrain.ts); returns the detached loss. Run inside tidy.
+   * diffusion generator, models/diffusion/posttrain.ts); returns the detached loss (the step is its own scope).
    */
   stepLatents(images: E.Tensor, latents: E.Tensor): E.Tensor {
     const tok = this.tokenizer;
     tok.decoder.train();
-    return this.fit(images, tok.decodeLatents(latents.detach()), 'stepLatents');
+    return E.tidy(() => this.fit(images, tok.decodeLatents(latents.detach()), 'stepLatents'));
   }
 
   private fit(images: E.Tensor, recon: E.Tensor, what: string): E.Tensor {

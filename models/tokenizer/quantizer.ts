@@ -11,14 +11,7 @@ import { Embedding, Module, type InitOptions } from '../../nn/index.js';
 
 /** F.normalize(x, p=2, dim=-1): x / max(||x||, 1e-12) (as x * rsqrt(max(||x||^2, 1e-24))). */
 export function l2Normalize(x: E.Tensor): E.Tensor {
-  const ss = x.square().sum(-1, true);
-  const inv = ss.maximum(1e-24).rsqrt();
-  const y = x.mul(inv);
-  if (!y.requiresGrad) {
-    ss.dispose();
-    inv.dispose();
-  }
-  return y;
+  return E.composite(() => x.mul(x.square().sum(-1, true).maximum(1e-24).rsqrt()));
 }
 
 export interface QuantizerOutput {
@@ -56,13 +49,7 @@ export class VectorQuantizer extends Module {
 
   /** Nearest codes of latents z [B, T, d] (no gradient): i32 [B, T]. */
   nearest(z: E.Tensor): E.Tensor {
-    return E.noGrad(() => E.tidy(() => {
-      const zn = l2Normalize(z);
-      const en = this.normalizedCodebook();
-      const { indices, distances } = E.nearestCodes(zn, en, 1);
-      distances.dispose();
-      return indices.reshape(z.shape.slice(0, -1));
-    }));
+    return E.noGrad(() => E.tidy(() => E.nearestCodes(l2Normalize(z), this.normalizedCodebook(), 1).indices.reshape(z.shape.slice(0, -1))));
   }
 
   /** Normalized code vectors [..., d] of i32 indices [...]. */
@@ -77,9 +64,7 @@ export class VectorQuantizer extends Module {
     const zn = l2Normalize(z);
     const en = this.normalizedCodebook();
     const zd = zn.detach();
-    const { indices: idx2, distances } = E.noGrad(() => E.nearestCodes(zd, en.detach(), 1));
-    distances.dispose();
-    const indices = idx2.reshape([B, T]);
+    const indices = E.noGrad(() => E.tidy(() => E.nearestCodes(zd, en.detach(), 1).indices.reshape([B, T])));
     const q = E.embedding(en, indices); // [B, T, d], gradient to the codebook
     const qd = q.detach();
     const codebookLoss = E.mseLoss(q, zd);

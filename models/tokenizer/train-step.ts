@@ -10,8 +10,8 @@
  *
  * The discriminator scores the reconstructions the generator step computed (before the generator
  * update), as TiTok/MaskGIT-style trainers do; taming runs a second autoencoder forward instead.
- * Run it inside a tidy scope (trainLoop does); the returned terms are detached scalars that survive
- * the scope when returned from it.
+ * The step is its own scope: the graph and every temporary are freed when it returns; the
+ * returned terms are detached scalars the caller owns.
  */
 import * as E from '../../engine/index.js';
 import type { Optimizer } from '../../nn/index.js';
@@ -46,51 +46,53 @@ export function ganActive(gan: Pick<TokenizerGanOptions, 'start'>, step: number 
 }
 
 export function tokenizerTrainStep(model: VQTokenizer, optimizer: Optimizer<{ lr: number }>, x: E.Tensor, o: TokenizerStepOptions = {}): Record<string, E.Tensor> {
-  const out = model.forward(x, {
-    ...(o.step !== undefined ? { step: o.step } : {}),
-    ...(o.totalSteps !== undefined ? { totalSteps: o.totalSteps } : {}),
-    ...(o.extraLosses ? { extraLosses: o.extraLosses } : {}),
+  return E.tidy(() => {
+    const out = model.forward(x, {
+      ...(o.step !== undefined ? { step: o.step } : {}),
+      ...(o.totalSteps !== undefined ? { totalSteps: o.totalSteps } : {}),
+      ...(o.extraLosses ? { extraLosses: o.extraLosses } : {}),
+    });
+    const terms: Record<string, E.Tensor> = {};
+    for (const [k, v] of Object.entries(out.losses)) if (v) terms[k] = v;
+    let total = out.losses.total;
+    // taming's nll_loss: what the adaptive weight balances the GAN term against.
+    let nll = out.losses.rec;
+    if (o.perceptual && o.perceptual.weight !== 0) {
+      const p = o.perceptual.loss.forward(out.recon, x);
+      terms.perceptual = p;
+      const pw = p.mul(o.perceptual.weight);
+      nll = nll.add(pw);
+      total = total.add(pw);
+    }
+    const gan = o.gan;
+    const ganOn = !!gan && ganActive(gan, o.step);
+    if (gan && ganOn) {
+      const disc = gan.discriminator;
+      // The discriminator's parameters take no gradient from the generator's loss.
+      const dParams = disc.parameters();
+      for (const p of dParams) p.requireGrad(false);
+      let g: E.Tensor;
+      try {
+        g = hingeGLoss(disc.forward(out.recon));
+      } finally {
+        for (const p of dParams) p.requireGrad(true);
+      }
+      const w = adaptiveGanWeight(nll, g, model.decoder.lastLayer, gan.weight);
+      terms.g_loss = g;
+      terms.d_weight = w;
+      total = total.add(g.mul(w));
+    }
+    terms.total = total;
+    optimizer.zeroGrad();
+    total.backward();
+    optimizer.step();
+    if (gan) {
+      if (ganOn) Object.assign(terms, discriminatorStep(gan.discriminator, gan.optimizer, x, out.recon));
+      else {
+        const zero = E.full([], 0, { backend: x.backend });
+        for (const k of ['g_loss', 'd_weight', 'd_loss', 'logits_real', 'logits_fake']) terms[k] = zero;
+      }
+    }
+    return Object.fromEntries(Object.entries(terms).map(([k, v]) => [k, v.detach()]));
   });
-  const terms: Record<string, E.Tensor> = {};
-  for (const [k, v] of Object.entries(out.losses)) if (v) terms[k] = v;
-  let total = out.losses.total;
-  // taming's nll_loss: what the adaptive weight balances the GAN term against.
-  let nll = out.losses.rec;
-  if (o.perceptual && o.perceptual.weight !== 0) {
-    const p = o.perceptual.loss.forward(out.recon, x);
-    terms.perceptual = p;
-    const pw = p.mul(o.perceptual.weight);
-    nll = nll.add(pw);
-    total = total.add(pw);
-  }
-  const gan = o.gan;
-  const ganOn = !!gan && ganActive(gan, o.step);
-  if (gan && ganOn) {
-    const disc = gan.discriminator;
-    // The discriminator's parameters take no gradient from the generator's loss.
-    const dParams = disc.parameters();
-    for (const p of dParams) p.requireGrad(false);
-    let g: E.Tensor;
-    try {
-      g = hingeGLoss(disc.forward(out.recon));
-    } finally {
-      for (const p of dParams) p.requireGrad(true);
-    }
-    const w = adaptiveGanWeight(nll, g, model.decoder.lastLayer, gan.weight);
-    terms.g_loss = g;
-    terms.d_weight = w;
-    total = total.add(g.mul(w));
-  }
-  terms.total = total;
-  optimizer.zeroGrad();
-  total.backward();
-  optimizer.step();
-  if (gan) {
-    if (ganOn) Object.assign(terms, discriminatorStep(gan.discriminator, gan.optimizer, x, out.recon));
-    else {
-      const zero = E.full([], 0, { backend: x.backend });
-      for (const k of ['g_loss', 'd_weight', 'd_loss', 'logits_real', 'logits_fake']) terms[k] = zero;
-    }
-  }
-  return Object.fromEntries(Object.entries(terms).map(([k, v]) => [k, v.detach()]));
 }

@@ -15,8 +15,8 @@
  * Embeddings are initialized N(0, width^-1/2) as TiTok does. Parameter names follow TiTok's
  * (encoder.patch_embed, encoder.positional_embedding, encoder.latent_tokens, ..., decoder.mask_token),
  * with Linears where TiTok has 1x1 convolutions (patch_embed, proj_out).
- * No dropout (the config's dropout is the CNN's). Like the nn layers, the forwards do not free their
- * intermediates: call them inside E.tidy.
+ * No dropout (the config's dropout is the CNN's). The forwards run in scopes (nn/module.ts), as
+ * every module's.
  */
 import * as E from '../../engine/index.js';
 import { LayerNorm, Linear, Module, ModuleList, normal, TransformerBlock, type InitOptions } from '../../nn/index.js';

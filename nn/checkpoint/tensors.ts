@@ -7,6 +7,7 @@
 import type { Backend } from '../../engine/backend.js';
 import { getBackend } from '../../engine/default-backend.js';
 import { readContiguous } from '../../engine/ops/creation.js';
+import { tidy } from '../../engine/scope.js';
 import { Tensor } from '../../engine/tensor.js';
 import {
   decodeSafetensors,
@@ -80,19 +81,16 @@ export function engineDType(d: SafetensorsDType): 'f32' | 'i32' {
 
 /** Uploads decoded tensors to `backend`; each Tensor is named after its key (for error messages). */
 export function entriesToTensors(decoded: Record<string, DecodedTensor>, backend: Backend = getBackend()): Record<string, Tensor> {
-  const out: Record<string, Tensor> = {};
-  try {
+  return tidy(() => {
+    const out: Record<string, Tensor> = {};
     for (const [name, d] of Object.entries(decoded)) {
       const dtype = engineDType(d.dtype);
       const t = new Tensor(backend.fromArray(d.data, dtype), d.shape, dtype, 'loadTensors');
       t.name = name;
       setOwn(out, name, t);
     }
-  } catch (e) {
-    for (const t of Object.values(out)) t.dispose();
-    throw e;
-  }
-  return out;
+    return out;
+  });
 }
 
 /** Decodes safetensors bytes into tensors on `backend` (default: the current default backend). */

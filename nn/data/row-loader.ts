@@ -118,7 +118,7 @@ export class ShuffledRowLoader<A extends RowArray> {
     return { classes: slot.classes, rows: slot.rows, epoch: b.epoch };
   }
 
-  /** Frees the device tensors. */
+  /** Frees the device tensors (kept across steps: they live as long as the loader). */
   dispose(): void {
     for (const s of this.ring) {
       s.classes.dispose();

@@ -109,6 +109,7 @@ export class MultiHeadSelfAttention extends Module {
       maxLen,
       length: 0,
       dispose() {
+        // The cache outlives every forward scope (kept): its owner frees it.
         k.dispose();
         v.dispose();
       },
@@ -152,12 +153,8 @@ export class MultiHeadSelfAttention extends Module {
     let vh = v.permute([0, 2, 1, 3]);
     if (cache) {
       const slot = (t: E.Tensor) => t.slice([null, null, [pos, pos + L]]);
-      const ks = slot(cache.k);
-      const vs = slot(cache.v);
-      E.assign(ks, kh);
-      E.assign(vs, vh);
-      ks.dispose();
-      vs.dispose();
+      E.assign(slot(cache.k), kh);
+      E.assign(slot(cache.v), vh);
       kh = cache.k.slice([null, null, [0, pos + L]]);
       vh = cache.v.slice([null, null, [0, pos + L]]);
       cache.length = Math.max(cache.length, pos + L);

@@ -84,7 +84,10 @@ export class Identity extends Layer {
   }
 }
 
-/** Applies layers in order; children are named 0, 1, 2... like nn.Sequential. */
+/**
+ * Applies layers in order; children are named 0, 1, 2... like nn.Sequential. Without gradient
+ * recording each activation is freed once the next exists (E.chain).
+ */
 export class Sequential extends Layer {
   readonly layers: Layer[];
   constructor(...layers: Layer[]) {
@@ -93,8 +96,6 @@ export class Sequential extends Layer {
     layers.forEach((l, i) => this.module(String(i), l));
   }
   forward(x: E.Tensor): E.Tensor {
-    let h = x;
-    for (const l of this.layers) h = l.forward(h);
-    return h;
+    return E.chain(x, this.layers);
   }
 }

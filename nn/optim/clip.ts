@@ -32,14 +32,12 @@ export function clipGradNorm(params: ParamList, maxNorm: number, normType = 2): 
   const { params: ps } = gradsOf(list);
   // Give every gradient exclusive contiguous storage so in-place scaling touches it exactly once.
   const seen = new Set<unknown>();
-  const copies: E.Tensor[] = [];
   for (const p of ps) {
     const g = p.grad!;
     if (!g.isContiguous || g.storage.refs > 1 || seen.has(g.storage)) {
       const c = E.keep(elementwise('clipGradNorm', [g], { expr: 'a', cpu: (a) => a, outDtype: 'f32' }));
-      copies.push(c);
       p.grad = c;
-      // Dispose the old handle unless another parameter still holds the same tensor object.
+      // A gradient is kept state of its parameter: free the replaced one unless another parameter still holds it.
       if (!ps.some((q) => q.grad === g)) g.dispose();
     }
     seen.add(p.grad!.storage);

@@ -112,6 +112,7 @@ export class EMA {
     this.numUpdates = s.num_updates;
   }
 
+  /** Frees the shadow weights (kept state that lives as long as the EMA). */
   dispose(): void {
     for (const s of this.shadows) s.dispose();
   }

@@ -125,7 +125,7 @@ export function restoreTrainingState(s: TrainingState, packed: PackedState): { s
   try {
     return unpackTrainingState(s, packed);
   } finally {
-    for (const t of Object.values(packed.tensors)) t.dispose();
+    E.disposeAll(packed.tensors); // consumed: the caller handed them over
   }
 }
 
