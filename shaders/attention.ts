@@ -87,7 +87,7 @@ function attnBindings(s: AttnShaderSpec, inputs: string[], reads: string[], outp
   return b;
 }
 
-const specKey = (s: AttnShaderSpec) => `${s.D}|${s.DV}|${s.S}|${s.BT}|${s.direct}|${s.mask}`;
+const specKey = (kind: string) => (s: AttnShaderSpec) => `${kind}|${s.D}|${s.DV}|${s.S}|${s.BT}|${s.direct}|${s.mask}`;
 
 function header(s: AttnShaderSpec): string {
   const NSC = Math.ceil(s.BT / s.S);
@@ -227,8 +227,8 @@ function keyAccess(s: AttnShaderSpec): { k: string; v: string; load: string } {
 
 /** Forward: o (through its strides, operand x) and lse [BH, Lq]. Bindings: Q, K, V, [M], O, LSE. */
 export const attnForwardKernel = defineKernel<AttnShaderSpec>({
-  name: 'attention_forward',
-  key: specKey,
+  name: 'attn',
+  key: specKey('fwd'),
   signature: (s) => ({ params: attnParams(s), bindings: attnBindings(s, ['Q', 'K', 'V'], [], ['O', 'LSE']) }),
   body: forwardBody,
 });
@@ -312,8 +312,8 @@ ${MAIN_SIG} {
 
 /** dq [BH, Lq, D] (contiguous). Bindings: Q, K, V, DO, [M], LSE, DELTA, DQ. */
 export const attnDqKernel = defineKernel<AttnShaderSpec>({
-  name: 'attention_dq',
-  key: specKey,
+  name: 'attn',
+  key: specKey('dq'),
   signature: (s) => ({ params: attnParams(s), bindings: attnBindings(s, ['Q', 'K', 'V', 'DO'], ['LSE', 'DELTA'], ['DQ']) }),
   body: dqBody,
 });
@@ -372,8 +372,8 @@ ${MAIN_SIG} {
  * Bindings: Q, K, V, DO, [M], LSE, DELTA, DKV. Here rows are keys and the looped axis is queries.
  */
 export const attnDkDvKernel = defineKernel<AttnShaderSpec>({
-  name: 'attention_dkdv',
-  key: specKey,
+  name: 'attn',
+  key: specKey('dkdv'),
   signature: (s) => ({ params: attnParams(s), bindings: attnBindings(s, ['Q', 'K', 'V', 'DO'], ['LSE', 'DELTA'], ['DKV']) }),
   body: dkdvBody,
 });

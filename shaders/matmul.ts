@@ -111,8 +111,8 @@ export const SIMPLE_TILE = 8;
 
 /** One output per thread, 8x8 outputs per workgroup; A and B addressed with arbitrary strides. The variant is the batch rank. */
 export const matmulSimpleKernel = defineKernel<number>({
-  name: 'matmul_simple',
-  key: (R) => `${R}`,
+  name: 'matmul',
+  key: (R) => `simple|${R}`,
   signature: (R) => matmulSignature(R, 'f32', 'f32', 'f32'),
   body: simpleBody,
 });
@@ -147,9 +147,9 @@ const bit = (b: boolean) => (b ? '1' : '0');
 
 /** The tiled kernel; see the file comment. */
 export const matmulTiledKernel = defineKernel<MatmulTiledSpec>({
-  name: 'matmul_tiled',
+  name: 'matmul',
   key: (s) =>
-    `${s.BM}x${s.BN}x${s.BK}|${s.TM}x${s.TN}|${bit(s.aT)}${bit(s.bT)}|${bit(s.vecA)}${bit(s.vecB)}${bit(s.vecC)}|${bit(s.checked)}${bit(s.prefetch)}${bit(s.doubleBuffer)}${bit(s.pad)}|g${s.groupM ?? 1}|${s.batchRank}`,
+    `tiled|${s.BM}x${s.BN}x${s.BK}|${s.TM}x${s.TN}|${bit(s.aT)}${bit(s.bT)}|${bit(s.vecA)}${bit(s.vecB)}${bit(s.vecC)}|${bit(s.checked)}${bit(s.prefetch)}${bit(s.doubleBuffer)}${bit(s.pad)}|g${s.groupM ?? 1}|${s.batchRank}`,
   signature: (s) => {
     const v = (vec: boolean) => (vec ? 'vec4<f32>' : 'f32');
     return matmulSignature(s.batchRank, v(s.vecA), v(s.vecB), v(s.vecC));
@@ -402,8 +402,8 @@ export interface MatmulRowSpec {
  *    and ran ~2x slower on llvmpipe). Any strides (vec4 B only when aligned).
  */
 export const matmulRowsKernel = defineKernel<MatmulRowSpec>({
-  name: 'matmul_rows',
-  key: (s) => `${s.WG}|${s.TM}x${s.TN}|${+s.vecB}${+s.subgroups}|${s.batchRank}`,
+  name: 'matmul',
+  key: (s) => `rows|${s.WG}|${s.TM}x${s.TN}|${+s.vecB}${+s.subgroups}|${s.batchRank}`,
   signature: (s) => matmulSignature(s.batchRank, 'f32', s.vecB ? 'vec4<f32>' : 'f32', 'f32'),
   directives: (s) => (s.subgroups ? 'enable subgroups;\n' : ''),
   body: rowsBody,

@@ -272,6 +272,8 @@ const BACKWARD = `${OP}_backward`;
 const attentionOp = defineOp<AttentionProblem>({
   name: OP,
   outputs: ([q], p) => [{ into: allocOutput(p, q!.backend) }, { shape: [...p.lead, p.Lq], dtype: 'f32', name: LSE }],
+  // An empty o (Dv = 0, which the GPU kernels cannot take) leaves lse unwritten: the backward of
+  // an empty output never reads it.
   kernels: {
     cpu: (_cpu, { inputs: [q, k, v], outputs: [o, lse], attrs: p }) => {
       if (o!.size > 0) cpuForward(p, q!, k!, v!, o!, lse!);
