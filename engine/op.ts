@@ -92,11 +92,12 @@ export function defineOp<A = void>(decl: OpDecl<A>): Op<A> {
   const denseSet = Array.isArray(decl.dense) ? new Set(decl.dense) : null;
   const run = ((inputs: readonly Tensor[], attrs: A): Tensor[] => {
     const name = decl.name;
+    checkSameBackend(name, inputs);
     const specs = decl.outputs(inputs, attrs);
     const intos = specs.filter((s): s is { into: Tensor } => 'into' in s).map((s) => s.into);
-    const all = [...inputs, ...intos];
+    const all = intos.length > 0 ? [...inputs, ...intos] : inputs;
     if (all.length === 0) throw new Error(`${name}: needs an input or an output view`);
-    checkSameBackend(name, all);
+    if (intos.length > 0) checkSameBackend(name, all);
     const backend = all[0]!.backend;
     const outputs = specs.map((s) => ('into' in s ? s.into : new Tensor(backend.alloc(sizeOf(s.shape), s.dtype), s.shape, s.dtype, s.name ?? name)));
     if (outputs.every((t) => t.size === 0)) return outputs;
@@ -106,6 +107,9 @@ export function defineOp<A = void>(decl: OpDecl<A>): Op<A> {
     const kin = denseAll || denseSet ? inputs.map((t, k) => (denseAll || denseSet!.has(k) ? denseCopy(t, copies) : t)) : inputs;
     try {
       kernel(backend, { inputs: kin, outputs, attrs });
+    } catch (e) {
+      outputs.forEach((t, k) => !('into' in specs[k]!) && t.dispose());
+      throw e;
     } finally {
       for (const c of copies) c.dispose();
     }
