@@ -31,6 +31,8 @@ import { VQTokenizer } from '../models/tokenizer/model.js';
 import { buildTokenCache, loadARCheckpoint, loadTokenCache, saveTokenCache, trainAR } from '../node/train-ar.js';
 import { saveTrainingCheckpoint } from '../node/train.js';
 import { requireGpu } from './helpers/backends.js';
+import { expectNoLeaks } from './helpers/leak-check.js';
+import { buildMixedTokens } from '../models/tokenizer/posttrain.js';
 
 const gpu = await requireGpu();
 const V = 16;
@@ -133,6 +135,25 @@ describe('config and schedule (host only)', () => {
     expect([snap(b), snap(b), snap(b)]).toEqual(want);
     expect(() => new TokenLoader(ds, { batchSize: 4 }).setState(st)).toThrow(/does not fit this loader/);
     expect(() => new TokenLoader(ds, { batchSize: 11 })).toThrow(/no full batch of 11/);
+  });
+});
+
+describe('lifetimes (float64 CPU)', () => {
+  it('leaves no tensor behind: forward without recording, training steps, guided KV-cache sampling, mixed tokens', async () => {
+    const backend = E.cpuF64;
+    const model = new ARTransformer({ ...TINY, adaLN: true }, { backend, generator: new E.Generator(1) });
+    const { optimizer } = createAROptimizer(model, { totalSteps: 4 });
+    const cls = E.tensor([0, 3], [2], { backend, dtype: 'i32' });
+    const toks = E.tensor(randomTokens(2, 1), [2, L], { backend, dtype: 'i32' });
+    (await expectNoLeaks(() => E.noGrad(() => model.forward(cls, toks)), 'forward without recording')).dispose();
+    // The first step creates the optimizer state and the gradients; later steps replace them.
+    E.disposeAll(arTrainStep(model, optimizer, cls, toks));
+    E.disposeAll(await expectNoLeaks(() => arTrainStep(model, optimizer, cls, toks), 'training step'));
+    (await expectNoLeaks(() => sampleTokens(model, [0, 3], { cfgScale: 2, cfgSchedule: 'rar', topK: 4, generator: new E.Generator(2) }), 'guided sampling')).dispose();
+    E.disposeAll(await expectNoLeaks(() => buildMixedTokens(model, toks, [0, 3], { sigma: 0.5, generator: new E.Generator(3) }), 'mixed tokens'));
+    for (const t of [cls, toks]) t.dispose();
+    optimizer.dispose();
+    model.dispose();
   });
 });
 

@@ -31,6 +31,9 @@ import {
   DiffusionTransformer,
   guidedVelocity,
   patchifyLatents,
+  buildDenoisedLatents,
+  createDiffusionOptimizer,
+  diffusionTrainStep,
   resolveDiffusionConfig,
   sampleDiffusion,
   sampleFlowODE,
@@ -41,6 +44,7 @@ import {
 import { requireGpu } from './helpers/backends.js';
 import { expectClose, expectGradMatchesFD } from './helpers/compare.js';
 import { uniformValues } from './helpers/prng.js';
+import { expectNoLeaks } from './helpers/leak-check.js';
 
 const gpu = await requireGpu();
 const ref = E.cpuF64;
@@ -149,6 +153,26 @@ describe('config, names and tables (host / float64)', () => {
     const want = [Math.sin(2 * w[0]!), Math.sin(2 * w[1]!), Math.cos(2 * w[0]!), Math.cos(2 * w[1]!), Math.sin(1), Math.sin(0.01), Math.cos(1), Math.cos(0.01)];
     expectClose(row(1, 2), want, { atol: 1e-15, rtol: 0 }, 'pos (1, 2)');
     expect(() => sincos2d(6, 2, 2)).toThrow(/multiple of 4/);
+  });
+});
+
+describe('lifetimes (float64 CPU)', () => {
+  it('leaves no tensor behind: forward without recording, training steps, Heun sampling with guidance, denoised latents', async () => {
+    const m = new DiffusionTransformer(TINY, { backend: ref, generator: new E.Generator(1) });
+    randomize(m, 2);
+    const { optimizer } = createDiffusionOptimizer(m, {});
+    const x = E.randn([3, 2, 4, 4], { backend: ref, generator: new E.Generator(3) });
+    const y = E.tensor([0, 1, 2], [3], { backend: ref, dtype: 'i32' });
+    (await expectNoLeaks(() => E.noGrad(() => m.forward(x, 0.5, y)), 'forward without recording')).dispose();
+    // The first step creates the optimizer state and the gradients; later steps replace them.
+    E.disposeAll(diffusionTrainStep(m, optimizer, x, y));
+    E.disposeAll(await expectNoLeaks(() => diffusionTrainStep(m, optimizer, x, y), 'training step'));
+    const o = { steps: 3, sampler: 'heun' as const, cfgScale: 2, guidanceInterval: [0.2, 0.9] as const };
+    (await expectNoLeaks(() => sampleDiffusion(m, [0, 1, 2], { ...o, generator: new E.Generator(4) }), 'sampling')).dispose();
+    (await expectNoLeaks(() => buildDenoisedLatents(m, x, [0, 1, 2], { ...o, tStar: 0.5, generator: new E.Generator(5) }), 'denoised latents')).dispose();
+    for (const t of [x, y]) t.dispose();
+    optimizer.dispose();
+    m.dispose();
   });
 });
 

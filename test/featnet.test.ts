@@ -23,6 +23,7 @@ import { FEATNET_DEFAULTS, FeatNet, featnetAccuracy, featnetBatched, featnetFrom
 import { saveCheckpoint } from '../node/checkpoint.js';
 import { loadFashionMNIST } from '../node/data/index.js';
 import { requireGpu } from './helpers/backends.js';
+import { expectNoLeaks } from './helpers/leak-check.js';
 
 const gpu = await requireGpu();
 const tmp = mkdtempSync(join(tmpdir(), 'wgtk-featnet-'));
@@ -72,6 +73,21 @@ describe('FeatNet architecture', () => {
     expect(() => new FeatNet({ imageSize: 30 }, { backend })).toThrow(/multiple of 8/);
     expect(await featnetAccuracy(E.tensor(new Float32Array([0, 1, 2, 5, 1, 0]), [2, 3], { backend }), Int32Array.from([2, 1]))).toBe(0.5);
     for (const t of [x, f, l, l2, lb]) t.dispose();
+    net.dispose();
+  });
+
+  it('leak check: features, logits and batched evaluation without recording; a recorded forward and its backward in a tidy', async () => {
+    const backend = E.cpuF64;
+    const net = new FeatNet({}, { backend, generator: new E.Generator(1) });
+    const x = E.rand([3, 1, 32, 32], { backend, low: -1, high: 1, generator: new E.Generator(2) });
+    (await expectNoLeaks(() => E.noGrad(() => net.features(x)), 'features')).dispose();
+    (await expectNoLeaks(() => E.noGrad(() => net.logits(x)), 'logits')).dispose();
+    (await expectNoLeaks(() => featnetBatched(net, x, 2, (b) => net.logits(b)), 'batched logits')).dispose();
+    await expectNoLeaks(() => {
+      E.tidy(() => void net.logits(x).sum().backward());
+      net.zeroGrad();
+    }, 'recorded forward and backward');
+    x.dispose();
     net.dispose();
   });
 });

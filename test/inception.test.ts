@@ -30,6 +30,7 @@ import { decodeSafetensors, entriesToTensors } from '../nn/checkpoint/index.js';
 import { avgPool2dExcludePad, bilinearMatrix, fidInceptionKey, InceptionV3, loadFidInceptionWeights, resizeBilinear } from '../models/features/inception.js';
 import { requireGpu } from './helpers/backends.js';
 import { expectClose, expectGradMatchesFD } from './helpers/compare.js';
+import { expectNoLeaks } from './helpers/leak-check.js';
 
 const FIX = join(import.meta.dirname, 'fixtures');
 const gpu = await requireGpu();
@@ -221,6 +222,19 @@ describe('FID Inception-v3 (pytorch-fid) vs PyTorch, 1/16 width, seeded random w
     expect(memoryStats().liveTensors).toBe(before + 1);
     f.dispose();
     expect(memoryStats().liveTensors).toBe(before);
+    x.dispose();
+    model.dispose();
+  });
+
+  it('leak check: chunked features without recording, and a recorded forward with its backward inside a tidy', async () => {
+    const model = InceptionV3.fromSafetensors(WEIGHTS, { backend: cpuF64, resizeInput: false, maxBatch: 1 });
+    const x = tensor(randData(2 * 3 * 75 * 75, 21), [2, 3, 75, 75], { backend: cpuF64 });
+    (await expectNoLeaks(() => model.features(x), 'features')).dispose();
+    const g = await expectNoLeaks(() => tidy(() => {
+      const xi = x.detach().requireGrad();
+      return gradients(model.forward(xi).sum(), [xi])[0]!;
+    }), 'gradient w.r.t. the input');
+    g.dispose();
     x.dispose();
     model.dispose();
   });

@@ -4,6 +4,7 @@ import * as E from '../engine/index.js';
 import { AdamW } from '../nn/index.js';
 import { tokenizerTrainStep, VQTokenizer } from '../models/tokenizer/index.js';
 import { requireGpu } from './helpers/backends.js';
+import { expectNoLeaks } from './helpers/leak-check.js';
 
 const gpu = await requireGpu();
 const backends: [string, E.Backend][] = [['cpu-f64', E.cpuF64], ...(gpu ? [['webgpu', gpu] as [string, E.Backend]] : [])];
@@ -52,6 +53,39 @@ describe.each(backends)('memory on %s', (_name, backend) => {
     })).toThrow('boom');
     expect(E.memoryStats().liveTensors).toBe(before);
     expect(() => E.tidy(async () => 1)).toThrow(/Promise/);
+  });
+
+  it('a recorded result hands its scope to the enclosing one: backward works, and the step frees the graph', async () => {
+    const w = E.randn([8, 4], { backend, generator: new E.Generator(1) }).requireGrad();
+    const x = E.randn([3, 8], { backend, generator: new E.Generator(2) });
+    const loss = await expectNoLeaks(() => {
+      const l = E.tidy(() => {
+        const h = E.composite(() => x.matmul(w).relu().square()); // recorded: its intermediates stay
+        const m = h.mean();
+        m.backward();
+        return m.detach();
+      });
+      expect(w.grad!.shape).toEqual([8, 4]);
+      w.grad!.dispose(); // the gradient is the parameter's kept state
+      w.grad = null;
+      return l;
+    }, 'training step');
+    expect(await loss.item()).toBeGreaterThan(0);
+    loss.dispose();
+    // Without recording, a composite frees its intermediates itself.
+    (await expectNoLeaks(() => E.noGrad(() => E.composite(() => x.matmul(w).relu().square())), 'composite without recording')).dispose();
+    // chain: each activation is freed once the next exists; only the last is returned.
+    (await expectNoLeaks(() => E.noGrad(() => E.chain(x, [(t) => t.mul(2), (t) => t.add(1), (t) => t.exp()])), 'chain')).dispose();
+    for (const t of [w, x]) t.dispose();
+  });
+
+  it('using frees a tensor, and disposable() a group, where the block ends', async () => {
+    await expectNoLeaks(async () => {
+      using a = E.ones([4], { backend });
+      using group = E.disposable({ b: a.mul(2), list: [a.add(1)] });
+      using s = group.b.sum();
+      expect(await s.item()).toBe(8);
+    }, 'using');
   });
 
   it('a disposed tensor is named in the error', () => {

@@ -14,6 +14,7 @@ import * as E from '../engine/index.js';
 import * as nn from '../nn/index.js';
 import { requireGpu } from './helpers/backends.js';
 import { expectClose } from './helpers/compare.js';
+import { expectNoLeaks } from './helpers/leak-check.js';
 
 const gpu = await requireGpu();
 
@@ -214,5 +215,25 @@ describe('hinge GAN losses', () => {
     expectClose(await real.grad!.toArray(), [0, -1 / 6, -1 / 6], { atol: 1e-12, rtol: 0 });
     expectClose(await fake.grad!.toArray(), [0, 1 / 6, 1 / 6], { atol: 1e-12, rtol: 0 });
     expect(await nn.hingeGeneratorLoss(fake).item()).toBeCloseTo(-(-2 + 0.3 + 1.5) / 3, 12);
+  });
+});
+
+describe.each(backends)('lifetimes on %s (one scope rule)', (_n, backend) => {
+  it('a module call frees its intermediates without recording; a training step frees its graph', async () => {
+    const net = new TinyNet({ backend, generator: new E.Generator(1) });
+    const x = E.randn([2, 3, 8, 8], { backend, generator: new E.Generator(3) });
+    const ids = E.tensor([4, 1], [2], { backend, dtype: 'i32' });
+    (await expectNoLeaks(() => E.noGrad(() => net.forward(x, ids)), 'forward without recording')).dispose();
+    // The module scopes hand the recorded intermediates to the step's tidy, which frees them after backward.
+    await expectNoLeaks(() => {
+      E.tidy(() => void net.forward(x, ids).square().mean().backward());
+      net.zeroGrad();
+    }, 'training step');
+    const seq = new nn.Sequential(new nn.Linear(4, 8, { backend }), new nn.SiLU(), new nn.Linear(8, 2, { backend }));
+    const v = E.randn([3, 4], { backend, generator: new E.Generator(4) });
+    (await expectNoLeaks(() => E.noGrad(() => seq.forward(v)), 'Sequential (chain)')).dispose();
+    for (const t of [x, ids, v]) t.dispose();
+    net.dispose();
+    seq.dispose();
   });
 });

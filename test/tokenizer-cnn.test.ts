@@ -9,8 +9,10 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as E from '../engine/index.js';
-import { referenceNameMap, VQTokenizer } from '../models/tokenizer/index.js';
+import { AdamW } from '../nn/index.js';
+import { referenceNameMap, tokenizerTrainStep, VQTokenizer } from '../models/tokenizer/index.js';
 import { expectClose } from './helpers/compare.js';
+import { expectNoLeaks } from './helpers/leak-check.js';
 
 interface Formula {
   name: string;
@@ -130,6 +132,26 @@ describe('VQTokenizer API (float64 CPU, tiny config)', () => {
     expect(() => new VQTokenizer({ ...cfg, chMult: [] }, { backend })).toThrow(/chMult must be a non-empty list/);
     expect(() => new VQTokenizer({ ...cfg, recLoss: 'l2' as 'l1' }, { backend })).toThrow(/recLoss must be 'mse' or 'l1'/);
     expect(() => referenceNameMap({ midBlocks: 1 })).toThrow(/no mid blocks/);
+  });
+
+  it('leaves no tensor behind: encode, decode, (perturbed) reconstructions, evaluation forward, training steps', async () => {
+    const m = new VQTokenizer({ ...cfg, perturbation: { alpha: 1, beta: 0.5, delta: 4 } }, { backend, generator: new E.Generator(1) });
+    const opt = new AdamW(m.parameters(), { lr: 1e-3 });
+    const x = E.rand([4, 1, 8, 8], { backend, generator: new E.Generator(2) });
+    const enc = await expectNoLeaks(() => E.noGrad(() => m.encode(x)), 'encode');
+    (await expectNoLeaks(() => E.noGrad(() => m.decodeIndices(enc.indices)), 'decodeIndices')).dispose();
+    E.disposeAll(enc);
+    (await expectNoLeaks(() => m.reconstruct(x), 'reconstruct')).dispose();
+    (await expectNoLeaks(() => m.reconstruct(x, { alpha: 1, delta: 4 }, new E.Generator(3)), 'perturbed reconstruct')).dispose();
+    m.eval();
+    E.disposeAll(await expectNoLeaks(() => E.noGrad(() => E.tidy(() => m.forward(x).losses)), 'evaluation forward'));
+    m.train();
+    // The first step creates the optimizer state and the gradients; later steps replace them.
+    E.disposeAll(tokenizerTrainStep(m, opt, x, { step: 1, totalSteps: 4 }));
+    E.disposeAll(await expectNoLeaks(() => tokenizerTrainStep(m, opt, x, { step: 2, totalSteps: 4 }), 'training step (perturbed)'));
+    opt.dispose();
+    x.dispose();
+    m.dispose();
   });
 
   it('mid blocks are optional extra residual blocks at the lowest resolution', () => {

@@ -43,6 +43,7 @@ import {
 import { requireGpu } from './helpers/backends.js';
 import { uniformValues } from './helpers/prng.js';
 import { RandomConvNet } from './helpers/random-conv-net.js';
+import { expectNoLeaks } from './helpers/leak-check.js';
 
 const gpu = await requireGpu();
 const backend: E.Backend = gpu ?? new CpuBackend({ precision: 'f32' });
@@ -188,8 +189,8 @@ describe(`evaluateContinuousTokenizer (${gpu ? 'GPU' : 'CPU'})`, () => {
     const model = klTokenizer();
     const x = E.tensor(images(4), [4, 1, S, S], { backend });
     const xt = E.tensor(images(M, 40), [M, 1, S, S], { backend });
-    const train = await encodeLatentSet(model, [xt]);
-    const g = await continuousReconstructionGrid(model, x, { taus: [0, 1], trainLatents: train, ifidK: 3 });
+    const train = await expectNoLeaks(() => encodeLatentSet(model, [xt]), 'encodeLatentSet');
+    const g = await expectNoLeaks(() => continuousReconstructionGrid(model, x, { taus: [0, 1], trainLatents: train, ifidK: 3 }), 'grid with iFID');
     expect(g.shape).toEqual([20, 1, S, S]);
     const v = await g.toArray();
     const row = (i: number) => Array.from(v.subarray(i * 4 * S * S, (i + 1) * 4 * S * S));
@@ -199,7 +200,7 @@ describe(`evaluateContinuousTokenizer (${gpu ? 'GPU' : 'CPU'})`, () => {
     expect(row(4)).not.toEqual(row(1));
     expect(Math.min(...v)).toBeGreaterThanOrEqual(-1);
     expect(Math.max(...v)).toBeLessThanOrEqual(1);
-    const plain = await continuousReconstructionGrid(model, x);
+    const plain = await expectNoLeaks(() => continuousReconstructionGrid(model, x), 'grid');
     expect(plain.shape).toEqual([20, 1, S, S]); // 2 + 3 default taus, no iFID row
     for (const t of [g, plain, x, xt, train]) t.dispose();
     model.dispose();

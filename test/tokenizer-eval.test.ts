@@ -15,6 +15,7 @@ import { CpuBackend } from '../engine/cpu/backend.js';
 import { DEFAULT_PFID_ALPHA, defaultPfidDelta, evaluateTokenizer, reconstructionGrid, VQTokenizer, type TokenizerEvalResult } from '../models/tokenizer/index.js';
 import { requireGpu } from './helpers/backends.js';
 import { RandomConvNet } from './helpers/random-conv-net.js';
+import { expectNoLeaks } from './helpers/leak-check.js';
 
 const gpu = await requireGpu();
 const backend: E.Backend = gpu ?? new CpuBackend({ precision: 'f32' });
@@ -153,7 +154,7 @@ describe(`evaluateTokenizer (${gpu ? 'GPU' : 'CPU'})`, () => {
   it('reconstruction grid: originals, clean, then one row per alpha', async () => {
     const model = tokenizer();
     const x = E.tensor(data.subarray(0, 4 * 1024), [4, 1, 32, 32], { backend });
-    const g = reconstructionGrid(model, x, { alphas: [0, 1], delta: 4 });
+    const g = await expectNoLeaks(() => reconstructionGrid(model, x, { alphas: [0, 1], delta: 4 }), 'grid');
     expect(g.shape).toEqual([16, 1, 32, 32]);
     const v = await g.toArray();
     const xs = await x.toArray();

@@ -16,6 +16,7 @@ import {
   LatentMoments,
   LOGVAR_MAX,
   LOGVAR_MIN,
+  measureLatentStats,
   noiseLatents,
   resolveLatentNoise,
   tokenizerTrainStep,
@@ -26,6 +27,7 @@ import { requireGpu } from './helpers/backends.js';
 import { meanImageMse, silhouettes32 } from './helpers/silhouettes.js';
 import { expectClose } from './helpers/compare.js';
 import { uniformValues } from './helpers/prng.js';
+import { expectNoLeaks } from './helpers/leak-check.js';
 
 const cpu = E.cpuF64;
 const gpu = await requireGpu();
@@ -145,6 +147,23 @@ describe('KL bottleneck', () => {
     });
     expectClose(await zr.toArray(), await post.toArray(), { atol: 1e-12, rtol: 1e-12 }, 'denormalize(encodeLatents)');
     expect(await m.latentStats.measured()).toBe(true);
+    m.dispose();
+  });
+});
+
+describe('lifetimes (float64 CPU)', () => {
+  it('leaves no tensor behind: latents in and out, latent statistics, training steps with noise augmentation', async () => {
+    const m = new VQTokenizer({ ...TINY, latentNoise: 'paper-continuous' }, { backend: cpu, generator: new E.Generator(1) });
+    const opt = new AdamW(m.parameters(), { lr: 1e-3 });
+    const x = E.tensor(uniformValues(4 * 64, 2), [4, 1, 8, 8], { backend: cpu });
+    const z = await expectNoLeaks(() => E.noGrad(() => m.encodeLatents(x)), 'encodeLatents');
+    (await expectNoLeaks(() => E.noGrad(() => m.decodeLatents(z)), 'decodeLatents')).dispose();
+    await expectNoLeaks(() => measureLatentStats(m, [x]), 'measureLatentStats');
+    // The first step creates the optimizer state and the gradients; later steps replace them.
+    E.disposeAll(tokenizerTrainStep(m, opt, x, { step: 1, totalSteps: 4 }));
+    E.disposeAll(await expectNoLeaks(() => tokenizerTrainStep(m, opt, x, { step: 2, totalSteps: 4 }), 'training step'));
+    for (const t of [z, x]) t.dispose();
+    opt.dispose();
     m.dispose();
   });
 });
