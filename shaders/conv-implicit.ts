@@ -96,8 +96,8 @@ export interface ImplicitRowsSpec {
 }
 
 export const implicitRowsKernel = defineKernel<ImplicitRowsSpec>({
-  name: 'conv_implicit_rows',
-  key: (s) => `${s.mode}|${s.WG}x${s.TM}x${s.TN}|${+hasBias(s)}${+!!s.subgroups}${+!!s.strided}`,
+  name: 'conv',
+  key: (s) => `implicit|${s.mode}|rows|${s.WG}x${s.TM}x${s.TN}|${+hasBias(s)}${+!!s.subgroups}${+!!s.strided}`,
   signature: (s) => implicitSignature(hasBias(s)),
   directives: (s) => (s.subgroups ? 'enable subgroups;' : ''),
   body: implicitRowsBody,
@@ -305,8 +305,8 @@ export interface ImplicitTiledSpec {
  * implicitRowsKernel; dw reduces over this split's images.
  */
 export const implicitTiledKernel = defineKernel<ImplicitTiledSpec>({
-  name: 'conv_implicit_tiled',
-  key: (s) => `${s.mode}|${s.BM}x${s.BN}x${s.BK}|${s.TM}x${s.TN}|${+hasBias(s)}`,
+  name: 'conv',
+  key: (s) => `implicit|${s.mode}|tiled|${s.BM}x${s.BN}x${s.BK}|${s.TM}x${s.TN}|${+hasBias(s)}`,
   signature: (s) => implicitSignature(hasBias(s)),
   body: implicitTiledBody,
 });
@@ -454,8 +454,8 @@ export const SPLIT_SUM_WG = 256;
 
 /** dw with splits: out[i] = sum over the splits s (in order) of parts[s * n + i]. */
 export const implicitSplitSumKernel = defineKernel({
-  name: 'conv_implicit_split_sum',
-  key: () => '',
+  name: 'conv',
+  key: () => 'split_sum',
   signature: () => ({ params: { n: 'u32', splits: 'u32' }, bindings: { parts: read(), out: rw() } }),
   body: () => /* wgsl */ `
 @compute @workgroup_size(${SPLIT_SUM_WG})

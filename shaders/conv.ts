@@ -14,6 +14,9 @@
  */
 import { defineKernel, read, rw, type ParamDecls } from '../engine/kernel.js';
 
+// Every kernel here and in conv-implicit.ts is of the family 'conv' (profiles group by it); the
+// key names the kernel first (conv|unfold, conv|fold, conv|implicit|..., conv|split_sum).
+
 export const CONV_WG = 256;
 
 const GEOM_PARAMS = {
@@ -41,8 +44,8 @@ export const GEOMETRY = Object.keys(GEOM_PARAMS);
  * taps read `pad_value`.
  */
 export const unfoldKernel = defineKernel({
-  name: 'conv_unfold',
-  key: () => '',
+  name: 'conv',
+  key: () => 'unfold',
   signature: () => ({
     params: { total: 'u32', ...GEOM_PARAMS, x_off: 'u32', x_st: ['u32', 4], pad_value: 'f32' },
     bindings: { x: read(), cols: rw() },
@@ -82,8 +85,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
  * strides (any 3-D view).
  */
 export const foldKernel = defineKernel({
-  name: 'conv_fold',
-  key: () => '',
+  name: 'conv',
+  key: () => 'fold',
   signature: () => ({
     params: { total: 'u32', ...GEOM_PARAMS, cols_off: 'u32', cols_st: ['u32', 3] },
     bindings: { cols: read(), out: rw() },

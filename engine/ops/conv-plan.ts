@@ -128,10 +128,10 @@ export function planConv(op: ConvCall, p: ConvProblem): ConvPlan {
     case 'convForward':
       return implicit('fwd');
     case 'conv2dInputGrad': {
-      const limit = maxColumnElements(p.x);
+      if (implicitDx(gpu, t, g)) return implicit('dx');
       // One image's columns over the limit: fold cannot run even in batch chunks.
-      if (implicitDx(gpu, t, g) || perImage > limit) return implicit('dx');
-      return columns(batchChunk(op, p.x, perImage, limit));
+      const limit = maxColumnElements(p.x);
+      return perImage > limit ? implicit('dx') : columns(batchChunk(op, p.x, perImage, limit));
     }
     case 'conv2dWeightGrad':
       return implicit('dw');

@@ -22,7 +22,7 @@ import { foldGeom, inBatchChunks, unfoldGeom } from './conv-unfold.js';
 import { matmul } from './matmul.js';
 import { reshape, transpose } from './movement.js';
 
-export { checkImage, pair, windowGeom, isPointwise, type ConvGeom, type Size2, type WindowOptions } from './conv-geometry.js';
+export { checkImage, pair, windowGeom, type ConvGeom, type Size2, type WindowOptions } from './conv-geometry.js';
 export { implicitConvByDefault, maxColumnElements, planConv, type ConvCall, type ConvPlan, type ConvProblem, type ImplicitKernelPlan, type ImplicitPlanOption } from './conv-plan.js';
 export { foldGeom, inBatchChunks, unfoldGeom } from './conv-unfold.js';
 export { convForward, convInputGrad, convWeightGrad, convImplicitCounters } from './conv-implicit.js';
