@@ -3,6 +3,7 @@
  * (engine/ops/*), which branch on `backend.kind`; a backend only owns memory and execution.
  */
 import type { DType } from './dtype.js';
+import type { DeviceTuning, TuningOverrides } from './tuning.js';
 
 export type BackendKind = 'cpu' | 'webgpu';
 
@@ -32,6 +33,10 @@ export interface Backend {
   write(storage: Storage, data: Float32Array | Int32Array, offset?: number): void;
   /** Submits pending work; a no-op where work is immediate. */
   flush(): void;
+  /** Kernel choices for this backend (engine/tuning.ts); null fields are decided from the device. */
+  readonly tuning: DeviceTuning;
+  /** Overrides tuning fields (tests, benchmarks); returns the function that restores them. */
+  tune(overrides: TuningOverrides): () => void;
   /** Bytes held in a reuse pool (not live). */
   pooledBytes(): number;
 }

@@ -5,7 +5,7 @@
  */
 import type { Backend, Storage } from '../backend.js';
 import type { DType } from '../dtype.js';
-import { applyTuning, defaultTuning, type DeviceTuning, type TuningOverrides } from '../webgpu/tuning.js';
+import { applyTuning, defaultTuning, type DeviceTuning, type TuningOverrides } from '../tuning.js';
 
 export type CpuArray = Float32Array | Float64Array | Int32Array;
 

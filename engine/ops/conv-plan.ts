@@ -1,6 +1,6 @@
 /**
  * How a convolution runs on a device, decided in one place: `planConv` reads the backend's
- * tuning (engine/webgpu/tuning.ts; null fields are decided here from the adapter) and returns the
+ * tuning (engine/tuning.ts; null fields are decided here from the adapter) and returns the
  * plan that conv2d, its gradients, convTranspose2d and unfold/fold follow: implicit GEMM or
  * columns (unfold/fold + matmul), the batch chunks of the columns, whether kernels compile the
  * geometry in, and the implicit kernel's family and block shapes.
@@ -9,7 +9,7 @@ import type { Backend } from '../backend.js';
 import { fmtShape } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import type { WebGPUBackend } from '../webgpu/backend.js';
-import type { ConvTuning, DeviceTuning } from '../webgpu/tuning.js';
+import type { ConvTuning } from '../tuning.js';
 import type { ImplicitConvMode } from '../../shaders/conv-implicit.js';
 import { isPointwise, type ConvGeom } from './conv-geometry.js';
 
@@ -67,11 +67,9 @@ export interface ConvPlan {
 }
 
 const isWebGPU = (b: Backend): b is WebGPUBackend => b.kind === 'webgpu';
-const hasTuning = (b: Backend): b is Backend & { readonly tuning: DeviceTuning } => 'tuning' in b;
 
-/** The conv tuning of a backend that carries device tuning; null: every choice by default. */
-function convTuning(b: Backend): ConvTuning | null {
-  return hasTuning(b) ? b.tuning.conv : null;
+function convTuning(b: Backend): ConvTuning {
+  return b.tuning.conv;
 }
 
 /**
@@ -92,7 +90,7 @@ export function implicitConvByDefault(x: Tensor): boolean {
  */
 export function maxColumnElements(x: Tensor): number {
   const b = x.backend;
-  const forced = convTuning(b)?.maxColumnElements ?? null;
+  const forced = convTuning(b).maxColumnElements ?? null;
   if (forced !== null) return forced;
   return isWebGPU(b) ? Math.floor(b.device.limits.maxStorageBufferBindingSize / 4) : Infinity;
 }
@@ -112,7 +110,7 @@ export function planConv(op: ConvCall, p: ConvProblem): ConvPlan {
   const b = p.x.backend;
   const t = convTuning(b);
   const gpu = isWebGPU(b) ? b : null;
-  const bakeColumns = gpu !== null && (t?.bakeGeometry ?? gpu.softwareAdapter !== null);
+  const bakeColumns = gpu !== null && (t.bakeGeometry ?? gpu.softwareAdapter !== null);
   const N = p.x.shape[0]!;
   const { g } = p;
   const columns = (chunk: number): ConvPlan => ({ route: 'columns', chunk, bakeColumns, kernel: null });
@@ -123,7 +121,7 @@ export function planConv(op: ConvCall, p: ConvProblem): ConvPlan {
     case 'fold':
       return columns(N);
     case 'conv2d':
-      if (p.groups === 1 && (t?.implicit ?? implicitConvByDefault(p.x))) return implicit('fwd');
+      if (p.groups === 1 && (t.implicit ?? implicitConvByDefault(p.x))) return implicit('fwd');
       return columns(isPointwise(g) ? N : batchChunk(op, p.x, perImage, maxColumnElements(p.x)));
     case 'convForward':
       return implicit('fwd');
@@ -147,9 +145,9 @@ export function planConv(op: ConvCall, p: ConvProblem): ConvPlan {
  * 32x32, batch 8: 35 ms implicit vs 16 ms fold), so software adapters keep fold; GPUs take the
  * implicit kernel (no column tensor). The CPU backend runs the op's reference kernel.
  */
-function implicitDx(gpu: WebGPUBackend | null, t: ConvTuning | null, g: ConvGeom): boolean {
+function implicitDx(gpu: WebGPUBackend | null, t: ConvTuning, g: ConvGeom): boolean {
   if (g.sh === 1 && g.sw === 1) return true;
-  return t?.implicitStridedDx ?? (gpu === null || gpu.softwareAdapter === null);
+  return t.implicitStridedDx ?? (gpu === null || gpu.softwareAdapter === null);
 }
 
 /**
@@ -176,15 +174,15 @@ function defaultFamily(gpu: WebGPUBackend): 'software' | 'gpu' | 'gpu-rows' {
  * costs ~3 s of compilation on lavapipe); the tiled one decomposes the reduction index per loaded
  * element and bakes it (GPU compilers are fast).
  */
-function implicitKernel(gpu: WebGPUBackend, t: ConvTuning | null, mode: ImplicitConvMode, p: ConvProblem): ImplicitKernelPlan {
+function implicitKernel(gpu: WebGPUBackend, t: ConvTuning, mode: ImplicitConvMode, p: ConvProblem): ImplicitKernelPlan {
   const { g, C } = p;
   const N = p.x.shape[0]!;
   // Rows (M) and columns (NC) of the product, and the channels the fwd/dx reduction runs over.
   const M = mode === 'dx' ? C : p.Cout;
   const NC = mode === 'fwd' ? N * g.Hb * g.Wb : mode === 'dx' ? N * g.H * g.W : C * g.kh * g.kw;
   const channels = mode === 'fwd' ? C : p.Cout;
-  const forced = t?.implicitPlan ?? null;
-  const bakeBy = (kernel: 'rows' | 'tiled') => t?.bakeGeometry ?? kernel === 'tiled';
+  const forced = t.implicitPlan;
+  const bakeBy = (kernel: 'rows' | 'tiled') => t.bakeGeometry ?? kernel === 'tiled';
   const clampSplits = (splits: number) => (mode === 'dw' ? Math.max(1, Math.min(splits, N)) : 1);
   if (typeof forced === 'object' && forced) {
     if ('WG' in forced) return { kernel: 'rows', ...forced, splits: clampSplits(forced.splits), subgroups: false, bake: bakeBy('rows') };

@@ -1,7 +1,7 @@
 /**
  * Which matmul kernel and tile a problem runs with: the plans, the built-in tile configs and the
  * default picker (by problem size and device). A device's picker can be replaced through its
- * tuning (`gpu.tune({ matmul: { picker } })`, engine/webgpu/tuning.ts).
+ * tuning (`gpu.tune({ matmul: { picker } })`, engine/tuning.ts).
  */
 import type { WebGPUBackend } from '../webgpu/backend.js';
 import { tiledThreads, type MatmulTileConfig } from '../../shaders/matmul.js';

@@ -11,7 +11,7 @@ import { PARAM_WORDS, PRELUDE, KERNEL_PRELUDE } from '../../shaders/common.js';
 import { bakeInto, type Access, type Kernel } from '../kernel.js';
 import type { Tensor } from '../tensor.js';
 import { BufferPool, type PooledBuffer } from './pool.js';
-import { applyTuning, defaultTuning, type DeviceTuning, type TuningOverrides } from './tuning.js';
+import { applyTuning, defaultTuning, type DeviceTuning, type TuningOverrides } from '../tuning.js';
 
 const SLOT_BYTES = 256; // minUniformBufferOffsetAlignment on every adapter we know of
 const ARENA_SLOTS = 4096;
@@ -95,7 +95,7 @@ export class WebGPUBackend implements Backend {
   readonly name: string;
   readonly pool: BufferPool;
   readonly features: ReadonlySet<string>;
-  /** Kernel choices for this device (engine/webgpu/tuning.ts); change them with tune(). */
+  /** Kernel choices for this device (engine/tuning.ts); change them with tune(). */
   readonly tuning: DeviceTuning = defaultTuning();
   /** Counters for benchmarks and tests (submits per training step, dispatches). */
   readonly counters = { submits: 0, dispatches: 0, pipelines: 0, bindGroups: 0 };

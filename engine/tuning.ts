@@ -1,11 +1,13 @@
 /**
  * Device tuning: the choices kernels make per device (matmul tiles, convolution kernels, memory
- * limits) live on the backend instance, so two devices in one process never share them. Every
+ * limits) live on the backend instance, so two devices in one process never share them; the CPU
+ * backends carry the same fields (a column limit or a forced conv route lets the float64
+ * reference check those paths). Every
  * field's null means "decided from the adapter" (see the op that reads it); tests and benchmarks
  * override fields with `backend.tune({...})`, which returns the function that restores them.
  */
-import type { MatmulConfigPicker } from '../ops/matmul.js';
-import type { ImplicitPlanOption } from '../ops/conv.js';
+import type { MatmulConfigPicker } from './ops/matmul.js';
+import type { ImplicitPlanOption } from './ops/conv.js';
 
 export interface MatmulTuning {
   /** Chooses the kernel and tile for an [M, K] x [K, N] product (batch `batch`); null = the built-in picker. */
