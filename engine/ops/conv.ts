@@ -53,12 +53,6 @@ export function fold(cols: Tensor, outputSize: Size2, kernelSize: Size2, opts: W
   return foldGeom(cols, cols.shape[1]! / kk, g);
 }
 
-/** Disposes temporaries of a composed op when nothing recorded needs them (no gradient). */
-export function disposeUnlessRecorded(result: Tensor, temps: Tensor[]): Tensor {
-  if (!result.requiresGrad) for (const t of temps) if (t !== result) t.dispose();
-  return result;
-}
-
 export interface Conv2dOptions {
   stride?: Size2;
   /** Zero padding per side, or 'valid' (0) / 'same' (stride 1 only; extra padding goes after, as in PyTorch). */

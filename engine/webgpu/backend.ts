@@ -7,13 +7,13 @@
 import { GpuProfiler, type ProfileReport } from './profiler.js';
 import type { Backend, Storage } from '../backend.js';
 import type { DType } from '../dtype.js';
-import { PARAM_WORDS, PRELUDE, KERNEL_PRELUDE } from '../../shaders/common.js';
-import { bakeInto, type Access, type Kernel } from '../kernel.js';
+import { KERNEL_PRELUDE } from '../../shaders/common.js';
+import { bakeInto, PARAM_SLOT_BYTES, type Access, type Kernel } from '../kernel.js';
 import type { Tensor } from '../tensor.js';
 import { BufferPool, type PooledBuffer } from './pool.js';
 import { applyTuning, defaultTuning, type DeviceTuning, type TuningOverrides } from '../tuning.js';
 
-const SLOT_BYTES = 256; // minUniformBufferOffsetAlignment on every adapter we know of
+const SLOT_BYTES = PARAM_SLOT_BYTES;
 const ARENA_SLOTS = 4096;
 const MAX_WG_PER_DIM = 65535;
 
@@ -26,50 +26,6 @@ export class GpuStorage implements Storage {
 }
 
 export type { Access };
-
-export interface DispatchSpec {
-  /** Unique key of the generated shader (same key => same WGSL). */
-  key: string;
-  /** WGSL body (the prelude is prepended); called once per key. */
-  code: () => string;
-  /** Storage buffers bound at 1..n, with their access mode. */
-  buffers: { storage: GpuStorage; access: Access }[];
-  /** Up to 64 32-bit words of parameters (use ParamBuilder). */
-  params?: Uint32Array;
-  /** Total workgroups (split into a 2D grid if needed) or an explicit grid. */
-  workgroups: number | [number, number, number];
-}
-
-/** Packs u32 / i32 / f32 words into the 256-byte parameter slot layout. */
-export class ParamBuilder {
-  private readonly buf = new ArrayBuffer(PARAM_WORDS * 4);
-  private readonly u = new Uint32Array(this.buf);
-  private readonly i = new Int32Array(this.buf);
-  private readonly f = new Float32Array(this.buf);
-  private n = 0;
-  private check(): void {
-    if (this.n >= PARAM_WORDS) throw new Error(`kernel parameters exceed ${PARAM_WORDS} words`);
-  }
-  u32(...vs: number[]): this {
-    for (const v of vs) (this.check(), (this.u[this.n++] = v >>> 0));
-    return this;
-  }
-  i32(...vs: number[]): this {
-    for (const v of vs) (this.check(), (this.i[this.n++] = v | 0));
-    return this;
-  }
-  f32(...vs: number[]): this {
-    for (const v of vs) (this.check(), (this.f[this.n++] = v));
-    return this;
-  }
-  /** Number of words written so far (the next word's index). */
-  get length(): number {
-    return this.n;
-  }
-  get words(): Uint32Array {
-    return this.u;
-  }
-}
 
 /** One call of a declared kernel (engine/kernel.ts): values by name, never by position. */
 export interface KernelCall {
@@ -266,17 +222,6 @@ export class WebGPUBackend implements Backend {
     return this.encoder;
   }
 
-  /** Records one compute dispatch of positional-parameter WGSL into the current batch. */
-  dispatch(spec: DispatchSpec): void {
-    this.checkAlive();
-    const grid = this.grid(spec.workgroups);
-    if (grid[0] * grid[1] * grid[2] === 0) return;
-    const body = spec.code;
-    const storages = spec.buffers.map((b) => b.storage);
-    const slot = this.encode(spec.key, () => withPrelude(body(), PRELUDE), spec.buffers.map((b) => b.access), storages, grid);
-    if (spec.params) this.arena.set(spec.params.subarray(0, PARAM_WORDS), (slot * SLOT_BYTES) / 4);
-  }
-
   /**
    * Records one dispatch of a declared kernel: its bindings and parameters are checked against
    * the declaration by name and packed straight into the batch's parameter slot.
@@ -414,12 +359,6 @@ export class WebGPUBackend implements Backend {
     this.uniformBuffer.destroy();
     this.device.destroy();
   }
-}
-
-/** Directives (`enable subgroups;` ...) must precede the prelude's declarations. */
-function withPrelude(body: string, prelude: string): string {
-  const directives = /^(\s*(enable|requires|diagnostic)\b[^;]*;)+/.exec(body)?.[0] ?? '';
-  return directives + prelude + body.slice(directives.length);
 }
 
 function isTensorLike(v: Tensor | Storage): v is Tensor {

@@ -47,10 +47,6 @@ export function isSafetensorsDType(d: unknown): d is SafetensorsDType {
   return typeof d === 'string' && Object.prototype.hasOwnProperty.call(DTYPES, d);
 }
 
-export function dtypeByteSize(d: SafetensorsDType): number {
-  return DTYPES[d].bytes;
-}
-
 /** A tensor to write. `data` is row-major; its length must be the product of `shape`. */
 export interface TensorEntry {
   dtype: SafetensorsDType;

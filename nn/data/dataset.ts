@@ -20,10 +20,6 @@ export function checkDataset(ds: ImageDataset, what: string): void {
   if (ds.labels.length !== n) throw new Error(`${what}: ${ds.labels.length} labels for ${n} images`);
 }
 
-export function datasetSize(ds: ImageDataset): number {
-  return ds.shape[0];
-}
-
 /** Image i as an interleaved Image (for viewing or writing). */
 export function datasetImage(ds: ImageDataset, i: number): Image {
   const [n, c, h, w] = ds.shape;
