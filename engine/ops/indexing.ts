@@ -204,7 +204,7 @@ function scatterOutputs(op: string, slices: boolean) {
 }
 
 const indexSelectOp = defineOp<AxisAttrs>({
-  name: 'indexSelect',
+  name: 'index_select',
   outputs: ([x, idx], { axis }) => {
     const shape = [...x!.shape];
     shape[axis] = idx!.shape[0]!;
@@ -216,7 +216,7 @@ const indexSelectOp = defineOp<AxisAttrs>({
 });
 
 const takeAlongAxisOp = defineOp<AxisAttrs>({
-  name: 'takeAlongAxis',
+  name: 'take_along_axis',
   outputs: ([x, idx]) => [{ shape: idx!.shape, dtype: x!.dtype }],
   kernels: gatherKernels('takeAlongAxis', false),
   nondiff: [1],
@@ -224,7 +224,7 @@ const takeAlongAxisOp = defineOp<AxisAttrs>({
 });
 
 const indexAddOp = defineOp<ScatterAttrs>({
-  name: 'indexAdd',
+  name: 'index_add',
   outputs: scatterOutputs('indexAdd', true),
   // The tiled GPU kernel reads src as a dense [outer, T, inner] block.
   dense: [1],
@@ -234,7 +234,7 @@ const indexAddOp = defineOp<ScatterAttrs>({
 });
 
 const scatterAddOp = defineOp<ScatterAttrs>({
-  name: 'scatterAdd',
+  name: 'scatter_add',
   outputs: scatterOutputs('scatterAdd', false),
   kernels: scatterKernels('scatterAdd', false, false),
   nondiff: [0],

@@ -15,7 +15,7 @@ const idx = (shape: number[], data: number[]) => ({ shape, data, dtype: 'i32' as
 
 export const indexingCases: OpCase[] = [
   {
-    covers: ['indexSelect'],
+    covers: ['index_select'],
     inputs: [{ shape: [4, 3] }, idx([4], [2, 0, 2, 3])],
     fn: (x, i) => E.indexSelect(x, 0, i),
     tol: { forward: COPY, grad: SUMS, why: WHY_GATHER },
@@ -23,13 +23,13 @@ export const indexingCases: OpCase[] = [
   },
   {
     name: 'embedding (indexSelect of rows)',
-    covers: ['indexSelect'],
+    covers: ['index_select'],
     inputs: [{ shape: [5, 3] }, idx([2, 3], [4, 0, 4, 1, 4, 2])],
     fn: (w, i) => E.embedding(w, i),
     tol: { forward: COPY, grad: SUMS, why: WHY_GATHER },
   },
   {
-    covers: ['takeAlongAxis'],
+    covers: ['take_along_axis'],
     inputs: [{ shape: [3, 4] }, idx([3, 2], [3, 3, 0, 1, 2, 0])],
     fn: (x, i) => E.takeAlongAxis(x, i, 1),
     tol: { forward: COPY, grad: SUMS, why: WHY_GATHER },
@@ -37,7 +37,7 @@ export const indexingCases: OpCase[] = [
   },
   {
     name: 'indexAdd into a base and into zeros',
-    covers: ['indexAdd'],
+    covers: ['index_add'],
     inputs: [{ shape: [4, 3] }, idx([3], [1, 3, 1]), { shape: [3, 3] }],
     fn: (t, i, s) => [E.indexAdd(t, 0, i, s), E.indexAdd([3, 4], 1, i, E.transpose(s))],
     tol: { forward: SUMS, grad: SUMS, why: WHY_SCATTER },
@@ -45,7 +45,7 @@ export const indexingCases: OpCase[] = [
   },
   {
     name: 'scatterAdd into a base, from a larger source',
-    covers: ['scatterAdd'],
+    covers: ['scatter_add'],
     inputs: [{ shape: [3, 4] }, idx([2, 3], [0, 2, 0, 1, 1, 2]), { shape: [3, 3] }],
     fn: (t, i, s) => E.scatterAdd(t, 0, i, s),
     tol: { forward: SUMS, grad: SUMS, why: WHY_SCATTER },
