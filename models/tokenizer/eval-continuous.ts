@@ -47,7 +47,7 @@
  */
 import * as E from '../../engine/index.js';
 import { frechetDistanceFromStats, ImageFeatureStats, msePerImage, psnrFromMse, ssimPerImage, type InceptionScore } from '../metrics/index.js';
-import type { FeatureNet } from './eval.js';
+import type { ImageFeatureNet } from '../metrics/image-features.js';
 import type { VQTokenizer } from './model.js';
 import { l2Normalize } from './quantizer.js';
 
@@ -373,7 +373,7 @@ function decodeClamped(model: VQTokenizer, z: E.Tensor, lo: number, hi: number):
  * not disposed here) against `trainLatents` [M, C, h, w] (normalized latents of the training set,
  * e.g. from encodeLatentSet; null skips iFID). The model runs in eval mode (restored afterwards).
  */
-export async function evaluateContinuousTokenizer(model: VQTokenizer, net: FeatureNet, batches: Iterable<E.Tensor> | AsyncIterable<E.Tensor>, trainLatents: E.Tensor | null, opts: ContinuousEvalOptions = {}): Promise<ContinuousEvalResult> {
+export async function evaluateContinuousTokenizer(model: VQTokenizer, net: ImageFeatureNet, batches: Iterable<E.Tensor> | AsyncIterable<E.Tensor>, trainLatents: E.Tensor | null, opts: ContinuousEvalOptions = {}): Promise<ContinuousEvalResult> {
   const op = 'evaluateContinuousTokenizer';
   checkContinuous(model, op);
   const defaultTau = checkUnit(opts.defaultTau ?? DEFAULT_NFID_TAU, 'defaultTau', op);

@@ -27,7 +27,6 @@ import type { VQTokenizer } from './model.js';
 import { resolvePerturbation } from './perturbation.js';
 
 /** What the evaluation needs from a feature network (FeatNet, InceptionV3 wrapper, a stand-in). */
-export type FeatureNet = ImageFeatureNet;
 
 /** The documented single-number pFID: alpha = 0.3 at the paper's delta. */
 export const DEFAULT_PFID_ALPHA = 0.3;
@@ -99,7 +98,7 @@ function checkAlpha(a: number, what: string): number {
  * Evaluates `model` on `batches` of images [B, C, H, W] (in opts.range; not disposed here).
  * The model runs in eval mode (restored afterwards); nothing is trained.
  */
-export async function evaluateTokenizer(model: VQTokenizer, net: FeatureNet, batches: Iterable<E.Tensor> | AsyncIterable<E.Tensor>, opts: TokenizerEvalOptions = {}): Promise<TokenizerEvalResult> {
+export async function evaluateTokenizer(model: VQTokenizer, net: ImageFeatureNet, batches: Iterable<E.Tensor> | AsyncIterable<E.Tensor>, opts: TokenizerEvalOptions = {}): Promise<TokenizerEvalResult> {
   if (model.continuous) throw new Error('evaluateTokenizer: this is a continuous (KL) tokenizer; use evaluateContinuousTokenizer (nFID, iFID)');
   const K = model.cfg.codebookSize;
   const seed = opts.seed ?? 0;

@@ -4,9 +4,9 @@
  * `featureDim` = 8 * (H / 8) * (W / 8) for H x W images (128 at 32x32, 32 at 16x16).
  */
 import * as E from '../../engine/index.js';
-import type { FeatureNet } from '../../models/tokenizer/index.js';
+import type { ImageFeatureNet } from '../../models/metrics/index.js';
 
-export class RandomConvNet implements FeatureNet {
+export class RandomConvNet implements ImageFeatureNet {
   readonly w: E.Tensor;
   readonly head: E.Tensor;
   constructor(b: E.Backend, seed = 3, featureDim = 128) {
