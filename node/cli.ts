@@ -425,10 +425,10 @@ async function runEvalContinuous(args: ParsedArgs, io: Io, c: { ckpt: string; mo
 async function runTrainFeatnet(_args: ParsedArgs, io: Io, rest: string[]): Promise<void> {
   const candidates = [join(ROOT, 'examples', 'train-featnet.ts'), join(ROOT, 'examples', 'train-featnet.js')];
   const file = candidates.find((p) => existsSync(p));
-  if (!file) throw new CliError('train-featnet: not available yet (examples/train-featnet.ts is missing; run it from a source checkout with tsx)');
+  if (!file) throw new CliError(`train-featnet: needs examples/train-featnet.ts, which ships with a source checkout only (looked in ${join(ROOT, 'examples')})`);
   const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
   const fn = (mod.main ?? mod.cli) as ((argv: string[], log?: (l: string) => void) => Promise<unknown>) | undefined;
-  if (typeof fn !== 'function') throw new CliError('train-featnet: not available yet (examples/train-featnet.ts exports no main(argv) function)');
+  if (typeof fn !== 'function') throw new Error(`train-featnet: ${file} exports no main(argv) function`);
   try {
     await fn(rest, io.out);
   } catch (e) {
