@@ -114,15 +114,15 @@ await bench(`softmax [32,${S(524288)}]`, 2 * 32 * S(524288) * B, () => E.softmax
 const ln = t([S(8192), 1024]);
 const w = t([1024], 2);
 const bb = t([1024], 3);
-await bench(`layerNorm [${S(8192)},1024] affine`, 2 * S(8192) * 1024 * B, () => E.layerNorm(ln, 1024, w, bb));
-await bench(`rmsNorm [${S(8192)},1024] weight`, 2 * S(8192) * 1024 * B, () => E.rmsNorm(ln, w));
+await bench(`layerNorm [${S(8192)},1024] affine`, 2 * S(8192) * 1024 * B, () => E.layerNorm(ln, 1024, { weight: w, bias: bb }));
+await bench(`rmsNorm [${S(8192)},1024] weight`, 2 * S(8192) * 1024 * B, () => E.rmsNorm(ln, { weight: w }));
 const gnx = t([S(16), 256, 64, 64]);
 const gw = t([256], 4);
-await bench(`groupNorm [${S(16)},256,64,64] G=32 affine`, 2 * S(16) * 256 * 4096 * B, () => E.groupNorm(gnx, 32, gw, gw));
+await bench(`groupNorm [${S(16)},256,64,64] G=32 affine`, 2 * S(16) * 256 * 4096 * B, () => E.groupNorm(gnx, 32, { weight: gw, bias: gw }));
 const lnx = t([S(8192), 1024]).requireGrad();
 const wg = t([1024], 2).requireGrad();
 const gy = t([S(8192), 1024], 5);
-await bench(`layerNorm fwd+bwd [${S(8192)},1024]`, 5 * S(8192) * 1024 * B, () => E.gradients(E.sum(E.mul(E.layerNorm(lnx, 1024, wg, wg), gy)), [lnx, wg]));
+await bench(`layerNorm fwd+bwd [${S(8192)},1024]`, 5 * S(8192) * 1024 * B, () => E.gradients(E.sum(E.mul(E.layerNorm(lnx, 1024, { weight: wg, bias: wg }), gy)), [lnx, wg]));
 
 const logits = t([S(8192), 1000]).requireGrad();
 const targets = E.tensor(Int32Array.from({ length: S(8192) }, (_, i) => (i * 37) % 1000), [S(8192)], { dtype: 'i32' });

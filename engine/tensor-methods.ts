@@ -43,6 +43,7 @@ declare module './tensor.js' {
     sigmoid(): Tensor;
     relu(): Tensor;
     gelu(approximate?: 'none' | 'tanh'): Tensor;
+    leakyRelu(negativeSlope?: number): Tensor;
     silu(): Tensor;
     sin(): Tensor;
     cos(): Tensor;
@@ -56,7 +57,7 @@ declare module './tensor.js' {
     min(axes?: R.Axes, keepdim?: boolean): Tensor;
     argmax(axis?: number, keepdim?: boolean): Tensor;
     argmin(axis?: number, keepdim?: boolean): Tensor;
-    var(axes?: R.Axes, keepdim?: boolean, correction?: number): Tensor;
+    var(axes?: R.Axes, opts?: R.VarianceOptions): Tensor;
     logsumexp(axes?: R.Axes, keepdim?: boolean): Tensor;
     reshape(shape: readonly number[]): Tensor;
     flatten(startDim?: number, endDim?: number): Tensor;
@@ -103,6 +104,9 @@ for (const name of ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'abs', 'sign', 'tanh',
 P.gelu = function (approximate) {
   return U.gelu(this, approximate);
 };
+P.leakyRelu = function (s) {
+  return U.leakyRelu(this, s);
+};
 P.sum = function (a, k) {
   return R.sum(this, a, k);
 };
@@ -121,8 +125,8 @@ P.argmax = function (a, k) {
 P.argmin = function (a, k) {
   return R.argmin(this, a, k);
 };
-P.var = function (a, k, c) {
-  return R.variance(this, a, k, c);
+P.var = function (a, o) {
+  return R.variance(this, a, o);
 };
 P.logsumexp = function (a, k) {
   return R.logsumexp(this, a, k);

@@ -146,7 +146,7 @@ describe('ops used by the FID Inception', () => {
     ] as const) {
       const data = randData(N * C * H * W, k * 100 + H);
       const x = tensor(data, [N, C, H, W], { backend: cpuF64 });
-      const y = avgPool2dExcludePad(x, k, s, p);
+      const y = avgPool2dExcludePad(x, k, { stride: s, padding: p });
       const ref = naiveAvgExclude(data, N, C, H, W, k, s, p);
       expect(y.shape).toEqual([N, C, ref.Ho, ref.Wo]);
       expectClose(await y.toArray(), ref.data, { atol: 1e-12, rtol: 1e-12 }, `avg k${k} s${s} p${p}`);
@@ -158,7 +158,7 @@ describe('ops used by the FID Inception', () => {
   it('gradients of resizeBilinear and avgPool2dExcludePad match finite differences (CPU float64)', async () => {
     const x = { shape: [1, 2, 4, 5], data: Array.from(randData(40, 3)) };
     await expectGradMatchesFD((t) => resizeBilinear(t, 7, 3), [x]);
-    await expectGradMatchesFD((t) => avgPool2dExcludePad(t, 3, 2, 1), [x]);
+    await expectGradMatchesFD((t) => avgPool2dExcludePad(t, 3, { stride: 2, padding: 1 }), [x]);
   });
 
   describe.runIf(gpu)('on the GPU', () => {
@@ -169,7 +169,7 @@ describe('ops used by the FID Inception', () => {
       const x = tensor(data, [N, C, H, W], { backend: g });
       const y = resizeBilinear(x, 299, 299);
       expectClose(await y.toArray(), naiveResize(data, N, C, H, W, 299, 299), { atol: 1e-5, rtol: 1e-5 }, 'gpu resize');
-      const p = avgPool2dExcludePad(x, 3, 1, 1);
+      const p = avgPool2dExcludePad(x, 3, { stride: 1, padding: 1 });
       expectClose(await p.toArray(), naiveAvgExclude(data, N, C, H, W, 3, 1, 1).data, { atol: 1e-5, rtol: 1e-5 }, 'gpu avg exclude pad');
       for (const t of [x, y, p]) t.dispose();
     });
@@ -292,7 +292,7 @@ describe('FID Inception-v3 (pytorch-fid) vs PyTorch, 1/16 width, seeded random w
       const b1 = this.branch1x1.forward(t);
       const b5 = this.branch5x5_2.forward(this.branch5x5_1.forward(t));
       const b3 = this.branch3x3dbl_3.forward(this.branch3x3dbl_2.forward(this.branch3x3dbl_1.forward(t)));
-      const bp = this.branch_pool.forward(avgPool2d(t, 3, 1, 1));
+      const bp = this.branch_pool.forward(avgPool2d(t, 3, { stride: 1, padding: 1 }));
       return concat([b1, b5, b3, bp], 1);
     };
     try {

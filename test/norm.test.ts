@@ -66,7 +66,7 @@ function runFixture(c: NormFixture, b: E.Backend): { y: E.Tensor; grads: E.Tenso
     const x = make(c.x, b).requireGrad();
     const w = c.weight ? make(c.weight, b).requireGrad() : null;
     const bias = c.bias ? make(c.bias, b).requireGrad() : null;
-    const y = c.op === 'layer_norm' ? E.layerNorm(x, c.normalized_shape!, w, bias, c.eps) : E.groupNorm(x, c.num_groups!, w, bias, c.eps);
+    const y = c.op === 'layer_norm' ? E.layerNorm(x, c.normalized_shape!, { weight: w, bias, eps: c.eps }) : E.groupNorm(x, c.num_groups!, { weight: w, bias, eps: c.eps });
     const grads = E.gradients(E.sum(E.mul(y, make(c.gy, b))), [x, ...(w ? [w] : []), ...(bias ? [bias] : [])]);
     return { y: E.detach(y), grads };
   });
@@ -132,7 +132,7 @@ function xOf(spec: InputSpec, permuted: boolean, b: E.Backend): E.Tensor {
 function lnComposite(x: E.Tensor, k: number, w: E.Tensor | null, b: E.Tensor | null, eps: number): E.Tensor {
   const axes = Array.from({ length: k }, (_, i) => x.rank - k + i);
   const mu = E.mean(x, axes, true);
-  const v = E.variance(x, axes, true, 0);
+  const v = E.variance(x, axes, { keepdim: true, correction: 0 });
   let y = E.mul(E.sub(x, mu), E.rsqrt(E.add(v, eps)));
   if (w) y = E.mul(y, w);
   if (b) y = E.add(y, b);
@@ -184,7 +184,7 @@ async function compare(f: (b: E.Backend) => E.Tensor, g: (b: E.Backend) => E.Ten
 }
 
 const lnRun = (c: LNCase, b: E.Backend, eps: number) =>
-  E.layerNorm(xOf(c.x, c.permuted, b), c.x.shape.slice(c.x.shape.length - c.k), c.w && make(c.w, b), c.b && make(c.b, b), eps);
+  E.layerNorm(xOf(c.x, c.permuted, b), c.x.shape.slice(c.x.shape.length - c.k), { weight: c.w && make(c.w, b), bias: c.b && make(c.b, b), eps });
 
 describe('norms: fused forward vs the composite (mean/var ops)', () => {
   const t64 = { atol: 1e-11, rtol: 1e-11 };
@@ -200,7 +200,7 @@ describe('norms: fused forward vs the composite (mean/var ops)', () => {
     await fc.assert(
       fc.asyncProperty(gnCaseArb(), async (c) => {
         await compare(
-          (b) => E.groupNorm(make(c.x, b), c.G, c.w && make(c.w, b), c.b && make(c.b, b), 1e-4),
+          (b) => E.groupNorm(make(c.x, b), c.G, { weight: c.w && make(c.w, b), bias: c.b && make(c.b, b), eps: 1e-4 }),
           (b) => gnComposite(make(c.x, b), c.G, c.w && make(c.w, b), c.b && make(c.b, b), 1e-4),
           ref,
           t64,
@@ -213,7 +213,7 @@ describe('norms: fused forward vs the composite (mean/var ops)', () => {
   it('rmsNorm (float64)', async () => {
     await fc.assert(
       fc.asyncProperty(lnCaseArb(), async (c) => {
-        await compare((b) => E.rmsNorm(xOf(c.x, c.permuted, b), c.w && make(c.w, b), 1e-6), (b) => rmsComposite(xOf(c.x, c.permuted, b), c.w && make(c.w, b), 1e-6), ref, t64, 'rmsNorm');
+        await compare((b) => E.rmsNorm(xOf(c.x, c.permuted, b), { weight: c.w && make(c.w, b), eps: 1e-6 }), (b) => rmsComposite(xOf(c.x, c.permuted, b), c.w && make(c.w, b), 1e-6), ref, t64, 'rmsNorm');
       }),
       { numRuns: 20 },
     );
@@ -241,7 +241,7 @@ describe.runIf(gpu)('norms: GPU vs float64 reference', () => {
     it(`rmsNorm (${label})`, async () => {
       await fc.assert(
         fc.asyncProperty(lnCaseArb(7, long), async (c) => {
-          const run = (b: E.Backend) => E.rmsNorm(xOf(c.x, c.permuted, b), c.w && make(c.w, b));
+          const run = (b: E.Backend) => E.rmsNorm(xOf(c.x, c.permuted, b), { weight: c.w && make(c.w, b) });
           await compare(run, run, gpu!, { atol: 3e-5, rtol: 3e-5 }, 'rmsNorm');
         }),
         { numRuns: 12 },
@@ -251,7 +251,7 @@ describe.runIf(gpu)('norms: GPU vs float64 reference', () => {
   it('groupNorm', async () => {
     await fc.assert(
       fc.asyncProperty(gnCaseArb(), async (c) => {
-        const run = (b: E.Backend) => E.groupNorm(make(c.x, b), c.G, c.w && make(c.w, b), c.b && make(c.b, b));
+        const run = (b: E.Backend) => E.groupNorm(make(c.x, b), c.G, { weight: c.w && make(c.w, b), bias: c.b && make(c.b, b) });
         await compare(run, run, gpu!, tolFor(c.x, c.x.shape[0]! * c.G), 'groupNorm');
       }),
       { numRuns: 16 },
@@ -260,7 +260,7 @@ describe.runIf(gpu)('norms: GPU vs float64 reference', () => {
   it('groupNorm with large groups (one workgroup per row) and a sliced input', async () => {
     const shape = [2, 8, 40, 50];
     const data = Array.from({ length: 2 * 8 * 2000 }, (_, i) => Math.sin(i * 0.013) * 2 + (i % 7) * 0.1);
-    const run = (b: E.Backend) => E.groupNorm(E.slice(make({ shape, data }, b), [null, null, [1, 40, 2]]), 2, make({ shape: [8], data: [1, 2, 3, 4, -1, -2, 0.5, 0] }, b), null);
+    const run = (b: E.Backend) => E.groupNorm(E.slice(make({ shape, data }, b), [null, null, [1, 40, 2]]), 2, { weight: make({ shape: [8], data: [1, 2, 3, 4, -1, -2, 0.5, 0] }, b), bias: null });
     await compare(run, run, gpu!, tolFor({ shape, data }, 4), 'groupNorm sliced');
   });
   it('gradients on the GPU match float64 (layerNorm with affine)', async () => {
@@ -273,7 +273,7 @@ describe.runIf(gpu)('norms: GPU vs float64 reference', () => {
         const w = make(ws, b).requireGrad();
         const bias = make(ws, b).requireGrad();
         const gy = make({ shape, data: xs.data.map((v) => Math.sin(v * 3)) }, b);
-        return E.gradients(E.sum(E.mul(E.layerNorm(x, 37, w, bias), gy)), [x, w, bias]);
+        return E.gradients(E.sum(E.mul(E.layerNorm(x, 37, { weight: w, bias }), gy)), [x, w, bias]);
       });
     const a = grads(gpu!);
     const e = grads(ref);
@@ -295,7 +295,7 @@ describe('norms: gradients vs finite differences (float64)', () => {
             let k = 0;
             const w = c.w ? rest[k++]! : null;
             const b = c.b ? rest[k++]! : null;
-            return E.layerNorm(x, c.x.shape.slice(c.x.shape.length - c.k), w, b, 1e-3);
+            return E.layerNorm(x, c.x.shape.slice(c.x.shape.length - c.k), { weight: w, bias: b, eps: 1e-3 });
           },
           inputs,
           tol,
@@ -313,7 +313,7 @@ describe('norms: gradients vs finite differences (float64)', () => {
             let k = 0;
             const w = c.w ? rest[k++]! : null;
             const b = c.b ? rest[k++]! : null;
-            return E.groupNorm(x, c.G, w, b, 1e-3);
+            return E.groupNorm(x, c.G, { weight: w, bias: b, eps: 1e-3 });
           },
           inputs,
           tol,
@@ -323,7 +323,7 @@ describe('norms: gradients vs finite differences (float64)', () => {
     );
   });
   it('rmsNorm w.r.t. x and weight', async () => {
-    await expectGradMatchesFD((x, w) => E.rmsNorm(x, w), [small, w12], tol);
+    await expectGradMatchesFD((x, w) => E.rmsNorm(x, { weight: w }), [small, w12], tol);
     await expectGradMatchesFD((x) => E.rmsNorm(x), [small], tol);
   });
   it('gradients of gradients (layerNorm, groupNorm, rmsNorm)', async () => {
@@ -331,11 +331,11 @@ describe('norms: gradients vs finite differences (float64)', () => {
     const u = (b: E.Backend, shape: number[]) => E.tensor(Array.from({ length: shape.reduce((a, d) => a * d, 1) }, (_, i) => Math.cos(i * 0.77) + 0.3), shape, { backend: b });
     const second = (norm: (x: E.Tensor, w: E.Tensor, b: E.Tensor) => E.Tensor) => (x: E.Tensor, w: E.Tensor, b: E.Tensor) =>
       E.grad((z: E.Tensor, ww: E.Tensor, bb: E.Tensor) => E.sum(E.mul(norm(z, ww, bb), u(E.cpuF64, [...z.shape]))))(x, w, b)[0]!;
-    await expectGradMatchesFD(second((x, w, b) => E.layerNorm(x, [3, 4], w, b)), [small, w12, b12], tol, { wrt: [0, 1] });
+    await expectGradMatchesFD(second((x, w, b) => E.layerNorm(x, [3, 4], { weight: w, bias: b })), [small, w12, b12], tol, { wrt: [0, 1] });
     const gx = { shape: [2, 4, 3], data: small.data };
     const gw = { shape: [4], data: [0.7, 1.3, -0.4, 1.0] };
-    await expectGradMatchesFD(second((x, w, b) => E.groupNorm(x, 2, w, b)), [gx, gw, { shape: [4], data: [0, 0.1, 0.2, 0.3] }], tol, { wrt: [0, 1] });
-    await expectGradMatchesFD(second((x, w) => E.rmsNorm(x, w)), [small, { shape: [4], data: [0.7, 1.3, -0.4, 1.0] }, b12], tol, { wrt: [0, 1] });
+    await expectGradMatchesFD(second((x, w, b) => E.groupNorm(x, 2, { weight: w, bias: b })), [gx, gw, { shape: [4], data: [0, 0.1, 0.2, 0.3] }], tol, { wrt: [0, 1] });
+    await expectGradMatchesFD(second((x, w) => E.rmsNorm(x, { weight: w })), [small, { shape: [4], data: [0.7, 1.3, -0.4, 1.0] }, b12], tol, { wrt: [0, 1] });
   });
 });
 
@@ -343,11 +343,11 @@ describe('norms: errors', () => {
   const x = E.zeros([2, 6, 3], { backend: ref });
   it('shape errors name the op and the shapes', () => {
     expect(() => E.layerNorm(x, [6])).toThrow(/layer_norm: normalizedShape \[6\] does not match the trailing dims/);
-    expect(() => E.layerNorm(x, [3], E.zeros([4], { backend: ref }))).toThrow(/layer_norm: weight shape \[4\] must equal normalizedShape \[3\]/);
+    expect(() => E.layerNorm(x, [3], { weight: E.zeros([4], { backend: ref }) })).toThrow(/layer_norm: weight shape \[4\] must equal normalizedShape \[3\]/);
     expect(() => E.groupNorm(x, 4)).toThrow(/group_norm: 6 channels .* cannot be split into 4 groups/);
-    expect(() => E.groupNorm(x, 3, E.zeros([3], { backend: ref }))).toThrow(/group_norm: weight shape \[3\] must be \[6\]/);
+    expect(() => E.groupNorm(x, 3, { weight: E.zeros([3], { backend: ref }) })).toThrow(/group_norm: weight shape \[3\] must be \[6\]/);
     expect(() => E.groupNorm(E.zeros([6], { backend: ref }), 3)).toThrow(/group_norm: expected an input of shape \[N, C, \.\.\.\]/);
-    expect(() => E.rmsNorm(x, E.zeros([6], { backend: ref }))).toThrow(/rms_norm: weight shape \[6\]/);
+    expect(() => E.rmsNorm(x, { weight: E.zeros([6], { backend: ref }) })).toThrow(/rms_norm: weight shape \[6\]/);
   });
   it('dtype errors name the dtype', () => {
     expect(() => E.layerNorm(E.zeros([2, 3], { dtype: 'i32', backend: ref }), 3)).toThrow(/layer_norm: expected f32 tensors, got .*i32/);

@@ -44,9 +44,9 @@ function runPool(c: Case, x: E.Tensor): E.Tensor {
   const o = c.opts;
   switch (c.op) {
     case 'avg_pool2d':
-      return E.avgPool2d(x, o.kernel_size as P2, o.stride as P2 | undefined, (o.padding as P2) ?? 0);
+      return E.avgPool2d(x, o.kernel_size as P2, { stride: o.stride as P2 | undefined, padding: (o.padding as P2) ?? 0 });
     case 'max_pool2d':
-      return E.maxPool2d(x, o.kernel_size as P2, o.stride as P2 | undefined, (o.padding as P2) ?? 0, (o.dilation as P2) ?? 1);
+      return E.maxPool2d(x, o.kernel_size as P2, { stride: o.stride as P2 | undefined, padding: (o.padding as P2) ?? 0, dilation: (o.dilation as P2) ?? 1 });
     case 'upsample_nearest2d':
       return E.upsampleNearest2d(x, o.scale_factor as P2);
     case 'adaptive_avg_pool2d':
@@ -104,7 +104,7 @@ describe.runIf(gpu)('pooling: GPU vs float64 reference over generated geometries
   it('avgPool2d', async () => {
     await fc.assert(
       fc.asyncProperty(poolCaseArb, async ({ g, x }) => {
-        await expectMatchesReference((t) => E.avgPool2d(t, [g.kh, g.kw], [g.sh, g.sw], [g.ph, g.pw]), [x], gpu!, gpuTol, 'avgPool2d');
+        await expectMatchesReference((t) => E.avgPool2d(t, [g.kh, g.kw], { stride: [g.sh, g.sw], padding: [g.ph, g.pw] }), [x], gpu!, gpuTol, 'avgPool2d');
       }),
       { numRuns: 30 },
     );
@@ -114,7 +114,7 @@ describe.runIf(gpu)('pooling: GPU vs float64 reference over generated geometries
       fc.asyncProperty(poolCaseArb, async ({ g, x }) => {
         const f = (t: E.Tensor) => {
           const leaf = E.detach(t).requireGrad();
-          const y = E.maxPool2d(leaf, [g.kh, g.kw], [g.sh, g.sw], [g.ph, g.pw]);
+          const y = E.maxPool2d(leaf, [g.kh, g.kw], { stride: [g.sh, g.sw], padding: [g.ph, g.pw] });
           const [gx] = E.gradients(E.sum(E.mul(y, y)), [leaf]);
           return [y, gx!];
         };
@@ -134,13 +134,13 @@ describe('pooling gradients vs finite differences (float64)', () => {
   const distinct = (n: number) => Array.from({ length: n }, (_, i) => ((i * 37) % n) * 0.1 - n * 0.05);
   const smooth = (n: number) => Array.from({ length: n }, (_, i) => Math.sin(0.7 * i + 0.2));
   it('avgPool2d with padding and overlapping windows', async () => {
-    await expectGradMatchesFD((x) => E.avgPool2d(x, 3, 2, 1), [{ shape: [1, 2, 5, 6], data: smooth(60) }]);
-    await expectGradMatchesFD((x) => E.avgPool2d(x, [2, 3], [1, 2]), [{ shape: [2, 1, 4, 5], data: smooth(40) }]);
+    await expectGradMatchesFD((x) => E.avgPool2d(x, 3, { stride: 2, padding: 1 }), [{ shape: [1, 2, 5, 6], data: smooth(60) }]);
+    await expectGradMatchesFD((x) => E.avgPool2d(x, [2, 3], { stride: [1, 2] }), [{ shape: [2, 1, 4, 5], data: smooth(40) }]);
   });
   it('maxPool2d: tiles, and overlapping windows with padding and dilation', async () => {
     await expectGradMatchesFD((x) => E.maxPool2d(x, 2), [{ shape: [1, 2, 4, 6], data: distinct(48) }]);
-    await expectGradMatchesFD((x) => E.maxPool2d(x, 3, 1, 1), [{ shape: [1, 2, 5, 4], data: distinct(40) }]);
-    await expectGradMatchesFD((x) => E.maxPool2d(x, [2, 3], [2, 1], [1, 1], [2, 1]), [{ shape: [2, 1, 6, 5], data: distinct(60) }]);
+    await expectGradMatchesFD((x) => E.maxPool2d(x, 3, { stride: 1, padding: 1 }), [{ shape: [1, 2, 5, 4], data: distinct(40) }]);
+    await expectGradMatchesFD((x) => E.maxPool2d(x, [2, 3], { stride: [2, 1], padding: [1, 1], dilation: [2, 1] }), [{ shape: [2, 1, 6, 5], data: distinct(60) }]);
   });
   it('upsampleNearest2d, adaptiveAvgPool2d, globalAvgPool2d', async () => {
     await expectGradMatchesFD((x) => E.upsampleNearest2d(x, [2, 3]), [{ shape: [1, 2, 3, 2], data: smooth(12) }]);
@@ -152,11 +152,11 @@ describe('pooling gradients vs finite differences (float64)', () => {
 describe('pooling semantics', () => {
   it('max pooling ignores padding even when every real value is negative', async () => {
     const x = E.tensor([-5, -4, -3, -2], [1, 1, 2, 2], { backend: cpu });
-    expect(Array.from(await E.maxPool2d(x, 2, 1, 1).toArray())).toEqual([-5, -4, -4, -3, -2, -2, -3, -2, -2]);
+    expect(Array.from(await E.maxPool2d(x, 2, { stride: 1, padding: 1 }).toArray())).toEqual([-5, -4, -4, -3, -2, -2, -3, -2, -2]);
   });
   it('average pooling counts the zero padding (count_include_pad=True)', async () => {
     const x = E.ones([1, 1, 2, 2], { backend: cpu });
-    expect(Array.from(await E.avgPool2d(x, 2, 1, 1).toArray())).toEqual([0.25, 0.5, 0.25, 0.5, 1, 0.5, 0.25, 0.5, 0.25]);
+    expect(Array.from(await E.avgPool2d(x, 2, { stride: 1, padding: 1 }).toArray())).toEqual([0.25, 0.5, 0.25, 0.5, 1, 0.5, 0.25, 0.5, 0.25]);
   });
   it('globalAvgPool2d keeps [N, C, 1, 1]', async () => {
     const y = E.globalAvgPool2d(E.tensor([1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 2, 2], { backend: cpu }));
@@ -169,7 +169,7 @@ describe('pooling semantics', () => {
     const w = E.ones([3, 2, 3, 3], { backend: cpu });
     const wt = E.ones([2, 3, 3, 3], { backend: cpu });
     const b = E.ones([3], { backend: cpu });
-    const ys = [E.maxPool2d(x, 3, 1, 1), E.maxPool2d(x, 2, 2), E.avgPool2d(x, 2), E.avgPool2d(x, 3, 2, 1), E.globalAvgPool2d(x), E.upsampleNearest2d(x, 2), E.conv2d(x, w, b), E.convTranspose2d(x, wt, b, { stride: 2 })];
+    const ys = [E.maxPool2d(x, 3, { stride: 1, padding: 1 }), E.maxPool2d(x, 2, { stride: 2 }), E.avgPool2d(x, 2), E.avgPool2d(x, 3, { stride: 2, padding: 1 }), E.globalAvgPool2d(x), E.upsampleNearest2d(x, 2), E.conv2d(x, w, b), E.convTranspose2d(x, wt, b, { stride: 2 })];
     expect(E.memoryStats().liveTensors - before).toBe(ys.length + 3); // the outputs, plus w, wt, b
   });
 });
@@ -178,7 +178,7 @@ describe('pooling errors name the op and the shapes', () => {
   const z = (s: number[]) => E.zeros(s, { backend: cpu });
   it('rank, padding, window size, adaptive sizes, scale', () => {
     expect(() => E.maxPool2d(z([2, 8, 8]), 2)).toThrow(/maxPool2d: expected a rank-4 input \[N, C, H, W\].*\[2, 8, 8\]/);
-    expect(() => E.avgPool2d(z([1, 1, 8, 8]), 3, 1, 2)).toThrow(/avgPool2d: padding 2x2 must be at most half the kernel size 3x3 \(input \[1, 1, 8, 8\]\)/);
+    expect(() => E.avgPool2d(z([1, 1, 8, 8]), 3, { stride: 1, padding: 2 })).toThrow(/avgPool2d: padding 2x2 must be at most half the kernel size 3x3 \(input \[1, 1, 8, 8\]\)/);
     expect(() => E.maxPool2d(z([1, 1, 2, 8]), 3)).toThrow(/maxPool2d: kernel height 3 .* larger than the padded input height 2 \(input \[1, 1, 2, 8\]/);
     expect(() => E.adaptiveAvgPool2d(z([1, 1, 7, 8]), 2)).toThrow(/adaptiveAvgPool2d: output size 2x2 must divide the input size 7x8/);
     expect(() => E.upsampleNearest2d(z([1, 1, 2, 2]), 1.5)).toThrow(/upsampleNearest2d: scale factor must be positive integer/);

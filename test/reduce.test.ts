@@ -151,7 +151,7 @@ describe.runIf(gpu)('reductions: GPU vs float64 reference', () => {
           fc.asyncProperty(
             caseArb(shapes, false).filter((c) => c.axes.reduce((a, i) => a * c.shape[i]!, 1) > correction),
             async (c) => {
-              const { got, want } = await both(c, (x) => E.variance(x, c.axes, c.keepdim, correction));
+              const { got, want } = await both(c, (x) => E.variance(x, c.axes, { keepdim: c.keepdim, correction }));
               expectClose(await got.toArray(), await want.toArray(), { atol: 1e-5, rtol: 1e-4 }, 'var');
               got.dispose();
               want.dispose();
@@ -301,8 +301,8 @@ describe('reduction gradients vs finite differences (float64)', () => {
     ['mean', false, (x, a, k) => E.mean(x, a, k)],
     ['max', true, (x, a, k) => E.max(x, a, k)],
     ['min', true, (x, a, k) => E.min(x, a, k)],
-    ['var correction=0', false, (x, a, k) => E.variance(x, a, k, 0)],
-    ['var correction=1', false, (x, a, k) => E.variance(x, a, k, 1)],
+    ['var correction=0', false, (x, a, k) => E.variance(x, a, { keepdim: k, correction: 0 })],
+    ['var correction=1', false, (x, a, k) => E.variance(x, a, { keepdim: k, correction: 1 })],
     ['logsumexp', false, (x, a, k) => E.logsumexp(x, a, k)],
   ];
   for (const [name, distinct, f] of ops) {

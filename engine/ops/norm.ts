@@ -13,6 +13,7 @@
 import { cpuContiguous, cpuData } from '../cpu/strided.js';
 import { record } from '../grad-mode.js';
 import { defineOp } from '../op.js';
+import { checkOptions } from '../options.js';
 import { fmtShape, shapesEqual, sizeOf } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { normKernel, NORM_WG } from '../../shaders/norm.js';
@@ -135,11 +136,35 @@ function normOp(x: Tensor, w: Tensor | null, b: Tensor | null, spec: Omit<RowNor
   });
 }
 
+export interface RmsNormOptions {
+  /** Elementwise scale over the normalized dims (none when omitted). */
+  weight?: Tensor | null;
+  /** Added to the variance (the mean square for rmsNorm) before the square root. */
+  eps?: number;
+}
+
+export interface NormOptions extends RmsNormOptions {
+  /** Elementwise shift, same shape as the weight (none when omitted). */
+  bias?: Tensor | null;
+}
+
+const AFFINE_KEYS = ['weight', 'bias', 'eps'] as const;
+const RMS_KEYS = ['weight', 'eps'] as const;
+
+function checkNormOptions<T extends RmsNormOptions>(op: string, opts: T, keys: readonly (keyof T & string)[]): T {
+  checkOptions(op, opts, keys);
+  if (opts.eps !== undefined && !(typeof opts.eps === 'number' && opts.eps >= 0 && Number.isFinite(opts.eps))) {
+    throw new RangeError(`${op}: eps must be a finite number >= 0, got ${String(opts.eps)}`);
+  }
+  return opts;
+}
+
 /**
  * Layer normalization over the trailing `normalizedShape` dims of x, with optional elementwise
- * affine weight/bias of shape normalizedShape (torch.nn.functional.layer_norm).
+ * affine weight/bias of shape normalizedShape (torch.nn.functional.layer_norm); eps defaults to 1e-5.
  */
-export function layerNorm(x: Tensor, normalizedShape: number | readonly number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+export function layerNorm(x: Tensor, normalizedShape: number | readonly number[], opts: NormOptions = {}): Tensor {
+  const { weight, bias, eps = 1e-5 } = checkNormOptions('layer_norm', opts, AFFINE_KEYS);
   const ns = typeof normalizedShape === 'number' ? [normalizedShape] : [...normalizedShape];
   checkF32('layer_norm', x, weight, bias);
   const lead = x.rank - ns.length;
@@ -157,9 +182,10 @@ export function layerNorm(x: Tensor, normalizedShape: number | readonly number[]
 /**
  * Group normalization of x [N, C, ...]: channels are split into numGroups groups and each
  * (sample, group) is normalized over its channels and spatial positions; optional per-channel
- * weight/bias of shape [C] (torch.nn.functional.group_norm).
+ * weight/bias of shape [C] (torch.nn.functional.group_norm); eps defaults to 1e-5.
  */
-export function groupNorm(x: Tensor, numGroups: number, weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+export function groupNorm(x: Tensor, numGroups: number, opts: NormOptions = {}): Tensor {
+  const { weight, bias, eps = 1e-5 } = checkNormOptions('group_norm', opts, AFFINE_KEYS);
   checkF32('group_norm', x, weight, bias);
   if (x.rank < 2) throw new Error(`group_norm: expected an input of shape [N, C, ...], got ${x.describe()}`);
   const [N, C] = [x.shape[0]!, x.shape[1]!];
@@ -178,9 +204,10 @@ export function groupNorm(x: Tensor, numGroups: number, weight?: Tensor | null, 
 
 /**
  * RMS normalization: x / sqrt(mean(x^2) + eps) * weight, over the trailing weight.rank dims of x
- * (the last dim when there is no weight).
+ * (the last dim when there is no weight); eps defaults to 1e-6.
  */
-export function rmsNorm(x: Tensor, weight?: Tensor | null, eps = 1e-6): Tensor {
+export function rmsNorm(x: Tensor, opts: RmsNormOptions = {}): Tensor {
+  const { weight, eps = 1e-6 } = checkNormOptions('rms_norm', opts, RMS_KEYS);
   checkF32('rms_norm', x, weight);
   const ns = weight ? [...weight.shape] : x.shape.slice(-1);
   const lead = x.rank - ns.length;

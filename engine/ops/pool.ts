@@ -4,6 +4,7 @@
  * share the gradient evenly, as in reduce.ts) and fold, upsampling's from expand (a sum).
  */
 import { composite } from '../composite.js';
+import { checkOptions } from '../options.js';
 import { fmtShape } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { checkImage, pair, windowGeom, type ConvGeom, type Size2 } from './conv-geometry.js';
@@ -44,11 +45,26 @@ function pool(op: string, kind: 'mean' | 'max', x: Tensor, g: ConvGeom): Tensor 
   });
 }
 
+export interface AvgPool2dOptions {
+  /** Defaults to the kernel size. */
+  stride?: Size2;
+  /** Per side, at most half the kernel (default 0). */
+  padding?: Size2;
+}
+
+export interface MaxPool2dOptions extends AvgPool2dOptions {
+  dilation?: Size2;
+}
+
+const AVG_KEYS = ['stride', 'padding'] as const;
+const MAX_KEYS = ['stride', 'padding', 'dilation'] as const;
+
 /**
  * Average pooling (F.avg_pool2d with count_include_pad=True, ceil_mode=False):
- * x [N, C, H, W] -> [N, C, Ho, Wo], stride defaults to the kernel size.
+ * x [N, C, H, W] -> [N, C, Ho, Wo].
  */
-export function avgPool2d(x: Tensor, kernel: Size2, stride?: Size2, padding: Size2 = 0): Tensor {
+export function avgPool2d(x: Tensor, kernel: Size2, opts: AvgPool2dOptions = {}): Tensor {
+  const { stride, padding = 0 } = checkOptions('avgPool2d', opts, AVG_KEYS);
   return pool('avgPool2d', 'mean', x, poolGeom('avgPool2d', x, kernel, stride, padding));
 }
 
@@ -56,7 +72,8 @@ export function avgPool2d(x: Tensor, kernel: Size2, stride?: Size2, padding: Siz
  * Max pooling (F.max_pool2d, ceil_mode=False): padding acts as -inf. Tied maxima share the
  * gradient evenly (PyTorch sends it all to one of them).
  */
-export function maxPool2d(x: Tensor, kernel: Size2, stride?: Size2, padding: Size2 = 0, dilation: Size2 = 1): Tensor {
+export function maxPool2d(x: Tensor, kernel: Size2, opts: MaxPool2dOptions = {}): Tensor {
+  const { stride, padding = 0, dilation = 1 } = checkOptions('maxPool2d', opts, MAX_KEYS);
   return pool('maxPool2d', 'max', x, poolGeom('maxPool2d', x, kernel, stride, padding, dilation));
 }
 

@@ -6,6 +6,7 @@ import { cpuData, forEachStrided } from '../cpu/strided.js';
 import { DTYPE_INFO } from '../dtype.js';
 import { composite } from '../composite.js';
 import { defineOp, type Op, type OpArgs } from '../op.js';
+import { checkOptions } from '../options.js';
 import { collapseDims, fmtShape, normAxes, reducedShape, shapesEqual, sizeOf } from '../shape.js';
 import type { Storage } from '../backend.js';
 import type { Tensor } from '../tensor.js';
@@ -244,8 +245,17 @@ export function argmin(x: Tensor, axis?: number, keepdim = false): Tensor {
   return argminOp([x], { axes: normAxes(axis, x.rank, 'argmin'), keepdim: axis === undefined ? false : keepdim })[0]!;
 }
 
-/** Variance; `correction` = 1 gives the unbiased estimator (PyTorch's default), 0 the population one. */
-export function variance(x: Tensor, axes?: Axes, keepdim = false, correction = 1): Tensor {
+export interface VarianceOptions {
+  keepdim?: boolean;
+  /** Subtracted from the count: 1 (default) is the unbiased estimator, 0 the population one (PyTorch's unbiased=False). */
+  correction?: number;
+}
+
+const VARIANCE_KEYS = ['keepdim', 'correction'] as const;
+
+/** Variance over `axes` (all when omitted), as torch.var(x, dim, correction=, keepdim=). */
+export function variance(x: Tensor, axes?: Axes, opts: VarianceOptions = {}): Tensor {
+  const { keepdim = false, correction = 1 } = checkOptions('var', opts, VARIANCE_KEYS);
   checkFloat('var', x);
   const ax = normAxes(axes, x.rank, 'var');
   const n = sizeOf(ax.map((a) => x.shape[a]!));

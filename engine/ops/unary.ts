@@ -6,7 +6,8 @@ import { defineOp, type Op } from '../op.js';
 import type { Tensor } from '../tensor.js';
 import { elementwiseKernels, type ElementwiseSpec } from './elementwise.js';
 import { erf as erfCpu, sigmoid as sigmoidCpu } from './math.js';
-import { add, div, gt, mul, sub } from './binary.js';
+import { add, div, gt, maximum, minimum, mul, sub } from './binary.js';
+import { composite } from '../composite.js';
 
 interface UnaryDef {
   wgsl: string;
@@ -111,6 +112,15 @@ export const floor = (x: Tensor): Tensor => unary('floor', x);
 /** GELU; `approximate: 'tanh'` selects the tanh form (as in PyTorch). */
 export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
   return unary(approximate === 'tanh' ? 'gelu_tanh' : 'gelu', x);
+}
+
+/**
+ * LeakyReLU (F.leaky_relu): x where x >= 0, negativeSlope * x elsewhere. Composed as
+ * max(x, slope * x) for slopes up to 1 (min above), which is exact for every slope.
+ */
+export function leakyRelu(x: Tensor, negativeSlope = 0.01): Tensor {
+  if (!Number.isFinite(negativeSlope)) throw new RangeError(`leakyRelu: negativeSlope must be a finite number, got ${negativeSlope}`);
+  return composite([x], () => (negativeSlope <= 1 ? maximum : minimum)(x, mul(x, negativeSlope)));
 }
 
 const powScalarOp = defineOp<ElementwiseSpec>({

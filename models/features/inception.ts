@@ -84,13 +84,14 @@ function validTaps(size: number, k: number, s: number, p: number, out: number): 
  * count_include_pad=False, ceil_mode=False): the engine's avgPool2d (which divides by kh*kw) times
  * kh*kw / count, where count is the number of in-image taps of each window (computed on the CPU).
  */
-export function avgPool2dExcludePad(x: E.Tensor, kernel: Size2, stride?: Size2, padding: Size2 = 0): E.Tensor {
+export function avgPool2dExcludePad(x: E.Tensor, kernel: Size2, opts: E.AvgPool2dOptions = {}): E.Tensor {
   const [, , H, W] = E.checkImage('avgPool2dExcludePad', x);
+  const { stride = kernel, padding = 0 } = opts;
   const [kh, kw] = pair(kernel);
-  const [sh, sw] = pair(stride ?? kernel);
+  const [sh, sw] = pair(stride);
   const [ph, pw] = pair(padding);
   return E.composite(() => {
-    const y = E.avgPool2d(x, kernel, stride ?? kernel, padding);
+    const y = E.avgPool2d(x, kernel, { stride, padding });
     if (ph === 0 && pw === 0) return y;
     const [Ho, Wo] = [y.shape[2]!, y.shape[3]!];
     const rows = validTaps(H, kh, sh, ph, Ho);
@@ -166,8 +167,8 @@ export class BasicConv2d extends Layer {
 const cat = (parts: E.Tensor[]): E.Tensor => E.concat(parts, 1);
 
 /** Pooling steps of a branch or the stem. */
-const avgPoolExcl = (t: E.Tensor): E.Tensor => avgPool2dExcludePad(t, 3, 1, 1);
-const maxPool = (t: E.Tensor): E.Tensor => E.maxPool2d(t, 3, 2);
+const avgPoolExcl = (t: E.Tensor): E.Tensor => avgPool2dExcludePad(t, 3, { stride: 1, padding: 1 });
+const maxPool = (t: E.Tensor): E.Tensor => E.maxPool2d(t, 3, { stride: 2 });
 
 /** FIDInceptionA (Mixed_5b/c/d): average pool branch with count_include_pad=False. */
 export class FIDInceptionA extends Layer {
@@ -286,7 +287,7 @@ export class FIDInceptionE extends Layer {
     const split = (a: BasicConv2d, b: BasicConv2d) => (t: E.Tensor) => cat([a.forward(t), b.forward(t)]);
     const b3 = E.chain(x, [this.branch3x3_1, split(this.branch3x3_2a, this.branch3x3_2b)]);
     const bd = E.chain(x, [this.branch3x3dbl_1, this.branch3x3dbl_2, split(this.branch3x3dbl_3a, this.branch3x3dbl_3b)]);
-    const pool = this.pool === 'max' ? (t: E.Tensor) => E.maxPool2d(t, 3, 1, 1) : avgPoolExcl;
+    const pool = this.pool === 'max' ? (t: E.Tensor) => E.maxPool2d(t, 3, { stride: 1, padding: 1 }) : avgPoolExcl;
     const bp = E.chain(x, [pool, this.branch_pool]);
     return cat([b1, b3, bd, bp]);
   }

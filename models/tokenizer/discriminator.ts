@@ -42,11 +42,6 @@ function groupsFor(c: number, g: number): number {
   return k;
 }
 
-/** LeakyReLU(slope) for 0 < slope < 1: max(x, slope * x). */
-export function leakyRelu(x: E.Tensor, slope = 0.2): E.Tensor {
-  return x.maximum(x.mul(slope));
-}
-
 export class DiscBlock extends Module {
   readonly conv: Conv2d;
   readonly norm: GroupNorm | null;
@@ -58,7 +53,7 @@ export class DiscBlock extends Module {
   forward(x: E.Tensor, act: boolean): E.Tensor {
     let h = this.conv.forward(x);
     if (this.norm) h = this.norm.forward(h);
-    return act ? leakyRelu(h, 0.2) : h;
+    return act ? h.leakyRelu(0.2) : h;
   }
 }
 

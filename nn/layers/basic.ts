@@ -55,6 +55,14 @@ export class ReLU extends Layer {
     return x.relu();
   }
 }
+export class LeakyReLU extends Layer {
+  constructor(readonly negativeSlope = 0.01) {
+    super();
+  }
+  forward(x: E.Tensor): E.Tensor {
+    return x.leakyRelu(this.negativeSlope);
+  }
+}
 export class SiLU extends Layer {
   forward(x: E.Tensor): E.Tensor {
     return x.silu();

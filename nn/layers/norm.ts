@@ -14,7 +14,7 @@ export class GroupNorm extends Layer {
   }
   forward(x: E.Tensor): E.Tensor {
     if (x.shape[1] !== this.numChannels) throw new Error(`GroupNorm(${this.numGroups}, ${this.numChannels}): input has ${x.shape[1]} channels (shape ${E.fmtShape(x.shape)})`);
-    return E.groupNorm(x, this.numGroups, this.weight, this.bias, this.eps);
+    return E.groupNorm(x, this.numGroups, { weight: this.weight, bias: this.bias, eps: this.eps });
   }
 }
 
@@ -29,7 +29,7 @@ export class LayerNorm extends Layer {
     this.bias = affine && opts.bias !== false ? this.param('bias', constant(this.normalizedShape, 0, opts)) : null;
   }
   forward(x: E.Tensor): E.Tensor {
-    return E.layerNorm(x, this.normalizedShape, this.weight, this.bias, this.eps);
+    return E.layerNorm(x, this.normalizedShape, { weight: this.weight, bias: this.bias, eps: this.eps });
   }
 }
 
@@ -41,6 +41,6 @@ export class RMSNorm extends Layer {
   }
   forward(x: E.Tensor): E.Tensor {
     if (x.shape[x.rank - 1] !== this.dim) throw new Error(`RMSNorm(${this.dim}): input last dim is ${x.shape[x.rank - 1]} (shape ${E.fmtShape(x.shape)})`);
-    return E.rmsNorm(x, this.weight, this.eps);
+    return E.rmsNorm(x, { weight: this.weight, eps: this.eps });
   }
 }
