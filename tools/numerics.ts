@@ -53,8 +53,29 @@ function fmt(m: Measured | null): string {
   return m.maxAbs === 0 ? '0' : m.maxAbs.toExponential(1);
 }
 
+/** A measured error and the share of its tolerance it uses (the worst element's). */
+function fmtUse(m: Measured | null): string {
+  if (!m) return '-';
+  if (m.maxAbs === 0) return '0';
+  const use = m.ratio * 100;
+  return `${fmt(m)} (${use < 0.1 ? '<0.1' : use < 10 ? use.toFixed(1) : use.toFixed(0)}%)`;
+}
+
+/** Two significant digits, without trailing zeros: 1.2e-5, 2e-6. */
+function num(x: number): string {
+  return x.toExponential(1).replace('.0e', 'e');
+}
+
 function tolText(t: { atol: number; rtol: number } | undefined): string {
-  return t ? `${t.atol.toExponential(0)} + ${t.rtol.toExponential(0)}·|ref|` : '-';
+  if (!t) return '-';
+  if (t.atol === 0 && t.rtol === 0) return 'exact';
+  const parts = [...(t.atol ? [num(t.atol)] : []), ...(t.rtol ? [`${num(t.rtol)}·|ref|`] : [])];
+  return parts.join(' + ');
+}
+
+/** Table cell text: pipes escaped so they do not split the cell. */
+function cell(s: string): string {
+  return s.replace(/\|/g, '\\|');
 }
 
 function render(): void {
@@ -72,22 +93,28 @@ function render(): void {
     'elements:',
     '- **forward**: the device result against the float64 CPU reference;',
     '- **gradient**: the device gradient of sum(w · f(x)) (fixed weights w) against the float64 one;',
-    '- **FD**: the float64 gradient against central finite differences (eps 1e-6 unless stated), device-independent;',
+    '- **FD**: the float64 gradient against central finite differences (eps 1e-6 unless the case sets',
+    '  another), device-independent;',
     '- **grad²**: d/dx sum(v · grad f(x)) in float64 against finite differences of the gradient.',
     '',
-    'A value passes when |error| <= atol + rtol · |reference| elementwise (the tolerance columns).',
+    'A value passes when |error| <= atol + rtol · |reference| elementwise: the tolerance columns give',
+    'atol + rtol·|ref| ("exact": 0). In parentheses, the share of its tolerance the worst element uses',
+    '(100% would fail); FD and grad² use the case\'s FD tolerance (1e-6 + 1e-5·|ref| unless it sets one).',
+    'Each case file\'s header derives its tolerances; the last column says why in short.',
     `Regenerate with \`npx tsx tools/numerics.ts\` (measured here: ${runs.map((r) => `${r.device}, ${r.date}`).join('; ')}).`,
     '',
   ];
   const devCols = runs.flatMap((r) => [`forward (${r.device})`, `gradient (${r.device})`]);
-  lines.push(`| case | ops | ${devCols.join(' | ')} | forward tol | gradient tol | FD | grad² | why |`);
-  lines.push(`|${' --- |'.repeat(2 + devCols.length + 5)}`);
-  base.results.forEach((r, k) => {
-    const cells = runs.flatMap((run) => {
-      const m = run.results.find((x) => x.name === r.name) ?? run.results[k];
-      return [fmt(m?.forward ?? null), fmt(m?.grad ?? null)];
+  const header = ['case', 'ops', ...devCols, 'forward tol', 'gradient tol', 'FD', 'grad²', 'why'];
+  lines.push(`| ${header.join(' | ')} |`);
+  lines.push(`|${' --- |'.repeat(header.length)}`);
+  base.results.forEach((r) => {
+    const measured = runs.flatMap((run) => {
+      const m = run.results.find((x) => x.name === r.name);
+      return [fmtUse(m?.forward ?? null), fmtUse(m?.grad ?? null)];
     });
-    lines.push(`| ${r.name} | ${r.covers.join(', ')} | ${cells.join(' | ')} | ${tolText(r.tol.forward)} | ${r.grad ? tolText(r.tol.grad ?? r.tol.forward) : '-'} | ${fmt(r.fd)} | ${fmt(r.gradOfGrad)} | ${r.tol.why} |`);
+    const row = [r.name, r.covers.join(', '), ...measured, tolText(r.tol.forward), r.grad ? tolText(r.tol.grad ?? r.tol.forward) : '-', fmtUse(r.fd), fmtUse(r.gradOfGrad), r.tol.why];
+    lines.push(`| ${row.map(cell).join(' | ')} |`);
   });
   lines.push('');
   writeFileSync(PAGE, lines.join('\n'));

@@ -49,6 +49,11 @@ export interface OpCase {
   eps?: number;
   /** Seed of the generated inputs. */
   seed?: number;
+  /**
+   * Runs before the case on each backend it uses (the device and the float64 reference), e.g. to
+   * force a kernel route with `backend.tune(...)`; returns the function that undoes it.
+   */
+  setup?: (backend: Backend) => () => void;
 }
 
 export interface Measured {
@@ -179,6 +184,15 @@ async function scalar(t: Tensor): Promise<number> {
 
 /** Runs one case on `device` against the float64 reference; never throws for numeric mismatches. */
 export async function checkOp(c: OpCase, device: Backend): Promise<OpCheckResult> {
+  const restores = c.setup ? [...new Set([device, cpuF64])].map((b) => c.setup!(b)) : [];
+  try {
+    return await measureCase(c, device);
+  } finally {
+    for (const restore of restores.reverse()) restore();
+  }
+}
+
+async function measureCase(c: OpCase, device: Backend): Promise<OpCheckResult> {
   const name = caseName(c);
   const g = generate(c);
   const failures: string[] = [];
