@@ -14,6 +14,7 @@ import { Tensor } from '../tensor.js';
 import { elementwiseKernels, type ElementwiseSpec } from './elementwise.js';
 import { mul } from './binary.js';
 import { concat } from './movement.js';
+import { checkOptions } from '../options.js';
 
 const OP = 'rotary_embedding';
 
@@ -108,8 +109,9 @@ const rotaryOp = defineOp<RotaryAttrs>({
 
 /**
  * Rotary embedding of x with the packed [..., L, D/2, 4] table from `rotaryTable` (broadcast
- * against x's [..., L, D/2]); `inverse` rotates by -theta. Differentiable in x.
+ * against x's [..., L, D/2]); `{ inverse: true }` rotates by -theta. Differentiable in x.
  */
-export function rotaryEmbedding(x: Tensor, table: Tensor, inverse = false): Tensor {
+export function rotaryEmbedding(x: Tensor, table: Tensor, opts: { inverse?: boolean } = {}): Tensor {
+  const { inverse = false } = checkOptions('rotary_embedding', opts, ['inverse']);
   return rotaryOp([x, table], { inverse })[0]!;
 }

@@ -83,7 +83,7 @@ export const attentionCases: OpCase[] = [
     fn: (x, cos, sin) => {
       const table = E.rotaryTable(cos, sin);
       const xt = E.transpose(x, 0, 1);
-      return [E.rotaryEmbedding(xt, table), E.rotaryEmbedding(xt, table, true)];
+      return [E.rotaryEmbedding(xt, table), E.rotaryEmbedding(xt, table, { inverse: true })];
     },
     tol: { forward: { atol: 3 * 2 * Math.SQRT2 * U, rtol: 0 }, grad: { atol: 30 * U, rtol: 0 }, why: 'two products and a sum per element, same f32 table; gradient: the inverse rotation' },
     gradOfGrad: true,
