@@ -103,7 +103,7 @@ const rotaryOp = defineOp<RotaryAttrs>({
     webgpu: (gpu, args) => onPairs(args, (pa) => elementwiseKernels.webgpu!(gpu, pa)),
   },
   // The gradient is the inverse rotation (the table is a constant), so gradients of gradients work.
-  grad: (g, { inputs: [, table], attrs }) => [rotaryEmbedding(g, table!, !attrs.inverse), null],
+  grad: (g, { inputs: [, table], attrs }) => [rotaryEmbedding(g, table!, { inverse: !attrs.inverse }), null],
   nondiff: [1],
 });
 
