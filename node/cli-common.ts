@@ -11,7 +11,7 @@ import { CpuBackend } from '../engine/cpu/backend.js';
 import { FeatNet, type FeatNetConfig } from '../models/features/featnet.js';
 import { getJsonOr } from '../nn/checkpoint/index.js';
 import { loadCheckpoint, readSafetensorsFile } from './checkpoint.js';
-import { loadFashionMNIST, loadMNIST } from './data/index.js';
+import { loadFashionMNIST, loadMNIST, writeFileAtomicSync } from './data/index.js';
 import { getDevice } from './index.js';
 
 export class CliError extends Error {
@@ -226,4 +226,17 @@ export async function checkResume(cmd: string, ckpt: string, record: Record<stri
       throw new CliError(`${cmd}: ${ckpt} was trained with --${k} ${String(cli[k])}, not ${String(record[k])}: pass the same value to resume, or --fresh to start over`);
     }
   }
+}
+
+/** JSON with non-finite numbers as strings ("NaN", "Infinity"), which JSON itself cannot hold. */
+export function resultJson(r: unknown): string {
+  return JSON.stringify(r, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2) + '\n';
+}
+
+/** Writes a sampler's gfid.json and gfid.md into outDir and reports them. */
+export function writeGfidReport(io: Io, outDir: string, r: unknown, md: string, perRow: number): void {
+  writeFileAtomicSync(join(outDir, 'gfid.json'), resultJson(r));
+  writeFileAtomicSync(join(outDir, 'gfid.md'), md);
+  io.out(md);
+  io.out(`wrote ${join(outDir, 'gfid.json')}, gfid.md, samples.png (one row per class, ${perRow} each), samples.safetensors`);
 }

@@ -7,10 +7,10 @@ import { dirname, join, resolve } from 'node:path';
 import * as E from '../engine/index.js';
 import { ImageFeatureStats } from '../models/metrics/image-features.js';
 import { decodedLatentFeatureStats, generateLatentsClassBalanced, latentClassGrid } from '../models/diffusion/generate.js';
-import { BatchUploader, DataLoader, saveImageGrid, subset, writeFileAtomicSync, type ImageDataset } from './data/index.js';
+import { BatchUploader, DataLoader, saveImageGrid, subset, type ImageDataset } from './data/index.js';
 import { fileSha256 } from './file-hash.js';
 import { loadContinuousTokenizer, loadDiffusionCheckpoint, saveLatentCache, trainDiffusion } from './train-diffusion.js';
-import { backendFor, checkpointArg, checkpointExtra, checkResume, CliError, defaultFeatnetPath, fmt, fmtFid, loadFeatNet, loadSplit, reportTrained, type Command, type Io, type OptSpec, type ParsedArgs } from './cli-common.js';
+import { backendFor, checkpointArg, checkpointExtra, checkResume, CliError, defaultFeatnetPath, fmt, fmtFid, loadFeatNet, loadSplit, reportTrained, writeGfidReport, type Command, type Io, type OptSpec, type ParsedArgs } from './cli-common.js';
 
 /** Both datasets (MNIST, Fashion-MNIST) have 10 classes. */
 const NUM_CLASSES = 10;
@@ -267,11 +267,7 @@ async function runSampleDiffusion(args: ParsedArgs, io: Io): Promise<void> {
     inceptionScore: isGen && isReal ? { generated: { mean: isGen.mean, std: isGen.std }, real: { mean: isReal.mean, std: isReal.std } } : null,
     sampleSeconds,
   };
-  writeFileAtomicSync(join(outDir, 'gfid.json'), JSON.stringify(r, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2) + '\n');
-  const md = diffusionGfidMarkdown(r);
-  writeFileAtomicSync(join(outDir, 'gfid.md'), md);
-  io.out(md);
-  io.out(`wrote ${join(outDir, 'gfid.json')}, gfid.md, samples.png (one row per class, ${grid.perRow} each), samples.safetensors`);
+  writeGfidReport(io, outDir, r, diffusionGfidMarkdown(r), grid.perRow);
 }
 
 export const DIFFUSION_COMMANDS: Command[] = [

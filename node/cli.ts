@@ -60,6 +60,8 @@ import {
   loadSplit,
   parseArgs,
   reportTrained,
+  resultJson,
+  writeGfidReport,
   ROOT,
   type Command,
   type Io,
@@ -326,7 +328,7 @@ async function runEval(args: ParsedArgs, io: Io): Promise<void> {
   });
   uploader.dispose(); // its upload ring served the evaluation
   const info = { checkpoint: ckpt, step, dataset, featnet: source };
-  writeFileAtomicSync(join(outDir, 'eval.json'), JSON.stringify({ ...info, ...r }, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2) + '\n');
+  writeFileAtomicSync(join(outDir, 'eval.json'), resultJson({ ...info, ...r }));
   const md = evalMarkdown(r, info);
   writeFileAtomicSync(join(outDir, 'eval.md'), md);
   // Grid: originals, clean reconstructions, perturbed reconstructions at each alpha.
@@ -406,7 +408,7 @@ async function runEvalContinuous(args: ParsedArgs, io: Io, c: { ckpt: string; mo
     },
   });
   const info = { checkpoint: ckpt, step, dataset, featnet: loaded.source };
-  writeFileAtomicSync(join(outDir, 'eval.json'), JSON.stringify({ ...info, quantizer: 'kl', ...r }, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2) + '\n');
+  writeFileAtomicSync(join(outDir, 'eval.json'), resultJson({ ...info, quantizer: 'kl', ...r }));
   const md = continuousEvalMarkdown(r, info);
   writeFileAtomicSync(join(outDir, 'eval.md'), md);
   // Grid: originals, clean reconstructions, noised at each tau, iFID interpolations.
@@ -675,11 +677,7 @@ async function runSampleAR(args: ParsedArgs, io: Io): Promise<void> {
     inceptionScore: isGen && isReal ? { generated: { mean: isGen.mean, std: isGen.std }, real: { mean: isReal.mean, std: isReal.std } } : null,
     sampleSeconds,
   };
-  writeFileAtomicSync(join(outDir, 'gfid.json'), JSON.stringify(r, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2) + '\n');
-  const md = gfidMarkdown(r);
-  writeFileAtomicSync(join(outDir, 'gfid.md'), md);
-  io.out(md);
-  io.out(`wrote ${join(outDir, 'gfid.json')}, gfid.md, samples.png (one row per class, ${grid.perRow} each), samples.safetensors`);
+  writeGfidReport(io, outDir, r, gfidMarkdown(r), grid.perRow);
 }
 
 const PLOT_OPTIONS: OptSpec[] = [

@@ -39,25 +39,14 @@
  * [splits, Cout, C*kh*kw] partial sums, which implicitSplitSumKernel adds.
  */
 import { defineKernel, read, rw, type BindingDecls, type KernelSignature, type ParamDecls } from '../engine/kernel.js';
+import { GEOM_PARAMS } from './conv.js';
 
 export type ImplicitConvMode = 'fwd' | 'dx' | 'dw';
 
 const IMPLICIT_PARAMS = {
   N: 'u32',
-  C: 'u32',
-  H: 'u32',
-  W: 'u32',
+  ...GEOM_PARAMS,
   Cout: 'u32',
-  kh: 'u32',
-  kw: 'u32',
-  sh: 'u32',
-  sw: 'u32',
-  ph: 'i32',
-  pw: 'i32',
-  dh: 'u32',
-  dw: 'u32',
-  Hb: 'u32',
-  Wb: 'u32',
   tilesM: 'u32',
   tilesN: 'u32',
   per_split: 'u32',
@@ -70,7 +59,7 @@ const IMPLICIT_PARAMS = {
 } as const satisfies ParamDecls;
 
 /** The geometry parameters (what `bake` may compile in; N stays a parameter). */
-export const IMPLICIT_GEOMETRY = ['C', 'H', 'W', 'Cout', 'kh', 'kw', 'sh', 'sw', 'ph', 'pw', 'dh', 'dw', 'Hb', 'Wb'] as const;
+export const IMPLICIT_GEOMETRY = [...(Object.keys(GEOM_PARAMS) as (keyof typeof GEOM_PARAMS)[]), 'Cout'] as const;
 
 function implicitSignature(bias: boolean): KernelSignature {
   const bindings: Record<string, BindingDecls[string]> = { A: read(), B: read() };

@@ -19,7 +19,8 @@ import { defineKernel, read, rw, type ParamDecls } from '../engine/kernel.js';
 
 export const CONV_WG = 256;
 
-const GEOM_PARAMS = {
+/** A convolution's geometry: channels, input size, kernel, stride, padding, dilation, output blocks. */
+export const GEOM_PARAMS = {
   C: 'u32',
   H: 'u32',
   W: 'u32',

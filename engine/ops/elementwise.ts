@@ -30,6 +30,17 @@ export interface ElementwiseSpec {
   into?: Tensor;
 }
 
+/** Copy expressions per dtype (copies into views, dense copies). */
+export const COPY: Record<DType, ElementwiseSpec> = {
+  f32: { expr: 'a', cpu: (a) => a, outDtype: 'f32' },
+  i32: { expr: 'a', cpu: (a) => a, outDtype: 'i32' },
+};
+/** Zero fills per dtype. */
+export const ZERO: Record<DType, ElementwiseSpec> = {
+  f32: { expr: 's0', cpu: (v) => v, outDtype: 'f32', scalars: [0] },
+  i32: { expr: 's0', cpu: (v) => v, outDtype: 'i32', scalars: [0] },
+};
+
 /** The broadcast output of an elementwise op, checked (or the `into` view it writes). */
 export function elementwiseOutputs(op: string, inputs: readonly Tensor[], spec: ElementwiseSpec): OutputSpec[] {
   let shape: number[] = [];

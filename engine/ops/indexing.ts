@@ -21,7 +21,7 @@ import { checkShape, collapseDims, contiguousStrides, fmtShape, normAxis, shapes
 import { isTensor, type Tensor } from '../tensor.js';
 import type { WebGPUBackend } from '../webgpu/backend.js';
 import { GATHER_SCATTER_MAX_RANK, gatherScatterKernel, IA_COLS, IA_ROWS, INDEX_WG, indexAddTiledKernel } from '../../shaders/indexing.js';
-import { elementwiseKernels, type ElementwiseSpec } from './elementwise.js';
+import { COPY, elementwiseKernels, ZERO } from './elementwise.js';
 import { reshape, slice } from './movement.js';
 
 function checkIndex(op: string, idx: Tensor): void {
@@ -131,14 +131,6 @@ function gatherKernels(op: string, slices: boolean): OpKernels<AxisAttrs> {
   };
 }
 
-const COPY: Record<DType, ElementwiseSpec> = {
-  f32: { expr: 'a', cpu: (a) => a, outDtype: 'f32' },
-  i32: { expr: 'a', cpu: (a) => a, outDtype: 'i32' },
-};
-const ZERO: Record<DType, ElementwiseSpec> = {
-  f32: { expr: 's0', cpu: (v) => v, outDtype: 'f32', scalars: [0] },
-  i32: { expr: 's0', cpu: (v) => v, outDtype: 'i32', scalars: [0] },
-};
 
 /**
  * Scatter-add kernels: out starts as a copy of the base (or zeros), then src is added at idx.

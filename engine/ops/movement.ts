@@ -11,7 +11,7 @@ import { defineOp, type OpArgs, type OpKernels } from '../op.js';
 import { contiguousStrides, fmtShape, normAxis, sizeOf } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import type { WebGPUBackend } from '../webgpu/backend.js';
-import { elementwise, elementwiseKernels, type ElementwiseSpec } from './elementwise.js';
+import { COPY, elementwise, elementwiseKernels, ZERO, type ElementwiseSpec } from './elementwise.js';
 import { sumTo } from './reduce.js';
 
 /** A view sharing `x`'s storage. */
@@ -19,14 +19,6 @@ function view(x: Tensor, op: string, shape: readonly number[], strides: readonly
   return new Tensor(x.storage, shape, x.dtype, op, strides, offset);
 }
 
-const COPY: Record<DType, ElementwiseSpec> = {
-  f32: { expr: 'a', cpu: (a) => a, outDtype: 'f32' },
-  i32: { expr: 'a', cpu: (a) => a, outDtype: 'i32' },
-};
-const ZERO: Record<DType, ElementwiseSpec> = {
-  f32: { expr: 's0', cpu: (v) => v, outDtype: 'f32', scalars: [0] },
-  i32: { expr: 's0', cpu: (v) => v, outDtype: 'i32', scalars: [0] },
-};
 const CAST: Record<DType, ElementwiseSpec> = {
   f32: { expr: 'f32(a)', cpu: (a) => a, outDtype: 'f32' },
   i32: { expr: 'i32(a)', cpu: Math.trunc, outDtype: 'i32' },
