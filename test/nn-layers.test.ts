@@ -30,7 +30,7 @@ class TinyNet extends nn.Module {
     this.stem = this.module('stem', new nn.Conv2d(3, 8, 3, { ...o, stride: 2, padding: 1 }));
     this.blocks = this.module('blocks', new nn.ModuleList([new nn.ResBlock(8, 8, { ...o, normGroups: 4 }), new nn.ResBlock(8, 12, { ...o, normGroups: 4 })]));
     this.up = this.module('up', new nn.ConvTranspose2d(12, 6, 4, { ...o, stride: 2, padding: 1 }));
-    this.norm = this.module('norm', new nn.LayerNorm(8, 1e-5, true, o));
+    this.norm = this.module('norm', new nn.LayerNorm(8, o));
     this.head = this.module('head', new nn.Linear(8, 5, o));
     this.emb = this.module('emb', new nn.Embedding(10, 5, o));
   }
@@ -171,7 +171,7 @@ describe('layer parameter gradients vs finite differences (float64)', () => {
     await expectParamGradsMatchFD(t, () => t.forward(img));
   });
   it('GroupNorm, LayerNorm, RMSNorm (with perturbed affine params)', async () => {
-    for (const m of [new nn.GroupNorm(2, 4, 1e-5, true, o), new nn.LayerNorm([5, 5], 1e-5, true, o), new nn.RMSNorm(5, 1e-6, true, o)]) {
+    for (const m of [new nn.GroupNorm(2, 4, o), new nn.LayerNorm([5, 5], o), new nn.RMSNorm(5, o)]) {
       for (const p of m.parameters()) p.assign(p.add(E.randn([...p.shape], { ...o, std: 0.3 })));
       await expectParamGradsMatchFD(m, () => m.forward(img));
     }
@@ -200,6 +200,8 @@ describe('layer behaviour', () => {
     const l = new nn.Linear(4, 2, { backend: E.cpuF64 });
     expect(() => l.forward(E.zeros([3, 5], { backend: E.cpuF64 }))).toThrow(/Linear\(4, 2\): input last dim must be 4, got shape \[3, 5\]/);
     expect(() => new nn.GroupNorm(3, 8)).toThrow(/8 channels are not divisible by 3 groups/);
+    // eps is an option: the old positional form is refused, not read as "no options".
+    expect(() => new nn.LayerNorm(8, 1e-6 as unknown as object)).toThrow(/LayerNorm: options must be an object .*the number 1e-6/);
     expect(() => new nn.Conv2d(3, 4, 3, { groups: 2 })).toThrow(/divisible by groups 2/);
   });
 });

@@ -166,7 +166,7 @@ export class ARTransformer extends Module {
     }
     this.blocks = this.module('blocks', new ModuleList(blocks));
     const eps = cfg.adaLN ? 1e-6 : 1e-5;
-    this.norm = this.module('norm', cfg.norm === 'rms' ? new RMSNorm(dim, eps, !cfg.adaLN, io) : new LayerNorm(dim, eps, !cfg.adaLN, io));
+    this.norm = this.module('norm', cfg.norm === 'rms' ? new RMSNorm(dim, { ...io, eps, affine: !cfg.adaLN }) : new LayerNorm(dim, { ...io, eps, affine: !cfg.adaLN }));
     this.finalAdaLN = cfg.adaLN ? this.module('final_adaLN_modulation', new AdaLNModulation(dim, dim, 2, io)) : null;
     this.head = this.module('head', new Linear(dim, cfg.vocabSize, io));
     this.generator = new E.Generator(cfg.dropSeed);

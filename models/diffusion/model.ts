@@ -204,7 +204,7 @@ export class FinalLayer extends Module {
   readonly adaLN: AdaLNModulation;
   constructor(dim: number, outDim: number, init: InitOptions = {}) {
     super();
-    this.normFinal = this.module('norm_final', new LayerNorm(dim, 1e-6, false, init));
+    this.normFinal = this.module('norm_final', new LayerNorm(dim, { ...init, eps: 1e-6, affine: false }));
     this.linear = this.module('linear', new Linear(dim, outDim, init));
     this.adaLN = this.module('adaLN_modulation', new AdaLNModulation(dim, dim, 2, init));
   }

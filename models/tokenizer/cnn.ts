@@ -126,7 +126,7 @@ export class Encoder extends Module {
       this.down.add(i, new DownLevel(blocks, i < chMult.length - 1 ? new DownsampleConv(c, c, init) : null));
     });
     this.mid = cfg.midBlocks > 0 ? this.module('mid', new ModuleList(Array.from({ length: cfg.midBlocks }, () => new ResBlock(c, c, rb)))) : null;
-    this.norm_out = this.module('norm_out', new GroupNorm(groupsFor(c, cfg.normGroups), c, 1e-6, true, init));
+    this.norm_out = this.module('norm_out', new GroupNorm(groupsFor(c, cfg.normGroups), c, { ...init, eps: 1e-6 }));
     this.conv_out = this.module('conv_out', new Conv2d(c, outChannels, 1, init));
   }
   /** [B, inChannels, H, W] -> unnormalized latents [B, outChannels, H / f, W / f]. */
@@ -171,7 +171,7 @@ export class Decoder extends Module {
       }
       this.up.add(i, new UpLevel(blocks, i > 0 ? new UpsampleConv(c, c, init) : null));
     }
-    this.norm_out = this.module('norm_out', new GroupNorm(groupsFor(c, cfg.normGroups), c, 1e-6, true, init));
+    this.norm_out = this.module('norm_out', new GroupNorm(groupsFor(c, cfg.normGroups), c, { ...init, eps: 1e-6 }));
     this.conv_out = this.module('conv_out', new Conv2d(c, cfg.inChannels, 3, { ...init, padding: 1 }));
   }
   /** Quantized latents [B, codeDim, h, w] -> images [B, inChannels, h * f, w * f]. */

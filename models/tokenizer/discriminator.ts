@@ -48,7 +48,7 @@ export class DiscBlock extends Module {
   constructor(cin: number, cout: number, stride: number, norm: number | null, bias: boolean, init: InitOptions) {
     super();
     this.conv = this.module('conv', new Conv2d(cin, cout, 4, { ...init, stride, padding: 1, bias }));
-    this.norm = norm ? this.module('norm', new GroupNorm(norm, cout, 1e-5, true, init)) : null;
+    this.norm = norm ? this.module('norm', new GroupNorm(norm, cout, init)) : null;
   }
   forward(x: E.Tensor, act: boolean): E.Tensor {
     let h = this.conv.forward(x);

@@ -144,9 +144,9 @@ export class VitEncoder extends Module {
     this.positional_embedding = this.param('positional_embedding', normal([this.numPatches, width], 0, scale, init));
     this.latent_tokens = this.param('latent_tokens', normal([cfg.numLatentTokens, width], 0, scale, init));
     this.latent_token_positional_embedding = this.param('latent_token_positional_embedding', normal([cfg.numLatentTokens, width], 0, scale, init));
-    this.ln_pre = this.module('ln_pre', new LayerNorm(width, 1e-5, true, init));
+    this.ln_pre = this.module('ln_pre', new LayerNorm(width, init));
     this.transformer = this.module('transformer', blocks(cfg, init));
-    this.ln_post = this.module('ln_post', new LayerNorm(width, 1e-5, true, init));
+    this.ln_post = this.module('ln_post', new LayerNorm(width, init));
     this.proj_out = this.module('proj_out', new Linear(width, outDim, init));
   }
 
@@ -193,9 +193,9 @@ export class VitDecoder extends Module {
     this.latent_token_positional_embedding = this.param('latent_token_positional_embedding', normal([cfg.numLatentTokens, width], 0, scale, init));
     this.mask_token = this.param('mask_token', normal([1, width], 0, scale, init));
     this.positional_embedding = this.param('positional_embedding', normal([this.numPatches, width], 0, scale, init));
-    this.ln_pre = this.module('ln_pre', new LayerNorm(width, 1e-5, true, init));
+    this.ln_pre = this.module('ln_pre', new LayerNorm(width, init));
     this.transformer = this.module('transformer', blocks(cfg, init));
-    this.ln_post = this.module('ln_post', new LayerNorm(width, 1e-5, true, init));
+    this.ln_post = this.module('ln_post', new LayerNorm(width, init));
     this.proj_out = this.module('proj_out', new Linear(width, C * p * p, init));
   }
 

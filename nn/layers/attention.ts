@@ -86,7 +86,7 @@ export class MultiHeadSelfAttention extends Module {
     this.qkv = this.module('qkv', new Linear(dim, 3 * dim, { ...init, bias: opts.bias ?? true }));
     this.proj = this.module('proj', new Linear(dim, dim, { ...init, bias: opts.projBias ?? true }));
     const kind: QKNorm = opts.qkNorm === true ? 'layer' : opts.qkNorm === false || opts.qkNorm === undefined ? null : opts.qkNorm;
-    const mkNorm = () => (kind === 'rms' ? new RMSNorm(this.headDim, opts.qkNormEps ?? 1e-6, true, init) : new LayerNorm(this.headDim, opts.qkNormEps ?? 1e-5, true, init));
+    const mkNorm = () => (kind === 'rms' ? new RMSNorm(this.headDim, { ...init, eps: opts.qkNormEps ?? 1e-6 }) : new LayerNorm(this.headDim, { ...init, eps: opts.qkNormEps ?? 1e-5 }));
     this.qNorm = kind ? this.module('q_norm', mkNorm()) : null;
     this.kNorm = kind ? this.module('k_norm', mkNorm()) : null;
     const backend = opts.backend ?? E.getBackend();

@@ -1,13 +1,31 @@
-/** GroupNorm, LayerNorm and RMSNorm modules (weights 1, biases 0, like PyTorch). */
+/**
+ * GroupNorm, LayerNorm and RMSNorm modules (weights 1, biases 0, like PyTorch). The sizes are
+ * positional as in PyTorch; eps and affine are options (`new GroupNorm(32, 64, { eps: 1e-6 })`).
+ */
 import * as E from '../../engine/index.js';
 import { constant, type InitOptions } from '../init.js';
 import { Layer } from './basic.js';
 
+export interface NormOptions extends InitOptions {
+  /** Added to the variance (defaults: 1e-5; RMSNorm 1e-6). */
+  eps?: number;
+  /** Learnable weight (and bias) per channel (default true). */
+  affine?: boolean;
+}
+
+function normOptions<T extends NormOptions>(layer: string, opts: T): T {
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) throw new TypeError(`${layer}: options must be an object ({ eps, affine, ... }), got ${typeof opts === 'number' ? `the number ${opts}` : String(opts)}`);
+  return opts;
+}
+
 export class GroupNorm extends Layer {
   readonly weight: E.Tensor | null;
   readonly bias: E.Tensor | null;
-  constructor(readonly numGroups: number, readonly numChannels: number, readonly eps = 1e-5, affine = true, opts: InitOptions = {}) {
+  readonly eps: number;
+  constructor(readonly numGroups: number, readonly numChannels: number, opts: NormOptions = {}) {
     super();
+    const { eps = 1e-5, affine = true } = normOptions('GroupNorm', opts);
+    this.eps = eps;
     if (numChannels % numGroups) throw new Error(`GroupNorm: ${numChannels} channels are not divisible by ${numGroups} groups`);
     this.weight = affine ? this.param('weight', constant([numChannels], 1, opts)) : null;
     this.bias = affine ? this.param('bias', constant([numChannels], 0, opts)) : null;
@@ -22,8 +40,11 @@ export class LayerNorm extends Layer {
   readonly weight: E.Tensor | null;
   readonly bias: E.Tensor | null;
   readonly normalizedShape: number[];
-  constructor(normalizedShape: number | readonly number[], readonly eps = 1e-5, affine = true, opts: InitOptions & { bias?: boolean } = {}) {
+  readonly eps: number;
+  constructor(normalizedShape: number | readonly number[], opts: NormOptions & { bias?: boolean } = {}) {
     super();
+    const { eps = 1e-5, affine = true } = normOptions('LayerNorm', opts);
+    this.eps = eps;
     this.normalizedShape = typeof normalizedShape === 'number' ? [normalizedShape] : [...normalizedShape];
     this.weight = affine ? this.param('weight', constant(this.normalizedShape, 1, opts)) : null;
     this.bias = affine && opts.bias !== false ? this.param('bias', constant(this.normalizedShape, 0, opts)) : null;
@@ -35,8 +56,11 @@ export class LayerNorm extends Layer {
 
 export class RMSNorm extends Layer {
   readonly weight: E.Tensor | null;
-  constructor(readonly dim: number, readonly eps = 1e-6, affine = true, opts: InitOptions = {}) {
+  readonly eps: number;
+  constructor(readonly dim: number, opts: NormOptions = {}) {
     super();
+    const { eps = 1e-6, affine = true } = normOptions('RMSNorm', opts);
+    this.eps = eps;
     this.weight = affine ? this.param('weight', constant([dim], 1, opts)) : null;
   }
   forward(x: E.Tensor): E.Tensor {

@@ -31,9 +31,9 @@ export class ResBlock extends Layer {
       while (c % k) k--;
       return k;
     };
-    this.norm1 = this.module('norm1', new GroupNorm(groupsFor(inChannels), inChannels, 1e-6, true, init));
+    this.norm1 = this.module('norm1', new GroupNorm(groupsFor(inChannels), inChannels, { ...init, eps: 1e-6 }));
     this.conv1 = this.module('conv1', new Conv2d(inChannels, outChannels, 3, { ...init, padding: 1 }));
-    this.norm2 = this.module('norm2', new GroupNorm(groupsFor(outChannels), outChannels, 1e-6, true, init));
+    this.norm2 = this.module('norm2', new GroupNorm(groupsFor(outChannels), outChannels, { ...init, eps: 1e-6 }));
     this.dropout = this.module('dropout', new Dropout(cfg.dropout ?? 0));
     this.conv2 = this.module('conv2', new Conv2d(outChannels, outChannels, 3, { ...init, padding: 1 }));
     this.skip = inChannels !== outChannels ? this.module('nin_shortcut', new Conv2d(inChannels, outChannels, 1, init)) : null;

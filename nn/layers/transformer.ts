@@ -112,7 +112,7 @@ export class TransformerBlock extends Module {
     const init: InitOptions = { ...(opts.generator ? { generator: opts.generator } : {}), ...(opts.backend ? { backend: opts.backend } : {}) };
     const ada = opts.adaLN ?? null;
     const eps = opts.eps ?? (ada ? 1e-6 : 1e-5);
-    const mkNorm = () => (opts.norm === 'rms' ? new RMSNorm(dim, eps, !ada, init) : new LayerNorm(dim, eps, !ada, init));
+    const mkNorm = () => (opts.norm === 'rms' ? new RMSNorm(dim, { ...init, eps, affine: !ada }) : new LayerNorm(dim, { ...init, eps, affine: !ada }));
     this.norm1 = this.module('norm1', mkNorm());
     this.attn = this.module('attn', new MultiHeadSelfAttention(dim, heads, opts));
     this.norm2 = this.module('norm2', mkNorm());
