@@ -201,7 +201,7 @@ describe('layer behaviour', () => {
     expect(() => l.forward(E.zeros([3, 5], { backend: E.cpuF64 }))).toThrow(/Linear\(4, 2\): input last dim must be 4, got shape \[3, 5\]/);
     expect(() => new nn.GroupNorm(3, 8)).toThrow(/8 channels are not divisible by 3 groups/);
     // eps is an option: the old positional form is refused, not read as "no options".
-    expect(() => new nn.LayerNorm(8, 1e-6 as unknown as object)).toThrow(/LayerNorm: options must be an object .*the number 1e-6/);
+    expect(() => new nn.LayerNorm(8, 1e-6 as unknown as object)).toThrow(/LayerNorm: options must be an object .*got the number 0.000001/);
     expect(() => new nn.Conv2d(3, 4, 3, { groups: 2 })).toThrow(/divisible by groups 2/);
   });
 });
