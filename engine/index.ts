@@ -6,7 +6,7 @@ export type { Backend, Storage, BackendKind } from './backend.js';
 export type { DType } from './dtype.js';
 export * from './shape.js';
 export { CpuBackend, cpuF64 } from './cpu/backend.js';
-export { WebGPUBackend, type KernelCall } from './webgpu/backend.js';
+export { WebGPUBackend, isWebGPU, type KernelCall } from './webgpu/backend.js';
 export { formatProfile, type KernelTime, type ProfileReport } from './webgpu/profiler.js';
 export { getDevice, type DeviceOptions } from './device.js';
 export type { DeviceTuning, TuningOverrides, MatmulTuning, ConvTuning, VqTuning } from './tuning.js';

@@ -346,6 +346,18 @@ describe('optimizer API', () => {
     opt.zeroGrad();
   });
 
+  it('an optimizer is Disposable: `using` frees its state at the end of the block', () => {
+    const a = P([3]);
+    a.grad = E.keep(E.ones([3], { backend: cpu }));
+    const before = E.memoryStats().liveTensors;
+    {
+      using opt = new AdamW([a]);
+      opt.step();
+      expect(E.memoryStats().liveTensors).toBeGreaterThan(before); // its moments
+    }
+    expect(E.memoryStats().liveTensors).toBe(before);
+  });
+
   it('validates construction and steps with clear messages', () => {
     const a = P([2]);
     expect(() => new AdamW([])).toThrow(/empty parameter list/);

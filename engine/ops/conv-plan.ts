@@ -8,7 +8,7 @@
 import type { Backend } from '../backend.js';
 import { fmtShape } from '../shape.js';
 import type { Tensor } from '../tensor.js';
-import type { WebGPUBackend } from '../webgpu/backend.js';
+import { isWebGPU, type WebGPUBackend } from '../webgpu/backend.js';
 import type { ConvTuning } from '../tuning.js';
 import type { ImplicitConvMode } from '../../shaders/conv-implicit.js';
 import { isPointwise, type ConvGeom } from './conv-geometry.js';
@@ -66,7 +66,6 @@ export interface ConvPlan {
   kernel: ImplicitKernelPlan | null;
 }
 
-const isWebGPU = (b: Backend): b is WebGPUBackend => b.kind === 'webgpu';
 
 function convTuning(b: Backend): ConvTuning {
   return b.tuning.conv;

@@ -361,6 +361,11 @@ export class WebGPUBackend implements Backend {
   }
 }
 
+/** Narrows a backend to the WebGPU one (for code outside kernels that needs its device). */
+export function isWebGPU(b: Backend): b is WebGPUBackend {
+  return b.kind === 'webgpu';
+}
+
 function isTensorLike(v: Tensor | Storage): v is Tensor {
   return (v as { __isTensor?: boolean }).__isTensor === true;
 }

@@ -28,7 +28,6 @@ import { Conv2d } from '../../nn/layers/conv.js';
 import { Module } from '../../nn/module.js';
 
 type Size2 = number | readonly [number, number];
-const onGpu = (b: E.Backend): b is E.WebGPUBackend => b.kind === 'webgpu';
 const pair = (v: Size2): [number, number] => (typeof v === 'number' ? [v, v] : [v[0], v[1]]);
 
 // ---------------------------------------------------------------- ops the engine does not have
@@ -390,7 +389,7 @@ export class InceptionV3 extends Layer {
     const w1 = Math.max(Math.floor((W - 3) / 2) + 1, 1);
     const perImage = 4 * Math.max(27 * h1 * w1, ((32 * 9) / this.widthDivisor) * Math.max(h1 - 2, 1) * Math.max(w1 - 2, 1));
     const b = x.backend;
-    const limit = onGpu(b) ? b.device.limits.maxStorageBufferBindingSize : 2 ** 27;
+    const limit = E.isWebGPU(b) ? b.device.limits.maxStorageBufferBindingSize : 2 ** 27;
     return Math.max(1, Math.floor(limit / perImage));
   }
 

@@ -199,7 +199,6 @@ interface PickTensors {
   chosen: E.Tensor;
 }
 
-const onGpu = (b: E.Backend): b is E.WebGPUBackend => b.kind === 'webgpu';
 
 /**
  * The training latents of iFID prepared for neighbour search: rows [M, D] (flattened C*h*w; a view
@@ -226,7 +225,7 @@ export class LatentNeighbours implements Disposable {
     this.count = M;
     this.rowShape = train.shape.slice(1);
     this.dim = this.rowShape.reduce((p, s) => p * s, 1);
-    const bindLimit = onGpu(train.backend) ? train.backend.device.limits.maxStorageBufferBindingSize : Infinity;
+    const bindLimit = E.isWebGPU(train.backend) ? train.backend.device.limits.maxStorageBufferBindingSize : Infinity;
     if (M * this.dim * 4 > bindLimit) throw new RangeError(`${op}: ${M} training latents of ${this.dim} floats (${M * this.dim * 4} B) exceed the device's storage binding limit of ${bindLimit} B; cap them with ifidMaxTrain`);
     const D = this.dim;
     const { rows, unit } = E.noGrad(() => E.tidy(() => {
@@ -244,7 +243,7 @@ export class LatentNeighbours implements Disposable {
   /** Checks K against M and the GPU kernel's limit; returns it. */
   checkK(k: number, op: string): number {
     if (!(Number.isInteger(k) && k >= 1 && k <= this.count)) throw new RangeError(`${op}: ifidK must be an integer in [1, M = ${this.count}], got ${k}`);
-    if (onGpu(this.rows.backend) && k > 1) {
+    if (E.isWebGPU(this.rows.backend) && k > 1) {
       if (k > E.NEAREST_CODES_MAX_K_GPU) throw new RangeError(`${op}: ifidK = ${k} exceeds the GPU neighbour search's limit of ${E.NEAREST_CODES_MAX_K_GPU}`);
       if (this.count > E.NEAREST_CODES_MAX_CODES_GPU) throw new RangeError(`${op}: ${this.count} training latents exceed the GPU neighbour search's limit of ${E.NEAREST_CODES_MAX_CODES_GPU} for ifidK > 1; cap them with ifidMaxTrain`);
     }

@@ -96,4 +96,9 @@ export class BatchUploader {
     this.rings.clear();
     this.host = null;
   }
+
+  /** `using up = new BatchUploader(...)` frees the device ring when the block ends. */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
 }

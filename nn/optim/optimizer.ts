@@ -298,6 +298,11 @@ export abstract class Optimizer<H extends { lr: number }> {
     for (const st of this.state.values()) for (const t of Object.values(st.buffers)) t.dispose();
     this.state.clear();
   }
+
+  /** `using opt = new AdamW(...)` frees the state when the block ends. */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
 }
 
 function stepFromTensor(v: unknown, where: string): number {
