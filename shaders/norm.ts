@@ -96,3 +96,147 @@ ${groupSum('sq')}
 }
 `;
 }
+
+/**
+ * Backward of the row norms, for x's gradient: a group of `tpo` threads per row recomputes
+ *   xhat = (x - mean) * rstd,  dxhat = g * w[a]
+ * sums s1 = sum(dxhat) and s2 = sum(dxhat * xhat) over the row (one strided fold and one
+ * shared-memory tree for both), then writes
+ *   dx = rstd * (dxhat - (xhat * s2 / L + s1 / L))     (RMS norm: no mean, no s1 term).
+ */
+export interface NormBackwardSpec {
+  rms: boolean;
+  hasWeight: boolean;
+  tpo: number;
+}
+
+export const normBackwardKernel = defineKernel<NormBackwardSpec>({
+  name: 'norm_backward',
+  key: (s) => `${s.rms}|${s.hasWeight}|${s.tpo}`,
+  signature: (s) => ({
+    params: { rows: 'u32', L: 'u32', groups: 'u32', cpg: 'u32', hw: 'u32' },
+    bindings: {
+      g: read(),
+      x: read(),
+      ...(s.hasWeight ? { w: read() } : {}),
+      ...(s.rms ? {} : { mean: read() }),
+      rstd: read(),
+      dx: rw(),
+    },
+  }),
+  body: normBackwardBody,
+});
+
+function normBackwardBody(s: NormBackwardSpec): string {
+  const tpo = s.tpo;
+  const dxhat = s.hasWeight ? 'g[base + j] * w[(row % P.groups) * P.cpg + j / P.hw]' : 'g[base + j]';
+  const inner = s.rms ? 'xh * m2' : 'xh * m2 + m1';
+  return `
+var<workgroup> sh: array<vec2<f32>, ${NORM_WG}>;
+@compute @workgroup_size(${NORM_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let gid = linear_wg(wid, nwg) * ${NORM_WG}u + lid.x;
+  let row = gid / ${tpo}u;
+  let t = gid % ${tpo}u;
+  let valid = row < P.rows;
+  let r = min(row, P.rows - 1u);
+  let L = P.L;
+  let base = row * L;
+  let invL = 1.0 / f32(L);
+  let mu = ${s.rms ? '0.0' : 'mean[r]'};
+  let rs = rstd[r];
+  var acc = vec2<f32>(0.0, 0.0);
+  if (valid) {
+    for (var j = t; j < L; j += ${tpo}u) {
+      let xh = (x[base + j] - mu) * rs;
+      let dxh = ${dxhat};
+      acc += vec2<f32>(dxh, dxh * xh);
+    }
+  }
+  sh[lid.x] = acc;
+  workgroupBarrier();
+  for (var step = ${tpo >> 1}u; step > 0u; step = step / 2u) {
+    if (t < step) {
+      acc = acc + sh[lid.x + step];
+      sh[lid.x] = acc;
+    }
+    workgroupBarrier();
+  }
+  let total = sh[lid.x - t];
+  let m1 = total.x * invL;
+  let m2 = total.y * invL;
+  if (valid) {
+    for (var j = t; j < L; j += ${tpo}u) {
+      let xh = (x[base + j] - mu) * rs;
+      let dxh = ${dxhat};
+      dx[base + j] = rs * (dxh - (${inner}));
+    }
+  }
+}
+`;
+}
+
+/**
+ * Backward of the row norms, for the affine weight and bias: one workgroup per affine index a
+ * sums dw[a] = sum(g * xhat) and db[a] = sum(g) over the positions that index scales. Those are
+ * e = n * A * inner + a * inner + k for n < outer, k < inner (layer norm: inner = 1, outer = rows;
+ * group norm: inner = the spatial size, outer = N), each thread folding a strided share before a
+ * shared-memory tree.
+ */
+export interface NormAffineBackwardSpec {
+  rms: boolean;
+  hasWeight: boolean;
+  hasBias: boolean;
+}
+
+export const normAffineBackwardKernel = defineKernel<NormAffineBackwardSpec>({
+  name: 'norm_affine_backward',
+  key: (s) => `${s.rms}|${s.hasWeight}|${s.hasBias}`,
+  signature: (s) => ({
+    params: { A: 'u32', inner: 'u32', outer: 'u32', L: 'u32' },
+    bindings: {
+      g: read(),
+      // Only the weight's gradient reads xhat.
+      ...(s.hasWeight ? { x: read(), ...(s.rms ? {} : { mean: read() }), rstd: read(), dw: rw() } : {}),
+      ...(s.hasBias ? { db: rw() } : {}),
+    },
+  }),
+  body: normAffineBackwardBody,
+});
+
+function normAffineBackwardBody(s: NormAffineBackwardSpec): string {
+  return `
+var<workgroup> sh: array<vec2<f32>, ${NORM_WG}>;
+@compute @workgroup_size(${NORM_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let a = linear_wg(wid, nwg);
+  let t = lid.x;
+  let inner = P.inner;
+  let stride = P.A * inner;
+  let count = P.outer * inner;
+  var acc = vec2<f32>(0.0, 0.0);
+  if (a < P.A) {
+    for (var i = t; i < count; i += ${NORM_WG}u) {
+      let e = (i / inner) * stride + a * inner + i % inner;
+      let row = e / P.L;
+      let gv = g[e];
+      ${s.hasWeight ? `let xh = (x[e] - ${s.rms ? '0.0' : 'mean[row]'}) * rstd[row];
+      acc += vec2<f32>(gv * xh, gv);` : 'acc += vec2<f32>(0.0, gv);'}
+    }
+  }
+  sh[t] = acc;
+  workgroupBarrier();
+  for (var step = ${NORM_WG >> 1}u; step > 0u; step = step / 2u) {
+    if (t < step) {
+      acc = acc + sh[t + step];
+      sh[t] = acc;
+    }
+    workgroupBarrier();
+  }
+  if (t == 0u && a < P.A) {
+    ${s.hasWeight ? 'dw[a] = acc.x;' : ''}
+    ${s.hasBias ? 'db[a] = acc.y;' : ''}
+  }
+}
+`;
+}

@@ -281,6 +281,81 @@ describe.runIf(gpu)('norms: GPU vs float64 reference', () => {
   });
 });
 
+/**
+ * The fused backward (row_norm_backward, used when the backward is not recorded) against the
+ * composite rule (the one recorded for gradients of gradients: `createGraph`). On float64 both
+ * sum in the same order: 1e-10. On the GPU against float64: the GPU gradient tolerance above,
+ * 2e-4 absolute + 1e-4 relative (dw/db sum up to 16384 terms here; their f32 tree sums err by
+ * ~log2(n) 2^-24 sum|terms|, under 1e-4 relative of sums of same-signed terms).
+ */
+describe('norms: fused backward vs the composite rule', () => {
+  type Case = { label: string; x: number[]; aff?: number[]; w?: boolean; b?: boolean; view?: 'permuted' | 'sliced'; gView?: boolean; run: (x: E.Tensor, w: E.Tensor | null, b: E.Tensor | null) => E.Tensor };
+  const cases: Case[] = [
+    { label: 'layerNorm affine, L = 7', x: [3, 7], aff: [7], w: true, b: true, run: (x, w, b) => E.layerNorm(x, 7, { weight: w, bias: b }) },
+    { label: 'layerNorm, one row, L = 1029', x: [1, 1029], run: (x) => E.layerNorm(x, 1029) },
+    { label: 'layerNorm weight only over [3, 5], permuted x', x: [2, 3, 5], aff: [3, 5], w: true, view: 'permuted', run: (x, w) => E.layerNorm(x, [3, 5], { weight: w }) },
+    { label: 'layerNorm bias only, sliced x, strided g', x: [6, 9], aff: [9], b: true, view: 'sliced', gView: true, run: (x, _w, b) => E.layerNorm(x, 9, { bias: b }) },
+    { label: 'layerNorm affine, 300 rows of 64', x: [300, 64], aff: [64], w: true, b: true, run: (x, w, b) => E.layerNorm(x, 64, { weight: w, bias: b }) },
+    { label: 'groupNorm affine, [2, 6, 5, 3] in 3 groups', x: [2, 6, 5, 3], aff: [6], w: true, b: true, run: (x, w, b) => E.groupNorm(x, 3, { weight: w, bias: b }) },
+    { label: 'groupNorm, one sample, L = 2 * 33 * 35', x: [1, 4, 33, 35], run: (x) => E.groupNorm(x, 2) },
+    { label: 'groupNorm weight only, sliced x', x: [3, 4, 7], aff: [4], w: true, view: 'sliced', run: (x, w) => E.groupNorm(x, 4, { weight: w }) },
+    { label: 'groupNorm bias only, strided g', x: [2, 8, 3], aff: [8], b: true, gView: true, run: (x, _w, b) => E.groupNorm(x, 2, { bias: b }) },
+    { label: 'groupNorm affine, [4, 32, 16, 8] in 8 groups', x: [4, 32, 16, 8], aff: [32], w: true, b: true, run: (x, w, b) => E.groupNorm(x, 8, { weight: w, bias: b }) },
+    { label: 'rmsNorm weight, L = 13', x: [4, 13], aff: [13], w: true, run: (x, w) => E.rmsNorm(x, { weight: w }) },
+    { label: 'rmsNorm, one row, L = 1500, permuted x', x: [1500, 1], view: 'permuted', run: (x) => E.rmsNorm(x) },
+    { label: 'rmsNorm weight over [2, 3], sliced x, strided g', x: [5, 2, 3], aff: [2, 3], w: true, view: 'sliced', gView: true, run: (x, w) => E.rmsNorm(x, { weight: w }) },
+  ];
+  const values = (n: number, s: number) => Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 * s + s) * 2 + Math.cos(i * 0.011) * 0.5);
+  /** x as a view: transposed storage permuted back, or a slice of a larger buffer (offset, strides). */
+  const xView = (c: Case, b: E.Backend): E.Tensor => {
+    const data = values(c.x.reduce((a, d) => a * d, 1), 1);
+    if (c.view === 'permuted') return xOf({ shape: c.x, data }, true, b);
+    if (c.view === 'sliced') {
+      const [r, ...rest] = c.x;
+      const big = E.tensor([...values(rest.reduce((a, d) => a * d, 1) * (2 * r! + 1), 9)], [2 * r! + 1, ...rest], { backend: b });
+      return E.slice(big, [[1, 2 * r! + 1, 2]]);
+    }
+    return E.tensor(data, c.x, { backend: b });
+  };
+  const grads = (c: Case, b: E.Backend, createGraph: boolean) =>
+    E.tidy(() => {
+      const x = xView(c, b).requireGrad();
+      const m = c.aff ? c.aff.reduce((a, d) => a * d, 1) : 0;
+      const w = c.w ? E.tensor(values(m, 5).map((v) => 1 + 0.2 * v), c.aff!, { backend: b }).requireGrad() : null;
+      const bias = c.b ? E.tensor(values(m, 7), c.aff!, { backend: b }).requireGrad() : null;
+      const y = c.run(x, w, bias);
+      const n = y.size;
+      // A strided output gradient: the loss reads y through a transpose.
+      const loss = c.gView
+        ? E.sum(E.mul(E.transpose(E.reshape(y, [y.shape[0]!, -1]), 0, 1), E.tensor(values(n, 3), [n / y.shape[0]!, y.shape[0]!], { backend: b })))
+        : E.sum(E.mul(y, E.tensor(values(n, 3), [...y.shape], { backend: b })));
+      return E.gradients(loss, [x, ...(w ? [w] : []), ...(bias ? [bias] : [])], { createGraph }).map((g) => E.detach(g));
+    });
+  const check = async (c: Case, b: E.Backend, tol: { atol: number; rtol: number }) => {
+    const a = grads(c, b, false);
+    const e = grads(c, ref, true);
+    expect(a.length).toBe(e.length);
+    for (let k = 0; k < a.length; k++) expectClose(await a[k]!.toArray(), await e[k]!.toArray(), tol, `${c.label} grad #${k}`);
+    for (const t of [...a, ...e]) t.dispose();
+  };
+  it('float64: same sums in the same order', async () => {
+    for (const c of cases) await check(c, ref, { atol: 1e-10, rtol: 1e-10 });
+  });
+  it.runIf(gpu)('GPU vs the float64 composite', async () => {
+    for (const c of cases) await check(c, gpu!, { atol: 2e-4, rtol: 1e-4 });
+  });
+  it.runIf(gpu)('the fused backward runs (fewer dispatches than the composite rule)', () => {
+    for (const c of [cases[0]!, cases[5]!]) {
+      const count = (createGraph: boolean) => {
+        const before = gpu!.counters.dispatches;
+        for (const t of grads(c, gpu!, createGraph)) t.dispose();
+        return gpu!.counters.dispatches - before;
+      };
+      expect(count(false), c.label).toBeLessThan(count(true) - 8);
+    }
+  });
+});
+
 describe('norms: gradients vs finite differences (float64)', () => {
   const tol = { atol: 1e-6, rtol: 1e-5 };
   const small = { shape: [2, 3, 4], data: Array.from({ length: 24 }, (_, i) => Math.sin(i * 1.7) * 1.5 + 0.2) };

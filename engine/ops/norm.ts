@@ -11,12 +11,12 @@
  * d rstd/dx = -rstd^3 (x - mean) / L), so gradients of gradients are exact.
  */
 import { cpuContiguous, cpuData } from '../cpu/strided.js';
-import { record } from '../grad-mode.js';
+import { isGradEnabled, record } from '../grad-mode.js';
 import { defineOp } from '../op.js';
 import { checkOptions } from '../options.js';
 import { fmtShape, shapesEqual, sizeOf } from '../shape.js';
 import type { Tensor } from '../tensor.js';
-import { normKernel, NORM_WG } from '../../shaders/norm.js';
+import { normAffineBackwardKernel, normBackwardKernel, normKernel, NORM_WG } from '../../shaders/norm.js';
 import { add, mul, sub } from './binary.js';
 import { expand, reshape } from './movement.js';
 import { mean as meanOp, sum } from './reduce.js';
@@ -99,6 +99,106 @@ const rowNorm = defineOp<RowNormSpec>({
   },
 });
 
+interface RowNormBackwardSpec extends RowNormSpec {
+  /** Number of affine indices (the weight's / bias's size) and their shape. */
+  A: number;
+  affineShape: readonly number[];
+  /** Affine index a scales the elements n * A * inner + a * inner + k, n < outer, k < inner. */
+  inner: number;
+  outer: number;
+}
+
+/**
+ * The fused backward, for when the backward itself is not recorded: inputs [g, x, mean?, rstd, w?]
+ * (dense), outputs [dx, dw?, db?] with
+ *   xhat = (x - mean) * rstd,  dxhat = g * w[a]
+ *   dx = rstd * (dxhat - (xhat * mean(dxhat * xhat) + mean(dxhat)))   (RMS: no mean(dxhat) term)
+ *   dw[a] = sum(g * xhat),  db[a] = sum(g)   over the elements of affine index a.
+ * Not differentiable: gradients of gradients use the composite rule in `normOp`.
+ */
+const rowNormBackward = defineOp<RowNormBackwardSpec>({
+  name: 'row_norm_backward',
+  outputs: ([, x], s) => [
+    { shape: x!.shape, dtype: 'f32', name: `${s.op}_dx` },
+    ...(s.hasWeight ? [{ shape: s.affineShape, dtype: 'f32' as const, name: `${s.op}_dw` }] : []),
+    ...(s.hasBias ? [{ shape: s.affineShape, dtype: 'f32' as const, name: `${s.op}_db` }] : []),
+  ],
+  dense: true,
+  kernels: {
+    cpu: (_b, { inputs, outputs, attrs: s }) => {
+      const gd = cpuContiguous(inputs[0]!);
+      const xd = cpuContiguous(inputs[1]!);
+      const md = s.rms ? null : cpuContiguous(inputs[2]!);
+      const rd = cpuContiguous(inputs[s.rms ? 2 : 3]!);
+      const wd = s.hasWeight ? cpuContiguous(inputs[s.rms ? 3 : 4]!) : null;
+      const dxd = cpuData(outputs[0]!);
+      const L = s.L;
+      const invL = 1 / L;
+      const xhat = (e: number, r: number) => (xd[e]! - (md ? md[r]! : 0)) * rd[r]!;
+      const dxhat = (r: number, j: number) => {
+        const gv = gd[r * L + j]!;
+        return wd ? gv * wd[(r % s.groups) * s.cpg + Math.floor(j / s.hw)]! : gv;
+      };
+      for (let r = 0; r < s.rows; r++) {
+        const base = r * L;
+        let s1 = 0;
+        let s2 = 0;
+        for (let j = 0; j < L; j++) {
+          const d = dxhat(r, j);
+          s1 += d;
+          s2 += d * xhat(base + j, r);
+        }
+        const m1 = s1 * invL;
+        const m2 = s2 * invL;
+        for (let j = 0; j < L; j++) {
+          const xh = xhat(base + j, r);
+          dxd[base + j] = rd[r]! * (dxhat(r, j) - (md ? xh * m2 + m1 : xh * m2));
+        }
+      }
+      const dwd = s.hasWeight ? cpuData(outputs[1]!) : null;
+      const dbd = s.hasBias ? cpuData(outputs[s.hasWeight ? 2 : 1]!) : null;
+      const stride = s.A * s.inner;
+      for (let a = 0; a < s.A; a++) {
+        let sw = 0;
+        let sb = 0;
+        for (let n = 0; n < s.outer; n++) {
+          for (let k = 0; k < s.inner; k++) {
+            const e = n * stride + a * s.inner + k;
+            const gv = gd[e]!;
+            if (dwd) sw += gv * xhat(e, Math.floor(e / L));
+            sb += gv;
+          }
+        }
+        if (dwd) dwd[a] = sw;
+        if (dbd) dbd[a] = sb;
+      }
+    },
+    webgpu: (gpu, { inputs, outputs, attrs: s }) => {
+      const [g, x] = [inputs[0]!, inputs[1]!];
+      const mean = s.rms ? null : inputs[2]!;
+      const rstd = inputs[s.rms ? 2 : 3]!;
+      const tpo = Math.min(NORM_WG, pow2ceil(Math.ceil(s.L / 4)));
+      const bindings: Record<string, Tensor> = { g, x, rstd, dx: outputs[0]! };
+      if (s.hasWeight) bindings.w = inputs[s.rms ? 3 : 4]!;
+      if (mean) bindings.mean = mean;
+      gpu.run(normBackwardKernel, { rms: s.rms, hasWeight: s.hasWeight, tpo }, {
+        params: { rows: s.rows, L: s.L, groups: s.groups, cpg: s.cpg, hw: s.hw },
+        bindings,
+        workgroups: Math.ceil((s.rows * tpo) / NORM_WG),
+      });
+      if (!s.hasWeight && !s.hasBias) return;
+      const ab: Record<string, Tensor> = { g };
+      if (s.hasWeight) Object.assign(ab, { x, rstd, dw: outputs[1]! }, mean ? { mean } : {});
+      if (s.hasBias) ab.db = outputs[s.hasWeight ? 2 : 1]!;
+      gpu.run(normAffineBackwardKernel, { rms: s.rms, hasWeight: s.hasWeight, hasBias: s.hasBias }, {
+        params: { A: s.A, inner: s.inner, outer: s.outer, L: s.L },
+        bindings: ab,
+        workgroups: s.A,
+      });
+    },
+  },
+});
+
 function checkF32(op: string, ...ts: (Tensor | null | undefined)[]): void {
   for (const t of ts) if (t && t.dtype !== 'f32') throw new TypeError(`${op}: expected f32 tensors, got ${t.describe()}`);
 }
@@ -123,6 +223,13 @@ function normOp(x: Tensor, w: Tensor | null, b: Tensor | null, spec: Omit<RowNor
   });
   const inputs = [x, ...(w ? [w] : []), ...(b ? [b] : [])];
   return record(y, s.op, inputs, (g) => {
+    if (!isGradEnabled()) {
+      // Not recording the backward (no gradients of gradients): the fused kernels.
+      const A = (w ?? b)?.size ?? 0;
+      const inner = s.cpg ? s.hw : 1;
+      const bs: RowNormBackwardSpec = { ...s, A, affineShape: (w ?? b)?.shape ?? [], inner, outer: A ? (s.rows * L) / (A * inner) : 0 };
+      return rowNormBackward([g, x, ...(mean ? [mean] : []), rstd, ...(w ? [w] : [])], bs);
+    }
     const x2 = rows2d(x);
     const xhat = mul(mean ? sub(x2, mean) : x2, rstd);
     const dxhat = rows2d(w ? mul(g, reshape(w, affineView)) : g);
