@@ -4,7 +4,9 @@
  * Parameters (declared once in `matmulSignature`, shared by the three kernels): sizes M, N, K;
  * element offsets a_off, b_off; matrix strides aSM, aSK (A along M and K), bSK, bSN; the tile
  * grid tilesM x tilesN; the batch count nbatch; and per batch dim d < R (R = batchRank, part of
- * the variant) bshape_d, a_bstride_d, b_bstride_d.
+ * the variant) bshape_d, a_bstride_d, b_bstride_d. With the bias epilogue (`bias` in the variant, for
+ * `linear`) also a `Bias` binding read at bias_off + n * bias_stride: C = acc + Bias[n], the f32
+ * accumulator plus one f32 add, bit-identical to the product followed by a separate add.
  * Workgroup w (linearized) computes tile (w % tilesN, (w / tilesN) % tilesM) of batch w / (tilesM * tilesN)
  * (the tiled kernel can reorder tiles within a batch in groups of GROUP_M rows).
  *
@@ -25,16 +27,21 @@ import { defineKernel, read, rw, type KernelSignature } from '../engine/kernel.j
 /** Parameter words besides the batch arrays (3 per batch dim) in the 64-word slot. */
 export const MATMUL_FIXED_WORDS = 12;
 
-function matmulSignature(batchRank: number, a: string, b: string, c: string): KernelSignature {
+/** Parameter words of the bias epilogue (bias_off, bias_stride). */
+export const MATMUL_BIAS_WORDS = 2;
+
+function matmulSignature(batchRank: number, bias: boolean, a: string, b: string, c: string): KernelSignature {
   const R = batchRank;
-  return {
-    params: {
-      M: 'u32', N: 'u32', K: 'u32', a_off: 'u32', b_off: 'u32', aSM: 'u32', aSK: 'u32', bSK: 'u32', bSN: 'u32', tilesM: 'u32', tilesN: 'u32', nbatch: 'u32',
-      bshape: ['u32', R], a_bstride: ['u32', R], b_bstride: ['u32', R],
-    },
-    bindings: { A: read(a), B: read(b), C: rw(c) },
-  };
+  const params = {
+    M: 'u32', N: 'u32', K: 'u32', a_off: 'u32', b_off: 'u32', aSM: 'u32', aSK: 'u32', bSK: 'u32', bSN: 'u32', tilesM: 'u32', tilesN: 'u32', nbatch: 'u32',
+    bshape: ['u32', R], a_bstride: ['u32', R], b_bstride: ['u32', R],
+  } as const;
+  if (!bias) return { params, bindings: { A: read(a), B: read(b), C: rw(c) } };
+  return { params: { ...params, bias_off: 'u32', bias_stride: 'u32' }, bindings: { A: read(a), B: read(b), C: rw(c), Bias: read('f32') } };
 }
+
+/** The bias of output column `n` (a u32 expression), read with the bias view's offset and stride. */
+const biasAt = (n: string) => `Bias[P.bias_off + (${n}) * P.bias_stride]`;
 
 /** Tile sizes of the tiled kernel (chosen per device/problem by pickMatmulConfig). */
 export interface MatmulTileConfig {
@@ -69,6 +76,8 @@ export interface MatmulTiledSpec extends MatmulTileConfig {
   /** Grouped tile order: GROUP_M row tiles per column sweep (1 = row-major order). */
   groupM?: number;
   batchRank: number;
+  /** Epilogue C = acc + Bias[n] (one f32 add per output, as a separate add would do). */
+  bias?: boolean;
 }
 
 export function tiledThreads(c: MatmulTileConfig): number {
@@ -109,15 +118,22 @@ const HEADER = `
 
 export const SIMPLE_TILE = 8;
 
-/** One output per thread, 8x8 outputs per workgroup; A and B addressed with arbitrary strides. The variant is the batch rank. */
-export const matmulSimpleKernel = defineKernel<number>({
+/** Variant of the simple kernel. */
+export interface MatmulSimpleSpec {
+  batchRank: number;
+  /** Epilogue C = acc + Bias[n] (one f32 add after the f32 accumulation, as a separate add would do). */
+  bias: boolean;
+}
+
+/** One output per thread, 8x8 outputs per workgroup; A and B addressed with arbitrary strides. */
+export const matmulSimpleKernel = defineKernel<MatmulSimpleSpec>({
   name: 'matmul',
-  key: (R) => `simple|${R}`,
-  signature: (R) => matmulSignature(R, 'f32', 'f32', 'f32'),
+  key: (s) => (s.bias ? `simple|${s.batchRank}|bias` : `simple|${s.batchRank}`),
+  signature: (s) => matmulSignature(s.batchRank, s.bias, 'f32', 'f32', 'f32'),
   body: simpleBody,
 });
 
-function simpleBody(batchRank: number): string {
+function simpleBody({ batchRank, bias }: MatmulSimpleSpec): string {
   const T = SIMPLE_TILE;
   return `
 @compute @workgroup_size(${T * T})
@@ -138,7 +154,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     pa += aSK;
     pb += bSK;
   }
-  C[(batch * M + m) * N + n] = acc;
+  C[(batch * M + m) * N + n] = ${bias ? `acc + ${biasAt('n')}` : 'acc'};
 }
 `;
 }
@@ -149,10 +165,10 @@ const bit = (b: boolean) => (b ? '1' : '0');
 export const matmulTiledKernel = defineKernel<MatmulTiledSpec>({
   name: 'matmul',
   key: (s) =>
-    `tiled|${s.BM}x${s.BN}x${s.BK}|${s.TM}x${s.TN}|${bit(s.aT)}${bit(s.bT)}|${bit(s.vecA)}${bit(s.vecB)}${bit(s.vecC)}|${bit(s.checked)}${bit(s.prefetch)}${bit(s.doubleBuffer)}${bit(s.pad)}|g${s.groupM ?? 1}|${s.batchRank}`,
+    `tiled|${s.BM}x${s.BN}x${s.BK}|${s.TM}x${s.TN}|${bit(s.aT)}${bit(s.bT)}|${bit(s.vecA)}${bit(s.vecB)}${bit(s.vecC)}|${bit(s.checked)}${bit(s.prefetch)}${bit(s.doubleBuffer)}${bit(s.pad)}|g${s.groupM ?? 1}|${s.batchRank}${s.bias ? '|bias' : ''}`,
   signature: (s) => {
     const v = (vec: boolean) => (vec ? 'vec4<f32>' : 'f32');
-    return matmulSignature(s.batchRank, v(s.vecA), v(s.vecB), v(s.vecC));
+    return matmulSignature(s.batchRank, s.bias ?? false, v(s.vecA), v(s.vecB), v(s.vecC));
   },
   body: tiledBody,
 });
@@ -349,6 +365,16 @@ function tiledBody(s: MatmulTiledSpec): string {
   }
   // ---- epilogue: thread's rows are 4*(g*TY + ty) + r, cols 4*(h*TX + tx) + c ----
   emit(`  let cBase = batch * M * N;`);
+  const bias = s.bias ?? false;
+  if (bias) {
+    // The thread's 4 bias values per column group, read once (clamped: columns past N are not stored).
+    for (let h = 0; h < TN / 4; h++) {
+      const n = `n0 + (${h * TX}u + tx) * 4u`;
+      const at = (c: number) => biasAt(chk ? `min(${n} + ${c}u, N - 1u)` : `${n} + ${c}u`);
+      emit(`  let bv${h} = vec4<f32>(${at(0)}, ${at(1)}, ${at(2)}, ${at(3)});`);
+    }
+  }
+  const val = (i: number, h: number) => (bias ? `(c${i}_${h} + bv${h})` : `c${i}_${h}`);
   for (let g = 0; g < TM / 4; g++) {
     for (let r = 0; r < 4; r++) {
       const i = g * 4 + r;
@@ -360,9 +386,9 @@ function tiledBody(s: MatmulTiledSpec): string {
         emit(`      let n = n0 + (${h * TX}u + tx) * 4u;`);
         emit(`      let o = cBase + m * N + n;`);
         if (s.vecC) {
-          emit(chk ? `      if (n < N) { C[o / 4u] = c${i}_${h}; }` : `      C[o / 4u] = c${i}_${h};`);
+          emit(chk ? `      if (n < N) { C[o / 4u] = ${val(i, h)}; }` : `      C[o / 4u] = ${val(i, h)};`);
         } else {
-          for (let c = 0; c < 4; c++) emit(chk ? `      if (n + ${c}u < N) { C[o + ${c}u] = c${i}_${h}[${c}]; }` : `      C[o + ${c}u] = c${i}_${h}[${c}];`);
+          for (let c = 0; c < 4; c++) emit(chk ? `      if (n + ${c}u < N) { C[o + ${c}u] = ${val(i, h)}[${c}]; }` : `      C[o + ${c}u] = ${val(i, h)}[${c}];`);
         }
         emit(`    }`);
       }
@@ -387,6 +413,8 @@ export interface MatmulRowSpec {
   /** Use subgroup shuffles for A (needs the `subgroups` feature; used when subgroup_size == WG). */
   subgroups: boolean;
   batchRank: number;
+  /** Epilogue C = acc + Bias[n] (one f32 add per output, as a separate add would do). */
+  bias?: boolean;
 }
 
 /**
@@ -403,8 +431,8 @@ export interface MatmulRowSpec {
  */
 export const matmulRowsKernel = defineKernel<MatmulRowSpec>({
   name: 'matmul',
-  key: (s) => `rows|${s.WG}|${s.TM}x${s.TN}|${+s.vecB}${+s.subgroups}|${s.batchRank}`,
-  signature: (s) => matmulSignature(s.batchRank, 'f32', s.vecB ? 'vec4<f32>' : 'f32', 'f32'),
+  key: (s) => `rows|${s.WG}|${s.TM}x${s.TN}|${+s.vecB}${+s.subgroups}|${s.batchRank}${s.bias ? '|bias' : ''}`,
+  signature: (s) => matmulSignature(s.batchRank, s.bias ?? false, 'f32', s.vecB ? 'vec4<f32>' : 'f32', 'f32'),
   directives: (s) => (s.subgroups ? 'enable subgroups;\n' : ''),
   body: rowsBody,
 });
@@ -450,15 +478,26 @@ function rowsBody(s: MatmulRowSpec): string {
   step((i) => `A[pa${i} + k * aSK]`, '    ');
   emit(`  }`);
   emit(`  let cBase = batch * M * N;`);
+  const bias = s.bias ?? false;
+  if (bias) {
+    // The invocation's bias values, read once (clamped: columns past N are not stored).
+    for (let g = 0; g < G; g++) {
+      if (vecB) {
+        const at = (c: number) => biasAt(`min(${col(g)} + ${c}u, N - 1u)`);
+        emit(`  let bv${g} = vec4<f32>(${at(0)}, ${at(1)}, ${at(2)}, ${at(3)});`);
+      } else emit(`  let bv${g} = ${biasAt(`min(${col(g)}, N - 1u)`)};`);
+    }
+  }
+  const val = (i: number, g: number) => (bias ? `(c${i}_${g} + bv${g})` : `c${i}_${g}`);
   for (let i = 0; i < TM; i++) {
     emit(`  if (m0 + ${i}u < M) {`);
     emit(`    let o = cBase + (m0 + ${i}u) * N;`);
     for (let g = 0; g < G; g++) {
       if (vecB) {
         emit(`    { let n = ${col(g)};`);
-        for (let c = 0; c < 4; c++) emit(`      if (n + ${c}u < N) { C[o + n + ${c}u] = c${i}_${g}[${c}]; }`);
+        for (let c = 0; c < 4; c++) emit(`      if (n + ${c}u < N) { C[o + n + ${c}u] = ${val(i, g)}[${c}]; }`);
         emit(`    }`);
-      } else emit(`    if (${col(g)} < N) { C[o + ${col(g)}] = c${i}_${g}; }`);
+      } else emit(`    if (${col(g)} < N) { C[o + ${col(g)}] = ${val(i, g)}; }`);
     }
     emit(`  }`);
   }

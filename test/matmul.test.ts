@@ -270,6 +270,48 @@ describe.runIf(gpu)('matmul: GPU vs float64 reference', () => {
     // 33-term dot products of values in [-2, 2]: 4*sqrt(34)*u*33*4 < 2e-4.
     expectClose(await run(gpu!).toArray(), await run(E.cpuF64).toArray(), { atol: 2e-4, rtol: 0 }, 'linear');
   });
+
+  it('linear bias epilogue is bit-identical to the product followed by a separate add, per kernel family', async () => {
+    // The kernels add the bias to the f32 accumulator where they store it (one dispatch); that is
+    // the same two roundings as matmul(x, w^T) then an f32 add, so the results must be equal bit
+    // for bit under every plan. Shapes cover ragged / aligned N (scalar and vec4 stores), the rows
+    // kernel's in-place B^T (few rows) and copied B^T (many rows), leading dims and a 1-D x; the
+    // bias is contiguous or a strided view with an offset.
+    const plans: [string, E.MatmulPlan][] = [
+      ['simple', { kernel: 'simple' }],
+      ['rows 3x2', { kernel: 'rows', WG: 8, TM: 3, TN: 2 }],
+      ['rows 16x16', { kernel: 'rows', WG: 8, TM: 16, TN: 16 }],
+      ['rows 8x8 without subgroups', { kernel: 'rows', WG: 8, TM: 8, TN: 8, subgroups: false }],
+      ['tiled 16x16x4 prefetch', { kernel: 'tiled', tile: { BM: 16, BN: 16, BK: 4, TM: 4, TN: 4 }, prefetch: true }],
+      ['tiled 32x16x8 double-buffered, padded, grouped', { kernel: 'tiled', tile: { BM: 32, BN: 16, BK: 8, TM: 4, TN: 4 }, doubleBuffer: true, pad: true, groupM: 3 }],
+      ['tiled 32x8x4 no prefetch', { kernel: 'tiled', tile: { BM: 32, BN: 8, BK: 4, TM: 4, TN: 4 }, prefetch: false }],
+    ];
+    const shapes: [number[], number][] = [
+      [[2, 5, 33], 19],
+      [[70, 64], 128],
+      [[16, 256], 144],
+      [[32, 32], 32],
+      [[37], 13],
+    ];
+    for (const [name, plan] of plans) {
+      await withPlan(plan, async () => {
+        for (const [xs, nOut] of shapes) {
+          for (const strided of [false, true]) {
+            const nIn = xs[xs.length - 1]!;
+            const seed = nIn * 7 + nOut;
+            const x = E.tensor(values(xs.reduce((p, q) => p * q, 1), seed), xs, { backend: gpu! });
+            const w = E.tensor(values(nOut * nIn, seed + 1), [nOut, nIn], { backend: gpu! });
+            const stored = E.tensor(values(2 * nOut + 1, seed + 2), [2 * nOut + 1], { backend: gpu! });
+            const b = strided ? E.slice(stored, [[1, 2 * nOut + 1, 2]]) : E.slice(stored, [[0, nOut]]);
+            const fused = await E.linear(x, w, b).toArray();
+            const twoPass = await E.add(E.matmul(x, E.transpose(w)), b).toArray();
+            const label = `${name}, x ${JSON.stringify(xs)}, ${nOut} outputs, ${strided ? 'strided' : 'contiguous'} bias`;
+            expect(Array.from(fused), label).toEqual(Array.from(twoPass));
+          }
+        }
+      });
+    }
+  }, 600_000);
 });
 
 describe('matmul gradients vs finite differences (float64)', () => {

@@ -16,7 +16,7 @@ import { tidy } from '../scope.js';
 import { broadcastStrides, collapseDims, contiguousStrides, fmtShape, sizeOf } from '../shape.js';
 import { isTensor, Tensor } from '../tensor.js';
 import type { WebGPUBackend } from '../webgpu/backend.js';
-import { MATMUL_FIXED_WORDS, matmulRowsKernel, matmulSimpleKernel, matmulTiledKernel, SIMPLE_TILE, tileConfigError, tiledThreads, type MatmulTiledSpec } from '../../shaders/matmul.js';
+import { MATMUL_BIAS_WORDS, MATMUL_FIXED_WORDS, matmulRowsKernel, matmulSimpleKernel, matmulTiledKernel, SIMPLE_TILE, tileConfigError, tiledThreads, type MatmulTiledSpec } from '../../shaders/matmul.js';
 import { matmulDeviceCaps, pickMatmulConfig, tiledSharedBytes, tileFits, type MatmulPlan } from './matmul-plan.js';
 import { elementwise } from './elementwise.js';
 import { sum, sumTo } from './reduce.js';
@@ -123,7 +123,7 @@ const linearOp = defineOp({
   },
   kernels: {
     cpu: (cpu, { inputs: [x, w, b], outputs: [y] }) => linearInto(cpu, productCpu, x!, w!, b, y!),
-    webgpu: (gpu, { inputs: [x, w, b], outputs: [y] }) => linearInto(gpu, productGpu, x!, w!, b, y!),
+    webgpu: (gpu, { inputs: [x, w, b], outputs: [y] }) => linearGpu(gpu, x!, w!, b, y!),
   },
   // One tape node: gx = g @ w, gw = g^T @ x (leading dims folded), gb = sum of g over leading dims.
   grad: (g, { inputs: [x, w, b] }) => {
@@ -146,12 +146,26 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
   return linearOp(b ? [x, w, b] : [x, w])[0]!;
 }
 
-/** x @ w^T (+ b) into y: w^T is a transposed view; with a bias the product goes through a temporary. */
+/** w^T as a transposed view of w (read in place by the kernels). */
+function transposedWeight(w: Tensor): Tensor {
+  return new Tensor(w.storage, [w.shape[1]!, w.shape[0]!], 'f32', 'linear', [w.strides[1]!, w.strides[0]!], w.offset);
+}
+
+/** x @ w^T (+ b) into y in one dispatch: the kernels add the bias where they store the result. */
+function linearGpu(gpu: WebGPUBackend, x: Tensor, w: Tensor, b: Tensor | undefined, y: Tensor): void {
+  const wt = transposedWeight(w);
+  try {
+    productGpu(gpu, x, wt, y, b);
+  } finally {
+    wt.dispose();
+  }
+}
+
+/** CPU reference of x @ w^T (+ b) into y: the product (float64 accumulation) and the bias add are two passes. */
 function linearInto<B>(backend: B, product: (backend: B, a: Tensor, b: Tensor, out: Tensor) => void, x: Tensor, w: Tensor, b: Tensor | undefined, y: Tensor): void {
-  const wt = new Tensor(w.storage, [w.shape[1]!, w.shape[0]!], 'f32', 'linear', [w.strides[1]!, w.strides[0]!], w.offset);
+  const wt = transposedWeight(w);
   try {
     if (!b) return product(backend, x, wt, y);
-    // The product and the bias add stay two passes (the same f32 roundings as matmul + add).
     const xw = new Tensor(y.backend.alloc(y.size, 'f32'), y.shape, 'f32', 'linear');
     try {
       product(backend, x, wt, xw);
@@ -219,8 +233,12 @@ function vecOk(o: Operand, l: Layout, batchStrides: readonly number[]): boolean 
   return ext % 4 === 0 && l.ld % 4 === 0 && o.t.offset % 4 === 0 && batchStrides.every((s) => s % 4 === 0);
 }
 
-/** Writes a @ b into the contiguous `out` (shapes already checked) with the kernel the device's picker chooses. */
-function productGpu(gpu: WebGPUBackend, a: Tensor, b: Tensor, out: Tensor): void {
+/**
+ * Writes a @ b into the contiguous `out` (shapes already checked) with the kernel the device's
+ * picker chooses; with `bias` (1-D, one value per output column) out = a @ b + bias, the bias added
+ * by the kernel to the f32 accumulator (the roundings of the product followed by an f32 add).
+ */
+function productGpu(gpu: WebGPUBackend, a: Tensor, b: Tensor, out: Tensor, bias?: Tensor): void {
   const { A, B, batchShape, aBatch, bBatch } = geometry(a, b, out);
   const [M, K, N] = [A.rows, A.cols, B.cols];
   const nBatch = sizeOf(batchShape);
@@ -232,15 +250,15 @@ function productGpu(gpu: WebGPUBackend, a: Tensor, b: Tensor, out: Tensor): void
   // Batch rank 1 runs as rank 2 (a leading size-1 dim): one shader variant fewer to compile, which
   // matters on software adapters where a register-blocked kernel takes seconds to compile.
   if (R === 1) ((R = 2), (bShape = [1, ...bShape]), (aBS = [0, ...aBS]), (bBS = [0, ...bBS]));
-  if (MATMUL_FIXED_WORDS + 3 * R > PARAM_WORDS) throw new Error(`matmul: too many non-mergeable batch dims (${R})`);
+  if (MATMUL_FIXED_WORDS + 3 * R + (bias ? MATMUL_BIAS_WORDS : 0) > PARAM_WORDS) throw new Error(`matmul: too many non-mergeable batch dims (${R})`);
   const caps = matmulDeviceCaps(gpu);
   const plan = (gpu.tuning.matmul.picker ?? pickMatmulConfig)(M, N, K, nBatch, caps);
-  const bindings = { A: a, B: b, C: out };
+  const bindings: Bindings = bias ? { A: a, B: b, C: out, Bias: bias } : { A: a, B: b, C: out };
   if (plan.kernel === 'simple') {
     const tilesM = Math.ceil(M / SIMPLE_TILE);
     const tilesN = Math.ceil(N / SIMPLE_TILE);
-    const params = { M, N, K, a_off: a.offset, b_off: b.offset, aSM: A.sR, aSK: A.sC, bSK: B.sR, bSN: B.sC, tilesM, tilesN, nbatch: nBatch, bshape: bShape, a_bstride: aBS, b_bstride: bBS };
-    return gpu.run(matmulSimpleKernel, R, { params, bindings, workgroups: tilesM * tilesN * nBatch });
+    const params = withBiasParams({ M, N, K, a_off: a.offset, b_off: b.offset, aSM: A.sR, aSK: A.sC, bSK: B.sR, bSN: B.sC, tilesM, tilesN, nbatch: nBatch, bshape: bShape, a_bstride: aBS, b_bstride: bBS }, bias);
+    return gpu.run(matmulSimpleKernel, { batchRank: R, bias: !!bias }, { params, bindings, workgroups: tilesM * tilesN * nBatch });
   }
   if (plan.kernel === 'rows') {
     if (plan.WG > caps.maxInvocations) throw new Error(`matmul: rows plan with ${plan.WG} invocations exceeds the device limit ${caps.maxInvocations}`);
@@ -255,10 +273,10 @@ function productGpu(gpu: WebGPUBackend, a: Tensor, b: Tensor, out: Tensor): void
     // workgroup row tiles (lavapipe, 16->16 3x3 conv at 16x16, batch 32: 20 ms -> 4.6 ms).
     const big = M * N * K * nBatch >= 64 * 64 * 64;
     if (!vecB && !b.isContiguous && M <= 64 && TN % 4 === 0 && big) {
-      return dispatchRows(gpu, { ...plan, TM: M <= 4 ? M : M <= 16 ? 16 : 32, TN: 2 }, A, B, M, N, K, nBatch, R, bShape, aBS, bBS, bindings, false);
+      return dispatchRows(gpu, { ...plan, TM: M <= 4 ? M : M <= 16 ? 16 : 32, TN: 2 }, A, B, M, N, K, nBatch, R, bShape, aBS, bBS, bindings, false, bias);
     }
-    if (!vecB && TN % 4 === 0 && N % 4 === 0 && !b.isContiguous && big) return withCopies(() => productGpu(gpu, a, contiguous(b), out));
-    return dispatchRows(gpu, plan, A, B, M, N, K, nBatch, R, bShape, aBS, bBS, bindings, vecB);
+    if (!vecB && TN % 4 === 0 && N % 4 === 0 && !b.isContiguous && big) return withCopies(() => productGpu(gpu, a, contiguous(b), out, bias));
+    return dispatchRows(gpu, plan, A, B, M, N, K, nBatch, R, bShape, aBS, bBS, bindings, vecB, bias);
   }
   const t = plan.tile;
   const err = tileConfigError(t) ?? (tileFits(t, caps, plan) ? null : `needs ${tiledThreads(t)} invocations and ${tiledSharedBytes(t, plan)} bytes of workgroup memory; the device allows ${caps.maxInvocations} and ${caps.maxWorkgroupStorage}`);
@@ -269,7 +287,7 @@ function productGpu(gpu: WebGPUBackend, a: Tensor, b: Tensor, out: Tensor): void
   const la = lsA.find((l) => vecOk(A, l, aBS)) ?? lsA[0];
   const lb = lsB.find((l) => vecOk(B, l, bBS)) ?? lsB[0];
   // Strided in both matrix dims (rare: e.g. a stepped slice): multiply contiguous copies.
-  if (!la || !lb) return withCopies(() => productGpu(gpu, la ? a : contiguous(a), lb ? b : contiguous(b), out));
+  if (!la || !lb) return withCopies(() => productGpu(gpu, la ? a : contiguous(a), lb ? b : contiguous(b), out, bias));
   const tilesM = Math.ceil(M / t.BM);
   const tilesN = Math.ceil(N / t.BN);
   const doubleBuffer = plan.doubleBuffer ?? false;
@@ -286,23 +304,36 @@ function productGpu(gpu: WebGPUBackend, a: Tensor, b: Tensor, out: Tensor): void
     pad: plan.pad ?? false,
     groupM: Math.max(1, Math.floor(plan.groupM ?? 1)),
     batchRank: R,
+    bias: !!bias,
   };
   // The leading dimension goes in the non-unit stride, 1 in the unit one.
-  const params = {
+  const params = withBiasParams({
     M, N, K, a_off: a.offset, b_off: b.offset,
     aSM: la.trans ? 1 : la.ld, aSK: la.trans ? la.ld : 1, bSK: lb.trans ? 1 : lb.ld, bSN: lb.trans ? lb.ld : 1,
     tilesM, tilesN, nbatch: nBatch, bshape: bShape, a_bstride: aBS, b_bstride: bBS,
-  };
+  }, bias);
   gpu.run(matmulTiledKernel, spec, { params, bindings, workgroups: tilesM * tilesN * nBatch });
 }
 
 type RowsPlan = Extract<MatmulPlan, { kernel: 'rows' }>;
+type Bindings = { A: Tensor; B: Tensor; C: Tensor; Bias?: Tensor };
+type Params = Record<string, number | number[]>;
 
-function dispatchRows(gpu: WebGPUBackend, plan: RowsPlan, A: Operand, B: Operand, M: number, N: number, K: number, nBatch: number, R: number, bShape: number[], aBS: number[], bBS: number[], bindings: { A: Tensor; B: Tensor; C: Tensor }, vecB: boolean): void {
+/** Adds the bias view's offset and stride (the epilogue's parameters) when there is a bias. */
+function withBiasParams<P extends Params>(params: P, bias: Tensor | undefined): P {
+  if (bias) {
+    const p: Params = params;
+    p.bias_off = bias.offset;
+    p.bias_stride = bias.strides[0]!;
+  }
+  return params;
+}
+
+function dispatchRows(gpu: WebGPUBackend, plan: RowsPlan, A: Operand, B: Operand, M: number, N: number, K: number, nBatch: number, R: number, bShape: number[], aBS: number[], bBS: number[], bindings: Bindings, vecB: boolean, bias: Tensor | undefined): void {
   const { WG, TM, TN } = plan;
   const subgroups = (plan.subgroups ?? true) && gpu.features.has('subgroups');
   const tilesM = Math.ceil(M / TM);
   const tilesN = Math.ceil(N / (WG * TN));
-  const params = { M, N, K, a_off: A.t.offset, b_off: B.t.offset, aSM: A.sR, aSK: A.sC, bSK: B.sR, bSN: B.sC, tilesM, tilesN, nbatch: nBatch, bshape: bShape, a_bstride: aBS, b_bstride: bBS };
-  gpu.run(matmulRowsKernel, { WG, TM, TN, vecB, subgroups, batchRank: R }, { params, bindings, workgroups: tilesM * tilesN * nBatch });
+  const params = withBiasParams({ M, N, K, a_off: A.t.offset, b_off: B.t.offset, aSM: A.sR, aSK: A.sC, bSK: B.sR, bSN: B.sC, tilesM, tilesN, nbatch: nBatch, bshape: bShape, a_bstride: aBS, b_bstride: bBS }, bias);
+  gpu.run(matmulRowsKernel, { WG, TM, TN, vecB, subgroups, batchRank: R, bias: !!bias }, { params, bindings, workgroups: tilesM * tilesN * nBatch });
 }
