@@ -6,9 +6,11 @@
  *   y = (x - mean) * rstd * w[a] + b[a],   rstd = 1 / sqrt(var + eps)
  * where the affine index is a = (row % G) * CPG + j / HW (layer norm: G = 1, HW = 1, so a = j;
  * group norm: per channel). RMS norm skips the mean (var = mean(x^2)). Mean and rstd are saved
- * per row for the backward pass.
+ * per row for the backward pass. With `silu`, the kernel writes silu(y) = y * sigmoid(y) instead
+ * and the backward kernels scale g by silu'(y), recomputing y from x, mean, rstd, w and b.
  */
 import { defineKernel, read, rw } from '../engine/kernel.js';
+import { MATH_WGSL_BASE } from './math.js';
 
 export const NORM_WG = 256;
 
@@ -16,12 +18,26 @@ export interface NormShaderSpec {
   rms: boolean;
   hasWeight: boolean;
   hasBias: boolean;
+  /** Apply SiLU to the normalized output. */
+  silu: boolean;
   tpo: number;
+}
+
+/**
+ * WGSL statements defining `gv`, the output gradient `g` at element `e` taken back through the
+ * activation: with silu, g * silu'(n) (ordered as the silu op's rule) where n = xh * w[a] + b[a]
+ * is recomputed as the forward computed it (needs `xh` and `a` in scope).
+ */
+function gradThroughAct(silu: boolean, g: string, hasWeight: boolean, hasBias: boolean): string {
+  if (!silu) return `let gv = ${g};`;
+  return `var n = xh;${hasWeight ? ' n = n * w[a];' : ''}${hasBias ? ' n = n + bias[a];' : ''}
+      let sg = sigmoid_f(n);
+      let gv = ${g} * (sg * (n * (1.0 - sg) + 1.0));`;
 }
 
 export const normKernel = defineKernel<NormShaderSpec>({
   name: 'norm',
-  key: (s) => `${s.rms}|${s.hasWeight}|${s.hasBias}|${s.tpo}`,
+  key: (s) => `${s.rms}|${s.hasWeight}|${s.hasBias}|${s.silu}|${s.tpo}`,
   signature: (s) => ({
     params: { rows: 'u32', L: 'u32', groups: 'u32', cpg: 'u32', hw: 'u32', eps: 'f32' },
     bindings: {
@@ -55,7 +71,8 @@ function normBody(s: NormShaderSpec): string {
   if (s.hasWeight || s.hasBias) affine += '\n      let a = (row % P.groups) * P.cpg + j / P.hw;';
   if (s.hasWeight) affine += '\n      o = o * w[a];';
   if (s.hasBias) affine += '\n      o = o + bias[a];';
-  return `
+  if (s.silu) affine += '\n      o = o * sigmoid_f(o);';
+  return `${s.silu ? MATH_WGSL_BASE : ''}
 var<workgroup> sh: array<f32, ${NORM_WG}>;
 @compute @workgroup_size(${NORM_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -107,18 +124,22 @@ ${groupSum('sq')}
 export interface NormBackwardSpec {
   rms: boolean;
   hasWeight: boolean;
+  /** The forward applied SiLU; `bias`: it added a bias (read only to recompute silu's input). */
+  silu: boolean;
+  bias: boolean;
   tpo: number;
 }
 
 export const normBackwardKernel = defineKernel<NormBackwardSpec>({
   name: 'norm_backward',
-  key: (s) => `${s.rms}|${s.hasWeight}|${s.tpo}`,
+  key: (s) => `${s.rms}|${s.hasWeight}|${s.silu}|${s.bias}|${s.tpo}`,
   signature: (s) => ({
     params: { rows: 'u32', L: 'u32', groups: 'u32', cpg: 'u32', hw: 'u32' },
     bindings: {
       g: read(),
       x: read(),
       ...(s.hasWeight ? { w: read() } : {}),
+      ...(s.bias ? { bias: read() } : {}),
       ...(s.rms ? {} : { mean: read() }),
       rstd: read(),
       dx: rw(),
@@ -129,9 +150,11 @@ export const normBackwardKernel = defineKernel<NormBackwardSpec>({
 
 function normBackwardBody(s: NormBackwardSpec): string {
   const tpo = s.tpo;
-  const dxhat = s.hasWeight ? 'g[base + j] * w[(row % P.groups) * P.cpg + j / P.hw]' : 'g[base + j]';
+  const perElement = `let xh = (x[base + j] - mu) * rs;${s.hasWeight || s.silu ? '\n      let a = (row % P.groups) * P.cpg + j / P.hw;' : ''}
+      ${gradThroughAct(s.silu, 'g[base + j]', s.hasWeight, s.bias)}
+      let dxh = ${s.hasWeight ? 'gv * w[a]' : 'gv'};`;
   const inner = s.rms ? 'xh * m2' : 'xh * m2 + m1';
-  return `
+  return `${s.silu ? MATH_WGSL_BASE : ''}
 var<workgroup> sh: array<vec2<f32>, ${NORM_WG}>;
 @compute @workgroup_size(${NORM_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -148,8 +171,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   var acc = vec2<f32>(0.0, 0.0);
   if (valid) {
     for (var j = t; j < L; j += ${tpo}u) {
-      let xh = (x[base + j] - mu) * rs;
-      let dxh = ${dxhat};
+      ${perElement}
       acc += vec2<f32>(dxh, dxh * xh);
     }
   }
@@ -167,8 +189,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let m2 = total.y * invL;
   if (valid) {
     for (var j = t; j < L; j += ${tpo}u) {
-      let xh = (x[base + j] - mu) * rs;
-      let dxh = ${dxhat};
+      ${perElement}
       dx[base + j] = rs * (dxh - (${inner}));
     }
   }
@@ -187,17 +208,22 @@ export interface NormAffineBackwardSpec {
   rms: boolean;
   hasWeight: boolean;
   hasBias: boolean;
+  /** The forward applied SiLU: g is scaled by silu'(xhat * w + b), so both sums read xhat, w and b. */
+  silu: boolean;
 }
 
 export const normAffineBackwardKernel = defineKernel<NormAffineBackwardSpec>({
   name: 'norm_affine_backward',
-  key: (s) => `${s.rms}|${s.hasWeight}|${s.hasBias}`,
+  key: (s) => `${s.rms}|${s.hasWeight}|${s.hasBias}|${s.silu}`,
   signature: (s) => ({
     params: { A: 'u32', inner: 'u32', outer: 'u32', L: 'u32' },
     bindings: {
       g: read(),
-      // Only the weight's gradient reads xhat.
-      ...(s.hasWeight ? { x: read(), ...(s.rms ? {} : { mean: read() }), rstd: read(), dw: rw() } : {}),
+      // Without silu only the weight's gradient reads xhat.
+      ...(s.hasWeight || s.silu ? { x: read(), ...(s.rms ? {} : { mean: read() }), rstd: read() } : {}),
+      ...(s.silu && s.hasWeight ? { w: read() } : {}),
+      ...(s.silu && s.hasBias ? { bias: read() } : {}),
+      ...(s.hasWeight ? { dw: rw() } : {}),
       ...(s.hasBias ? { db: rw() } : {}),
     },
   }),
@@ -205,7 +231,7 @@ export const normAffineBackwardKernel = defineKernel<NormAffineBackwardSpec>({
 });
 
 function normAffineBackwardBody(s: NormAffineBackwardSpec): string {
-  return `
+  return `${s.silu ? MATH_WGSL_BASE : ''}
 var<workgroup> sh: array<vec2<f32>, ${NORM_WG}>;
 @compute @workgroup_size(${NORM_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -219,9 +245,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (var i = t; i < count; i += ${NORM_WG}u) {
       let e = (i / inner) * stride + a * inner + i % inner;
       let row = e / P.L;
-      let gv = g[e];
-      ${s.hasWeight ? `let xh = (x[e] - ${s.rms ? '0.0' : 'mean[row]'}) * rstd[row];
-      acc += vec2<f32>(gv * xh, gv);` : 'acc += vec2<f32>(0.0, gv);'}
+      ${s.hasWeight || s.silu ? `let xh = (x[e] - ${s.rms ? '0.0' : 'mean[row]'}) * rstd[row];` : ''}
+      ${gradThroughAct(s.silu, 'g[e]', s.hasWeight, s.hasBias)}
+      ${s.hasWeight ? 'acc += vec2<f32>(gv * xh, gv);' : 'acc += vec2<f32>(0.0, gv);'}
     }
   }
   sh[t] = acc;

@@ -356,6 +356,100 @@ describe('norms: fused backward vs the composite rule', () => {
   });
 });
 
+/**
+ * `act: 'silu'`: the fused norm + SiLU (one forward kernel; silu' applied inside the fused backward
+ * kernels, its input recomputed from the saved statistics) against the composition silu(norm(x)).
+ * Float64: the same arithmetic in the same order (n is recomputed exactly as the forward computed
+ * it): 1e-10. GPU against the float64 composition: the norm tolerances above carry over, since
+ * |silu'| <= 1.1 scales the forward error of n by at most 1.1 and |silu''| <= 0.5 adds at most
+ * 0.5 * |g| * err(n) ~ 1.5e-5 * cond to the scaled gradient, inside the margins: forward
+ * 3e-5 * cond + 3e-5 relative, gradients 2e-4 + 1e-4 relative. Gradients of gradients
+ * (createGraph: silu's rule then the norm's composite rule) against the composition on the same
+ * backend: 1e-10 on float64, the gradient tolerance on the GPU.
+ */
+describe('norms: fused SiLU (act) vs silu(norm(x))', () => {
+  type Case = { label: string; x: number[]; rows: number; aff?: number[]; w?: boolean; b?: boolean; view?: 'permuted'; run: (x: E.Tensor, w: E.Tensor | null, b: E.Tensor | null, act?: 'silu') => E.Tensor };
+  const cases: Case[] = [
+    { label: 'groupNorm affine, [2, 6, 5, 3] in 3 groups', rows: 6, x: [2, 6, 5, 3], aff: [6], w: true, b: true, run: (x, w, b, act) => E.groupNorm(x, 3, { weight: w, bias: b, act }) },
+    { label: 'groupNorm affine, [4, 32, 16, 8] in 8 groups', rows: 32, x: [4, 32, 16, 8], aff: [32], w: true, b: true, run: (x, w, b, act) => E.groupNorm(x, 8, { weight: w, bias: b, act }) },
+    { label: 'groupNorm, one sample, L = 2 * 33 * 35', rows: 2, x: [1, 4, 33, 35], run: (x, _w, _b, act) => E.groupNorm(x, 2, { act }) },
+    { label: 'groupNorm weight only', rows: 12, x: [3, 4, 7], aff: [4], w: true, run: (x, w, _b, act) => E.groupNorm(x, 4, { weight: w, act }) },
+    { label: 'groupNorm bias only', rows: 4, x: [2, 8, 3], aff: [8], b: true, run: (x, _w, b, act) => E.groupNorm(x, 2, { bias: b, act }) },
+    { label: 'layerNorm affine, L = 7', rows: 3, x: [3, 7], aff: [7], w: true, b: true, run: (x, w, b, act) => E.layerNorm(x, 7, { weight: w, bias: b, act }) },
+    { label: 'layerNorm affine over [3, 5], permuted x', rows: 2, x: [2, 3, 5], aff: [3, 5], w: true, b: true, view: 'permuted', run: (x, w, b, act) => E.layerNorm(x, [3, 5], { weight: w, bias: b, act }) },
+    { label: 'layerNorm, one row, L = 1029', rows: 1, x: [1, 1029], run: (x, _w, _b, act) => E.layerNorm(x, 1029, { act }) },
+    { label: 'rmsNorm weight, L = 13', rows: 4, x: [4, 13], aff: [13], w: true, run: (x, w, _b, act) => E.rmsNorm(x, { weight: w, act }) },
+  ];
+  const values = (n: number, s: number) => Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 * s + s) * 2 + Math.cos(i * 0.011) * 0.5);
+  const leaves = (c: Case, b: E.Backend) => {
+    const data = values(c.x.reduce((a, d) => a * d, 1), 1);
+    const x = (c.view === 'permuted' ? xOf({ shape: c.x, data }, true, b) : E.tensor(data, c.x, { backend: b })).requireGrad();
+    const m = c.aff ? c.aff.reduce((a, d) => a * d, 1) : 0;
+    const w = c.w ? E.tensor(values(m, 5).map((v) => 1 + 0.2 * v), c.aff!, { backend: b }).requireGrad() : null;
+    const bias = c.b ? E.tensor(values(m, 7), c.aff!, { backend: b }).requireGrad() : null;
+    return { x, w, bias, all: [x, ...(w ? [w] : []), ...(bias ? [bias] : [])] };
+  };
+  const apply = (c: Case, fused: boolean, x: E.Tensor, w: E.Tensor | null, bias: E.Tensor | null) => (fused ? c.run(x, w, bias, 'silu') : E.silu(c.run(x, w, bias)));
+  /** [y, grads of sum(u * y)...] */
+  const firstOrder = (c: Case, b: E.Backend, fused: boolean, createGraph: boolean) =>
+    E.tidy(() => {
+      const { x, w, bias, all } = leaves(c, b);
+      const y = apply(c, fused, x, w, bias);
+      const gs = E.gradients(E.sum(E.mul(y, E.tensor(values(y.size, 3), [...y.shape], { backend: b }))), all, { createGraph });
+      return [E.detach(y), ...gs.map((g) => E.detach(g))];
+    });
+  /** Gradients of <v, d/dx sum(u * y)> with respect to x and the affine parameters. */
+  const secondOrder = (c: Case, b: E.Backend, fused: boolean) =>
+    E.tidy(() => {
+      const { x, w, bias, all } = leaves(c, b);
+      const y = apply(c, fused, x, w, bias);
+      const [gx] = E.gradients(E.sum(E.mul(y, E.tensor(values(y.size, 3), [...y.shape], { backend: b }))), [x], { createGraph: true });
+      return E.gradients(E.sum(E.mul(gx!, E.tensor(values(x.size, 11), [...x.shape], { backend: b }))), all).map((g) => E.detach(g));
+    });
+  const check = async (what: string, a: E.Tensor[], e: E.Tensor[], tols: { atol: number; rtol: number }[]) => {
+    expect(a.length).toBe(e.length);
+    for (let k = 0; k < a.length; k++) expectClose(await a[k]!.toArray(), await e[k]!.toArray(), tols[Math.min(k, tols.length - 1)]!, `${what} #${k}`);
+    for (const t of [...a, ...e]) t.dispose();
+  };
+  const t64 = { atol: 1e-10, rtol: 1e-10 };
+  const gradTol = { atol: 2e-4, rtol: 1e-4 };
+  it('float64: forward and gradients (fused backward and createGraph) equal the composition', async () => {
+    for (const c of cases) {
+      for (const createGraph of [false, true]) await check(`${c.label} createGraph=${createGraph}`, firstOrder(c, ref, true, createGraph), firstOrder(c, ref, false, createGraph), [t64]);
+    }
+  });
+  it('float64: gradients of gradients equal the composition', async () => {
+    for (const c of cases.filter((c) => c.x.reduce((a, d) => a * d, 1) < 2000)) await check(`${c.label} 2nd order`, secondOrder(c, ref, true), secondOrder(c, ref, false), [t64]);
+  });
+  it('float64: gradients of gradients vs finite differences', async () => {
+    const u = (b: E.Backend, shape: number[]) => E.tensor(Array.from({ length: shape.reduce((a, d) => a * d, 1) }, (_, i) => Math.cos(i * 0.77) + 0.3), shape, { backend: b });
+    const second = (x: E.Tensor, w: E.Tensor, b: E.Tensor) =>
+      E.grad((z: E.Tensor, ww: E.Tensor, bb: E.Tensor) => E.sum(E.mul(E.groupNorm(z, 2, { weight: ww, bias: bb, act: 'silu' }), u(E.cpuF64, [...z.shape]))))(x, w, b)[0]!;
+    const gx = { shape: [2, 4, 3], data: Array.from({ length: 24 }, (_, i) => Math.sin(i * 1.7) * 1.5 + 0.2) };
+    await expectGradMatchesFD(second, [gx, { shape: [4], data: [0.7, 1.3, -0.4, 1.0] }, { shape: [4], data: [0, 0.1, 0.2, 0.3] }], { atol: 1e-6, rtol: 1e-5 }, { wrt: [0, 1, 2] });
+  });
+  it.runIf(gpu)('GPU vs the float64 composition: forward and gradients (fused backward and createGraph)', async () => {
+    for (const c of cases) {
+      // RMS norm subtracts no mean: no cancellation to amplify (the flat 3e-5 of its test above).
+      const cond = c.label.startsWith('rmsNorm') ? 1 : conditionOf(values(c.x.reduce((a, d) => a * d, 1), 1), c.rows);
+      const fwd = { atol: 3e-5 * cond, rtol: 3e-5 };
+      for (const createGraph of [false, true]) await check(`${c.label} createGraph=${createGraph}`, firstOrder(c, gpu!, true, createGraph), firstOrder(c, ref, false, true), [fwd, gradTol]);
+    }
+  });
+  it.runIf(gpu)('GPU: gradients of gradients equal the composition on the GPU', async () => {
+    for (const c of cases.filter((c) => c.x.reduce((a, d) => a * d, 1) < 2000)) await check(`${c.label} 2nd order`, secondOrder(c, gpu!, true), secondOrder(c, gpu!, false), [gradTol]);
+  });
+  it.runIf(gpu)('the fused activation saves dispatches (forward and backward)', () => {
+    const c = cases[0]!;
+    const count = (fused: boolean) => {
+      const before = gpu!.counters.dispatches;
+      for (const t of firstOrder(c, gpu!, fused, false)) t.dispose();
+      return gpu!.counters.dispatches - before;
+    };
+    expect(count(true)).toBeLessThanOrEqual(count(false) - 4);
+  });
+});
+
 describe('norms: gradients vs finite differences (float64)', () => {
   const tol = { atol: 1e-6, rtol: 1e-5 };
   const small = { shape: [2, 3, 4], data: Array.from({ length: 24 }, (_, i) => Math.sin(i * 1.7) * 1.5 + 0.2) };
@@ -423,6 +517,9 @@ describe('norms: errors', () => {
     expect(() => E.groupNorm(x, 3, { weight: E.zeros([3], { backend: ref }) })).toThrow(/group_norm: weight shape \[3\] must be \[6\]/);
     expect(() => E.groupNorm(E.zeros([6], { backend: ref }), 3)).toThrow(/group_norm: expected an input of shape \[N, C, \.\.\.\]/);
     expect(() => E.rmsNorm(x, { weight: E.zeros([6], { backend: ref }) })).toThrow(/rms_norm: weight shape \[6\]/);
+  });
+  it('an unknown activation is refused with the op name', () => {
+    expect(() => E.groupNorm(x, 3, { act: 'relu' as 'silu' })).toThrow(/group_norm: act must be 'silu'/);
   });
   it('dtype errors name the dtype', () => {
     expect(() => E.layerNorm(E.zeros([2, 3], { dtype: 'i32', backend: ref }), 3)).toThrow(/layer_norm: expected f32 tensors, got .*i32/);

@@ -11,6 +11,10 @@
  * d rstd/dx = -rstd^3 (x - mean) / L), so gradients of gradients are exact. When the backward is
  * not itself recorded (a plain backward()), the same formulas run as two fused kernels
  * (row_norm_backward) instead of ~10 elementwise and reduce dispatches.
+ *
+ * `act: 'silu'` returns silu(norm(x)) from the same forward kernel. Its fused backward scales g by
+ * silu'(n) inside the backward kernels, recomputing n = xhat * w + b from the saved statistics
+ * (nothing more is saved); the recorded rule is silu's rule followed by the norm's.
  */
 import { cpuContiguous, cpuData } from '../cpu/strided.js';
 import { isGradEnabled, record } from '../grad-mode.js';
@@ -20,8 +24,10 @@ import { fmtShape, shapesEqual, sizeOf } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { normAffineBackwardKernel, normBackwardKernel, normKernel, NORM_WG } from '../../shaders/norm.js';
 import { add, mul, sub } from './binary.js';
+import { sigmoid as sigmoidCpu } from './math.js';
 import { expand, reshape } from './movement.js';
 import { mean as meanOp, sum } from './reduce.js';
+import { sigmoid } from './unary.js';
 
 function pow2ceil(n: number): number {
   let p = 1;
@@ -41,6 +47,8 @@ interface RowNormSpec {
   eps: number;
   hasWeight: boolean;
   hasBias: boolean;
+  /** Apply SiLU to the normalized (and affine) output. */
+  silu: boolean;
 }
 
 /**
@@ -83,6 +91,8 @@ const rowNorm = defineOp<RowNormSpec>({
           if (wd) o *= wd[a]!;
           if (bd) o += bd[a]!;
           yd[base + j] = o;
+          // SiLU of the stored value, as the silu op would read it.
+          if (s.silu) yd[base + j] = yd[base + j]! * sigmoidCpu(yd[base + j]!);
         }
       }
     },
@@ -92,7 +102,7 @@ const rowNorm = defineOp<RowNormSpec>({
       if (s.hasWeight) bindings.w = inputs[1]!;
       if (s.hasBias) bindings.bias = inputs[s.hasWeight ? 2 : 1]!;
       if (!s.rms) bindings.mean_out = outputs[1]!;
-      gpu.run(normKernel, { rms: s.rms, hasWeight: s.hasWeight, hasBias: s.hasBias, tpo }, {
+      gpu.run(normKernel, { rms: s.rms, hasWeight: s.hasWeight, hasBias: s.hasBias, silu: s.silu, tpo }, {
         params: { rows: s.rows, L: s.L, groups: s.groups, cpg: s.cpg, hw: s.hw, eps: s.eps },
         bindings,
         workgroups: Math.ceil((s.rows * tpo) / NORM_WG),
@@ -111,8 +121,9 @@ interface RowNormBackwardSpec extends RowNormSpec {
 }
 
 /**
- * The fused backward, for when the backward itself is not recorded: inputs [g, x, mean?, rstd, w?]
- * (dense), outputs [dx, dw?, db?] with
+ * The fused backward, for when the backward itself is not recorded: inputs [g, x, mean?, rstd, w?,
+ * b? (only with silu)] (dense), outputs [dx, dw?, db?] with (g first scaled by silu'(xhat * w[a] + b[a])
+ * when the forward applied SiLU)
  *   xhat = (x - mean) * rstd,  dxhat = g * w[a]
  *   dx = rstd * (dxhat - (xhat * mean(dxhat * xhat) + mean(dxhat)))   (RMS: no mean(dxhat) term)
  *   dw[a] = sum(g * xhat),  db[a] = sum(g)   over the elements of affine index a.
@@ -132,14 +143,27 @@ const rowNormBackward = defineOp<RowNormBackwardSpec>({
       const xd = cpuContiguous(inputs[1]!);
       const md = s.rms ? null : cpuContiguous(inputs[2]!);
       const rd = cpuContiguous(inputs[s.rms ? 2 : 3]!);
-      const wd = s.hasWeight ? cpuContiguous(inputs[s.rms ? 3 : 4]!) : null;
+      const wi = s.rms ? 3 : 4;
+      const wd = s.hasWeight ? cpuContiguous(inputs[wi]!) : null;
+      const bd = s.silu && s.hasBias ? cpuContiguous(inputs[s.hasWeight ? wi + 1 : wi]!) : null;
       const dxd = cpuData(outputs[0]!);
       const L = s.L;
       const invL = 1 / L;
       const xhat = (e: number, r: number) => (xd[e]! - (md ? md[r]! : 0)) * rd[r]!;
+      // g at element e (row r, affine index a) taken back through the activation.
+      const gAt = (e: number, r: number, a: number) => {
+        const gv = gd[e]!;
+        if (!s.silu) return gv;
+        let n = xhat(e, r);
+        if (wd) n *= wd[a]!;
+        if (bd) n += bd[a]!;
+        const sg = sigmoidCpu(n);
+        return gv * (sg * (n * (1 - sg) + 1));
+      };
       const dxhat = (r: number, j: number) => {
-        const gv = gd[r * L + j]!;
-        return wd ? gv * wd[(r % s.groups) * s.cpg + Math.floor(j / s.hw)]! : gv;
+        const a = (r % s.groups) * s.cpg + Math.floor(j / s.hw);
+        const gv = gAt(r * L + j, r, a);
+        return wd ? gv * wd[a]! : gv;
       };
       for (let r = 0; r < s.rows; r++) {
         const base = r * L;
@@ -166,7 +190,7 @@ const rowNormBackward = defineOp<RowNormBackwardSpec>({
         for (let n = 0; n < s.outer; n++) {
           for (let k = 0; k < s.inner; k++) {
             const e = n * stride + a * s.inner + k;
-            const gv = gd[e]!;
+            const gv = gAt(e, Math.floor(e / L), a);
             if (dwd) sw += gv * xhat(e, Math.floor(e / L));
             sb += gv;
           }
@@ -180,19 +204,25 @@ const rowNormBackward = defineOp<RowNormBackwardSpec>({
       const mean = s.rms ? null : inputs[2]!;
       const rstd = inputs[s.rms ? 2 : 3]!;
       const tpo = Math.min(NORM_WG, pow2ceil(Math.ceil(s.L / 4)));
+      const w = s.hasWeight ? inputs[s.rms ? 3 : 4]! : null;
+      const bias = s.silu && s.hasBias ? inputs[(s.rms ? 3 : 4) + (w ? 1 : 0)]! : null;
       const bindings: Record<string, Tensor> = { g, x, rstd, dx: outputs[0]! };
-      if (s.hasWeight) bindings.w = inputs[s.rms ? 3 : 4]!;
+      if (w) bindings.w = w;
+      if (bias) bindings.bias = bias;
       if (mean) bindings.mean = mean;
-      gpu.run(normBackwardKernel, { rms: s.rms, hasWeight: s.hasWeight, tpo }, {
+      gpu.run(normBackwardKernel, { rms: s.rms, hasWeight: s.hasWeight, silu: s.silu, bias: bias !== null, tpo }, {
         params: { rows: s.rows, L: s.L, groups: s.groups, cpg: s.cpg, hw: s.hw },
         bindings,
         workgroups: Math.ceil((s.rows * tpo) / NORM_WG),
       });
       if (!s.hasWeight && !s.hasBias) return;
       const ab: Record<string, Tensor> = { g };
-      if (s.hasWeight) Object.assign(ab, { x, rstd, dw: outputs[1]! }, mean ? { mean } : {});
+      if (s.hasWeight || s.silu) Object.assign(ab, { x, rstd }, mean ? { mean } : {});
+      if (s.hasWeight) ab.dw = outputs[1]!;
       if (s.hasBias) ab.db = outputs[s.hasWeight ? 2 : 1]!;
-      gpu.run(normAffineBackwardKernel, { rms: s.rms, hasWeight: s.hasWeight, hasBias: s.hasBias }, {
+      if (s.silu && w) ab.w = w;
+      if (bias) ab.bias = bias;
+      gpu.run(normAffineBackwardKernel, { rms: s.rms, hasWeight: s.hasWeight, hasBias: s.hasBias, silu: s.silu }, {
         params: { A: s.A, inner: s.inner, outer: s.outer, L: s.L },
         bindings: ab,
         workgroups: s.A,
@@ -230,10 +260,18 @@ function normOp(x: Tensor, w: Tensor | null, b: Tensor | null, spec: Omit<RowNor
       const A = (w ?? b)?.size ?? 0;
       const inner = s.cpg ? s.hw : 1;
       const bs: RowNormBackwardSpec = { ...s, A, affineShape: (w ?? b)?.shape ?? [], inner, outer: A ? (s.rows * L) / (A * inner) : 0 };
-      return rowNormBackward([g, x, ...(mean ? [mean] : []), rstd, ...(w ? [w] : [])], bs);
+      return rowNormBackward([g, x, ...(mean ? [mean] : []), rstd, ...(w ? [w] : []), ...(s.silu && b ? [b] : [])], bs);
     }
     const x2 = rows2d(x);
     const xhat = mul(mean ? sub(x2, mean) : x2, rstd);
+    if (s.silu) {
+      // silu's rule at n = xhat * w + b (rebuilt from x, so differentiable in x, w and b).
+      let n = reshape(xhat, x.shape);
+      if (w) n = mul(n, reshape(w, affineView));
+      if (b) n = add(n, reshape(b, affineView));
+      const sg = sigmoid(n);
+      g = mul(g, mul(sg, add(mul(n, sub(1, sg)), 1)));
+    }
     const dxhat = rows2d(w ? mul(g, reshape(w, affineView)) : g);
     let inner = mul(xhat, meanOp(mul(dxhat, xhat), 1, true));
     if (mean) inner = add(inner, meanOp(dxhat, 1, true));
@@ -250,30 +288,37 @@ export interface RmsNormOptions {
   weight?: Tensor | null;
   /** Added to the variance (the mean square for rmsNorm) before the square root. */
   eps?: number;
+  /** An activation applied to the output in the same kernel (silu(norm(x)); none when omitted). */
+  act?: NormActivation;
 }
+
+/** Activations the norms can fuse. */
+export type NormActivation = 'silu';
 
 export interface NormOptions extends RmsNormOptions {
   /** Elementwise shift, same shape as the weight (none when omitted). */
   bias?: Tensor | null;
 }
 
-const AFFINE_KEYS = ['weight', 'bias', 'eps'] as const;
-const RMS_KEYS = ['weight', 'eps'] as const;
+const AFFINE_KEYS = ['weight', 'bias', 'eps', 'act'] as const;
+const RMS_KEYS = ['weight', 'eps', 'act'] as const;
 
 function checkNormOptions<T extends RmsNormOptions>(op: string, opts: T, keys: readonly (keyof T & string)[]): T {
   checkOptions(op, opts, keys);
   if (opts.eps !== undefined && !(typeof opts.eps === 'number' && opts.eps >= 0 && Number.isFinite(opts.eps))) {
     throw new RangeError(`${op}: eps must be a finite number >= 0, got ${String(opts.eps)}`);
   }
+  if (opts.act !== undefined && opts.act !== 'silu') throw new RangeError(`${op}: act must be 'silu' (or omitted), got ${String(opts.act)}`);
   return opts;
 }
 
 /**
  * Layer normalization over the trailing `normalizedShape` dims of x, with optional elementwise
- * affine weight/bias of shape normalizedShape (torch.nn.functional.layer_norm); eps defaults to 1e-5.
+ * affine weight/bias of shape normalizedShape (torch.nn.functional.layer_norm); eps defaults to 1e-5;
+ * `act: 'silu'` returns silu of the result.
  */
 export function layerNorm(x: Tensor, normalizedShape: number | readonly number[], opts: NormOptions = {}): Tensor {
-  const { weight, bias, eps = 1e-5 } = checkNormOptions('layer_norm', opts, AFFINE_KEYS);
+  const { weight, bias, eps = 1e-5, act } = checkNormOptions('layer_norm', opts, AFFINE_KEYS);
   const ns = typeof normalizedShape === 'number' ? [normalizedShape] : [...normalizedShape];
   checkF32('layer_norm', x, weight, bias);
   const lead = x.rank - ns.length;
@@ -284,17 +329,18 @@ export function layerNorm(x: Tensor, normalizedShape: number | readonly number[]
     if (t && !shapesEqual(t.shape, ns)) throw new Error(`layer_norm: ${name} shape ${fmtShape(t.shape)} must equal normalizedShape ${fmtShape(ns)}`);
   }
   const L = sizeOf(ns);
-  const spec = { op: 'layer_norm', rows: sizeOf(x.shape.slice(0, lead)), L, groups: 1, cpg: 0, hw: 1, rms: false, eps };
+  const spec = { op: 'layer_norm', rows: sizeOf(x.shape.slice(0, lead)), L, groups: 1, cpg: 0, hw: 1, rms: false, eps, silu: act === 'silu' };
   return normOp(x, weight ?? null, bias ?? null, spec, ns, Array.from({ length: lead }, (_, i) => i));
 }
 
 /**
  * Group normalization of x [N, C, ...]: channels are split into numGroups groups and each
  * (sample, group) is normalized over its channels and spatial positions; optional per-channel
- * weight/bias of shape [C] (torch.nn.functional.group_norm); eps defaults to 1e-5.
+ * weight/bias of shape [C] (torch.nn.functional.group_norm); eps defaults to 1e-5; `act: 'silu'`
+ * returns silu of the result (one kernel forward and backward).
  */
 export function groupNorm(x: Tensor, numGroups: number, opts: NormOptions = {}): Tensor {
-  const { weight, bias, eps = 1e-5 } = checkNormOptions('group_norm', opts, AFFINE_KEYS);
+  const { weight, bias, eps = 1e-5, act } = checkNormOptions('group_norm', opts, AFFINE_KEYS);
   checkF32('group_norm', x, weight, bias);
   if (x.rank < 2) throw new Error(`group_norm: expected an input of shape [N, C, ...], got ${x.describe()}`);
   const [N, C] = [x.shape[0]!, x.shape[1]!];
@@ -306,23 +352,23 @@ export function groupNorm(x: Tensor, numGroups: number, opts: NormOptions = {}):
   }
   const hw = sizeOf(x.shape.slice(2));
   const cpg = C / numGroups;
-  const spec = { op: 'group_norm', rows: N * numGroups, L: cpg * hw, groups: numGroups, cpg, hw, rms: false, eps };
+  const spec = { op: 'group_norm', rows: N * numGroups, L: cpg * hw, groups: numGroups, cpg, hw, rms: false, eps, silu: act === 'silu' };
   const affineView = [C, ...x.shape.slice(2).map(() => 1)];
   return normOp(x, weight ?? null, bias ?? null, spec, affineView, [0, ...x.shape.slice(2).map((_, i) => i + 2)]);
 }
 
 /**
  * RMS normalization: x / sqrt(mean(x^2) + eps) * weight, over the trailing weight.rank dims of x
- * (the last dim when there is no weight); eps defaults to 1e-6.
+ * (the last dim when there is no weight); eps defaults to 1e-6; `act: 'silu'` returns silu of the result.
  */
 export function rmsNorm(x: Tensor, opts: RmsNormOptions = {}): Tensor {
-  const { weight, eps = 1e-6 } = checkNormOptions('rms_norm', opts, RMS_KEYS);
+  const { weight, eps = 1e-6, act } = checkNormOptions('rms_norm', opts, RMS_KEYS);
   checkF32('rms_norm', x, weight);
   const ns = weight ? [...weight.shape] : x.shape.slice(-1);
   const lead = x.rank - ns.length;
   if (x.rank === 0 || ns.length === 0 || lead < 0 || !shapesEqual(x.shape.slice(lead), ns)) {
     throw new Error(`rms_norm: weight shape ${fmtShape(ns)} does not match the trailing dims of ${x.describe()}`);
   }
-  const spec = { op: 'rms_norm', rows: sizeOf(x.shape.slice(0, lead)), L: sizeOf(ns), groups: 1, cpg: 0, hw: 1, rms: true, eps };
+  const spec = { op: 'rms_norm', rows: sizeOf(x.shape.slice(0, lead)), L: sizeOf(ns), groups: 1, cpg: 0, hw: 1, rms: true, eps, silu: act === 'silu' };
   return normOp(x, weight ?? null, null, spec, ns, Array.from({ length: lead }, (_, i) => i));
 }

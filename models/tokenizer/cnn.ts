@@ -9,7 +9,8 @@
  * Same layers, shapes and parameter count (3,159,889); `referenceNameMap` maps our names to its
  * names. Differences that change neither parameters nor cost: GroupNorm eps is 1e-6 (VQGAN's)
  * where the reference keeps PyTorch's 1e-5, and GroupNorm falls back to fewer groups for widths
- * below 32 (the reference needs multiples of 32).
+ * below 32 (the reference needs multiples of 32). Every GroupNorm followed by SiLU (norm_out and
+ * the residual blocks' norms) is one fused GroupNorm layer with `act: 'silu'`: same parameters.
  */
 import type * as E from '../../engine/index.js';
 import { Conv2d, DownsampleConv, GroupNorm, Module, ModuleList, ResBlock, UpsampleConv, type InitOptions } from '../../nn/index.js';
@@ -126,7 +127,7 @@ export class Encoder extends Module {
       this.down.add(i, new DownLevel(blocks, i < chMult.length - 1 ? new DownsampleConv(c, c, init) : null));
     });
     this.mid = cfg.midBlocks > 0 ? this.module('mid', new ModuleList(Array.from({ length: cfg.midBlocks }, () => new ResBlock(c, c, rb)))) : null;
-    this.norm_out = this.module('norm_out', new GroupNorm(groupsFor(c, cfg.normGroups), c, { ...init, eps: 1e-6 }));
+    this.norm_out = this.module('norm_out', new GroupNorm(groupsFor(c, cfg.normGroups), c, { ...init, eps: 1e-6, act: 'silu' }));
     this.conv_out = this.module('conv_out', new Conv2d(c, outChannels, 1, init));
   }
   /** [B, inChannels, H, W] -> unnormalized latents [B, outChannels, H / f, W / f]. */
@@ -138,7 +139,7 @@ export class Encoder extends Module {
       if (lvl.downsample) h = lvl.downsample.forward(h);
     }
     if (this.mid) for (const b of this.mid) h = b.forward(h);
-    return this.conv_out.forward(this.norm_out.forward(h).silu());
+    return this.conv_out.forward(this.norm_out.forward(h));
   }
   /** Latents as tokens [B, h*w, outChannels] (row-major over the h x w grid), and the grid. */
   encodeTokens(x: E.Tensor): { z: E.Tensor; h: number; w: number } {
@@ -171,7 +172,7 @@ export class Decoder extends Module {
       }
       this.up.add(i, new UpLevel(blocks, i > 0 ? new UpsampleConv(c, c, init) : null));
     }
-    this.norm_out = this.module('norm_out', new GroupNorm(groupsFor(c, cfg.normGroups), c, { ...init, eps: 1e-6 }));
+    this.norm_out = this.module('norm_out', new GroupNorm(groupsFor(c, cfg.normGroups), c, { ...init, eps: 1e-6, act: 'silu' }));
     this.conv_out = this.module('conv_out', new Conv2d(c, cfg.inChannels, 3, { ...init, padding: 1 }));
   }
   /** Quantized latents [B, codeDim, h, w] -> images [B, inChannels, h * f, w * f]. */
@@ -183,7 +184,7 @@ export class Decoder extends Module {
       for (const b of lvl.block) h = b.forward(h);
       if (lvl.upsample) h = lvl.upsample.forward(h);
     }
-    return this.conv_out.forward(this.norm_out.forward(h).silu());
+    return this.conv_out.forward(this.norm_out.forward(h));
   }
   /** Images from tokens [B, h*w, codeDim] on an h x w grid. */
   decodeTokens(z: E.Tensor, h: number, w: number): E.Tensor {

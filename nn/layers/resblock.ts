@@ -31,16 +31,17 @@ export class ResBlock extends Layer {
       while (c % k) k--;
       return k;
     };
-    this.norm1 = this.module('norm1', new GroupNorm(groupsFor(inChannels), inChannels, { ...init, eps: 1e-6 }));
+    // GroupNorm -> SiLU as one fused layer (same parameters as a plain GroupNorm).
+    this.norm1 = this.module('norm1', new GroupNorm(groupsFor(inChannels), inChannels, { ...init, eps: 1e-6, act: 'silu' }));
     this.conv1 = this.module('conv1', new Conv2d(inChannels, outChannels, 3, { ...init, padding: 1 }));
-    this.norm2 = this.module('norm2', new GroupNorm(groupsFor(outChannels), outChannels, { ...init, eps: 1e-6 }));
+    this.norm2 = this.module('norm2', new GroupNorm(groupsFor(outChannels), outChannels, { ...init, eps: 1e-6, act: 'silu' }));
     this.dropout = this.module('dropout', new Dropout(cfg.dropout ?? 0));
     this.conv2 = this.module('conv2', new Conv2d(outChannels, outChannels, 3, { ...init, padding: 1 }));
     this.skip = inChannels !== outChannels ? this.module('nin_shortcut', new Conv2d(inChannels, outChannels, 1, init)) : null;
   }
   forward(x: E.Tensor): E.Tensor {
-    let h = this.conv1.forward(this.norm1.forward(x).silu());
-    h = this.conv2.forward(this.dropout.forward(this.norm2.forward(h).silu()));
+    let h = this.conv1.forward(this.norm1.forward(x));
+    h = this.conv2.forward(this.dropout.forward(this.norm2.forward(h)));
     return (this.skip ? this.skip.forward(x) : x).add(h);
   }
 }
