@@ -18,9 +18,9 @@ describe('options objects', () => {
     expect(() => E.variance(x, 3, bad(false))).toThrow(/var: expected an options object \{ keepdim, correction \}, got false/);
     expect(() => E.variance(x, 3, bad({ unbiased: false }))).toThrow(/var: unknown option 'unbiased' \(expected keepdim, correction\)/);
     expect(() => x.var(3, bad(true))).toThrow(/var: expected an options object/);
-    expect(() => E.layerNorm(x, 3, bad(w))).toThrow(/layer_norm: expected an options object \{ weight, bias, eps \}, got a tensor/);
+    expect(() => E.layerNorm(x, 3, bad(w))).toThrow(/layer_norm: expected an options object \{ weight, bias, eps, act \}, got a tensor/);
     expect(() => E.groupNorm(x, 1, bad({ epsilon: 1e-3 }))).toThrow(/group_norm: unknown option 'epsilon'/);
-    expect(() => E.rmsNorm(x, bad({ weight: w, bias: w }))).toThrow(/rms_norm: unknown option 'bias' \(expected weight, eps\)/);
+    expect(() => E.rmsNorm(x, bad({ weight: w, bias: w }))).toThrow(/rms_norm: unknown option 'bias' \(expected weight, eps, act\)/);
     expect(() => E.layerNorm(x, 3, { eps: -1 })).toThrow(/layer_norm: eps must be a finite number >= 0, got -1/);
     expect(() => E.avgPool2d(x, 1, bad(1))).toThrow(/avgPool2d: expected an options object \{ stride, padding \}, got 1/);
     expect(() => E.avgPool2d(x, 1, bad({ dilation: 2 }))).toThrow(/avgPool2d: unknown option 'dilation'/);
