@@ -118,7 +118,7 @@ export class KernelLayout {
         for (let k = 0; k < v.length; k++) write(fd.type, v[k]!, u, i, f, base + fd.word + k);
       }
     }
-    if (given !== Object.keys(values).length) {
+    if (given !== countKeys(values)) {
       const extra = Object.keys(values).filter((k) => !this.byName.has(k));
       throw new Error(`kernel ${this.kernel}: unknown parameter(s) ${extra.join(', ')} (declared: ${this.fields.map((x) => x.name).join(', ') || 'none'})`);
     }
@@ -137,6 +137,13 @@ export class KernelLayout {
     }
     return out;
   }
+}
+
+/** Own enumerable keys of a plain object, without building the key array (per dispatch). */
+export function countKeys(o: object): number {
+  let n = 0;
+  for (const k in o) if (Object.prototype.hasOwnProperty.call(o, k)) n++;
+  return n;
 }
 
 function checkIdent(kernel: string, what: string, name: string): void {

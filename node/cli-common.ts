@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import * as E from '../engine/index.js';
 import { CpuBackend } from '../engine/cpu/backend.js';
 import { FeatNet, type FeatNetConfig } from '../models/features/featnet.js';
+import type { ImageFeatureStats } from '../models/metrics/index.js';
 import { getJsonOr } from '../nn/checkpoint/index.js';
 import { loadCheckpoint, readSafetensorsFile } from './checkpoint.js';
 import { loadFashionMNIST, loadMNIST, writeFileAtomicSync } from './data/index.js';
@@ -239,4 +240,15 @@ export function writeGfidReport(io: Io, outDir: string, r: unknown, md: string, 
   writeFileAtomicSync(join(outDir, 'gfid.md'), md);
   io.out(md);
   io.out(`wrote ${join(outDir, 'gfid.json')}, gfid.md, samples.png (one row per class, ${perRow} each), samples.safetensors`);
+}
+
+/** The gFID block of a sampler's record: feature dim, FID of generated vs real, and both IS. */
+export function gfidFields(fake: ImageFeatureStats, real: ImageFeatureStats): { featureDim: number; gfid: number; inceptionScore: { generated: { mean: number; std: number }; real: { mean: number; std: number } } | null } {
+  const isGen = fake.inceptionScore();
+  const isReal = real.inceptionScore();
+  return {
+    featureDim: fake.stats().dim,
+    gfid: fake.fid(real),
+    inceptionScore: isGen && isReal ? { generated: { mean: isGen.mean, std: isGen.std }, real: { mean: isReal.mean, std: isReal.std } } : null,
+  };
 }

@@ -10,7 +10,7 @@ import { decodedLatentFeatureStats, generateLatentsClassBalanced, latentClassGri
 import { BatchUploader, DataLoader, saveImageGrid, subset, type ImageDataset } from './data/index.js';
 import { fileSha256 } from './file-hash.js';
 import { loadContinuousTokenizer, loadDiffusionCheckpoint, saveLatentCache, trainDiffusion } from './train-diffusion.js';
-import { backendFor, checkpointArg, checkpointExtra, checkResume, CliError, defaultFeatnetPath, fmt, fmtFid, loadFeatNet, loadSplit, reportTrained, writeGfidReport, type Command, type Io, type OptSpec, type ParsedArgs } from './cli-common.js';
+import { backendFor, checkpointArg, checkpointExtra, checkResume, CliError, defaultFeatnetPath, fmt, fmtFid, loadFeatNet, loadSplit, reportTrained, gfidFields, writeGfidReport, type Command, type Io, type OptSpec, type ParsedArgs } from './cli-common.js';
 
 /** Both datasets (MNIST, Fashion-MNIST) have 10 classes. */
 const NUM_CLASSES = 10;
@@ -249,8 +249,6 @@ async function runSampleDiffusion(args: ParsedArgs, io: Io): Promise<void> {
   const sampleSeconds = (performance.now() - t0) / 1000;
   using grid = E.disposable(latentClassGrid(tokenizer, gen, { numClasses, perClass: Number(args.grid), backend }));
   await saveImageGrid(join(outDir, 'samples.png'), grid.images, { nrow: grid.perRow, range: [-1, 1] });
-  const isGen = fake.inceptionScore();
-  const isReal = real.inceptionScore();
   const r: DiffusionGfidResult = {
     checkpoint: ckpt,
     step,
@@ -258,13 +256,11 @@ async function runSampleDiffusion(args: ParsedArgs, io: Io): Promise<void> {
     tokenizer: tokPath,
     dataset,
     featnet: loaded.source,
-    featureDim: fake.stats().dim,
     numImages: num,
     numClasses,
     realImages: nv,
     sampling,
-    gfid: fake.fid(real),
-    inceptionScore: isGen && isReal ? { generated: { mean: isGen.mean, std: isGen.std }, real: { mean: isReal.mean, std: isReal.std } } : null,
+    ...gfidFields(fake, real),
     sampleSeconds,
   };
   writeGfidReport(io, outDir, r, diffusionGfidMarkdown(r), grid.perRow);

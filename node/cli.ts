@@ -62,6 +62,7 @@ import {
   reportTrained,
   resultJson,
   writeGfidReport,
+  gfidFields,
   ROOT,
   type Command,
   type Io,
@@ -660,21 +661,17 @@ async function runSampleAR(args: ParsedArgs, io: Io): Promise<void> {
   const sampleSeconds = (performance.now() - t0) / 1000;
   using grid = E.disposable(classGrid(tokenizer, gen, { numClasses, perClass: Number(args.grid), backend }));
   await saveImageGrid(join(outDir, 'samples.png'), grid.images, { nrow: grid.perRow, range: [-1, 1] });
-  const isGen = fake.inceptionScore();
-  const isReal = real.inceptionScore();
   const r: GfidResult = {
     checkpoint: ckpt,
     step,
     tokenizer: tokPath,
     dataset,
     featnet: loaded.source,
-    featureDim: fake.stats().dim,
     numImages: num,
     numClasses,
     realImages: nv,
     sampling,
-    gfid: fake.fid(real),
-    inceptionScore: isGen && isReal ? { generated: { mean: isGen.mean, std: isGen.std }, real: { mean: isReal.mean, std: isReal.std } } : null,
+    ...gfidFields(fake, real),
     sampleSeconds,
   };
   writeGfidReport(io, outDir, r, gfidMarkdown(r), grid.perRow);

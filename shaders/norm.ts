@@ -52,10 +52,12 @@ export const normKernel = defineKernel<NormShaderSpec>({
   body: normBody,
 });
 
-function normBody(s: NormShaderSpec): string {
-  const tpo = s.tpo;
-  // Sums `acc` over the group's threads; every thread of the group gets the total.
-  const groupSum = (v: string) => `
+/**
+ * WGSL summing `acc` over a group of `tpo` threads (thread `t` of the group, shared array `sh`);
+ * every thread of the group gets the total as `v`.
+ */
+function groupSumWgsl(tpo: number, v: string): string {
+  return `
   sh[lid.x] = acc;
   workgroupBarrier();
   for (var step = ${tpo >> 1}u; step > 0u; step = step / 2u) {
@@ -67,6 +69,11 @@ function normBody(s: NormShaderSpec): string {
   }
   let ${v} = sh[lid.x - t];
   workgroupBarrier();`;
+}
+
+function normBody(s: NormShaderSpec): string {
+  const tpo = s.tpo;
+  const groupSum = (v: string) => groupSumWgsl(tpo, v);
   let affine = 'let xh = (v - mu) * rstd;\n      var o = xh;';
   if (s.hasWeight || s.hasBias) affine += '\n      let a = (row % P.groups) * P.cpg + j / P.hw;';
   if (s.hasWeight) affine += '\n      o = o * w[a];';
@@ -175,16 +182,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       acc += vec2<f32>(dxh, dxh * xh);
     }
   }
-  sh[lid.x] = acc;
-  workgroupBarrier();
-  for (var step = ${tpo >> 1}u; step > 0u; step = step / 2u) {
-    if (t < step) {
-      acc = acc + sh[lid.x + step];
-      sh[lid.x] = acc;
-    }
-    workgroupBarrier();
-  }
-  let total = sh[lid.x - t];
+${groupSumWgsl(tpo, 'total')}
   let m1 = total.x * invL;
   let m2 = total.y * invL;
   if (valid) {

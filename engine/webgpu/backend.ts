@@ -8,7 +8,7 @@ import { GpuProfiler, type ProfileReport } from './profiler.js';
 import type { Backend, Storage } from '../backend.js';
 import type { DType } from '../dtype.js';
 import { KERNEL_PRELUDE } from '../../shaders/common.js';
-import { bakeInto, PARAM_SLOT_BYTES, type Access, type Kernel } from '../kernel.js';
+import { bakeInto, countKeys, PARAM_SLOT_BYTES, type Access, type Kernel } from '../kernel.js';
 import type { Tensor } from '../tensor.js';
 import { BufferPool, type PooledBuffer } from './pool.js';
 import { applyTuning, defaultTuning, type DeviceTuning, type TuningOverrides } from '../tuning.js';
@@ -240,7 +240,7 @@ export class WebGPUBackend implements Backend {
       if (st.backend !== this) throw new Error(`kernel ${kernel.name}: binding ${names[k]} lives on ${st.backend.name}, not ${this.name}`);
       storages[k] = st as GpuStorage;
     }
-    if (Object.keys(call.bindings).length !== names.length) {
+    if (countKeys(call.bindings) !== names.length) {
       const extra = Object.keys(call.bindings).filter((n) => !names.includes(n));
       throw new Error(`kernel ${kernel.name}: unknown binding(s) ${extra.join(', ')} (declared: ${names.join(', ')})`);
     }
@@ -264,7 +264,6 @@ export class WebGPUBackend implements Backend {
     const { pipeline, layoutKey, layout } = this.pipelineFor(key, code, accesses);
     const bg = this.bindGroupFor(layoutKey, layout, storages);
     const slot = this.slots++;
-    this.arena.fill(0, (slot * SLOT_BYTES) / 4, ((slot + 1) * SLOT_BYTES) / 4);
     const pass = this.profiler ? this.profiler.beginPass(this.endPass(), key) : this.currentPass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bg, [slot * SLOT_BYTES]);
