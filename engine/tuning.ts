@@ -34,10 +34,19 @@ export interface VqTuning {
   vec4: boolean;
 }
 
+export interface HostTuning {
+  /**
+   * Slow down the Node binding's polling while waiting for the device (engine/webgpu/host-wait.ts);
+   * null = on software adapters, whose compute threads share the CPU with the polling thread.
+   */
+  politeWait: boolean | null;
+}
+
 export interface DeviceTuning {
   matmul: MatmulTuning;
   conv: ConvTuning;
   vq: VqTuning;
+  host: HostTuning;
 }
 
 export type TuningOverrides = { [K in keyof DeviceTuning]?: Partial<DeviceTuning[K]> };
@@ -47,6 +56,7 @@ export function defaultTuning(): DeviceTuning {
     matmul: { picker: null },
     conv: { bakeGeometry: null, implicit: null, implicitStridedDx: null, implicitPlan: null, maxColumnElements: null },
     vq: { argminTargetWorkgroups: 512, vec4: true },
+    host: { politeWait: null },
   };
 }
 

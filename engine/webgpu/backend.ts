@@ -11,6 +11,7 @@ import { KERNEL_PRELUDE } from '../../shaders/common.js';
 import { bakeInto, countKeys, PARAM_SLOT_BYTES, type Access, type Kernel } from '../kernel.js';
 import type { Tensor } from '../tensor.js';
 import { BufferPool, type PooledBuffer } from './pool.js';
+import { politeWait } from './host-wait.js';
 import { applyTuning, defaultTuning, type DeviceTuning, type TuningOverrides } from '../tuning.js';
 
 const SLOT_BYTES = PARAM_SLOT_BYTES;
@@ -100,6 +101,11 @@ export class WebGPUBackend implements Backend {
       this.pendingError = null;
       throw new Error(`WebGPU validation error: ${e}`);
     }
+  }
+
+  /** Whether device waits slow the binding's polling down (see engine/webgpu/host-wait.ts). */
+  private waitsPolitely(): boolean {
+    return this.tuning.host.politeWait ?? this.softwareAdapter !== null;
   }
 
   /** Overrides tuning fields (for tests and benchmarks); returns the function that restores them. */
@@ -306,7 +312,7 @@ export class WebGPUBackend implements Backend {
     this.endPass().copyBufferToBuffer((storage as GpuStorage).buffer, offset * 4, staging, 0, bytes);
     this.flush();
     try {
-      await staging.mapAsync(GPUMapMode.READ);
+      await politeWait(staging.mapAsync(GPUMapMode.READ), this.waitsPolitely());
     } catch (e) {
       this.checkAlive();
       throw new Error(`WebGPU readback failed: ${(e as Error).message}`);
@@ -339,7 +345,7 @@ export class WebGPUBackend implements Backend {
     this.flush();
     this.profiler = null;
     try {
-      return await p.report();
+      return await politeWait(p.report(), this.waitsPolitely());
     } finally {
       p.destroy();
     }
@@ -348,7 +354,7 @@ export class WebGPUBackend implements Backend {
   /** Waits until all submitted work has finished. */
   async sync(): Promise<void> {
     this.flush();
-    await this.device.queue.onSubmittedWorkDone();
+    await politeWait(this.device.queue.onSubmittedWorkDone(), this.waitsPolitely());
     this.checkAlive();
   }
 
