@@ -34,6 +34,14 @@ export interface VqTuning {
   vec4: boolean;
 }
 
+export interface NormTuning {
+  /**
+   * Invocations per workgroup of the row-norm kernels (a power of two, 8..256); null = by adapter
+   * (256 on GPUs; 8 on software adapters, one SIMD group: see engine/ops/norm.ts).
+   */
+  workgroup: number | null;
+}
+
 export interface HostTuning {
   /**
    * Slow down the Node binding's polling while waiting for the device (engine/webgpu/host-wait.ts);
@@ -46,6 +54,7 @@ export interface DeviceTuning {
   matmul: MatmulTuning;
   conv: ConvTuning;
   vq: VqTuning;
+  norm: NormTuning;
   host: HostTuning;
 }
 
@@ -56,6 +65,7 @@ export function defaultTuning(): DeviceTuning {
     matmul: { picker: null },
     conv: { bakeGeometry: null, implicit: null, implicitStridedDx: null, implicitPlan: null, maxColumnElements: null },
     vq: { argminTargetWorkgroups: 512, vec4: true },
+    norm: { workgroup: null },
     host: { politeWait: null },
   };
 }

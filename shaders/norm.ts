@@ -12,15 +12,28 @@
 import { defineKernel, read, rw } from '../engine/kernel.js';
 import { MATH_WGSL_BASE } from './math.js';
 
+/** Workgroup size on GPUs; software adapters run one SIMD group per workgroup (see normLayout). */
 export const NORM_WG = 256;
 
-export interface NormShaderSpec {
+/** How the row kernels split work: invocations per workgroup and per row, and the element loop. */
+export interface NormLayout {
+  /** Invocations per workgroup (a multiple of tpo). */
+  wg: number;
+  /** Invocations sharing one row. */
+  tpo: number;
+  /**
+   * Walk a row channel by channel (`hw` positions each, strided over the row's invocations), so the
+   * affine index is known per channel instead of divided out per element (group norm with hw >= tpo).
+   */
+  channelLoop: boolean;
+}
+
+export interface NormShaderSpec extends NormLayout {
   rms: boolean;
   hasWeight: boolean;
   hasBias: boolean;
   /** Apply SiLU to the normalized output. */
   silu: boolean;
-  tpo: number;
 }
 
 /**
@@ -37,7 +50,7 @@ function gradThroughAct(silu: boolean, g: string, hasWeight: boolean, hasBias: b
 
 export const normKernel = defineKernel<NormShaderSpec>({
   name: 'norm',
-  key: (s) => `${s.rms}|${s.hasWeight}|${s.hasBias}|${s.silu}|${s.tpo}`,
+  key: (s) => `${s.rms}|${s.hasWeight}|${s.hasBias}|${s.silu}|${layoutKey(s)}`,
   signature: (s) => ({
     params: { rows: 'u32', L: 'u32', groups: 'u32', cpg: 'u32', hw: 'u32', eps: 'f32' },
     bindings: {
@@ -51,6 +64,29 @@ export const normKernel = defineKernel<NormShaderSpec>({
   }),
   body: normBody,
 });
+
+const layoutKey = (l: NormLayout) => `${l.tpo}${l.wg === NORM_WG ? '' : `/${l.wg}`}${l.channelLoop ? 'c' : ''}`;
+
+/**
+ * WGSL running `body` for every element j of row `row` that invocation t (of tpo) owns, with the
+ * affine index `a` in scope when `affine`: channel by channel (channelLoop; a = the row's first
+ * channel + c) or flat (a divided out of j per element).
+ */
+function rowLoop(l: NormLayout, affine: boolean, body: string): string {
+  if (l.channelLoop) {
+    return `for (var c = 0u; c < P.cpg; c++) {
+      ${affine ? 'let a = (row % P.groups) * P.cpg + c;' : ''}
+      for (var p = t; p < P.hw; p += ${l.tpo}u) {
+        let j = c * P.hw + p;
+        ${body}
+      }
+    }`;
+  }
+  return `for (var j = t; j < L; j += ${l.tpo}u) {
+      ${affine ? 'let a = (row % P.groups) * P.cpg + j / P.hw;' : ''}
+      ${body}
+    }`;
+}
 
 /**
  * WGSL summing `acc` over a group of `tpo` threads (thread `t` of the group, shared array `sh`);
@@ -73,17 +109,17 @@ function groupSumWgsl(tpo: number, v: string): string {
 
 function normBody(s: NormShaderSpec): string {
   const tpo = s.tpo;
+  const WG = s.wg;
   const groupSum = (v: string) => groupSumWgsl(tpo, v);
   let affine = 'let xh = (v - mu) * rstd;\n      var o = xh;';
-  if (s.hasWeight || s.hasBias) affine += '\n      let a = (row % P.groups) * P.cpg + j / P.hw;';
   if (s.hasWeight) affine += '\n      o = o * w[a];';
   if (s.hasBias) affine += '\n      o = o + bias[a];';
   if (s.silu) affine += '\n      o = o * sigmoid_f(o);';
   return `${s.silu ? MATH_WGSL_BASE : ''}
-var<workgroup> sh: array<f32, ${NORM_WG}>;
-@compute @workgroup_size(${NORM_WG})
+var<workgroup> sh: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let gid = linear_wg(wid, nwg) * ${NORM_WG}u + lid.x;
+  let gid = linear_wg(wid, nwg) * ${WG}u + lid.x;
   let row = gid / ${tpo}u;
   let t = gid % ${tpo}u;
   let valid = row < P.rows;
@@ -107,11 +143,9 @@ ${groupSum('total')}
 ${groupSum('sq')}
   let rstd = inverseSqrt(sq * invL + P.eps);
   if (valid) {
-    for (var j = t; j < L; j += ${tpo}u) {
-      let v = x[base + j];
+    ${rowLoop(s, s.hasWeight || s.hasBias, `let v = x[base + j];
       ${affine}
-      y[base + j] = o;
-    }
+      y[base + j] = o;`)}
     if (t == 0u) {
       ${s.rms ? '' : 'mean_out[row] = mu;'}
       rstd_out[row] = rstd;
@@ -128,18 +162,17 @@ ${groupSum('sq')}
  * shared-memory tree for both), then writes
  *   dx = rstd * (dxhat - (xhat * s2 / L + s1 / L))     (RMS norm: no mean, no s1 term).
  */
-export interface NormBackwardSpec {
+export interface NormBackwardSpec extends NormLayout {
   rms: boolean;
   hasWeight: boolean;
   /** The forward applied SiLU; `bias`: it added a bias (read only to recompute silu's input). */
   silu: boolean;
   bias: boolean;
-  tpo: number;
 }
 
 export const normBackwardKernel = defineKernel<NormBackwardSpec>({
   name: 'norm_backward',
-  key: (s) => `${s.rms}|${s.hasWeight}|${s.silu}|${s.bias}|${s.tpo}`,
+  key: (s) => `${s.rms}|${s.hasWeight}|${s.silu}|${s.bias}|${layoutKey(s)}`,
   signature: (s) => ({
     params: { rows: 'u32', L: 'u32', groups: 'u32', cpg: 'u32', hw: 'u32' },
     bindings: {
@@ -157,15 +190,17 @@ export const normBackwardKernel = defineKernel<NormBackwardSpec>({
 
 function normBackwardBody(s: NormBackwardSpec): string {
   const tpo = s.tpo;
-  const perElement = `let xh = (x[base + j] - mu) * rs;${s.hasWeight || s.silu ? '\n      let a = (row % P.groups) * P.cpg + j / P.hw;' : ''}
+  const WG = s.wg;
+  const affine = s.hasWeight || s.silu;
+  const perElement = `let xh = (x[base + j] - mu) * rs;
       ${gradThroughAct(s.silu, 'g[base + j]', s.hasWeight, s.bias)}
       let dxh = ${s.hasWeight ? 'gv * w[a]' : 'gv'};`;
   const inner = s.rms ? 'xh * m2' : 'xh * m2 + m1';
   return `${s.silu ? MATH_WGSL_BASE : ''}
-var<workgroup> sh: array<vec2<f32>, ${NORM_WG}>;
-@compute @workgroup_size(${NORM_WG})
+var<workgroup> sh: array<vec2<f32>, ${WG}>;
+@compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let gid = linear_wg(wid, nwg) * ${NORM_WG}u + lid.x;
+  let gid = linear_wg(wid, nwg) * ${WG}u + lid.x;
   let row = gid / ${tpo}u;
   let t = gid % ${tpo}u;
   let valid = row < P.rows;
@@ -177,19 +212,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let rs = rstd[r];
   var acc = vec2<f32>(0.0, 0.0);
   if (valid) {
-    for (var j = t; j < L; j += ${tpo}u) {
-      ${perElement}
-      acc += vec2<f32>(dxh, dxh * xh);
-    }
+    ${rowLoop(s, affine, `${perElement}
+      acc += vec2<f32>(dxh, dxh * xh);`)}
   }
 ${groupSumWgsl(tpo, 'total')}
   let m1 = total.x * invL;
   let m2 = total.y * invL;
   if (valid) {
-    for (var j = t; j < L; j += ${tpo}u) {
-      ${perElement}
-      dx[base + j] = rs * (dxh - (${inner}));
-    }
+    ${rowLoop(s, affine, `${perElement}
+      dx[base + j] = rs * (dxh - (${inner}));`)}
   }
 }
 `;
@@ -203,6 +234,14 @@ ${groupSumWgsl(tpo, 'total')}
  * shared-memory tree.
  */
 export interface NormAffineBackwardSpec {
+  /** Invocations per workgroup (one workgroup per affine index). */
+  wg: number;
+  /**
+   * Walk image by image (outer serial), the `inner` positions strided over the invocations, so the
+   * row of each element is known per image (group norm with inner >= wg); else one flat strided
+   * loop with the element's position divided out.
+   */
+  spatial: boolean;
   rms: boolean;
   hasWeight: boolean;
   hasBias: boolean;
@@ -212,7 +251,7 @@ export interface NormAffineBackwardSpec {
 
 export const normAffineBackwardKernel = defineKernel<NormAffineBackwardSpec>({
   name: 'norm_affine_backward',
-  key: (s) => `${s.rms}|${s.hasWeight}|${s.hasBias}|${s.silu}`,
+  key: (s) => `${s.rms}|${s.hasWeight}|${s.hasBias}|${s.silu}${s.wg === NORM_WG ? '' : `|${s.wg}`}${s.spatial ? '|s' : ''}`,
   signature: (s) => ({
     params: { A: 'u32', inner: 'u32', outer: 'u32', L: 'u32' },
     bindings: {
@@ -229,9 +268,27 @@ export const normAffineBackwardKernel = defineKernel<NormAffineBackwardSpec>({
 });
 
 function normAffineBackwardBody(s: NormAffineBackwardSpec): string {
+  const WG = s.wg;
+  const perElement = `${s.hasWeight || s.silu ? `let xh = (x[e] - ${s.rms ? '0.0' : 'mean[row]'}) * rstd[row];` : ''}
+      ${gradThroughAct(s.silu, 'g[e]', s.hasWeight, s.hasBias)}
+      ${s.hasWeight ? 'acc += vec2<f32>(gv * xh, gv);' : 'acc += vec2<f32>(0.0, gv);'}`;
+  const loop = s.spatial
+    ? `for (var n = 0u; n < P.outer; n++) {
+      let e0 = n * stride + a * inner;
+      let row = e0 / P.L;
+      for (var k = t; k < inner; k += ${WG}u) {
+        let e = e0 + k;
+        ${perElement}
+      }
+    }`
+    : `for (var i = t; i < count; i += ${WG}u) {
+      let e = (i / inner) * stride + a * inner + i % inner;
+      let row = e / P.L;
+      ${perElement}
+    }`;
   return `${s.silu ? MATH_WGSL_BASE : ''}
-var<workgroup> sh: array<vec2<f32>, ${NORM_WG}>;
-@compute @workgroup_size(${NORM_WG})
+var<workgroup> sh: array<vec2<f32>, ${WG}>;
+@compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let a = linear_wg(wid, nwg);
   let t = lid.x;
@@ -240,17 +297,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let count = P.outer * inner;
   var acc = vec2<f32>(0.0, 0.0);
   if (a < P.A) {
-    for (var i = t; i < count; i += ${NORM_WG}u) {
-      let e = (i / inner) * stride + a * inner + i % inner;
-      let row = e / P.L;
-      ${s.hasWeight || s.silu ? `let xh = (x[e] - ${s.rms ? '0.0' : 'mean[row]'}) * rstd[row];` : ''}
-      ${gradThroughAct(s.silu, 'g[e]', s.hasWeight, s.hasBias)}
-      ${s.hasWeight ? 'acc += vec2<f32>(gv * xh, gv);' : 'acc += vec2<f32>(0.0, gv);'}
-    }
+    ${loop}
   }
   sh[t] = acc;
   workgroupBarrier();
-  for (var step = ${NORM_WG >> 1}u; step > 0u; step = step / 2u) {
+  for (var step = ${WG >> 1}u; step > 0u; step = step / 2u) {
     if (t < step) {
       acc = acc + sh[t + step];
       sh[t] = acc;

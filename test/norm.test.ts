@@ -344,6 +344,24 @@ describe('norms: fused backward vs the composite rule', () => {
   it.runIf(gpu)('GPU vs the float64 composite', async () => {
     for (const c of cases) await check(c, gpu!, { atol: 2e-4, rtol: 1e-4 });
   });
+  it.runIf(gpu)('GPU vs the float64 composite with every workgroup layout (one SIMD group, small, one row per workgroup or several)', async () => {
+    // 8: one row per workgroup, channel loop where hw >= 8; 32: likewise; 256: the GPU layout
+    // (tpo up to 256 lanes per row, several rows per workgroup for short rows).
+    for (const workgroup of [8, 32, 256]) {
+      const restore = gpu!.tune({ norm: { workgroup } });
+      try {
+        for (const c of cases) await check({ ...c, label: `${c.label} (workgroup ${workgroup})` }, gpu!, { atol: 2e-4, rtol: 1e-4 });
+      } finally {
+        restore();
+      }
+    }
+    const restore = gpu!.tune({ norm: { workgroup: 12 } });
+    try {
+      expect(() => E.groupNorm(E.ones([1, 2, 3], { backend: gpu! }), 1)).toThrow(/tuning.norm.workgroup must be a power of two from 8 to 256, got 12/);
+    } finally {
+      restore();
+    }
+  });
   it.runIf(gpu)('the fused backward runs (fewer dispatches than the composite rule)', () => {
     for (const c of [cases[0]!, cases[5]!]) {
       const count = (createGraph: boolean) => {
@@ -428,12 +446,21 @@ describe('norms: fused SiLU (act) vs silu(norm(x))', () => {
     const gx = { shape: [2, 4, 3], data: Array.from({ length: 24 }, (_, i) => Math.sin(i * 1.7) * 1.5 + 0.2) };
     await expectGradMatchesFD(second, [gx, { shape: [4], data: [0.7, 1.3, -0.4, 1.0] }, { shape: [4], data: [0, 0.1, 0.2, 0.3] }], { atol: 1e-6, rtol: 1e-5 }, { wrt: [0, 1, 2] });
   });
-  it.runIf(gpu)('GPU vs the float64 composition: forward and gradients (fused backward and createGraph)', async () => {
-    for (const c of cases) {
-      // RMS norm subtracts no mean: no cancellation to amplify (the flat 3e-5 of its test above).
-      const cond = c.label.startsWith('rmsNorm') ? 1 : conditionOf(values(c.x.reduce((a, d) => a * d, 1), 1), c.rows);
-      const fwd = { atol: 3e-5 * cond, rtol: 3e-5 };
-      for (const createGraph of [false, true]) await check(`${c.label} createGraph=${createGraph}`, firstOrder(c, gpu!, true, createGraph), firstOrder(c, ref, false, true), [fwd, gradTol]);
+  it.runIf(gpu)('GPU vs the float64 composition: forward and gradients (fused backward and createGraph), every workgroup layout', async () => {
+    for (const workgroup of [null, 8, 256]) {
+      const restore = gpu!.tune({ norm: { workgroup } });
+      try {
+        for (const c of cases) {
+          // RMS norm subtracts no mean: no cancellation to amplify (the flat 3e-5 of its test above).
+          const cond = c.label.startsWith('rmsNorm') ? 1 : conditionOf(values(c.x.reduce((a, d) => a * d, 1), 1), c.rows);
+          const fwd = { atol: 3e-5 * cond, rtol: 3e-5 };
+          for (const createGraph of [false, true]) {
+            await check(`${c.label} createGraph=${createGraph} workgroup=${workgroup}`, firstOrder(c, gpu!, true, createGraph), firstOrder(c, ref, false, true), [fwd, gradTol]);
+          }
+        }
+      } finally {
+        restore();
+      }
     }
   });
   it.runIf(gpu)('GPU: gradients of gradients equal the composition on the GPU', async () => {
