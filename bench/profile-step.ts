@@ -5,6 +5,7 @@
  *
  *   MODEL=tokenizer BATCH=128 npx tsx bench/profile-step.ts     (default config, perturbation 'paper')
  *   MODEL=ar BATCH=256 npx tsx bench/profile-step.ts            (dim 256, depth 8, heads 8, 64 tokens, K 1024)
+ *   MODEL=gpt BATCH=8 npx tsx bench/profile-step.ts             (bench:train's GPT: d 384, 6 layers, GELU, LayerNorm)
  *   TOP=40 ... to list more kernels; JSON=1 prints the report as one JSON line too.
  *
  * On a lent GPU: `npx esbuild bench/profile-step.ts --bundle --platform=node --format=esm
@@ -21,7 +22,7 @@ import { ARTransformer, arTrainStep, createAROptimizer } from '../models/ar/inde
 
 const backend = (await E.getDevice({ setDefault: true, requireWebGPU: true, quiet: true })) as E.WebGPUBackend;
 const model = process.env.MODEL ?? 'tokenizer';
-const B = Number(process.env.BATCH ?? (model === 'ar' ? 256 : 128));
+const B = Number(process.env.BATCH ?? (model === 'ar' ? 256 : model === 'gpt' ? 8 : 128));
 const top = Number(process.env.TOP ?? 25);
 
 /** Runs one step; returns the host time spent recording it (before the submit and the wait). */
@@ -55,7 +56,32 @@ if (model === 'tokenizer') {
     for (const t of Object.values(r)) t.dispose();
     return recordMs;
   };
-} else throw new Error(`MODEL must be tokenizer or ar, got '${model}'`);
+} else if (model === 'gpt') {
+  const m = new ARTransformer(
+    { vocabSize: 1024, numClasses: 10, seqLen: 64, dim: 384, depth: 6, heads: 6, mlpRatio: 4, mlp: 'gelu', norm: 'layer', pos: 'learned', qkNorm: null, classDropout: 0, dropout: 0 },
+    { backend, generator: new E.Generator(0) },
+  );
+  const opt = new AdamW(m.parameters(), { lr: 1e-4 });
+  const g = new E.Generator(1);
+  const tokens = E.randint(0, 1024, [B, 64], { backend, generator: g });
+  const classes = E.randint(0, 10, [B], { backend, generator: g });
+  params = m.numParameters();
+  step = async () => {
+    const t0 = performance.now();
+    const loss = E.tidy(() => {
+      const logits = m.forward(classes, tokens);
+      const l = E.crossEntropy(logits.reshape([B * 64, 1024]), tokens.reshape([B * 64]));
+      opt.zeroGrad();
+      l.backward();
+      opt.step();
+      return l.detach();
+    });
+    const recordMs = performance.now() - t0;
+    await loss.item();
+    loss.dispose();
+    return recordMs;
+  };
+} else throw new Error(`MODEL must be tokenizer, ar or gpt, got '${model}'`);
 
 // Warm-up: pipelines compile, and the buffer pool settles so bind groups are cached.
 for (let s = 1; s <= 8; s++) await step(s);
