@@ -17,6 +17,8 @@ export interface DeviceOptions {
   setDefault?: boolean;
   /** Silence the one-line fallback warning. */
   quiet?: boolean;
+  /** Added to the no-adapter message: what to install (the Node entry names Linux's Vulkan driver). */
+  noAdapterHint?: string;
 }
 
 /** Features requested when the adapter has them. */
@@ -44,7 +46,7 @@ export async function getDevice(opts: DeviceOptions = {}): Promise<Backend> {
   };
   if (!gpu) return fallback('no WebGPU implementation is available (navigator.gpu is undefined)');
   const adapter = await gpu.requestAdapter(opts.powerPreference ? { powerPreference: opts.powerPreference } : undefined);
-  if (!adapter) return fallback('no WebGPU adapter was found');
+  if (!adapter) return fallback(`no WebGPU adapter was found${opts.noAdapterHint ? ` (${opts.noAdapterHint})` : ''}`);
   const requiredFeatures = USEFUL_FEATURES.filter((f) => adapter.features.has(f));
   const requiredLimits: Record<string, number> = {};
   for (const name of RAISED_LIMITS) {

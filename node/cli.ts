@@ -46,6 +46,7 @@ import { parseRunArg, plotRuns } from './plot-runs.js';
 import { anyEvalTable, readEvalArg } from './eval-table.js';
 import { DIFFUSION_COMMANDS } from './cli-diffusion.js';
 import { POSTTRAIN_COMMAND } from './cli-posttrain.js';
+import { MissingPackageError } from './missing-package.js';
 import {
   backendFor,
   checkpointArg,
@@ -781,7 +782,7 @@ export async function main(argv: readonly string[], io: Io = { out: (l) => conso
     await c.run(args, io, rest);
     return 0;
   } catch (e) {
-    if (e instanceof CliError) {
+    if (e instanceof CliError || e instanceof MissingPackageError) {
       io.err(`webgpu-tok: ${e.message}`);
       return 2;
     }

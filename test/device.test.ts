@@ -1,7 +1,7 @@
 /** Device creation, CPU fallback, device loss, and dispatch-grid splitting. */
 import { describe, expect, it, vi } from 'vitest';
 import * as E from '../engine/index.js';
-import { getDevice } from '../node/index.js';
+import { getDevice, noAdapterHint } from '../node/index.js';
 import { requireGpu } from './helpers/backends.js';
 
 const gpu = await requireGpu();
@@ -20,6 +20,23 @@ describe('getDevice', () => {
   it('refuses to fall back when WebGPU is required', async () => {
     const noAdapter = { requestAdapter: async () => null } as unknown as GPU;
     await expect(E.getDevice({ gpu: noAdapter, requireWebGPU: true })).rejects.toThrow(/WebGPU is required but no WebGPU adapter was found/);
+  });
+
+  it.runIf(process.platform === 'linux')('names the Vulkan driver package to install on Linux when Dawn finds no adapter', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    const noAdapter = { requestAdapter: async () => null } as unknown as GPU;
+    const b = await getDevice({ gpu: noAdapter, setDefault: false, requireWebGPU: false });
+    expect(b.kind).toBe('cpu');
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(String(warn.mock.calls[0]![0])).toMatch(/^\[webgpu-tok\] no WebGPU adapter was found \(.*apt-get install mesa-vulkan-drivers libvulkan1\); using the CPU backend$/);
+    warn.mockRestore();
+    await expect(getDevice({ gpu: noAdapter, requireWebGPU: true })).rejects.toThrow(/WebGPU is required but no WebGPU adapter was found \(.*mesa-vulkan-drivers/);
+  });
+
+  it('gives the Vulkan hint only on Linux (Dawn uses Metal on macOS, Direct3D 12 on Windows)', () => {
+    expect(noAdapterHint('linux')).toMatch(/mesa-vulkan-drivers/);
+    expect(noAdapterHint('darwin')).toBeUndefined();
+    expect(noAdapterHint('win32')).toBeUndefined();
   });
 
   it.runIf(gpu)('reports the adapter and requests its useful features', () => {

@@ -9,6 +9,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { checkDataset, padDataset, resizeDataset, splitDataset, type ImageDataset } from '../../nn/data/dataset.js';
+import { MissingPackageError } from '../missing-package.js';
 import { writeFileAtomicSync } from './files.js';
 
 export const FASHION_MNIST_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
@@ -99,7 +100,7 @@ function packageDir(pkg: string): { dir: string; version: string } {
   try {
     pj = require.resolve(`${pkg}/package.json`);
   } catch {
-    throw new Error(`the '${pkg}' npm package is not installed (npm install ${pkg})`);
+    throw new MissingPackageError(pkg);
   }
   return { dir: dirname(pj), version: (JSON.parse(readFileSync(pj, 'utf8')) as { version: string }).version };
 }
