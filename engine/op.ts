@@ -44,8 +44,11 @@ export interface OpDecl<A> {
   name: string;
   /** Validates inputs and attributes; returns the outputs. Errors name the op and the tensor. */
   outputs: (inputs: readonly Tensor[], attrs: A) => readonly OutputSpec[];
-  /** Inputs the kernels read as contiguous arrays from element 0: all, or these indices. */
-  dense?: boolean | readonly number[];
+  /**
+   * Inputs the kernels read as contiguous arrays from element 0: all, these indices, or those
+   * whose index passes the predicate (for ops taking a variable number of inputs).
+   */
+  dense?: boolean | readonly number[] | ((index: number, attrs: A) => boolean);
   kernels: OpKernels<A>;
   /**
    * Gradients: one rule for the first output, or one per output (null for outputs without one).
@@ -88,8 +91,9 @@ export function defineOp<A = void>(decl: OpDecl<A>): Op<A> {
   if (declared.has(decl.name)) throw new Error(`defineOp: an op named ${decl.name} is already declared`);
   declared.set(decl.name, decl as OpDecl<unknown>);
   const kernels: OpKernels<A> = { ...decl.kernels };
-  const denseAll = decl.dense === true;
-  const denseSet = Array.isArray(decl.dense) ? new Set(decl.dense) : null;
+  const dense = decl.dense;
+  const isDense: ((k: number, attrs: A) => boolean) | null =
+    dense === true ? () => true : typeof dense === 'function' ? dense : Array.isArray(dense) ? (k) => dense.includes(k) : null;
   const run = ((inputs: readonly Tensor[], attrs: A): Tensor[] => {
     const name = decl.name;
     checkSameBackend(name, inputs);
@@ -104,7 +108,7 @@ export function defineOp<A = void>(decl: OpDecl<A>): Op<A> {
     const kernel = kernels[backend.kind] as OpKernel<A, Backend> | undefined;
     if (!kernel) throw new Error(`${name}: no kernel for backend ${backend.name}`);
     const copies: Tensor[] = [];
-    const kin = denseAll || denseSet ? inputs.map((t, k) => (denseAll || denseSet!.has(k) ? denseCopy(t, copies) : t)) : inputs;
+    const kin = isDense ? inputs.map((t, k) => (isDense(k, attrs) ? denseCopy(t, copies) : t)) : inputs;
     try {
       kernel(backend, { inputs: kin, outputs, attrs });
     } catch (e) {

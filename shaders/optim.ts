@@ -5,7 +5,7 @@
  * Also: per-tensor partial norms, their final reduction, and the clip scaling for gradient clipping.
  * Offsets (`pOff`, ...) are element offsets of each binding's tensor in its storage.
  */
-import { defineKernel, read, rw } from '../engine/kernel.js';
+import { defineKernel, read, rw, type BindingSpec } from '../engine/kernel.js';
 
 export const OPTIM_WG = 256;
 
@@ -21,35 +21,73 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
  *   m  = beta1 * m + (1 - beta1) * g'
  *   v  = beta2 * v + (1 - beta2) * g'^2   (vmax = max(vmax, v) with amsgrad, used below instead of v)
  *   p  = p' - stepSize * m / (sqrt(v) / bc2Sqrt + eps), stepSize = lr / (1 - beta1^t), bc2Sqrt = sqrt(1 - beta2^t)
+ *
+ * Multi-tensor: one dispatch updates `k` parameters (bindings p0, g0, m0, v0, p1, ...). Each
+ * parameter gets its own whole workgroups (wgEnd_t: the end of tensor t's workgroup range), so
+ * the branch that picks the tensor is uniform per workgroup; the step-dependent scalars are per
+ * tensor (a parameter's step count is its own), the rest are the parameter group's.
  */
-export const adamKernel = defineKernel<{ amsgrad: boolean }>({
+export interface AdamKernelSpec {
+  /** Parameters per dispatch. */
+  k: number;
+  amsgrad: boolean;
+}
+
+/** Storage bindings per parameter of adamKernel. */
+export const adamBindingsPerTensor = (amsgrad: boolean) => (amsgrad ? 5 : 4);
+
+/** Parameter words of adamKernel for k tensors (must fit the 64-word parameter slot). */
+export const adamParamWords = (k: number, amsgrad: boolean) => k * (amsgrad ? 10 : 9) + 5;
+
+export const adamKernel = defineKernel<AdamKernelSpec>({
   name: 'optim_adam',
-  key: (v) => `${v.amsgrad}`,
-  signature: (v) => ({
-    params: {
-      n: 'u32', pOff: 'u32', gOff: 'u32', mOff: 'u32', vOff: 'u32', vmaxOff: 'u32',
-      beta1: 'f32', beta2: 'f32', eps: 'f32', l2: 'f32', decay: 'f32', stepSize: 'f32', bc2Sqrt: 'f32',
-    },
-    bindings: { p: rw(), g: read(), m: rw(), v: rw(), ...(v.amsgrad ? { vmax: rw() } : {}) },
-  }),
-  body: (v) => `
-${HEAD}
+  key: (v) => `${v.amsgrad}${v.k === 1 ? '' : `|${v.k}`}`,
+  signature: (v) => {
+    const u = ['u32', v.k] as const;
+    const f = ['f32', v.k] as const;
+    const bindings: Record<string, BindingSpec> = {};
+    for (let t = 0; t < v.k; t++) {
+      Object.assign(bindings, { [`p${t}`]: rw(), [`g${t}`]: read(), [`m${t}`]: rw(), [`v${t}`]: rw() });
+      if (v.amsgrad) bindings[`vmax${t}`] = rw();
+    }
+    return {
+      params: {
+        n: u, wgEnd: u, pOff: u, gOff: u, mOff: u, vOff: u, ...(v.amsgrad ? { vmaxOff: u } : {}), stepSize: f, bc2Sqrt: f,
+        beta1: 'f32', beta2: 'f32', eps: 'f32', l2: 'f32', decay: 'f32',
+      },
+      bindings,
+    };
+  },
+  body: (v) => {
+    // Locals are named so that they cannot collide with the per-tensor bindings (p0, m1, v1, ...).
+    const update = (t: number) => `
+    let i = (wgi - ${t === 0 ? '0u' : `P.wgEnd_${t - 1}`}) * ${OPTIM_WG}u + lid.x;
+    if (i < P.n_${t}) {
+      let pi = P.pOff_${t} + i;
+      let mi = P.mOff_${t} + i;
+      let vi = P.vOff_${t} + i;
+      let p_old = p${t}[pi];
+      let gr = g${t}[P.gOff_${t} + i] + P.l2 * p_old;
+      let m_new = b1 * m${t}[mi] + (1.0 - b1) * gr;
+      let v_new = b2 * v${t}[vi] + (1.0 - b2) * (gr * gr);
+      m${t}[mi] = m_new;
+      v${t}[vi] = v_new;
+      ${v.amsgrad ? `let wi = P.vmaxOff_${t} + i; let vd = max(vmax${t}[wi], v_new); vmax${t}[wi] = vd;` : 'let vd = v_new;'}
+      let denom = sqrt(vd) / P.bc2Sqrt_${t} + P.eps;
+      p${t}[pi] = p_old * P.decay - P.stepSize_${t} * (m_new / denom);
+    }`;
+    const branches = Array.from({ length: v.k }, (_, t) => `if (wgi < P.wgEnd_${t}) {${update(t)}
+  }`).join(' else ');
+    return `
+@compute @workgroup_size(${OPTIM_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let wgi = linear_wg(wid, nwg);
   let b1 = P.beta1;
   let b2 = P.beta2;
-  let pi = P.pOff + i;
-  let mi = P.mOff + i;
-  let vi = P.vOff + i;
-  let p0 = p[pi];
-  let gr = g[P.gOff + i] + P.l2 * p0;
-  let m1 = b1 * m[mi] + (1.0 - b1) * gr;
-  let v1 = b2 * v[vi] + (1.0 - b2) * (gr * gr);
-  m[mi] = m1;
-  v[vi] = v1;
-  ${v.amsgrad ? 'let wi = P.vmaxOff + i; let vd = max(vmax[wi], v1); vmax[wi] = vd;' : 'let vd = v1;'}
-  let denom = sqrt(vd) / P.bc2Sqrt + P.eps;
-  p[pi] = p0 * P.decay - P.stepSize * (m1 / denom);
+  ${branches}
 }
-`,
+`;
+  },
 });
 
 /**

@@ -183,7 +183,50 @@ describe.runIf(gpu)('fused update kernels: GPU vs float64 reference', () => {
     );
   });
 
-  it('one dispatch per parameter, no submit, no new buffers once warm', async () => {
+  it('many parameters per dispatch (adamUpdateMany) equal one update per parameter, bit for bit', async () => {
+    const sizes = [0, 1, 255, 256, 257, 1000, 3, 70001, 31, 512, 9];
+    for (const amsgrad of [false, true]) {
+      /** Parameters (p at an offset for some, two of them views of one shared buffer), gradients strided for some. */
+      const setup = (backend: E.Backend) => {
+        const shared = E.tensor(Array.from({ length: 40 }, (_, i) => Math.sin(i) * 0.5), [40], { backend });
+        return sizes.map((n, t) => {
+          const vals = (s: number) => Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + t + s) * (1 + s));
+          const p = t === 6 ? shared.slice([[0, 3]]) : t === 8 ? shared.slice([[5, 36]]) : t % 3 === 1 ? E.tensor([7, ...vals(0)], [n + 1], { backend }).slice([[1, n + 1]]) : E.tensor(vals(0), [n], { backend });
+          const g = t % 2 === 0 ? E.tensor(vals(1).flatMap((v) => [v, 99]), [n, 2], { backend }).slice([null, [0, 1]]).reshape([n]) : E.tensor(vals(1), [n], { backend });
+          const m = E.tensor(vals(2), [n], { backend });
+          const v = E.tensor(vals(3).map(Math.abs), [n], { backend });
+          const vmax = amsgrad ? E.tensor(vals(3).map((x) => Math.abs(x) * 1.2), [n], { backend }) : null;
+          return { p, g, m, v, vmax, step: 1 + ((t * 7) % 13) };
+        });
+      };
+      const h = { lr: 0.03, beta1: 0.85, beta2: 0.99, eps: 1e-7, weightDecay: 0.07, decoupled: true };
+      for (const backend of [gpu!, E.cpuF64]) {
+        const one = setup(backend);
+        for (const it of one) E.adamUpdate(it.p, it.g, it.m, it.v, { ...h, step: it.step }, it.vmax);
+        const many = setup(backend);
+        const before = gpu!.counters.dispatches;
+        E.adamUpdateMany(many, h);
+        if (backend === gpu) {
+          // Two parameters share a buffer: they go to separate dispatches, so at most one more.
+          const k = E.adamTensorsPerDispatch(gpu!, amsgrad);
+          const dispatches = gpu!.counters.dispatches - before;
+          expect(dispatches).toBeGreaterThanOrEqual(Math.ceil(sizes.length / k));
+          expect(dispatches).toBeLessThanOrEqual(Math.ceil(sizes.length / k) + 1);
+        }
+        for (let t = 0; t < sizes.length; t++) {
+          for (const key of ['p', 'm', 'v', 'vmax'] as const) {
+            const a = one[t]![key];
+            const b = many[t]![key];
+            if (!a || !b) continue;
+            expect(Array.from(await b.toArray()), `amsgrad=${amsgrad} ${backend.name} parameter ${t} (n=${sizes[t]}) ${key}`).toEqual(Array.from(await a.toArray()));
+          }
+        }
+      }
+    }
+    expect(() => E.adamUpdateMany([{ p: E.ones([2], { backend: gpu! }), g: E.ones([2], { backend: gpu! }), m: E.zeros([2], { backend: gpu! }), v: E.zeros([2], { backend: gpu! }), step: 1 }, { p: E.ones([2], { backend: gpu! }), g: E.ones([2], { backend: gpu! }), m: E.zeros([2], { backend: gpu! }), v: E.zeros([2], { backend: gpu! }), vmax: E.zeros([2], { backend: gpu! }), step: 1 }], { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, decoupled: true })).toThrow(/either every parameter has max_exp_avg_sq \(AMSGrad\) or none/);
+  });
+
+  it('parameters per dispatch, no submit, no new buffers once warm', async () => {
     const ps = [E.ones([300], { backend: gpu! }).requireGrad(), E.ones([7, 3], { backend: gpu! }).requireGrad()];
     const opt = new AdamW(ps);
     const setGrads = () => ps.forEach((p) => (p.grad = E.keep(E.fullLike(p, 0.5))));
@@ -196,7 +239,7 @@ describe.runIf(gpu)('fused update kernels: GPU vs float64 reference', () => {
     const c0 = { ...gpu!.counters };
     const alloc = gpu!.pool.allocatedBytes;
     opt.step();
-    expect(gpu!.counters.dispatches - c0.dispatches).toBe(ps.length);
+    expect(gpu!.counters.dispatches - c0.dispatches).toBe(Math.ceil(ps.length / E.adamTensorsPerDispatch(gpu!, false)));
     expect(gpu!.counters.submits - c0.submits).toBe(0);
     expect(gpu!.pool.allocatedBytes).toBe(alloc);
     opt.zeroGrad();

@@ -13,7 +13,9 @@ import type { Backend, Storage } from '../backend.js';
 import { defineOp, checkSameBackend } from '../op.js';
 import { fmtShape, shapesEqual } from '../shape.js';
 import type { Tensor } from '../tensor.js';
-import { adamKernel, clipScaleKernel, emaKernel, normFinalKernel, normPartialKernel, OPTIM_WG, sgdKernel } from '../../shaders/optim.js';
+import { adamBindingsPerTensor, adamKernel, adamParamWords, clipScaleKernel, emaKernel, normFinalKernel, normPartialKernel, OPTIM_WG, sgdKernel } from '../../shaders/optim.js';
+import { PARAM_WORDS } from '../kernel.js';
+import { isWebGPU } from '../webgpu/backend.js';
 import { zeros } from './creation.js';
 
 function checkF32(op: string, name: string, t: Tensor): void {
@@ -65,69 +67,129 @@ function adamScalars(h: AdamHyper): { stepSize: number; bc2Sqrt: number; l2: num
   };
 }
 
-const AMSGRAD = { amsgrad: true };
-const PLAIN_ADAM = { amsgrad: false };
+/** Shared hyperparameters of one multi-tensor Adam dispatch, and each parameter's step number. */
+interface AdamManyAttrs {
+  hyper: Omit<AdamHyper, 'step'>;
+  steps: readonly number[];
+  amsgrad: boolean;
+}
 
-/** Inputs [p, g, m, v, vmax?]; writes p, m, v (and vmax) in place. */
-const adamOp = defineOp<AdamHyper>({
+/** One parameter's slice of the update's inputs: p, g, m, v and, with AMSGrad, vmax. */
+export interface AdamItem {
+  p: Tensor;
+  g: Tensor;
+  m: Tensor;
+  v: Tensor;
+  vmax?: Tensor | null;
+  /** The step number after incrementing (1 on the first update). */
+  step: number;
+}
+
+/** Per-parameter inputs are [p, g, m, v, vmax?]: the gradient is the one read as a dense array. */
+const perItem = (amsgrad: boolean) => (amsgrad ? 5 : 4);
+
+/** CPU reference of one parameter's update (float64 arithmetic, rounded on store for f32 storage). */
+function adamCpu(p: Tensor, g: Tensor, m: Tensor, v: Tensor, vmax: Tensor | null, h: AdamHyper): void {
+  const { stepSize, bc2Sqrt, l2, decay } = adamScalars(h);
+  const { beta1: b1, beta2: b2, eps } = h;
+  const P = cpuData(p), G = cpuData(g), M = cpuData(m), V = cpuData(v), W = vmax ? cpuData(vmax) : null;
+  const po = p.offset, mo = m.offset, vo = v.offset, wo = vmax?.offset ?? 0;
+  for (let i = 0; i < p.size; i++) {
+    const p0 = P[po + i]!;
+    let gr = G[i]!;
+    if (l2 !== 0) gr = gr + l2 * p0;
+    const m1 = M[mo + i]! * b1 + gr * (1 - b1);
+    const v1 = V[vo + i]! * b2 + (1 - b2) * gr * gr;
+    M[mo + i] = m1;
+    V[vo + i] = v1;
+    let vd = v1;
+    if (W) {
+      vd = Math.max(W[wo + i]!, v1);
+      W[wo + i] = vd;
+    }
+    const denom = Math.sqrt(vd) / bc2Sqrt + eps;
+    P[po + i] = p0 * decay - stepSize * (m1 / denom);
+  }
+}
+
+/**
+ * Inputs [p, g, m, v, vmax?] per parameter (k parameters of one group); writes every p, m, v (and
+ * vmax) in place, in one dispatch on a GPU.
+ */
+const adamOp = defineOp<AdamManyAttrs>({
   name: 'adam_update',
-  outputs: (inputs, h) => {
-    const [p, g, m, v] = inputs as [Tensor, Tensor, Tensor, Tensor];
-    const vmax = inputs[4] ?? null;
-    const op = h.decoupled ? 'adamw' : 'adam';
-    checkTarget(op, 'param', p);
-    checkF32(op, 'grad', g);
-    checkTarget(op, 'exp_avg', m);
-    checkTarget(op, 'exp_avg_sq', v);
-    if (vmax) checkTarget(op, 'max_exp_avg_sq', vmax);
+  outputs: (inputs, a) => {
+    const op = a.hyper.decoupled ? 'adamw' : 'adam';
+    const per = perItem(a.amsgrad);
+    if (inputs.length === 0 || inputs.length !== per * a.steps.length) throw new Error(`${op}: expected ${per} tensors per parameter for ${a.steps.length} parameters, got ${inputs.length}`);
     checkSameBackend(op, inputs);
-    checkShape(op, 'grad', g, p);
-    checkShape(op, 'exp_avg', m, p);
-    checkShape(op, 'exp_avg_sq', v, p);
-    if (vmax) checkShape(op, 'max_exp_avg_sq', vmax, p);
-    checkDistinct(op, [['param', p], ['grad', g], ['exp_avg', m], ['exp_avg_sq', v], ['max_exp_avg_sq', vmax]]);
-    if (!(h.step >= 1)) throw new RangeError(`${op}: step must be >= 1, got ${h.step}`);
-    return vmax ? [into(p), into(m), into(v), into(vmax)] : [into(p), into(m), into(v)];
+    const named: [string, Tensor | null][] = [];
+    const outs: { into: Tensor }[] = [];
+    for (let t = 0; t < a.steps.length; t++) {
+      const [p, g, m, v] = inputs.slice(t * per, t * per + 4) as [Tensor, Tensor, Tensor, Tensor];
+      const vmax = a.amsgrad ? inputs[t * per + 4]! : null;
+      const which = a.steps.length === 1 ? '' : ` (parameter ${t})`;
+      checkTarget(op, `param${which}`, p);
+      checkF32(op, `grad${which}`, g);
+      checkTarget(op, `exp_avg${which}`, m);
+      checkTarget(op, `exp_avg_sq${which}`, v);
+      if (vmax) checkTarget(op, `max_exp_avg_sq${which}`, vmax);
+      checkShape(op, `grad${which}`, g, p);
+      checkShape(op, `exp_avg${which}`, m, p);
+      checkShape(op, `exp_avg_sq${which}`, v, p);
+      if (vmax) checkShape(op, `max_exp_avg_sq${which}`, vmax, p);
+      const step = a.steps[t]!;
+      if (!(step >= 1)) throw new RangeError(`${op}: step must be >= 1, got ${step}${which}`);
+      named.push([`param${which}`, p], [`grad${which}`, g], [`exp_avg${which}`, m], [`exp_avg_sq${which}`, v], [`max_exp_avg_sq${which}`, vmax]);
+      outs.push(into(p), into(m), into(v), ...(vmax ? [into(vmax)] : []));
+    }
+    checkDistinct(op, named);
+    return outs;
   },
-  dense: [1],
+  dense: (k, a) => k % perItem(a.amsgrad) === 1,
   kernels: {
-    cpu: (_b, { inputs, attrs: h }) => {
-      const [p, g, m, v] = inputs as [Tensor, Tensor, Tensor, Tensor];
-      const vmax = inputs[4] ?? null;
-      const { stepSize, bc2Sqrt, l2, decay } = adamScalars(h);
-      const { beta1: b1, beta2: b2, eps } = h;
-      const P = cpuData(p), G = cpuData(g), M = cpuData(m), V = cpuData(v), W = vmax ? cpuData(vmax) : null;
-      const po = p.offset, mo = m.offset, vo = v.offset, wo = vmax?.offset ?? 0;
-      for (let i = 0; i < p.size; i++) {
-        const p0 = P[po + i]!;
-        let gr = G[i]!;
-        if (l2 !== 0) gr = gr + l2 * p0;
-        const m1 = M[mo + i]! * b1 + gr * (1 - b1);
-        const v1 = V[vo + i]! * b2 + (1 - b2) * gr * gr;
-        M[mo + i] = m1;
-        V[vo + i] = v1;
-        let vd = v1;
-        if (W) {
-          vd = Math.max(W[wo + i]!, v1);
-          W[wo + i] = vd;
-        }
-        const denom = Math.sqrt(vd) / bc2Sqrt + eps;
-        P[po + i] = p0 * decay - stepSize * (m1 / denom);
-      }
+    // Targets are written through the outputs (the tensors themselves); only gradients may be copies.
+    cpu: (_b, { inputs, outputs, attrs: a }) => {
+      const per = perItem(a.amsgrad);
+      const outPer = per - 1;
+      a.steps.forEach((step, t) => {
+        const [p, m, v] = outputs.slice(t * outPer, t * outPer + 3) as [Tensor, Tensor, Tensor];
+        adamCpu(p, inputs[t * per + 1]!, m, v, a.amsgrad ? outputs[t * outPer + 3]! : null, { ...a.hyper, step });
+      });
     },
-    webgpu: (gpu, { inputs, attrs: h }) => {
-      const [p, g, m, v] = inputs as [Tensor, Tensor, Tensor, Tensor];
-      const vmax = inputs[4] ?? null;
-      const { stepSize, bc2Sqrt, l2, decay } = adamScalars(h);
-      const bindings: Record<string, Tensor> = { p, g, m, v };
-      if (vmax) bindings.vmax = vmax;
-      gpu.run(adamKernel, vmax ? AMSGRAD : PLAIN_ADAM, {
-        params: {
-          n: p.size, pOff: p.offset, gOff: g.offset, mOff: m.offset, vOff: v.offset, vmaxOff: vmax?.offset ?? 0,
-          beta1: h.beta1, beta2: h.beta2, eps: h.eps, l2, decay, stepSize, bc2Sqrt,
-        },
+    webgpu: (gpu, { inputs, outputs, attrs: a }) => {
+      const per = perItem(a.amsgrad);
+      const outPer = per - 1;
+      const k = a.steps.length;
+      const bindings: Record<string, Tensor> = {};
+      const cols = { n: [] as number[], wgEnd: [] as number[], pOff: [] as number[], gOff: [] as number[], mOff: [] as number[], vOff: [] as number[], vmaxOff: [] as number[], stepSize: [] as number[], bc2Sqrt: [] as number[] };
+      let wg = 0;
+      const { l2, decay } = adamScalars({ ...a.hyper, step: 1 });
+      for (let t = 0; t < k; t++) {
+        const [p, m, v] = outputs.slice(t * outPer, t * outPer + 3) as [Tensor, Tensor, Tensor];
+        const g = inputs[t * per + 1]!;
+        Object.assign(bindings, { [`p${t}`]: p, [`g${t}`]: g, [`m${t}`]: m, [`v${t}`]: v });
+        const { stepSize, bc2Sqrt } = adamScalars({ ...a.hyper, step: a.steps[t]! });
+        wg += Math.ceil(p.size / OPTIM_WG);
+        cols.n.push(p.size);
+        cols.wgEnd.push(wg);
+        cols.pOff.push(p.offset);
+        cols.gOff.push(g.offset);
+        cols.mOff.push(m.offset);
+        cols.vOff.push(v.offset);
+        cols.stepSize.push(stepSize);
+        cols.bc2Sqrt.push(bc2Sqrt);
+        if (a.amsgrad) {
+          const vmax = outputs[t * outPer + 3]!;
+          bindings[`vmax${t}`] = vmax;
+          cols.vmaxOff.push(vmax.offset);
+        }
+      }
+      const { vmaxOff, ...rest } = cols;
+      gpu.run(adamKernel, { k, amsgrad: a.amsgrad }, {
+        params: { ...rest, ...(a.amsgrad ? { vmaxOff } : {}), beta1: a.hyper.beta1, beta2: a.hyper.beta2, eps: a.hyper.eps, l2, decay },
         bindings,
-        workgroups: Math.ceil(p.size / OPTIM_WG),
+        workgroups: wg,
       });
     },
   },
@@ -140,7 +202,49 @@ const adamOp = defineOp<AdamHyper>({
  * after dividing sqrt(v) by its correction.
  */
 export function adamUpdate(p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: AdamHyper, vmax: Tensor | null = null): void {
-  adamOp(vmax ? [p, g, m, v, vmax] : [p, g, m, v], h);
+  const { step, ...hyper } = h;
+  adamOp(vmax ? [p, g, m, v, vmax] : [p, g, m, v], { hyper, steps: [step], amsgrad: vmax !== null });
+}
+
+/**
+ * Adam/AdamW steps of several parameters sharing the hyperparameters `h` (one parameter group;
+ * each item has its own step number), as adamUpdate per item but in as few dispatches as the
+ * device's storage-binding limit allows (on lavapipe, 16 bindings: 4 parameters per dispatch).
+ * Items must all have vmax (AMSGrad) or none.
+ */
+export function adamUpdateMany(items: readonly AdamItem[], h: Omit<AdamHyper, 'step'>): void {
+  if (items.length === 0) return;
+  const amsgrad = !!items[0]!.vmax;
+  if (items.some((it) => !!it.vmax !== amsgrad)) throw new Error(`${h.decoupled ? 'adamw' : 'adam'}: either every parameter has max_exp_avg_sq (AMSGrad) or none`);
+  const k = adamTensorsPerDispatch(items[0]!.p.backend, amsgrad);
+  const run = (chunk: AdamItem[]) => {
+    const inputs = chunk.flatMap((it) => (amsgrad ? [it.p, it.g, it.m, it.v, it.vmax!] : [it.p, it.g, it.m, it.v]));
+    adamOp(inputs, { hyper: h, steps: chunk.map((it) => it.step), amsgrad });
+  };
+  // Parameters whose tensors share storage (views of one buffer) go to different dispatches: a
+  // written binding may not alias another one.
+  let chunk: AdamItem[] = [];
+  let used = new Set<Storage>();
+  for (const it of items) {
+    const mine = [it.p, it.g, it.m, it.v, ...(it.vmax ? [it.vmax] : [])].map((t) => t.storage);
+    if (chunk.length === k || mine.some((st) => used.has(st))) {
+      run(chunk);
+      chunk = [];
+      used = new Set();
+    }
+    chunk.push(it);
+    for (const st of mine) used.add(st);
+  }
+  run(chunk);
+}
+
+/** How many parameters one Adam dispatch can take on this backend (storage bindings, parameter words). */
+export function adamTensorsPerDispatch(b: Backend, amsgrad: boolean): number {
+  if (!isWebGPU(b)) return Infinity;
+  const byBindings = Math.floor(b.device.limits.maxStorageBuffersPerShaderStage / adamBindingsPerTensor(amsgrad));
+  let byWords = 1;
+  while (adamParamWords(byWords + 1, amsgrad) <= PARAM_WORDS) byWords++;
+  return Math.max(1, Math.min(byBindings, byWords));
 }
 
 export interface SgdHyper {

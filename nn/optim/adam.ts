@@ -32,20 +32,28 @@ abstract class AdamBase extends Optimizer<AdamOptions> {
   }
 
   protected update(p: E.Tensor, g: E.Tensor, st: ParamState, group: ParamGroup<AdamOptions>): void {
-    const m = this.buffer(p, st, 'exp_avg').t;
-    const v = this.buffer(p, st, 'exp_avg_sq').t;
-    const vmax = group.amsgrad ? this.buffer(p, st, 'max_exp_avg_sq').t : null;
-    const step = st.step + 1;
-    E.adamUpdate(p, g, m, v, {
+    this.updateGroup([{ p, g, state: st }], group);
+  }
+
+  /** All of a group's parameters in as few dispatches as the device allows (E.adamUpdateMany). */
+  protected override updateGroup(items: readonly { p: E.Tensor; g: E.Tensor; state: ParamState }[], group: ParamGroup<AdamOptions>): void {
+    const batch: E.AdamItem[] = items.map(({ p, g, state }) => ({
+      p,
+      g,
+      m: this.buffer(p, state, 'exp_avg').t,
+      v: this.buffer(p, state, 'exp_avg_sq').t,
+      vmax: group.amsgrad ? this.buffer(p, state, 'max_exp_avg_sq').t : null,
+      step: state.step + 1,
+    }));
+    E.adamUpdateMany(batch, {
       lr: group.lr,
       beta1: group.betas[0],
       beta2: group.betas[1],
       eps: group.eps,
       weightDecay: group.weightDecay,
       decoupled: this.decoupled,
-      step,
-    }, vmax);
-    st.step = step;
+    });
+    for (const { state } of items) state.step += 1;
   }
 }
 

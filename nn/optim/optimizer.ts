@@ -140,21 +140,31 @@ export abstract class Optimizer<H extends { lr: number }> {
     return this.state.get(p);
   }
 
+  /**
+   * Applies one update to every parameter of `group` in `items` (each with its gradient and state);
+   * optimizers with a multi-tensor kernel override this to update many parameters per dispatch.
+   */
+  protected updateGroup(items: readonly { p: Tensor; g: Tensor; state: ParamState }[], group: ParamGroup<H>): void {
+    for (const { p, g, state } of items) this.update(p, g, state, group);
+  }
+
   /** Updates every parameter that has a gradient (parameters whose .grad is null are skipped). */
   step(): void {
     E.noGrad(() => {
       this.paramGroups.forEach((group, gi) => {
         this.validate(group, `${this.name} param group ${gi}`);
+        const items: { p: Tensor; g: Tensor; state: ParamState }[] = [];
         for (const p of group.params) {
           const g = p.grad;
           if (!g) continue;
           if (!E.shapesEqual(g.shape, p.shape)) {
             throw new Error(`${this.name}: gradient of ${this.label(group, p)} has shape ${E.fmtShape(g.shape)}, the parameter ${E.fmtShape(p.shape)}`);
           }
-          let st = this.state.get(p);
-          if (!st) this.state.set(p, (st = { step: 0, buffers: {} }));
-          this.update(p, g, st, group);
+          let state = this.state.get(p);
+          if (!state) this.state.set(p, (state = { step: 0, buffers: {} }));
+          items.push({ p, g, state });
         }
+        this.updateGroup(items, group);
       });
     });
   }
