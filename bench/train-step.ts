@@ -14,8 +14,8 @@
  *
  * Prints per model: ms per step and the ratio to PyTorch (PyTorch time / ours: 1 = as fast),
  * dispatches and submits per step, host recording time per step (from the step's start until
- * every op is recorded, before the submit), and device memory after a step (live tensors and the
- * buffer pool). Writes bench/results/train-step-<adapter>-<date>.json.
+ * every op is recorded, before the submit), the most memory live tensors held during a step
+ * (peak), and device memory after a step (live tensors and the buffer pool of freed buffers). Writes bench/results/train-step-<adapter>-<date>.json.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -43,6 +43,8 @@ interface OursResult {
   dispatchesPerStep: number;
   submitsPerStep: number;
   liveMB: number;
+  /** Most bytes held by live tensors during a timed step. */
+  peakMB: number;
   pooledMB: number;
   loss: number;
 }
@@ -59,7 +61,9 @@ async function timeSteps(model: string, params: number, step: () => E.Tensor): P
   let dispatches = 0;
   let submits = 0;
   let loss = NaN;
+  let peak = 0;
   for (let s = 0; s < warmup + steps; s++) {
+    E.resetPeakMemory();
     const d0 = backend.counters.dispatches;
     const s0 = backend.counters.submits;
     const t0 = performance.now();
@@ -73,6 +77,7 @@ async function timeSteps(model: string, params: number, step: () => E.Tensor): P
       records.push(t1 - t0);
       dispatches = backend.counters.dispatches - d0;
       submits = backend.counters.submits - s0;
+      peak = Math.max(peak, E.memoryStats().peakLiveBytes);
     }
   }
   const mem = E.memoryStats();
@@ -85,10 +90,11 @@ async function timeSteps(model: string, params: number, step: () => E.Tensor): P
     dispatchesPerStep: dispatches,
     submitsPerStep: submits,
     liveMB: mb(mem.liveBytes),
+    peakMB: mb(peak),
     pooledMB: mb(mem.pooledBytes),
     loss,
   };
-  console.log(`ours  ${model.padEnd(9)} ${r.msPerStep} ms/step (min ${r.minMs}), record ${r.recordMs} ms, ${r.dispatchesPerStep} dispatches, ${r.submitsPerStep} submits, live ${r.liveMB} MB, pool ${r.pooledMB} MB`);
+  console.log(`ours  ${model.padEnd(9)} ${r.msPerStep} ms/step (min ${r.minMs}), record ${r.recordMs} ms, ${r.dispatchesPerStep} dispatches, ${r.submitsPerStep} submits, live ${r.liveMB} MB, peak ${r.peakMB} MB, pool ${r.pooledMB} MB`);
   return r;
 }
 
@@ -161,10 +167,10 @@ const rows = ours.map((o) => {
   const t = 'results' in torch ? torch.results[o.model] : undefined;
   return { ...o, torchMsPerStep: t?.ms_per_step ?? null, ratio: t ? +(t.ms_per_step / o.msPerStep).toFixed(3) : null };
 });
-console.log('\n| step (batch ' + B + ') | PyTorch CPU | ours | ratio | dispatches | submits | record | live | pool |');
-console.log('|---|---|---|---|---|---|---|---|---|');
+console.log('\n| step (batch ' + B + ') | PyTorch CPU | ours | ratio | dispatches | submits | record | live | peak | pool |');
+console.log('|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
-  console.log(`| ${r.model} | ${r.torchMsPerStep ?? '-'} ms | ${r.msPerStep} ms | ${r.ratio ?? '-'}x | ${r.dispatchesPerStep} | ${r.submitsPerStep} | ${r.recordMs} ms | ${r.liveMB} MB | ${r.pooledMB} MB |`);
+  console.log(`| ${r.model} | ${r.torchMsPerStep ?? '-'} ms | ${r.msPerStep} ms | ${r.ratio ?? '-'}x | ${r.dispatchesPerStep} | ${r.submitsPerStep} | ${r.recordMs} ms | ${r.liveMB} MB | ${r.peakMB} MB | ${r.pooledMB} MB |`);
 }
 const date = new Date().toISOString().slice(0, 10);
 const slug = adapter.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40);

@@ -13,7 +13,7 @@ export type { DeviceTuning, TuningOverrides, MatmulTuning, ConvTuning, VqTuning 
 export { defineOp, declaredOps, type Op, type OpDecl, type OpArgs, type OpKernels, type OutputSpec, type GradRule } from './op.js';
 export { defineKernel, read, rw, type Kernel, type KernelDecl, type KernelSignature, type ParamDecls, type BindingDecls } from './kernel.js';
 export { getBackend, setBackend } from './default-backend.js';
-export { tidy, keep, chain, disposable, disposeAll, memoryStats, type ChainStep, type MemoryStats } from './scope.js';
+export { tidy, keep, chain, disposable, disposeAll, memoryStats, resetPeakMemory, type ChainStep, type MemoryStats } from './scope.js';
 export { composite } from './composite.js';
 export { noGrad, enableGrad, isGradEnabled } from './grad-mode.js';
 export { backward, gradients, grad, valueAndGrad } from './autograd.js';

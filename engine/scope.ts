@@ -23,11 +23,13 @@ const tracked: (Tensor | null)[] = [];
 const marks: number[] = [];
 let liveTensors = 0;
 let liveBytes = 0;
+let peakLiveBytes = 0;
 const backendsSeen = new Set<Backend>();
 
 export function trackNew(t: Tensor, newStorageBytes: number): void {
   liveTensors++;
   liveBytes += newStorageBytes;
+  if (liveBytes > peakLiveBytes) peakLiveBytes = liveBytes;
   backendsSeen.add(t.backend);
   if (marks.length > 0) tracked.push(t);
 }
@@ -174,12 +176,21 @@ export function disposable<T extends object>(value: T): T & Disposable {
 
 export interface MemoryStats {
   liveTensors: number;
+  /** Bytes of the storages live tensors hold (all backends). */
   liveBytes: number;
+  /** The most liveBytes has been since the process started or the last resetPeakMemory(). */
+  peakLiveBytes: number;
+  /** Bytes of freed buffers the backends keep for reuse. */
   pooledBytes: number;
 }
 
 export function memoryStats(): MemoryStats {
   let pooled = 0;
   for (const b of backendsSeen) pooled += b.pooledBytes();
-  return { liveTensors, liveBytes, pooledBytes: pooled };
+  return { liveTensors, liveBytes, peakLiveBytes, pooledBytes: pooled };
+}
+
+/** Starts a new peak: peakLiveBytes becomes the current liveBytes (e.g. at the start of a step). */
+export function resetPeakMemory(): void {
+  peakLiveBytes = liveBytes;
 }
