@@ -10,6 +10,23 @@ const gpu = await requireGpu();
 const backends: [string, E.Backend][] = [['cpu-f64', E.cpuF64], ...(gpu ? [['webgpu', gpu] as [string, E.Backend]] : [])];
 
 describe.each(backends)('memory on %s', (_name, backend) => {
+  it('peakLiveBytes keeps the most live bytes until resetPeakMemory()', () => {
+    E.resetPeakMemory();
+    const base = E.memoryStats().liveBytes;
+    expect(E.memoryStats().peakLiveBytes).toBe(base);
+    const a = E.ones([1000], { backend });
+    const b = E.ones([500], { backend });
+    a.dispose();
+    const c = E.ones([10], { backend });
+    const s = E.memoryStats();
+    expect(s.liveBytes).toBe(base + 510 * 4);
+    expect(s.peakLiveBytes).toBe(base + 1500 * 4);
+    E.resetPeakMemory();
+    expect(E.memoryStats().peakLiveBytes).toBe(base + 510 * 4);
+    b.dispose();
+    c.dispose();
+    expect(E.memoryStats().peakLiveBytes).toBe(base + 510 * 4);
+  });
   it('tidy frees intermediates, keeps results (nested in arrays/objects) and kept tensors', () => {
     const before = E.memoryStats();
     let kept!: E.Tensor;
