@@ -6,7 +6,7 @@
  */
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { disposable, tidy, type Backend, type Tensor } from '../engine/index.js';
+import { disposable, memoryStats, resetPeakMemory, tidy, type Backend, type Tensor } from '../engine/index.js';
 import { getJson } from '../nn/checkpoint/index.js';
 import type { Module } from '../nn/module.js';
 import { Progress } from '../nn/train/progress.js';
@@ -93,6 +93,7 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
   const progress = new Progress(o.totalSteps, undefined, startStep);
   const history: TrainLoopResult['history'] = [];
   const t0 = performance.now();
+  resetPeakMemory(); // the first line's peak is the training steps', not the set-up's
   for (let step = startStep + 1; step <= o.totalSteps; step++) {
     const logging = step % logEvery === 0 || step === o.totalSteps;
     // The step's scope: only the returned terms survive it (freed after logging).
@@ -106,7 +107,9 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
       const terms: Record<string, number> = {};
       for (const [k, t] of Object.entries(out.terms)) terms[k] = await t.item();
       history.push({ step, terms });
-      const line = progress.update({ step, terms, ...(out.epoch !== undefined ? { epoch: out.epoch } : {}), ...(o.itemsPerStep ? { items: o.itemsPerStep } : {}) });
+      const peakBytes = memoryStats().peakLiveBytes;
+      resetPeakMemory();
+      const line = progress.update({ step, terms, peakBytes, ...(out.epoch !== undefined ? { epoch: out.epoch } : {}), ...(o.itemsPerStep ? { items: o.itemsPerStep } : {}) });
       log(line);
       if (o.metricsPath) appendFileSync(o.metricsPath, JSON.stringify({ step, epoch: out.epoch, time: (performance.now() - t0) / 1000, ...terms }) + '\n');
     }

@@ -131,7 +131,7 @@ describe('train-tokenizer then eval-tokenizer, end to end (tiny)', () => {
     const a = await run([...train, '--epochs', '1']);
     expect(a.err).toBe('');
     expect(a.code).toBe(0);
-    expect(a.out).toMatch(/step 2\/2 .*ETA/);
+    expect(a.out).toMatch(/step 2\/2 .*ETA .* \| peak mem \d+ MB/);
     expect(existsSync(join(dir, 'checkpoint.safetensors'))).toBe(true);
     expect(readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n')).toHaveLength(2);
 

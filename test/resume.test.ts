@@ -80,7 +80,7 @@ describe.each(backends)('resume on %s', (name, backend) => {
     const b = await trainLoop({ totalSteps: 16, state: second.state, backend, step: second.step, logEvery: 1, log: (l) => lines.push(l), checkpointPath: ckpt, checkpointEvery: 100 });
     expect(b.startStep).toBe(7);
     expect(lines[0]).toMatch(/resumed from .* at step 7/);
-    expect(lines[1]).toMatch(/^step  8\/16 \| epoch 1 \| loss .* \| .* steps\/s \| ETA /);
+    expect(lines[1]).toMatch(/^step  8\/16 \| epoch 1 \| loss .* \| .* steps\/s \| ETA .* \| peak mem \d+ MB$/);
     expect(b.history.map((h) => h.step)).toEqual([8, 9, 10, 11, 12, 13, 14, 15, 16]);
     expect(b.history.map((h) => h.terms.loss)).toEqual(a.history.slice(7).map((h) => h.terms.loss));
     // Final parameters and EMA shadows agree too.

@@ -1,5 +1,6 @@
 /**
- * The progress line every training job prints: step/total, epoch, loss terms, throughput and ETA.
+ * The progress line every training job prints: step/total, epoch, loss terms, throughput, ETA and
+ * the peak memory held by live tensors since the previous line.
  * Throughput and ETA use an exponential moving average of step time, so a slow first step (shader
  * compilation) does not distort the estimate for long.
  */
@@ -10,6 +11,8 @@ export interface ProgressUpdate {
   terms: Record<string, number>;
   /** Items (e.g. images) processed in this step, for the throughput. */
   items?: number;
+  /** Most bytes live tensors held since the previous update (memoryStats().peakLiveBytes). */
+  peakBytes?: number;
 }
 
 export function formatDuration(sec: number): string {
@@ -62,6 +65,7 @@ export class Progress {
     if (this.emaItemsPerSec !== null) parts.push(`${this.emaItemsPerSec.toFixed(1)} img/s`);
     else parts.push(`${(1 / this.emaStepSec).toFixed(2)} steps/s`);
     parts.push(`ETA ${formatDuration((this.totalSteps - u.step) * this.emaStepSec)}`);
+    if (u.peakBytes !== undefined) parts.push(`peak mem ${(u.peakBytes / 2 ** 20).toFixed(0)} MB`);
     return parts.join(' | ');
   }
 
