@@ -51,14 +51,14 @@ function dirBytes(dir: string): number {
 
 let tmp = '';
 let app = '';
-let packed: { size: number; files: string[] } = { size: 0, files: [] };
+let packedFiles: string[] = [];
 
 /** Copies what `npm pack` reads (the build's sources and the packed files) to `dest`. */
 function copyBuildInputs(dest: string): void {
   const build = JSON.parse(readFileSync(join(ROOT, 'tsconfig.build.json'), 'utf8')) as { include: string[] };
   const inputs = [...build.include, ...PKG.files.filter((f) => !f.startsWith('dist') && !f.includes('*'))];
   for (const p of new Set([...inputs, 'package.json', 'tsconfig.json', 'tsconfig.build.json', 'tools/build.mjs', 'README.md', 'LICENSE'])) {
-    cpSync(join(ROOT, p), join(dest, p), { recursive: true, filter: (src) => !src.endsWith('.tsbuildinfo') });
+    cpSync(join(ROOT, p), join(dest, p), { recursive: true });
   }
   // The build's own tools (TypeScript, @webgpu/types, @types/node) come from this checkout.
   symlinkSync(join(ROOT, 'node_modules'), join(dest, 'node_modules'), 'dir');
@@ -69,8 +69,8 @@ beforeAll(() => {
   const src = join(tmp, 'src');
   mkdirSync(src);
   copyBuildInputs(src);
-  const out = JSON.parse(run('npm', ['pack', '--json', '--loglevel=error', '--pack-destination', tmp], src)) as { filename: string; size: number; files: { path: string }[] }[];
-  packed = { size: out[0]!.size, files: out[0]!.files.map((f) => f.path) };
+  const out = JSON.parse(run('npm', ['pack', '--json', '--loglevel=error', '--pack-destination', tmp], src)) as { filename: string; files: { path: string }[] }[];
+  packedFiles = out[0]!.files.map((f) => f.path);
   app = join(tmp, 'app');
   mkdirSync(app);
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
@@ -83,18 +83,18 @@ afterAll(() => {
 
 describe('npm pack', () => {
   it('ships the build, the FeatNet weights, LICENSE and CHANGELOG, and no sources, tests or source maps', () => {
-    const files = new Set(packed.files);
+    const files = new Set(packedFiles);
     for (const f of ['LICENSE', 'CHANGELOG.md', 'README.md', 'bin/webgpu-tok.mjs', 'dist/node/cli.js', 'models/features/weights/featnet-fashion.safetensors']) expect(files, f).toContain(f);
     for (const [key, target] of Object.entries(PKG.exports)) {
       for (const t of typeof target === 'string' ? [target] : Object.values(target)) expect(files, `exports["${key}"] -> ${t}`).toContain(t.slice(2));
     }
-    expect(packed.files.filter((f) => f.endsWith('.map') || f.startsWith('test/') || /^(engine|node|nn|models|shaders)\/.*\.ts$/.test(f))).toEqual([]);
+    expect(packedFiles.filter((f) => f.endsWith('.map') || f.startsWith('test/') || /^(engine|node|nn|models|shaders)\/.*\.ts$/.test(f))).toEqual([]);
   });
 
-  it('references @webgpu/types from every entry\'s declarations', () => {
+  it("references @webgpu/types and the esnext.disposable lib from every entry's declarations", () => {
     for (const target of Object.values(PKG.exports)) {
       if (typeof target === 'string') continue;
-      expect(readFileSync(join(app, 'node_modules', 'webgpu-tok', target.types!), 'utf8')).toMatch(/^\/\/\/ <reference types="@webgpu\/types" \/>\n/);
+      expect(readFileSync(join(app, 'node_modules', 'webgpu-tok', target.types!), 'utf8')).toMatch(/^\/\/\/ <reference types="@webgpu\/types" \/>\n\/\/\/ <reference lib="esnext.disposable" \/>\n/);
     }
   });
 });
