@@ -25,6 +25,8 @@ export interface ConvTuning {
   implicitPlan: ImplicitPlanOption | null;
   /** Largest column buffer (elements) one conv may materialize; null = the storage binding limit. */
   maxColumnElements: number | null;
+  /** 3x3 stride-1 implicit ops by Winograd F(2x2, 3x3); null = on software adapters for large products. */
+  winograd: boolean | null;
 }
 
 export interface VqTuning {
@@ -63,7 +65,7 @@ export type TuningOverrides = { [K in keyof DeviceTuning]?: Partial<DeviceTuning
 export function defaultTuning(): DeviceTuning {
   return {
     matmul: { picker: null },
-    conv: { bakeGeometry: null, implicit: null, implicitStridedDx: null, implicitPlan: null, maxColumnElements: null },
+    conv: { bakeGeometry: null, implicit: null, implicitStridedDx: null, implicitPlan: null, maxColumnElements: null, winograd: null },
     vq: { argminTargetWorkgroups: 512, vec4: true },
     norm: { workgroup: null },
     host: { politeWait: null },

@@ -136,6 +136,58 @@ describe.runIf(gpu)('implicit-GEMM conv2d on the GPU vs float64 (values and both
     }, 600_000);
   }
 
+  // Winograd F(2x2, 3x3): 3x3 kernels, stride 1, dilation 1, padding 0..2, even and odd output
+  // sizes (partial edge tiles), C != Cout, views. Its transforms add a few roundings of sums of 4-16
+  // terms per output (the same order of error as the direct sums): the same tolerance.
+  const winogradArb: fc.Arbitrary<Case> = fc
+    .record({
+      N: fc.integer({ min: 1, max: 3 }),
+      C: fc.integer({ min: 1, max: 9 }),
+      Cout: fc.integer({ min: 1, max: 12 }),
+      H: fc.integer({ min: 1, max: 11 }),
+      W: fc.integer({ min: 1, max: 11 }),
+      ph: fc.integer({ min: 0, max: 2 }),
+      pw: fc.integer({ min: 0, max: 2 }),
+      bias: fc.boolean(),
+      views: fc.boolean(),
+    })
+    .map((r) => ({ ...r, kh: 3, kw: 3, sh: 1, sw: 1, dh: 1, dw: 1 }))
+    .filter((c) => blocks(c.H, 3, 1, c.ph, 1) >= 1 && blocks(c.W, 3, 1, c.pw, 1) >= 1);
+  it('Winograd F(2x2, 3x3) (forced): forward and both gradients', async () => {
+    tune({ implicit: true, winograd: true });
+    await fc.assert(
+      fc.asyncProperty(winogradArb.chain(withData), async ({ c, x, w, b }) => {
+        const before = { ...E.convImplicitCounters };
+        await expectMatchesReference(convAndGrads(c), [x, w, b], gpu!, TOL, JSON.stringify(c));
+        expect(E.convImplicitCounters.winograd - before.winograd).toBe(3);
+      }),
+      { numRuns: 30 },
+    );
+  }, 600_000);
+
+  it('Winograd on software adapters by default for large products only; never where it does not apply', async () => {
+    tune({ implicit: true });
+    const count = async (shape: number[], cout: number, opts: E.Conv2dOptions) => {
+      const before = E.convImplicitCounters.winograd;
+      E.tidy(() => {
+        const x = E.ones(shape, { backend: gpu! }).requireGrad();
+        const w = E.ones([cout, shape[1]!, 3, 3], { backend: gpu! }).requireGrad();
+        E.sum(E.conv2d(x, w, null, opts)).backward();
+        for (const t of [x, w]) t.grad?.dispose();
+      });
+      await gpu!.sync();
+      return E.convImplicitCounters.winograd - before;
+    };
+    const software = gpu!.softwareAdapter !== null;
+    expect(await count([8, 64, 32, 32], 64, { padding: 1 })).toBe(software ? 3 : 0);
+    expect(await count([1, 8, 8, 8], 8, { padding: 1 })).toBe(0);
+    tune({ winograd: true });
+    expect(await count([2, 4, 9, 9], 4, { padding: 1, stride: 2 })).toBe(0);
+    expect(await count([2, 4, 9, 9], 4, { padding: 1, dilation: 2 })).toBe(0);
+    expect(await count([2, 4, 9, 9], 4, { padding: 3 })).toBe(0);
+    expect(await count([2, 4, 9, 9], 4, { padding: 2 })).toBe(3);
+  });
+
   it('implicit kernels vs the unfold + matmul path, both on the GPU (strided input gradient by either route)', async () => {
     await fc.assert(
       fc.asyncProperty(caseArb.chain(withData), fc.boolean(), async ({ c, x, w, b }, stridedDx) => {

@@ -23,13 +23,17 @@ import type { WebGPUBackend } from '../webgpu/backend.js';
 import { IMPLICIT_GEOMETRY, SPLIT_SUM_WG, implicitRowsKernel, implicitSplitSumKernel, implicitTiledKernel, type ImplicitConvMode } from '../../shaders/conv-implicit.js';
 import type { ConvGeom } from './conv-geometry.js';
 import { planConv, type ConvPlan, type ImplicitKernelPlan } from './conv-plan.js';
+import { winogradForward, winogradInputGrad, winogradWeightGrad } from './conv-winograd.js';
 import { foldGeom, inBatchChunks } from './conv-unfold.js';
 import { matmul } from './matmul.js';
 import { reshape, transpose } from './movement.js';
 import { sum } from './reduce.js';
 
-/** GPU dispatches of the implicit kernels per mode (tests check that the path is taken). */
-export const convImplicitCounters = { fwd: 0, dx: 0, dw: 0 };
+/**
+ * GPU runs of the implicit ops per mode, and how many of them ran as Winograd F(2x2, 3x3) (tests
+ * check that the path is taken).
+ */
+export const convImplicitCounters = { fwd: 0, dx: 0, dw: 0, winograd: 0 };
 
 interface ImplicitAttrs {
   g: ConvGeom;
@@ -97,15 +101,25 @@ function cpuImplicit(mode: ImplicitConvMode, g: ConvGeom, N: number, C: number, 
   return acc;
 }
 
+type DirectPlan = Exclude<ImplicitKernelPlan, { kernel: 'winograd' }>;
+
 /** Rows and columns one workgroup of the plan's kernel covers. */
-const planRows = (p: ImplicitKernelPlan) => (p.kernel === 'rows' ? p.TM : p.BM);
-const planCols = (p: ImplicitKernelPlan) => (p.kernel === 'rows' ? p.WG * p.TN : p.BN);
+const planRows = (p: DirectPlan) => (p.kernel === 'rows' ? p.TM : p.BM);
+const planCols = (p: DirectPlan) => (p.kernel === 'rows' ? p.WG * p.TN : p.BN);
 
 /**
  * One implicit kernel writing `out`: A is the row operand (w, or gy for dw), B the gathered one
  * (x, gy for dx, x for dw). dw split over image ranges writes partial sums, added by a second kernel.
  */
 function runImplicit(gpu: WebGPUBackend, mode: ImplicitConvMode, a: Tensor, b: Tensor, bias: Tensor | null, out: Tensor, g: ConvGeom, plan: ImplicitKernelPlan, N: number, C: number, Cout: number): void {
+  convImplicitCounters[mode]++;
+  if (plan.kernel === 'winograd') {
+    convImplicitCounters.winograd++;
+    if (mode === 'fwd') winogradForward(gpu, b, a, bias, out, g);
+    else if (mode === 'dx') winogradInputGrad(gpu, b, a, out, g);
+    else winogradWeightGrad(gpu, a, b, out, g);
+    return;
+  }
   const M = mode === 'dx' ? C : Cout;
   const NC = mode === 'fwd' ? N * g.Hb * g.Wb : mode === 'dx' ? N * g.H * g.W : C * g.kh * g.kw;
   const perSplit = Math.max(1, Math.ceil(N / plan.splits));
@@ -128,7 +142,6 @@ function runImplicit(gpu: WebGPUBackend, mode: ImplicitConvMode, a: Tensor, b: T
   } else {
     gpu.run(implicitTiledKernel, { mode, BM: plan.BM, BN: plan.BN, BK: plan.BK, TM: plan.TM, TN: plan.TN, bias: !!bias }, call);
   }
-  convImplicitCounters[mode]++;
   if (parts) {
     gpu.run(implicitSplitSumKernel, undefined, { params: { n: M * NC, splits }, bindings: { parts, out }, workgroups: Math.ceil((M * NC) / SPLIT_SUM_WG) });
     gpu.free(parts);

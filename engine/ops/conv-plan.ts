@@ -12,6 +12,7 @@ import { isWebGPU, type WebGPUBackend } from '../webgpu/backend.js';
 import type { ConvTuning } from '../tuning.js';
 import type { ImplicitConvMode } from '../../shaders/conv-implicit.js';
 import { isPointwise, type ConvGeom } from './conv-geometry.js';
+import { winogradApplies } from './conv-winograd.js';
 
 /**
  * Kernel and block shapes of the implicit ops, forced (for tests and tuning): 'software'
@@ -33,6 +34,8 @@ export type ImplicitKernelPlan = (
   | { kernel: 'rows'; WG: number; TM: number; TN: number; splits: number; subgroups: boolean }
   /** Workgroup-memory tiles (implicitTiledKernel). */
   | { kernel: 'tiled'; BM: number; BN: number; BK: number; TM: number; TN: number; splits: number }
+  /** Winograd F(2x2, 3x3): transforms and batched GEMMs (engine/ops/conv-winograd.ts). */
+  | { kernel: 'winograd' }
 ) & {
   /** The geometry compiled into the WGSL as literals. */
   bake: boolean;
@@ -158,6 +161,23 @@ function defaultFamily(gpu: WebGPUBackend): 'software' | 'gpu' | 'gpu-rows' {
 }
 
 /**
+ * Whether the implicit op runs as Winograd F(2x2, 3x3) (3x3, stride 1, dilation 1, padding <= 2):
+ * forced by the tuning, else on software adapters for products big enough that 2.25x fewer
+ * multiplies pay for the transforms' passes over memory (measured on lavapipe, see
+ * engine/ops/conv-winograd.ts).
+ */
+function useWinograd(gpu: WebGPUBackend, t: ConvTuning, p: ConvProblem): boolean {
+  if (!winogradApplies(p.g)) return false;
+  if (t.winograd !== null) return t.winograd;
+  if (gpu.softwareAdapter === null) return false;
+  const N = p.x.shape[0]!;
+  return p.C * p.Cout * N * p.g.Hb * p.g.Wb >= WINOGRAD_MIN_MACS_PER_TAP;
+}
+
+/** Multiply-adds per kernel tap (C * Cout * N * Hb * Wb) from which software adapters take Winograd. */
+const WINOGRAD_MIN_MACS_PER_TAP = 2 ** 22;
+
+/**
  * Kernels and block shapes.
  *  - Software adapters (lavapipe): the register-blocked kernel, one SIMD subgroup (8 lanes) per
  *    workgroup, 16 rows x 4 or 8 columns per lane (2 for narrow products), as the matmul 'rows'
@@ -176,6 +196,7 @@ function defaultFamily(gpu: WebGPUBackend): 'software' | 'gpu' | 'gpu-rows' {
 function implicitKernel(gpu: WebGPUBackend, t: ConvTuning, mode: ImplicitConvMode, p: ConvProblem): ImplicitKernelPlan {
   const { g, C } = p;
   const N = p.x.shape[0]!;
+  if (useWinograd(gpu, t, p)) return { kernel: 'winograd', bake: false };
   // Rows (M) and columns (NC) of the product, and the channels the fwd/dx reduction runs over.
   const M = mode === 'dx' ? C : p.Cout;
   const NC = mode === 'fwd' ? N * g.Hb * g.Wb : mode === 'dx' ? N * g.H * g.W : C * g.kh * g.kw;

@@ -251,7 +251,7 @@ function vecOk(o: Operand, l: Layout, batchStrides: readonly number[]): boolean 
  * picker chooses; with `bias` (1-D, one value per output column) out = a @ b + bias, the bias added
  * by the kernel to the f32 accumulator (the roundings of the product followed by an f32 add).
  */
-function productGpu(gpu: WebGPUBackend, a: Tensor, b: Tensor, out: Tensor, bias?: Tensor): void {
+export function productGpu(gpu: WebGPUBackend, a: Tensor, b: Tensor, out: Tensor, bias?: Tensor): void {
   const { A, B, batchShape, aBatch, bBatch } = geometry(a, b, out);
   const [M, K, N] = [A.rows, A.cols, B.cols];
   const nBatch = sizeOf(batchShape);

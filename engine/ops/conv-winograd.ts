@@ -1,0 +1,125 @@
+/**
+ * The implicit convolution trio by Winograd F(2x2, 3x3) (shaders/conv-winograd.ts): for 3x3
+ * kernels with stride 1 and dilation 1, each of the forward, the input gradient and the weight
+ * gradient becomes transforms plus 16 GEMMs (batch 16) on the matmul kernels, 2.25x fewer
+ * multiplies than the direct products. The input gradient is the forward applied to the output
+ * gradient with the rotated, channel-swapped kernel and padding 2 - p. Temporaries (the transformed
+ * operands, 16/4 of an image tensor each) live only during the call.
+ */
+import type { Storage } from '../backend.js';
+import { noGrad } from '../grad-mode.js';
+import { Tensor } from '../tensor.js';
+import type { WebGPUBackend } from '../webgpu/backend.js';
+import {
+  WINOGRAD_WG,
+  winogradGradOutputKernel,
+  winogradInputKernel,
+  winogradOutputKernel,
+  winogradWeightGradKernel,
+  winogradWeightKernel,
+} from '../../shaders/conv-winograd.js';
+import type { ConvGeom } from './conv-geometry.js';
+import { productGpu } from './matmul.js';
+import { contiguous } from './movement.js';
+
+/** Whether Winograd F(2x2, 3x3) computes this geometry: 3x3, stride 1, dilation 1, padding <= 2. */
+export function winogradApplies(g: ConvGeom): boolean {
+  return g.kh === 3 && g.kw === 3 && g.sh === 1 && g.sw === 1 && g.dh === 1 && g.dw === 1 && g.ph <= 2 && g.pw <= 2;
+}
+
+const wgs = (n: number) => Math.ceil(n / WINOGRAD_WG);
+
+/** Scratch tensors over fresh device buffers, all freed by `done()`. */
+function scratch(gpu: WebGPUBackend) {
+  const made: Tensor[] = [];
+  return {
+    tensor(shape: number[]): Tensor {
+      const size = shape.reduce((a, b) => a * b, 1);
+      const t = new Tensor(gpu.alloc(size, 'f32') as Storage, shape, 'f32', 'winograd');
+      made.push(t);
+      return t;
+    },
+    adopt(t: Tensor): void {
+      made.push(t);
+    },
+    done(): void {
+      for (const t of made) t.dispose();
+    },
+  };
+}
+
+/** A dense operand for the transform kernels (a copy when strided: they read NCHW at an offset). */
+function denseOperand(t: Tensor, s: ReturnType<typeof scratch>): Tensor {
+  if (t.isContiguous) return t;
+  const c = noGrad(() => contiguous(t));
+  s.adopt(c);
+  return c;
+}
+
+/**
+ * out [N, Cout, Hb, Wb] = conv(x, w) (+ bias) for x [N, C, H, W] with padding (ph, pw), as the
+ * forward computes it; `flip`: w is read as the input gradient's kernel (rotated, channels swapped).
+ */
+function forwardInto(gpu: WebGPUBackend, x: Tensor, w: Tensor, bias: Tensor | null, out: Tensor, ph: number, pw: number, flip: boolean): void {
+  const [N, C, H, W] = x.shape as [number, number, number, number];
+  const Cout = flip ? w.shape[1]! : w.shape[0]!;
+  const Hb = out.shape[2]!;
+  const Wb = out.shape[3]!;
+  const th = Math.ceil(Hb / 2);
+  const tw = Math.ceil(Wb / 2);
+  const T = N * th * tw;
+  const s = scratch(gpu);
+  try {
+    const xd = denseOperand(x, s);
+    const V = s.tensor([16, C, T]);
+    const U = s.tensor([16, Cout, C]);
+    const M = s.tensor([16, Cout, T]);
+    gpu.run(winogradInputKernel, undefined, { params: { C, H, W, ph, pw, th, tw, T, x_off: xd.offset }, bindings: { x: xd, V }, workgroups: wgs(C * T) });
+    // The kernel walks w's own [Cout, C] pairs; `flip` only changes where each lands in U.
+    gpu.run(winogradWeightKernel, { flip }, { params: { Cout: w.shape[0]!, C: w.shape[1]!, w_off: w.offset, w_st: w.strides }, bindings: { w, U }, workgroups: wgs(w.shape[0]! * w.shape[1]!) });
+    productGpu(gpu, U, V, M);
+    const bindings: Record<string, Tensor> = { M, y: out };
+    if (bias) bindings.bias = bias;
+    gpu.run(winogradOutputKernel, { bias: !!bias }, {
+      params: { Cout, T, th, tw, Hb, Wb, bias_off: bias?.offset ?? 0, bias_st: bias?.strides[0] ?? 0 },
+      bindings,
+      workgroups: wgs(Cout * T),
+    });
+  } finally {
+    s.done();
+  }
+}
+
+/** y = conv(x, w) + b into `out` (contiguous [N, Cout, Hb, Wb]). */
+export function winogradForward(gpu: WebGPUBackend, x: Tensor, w: Tensor, b: Tensor | null, out: Tensor, g: ConvGeom): void {
+  forwardInto(gpu, x, w, b, out, g.ph, g.pw, false);
+}
+
+/** dx = conv^T(gy, w) into `out` (contiguous [N, C, H, W]): the forward of gy with the flipped kernel, padding 2 - p. */
+export function winogradInputGrad(gpu: WebGPUBackend, gy: Tensor, w: Tensor, out: Tensor, g: ConvGeom): void {
+  forwardInto(gpu, gy, w, null, out, 2 - g.ph, 2 - g.pw, true);
+}
+
+/** dw = sum over images and pixels of gy (x) x-patches into `out` (contiguous [Cout, C, 3, 3]). */
+export function winogradWeightGrad(gpu: WebGPUBackend, gy: Tensor, x: Tensor, out: Tensor, g: ConvGeom): void {
+  const [N, C, H, W] = x.shape as [number, number, number, number];
+  const Cout = gy.shape[1]!;
+  const { Hb, Wb } = g;
+  const th = Math.ceil(Hb / 2);
+  const tw = Math.ceil(Wb / 2);
+  const T = N * th * tw;
+  const s = scratch(gpu);
+  try {
+    const xd = denseOperand(x, s);
+    const gyd = denseOperand(gy, s);
+    const V = s.tensor([16, C, T]);
+    const Z = s.tensor([16, T, Cout]);
+    const D = s.tensor([16, C, Cout]);
+    gpu.run(winogradInputKernel, undefined, { params: { C, H, W, ph: g.ph, pw: g.pw, th, tw, T, x_off: xd.offset }, bindings: { x: xd, V }, workgroups: wgs(C * T) });
+    gpu.run(winogradGradOutputKernel, undefined, { params: { Cout, T, th, tw, Hb, Wb, gy_off: gyd.offset }, bindings: { gy: gyd, Z }, workgroups: wgs(Cout * T) });
+    productGpu(gpu, V, Z, D);
+    gpu.run(winogradWeightGradKernel, undefined, { params: { Cout, C }, bindings: { D, dw: out }, workgroups: wgs(Cout * C) });
+  } finally {
+    s.done();
+  }
+}
