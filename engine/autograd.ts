@@ -4,8 +4,9 @@
  * `createGraph` the gradients are themselves on the tape (grad of grad).
  */
 import { withGradMode } from './grad-mode.js';
-import { keep, tidy } from './scope.js';
+import { keep, onTensorCreated, tidy } from './scope.js';
 import { fmtShape, shapesEqual } from './shape.js';
+import type { Storage } from './backend.js';
 import { isTensor, type Tensor } from './tensor.js';
 import { add } from './ops/binary.js';
 import { onesLike, zerosLike } from './ops/creation.js';
@@ -57,24 +58,77 @@ function runBackward(root: Tensor, seed: Tensor | undefined, createGraph: boolea
     for (const t of order) if (!n.has(t) && t.node?.inputs.some((x) => n.has(x))) n.add(t);
   }
   const grads = new Map<Tensor, Tensor>();
-  grads.set(root, seed ?? onesLike(root));
-  withGradMode(createGraph, () => {
-    for (let i = order.length - 1; i >= 0; i--) {
-      const t = order[i]!;
-      const g = grads.get(t);
-      if (!g || !t.node || (needed && !needed.has(t))) continue;
-      const inGrads = t.node.backward(g);
-      t.node.inputs.forEach((inp, k) => {
-        const gi = inGrads[k];
-        if (!gi || !inp.requiresGrad) return;
-        if (!shapesEqual(gi.shape, inp.shape)) {
-          throw new Error(`backward of ${t.node!.op}: gradient shape ${fmtShape(gi.shape)} does not match input shape ${fmtShape(inp.shape)}`);
-        }
-        const prev = grads.get(inp);
-        grads.set(inp, prev ? add(prev, gi) : gi);
+  // Without createGraph, an intermediate tensor's gradient is freed as soon as its node has used
+  // it (and a partial sum once added), so the backward holds the frontier of gradients, not all of
+  // them. A gradient's storage is freed with every tensor this backward made on it (rules return
+  // views of their results), once none of them is still a value of `grads` (a rule may pass its
+  // output gradient through unchanged) or a requested gradient. Tensors made before the backward
+  // (the seed, saved activations) are never freed here.
+  const made = new Map<Storage, Tensor[]>();
+  const stopWatching = createGraph
+    ? () => {}
+    : onTensorCreated((t) => {
+        const list = made.get(t.storage);
+        if (list) list.push(t);
+        else made.set(t.storage, [t]);
       });
-    }
-  });
+  grads.set(root, seed ?? onesLike(root));
+  const kept = (t: Tensor) => !t.node || (targets !== undefined && targets.includes(t));
+  const holders = new Map<Tensor, number>();
+  const hold = (g: Tensor) => holders.set(g, (holders.get(g) ?? 0) + 1);
+  const release = (g: Tensor) => {
+    const n = (holders.get(g) ?? 0) - 1;
+    if (n > 0) return holders.set(g, n);
+    holders.delete(g);
+    if (createGraph || g.isDisposed) return;
+    const group = made.get(g.storage);
+    if (!group || group.some((u) => holders.has(u))) return;
+    made.delete(g.storage);
+    for (const u of group) u.dispose();
+  };
+  hold(grads.get(root)!);
+  try {
+    withGradMode(createGraph, () => {
+      for (let i = order.length - 1; i >= 0; i--) {
+        const t = order[i]!;
+        const g = grads.get(t);
+        if (!g || !t.node || (needed && !needed.has(t))) continue;
+        // Without createGraph, each rule's temporaries are freed as soon as it returns.
+        const node = t.node;
+        const inGrads = createGraph ? node.backward(g) : tidy(() => node.backward(g));
+        // All of the node's gradients are held before any is added in: outputs of one kernel may
+        // share a storage, which must outlive the last of them.
+        const flows: [Tensor, Tensor][] = [];
+        node.inputs.forEach((inp, k) => {
+          const gi = inGrads[k];
+          if (!gi || !inp.requiresGrad) return;
+          if (!shapesEqual(gi.shape, inp.shape)) {
+            throw new Error(`backward of ${node.op}: gradient shape ${fmtShape(gi.shape)} does not match input shape ${fmtShape(inp.shape)}`);
+          }
+          hold(gi);
+          flows.push([inp, gi]);
+        });
+        for (const [inp, gi] of flows) {
+          const prev = grads.get(inp);
+          if (!prev) {
+            grads.set(inp, gi);
+            continue;
+          }
+          const sum = add(prev, gi);
+          hold(sum);
+          grads.set(inp, sum);
+          release(prev);
+          release(gi);
+        }
+        if (!kept(t)) {
+          grads.delete(t);
+          release(g);
+        }
+      }
+    });
+  } finally {
+    stopWatching();
+  }
   return grads;
 }
 

@@ -26,7 +26,22 @@ let liveBytes = 0;
 let peakLiveBytes = 0;
 const backendsSeen = new Set<Backend>();
 
+let creationHook: ((t: Tensor) => void) | null = null;
+
+/**
+ * Calls `hook` with every tensor created until the returned function is called (which restores
+ * the previous hook). The backward pass uses it to find the tensors sharing a gradient's storage.
+ */
+export function onTensorCreated(hook: (t: Tensor) => void): () => void {
+  const prev = creationHook;
+  creationHook = hook;
+  return () => {
+    creationHook = prev;
+  };
+}
+
 export function trackNew(t: Tensor, newStorageBytes: number): void {
+  creationHook?.(t);
   liveTensors++;
   liveBytes += newStorageBytes;
   if (liveBytes > peakLiveBytes) peakLiveBytes = liveBytes;

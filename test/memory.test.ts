@@ -28,6 +28,36 @@ describe.each(backends)('memory on %s', (_name, backend) => {
     c.dispose();
     expect(E.memoryStats().peakLiveBytes).toBe(base + 510 * e);
   });
+  it('backward frees each intermediate gradient once used: its peak is a few gradients, not one per node', async () => {
+    const n = 4096;
+    const x = E.rand([n], { backend, generator: new E.Generator(5) }).requireGrad();
+    const bytes = E.memoryStats().liveBytes;
+    const each = (() => {
+      const t = E.zeros([n], { backend });
+      const b = E.memoryStats().liveBytes - bytes;
+      t.dispose();
+      return b;
+    })();
+    const expected = await E.tidy(() => {
+      // 12 nodes in a chain, plus one that passes its gradient through unchanged to two inputs (add).
+      let h = x;
+      for (let i = 0; i < 12; i++) h = E.mul(h, 1.01);
+      const y = E.sum(E.add(h, h));
+      const before = E.memoryStats().liveBytes;
+      E.resetPeakMemory();
+      y.backward();
+      const peak = E.memoryStats().peakLiveBytes - before;
+      // Live at once: the gradient being consumed and the one being made (12 + 2 if none were freed;
+      // the scalar multiplies' rules must not build the constant's unused gradient either).
+      expect(peak).toBeLessThanOrEqual(3 * each);
+      return 2 * 1.01 ** 12;
+    });
+    const g = await x.grad!.toArray();
+    for (let i = 0; i < n; i += 511) expect(g[i]).toBeCloseTo(expected, 4);
+    x.grad!.dispose();
+    x.dispose();
+  });
+
   it('tidy frees intermediates, keeps results (nested in arrays/objects) and kept tensors', () => {
     const before = E.memoryStats();
     let kept!: E.Tensor;

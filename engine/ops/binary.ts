@@ -14,7 +14,8 @@ interface BinaryDef {
   wgsl: string;
   cpu: (a: number, b: number) => number;
   /** Gradients w.r.t. a and b (before unbroadcasting); null = not differentiable. */
-  grad: ((a: Tensor, b: Tensor, y: Tensor, g: Tensor) => [Tensor | null, Tensor | null]) | null;
+  /** Gradients for a and b; `need` says which are used (a JS-number side or a constant needs none). */
+  grad: ((a: Tensor, b: Tensor, y: Tensor, g: Tensor, need: readonly [boolean, boolean]) => [Tensor | null, Tensor | null]) | null;
   /** Result is f32 0/1 (comparisons). */
   compare?: boolean;
   /** Also defined on i32. */
@@ -28,10 +29,10 @@ export type BinaryName = 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'mi
 export const BINARY: Record<BinaryName, BinaryDef> = {
   add: { wgsl: 'a + b', cpu: (a, b) => a + b, grad: (_a, _b, _y, g) => [g, g], int: true, domain: [-3, 3] },
   sub: { wgsl: 'a - b', cpu: (a, b) => a - b, grad: (_a, _b, _y, g) => [g, neg(g)], int: true, domain: [-3, 3] },
-  mul: { wgsl: 'a * b', cpu: (a, b) => a * b, grad: (a, b, _y, g) => [mul(g, b), mul(g, a)], int: true, domain: [-3, 3] },
+  mul: { wgsl: 'a * b', cpu: (a, b) => a * b, grad: (a, b, _y, g, need) => [need[0] ? mul(g, b) : null, need[1] ? mul(g, a) : null], int: true, domain: [-3, 3] },
   // b may be a JS number (x.div(2)): then it has no gradient.
-  div: { wgsl: 'a / b', cpu: (a, b) => a / b, grad: (a, b, _y, g) => [div(g, b), isTensor(b) ? neg(div(mul(g, a), square(b))) : null], domain: [0.5, 3] },
-  pow: { wgsl: 'pow_s(a, b)', cpu: Math.pow, grad: (a, b, y, g) => [mul(g, mul(b, pow(a, sub(b, 1)))), mul(g, mul(y, log(a)))], domain: [0.5, 2] },
+  div: { wgsl: 'a / b', cpu: (a, b) => a / b, grad: (a, b, _y, g, need) => [need[0] ? div(g, b) : null, need[1] && isTensor(b) ? neg(div(mul(g, a), square(b))) : null], domain: [0.5, 3] },
+  pow: { wgsl: 'pow_s(a, b)', cpu: Math.pow, grad: (a, b, y, g, need) => [need[0] ? mul(g, mul(b, pow(a, sub(b, 1)))) : null, need[1] ? mul(g, mul(y, log(a))) : null], domain: [0.5, 2] },
   // Ties split the gradient evenly, as PyTorch does.
   maximum: { wgsl: 'max(a, b)', cpu: Math.max, grad: (a, b, _y, g) => tieSplit(gt(a, b), eq(a, b), g), int: true, domain: [-3, 3] },
   minimum: { wgsl: 'min(a, b)', cpu: Math.min, grad: (a, b, _y, g) => tieSplit(lt(a, b), eq(a, b), g), int: true, domain: [-3, 3] },
@@ -71,7 +72,7 @@ function declareBinary(name: BinaryName, def: BinaryDef): Op<BinarySpec> {
           const s = attrs.scalars?.[0] as unknown as Tensor;
           const ta = side === 'a' ? null : inputs[0]!;
           const tb = side === 'b' ? null : side === 'a' ? inputs[0]! : inputs[1]!;
-          const [ga, gb] = grad(ta ?? s, tb ?? s, outputs[0]!, g);
+          const [ga, gb] = grad(ta ?? s, tb ?? s, outputs[0]!, g, [!!ta?.requiresGrad, !!tb?.requiresGrad]);
           const out: (Tensor | null)[] = [];
           if (ta) out.push(ga && sumTo(ga, ta.shape));
           if (tb) out.push(gb && sumTo(gb, tb.shape));
