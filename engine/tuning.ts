@@ -25,8 +25,10 @@ export interface ConvTuning {
   implicitPlan: ImplicitPlanOption | null;
   /** Largest column buffer (elements) one conv may materialize; null = the storage binding limit. */
   maxColumnElements: number | null;
-  /** 3x3 stride-1 implicit ops by Winograd F(2x2, 3x3); null = on software adapters for large products. */
+  /** 3x3 stride-1 implicit ops by Winograd; null = on software adapters for large products. */
   winograd: boolean | null;
+  /** Output tile m of Winograd F(m x m, 3x3), 2 or 4; null = the default (see engine/ops/conv-plan.ts). */
+  winogradTile: 2 | 4 | null;
 }
 
 export interface VqTuning {
@@ -65,7 +67,7 @@ export type TuningOverrides = { [K in keyof DeviceTuning]?: Partial<DeviceTuning
 export function defaultTuning(): DeviceTuning {
   return {
     matmul: { picker: null },
-    conv: { bakeGeometry: null, implicit: null, implicitStridedDx: null, implicitPlan: null, maxColumnElements: null, winograd: null },
+    conv: { bakeGeometry: null, implicit: null, implicitStridedDx: null, implicitPlan: null, maxColumnElements: null, winograd: null, winogradTile: null },
     vq: { argminTargetWorkgroups: 512, vec4: true },
     norm: { workgroup: null },
     host: { politeWait: null },

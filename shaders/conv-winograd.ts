@@ -1,26 +1,113 @@
 /**
- * Winograd F(2x2, 3x3) convolution kernels (3x3 kernels, stride 1, dilation 1, groups 1): the
- * output is cut into 2x2 tiles, and each tile is
- *   Y = A^T [ U (.) V ] A,   U = G g G^T (4x4 per filter),   V = B^T d B (4x4 per input patch d)
- * so the 36 multiplies of a tile's direct convolution become 16, done as 16 independent GEMMs
- * over channels: M[e] = U[e] (Cout x C) @ V[e] (C x T) for the 16 elements e of the 4x4 transforms
- * and T tiles. The kernels here are the transforms; the GEMMs run on the matmul kernels.
- *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
- *   G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
- *   A^T = [1 1 1 0; 0 1 -1 -1]
+ * Winograd F(m x m, 3x3) convolution kernels (3x3 kernels, stride 1, dilation 1, groups 1), for
+ * output tiles of m = 2 or m = 4: the output is cut into m x m tiles, and each tile is
+ *   Y = A^T [ U (.) V ] A,   U = G g G^T (a x a per filter),   V = B^T d B (a x a per input patch d)
+ * with a = m + 2, so the 9 m^2 multiplies of a tile's direct convolution become a^2 (16 for m = 2,
+ * 2.25x fewer; 36 for m = 4, 4x fewer), done as a^2 independent GEMMs over channels:
+ * M[e] = U[e] (Cout x C) @ V[e] (C x T) for the elements e of the transforms and T tiles. The
+ * kernels here are the transforms, generated from the matrices below; the GEMMs run on the matmul
+ * kernels. F(4x4) trades accuracy for speed: its matrices hold 1/24 .. 8 (interpolation points 0,
+ * +-1, +-2), so rounding grows with the magnitudes (measured in test/conv-implicit.test.ts).
  * The weight gradient follows from the same identity: dg = G^T [ sum_t (A dY_t A^T) (.) V_t ] G.
  *
- * Layouts (element e = 4 * row + column of the 4x4 transform; tile t = (n * th + ty) * tw + tx
+ * Layouts (element e = a * row + column of the a x a transform; tile t = (n * th + ty) * tw + tx
  * over th x tw tiles per image):
- *   V [16, C, T]   input transform (inputTransformKernel)
- *   U [16, Cout, C] weight transform; flipped: U' [16, C, Cout] of the kernel rotated by 180
- *                   degrees with the channels swapped (the input gradient is a convolution of the
- *                   output gradient with it: weightTransformKernel with `flip`)
- *   M [16, Cout, T] product, to the output by outputTransformKernel (+ bias)
- *   Z [16, T, Cout] output-gradient transform A dY A^T (gradOutputTransformKernel)
- *   D [16, C, Cout] = V[e] @ Z[e], to the weight gradient by weightGradTransformKernel.
+ *   V [a^2, C, T]    input transform (winogradInputKernel)
+ *   U [a^2, Cout, C] weight transform; flipped: U' [a^2, C, Cout] of the kernel rotated by 180
+ *                    degrees with the channels swapped (the input gradient is a convolution of the
+ *                    output gradient with it: winogradWeightKernel with `flip`)
+ *   M [a^2, Cout, T] product, to the output by winogradOutputKernel (+ bias)
+ *   Z [a^2, T, Cout] output-gradient transform A dY A^T (winogradGradOutputKernel)
+ *   D [a^2, C, Cout] = V[e] @ Z[e], to the weight gradient by winogradWeightGradKernel.
  */
 import { defineKernel, read, rw } from '../engine/kernel.js';
+
+export type WinogradTile = 2 | 4;
+
+type Mat = readonly (readonly number[])[];
+
+/** B^T, G, A^T of F(m x m, 3x3) (Lavin and Gray, 2016). */
+const MATRICES: Record<WinogradTile, { BT: Mat; G: Mat; AT: Mat }> = {
+  2: {
+    BT: [
+      [1, 0, -1, 0],
+      [0, 1, 1, 0],
+      [0, -1, 1, 0],
+      [0, 1, 0, -1],
+    ],
+    G: [
+      [1, 0, 0],
+      [0.5, 0.5, 0.5],
+      [0.5, -0.5, 0.5],
+      [0, 0, 1],
+    ],
+    AT: [
+      [1, 1, 1, 0],
+      [0, 1, -1, -1],
+    ],
+  },
+  4: {
+    BT: [
+      [4, 0, -5, 0, 1, 0],
+      [0, -4, -4, 1, 1, 0],
+      [0, 4, -4, -1, 1, 0],
+      [0, -2, -1, 2, 1, 0],
+      [0, 2, -1, -2, 1, 0],
+      [0, 4, 0, -5, 0, 1],
+    ],
+    G: [
+      [1 / 4, 0, 0],
+      [-1 / 6, -1 / 6, -1 / 6],
+      [-1 / 6, 1 / 6, -1 / 6],
+      [1 / 24, 1 / 12, 1 / 6],
+      [1 / 24, -1 / 12, 1 / 6],
+      [0, 0, 1],
+    ],
+    AT: [
+      [1, 1, 1, 1, 1, 0],
+      [0, 1, -1, 2, -2, 0],
+      [0, 1, 1, 4, 4, 0],
+      [0, 1, -1, 8, -8, 1],
+    ],
+  },
+};
+
+const transpose = (m: Mat): number[][] => m[0]!.map((_, j) => m.map((row) => row[j]!));
+
+/** A WGSL f32 literal for a matrix entry (fractions to full f32 precision). */
+function literal(c: number): string {
+  const s = Number.isInteger(c) ? c.toFixed(1) : String(Math.fround(c));
+  return s.includes('e') ? `f32(${s})` : s;
+}
+
+/** WGSL for sum_j mat[i][j] * x_j, zero terms skipped and unit coefficients as plain adds. */
+function dot(row: readonly number[], x: (j: number) => string): string {
+  const terms: string[] = [];
+  row.forEach((c, j) => {
+    if (c === 0) return;
+    const v = x(j);
+    if (c === 1) terms.push(terms.length ? `+ ${v}` : v);
+    else if (c === -1) terms.push(terms.length ? `- ${v}` : `-${v}`);
+    else terms.push(`${terms.length ? '+ ' : ''}${literal(c)} * ${v}`);
+  });
+  return terms.length ? terms.join(' ') : '0.0';
+}
+
+/**
+ * WGSL declaring out{r}_{c} = (L X R^T)[r][c] for X given as x(i, j) (rows of L combine X's rows,
+ * rows of R its columns), through the intermediate q{i}_{c} = (L X)[i][c]... written as two passes.
+ */
+function sandwich(L: Mat, R: Mat, xRows: number, xCols: number, x: (i: number, j: number) => string, q: string, out: string): string {
+  const lines: string[] = [];
+  for (let i = 0; i < L.length; i++) {
+    for (let c = 0; c < xCols; c++) lines.push(`let ${q}${i}_${c} = ${dot(L[i]!, (j) => x(j, c))};`);
+  }
+  void xRows;
+  for (let i = 0; i < L.length; i++) {
+    for (let c = 0; c < R.length; c++) lines.push(`let ${out}${i}_${c} = ${dot(R[c]!, (j) => `${q}${i}_${j}`)};`);
+  }
+  return lines.join('\n  ');
+}
 
 export const WINOGRAD_WG = 64;
 
@@ -28,86 +115,79 @@ const HEAD = `@compute @workgroup_size(${WINOGRAD_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let gid = linear_wg(wid, nwg) * ${WINOGRAD_WG}u + lid.x;`;
 
-/** WGSL computing the 4 x 4 `out{r}{c}` = B^T d B from `d{r}{c}` (d: a 4 x 4 patch). */
-function inputTransformWgsl(): string {
-  const L: string[] = [];
-  // Columns: t = B^T d (rows combined), then rows: out = t B.
-  for (let c = 0; c < 4; c++) {
-    L.push(`let t0${c} = d0${c} - d2${c}; let t1${c} = d1${c} + d2${c}; let t2${c} = d2${c} - d1${c}; let t3${c} = d1${c} - d3${c};`);
-  }
-  for (let r = 0; r < 4; r++) {
-    L.push(`let o${r}0 = t${r}0 - t${r}2; let o${r}1 = t${r}1 + t${r}2; let o${r}2 = t${r}2 - t${r}1; let o${r}3 = t${r}1 - t${r}3;`);
-  }
-  return L.join('\n  ');
-}
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/** Tile decomposition: n, and the tile's top-left output pixel (oh, ow), of tile t. */
+const TILE_ORIGIN = (m: number) => `
+  let perImg = P.th * P.tw;
+  let n = t / perImg;
+  let r = t % perImg;
+  let oh = (r / P.tw) * ${m}u;
+  let ow = (r % P.tw) * ${m}u;`;
 
 /**
- * x [N, C, H, W] -> V [16, C, T]: one invocation per (channel, tile) reads the 4 x 4 patch at
- * (2 ty - ph, 2 tx - pw) (zero outside the image) and writes its 16 transformed values.
+ * x [N, C, H, W] -> V [a^2, C, T]: one invocation per (channel, tile) reads the a x a patch at
+ * (m ty - ph, m tx - pw) (zero outside the image) and writes its a^2 transformed values.
  */
-export const winogradInputKernel = defineKernel({
+export const winogradInputKernel = defineKernel<{ m: WinogradTile }>({
   name: 'winograd',
-  key: () => 'input',
+  key: (s) => `input|${s.m}`,
   signature: () => ({
     params: { C: 'u32', H: 'u32', W: 'u32', ph: 'u32', pw: 'u32', th: 'u32', tw: 'u32', T: 'u32', x_off: 'u32' },
     bindings: { x: read(), V: rw() },
   }),
-  body: () => `
+  body: ({ m }) => {
+    const a = m + 2;
+    const { BT } = MATRICES[m];
+    return `
 ${HEAD}
   let T = P.T;
   if (gid >= P.C * T) { return; }
   let c = gid / T;
-  let t = gid % T;
-  let perImg = P.th * P.tw;
-  let n = t / perImg;
-  let r = t % perImg;
-  let h0 = i32((r / P.tw) * 2u) - i32(P.ph);
-  let w0 = i32((r % P.tw) * 2u) - i32(P.pw);
+  let t = gid % T;${TILE_ORIGIN(m)}
+  let h0 = i32(oh) - i32(P.ph);
+  let w0 = i32(ow) - i32(P.pw);
   let H = i32(P.H);
   let W = i32(P.W);
   let base = P.x_off + (n * P.C + c) * P.H * P.W;
-${[0, 1, 2, 3]
-  .map((i) =>
-    [0, 1, 2, 3]
-      .map((j) => {
-        const h = `(h0 + ${i})`;
-        const w = `(w0 + ${j})`;
-        return `  let d${i}${j} = select(0.0, x[base + u32(clamp(${h}, 0, H - 1)) * P.W + u32(clamp(${w}, 0, W - 1))], ${h} >= 0 && ${h} < H && ${w} >= 0 && ${w} < W);`;
-      })
-      .join('\n'),
+${range(a)
+  .flatMap((i) =>
+    range(a).map((j) => {
+      const h = `(h0 + ${i})`;
+      const w = `(w0 + ${j})`;
+      return `  let d${i}_${j} = select(0.0, x[base + u32(clamp(${h}, 0, H - 1)) * P.W + u32(clamp(${w}, 0, W - 1))], ${h} >= 0 && ${h} < H && ${w} >= 0 && ${w} < W);`;
+    }),
   )
   .join('\n')}
-  ${inputTransformWgsl()}
+  ${sandwich(BT, BT, a, a, (i, j) => `d${i}_${j}`, 'q', 'o')}
   let stride = P.C * T;
   let o = c * T + t;
-${[0, 1, 2, 3].flatMap((i) => [0, 1, 2, 3].map((j) => `  V[o + ${i * 4 + j}u * stride] = o${i}${j};`)).join('\n')}
+${range(a)
+  .flatMap((i) => range(a).map((j) => `  V[o + ${i * a + j}u * stride] = o${i}_${j};`))
+  .join('\n')}
 }
-`,
+`;
+  },
 });
 
 export interface WinogradWeightSpec {
-  /** The input gradient's transform: kernel rotated by 180 degrees, channels swapped (U' [16, C, Cout]). */
+  m: WinogradTile;
+  /** The input gradient's transform: kernel rotated by 180 degrees, channels swapped (U' [a^2, C, Cout]). */
   flip: boolean;
 }
 
 /**
- * w [Cout, C, 3, 3] -> U [16, Cout, C] = G g G^T per (co, c); with `flip`, U' [16, C, Cout] of
- * g'[c, co, i, j] = g[co, c, 2 - i, 2 - j]. One invocation per (co, c).
+ * w [Cout, C, 3, 3] -> U [a^2, Cout, C] = G g G^T per (co, c); with `flip`, U' [a^2, C, Cout] of
+ * g'[c, co, i, j] = g[co, c, 2 - i, 2 - j]. One invocation per (co, c) of w.
  */
 export const winogradWeightKernel = defineKernel<WinogradWeightSpec>({
   name: 'winograd',
-  key: (s) => `weight|${s.flip}`,
+  key: (s) => `weight|${s.m}|${s.flip}`,
   signature: () => ({ params: { Cout: 'u32', C: 'u32', w_off: 'u32', w_st: ['u32', 4] }, bindings: { w: read(), U: rw() } }),
-  body: (s) => {
-    const tap = (i: number, j: number) => (s.flip ? `g${2 - i}${2 - j}` : `g${i}${j}`);
-    const L: string[] = [];
-    // q = G g (4 x 3), then u = q G^T (4 x 4).
-    for (let j = 0; j < 3; j++) {
-      L.push(`let q0${j} = ${tap(0, j)}; let q1${j} = 0.5 * (${tap(0, j)} + ${tap(1, j)} + ${tap(2, j)}); let q2${j} = 0.5 * (${tap(0, j)} - ${tap(1, j)} + ${tap(2, j)}); let q3${j} = ${tap(2, j)};`);
-    }
-    for (let r = 0; r < 4; r++) {
-      L.push(`let u${r}0 = q${r}0; let u${r}1 = 0.5 * (q${r}0 + q${r}1 + q${r}2); let u${r}2 = 0.5 * (q${r}0 - q${r}1 + q${r}2); let u${r}3 = q${r}2;`);
-    }
+  body: ({ m, flip }) => {
+    const a = m + 2;
+    const { G } = MATRICES[m];
+    const tap = (i: number, j: number) => (flip ? `g${2 - i}_${2 - j}` : `g${i}_${j}`);
     return `
 ${HEAD}
   let n = P.Cout * P.C;
@@ -115,114 +195,123 @@ ${HEAD}
   let co = gid / P.C;
   let c = gid % P.C;
   let base = P.w_off + co * P.w_st_0 + c * P.w_st_1;
-${[0, 1, 2].flatMap((i) => [0, 1, 2].map((j) => `  let g${i}${j} = w[base + ${i}u * P.w_st_2 + ${j}u * P.w_st_3];`)).join('\n')}
-  ${L.join('\n  ')}
-  let o = ${s.flip ? 'c * P.Cout + co' : 'co * P.C + c'};
-${[0, 1, 2, 3].flatMap((i) => [0, 1, 2, 3].map((j) => `  U[o + ${i * 4 + j}u * n] = u${i}${j};`)).join('\n')}
+${range(3)
+  .flatMap((i) => range(3).map((j) => `  let g${i}_${j} = w[base + ${i}u * P.w_st_2 + ${j}u * P.w_st_3];`))
+  .join('\n')}
+  ${sandwich(G, G, 3, 3, tap, 'q', 'u')}
+  let o = ${flip ? 'c * P.Cout + co' : 'co * P.C + c'};
+${range(a)
+  .flatMap((i) => range(a).map((j) => `  U[o + ${i * a + j}u * n] = u${i}_${j};`))
+  .join('\n')}
 }
 `;
   },
 });
 
 /**
- * M [16, Cout, T] -> y [N, Cout, Hb, Wb]: one invocation per (co, tile) forms the 2 x 2 block
- * A^T m A (+ bias[co]) and writes the part of it inside the output.
+ * M [a^2, Cout, T] -> y [N, Cout, Hb, Wb]: one invocation per (co, tile) forms the m x m block
+ * A^T M A (+ bias[co]) and writes the part of it inside the output.
  */
-export const winogradOutputKernel = defineKernel<{ bias: boolean }>({
+export const winogradOutputKernel = defineKernel<{ m: WinogradTile; bias: boolean }>({
   name: 'winograd',
-  key: (s) => `output|${s.bias}`,
+  key: (s) => `output|${s.m}|${s.bias}`,
   signature: (s) => ({
     params: { Cout: 'u32', T: 'u32', th: 'u32', tw: 'u32', Hb: 'u32', Wb: 'u32', bias_off: 'u32', bias_st: 'u32' },
     bindings: { M: read(), ...(s.bias ? { bias: read() } : {}), y: rw() },
   }),
-  body: (s) => `
+  body: ({ m, bias }) => {
+    const a = m + 2;
+    const { AT } = MATRICES[m];
+    return `
 ${HEAD}
   let T = P.T;
-  let n16 = P.Cout * T;
-  if (gid >= n16) { return; }
+  let count = P.Cout * T;
+  if (gid >= count) { return; }
   let co = gid / T;
   let t = gid % T;
-${[0, 1, 2, 3].flatMap((i) => [0, 1, 2, 3].map((j) => `  let m${i}${j} = M[gid + ${i * 4 + j}u * n16];`)).join('\n')}
-  // s = A^T m (2 x 4), then y = s A (2 x 2).
-${[0, 1, 2, 3].map((j) => `  let s0${j} = m0${j} + m1${j} + m2${j}; let s1${j} = m1${j} - m2${j} - m3${j};`).join('\n')}
-  let b = ${s.bias ? 'bias[P.bias_off + co * P.bias_st]' : '0.0'};
-  let perImg = P.th * P.tw;
-  let n = t / perImg;
-  let r = t % perImg;
-  let oh = (r / P.tw) * 2u;
-  let ow = (r % P.tw) * 2u;
+${range(a)
+  .flatMap((i) => range(a).map((j) => `  let m${i}_${j} = M[gid + ${i * a + j}u * count];`))
+  .join('\n')}
+  ${sandwich(AT, AT, a, a, (i, j) => `m${i}_${j}`, 's', 'y')}
+  let b = ${bias ? 'bias[P.bias_off + co * P.bias_st]' : '0.0'};${TILE_ORIGIN(m)}
   let base = ((n * P.Cout + co) * P.Hb + oh) * P.Wb + ow;
-  let okH = oh + 1u < P.Hb;
-  let okW = ow + 1u < P.Wb;
-  y[base] = (s00 + s01 + s02) + b;
-  if (okW) { y[base + 1u] = (s01 - s02 - s03) + b; }
-  if (okH) {
-    y[base + P.Wb] = (s10 + s11 + s12) + b;
-    if (okW) { y[base + P.Wb + 1u] = (s11 - s12 - s13) + b; }
-  }
+${range(m)
+  .flatMap((i) =>
+    range(m).map((j) => {
+      const conds = [...(i > 0 ? [`oh + ${i}u < P.Hb`] : []), ...(j > 0 ? [`ow + ${j}u < P.Wb`] : [])];
+      const store = `y[base + ${i}u * P.Wb + ${j}u] = y${i}_${j} + b;`;
+      return conds.length ? `  if (${conds.join(' && ')}) { ${store} }` : `  ${store}`;
+    }),
+  )
+  .join('\n')}
 }
-`,
+`;
+  },
 });
 
 /**
- * gy [N, Cout, Hb, Wb] -> Z [16, T, Cout] = A dY A^T per (co, tile), dY the tile's 2 x 2 block of
- * the output gradient (zero past the output's edge).
+ * gy [N, Cout, Hb, Wb] -> Z [a^2, T, Cout] = A dY A^T per (co, tile), dY the tile's m x m block
+ * of the output gradient (zero past the output's edge).
  */
-export const winogradGradOutputKernel = defineKernel({
+export const winogradGradOutputKernel = defineKernel<{ m: WinogradTile }>({
   name: 'winograd',
-  key: () => 'grad_output',
+  key: (s) => `grad_output|${s.m}`,
   signature: () => ({
     params: { Cout: 'u32', T: 'u32', th: 'u32', tw: 'u32', Hb: 'u32', Wb: 'u32', gy_off: 'u32' },
     bindings: { gy: read(), Z: rw() },
   }),
-  body: () => `
+  body: ({ m }) => {
+    const a = m + 2;
+    const A = transpose(MATRICES[m].AT);
+    return `
 ${HEAD}
   let T = P.T;
-  let n16 = P.Cout * T;
-  if (gid >= n16) { return; }
+  let count = P.Cout * T;
+  if (gid >= count) { return; }
   let t = gid / P.Cout;
-  let co = gid % P.Cout;
-  let perImg = P.th * P.tw;
-  let n = t / perImg;
-  let r = t % perImg;
-  let oh = (r / P.tw) * 2u;
-  let ow = (r % P.tw) * 2u;
+  let co = gid % P.Cout;${TILE_ORIGIN(m)}
   let base = P.gy_off + ((n * P.Cout + co) * P.Hb + oh) * P.Wb + ow;
-  let okH = oh + 1u < P.Hb;
-  let okW = ow + 1u < P.Wb;
-  let y00 = gy[base];
-  let y01 = select(0.0, gy[base + select(0u, 1u, okW)], okW);
-  let y10 = select(0.0, gy[base + select(0u, P.Wb, okH)], okH);
-  let y11 = select(0.0, gy[base + select(0u, P.Wb + 1u, okH && okW)], okH && okW);
-  // A dY A^T with A = [1 0; 1 1; 1 -1; 0 -1]: rows q = A dY (4 x 2), then z = q A^T (4 x 4).
-  let q00 = y00; let q01 = y01;
-  let q10 = y00 + y10; let q11 = y01 + y11;
-  let q20 = y00 - y10; let q21 = y01 - y11;
-  let q30 = -y10; let q31 = -y11;
-${[0, 1, 2, 3].map((i) => `  let z${i}0 = q${i}0; let z${i}1 = q${i}0 + q${i}1; let z${i}2 = q${i}0 - q${i}1; let z${i}3 = -q${i}1;`).join('\n')}
-${[0, 1, 2, 3].flatMap((i) => [0, 1, 2, 3].map((j) => `  Z[gid + ${i * 4 + j}u * n16] = z${i}${j};`)).join('\n')}
+${range(m)
+  .flatMap((i) =>
+    range(m).map((j) => {
+      const ok = `oh + ${i}u < P.Hb && ow + ${j}u < P.Wb`;
+      return `  let e${i}_${j} = select(0.0, gy[select(base, base + ${i}u * P.Wb + ${j}u, ${ok})], ${ok});`;
+    }),
+  )
+  .join('\n')}
+  ${sandwich(A, A, m, m, (i, j) => `e${i}_${j}`, 'q', 'z')}
+${range(a)
+  .flatMap((i) => range(a).map((j) => `  Z[gid + ${i * a + j}u * count] = z${i}_${j};`))
+  .join('\n')}
 }
-`,
+`;
+  },
 });
 
-/** D [16, C, Cout] -> dw [Cout, C, 3, 3] = G^T d G per (co, c). */
-export const winogradWeightGradKernel = defineKernel({
+/** D [a^2, C, Cout] -> dw [Cout, C, 3, 3] = G^T D G per (co, c). */
+export const winogradWeightGradKernel = defineKernel<{ m: WinogradTile }>({
   name: 'winograd',
-  key: () => 'weight_grad',
+  key: (s) => `weight_grad|${s.m}`,
   signature: () => ({ params: { Cout: 'u32', C: 'u32' }, bindings: { D: read(), dw: rw() } }),
-  body: () => `
+  body: ({ m }) => {
+    const a = m + 2;
+    const GT = transpose(MATRICES[m].G);
+    return `
 ${HEAD}
-  let n16 = P.Cout * P.C;
-  if (gid >= n16) { return; }
+  let count = P.Cout * P.C;
+  if (gid >= count) { return; }
   let co = gid / P.C;
   let c = gid % P.C;
   let o = c * P.Cout + co;
-${[0, 1, 2, 3].flatMap((i) => [0, 1, 2, 3].map((j) => `  let d${i}${j} = D[o + ${i * 4 + j}u * n16];`)).join('\n')}
-  // G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1]: rows q = G^T d (3 x 4), then g = q G (3 x 3).
-${[0, 1, 2, 3].map((j) => `  let q0${j} = d0${j} + 0.5 * (d1${j} + d2${j}); let q1${j} = 0.5 * (d1${j} - d2${j}); let q2${j} = 0.5 * (d1${j} + d2${j}) + d3${j};`).join('\n')}
-${[0, 1, 2].map((i) => `  let g${i}0 = q${i}0 + 0.5 * (q${i}1 + q${i}2); let g${i}1 = 0.5 * (q${i}1 - q${i}2); let g${i}2 = 0.5 * (q${i}1 + q${i}2) + q${i}3;`).join('\n')}
+${range(a)
+  .flatMap((i) => range(a).map((j) => `  let d${i}_${j} = D[o + ${i * a + j}u * count];`))
+  .join('\n')}
+  ${sandwich(GT, GT, a, a, (i, j) => `d${i}_${j}`, 'q', 'g')}
   let base = gid * 9u;
-${[0, 1, 2].flatMap((i) => [0, 1, 2].map((j) => `  dw[base + ${i * 3 + j}u] = g${i}${j};`)).join('\n')}
+${range(3)
+  .flatMap((i) => range(3).map((j) => `  dw[base + ${i * 3 + j}u] = g${i}_${j};`))
+  .join('\n')}
 }
-`,
+`;
+  },
 });

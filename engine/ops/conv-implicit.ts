@@ -115,9 +115,9 @@ function runImplicit(gpu: WebGPUBackend, mode: ImplicitConvMode, a: Tensor, b: T
   convImplicitCounters[mode]++;
   if (plan.kernel === 'winograd') {
     convImplicitCounters.winograd++;
-    if (mode === 'fwd') winogradForward(gpu, b, a, bias, out, g);
-    else if (mode === 'dx') winogradInputGrad(gpu, b, a, out, g);
-    else winogradWeightGrad(gpu, a, b, out, g);
+    if (mode === 'fwd') winogradForward(gpu, plan.m, b, a, bias, out, g);
+    else if (mode === 'dx') winogradInputGrad(gpu, plan.m, b, a, out, g);
+    else winogradWeightGrad(gpu, plan.m, a, b, out, g);
     return;
   }
   const M = mode === 'dx' ? C : Cout;

@@ -11,6 +11,7 @@ import type { Tensor } from '../tensor.js';
 import { isWebGPU, type WebGPUBackend } from '../webgpu/backend.js';
 import type { ConvTuning } from '../tuning.js';
 import type { ImplicitConvMode } from '../../shaders/conv-implicit.js';
+import type { WinogradTile } from '../../shaders/conv-winograd.js';
 import { isPointwise, type ConvGeom } from './conv-geometry.js';
 import { winogradApplies } from './conv-winograd.js';
 
@@ -34,8 +35,8 @@ export type ImplicitKernelPlan = (
   | { kernel: 'rows'; WG: number; TM: number; TN: number; splits: number; subgroups: boolean }
   /** Workgroup-memory tiles (implicitTiledKernel). */
   | { kernel: 'tiled'; BM: number; BN: number; BK: number; TM: number; TN: number; splits: number }
-  /** Winograd F(2x2, 3x3): transforms and batched GEMMs (engine/ops/conv-winograd.ts). */
-  | { kernel: 'winograd' }
+  /** Winograd F(m x m, 3x3): transforms and batched GEMMs (engine/ops/conv-winograd.ts). */
+  | { kernel: 'winograd'; m: WinogradTile }
 ) & {
   /** The geometry compiled into the WGSL as literals. */
   bake: boolean;
@@ -161,7 +162,7 @@ function defaultFamily(gpu: WebGPUBackend): 'software' | 'gpu' | 'gpu-rows' {
 }
 
 /**
- * Whether the implicit op runs as Winograd F(2x2, 3x3) (3x3, stride 1, dilation 1, padding <= 2):
+ * Whether the implicit op runs as Winograd F(m x m, 3x3) (3x3, stride 1, dilation 1, padding <= 2):
  * forced by the tuning, else on software adapters for products big enough that 2.25x fewer
  * multiplies pay for the transforms' passes over memory (measured on lavapipe, see
  * engine/ops/conv-winograd.ts).
@@ -176,6 +177,14 @@ function useWinograd(gpu: WebGPUBackend, t: ConvTuning, p: ConvProblem): boolean
 
 /** Multiply-adds per kernel tap (C * Cout * N * Hb * Wb) from which software adapters take Winograd. */
 const WINOGRAD_MIN_MACS_PER_TAP = 2 ** 22;
+
+/**
+ * Output tile of the Winograd route when the tuning leaves it open: F(4x4) (4x fewer multiplies;
+ * errors ~10x F(2x2)'s, ~1e-5 relative at the tokenizer's sizes). On lavapipe, 128->128 3x3 at
+ * 32x32, batch 8: forward 63.7 ms direct, 32.5 ms F(2x2), 20.8 ms F(4x4); input gradient 65.2 /
+ * 34.1 / 21.5 ms; weight gradient 72.6 / 29.4 / 19.5 ms.
+ */
+const DEFAULT_WINOGRAD_TILE: WinogradTile = 4;
 
 /**
  * Kernels and block shapes.
@@ -196,7 +205,7 @@ const WINOGRAD_MIN_MACS_PER_TAP = 2 ** 22;
 function implicitKernel(gpu: WebGPUBackend, t: ConvTuning, mode: ImplicitConvMode, p: ConvProblem): ImplicitKernelPlan {
   const { g, C } = p;
   const N = p.x.shape[0]!;
-  if (useWinograd(gpu, t, p)) return { kernel: 'winograd', bake: false };
+  if (useWinograd(gpu, t, p)) return { kernel: 'winograd', m: t.winogradTile ?? DEFAULT_WINOGRAD_TILE, bake: false };
   // Rows (M) and columns (NC) of the product, and the channels the fwd/dx reduction runs over.
   const M = mode === 'dx' ? C : p.Cout;
   const NC = mode === 'fwd' ? N * g.Hb * g.Wb : mode === 'dx' ? N * g.H * g.W : C * g.kh * g.kw;

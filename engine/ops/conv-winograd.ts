@@ -1,10 +1,10 @@
 /**
- * The implicit convolution trio by Winograd F(2x2, 3x3) (shaders/conv-winograd.ts): for 3x3
- * kernels with stride 1 and dilation 1, each of the forward, the input gradient and the weight
- * gradient becomes transforms plus 16 GEMMs (batch 16) on the matmul kernels, 2.25x fewer
- * multiplies than the direct products. The input gradient is the forward applied to the output
+ * The implicit convolution trio by Winograd F(m x m, 3x3), m = 2 or 4 (shaders/conv-winograd.ts):
+ * for 3x3 kernels with stride 1 and dilation 1, each of the forward, the input gradient and the
+ * weight gradient becomes transforms plus (m + 2)^2 GEMMs (one batched matmul) on the matmul
+ * kernels, 2.25x (m = 2) or 4x (m = 4) fewer multiplies than the direct products. The input gradient is the forward applied to the output
  * gradient with the rotated, channel-swapped kernel and padding 2 - p. Temporaries (the transformed
- * operands, 16/4 of an image tensor each) live only during the call.
+ * operands, (m + 2)^2 / m^2 of an image tensor each) live only during the call.
  */
 import type { Storage } from '../backend.js';
 import { noGrad } from '../grad-mode.js';
@@ -12,6 +12,7 @@ import { Tensor } from '../tensor.js';
 import type { WebGPUBackend } from '../webgpu/backend.js';
 import {
   WINOGRAD_WG,
+  type WinogradTile,
   winogradGradOutputKernel,
   winogradInputKernel,
   winogradOutputKernel,
@@ -22,7 +23,7 @@ import type { ConvGeom } from './conv-geometry.js';
 import { productGpu } from './matmul.js';
 import { contiguous } from './movement.js';
 
-/** Whether Winograd F(2x2, 3x3) computes this geometry: 3x3, stride 1, dilation 1, padding <= 2. */
+/** Whether Winograd F(m x m, 3x3) computes this geometry: 3x3, stride 1, dilation 1, padding <= 2. */
 export function winogradApplies(g: ConvGeom): boolean {
   return g.kh === 3 && g.kw === 3 && g.sh === 1 && g.sw === 1 && g.dh === 1 && g.dw === 1 && g.ph <= 2 && g.pw <= 2;
 }
@@ -60,27 +61,28 @@ function denseOperand(t: Tensor, s: ReturnType<typeof scratch>): Tensor {
  * out [N, Cout, Hb, Wb] = conv(x, w) (+ bias) for x [N, C, H, W] with padding (ph, pw), as the
  * forward computes it; `flip`: w is read as the input gradient's kernel (rotated, channels swapped).
  */
-function forwardInto(gpu: WebGPUBackend, x: Tensor, w: Tensor, bias: Tensor | null, out: Tensor, ph: number, pw: number, flip: boolean): void {
+function forwardInto(gpu: WebGPUBackend, m: WinogradTile, x: Tensor, w: Tensor, bias: Tensor | null, out: Tensor, ph: number, pw: number, flip: boolean): void {
   const [N, C, H, W] = x.shape as [number, number, number, number];
   const Cout = flip ? w.shape[1]! : w.shape[0]!;
   const Hb = out.shape[2]!;
   const Wb = out.shape[3]!;
-  const th = Math.ceil(Hb / 2);
-  const tw = Math.ceil(Wb / 2);
+  const th = Math.ceil(Hb / m);
+  const tw = Math.ceil(Wb / m);
   const T = N * th * tw;
+  const e = (m + 2) ** 2;
   const s = scratch(gpu);
   try {
     const xd = denseOperand(x, s);
-    const V = s.tensor([16, C, T]);
-    const U = s.tensor([16, Cout, C]);
-    const M = s.tensor([16, Cout, T]);
-    gpu.run(winogradInputKernel, undefined, { params: { C, H, W, ph, pw, th, tw, T, x_off: xd.offset }, bindings: { x: xd, V }, workgroups: wgs(C * T) });
+    const V = s.tensor([e, C, T]);
+    const U = s.tensor([e, Cout, C]);
+    const M = s.tensor([e, Cout, T]);
+    gpu.run(winogradInputKernel, { m }, { params: { C, H, W, ph, pw, th, tw, T, x_off: xd.offset }, bindings: { x: xd, V }, workgroups: wgs(C * T) });
     // The kernel walks w's own [Cout, C] pairs; `flip` only changes where each lands in U.
-    gpu.run(winogradWeightKernel, { flip }, { params: { Cout: w.shape[0]!, C: w.shape[1]!, w_off: w.offset, w_st: w.strides }, bindings: { w, U }, workgroups: wgs(w.shape[0]! * w.shape[1]!) });
+    gpu.run(winogradWeightKernel, { m, flip }, { params: { Cout: w.shape[0]!, C: w.shape[1]!, w_off: w.offset, w_st: w.strides }, bindings: { w, U }, workgroups: wgs(w.shape[0]! * w.shape[1]!) });
     productGpu(gpu, U, V, M);
     const bindings: Record<string, Tensor> = { M, y: out };
     if (bias) bindings.bias = bias;
-    gpu.run(winogradOutputKernel, { bias: !!bias }, {
+    gpu.run(winogradOutputKernel, { m, bias: !!bias }, {
       params: { Cout, T, th, tw, Hb, Wb, bias_off: bias?.offset ?? 0, bias_st: bias?.strides[0] ?? 0 },
       bindings,
       workgroups: wgs(Cout * T),
@@ -91,34 +93,35 @@ function forwardInto(gpu: WebGPUBackend, x: Tensor, w: Tensor, bias: Tensor | nu
 }
 
 /** y = conv(x, w) + b into `out` (contiguous [N, Cout, Hb, Wb]). */
-export function winogradForward(gpu: WebGPUBackend, x: Tensor, w: Tensor, b: Tensor | null, out: Tensor, g: ConvGeom): void {
-  forwardInto(gpu, x, w, b, out, g.ph, g.pw, false);
+export function winogradForward(gpu: WebGPUBackend, m: WinogradTile, x: Tensor, w: Tensor, b: Tensor | null, out: Tensor, g: ConvGeom): void {
+  forwardInto(gpu, m, x, w, b, out, g.ph, g.pw, false);
 }
 
 /** dx = conv^T(gy, w) into `out` (contiguous [N, C, H, W]): the forward of gy with the flipped kernel, padding 2 - p. */
-export function winogradInputGrad(gpu: WebGPUBackend, gy: Tensor, w: Tensor, out: Tensor, g: ConvGeom): void {
-  forwardInto(gpu, gy, w, null, out, 2 - g.ph, 2 - g.pw, true);
+export function winogradInputGrad(gpu: WebGPUBackend, m: WinogradTile, gy: Tensor, w: Tensor, out: Tensor, g: ConvGeom): void {
+  forwardInto(gpu, m, gy, w, null, out, 2 - g.ph, 2 - g.pw, true);
 }
 
 /** dw = sum over images and pixels of gy (x) x-patches into `out` (contiguous [Cout, C, 3, 3]). */
-export function winogradWeightGrad(gpu: WebGPUBackend, gy: Tensor, x: Tensor, out: Tensor, g: ConvGeom): void {
+export function winogradWeightGrad(gpu: WebGPUBackend, m: WinogradTile, gy: Tensor, x: Tensor, out: Tensor, g: ConvGeom): void {
   const [N, C, H, W] = x.shape as [number, number, number, number];
   const Cout = gy.shape[1]!;
   const { Hb, Wb } = g;
-  const th = Math.ceil(Hb / 2);
-  const tw = Math.ceil(Wb / 2);
+  const th = Math.ceil(Hb / m);
+  const tw = Math.ceil(Wb / m);
   const T = N * th * tw;
+  const e = (m + 2) ** 2;
   const s = scratch(gpu);
   try {
     const xd = denseOperand(x, s);
     const gyd = denseOperand(gy, s);
-    const V = s.tensor([16, C, T]);
-    const Z = s.tensor([16, T, Cout]);
-    const D = s.tensor([16, C, Cout]);
-    gpu.run(winogradInputKernel, undefined, { params: { C, H, W, ph: g.ph, pw: g.pw, th, tw, T, x_off: xd.offset }, bindings: { x: xd, V }, workgroups: wgs(C * T) });
-    gpu.run(winogradGradOutputKernel, undefined, { params: { Cout, T, th, tw, Hb, Wb, gy_off: gyd.offset }, bindings: { gy: gyd, Z }, workgroups: wgs(Cout * T) });
+    const V = s.tensor([e, C, T]);
+    const Z = s.tensor([e, T, Cout]);
+    const D = s.tensor([e, C, Cout]);
+    gpu.run(winogradInputKernel, { m }, { params: { C, H, W, ph: g.ph, pw: g.pw, th, tw, T, x_off: xd.offset }, bindings: { x: xd, V }, workgroups: wgs(C * T) });
+    gpu.run(winogradGradOutputKernel, { m }, { params: { Cout, T, th, tw, Hb, Wb, gy_off: gyd.offset }, bindings: { gy: gyd, Z }, workgroups: wgs(Cout * T) });
     productGpu(gpu, V, Z, D);
-    gpu.run(winogradWeightGradKernel, undefined, { params: { Cout, C }, bindings: { D, dw: out }, workgroups: wgs(Cout * C) });
+    gpu.run(winogradWeightGradKernel, { m }, { params: { Cout, C }, bindings: { D, dw: out }, workgroups: wgs(Cout * C) });
   } finally {
     s.done();
   }
