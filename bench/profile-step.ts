@@ -19,6 +19,7 @@ import * as E from '../node/index.js';
 import { AdamW } from '../nn/index.js';
 import { tokenizerTrainStep, VQTokenizer } from '../models/tokenizer/index.js';
 import { ARTransformer, arTrainStep, createAROptimizer } from '../models/ar/index.js';
+import { gptReference } from './gpt-reference.js';
 
 const backend = (await E.getDevice({ setDefault: true, requireWebGPU: true, quiet: true })) as E.WebGPUBackend;
 const model = process.env.MODEL ?? 'tokenizer';
@@ -57,25 +58,11 @@ if (model === 'tokenizer') {
     return recordMs;
   };
 } else if (model === 'gpt') {
-  const m = new ARTransformer(
-    { vocabSize: 1024, numClasses: 10, seqLen: 64, dim: 384, depth: 6, heads: 6, mlpRatio: 4, mlp: 'gelu', norm: 'layer', pos: 'learned', qkNorm: null, classDropout: 0, dropout: 0 },
-    { backend, generator: new E.Generator(0) },
-  );
-  const opt = new AdamW(m.parameters(), { lr: 1e-4 });
-  const g = new E.Generator(1);
-  const tokens = E.randint(0, 1024, [B, 64], { backend, generator: g });
-  const classes = E.randint(0, 10, [B], { backend, generator: g });
-  params = m.numParameters();
+  const gpt = gptReference(backend, B);
+  params = gpt.model.numParameters();
   step = async () => {
     const t0 = performance.now();
-    const loss = E.tidy(() => {
-      const logits = m.forward(classes, tokens);
-      const l = E.crossEntropy(logits.reshape([B * 64, 1024]), tokens.reshape([B * 64]));
-      opt.zeroGrad();
-      l.backward();
-      opt.step();
-      return l.detach();
-    });
+    const loss = gpt.step();
     const recordMs = performance.now() - t0;
     await loss.item();
     loss.dispose();

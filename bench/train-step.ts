@@ -22,7 +22,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import * as E from '../node/index.js';
 import { AdamW } from '../nn/index.js';
 import { tokenizerTrainStep, VQTokenizer } from '../models/tokenizer/index.js';
-import { ARTransformer } from '../models/ar/index.js';
+import { gptReference } from './gpt-reference.js';
 
 const B = Number(process.env.BATCH ?? 8);
 const steps = Number(process.env.STEPS ?? 5);
@@ -114,27 +114,9 @@ async function benchTokenizer(): Promise<OursResult> {
 }
 
 async function benchGpt(): Promise<OursResult> {
-  const model = new ARTransformer(
-    { vocabSize: 1024, numClasses: 10, seqLen: 64, dim: 384, depth: 6, heads: 6, mlpRatio: 4, mlp: 'gelu', norm: 'layer', pos: 'learned', qkNorm: null, classDropout: 0, dropout: 0 },
-    { backend },
-  );
-  const opt = new AdamW(model.parameters(), { lr: 1e-4 });
-  const tokens = E.randint(0, 1024, [B, 64], { backend, generator: new E.Generator(2) });
-  const classes = E.randint(0, 10, [B], { backend, generator: new E.Generator(3) });
-  const r = await timeSteps('gpt', model.numParameters(), () =>
-    E.tidy(() => {
-      const logits = model.forward(classes, tokens);
-      const loss = E.crossEntropy(logits.reshape([B * 64, 1024]), tokens.reshape([B * 64]));
-      opt.zeroGrad();
-      loss.backward();
-      opt.step();
-      return loss.detach();
-    }),
-  );
-  tokens.dispose();
-  classes.dispose();
-  opt.dispose();
-  model.dispose();
+  const gpt = gptReference(backend, B);
+  const r = await timeSteps('gpt', gpt.model.numParameters(), gpt.step);
+  gpt.dispose();
   return r;
 }
 

@@ -49,12 +49,30 @@ function scratch(gpu: WebGPUBackend) {
   };
 }
 
+type Scratch = ReturnType<typeof scratch>;
+
 /** A dense operand for the transform kernels (a copy when strided: they read NCHW at an offset). */
-function denseOperand(t: Tensor, s: ReturnType<typeof scratch>): Tensor {
+function denseOperand(t: Tensor, s: Scratch): Tensor {
   if (t.isContiguous) return t;
   const c = noGrad(() => contiguous(t));
   s.adopt(c);
   return c;
+}
+
+/** The m x m output tiles over an Hb x Wb output of N images, and the transforms' element count. */
+function tilesOf(m: WinogradTile, N: number, Hb: number, Wb: number): { th: number; tw: number; T: number; e: number } {
+  const th = Math.ceil(Hb / m);
+  const tw = Math.ceil(Wb / m);
+  return { th, tw, T: N * th * tw, e: (m + 2) ** 2 };
+}
+
+/** V [e, C, T]: the input transform of x [N, C, H, W] padded by (ph, pw), in scratch. */
+function inputTransform(gpu: WebGPUBackend, s: Scratch, m: WinogradTile, x: Tensor, ph: number, pw: number, t: ReturnType<typeof tilesOf>): Tensor {
+  const [, C, H, W] = x.shape as [number, number, number, number];
+  const xd = denseOperand(x, s);
+  const V = s.tensor([t.e, C, t.T]);
+  gpu.run(winogradInputKernel, { m }, { params: { C, H, W, ph, pw, th: t.th, tw: t.tw, T: t.T, x_off: xd.offset }, bindings: { x: xd, V }, workgroups: wgs(C * t.T) });
+  return V;
 }
 
 /**
@@ -62,28 +80,23 @@ function denseOperand(t: Tensor, s: ReturnType<typeof scratch>): Tensor {
  * forward computes it; `flip`: w is read as the input gradient's kernel (rotated, channels swapped).
  */
 function forwardInto(gpu: WebGPUBackend, m: WinogradTile, x: Tensor, w: Tensor, bias: Tensor | null, out: Tensor, ph: number, pw: number, flip: boolean): void {
-  const [N, C, H, W] = x.shape as [number, number, number, number];
+  const C = x.shape[1]!;
   const Cout = flip ? w.shape[1]! : w.shape[0]!;
-  const Hb = out.shape[2]!;
-  const Wb = out.shape[3]!;
-  const th = Math.ceil(Hb / m);
-  const tw = Math.ceil(Wb / m);
-  const T = N * th * tw;
-  const e = (m + 2) ** 2;
+  const [Hb, Wb] = [out.shape[2]!, out.shape[3]!];
+  const tiles = tilesOf(m, x.shape[0]!, Hb, Wb);
+  const { T, e } = tiles;
   const s = scratch(gpu);
   try {
-    const xd = denseOperand(x, s);
-    const V = s.tensor([e, C, T]);
+    const V = inputTransform(gpu, s, m, x, ph, pw, tiles);
     const U = s.tensor([e, Cout, C]);
     const M = s.tensor([e, Cout, T]);
-    gpu.run(winogradInputKernel, { m }, { params: { C, H, W, ph, pw, th, tw, T, x_off: xd.offset }, bindings: { x: xd, V }, workgroups: wgs(C * T) });
     // The kernel walks w's own [Cout, C] pairs; `flip` only changes where each lands in U.
     gpu.run(winogradWeightKernel, { m, flip }, { params: { Cout: w.shape[0]!, C: w.shape[1]!, w_off: w.offset, w_st: w.strides }, bindings: { w, U }, workgroups: wgs(w.shape[0]! * w.shape[1]!) });
     productGpu(gpu, U, V, M);
     const bindings: Record<string, Tensor> = { M, y: out };
     if (bias) bindings.bias = bias;
     gpu.run(winogradOutputKernel, { m, bias: !!bias }, {
-      params: { Cout, T, th, tw, Hb, Wb, bias_off: bias?.offset ?? 0, bias_st: bias?.strides[0] ?? 0 },
+      params: { Cout, T, th: tiles.th, tw: tiles.tw, Hb, Wb, bias_off: bias?.offset ?? 0, bias_st: bias?.strides[0] ?? 0 },
       bindings,
       workgroups: wgs(Cout * T),
     });
@@ -104,22 +117,18 @@ export function winogradInputGrad(gpu: WebGPUBackend, m: WinogradTile, gy: Tenso
 
 /** dw = sum over images and pixels of gy (x) x-patches into `out` (contiguous [Cout, C, 3, 3]). */
 export function winogradWeightGrad(gpu: WebGPUBackend, m: WinogradTile, gy: Tensor, x: Tensor, out: Tensor, g: ConvGeom): void {
-  const [N, C, H, W] = x.shape as [number, number, number, number];
+  const C = x.shape[1]!;
   const Cout = gy.shape[1]!;
   const { Hb, Wb } = g;
-  const th = Math.ceil(Hb / m);
-  const tw = Math.ceil(Wb / m);
-  const T = N * th * tw;
-  const e = (m + 2) ** 2;
+  const tiles = tilesOf(m, x.shape[0]!, Hb, Wb);
+  const { T, e } = tiles;
   const s = scratch(gpu);
   try {
-    const xd = denseOperand(x, s);
+    const V = inputTransform(gpu, s, m, x, g.ph, g.pw, tiles);
     const gyd = denseOperand(gy, s);
-    const V = s.tensor([e, C, T]);
     const Z = s.tensor([e, T, Cout]);
     const D = s.tensor([e, C, Cout]);
-    gpu.run(winogradInputKernel, { m }, { params: { C, H, W, ph: g.ph, pw: g.pw, th, tw, T, x_off: xd.offset }, bindings: { x: xd, V }, workgroups: wgs(C * T) });
-    gpu.run(winogradGradOutputKernel, { m }, { params: { Cout, T, th, tw, Hb, Wb, gy_off: gyd.offset }, bindings: { gy: gyd, Z }, workgroups: wgs(Cout * T) });
+    gpu.run(winogradGradOutputKernel, { m }, { params: { Cout, T, th: tiles.th, tw: tiles.tw, Hb, Wb, gy_off: gyd.offset }, bindings: { gy: gyd, Z }, workgroups: wgs(Cout * T) });
     productGpu(gpu, V, Z, D);
     gpu.run(winogradWeightGradKernel, { m }, { params: { Cout, C }, bindings: { D, dw: out }, workgroups: wgs(Cout * C) });
   } finally {
