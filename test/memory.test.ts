@@ -158,6 +158,23 @@ describe.runIf(gpu)('GPU buffer pool', () => {
     expect(gpu!.pool.allocatedBytes).toBe(allocated);
   });
 
+  it('a free buffer of a larger size class (up to twice the request) serves before a new one is made', async () => {
+    await gpu!.sync();
+    gpu!.pool.trim();
+    // 3000 floats: the 12288-byte class. Freed (and submitted), it serves 2000 floats (8192-byte
+    // class: 12288 is within twice that) but not 1000 (4096-byte class: 12288 is over twice).
+    E.zeros([3000], { backend: gpu! }).dispose();
+    await gpu!.sync();
+    const allocated = gpu!.pool.allocatedBytes;
+    const b = E.zeros([2000], { backend: gpu! });
+    expect(gpu!.pool.allocatedBytes).toBe(allocated);
+    const c = E.zeros([1000], { backend: gpu! });
+    expect(gpu!.pool.allocatedBytes).toBe(allocated + 4096);
+    expect(Array.from(await b.toArray()).every((v) => v === 0)).toBe(true);
+    b.dispose();
+    c.dispose();
+  });
+
   it('a repeated training step gets the same buffers each time: no new bind groups once warm', async () => {
     // A tiny VQ tokenizer step (forward, backward, AdamW): its temporaries are freed in an order
     // unlike the one they were allocated in, which with last-in-first-out reuse permuted the

@@ -30,6 +30,11 @@ export function sizeClass(bytes: number): number {
   return c;
 }
 
+/** The size class after `c` (a class). */
+function nextClass(c: number): number {
+  return sizeClass(c + 1);
+}
+
 export class BufferPool {
   private free = new Map<number, PooledBuffer[]>();
   private recent = new Map<number, PooledBuffer[]>();
@@ -41,16 +46,20 @@ export class BufferPool {
 
   acquire(bytes: number, forUpload: boolean): PooledBuffer {
     const size = sizeClass(bytes);
-    const fromFree = this.free.get(size)?.pop();
-    if (fromFree) {
-      this.freeBytes -= size;
-      return fromFree;
-    }
-    if (!forUpload) {
-      const fromRecent = this.recent.get(size)?.pop();
-      if (fromRecent) {
-        this.recentBytes -= size;
-        return fromRecent;
+    // The request's size class first, then the next classes up to twice its size (a free larger
+    // buffer serves instead of a new one: fewer buffers stranded in classes nobody asks for).
+    for (let c = size; c <= 2 * size; c = nextClass(c)) {
+      const fromFree = this.free.get(c)?.pop();
+      if (fromFree) {
+        this.freeBytes -= c;
+        return fromFree;
+      }
+      if (!forUpload) {
+        const fromRecent = this.recent.get(c)?.pop();
+        if (fromRecent) {
+          this.recentBytes -= c;
+          return fromRecent;
+        }
       }
     }
     const buffer = this.device.createBuffer({
