@@ -41,13 +41,19 @@ export interface ReduceShaderSpec {
   argIn: boolean;
   /** Writes partials: values to `out` and (arg kinds) indices to a second output. */
   partial: boolean;
+  /**
+   * Two reduced dims walked as nested loops (the outer one whole, the inner one strided over the
+   * group's threads) instead of one flat index divided back into coordinates per element: for
+   * redRank 2 without chunks (software adapters pay a scalar loop per vector division).
+   */
+  nested?: boolean;
 }
 
 const isArgKind = (k: ReduceKind) => k === 'argmax' || k === 'argmin';
 
 export const reduceKernel = defineKernel<ReduceShaderSpec>({
   name: 'reduce',
-  key: (s) => `${s.kind}|${s.inType}|${s.outType}|${s.keptRank}|${s.redRank}|${s.tpo}|${s.outer}|${s.argIn}|${s.partial}`,
+  key: (s) => `${s.kind}|${s.inType}|${s.outType}|${s.keptRank}|${s.redRank}|${s.tpo}|${s.outer}|${s.argIn}|${s.partial}${s.nested ? '|nested' : ''}`,
   signature: (s) => ({
     params: {
       n_groups: 'u32',
@@ -97,8 +103,27 @@ function reduceBody(s: ReduceShaderSpec): string {
     redOffset.push('var rem_r = j;', 'var off = base;');
     for (let d = Rr - 1; d >= 0; d--) redOffset.push(`{ let dim = P.red_shape_${d}; off += (rem_r % dim) * P.red_strides_${d}; rem_r = rem_r / dim; }`);
   }
+  const flatLoop = `let j0 = sc * P.chunk;
+    let j1 = min(j0 + P.chunk, P.n_red);
+    for (var j = j0 + t; j < j1; j += ${tpo}u) {
+      ${redOffset.join('\n      ')}
+      let v = x[off];
+      ${isSum ? '' : s.argIn ? 'let jv = u32(xi[off]);' : 'let jv = j;'}
+      ${combine}
+    }`;
+  // The whole reduced range (one chunk), row by row; j is the row-major index for arg kinds.
+  const nestedLoop = `let n1 = P.red_shape_1;
+    for (var i0 = 0u; i0 < P.red_shape_0; i0++) {
+      let row = base + i0 * P.red_strides_0;
+      for (var i1 = t; i1 < n1; i1 += ${tpo}u) {
+        let off = row + i1 * P.red_strides_1;
+        let v = x[off];
+        ${isSum ? '' : s.argIn ? 'let jv = u32(xi[off]);' : 'let jv = i0 * n1 + i1;'}
+        ${combine}
+      }
+    }`;
+  if (s.nested && (Rr !== 2 || s.partial)) throw new Error('reduce: the nested loop needs two reduced dims and one chunk');
   const idxOut = s.partial && isArg;
-  const jv = s.argIn ? 'let jv = u32(xi[off]);' : 'let jv = j;';
   const mapping = s.outer ? 'let o = g % P.n_out; let sc = g / P.n_out;' : 'let o = g / P.n_split; let sc = g % P.n_split;';
   const rpw = REDUCE_WG / tpo;
   const partner = s.outer ? `lid.x + step * ${rpw}u` : 'lid.x + step';
@@ -136,14 +161,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (valid) {
     ${mapping}
     ${keptOffset.join('\n    ')}
-    let j0 = sc * P.chunk;
-    let j1 = min(j0 + P.chunk, P.n_red);
-    for (var j = j0 + t; j < j1; j += ${tpo}u) {
-      ${redOffset.join('\n      ')}
-      let v = x[off];
-      ${isSum ? '' : jv}
-      ${combine}
-    }
+    ${s.nested ? nestedLoop : flatLoop}
   }${tree}
   if (valid && t == 0u) {
     ${write}

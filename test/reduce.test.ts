@@ -174,6 +174,23 @@ describe.runIf(gpu)('reductions: GPU vs float64 reference', () => {
     });
   }
 
+  it('two reduced dims walked as nested loops (the bias-gradient shape): sum, max and the flattened argmax, with views', async () => {
+    const values = (n: number, ties: boolean) => Array.from({ length: n }, (_, i) => (ties ? Math.round(Math.sin(i * 0.7) * 3) : Math.sin(i * 0.37) * 2));
+    for (const view of [0, 1, 2]) {
+      for (const [shape, axes] of [
+        [[3, 5, 17, 19], [0, 2, 3]],
+        [[4, 3, 300], [0, 2]],
+      ] as const) {
+        const n = shape.reduce((a, b) => a * b, 1);
+        const sumCase: Case = { shape: [...shape], data: values(n, false), axes: [...axes], keepdim: false, view };
+        await checkSumLike(sumCase, (x) => E.sum(x, sumCase.axes), 1);
+        const tieCase: Case = { ...sumCase, data: values(n, true) };
+        await checkExact(tieCase, (x) => E.max(x, tieCase.axes));
+        await checkExact(tieCase, (x) => E.argmax(x));
+      }
+    }
+  });
+
   it('long sums stay accurate (multi-pass): 2^20 + 7 positive terms, and 3 x 300001 rows', async () => {
     const n = (1 << 20) + 7;
     const data = Float32Array.from({ length: n }, (_, i) => f32(1 + Math.sin(i * 0.37) * 0.9));

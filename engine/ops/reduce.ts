@@ -116,7 +116,10 @@ function reduceGpu(kind: ReduceKind, gpu: WebGPUBackend, { inputs: [x], outputs:
     const dstIdx = partial && isArg ? gpu.alloc(nGroups, 'i32') : null;
     const outType = partial ? inType : DTYPE_INFO[out!.dtype].wgsl;
     const argIn = src.idx !== null;
-    const variant = { kind, inType, outType, keptRank: src.keptShape.length, redRank: src.redShape.length, tpo: plan.tpo, outer: plan.outer, argIn, partial };
+    // Two reduced dims in one chunk, the inner one at least a group wide: nested loops, no
+    // per-element index division (bias gradients sum(gy, [0, 2, 3]) are this case).
+    const nested = src.redShape.length === 2 && !partial && src.redShape[1]! >= plan.tpo;
+    const variant = { kind, inType, outType, keptRank: src.keptShape.length, redRank: src.redShape.length, tpo: plan.tpo, outer: plan.outer, argIn, partial, nested };
     const bindings: Record<string, Tensor | Storage> = { x: src.x, out: dst ?? out! };
     if (src.idx) bindings.xi = src.idx;
     if (dstIdx) bindings.outi = dstIdx;
