@@ -12,12 +12,12 @@
  *
  * Layouts (element e = a * row + column of the a x a transform; tile t = (n * th + ty) * tw + tx
  * over th x tw tiles per image):
- *   V [a^2, C, T]    input transform (winogradInputKernel)
+ *   V [a^2, C, T]    input transform
  *   U [a^2, Cout, C] weight transform; flipped: U' [a^2, C, Cout] of the kernel rotated by 180
  *                    degrees with the channels swapped (the input gradient is a convolution of the
- *                    output gradient with it: winogradWeightKernel with `flip`)
+ *                    output gradient with it); V and U in one dispatch (winogradForwardInKernel)
  *   M [a^2, Cout, T] product, to the output by winogradOutputKernel (+ bias)
- *   Z [a^2, T, Cout] output-gradient transform A dY A^T (winogradGradOutputKernel)
+ *   Z [a^2, T, Cout] output-gradient transform A dY A^T, with V in one dispatch (winogradGradInKernel)
  *   D [a^2, C, Cout] = V[e] @ Z[e], to the weight gradient by winogradWeightGradKernel.
  */
 import { defineKernel, read, rw } from '../engine/kernel.js';
@@ -94,15 +94,14 @@ function dot(row: readonly number[], x: (j: number) => string): string {
 }
 
 /**
- * WGSL declaring out{r}_{c} = (L X R^T)[r][c] for X given as x(i, j) (rows of L combine X's rows,
- * rows of R its columns), through the intermediate q{i}_{c} = (L X)[i][c]... written as two passes.
+ * WGSL declaring out{r}_{c} = (L X R^T)[r][c] for X (xCols columns) given as x(i, j): first
+ * q{i}_{c} = (L X)[i][c], then each row of q times R^T.
  */
-function sandwich(L: Mat, R: Mat, xRows: number, xCols: number, x: (i: number, j: number) => string, q: string, out: string): string {
+function sandwich(L: Mat, R: Mat, xCols: number, x: (i: number, j: number) => string, q: string, out: string): string {
   const lines: string[] = [];
   for (let i = 0; i < L.length; i++) {
     for (let c = 0; c < xCols; c++) lines.push(`let ${q}${i}_${c} = ${dot(L[i]!, (j) => x(j, c))};`);
   }
-  void xRows;
   for (let i = 0; i < L.length; i++) {
     for (let c = 0; c < R.length; c++) lines.push(`let ${out}${i}_${c} = ${dot(R[c]!, (j) => `${q}${i}_${j}`)};`);
   }
@@ -126,86 +125,144 @@ const TILE_ORIGIN = (m: number) => `
   let ow = (r % P.tw) * ${m}u;`;
 
 /**
- * x [N, C, H, W] -> V [a^2, C, T]: one invocation per (channel, tile) reads the a x a patch at
- * (m ty - ph, m tx - pw) (zero outside the image) and writes its a^2 transformed values.
+ * WGSL `fn input_transform(i)`: x [N, C, H, W] -> V [a^2, C, T]; invocation i < C T takes one
+ * (channel, tile), reads the a x a patch at (m ty - ph, m tx - pw) (zero outside the image) and
+ * writes its a^2 transformed values.
  */
-export const winogradInputKernel = defineKernel<{ m: WinogradTile }>({
-  name: 'winograd',
-  key: (s) => `input|${s.m}`,
-  signature: () => ({
-    params: { C: 'u32', H: 'u32', W: 'u32', ph: 'u32', pw: 'u32', th: 'u32', tw: 'u32', T: 'u32', x_off: 'u32' },
-    bindings: { x: read(), V: rw() },
-  }),
-  body: ({ m }) => {
-    const a = m + 2;
-    const { BT } = MATRICES[m];
-    return `
-${HEAD}
+function inputTransformFn(m: WinogradTile): string {
+  const a = m + 2;
+  const { BT } = MATRICES[m];
+  return `
+fn input_transform(i: u32) {
   let T = P.T;
-  if (gid >= P.C * T) { return; }
-  let c = gid / T;
-  let t = gid % T;${TILE_ORIGIN(m)}
+  let c = i / T;
+  let t = i % T;${TILE_ORIGIN(m)}
   let h0 = i32(oh) - i32(P.ph);
   let w0 = i32(ow) - i32(P.pw);
   let H = i32(P.H);
   let W = i32(P.W);
   let base = P.x_off + (n * P.C + c) * P.H * P.W;
 ${range(a)
-  .flatMap((i) =>
-    range(a).map((j) => {
-      const h = `(h0 + ${i})`;
-      const w = `(w0 + ${j})`;
-      return `  let d${i}_${j} = select(0.0, x[base + u32(clamp(${h}, 0, H - 1)) * P.W + u32(clamp(${w}, 0, W - 1))], ${h} >= 0 && ${h} < H && ${w} >= 0 && ${w} < W);`;
+  .flatMap((r) =>
+    range(a).map((q) => {
+      const h = `(h0 + ${r})`;
+      const w = `(w0 + ${q})`;
+      return `  let d${r}_${q} = select(0.0, x[base + u32(clamp(${h}, 0, H - 1)) * P.W + u32(clamp(${w}, 0, W - 1))], ${h} >= 0 && ${h} < H && ${w} >= 0 && ${w} < W);`;
     }),
   )
   .join('\n')}
-  ${sandwich(BT, BT, a, a, (i, j) => `d${i}_${j}`, 'q', 'o')}
+  ${sandwich(BT, BT, a, (r, q) => `d${r}_${q}`, 'q', 'o')}
   let stride = P.C * T;
   let o = c * T + t;
 ${range(a)
-  .flatMap((i) => range(a).map((j) => `  V[o + ${i * a + j}u * stride] = o${i}_${j};`))
+  .flatMap((r) => range(a).map((q) => `  V[o + ${r * a + q}u * stride] = o${r}_${q};`))
   .join('\n')}
 }
 `;
-  },
-});
+}
 
-export interface WinogradWeightSpec {
+/**
+ * WGSL `fn weight_transform(i)`: w [wCout, wC, 3, 3] -> U [a^2, wCout, wC] = G g G^T, invocation i
+ * < wCout wC taking one (co, c) of w; with `flip`, U' [a^2, wC, wCout] of g'[c, co, i, j] =
+ * g[co, c, 2 - i, 2 - j] (the input gradient's kernel: rotated 180 degrees, channels swapped).
+ */
+function weightTransformFn(m: WinogradTile, flip: boolean): string {
+  const a = m + 2;
+  const { G } = MATRICES[m];
+  const tap = (r: number, q: number) => (flip ? `g${2 - r}_${2 - q}` : `g${r}_${q}`);
+  return `
+fn weight_transform(i: u32) {
+  let n = P.wCout * P.wC;
+  let co = i / P.wC;
+  let c = i % P.wC;
+  let base = P.w_off + co * P.w_st_0 + c * P.w_st_1;
+${range(3)
+  .flatMap((r) => range(3).map((q) => `  let g${r}_${q} = w[base + ${r}u * P.w_st_2 + ${q}u * P.w_st_3];`))
+  .join('\n')}
+  ${sandwich(G, G, 3, tap, 'q', 'u')}
+  let o = ${flip ? 'c * P.wCout + co' : 'co * P.wC + c'};
+${range(a)
+  .flatMap((r) => range(a).map((q) => `  U[o + ${r * a + q}u * n] = u${r}_${q};`))
+  .join('\n')}
+}
+`;
+}
+
+/**
+ * WGSL `fn grad_output_transform(i)`: gy [N, Cout, Hb, Wb] -> Z [a^2, T, Cout] = A dY A^T,
+ * invocation i < Cout T taking one (tile, co); dY is the tile's m x m block of the output
+ * gradient (zero past the output's edge).
+ */
+function gradOutputTransformFn(m: WinogradTile): string {
+  const a = m + 2;
+  const A = transpose(MATRICES[m].AT);
+  return `
+fn grad_output_transform(i: u32) {
+  let T = P.T;
+  let count = P.Cout * T;
+  let t = i / P.Cout;
+  let co = i % P.Cout;${TILE_ORIGIN(m)}
+  let base = P.gy_off + ((n * P.Cout + co) * P.Hb + oh) * P.Wb + ow;
+${range(m)
+  .flatMap((r) =>
+    range(m).map((q) => {
+      const ok = `oh + ${r}u < P.Hb && ow + ${q}u < P.Wb`;
+      return `  let e${r}_${q} = select(0.0, gy[select(base, base + ${r}u * P.Wb + ${q}u, ${ok})], ${ok});`;
+    }),
+  )
+  .join('\n')}
+  ${sandwich(A, A, m, (r, q) => `e${r}_${q}`, 'q', 'z')}
+${range(a)
+  .flatMap((r) => range(a).map((q) => `  Z[i + ${r * a + q}u * count] = z${r}_${q};`))
+  .join('\n')}
+}
+`;
+}
+
+const INPUT_PARAMS = { C: 'u32', H: 'u32', W: 'u32', ph: 'u32', pw: 'u32', th: 'u32', tw: 'u32', T: 'u32', x_off: 'u32' } as const;
+
+export interface WinogradForwardInSpec {
   m: WinogradTile;
-  /** The input gradient's transform: kernel rotated by 180 degrees, channels swapped (U' [a^2, C, Cout]). */
+  /** The weight is read as the input gradient's kernel (see weightTransformFn). */
   flip: boolean;
 }
 
 /**
- * w [Cout, C, 3, 3] -> U [a^2, Cout, C] = G g G^T per (co, c); with `flip`, U' [a^2, C, Cout] of
- * g'[c, co, i, j] = g[co, c, 2 - i, 2 - j]. One invocation per (co, c) of w.
+ * The forward's (and the input gradient's) two transforms in one dispatch: invocations below
+ * C T transform the input (V), the next wCout wC the weight (U or U').
  */
-export const winogradWeightKernel = defineKernel<WinogradWeightSpec>({
+export const winogradForwardInKernel = defineKernel<WinogradForwardInSpec>({
   name: 'winograd',
-  key: (s) => `weight|${s.m}|${s.flip}`,
-  signature: () => ({ params: { Cout: 'u32', C: 'u32', w_off: 'u32', w_st: ['u32', 4] }, bindings: { w: read(), U: rw() } }),
-  body: ({ m, flip }) => {
-    const a = m + 2;
-    const { G } = MATRICES[m];
-    const tap = (i: number, j: number) => (flip ? `g${2 - i}_${2 - j}` : `g${i}_${j}`);
-    return `
+  key: (s) => `forward_in|${s.m}|${s.flip}`,
+  signature: () => ({
+    params: { ...INPUT_PARAMS, wCout: 'u32', wC: 'u32', w_off: 'u32', w_st: ['u32', 4] },
+    bindings: { x: read(), w: read(), V: rw(), U: rw() },
+  }),
+  body: ({ m, flip }) => `${inputTransformFn(m)}${weightTransformFn(m, flip)}
 ${HEAD}
-  let n = P.Cout * P.C;
-  if (gid >= n) { return; }
-  let co = gid / P.C;
-  let c = gid % P.C;
-  let base = P.w_off + co * P.w_st_0 + c * P.w_st_1;
-${range(3)
-  .flatMap((i) => range(3).map((j) => `  let g${i}_${j} = w[base + ${i}u * P.w_st_2 + ${j}u * P.w_st_3];`))
-  .join('\n')}
-  ${sandwich(G, G, 3, 3, tap, 'q', 'u')}
-  let o = ${flip ? 'c * P.Cout + co' : 'co * P.C + c'};
-${range(a)
-  .flatMap((i) => range(a).map((j) => `  U[o + ${i * a + j}u * n] = u${i}_${j};`))
-  .join('\n')}
+  let nIn = P.C * P.T;
+  if (gid < nIn) { input_transform(gid); } else if (gid - nIn < P.wCout * P.wC) { weight_transform(gid - nIn); }
 }
-`;
-  },
+`,
+});
+
+/**
+ * The weight gradient's two transforms in one dispatch: invocations below C T transform the input
+ * (V), the next Cout T the output gradient (Z).
+ */
+export const winogradGradInKernel = defineKernel<{ m: WinogradTile }>({
+  name: 'winograd',
+  key: (s) => `grad_in|${s.m}`,
+  signature: () => ({
+    params: { ...INPUT_PARAMS, Cout: 'u32', Hb: 'u32', Wb: 'u32', gy_off: 'u32' },
+    bindings: { x: read(), gy: read(), V: rw(), Z: rw() },
+  }),
+  body: ({ m }) => `${inputTransformFn(m)}${gradOutputTransformFn(m)}
+${HEAD}
+  let nIn = P.C * P.T;
+  if (gid < nIn) { input_transform(gid); } else if (gid - nIn < P.Cout * P.T) { grad_output_transform(gid - nIn); }
+}
+`,
 });
 
 /**
@@ -232,7 +289,7 @@ ${HEAD}
 ${range(a)
   .flatMap((i) => range(a).map((j) => `  let m${i}_${j} = M[gid + ${i * a + j}u * count];`))
   .join('\n')}
-  ${sandwich(AT, AT, a, a, (i, j) => `m${i}_${j}`, 's', 'y')}
+  ${sandwich(AT, AT, a, (i, j) => `m${i}_${j}`, 's', 'y')}
   let b = ${bias ? 'bias[P.bias_off + co * P.bias_st]' : '0.0'};${TILE_ORIGIN(m)}
   let base = ((n * P.Cout + co) * P.Hb + oh) * P.Wb + ow;
 ${range(m)
@@ -243,45 +300,6 @@ ${range(m)
       return conds.length ? `  if (${conds.join(' && ')}) { ${store} }` : `  ${store}`;
     }),
   )
-  .join('\n')}
-}
-`;
-  },
-});
-
-/**
- * gy [N, Cout, Hb, Wb] -> Z [a^2, T, Cout] = A dY A^T per (co, tile), dY the tile's m x m block
- * of the output gradient (zero past the output's edge).
- */
-export const winogradGradOutputKernel = defineKernel<{ m: WinogradTile }>({
-  name: 'winograd',
-  key: (s) => `grad_output|${s.m}`,
-  signature: () => ({
-    params: { Cout: 'u32', T: 'u32', th: 'u32', tw: 'u32', Hb: 'u32', Wb: 'u32', gy_off: 'u32' },
-    bindings: { gy: read(), Z: rw() },
-  }),
-  body: ({ m }) => {
-    const a = m + 2;
-    const A = transpose(MATRICES[m].AT);
-    return `
-${HEAD}
-  let T = P.T;
-  let count = P.Cout * T;
-  if (gid >= count) { return; }
-  let t = gid / P.Cout;
-  let co = gid % P.Cout;${TILE_ORIGIN(m)}
-  let base = P.gy_off + ((n * P.Cout + co) * P.Hb + oh) * P.Wb + ow;
-${range(m)
-  .flatMap((i) =>
-    range(m).map((j) => {
-      const ok = `oh + ${i}u < P.Hb && ow + ${j}u < P.Wb`;
-      return `  let e${i}_${j} = select(0.0, gy[select(base, base + ${i}u * P.Wb + ${j}u, ${ok})], ${ok});`;
-    }),
-  )
-  .join('\n')}
-  ${sandwich(A, A, m, m, (i, j) => `e${i}_${j}`, 'q', 'z')}
-${range(a)
-  .flatMap((i) => range(a).map((j) => `  Z[gid + ${i * a + j}u * count] = z${i}_${j};`))
   .join('\n')}
 }
 `;
@@ -306,7 +324,7 @@ ${HEAD}
 ${range(a)
   .flatMap((i) => range(a).map((j) => `  let d${i}_${j} = D[o + ${i * a + j}u * count];`))
   .join('\n')}
-  ${sandwich(GT, GT, a, a, (i, j) => `d${i}_${j}`, 'q', 'g')}
+  ${sandwich(GT, GT, a, (i, j) => `d${i}_${j}`, 'q', 'g')}
   let base = gid * 9u;
 ${range(3)
   .flatMap((i) => range(3).map((j) => `  dw[base + ${i * 3 + j}u] = g${i}_${j};`))

@@ -10,15 +10,7 @@ import type { Storage } from '../backend.js';
 import { noGrad } from '../grad-mode.js';
 import { Tensor } from '../tensor.js';
 import type { WebGPUBackend } from '../webgpu/backend.js';
-import {
-  WINOGRAD_WG,
-  type WinogradTile,
-  winogradGradOutputKernel,
-  winogradInputKernel,
-  winogradOutputKernel,
-  winogradWeightGradKernel,
-  winogradWeightKernel,
-} from '../../shaders/conv-winograd.js';
+import { WINOGRAD_WG, type WinogradTile, winogradForwardInKernel, winogradGradInKernel, winogradOutputKernel, winogradWeightGradKernel } from '../../shaders/conv-winograd.js';
 import type { ConvGeom } from './conv-geometry.js';
 import { productGpu } from './matmul.js';
 import { contiguous } from './movement.js';
@@ -66,13 +58,10 @@ function tilesOf(m: WinogradTile, N: number, Hb: number, Wb: number): { th: numb
   return { th, tw, T: N * th * tw, e: (m + 2) ** 2 };
 }
 
-/** V [e, C, T]: the input transform of x [N, C, H, W] padded by (ph, pw), in scratch. */
-function inputTransform(gpu: WebGPUBackend, s: Scratch, m: WinogradTile, x: Tensor, ph: number, pw: number, t: ReturnType<typeof tilesOf>): Tensor {
+/** The input transform's parameters for x [N, C, H, W] (dense) padded by (ph, pw). */
+function inputParams(x: Tensor, ph: number, pw: number, t: ReturnType<typeof tilesOf>) {
   const [, C, H, W] = x.shape as [number, number, number, number];
-  const xd = denseOperand(x, s);
-  const V = s.tensor([t.e, C, t.T]);
-  gpu.run(winogradInputKernel, { m }, { params: { C, H, W, ph, pw, th: t.th, tw: t.tw, T: t.T, x_off: xd.offset }, bindings: { x: xd, V }, workgroups: wgs(C * t.T) });
-  return V;
+  return { C, H, W, ph, pw, th: t.th, tw: t.tw, T: t.T, x_off: x.offset };
 }
 
 /**
@@ -87,11 +76,18 @@ function forwardInto(gpu: WebGPUBackend, m: WinogradTile, x: Tensor, w: Tensor, 
   const { T, e } = tiles;
   const s = scratch(gpu);
   try {
-    const V = inputTransform(gpu, s, m, x, ph, pw, tiles);
+    const xd = denseOperand(x, s);
+    const V = s.tensor([e, C, T]);
     const U = s.tensor([e, Cout, C]);
     const M = s.tensor([e, Cout, T]);
-    // The kernel walks w's own [Cout, C] pairs; `flip` only changes where each lands in U.
-    gpu.run(winogradWeightKernel, { m, flip }, { params: { Cout: w.shape[0]!, C: w.shape[1]!, w_off: w.offset, w_st: w.strides }, bindings: { w, U }, workgroups: wgs(w.shape[0]! * w.shape[1]!) });
+    // One dispatch: the input's transform, then w's own [Cout, C] pairs (`flip` only changes where
+    // each lands in U).
+    const [wCout, wC] = [w.shape[0]!, w.shape[1]!];
+    gpu.run(winogradForwardInKernel, { m, flip }, {
+      params: { ...inputParams(xd, ph, pw, tiles), wCout, wC, w_off: w.offset, w_st: w.strides },
+      bindings: { x: xd, w, V, U },
+      workgroups: wgs(C * T + wCout * wC),
+    });
     productGpu(gpu, U, V, M);
     const bindings: Record<string, Tensor> = { M, y: out };
     if (bias) bindings.bias = bias;
@@ -124,11 +120,16 @@ export function winogradWeightGrad(gpu: WebGPUBackend, m: WinogradTile, gy: Tens
   const { T, e } = tiles;
   const s = scratch(gpu);
   try {
-    const V = inputTransform(gpu, s, m, x, g.ph, g.pw, tiles);
+    const xd = denseOperand(x, s);
     const gyd = denseOperand(gy, s);
+    const V = s.tensor([e, C, T]);
     const Z = s.tensor([e, T, Cout]);
     const D = s.tensor([e, C, Cout]);
-    gpu.run(winogradGradOutputKernel, { m }, { params: { Cout, T, th: tiles.th, tw: tiles.tw, Hb, Wb, gy_off: gyd.offset }, bindings: { gy: gyd, Z }, workgroups: wgs(Cout * T) });
+    gpu.run(winogradGradInKernel, { m }, {
+      params: { ...inputParams(xd, g.ph, g.pw, tiles), Cout, Hb, Wb, gy_off: gyd.offset },
+      bindings: { x: xd, gy: gyd, V, Z },
+      workgroups: wgs(C * T + Cout * T),
+    });
     productGpu(gpu, V, Z, D);
     gpu.run(winogradWeightGradKernel, { m }, { params: { Cout, C }, bindings: { D, dw: out }, workgroups: wgs(Cout * C) });
   } finally {
