@@ -6,12 +6,16 @@
  * instant `path` is either the complete previous file or the complete new one: a crash or kill
  * mid-write leaves the previous checkpoint intact plus, at worst, a stale temp file, which the
  * next save to the same path removes (only temp files whose writer process is gone).
+ *
+ * A training checkpoint can also refuse non-finite values (a diverged run must not replace the
+ * last good file) and keep the previous file beside the new one (node/checkpoint-history.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Backend } from '../engine/backend.js';
 import type { Tensor } from '../engine/tensor.js';
+import { preserveCurrent, prunePrevious } from './checkpoint-history.js';
 import {
   decodeSafetensors,
   entriesToTensors,
@@ -21,6 +25,7 @@ import {
   type DecodedSafetensors,
   type SafetensorsMetadata,
   type SaveTensorsOptions,
+  type TensorEntry,
 } from '../nn/checkpoint/index.js';
 
 /** Fault-injection points for tests (each may throw, or kill the process, to simulate a crash). */
@@ -128,7 +133,30 @@ export async function writeFileAtomic(path: string, data: Uint8Array | Iterable<
   if (opts.cleanStale ?? true) await removeStaleTemps(path);
 }
 
-export interface SaveCheckpointOptions extends SaveTensorsOptions, AtomicWriteOptions {}
+export interface SaveCheckpointOptions extends SaveTensorsOptions, AtomicWriteOptions {
+  /** Refuse (NonFiniteTensorError, nothing written) if a float tensor holds NaN or Inf. */
+  requireFinite?: boolean;
+  /** Checkpoints kept: the new file plus keep - 1 earlier ones as `.prev-<step>` files (unset: `.prev-` files are left alone). */
+  keep?: number;
+}
+
+/** A checkpoint was refused because `tensor` holds a NaN or an infinity. */
+export class NonFiniteTensorError extends Error {
+  override name = 'NonFiniteTensorError';
+  constructor(readonly tensor: string) {
+    super(`tensor ${tensor} holds non-finite values (NaN or Inf)`);
+  }
+}
+
+/** The first float entry holding a NaN or an infinity, or null. */
+export function nonFiniteTensor(entries: Record<string, TensorEntry>): string | null {
+  for (const [name, e] of Object.entries(entries)) {
+    if (!(e.dtype === 'F32' || e.dtype === 'F16' || e.dtype === 'BF16' || e.dtype === 'F64')) continue;
+    const d = e.data as ArrayLike<number>;
+    for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i]!)) return name;
+  }
+  return null;
+}
 
 /**
  * Saves tensors (read back from the device) and string metadata to `path` as safetensors,
@@ -136,8 +164,14 @@ export interface SaveCheckpointOptions extends SaveTensorsOptions, AtomicWriteOp
  */
 export async function saveCheckpoint(path: string, record: Record<string, Tensor>, metadata: SafetensorsMetadata = {}, opts: SaveCheckpointOptions = {}): Promise<void> {
   const entries = await tensorsToEntries(record, opts);
+  if (opts.requireFinite) {
+    const bad = nonFiniteTensor(entries);
+    if (bad !== null) throw new NonFiniteTensorError(bad);
+  }
+  if (opts.keep !== undefined) await preserveCurrent(path, opts.keep);
   const { chunks } = safetensorsChunks(entries, withFormat(metadata, opts));
   await writeFileAtomic(path, chunks, opts);
+  if (opts.keep !== undefined) await prunePrevious(path, opts.keep);
 }
 
 /** Reads and validates a safetensors file; errors name the file. */

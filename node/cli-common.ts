@@ -126,6 +126,25 @@ export function commandHelp(c: { name: string; summary: string; options: readonl
   return lines.join('\n');
 }
 
+/** --keep-checkpoints of every training command (trainLoop's keepCheckpoints). */
+export const KEEP_CHECKPOINTS_OPTION: OptSpec = {
+  name: 'keep-checkpoints',
+  type: 'int',
+  min: 1,
+  default: 2,
+  help: 'checkpoints kept in --out: checkpoint.safetensors plus N-1 earlier ones as checkpoint.prev-<step>.safetensors',
+};
+
+/** The training loop's safety settings from a training command's arguments: kept checkpoints, Ctrl-C saves. */
+export function trainingControls(args: ParsedArgs): { keepCheckpoints: number; handleSignals: true } {
+  return { keepCheckpoints: Number(args['keep-checkpoints']), handleSignals: true };
+}
+
+/** A shell-ready command line (single-quoted where needed). */
+export function shellCommand(argv: readonly string[]): string {
+  return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
+
 let backendPromise: Promise<E.Backend> | null = null;
 
 export async function backendFor(args: ParsedArgs): Promise<E.Backend> {

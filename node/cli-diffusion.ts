@@ -10,7 +10,7 @@ import { decodedLatentFeatureStats, generateLatentsClassBalanced, latentClassGri
 import { BatchUploader, DataLoader, saveImageGrid, subset, type ImageDataset } from './data/index.js';
 import { fileSha256 } from './file-hash.js';
 import { loadContinuousTokenizer, loadDiffusionCheckpoint, saveLatentCache, trainDiffusion } from './train-diffusion.js';
-import { backendFor, checkpointArg, checkpointExtra, checkResume, CliError, defaultFeatnetPath, fmt, fmtFid, loadFeatNet, loadSplit, reportTrained, gfidFields, writeGfidReport, type Command, type Io, type OptSpec, type ParsedArgs } from './cli-common.js';
+import { backendFor, checkpointArg, checkpointExtra, checkResume, CliError, KEEP_CHECKPOINTS_OPTION, trainingControls, defaultFeatnetPath, fmt, fmtFid, loadFeatNet, loadSplit, reportTrained, gfidFields, writeGfidReport, type Command, type Io, type OptSpec, type ParsedArgs } from './cli-common.js';
 
 /** Both datasets (MNIST, Fashion-MNIST) have 10 classes. */
 const NUM_CLASSES = 10;
@@ -52,6 +52,7 @@ const TRAIN_DIFFUSION_OPTIONS: OptSpec[] = [
   { name: 'checkpoint-every', type: 'int', min: 1, default: 500, help: 'steps between checkpoints (and at the end)' },
   { name: 'sample-every', type: 'int', min: 0, default: 0, help: 'steps between per-class sample grids (EMA weights, 25 Euler steps; 0: none, see sample-diffusion)' },
   { name: 'fresh', type: 'bool', help: 'ignore an existing checkpoint in --out and start over' },
+  KEEP_CHECKPOINTS_OPTION,
   { name: 'cpu', type: 'bool', help: 'run on the CPU backend instead of WebGPU' },
 ];
 
@@ -115,6 +116,7 @@ async function runTrainDiffusion(args: ParsedArgs, io: Io): Promise<void> {
       ...(sampleEvery > 0 ? { sampleEvery, sampleOptions: { steps: 25 } } : {}),
       resume,
       extra: { cli: cliRecord },
+      ...trainingControls(args),
       log: io.out,
     });
   } catch (e) {

@@ -26,7 +26,7 @@ import { denoiseLatents, latentRmsChange, latentRows, mixTokens, tokenRows, trai
 import { buildTokenCache, loadARCheckpoint, loadTokenCache, saveTokenCache } from './train-ar.js';
 import { buildLatentCache, loadContinuousTokenizer, loadDiffusionCheckpoint, loadLatentCache, saveLatentCache } from './train-diffusion.js';
 import { loadTokenizerCheckpoint } from './train-tokenizer.js';
-import { backendFor, checkpointArg, checkpointExtra, checkResume, CliError, loadSplit, reportTrained, type Command, type Io, type OptSpec, type ParsedArgs } from './cli-common.js';
+import { backendFor, checkpointArg, checkpointExtra, checkResume, CliError, KEEP_CHECKPOINTS_OPTION, trainingControls, loadSplit, reportTrained, type Command, type Io, type OptSpec, type ParsedArgs } from './cli-common.js';
 
 /** Both datasets (MNIST, Fashion-MNIST) have 10 classes. */
 const NUM_CLASSES = 10;
@@ -58,6 +58,7 @@ const OPTIONS: OptSpec[] = [
   { name: 'log-every', type: 'int', min: 1, help: 'steps between progress lines (with ETA) (default: ~10 per run)' },
   { name: 'checkpoint-every', type: 'int', min: 1, help: 'steps between checkpoints (and at the end) (default: half the run)' },
   { name: 'fresh', type: 'bool', help: 'ignore an existing checkpoint in --out and start over' },
+  KEEP_CHECKPOINTS_OPTION,
   { name: 'cpu', type: 'bool', help: 'run on the CPU backend instead of WebGPU' },
 ];
 
@@ -306,6 +307,7 @@ async function runPosttrain(args: ParsedArgs, io: Io): Promise<void> {
     ...(args['checkpoint-every'] !== undefined ? { checkpointEvery: Number(args['checkpoint-every']) } : {}),
     resume,
     extra: { ...inherited, dataset, posttrain, cli: cliRecord },
+    ...trainingControls(args),
   });
   r.model.dispose(); // saved; the command is done with it
   io.out(`decoder post-trained on the ${String(data.rows)} of ${n} ${dataset} images (${settings.emaDecay > 0 ? 'EMA weights' : 'raw weights'}); evaluate with 'webgpu-tok eval-tokenizer --checkpoint ${out}'`);

@@ -11,7 +11,8 @@
  *                    clean control (cli-posttrain.ts); writes a tokenizer checkpoint (resumable)
  * `webgpu-tok <command> --help` lists each command's options. Options are `--name value` or
  * `--name=value`; booleans are `--name` alone. Bad arguments raise CliError naming the flag, and
- * main() prints them and returns exit code 2.
+ * main() prints them and returns exit code 2 (also for a training run stopped at a NaN or Inf).
+ * Training commands save and exit with 130 / 143 on the first SIGINT / SIGTERM (node/train-stop.ts).
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -53,6 +54,9 @@ import {
   checkpointExtra,
   checkResume,
   CliError,
+  KEEP_CHECKPOINTS_OPTION,
+  shellCommand,
+  trainingControls,
   commandHelp,
   defaultFeatnetPath,
   fmt,
@@ -70,6 +74,8 @@ import {
   type OptSpec,
   type ParsedArgs,
 } from './cli-common.js';
+import { NonFiniteError } from './finite-watch.js';
+import { TrainingStopped } from './train-stop.js';
 
 export { CliError, commandHelp, parseArgs, type Io, type OptSpec, type ParsedArgs } from './cli-common.js';
 
@@ -127,6 +133,7 @@ const TRAIN_OPTIONS: OptSpec[] = [
   { name: 'checkpoint-every', type: 'int', min: 1, default: 500, help: 'steps between checkpoints (and at the end)' },
   { name: 'sample-every', type: 'int', min: 0, default: 0, help: 'steps between reconstruction PNGs (0: only at the end)' },
   { name: 'fresh', type: 'bool', help: 'ignore an existing checkpoint in --out and start over' },
+  KEEP_CHECKPOINTS_OPTION,
   { name: 'cpu', type: 'bool', help: 'run on the CPU backend instead of WebGPU' },
 ];
 
@@ -226,6 +233,7 @@ async function runTrain(args: ParsedArgs, io: Io): Promise<void> {
     sampleEvery: Number(args['sample-every']) || Number.MAX_SAFE_INTEGER,
     resume,
     extra: { cli: cliRecord },
+    ...trainingControls(args),
     log: io.out,
   });
   reportTrained(io, ckpt, r);
@@ -471,6 +479,7 @@ const TRAIN_AR_OPTIONS: OptSpec[] = [
   { name: 'checkpoint-every', type: 'int', min: 1, default: 500, help: 'steps between checkpoints (and at the end)' },
   { name: 'sample-every', type: 'int', min: 0, default: 0, help: 'steps between per-class sample grids decoded by the tokenizer (and at the end; 0: none, see sample-ar)' },
   { name: 'fresh', type: 'bool', help: 'ignore an existing checkpoint in --out and start over' },
+  KEEP_CHECKPOINTS_OPTION,
   { name: 'cpu', type: 'bool', help: 'run on the CPU backend instead of WebGPU' },
 ];
 
@@ -525,6 +534,7 @@ async function runTrainAR(args: ParsedArgs, io: Io): Promise<void> {
     ...(sampleEvery > 0 ? { sampleEvery } : {}),
     resume,
     extra: { cli: cliRecord },
+    ...trainingControls(args),
     log: io.out,
   });
   reportTrained(io, ckpt, r);
@@ -755,7 +765,7 @@ export function mainHelp(): string {
   return ['usage: webgpu-tok <command> [options]', '', 'commands:', ...COMMANDS.map((c) => `  ${c.name.padEnd(w)}${c.summary}`), '', "run 'webgpu-tok <command> --help' for a command's options"].join('\n');
 }
 
-/** Runs the CLI; returns the exit code (0 ok, 1 failure, 2 bad arguments). */
+/** Runs the CLI; returns the exit code (0 ok, 1 failure, 2 bad arguments or a diverged run, 130/143 training stopped by SIGINT/SIGTERM after saving). */
 export async function main(argv: readonly string[], io: Io = { out: (l) => console.log(l), err: (l) => console.error(l) }): Promise<number> {
   const [name, ...tail] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
@@ -785,6 +795,16 @@ export async function main(argv: readonly string[], io: Io = { out: (l) => conso
     if (e instanceof CliError || e instanceof MissingPackageError) {
       io.err(`webgpu-tok: ${e.message}`);
       return 2;
+    }
+    if (e instanceof NonFiniteError) {
+      io.err(`webgpu-tok ${name}: ${e.message}`);
+      return 2;
+    }
+    if (e instanceof TrainingStopped) {
+      // Rerunning without --fresh resumes from --out's checkpoint (the default).
+      const again = shellCommand(['webgpu-tok', ...argv.filter((a) => a !== '--fresh' && a !== '--fresh=true')]);
+      io.err(`webgpu-tok ${name}: ${e.message}${e.checkpoint ? `; resume with: ${again} (an existing checkpoint in --out is resumed by default)` : ''}`);
+      return e.exitCode;
     }
     io.err(`webgpu-tok ${name}: ${(e as Error).stack ?? String(e)}`);
     return 1;

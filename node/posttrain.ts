@@ -30,7 +30,7 @@ import type { VQTokenizer } from '../models/tokenizer/model.js';
 import { buildMixedTokens, DecoderPostTrainer } from '../models/tokenizer/posttrain.js';
 import { Scheduler, warmupCosineLr } from '../nn/index.js';
 import { BatchUploader, DataLoader, writeInto, type ImageDataset } from './data/index.js';
-import { saveTrainingCheckpoint, trainLoop } from './train.js';
+import { saveTrainingCheckpoint, trainLoop, loopControls, type TrainLoopControls } from './train.js';
 import { loadTokenizerCheckpoint } from './train-tokenizer.js';
 
 /** What a decoder is post-trained on: one row per training image, token ids [h, w] or normalized latents [C, h, w]. */
@@ -137,7 +137,7 @@ export interface DecoderTrainSettings {
   seed: number;
 }
 
-export interface TrainDecoderOptions {
+export interface TrainDecoderOptions extends TrainLoopControls {
   backend: E.Backend;
   /** The tokenizer checkpoint whose decoder is copied and trained. */
   checkpoint: string;
@@ -206,6 +206,7 @@ export async function trainDecoder(o: TrainDecoderOptions): Promise<TrainDecoder
       checkpointPath,
       checkpointEvery: o.checkpointEvery ?? Math.max(1, Math.floor(steps / 2)),
       resume: o.resume ?? true,
+      ...loopControls(o),
       log,
       extra,
       step: () => {

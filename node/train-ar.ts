@@ -18,7 +18,7 @@ import { getJson, safetensorsChunks, setJson, type SafetensorsMetadata } from '.
 import { saveImageGrid } from './data/index.js';
 import { cachedEncodingFor, type EncodingCacheOptions } from './encoding-cache.js';
 import { readSafetensorsFile, writeFileAtomic } from './checkpoint.js';
-import { loadModelCheckpoint, trainLoop, type LoadedModel, type TrainLoopResult } from './train.js';
+import { loadModelCheckpoint, trainLoop, type LoadedModel, type TrainLoopResult, loopControls, type TrainLoopControls } from './train.js';
 import { loadTokenizerCheckpoint } from './train-tokenizer.js';
 import type { VQTokenizer } from '../models/tokenizer/model.js';
 import { ARTransformer, type ARConfig, type ARConfigInput } from '../models/ar/model.js';
@@ -109,7 +109,7 @@ export async function buildTokenCache(o: BuildTokenCacheOptions): Promise<{ toke
 
 // ---- training ----
 
-export interface TrainAROptions {
+export interface TrainAROptions extends TrainLoopControls {
   backend: E.Backend;
   /** Tokens to train on; or give tokenizerPath (and dataset) to encode / load the cache. */
   tokens?: TokenDataset;
@@ -199,6 +199,7 @@ export async function trainAR(o: TrainAROptions): Promise<TrainARResult> {
       logEvery: o.logEvery ?? 50,
       ...(o.outDir ? { metricsPath: join(o.outDir, 'metrics.jsonl'), checkpointPath: join(o.outDir, 'checkpoint.safetensors'), checkpointEvery: o.checkpointEvery ?? 500 } : {}),
       resume: o.resume ?? true,
+      ...loopControls(o),
       ...(o.outDir && o.sampleEvery && tokenizer
         ? {
             sampleEvery: o.sampleEvery,

@@ -20,7 +20,7 @@ import { EMA } from '../nn/optim/index.js';
 import { saveImageGrid } from './data/index.js';
 import { cachedEncodingFor, type EncodingCacheOptions } from './encoding-cache.js';
 import { loadCheckpoint, readSafetensorsFile, writeFileAtomic } from './checkpoint.js';
-import { trainLoop, type LoadedModel, type TrainLoopResult } from './train.js';
+import { trainLoop, type LoadedModel, type TrainLoopResult, loopControls, type TrainLoopControls } from './train.js';
 import { loadTokenizerCheckpoint } from './train-tokenizer.js';
 import type { VQTokenizer } from '../models/tokenizer/model.js';
 import { DiffusionTransformer, type DiffusionConfig, type DiffusionConfigInput } from '../models/diffusion/model.js';
@@ -107,7 +107,7 @@ export async function buildLatentCache(o: BuildLatentCacheOptions): Promise<{ la
   return { latents: r.data, cachePath: r.cachePath, fromCache: r.fromCache, tokenizer: r.model };
 }
 
-export interface TrainDiffusionOptions {
+export interface TrainDiffusionOptions extends TrainLoopControls {
   backend: E.Backend;
   /** Latents to train on; or tokenizerPath (and dataset) to encode / load the cache. */
   latents?: LatentDataset;
@@ -199,6 +199,7 @@ export async function trainDiffusion(o: TrainDiffusionOptions): Promise<TrainDif
       logEvery: o.logEvery ?? 50,
       ...(o.outDir ? { metricsPath: join(o.outDir, 'metrics.jsonl'), checkpointPath: join(o.outDir, 'checkpoint.safetensors'), checkpointEvery: o.checkpointEvery ?? 500 } : {}),
       resume: o.resume ?? true,
+      ...loopControls(o),
       ...(o.outDir && o.sampleEvery && tokenizer
         ? {
             sampleEvery: o.sampleEvery,

@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as E from '../engine/index.js';
 import { BatchUploader, DataLoader, loadFashionMNIST, loadMNIST, saveImageGrid, subset, type ImageDataset } from './data/index.js';
-import { loadModelCheckpoint, saveTrainingCheckpoint, trainLoop, type LoadedModel, type TrainLoopResult } from './train.js';
+import { loadModelCheckpoint, saveTrainingCheckpoint, trainLoop, type LoadedModel, type TrainLoopResult, loopControls, type TrainLoopControls } from './train.js';
 import { AdamW } from '../nn/index.js';
 import { VQTokenizer, type TokenizerConfig } from '../models/tokenizer/model.js';
 import type { PerturbationConfig, PerturbationPreset } from '../models/tokenizer/perturbation.js';
@@ -23,7 +23,7 @@ import { PerceptualLoss } from '../models/tokenizer/perceptual.js';
 import { PatchDiscriminator, type PatchDiscriminatorConfig } from '../models/tokenizer/discriminator.js';
 import { FeatNet, featnetFromSafetensors } from '../models/features/featnet.js';
 
-export interface TrainTokenizerOptions {
+export interface TrainTokenizerOptions extends TrainLoopControls {
   backend: E.Backend;
   dataset?: 'fashion-mnist' | 'mnist';
   /** Use these splits (pixels 0..255, any size the tokenizer accepts) instead of loading `dataset`. */
@@ -157,6 +157,7 @@ export async function trainTokenizer(o: TrainTokenizerOptions): Promise<TrainTok
     logEvery: o.logEvery ?? 50,
     ...(o.outDir ? { metricsPath: join(o.outDir, 'metrics.jsonl'), checkpointPath: join(o.outDir, 'checkpoint.safetensors'), checkpointEvery: o.checkpointEvery ?? 500 } : {}),
     resume: o.resume ?? true,
+    ...loopControls(o),
     ...(o.outDir && o.sampleEvery
       ? {
           sampleEvery: o.sampleEvery,

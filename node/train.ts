@@ -3,6 +3,12 @@
  * metrics to a JSONL log, saves resumable checkpoints (atomically) and calls a sampling hook,
  * all at configurable intervals. Resume restores model, optimizer, schedule, EMA, RNG and data
  * position from the latest checkpoint, so a run stopped at step N continues as if uninterrupted.
+ *
+ * Two guards keep a run's saved work: the loss terms are watched on the device (node/finite-watch.ts,
+ * read with each progress line and before each save) and a non-finite value stops the run with
+ * NonFiniteError before anything non-finite is written; and a stop request (AbortSignal, or
+ * SIGINT/SIGTERM with handleSignals) ends the loop after the current step with a checkpoint and
+ * TrainingStopped. The previous checkpoints stay beside the newest (keepCheckpoints).
  */
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -11,11 +17,13 @@ import { getJson } from '../nn/checkpoint/index.js';
 import type { Module } from '../nn/module.js';
 import { Progress } from '../nn/train/progress.js';
 import { packTrainingState, restoreTrainingState, type TrainingState } from '../nn/train/state.js';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { loadCheckpoint, NonFiniteTensorError, saveCheckpoint, type SaveCheckpointOptions } from './checkpoint.js';
+import { FiniteWatch, NonFiniteError } from './finite-watch.js';
+import { anyStop, signalStop, stopReason, TrainingStopped } from './train-stop.js';
 
-export async function saveTrainingCheckpoint(path: string, state: TrainingState, step: number, extra: Record<string, unknown> = {}): Promise<void> {
+export async function saveTrainingCheckpoint(path: string, state: TrainingState, step: number, extra: Record<string, unknown> = {}, opts: Pick<SaveCheckpointOptions, 'requireFinite' | 'keep'> = {}): Promise<void> {
   const { tensors, metadata } = packTrainingState(state, step, extra);
-  await saveCheckpoint(path, tensors, metadata);
+  await saveCheckpoint(path, tensors, metadata, opts);
 }
 
 /** Loads `path` into the live objects of `state`; returns the step it was saved at. */
@@ -50,7 +58,26 @@ export async function loadModelCheckpoint<M extends Module, C extends object>(pa
   return { model, step: getJson<number>(metadata, 'step'), extra: extra! };
 }
 
-export interface TrainLoopOptions {
+/** The loop's safety settings, passed through by every trainer. */
+export interface TrainLoopControls {
+  /** Checkpoints kept: the newest plus keepCheckpoints - 1 earlier ones, `<name>.prev-<step>.safetensors` (default 2). */
+  keepCheckpoints?: number;
+  /** When aborted, the loop finishes its step, saves a checkpoint and throws TrainingStopped. */
+  stop?: AbortSignal;
+  /** Turn SIGINT/SIGTERM into a stop request while the loop runs (a second signal exits at once). */
+  handleSignals?: boolean;
+}
+
+/** The controls of `o` that are set, to spread into trainLoop's options. */
+export function loopControls(o: TrainLoopControls): TrainLoopControls {
+  return {
+    ...(o.keepCheckpoints !== undefined ? { keepCheckpoints: o.keepCheckpoints } : {}),
+    ...(o.stop ? { stop: o.stop } : {}),
+    ...(o.handleSignals ? { handleSignals: true } : {}),
+  };
+}
+
+export interface TrainLoopOptions extends TrainLoopControls {
   totalSteps: number;
   state: TrainingState;
   backend: Backend;
@@ -84,6 +111,8 @@ export interface TrainLoopResult {
 export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
   const log = o.log ?? ((l: string) => console.log(l));
   const logEvery = o.logEvery ?? 50;
+  const keep = o.keepCheckpoints ?? 2;
+  if (!(Number.isInteger(keep) && keep >= 1)) throw new RangeError(`trainLoop: keepCheckpoints must be an integer >= 1, got ${keep}`);
   let startStep = 0;
   if (o.checkpointPath && (o.resume ?? true) && existsSync(o.checkpointPath)) {
     startStep = (await loadTrainingCheckpoint(o.checkpointPath, o.state, o.backend)).step;
@@ -92,31 +121,73 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
   if (o.metricsPath) mkdirSync(dirname(o.metricsPath), { recursive: true });
   const progress = new Progress(o.totalSteps, undefined, startStep);
   const history: TrainLoopResult['history'] = [];
+  /** The newest checkpoint of this run known to hold finite values. */
+  let lastGood = startStep > 0 ? { path: o.checkpointPath!, step: startStep } : null;
+  const diverged = (what: string): NonFiniteError =>
+    new NonFiniteError(
+      `${what}: training stopped; ${lastGood ? `the last good checkpoint is ${lastGood.path} (step ${lastGood.step}), left as it was` : 'no checkpoint of this run was saved'}`,
+    );
+  const watch = new FiniteWatch(o.backend, startStep + 1);
+  /** Throws NonFiniteError if a step since the last check had a non-finite loss. */
+  const checkWindow = async (step: number, from: number, hostBad: string[] = []): Promise<void> => {
+    const first = await watch.read(step);
+    if (first !== null) throw diverged(`non-finite loss (NaN or Inf) at step ${first}`);
+    if (hostBad.length) throw diverged(`non-finite loss ${hostBad.join(', ')} (NaN or Inf) between steps ${from} and ${step}`);
+  };
+  const signals = o.handleSignals ? signalStop((name) => log(`${name}: finishing step and saving a checkpoint (send ${name} again to exit at once, losing the steps since the last save)`)) : null;
+  const stop = o.stop || signals ? anyStop([o.stop, signals?.signal]) : null;
   const t0 = performance.now();
   resetPeakMemory(); // the first line's peak is the training steps', not the set-up's
-  for (let step = startStep + 1; step <= o.totalSteps; step++) {
-    const logging = step % logEvery === 0 || step === o.totalSteps;
-    // The step's scope: only the returned terms survive it (freed after logging).
-    using out = disposable(
-      tidy(() => {
-        const r = o.step(step);
-        return { terms: r.terms, epoch: r.epoch };
-      }),
-    );
-    if (logging) {
-      const terms: Record<string, number> = {};
-      for (const [k, t] of Object.entries(out.terms)) terms[k] = await t.item();
-      history.push({ step, terms });
-      const peakBytes = memoryStats().peakLiveBytes;
-      resetPeakMemory();
-      const line = progress.update({ step, terms, peakBytes, ...(out.epoch !== undefined ? { epoch: out.epoch } : {}), ...(o.itemsPerStep ? { items: o.itemsPerStep } : {}) });
-      log(line);
-      if (o.metricsPath) appendFileSync(o.metricsPath, JSON.stringify({ step, epoch: out.epoch, time: (performance.now() - t0) / 1000, ...terms }) + '\n');
+  let windowStart = startStep + 1;
+  try {
+    for (let step = startStep + 1; step <= o.totalSteps; step++) {
+      const logging = step % logEvery === 0 || step === o.totalSteps;
+      // The step's scope: only the returned terms survive it (freed after logging).
+      using out = disposable(
+        tidy(() => {
+          const r = o.step(step);
+          return { terms: r.terms, epoch: r.epoch };
+        }),
+      );
+      watch.observe(out.terms);
+      if (logging) {
+        const terms: Record<string, number> = {};
+        for (const [k, t] of Object.entries(out.terms)) terms[k] = await t.item();
+        await checkWindow(step, windowStart, Object.keys(terms).filter((k) => !Number.isFinite(terms[k])));
+        windowStart = step + 1;
+        history.push({ step, terms });
+        const peakBytes = memoryStats().peakLiveBytes;
+        resetPeakMemory();
+        const line = progress.update({ step, terms, peakBytes, ...(out.epoch !== undefined ? { epoch: out.epoch } : {}), ...(o.itemsPerStep ? { items: o.itemsPerStep } : {}) });
+        log(line);
+        if (o.metricsPath) appendFileSync(o.metricsPath, JSON.stringify({ step, epoch: out.epoch, time: (performance.now() - t0) / 1000, ...terms }) + '\n');
+      }
+      const stopping = stop?.aborted === true;
+      if (o.checkpointPath && ((o.checkpointEvery && (step % o.checkpointEvery === 0 || step === o.totalSteps)) || stopping)) {
+        await checkWindow(step, windowStart);
+        windowStart = step + 1;
+        try {
+          await saveTrainingCheckpoint(o.checkpointPath, o.state, step, o.extra, { requireFinite: true, keep });
+        } catch (e) {
+          if (e instanceof NonFiniteTensorError) throw diverged(`non-finite weights (${e.tensor}) after step ${step}, with finite losses: the update diverged`);
+          throw e;
+        }
+        lastGood = { path: o.checkpointPath, step };
+      }
+      if (stopping && step < o.totalSteps) {
+        const reason = stopReason(stop!);
+        throw new TrainingStopped(
+          o.checkpointPath ? `${reason}: stopped after step ${step}; saved ${o.checkpointPath}` : `${reason}: stopped after step ${step} (no checkpoint path: nothing saved)`,
+          reason,
+          o.checkpointPath ?? null,
+          step,
+        );
+      }
+      if (o.onSample && o.sampleEvery && (step % o.sampleEvery === 0 || step === o.totalSteps)) await o.onSample(step);
     }
-    if (o.checkpointPath && o.checkpointEvery && (step % o.checkpointEvery === 0 || step === o.totalSteps)) {
-      await saveTrainingCheckpoint(o.checkpointPath, o.state, step, o.extra);
-    }
-    if (o.onSample && o.sampleEvery && (step % o.sampleEvery === 0 || step === o.totalSteps)) await o.onSample(step);
+  } finally {
+    signals?.remove();
+    watch.dispose();
   }
   return { startStep, history };
 }

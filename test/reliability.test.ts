@@ -1,0 +1,169 @@
+/**
+ * Reliability of training runs (issue 14; cases listed in docs/reliability.md): a non-finite loss
+ * or non-finite weights stop the run with a message naming the step and the last good checkpoint,
+ * whose bytes stay as they were; --keep-checkpoints N leaves the newest plus N-1 earlier files; a
+ * stop request (AbortSignal in the loop, SIGINT to the CLI) finishes the step, saves, says how to
+ * resume and exits 130, and rerunning resumes from that step. Tiny models, a few steps each.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import * as E from '../engine/index.js';
+import * as nn from '../nn/index.js';
+import { main } from '../node/cli.js';
+import { readSafetensorsFile } from '../node/checkpoint.js';
+import { NonFiniteError } from '../node/finite-watch.js';
+import { trainLoop } from '../node/train.js';
+import { TrainingStopped } from '../node/train-stop.js';
+import { requireGpu } from './helpers/backends.js';
+
+const gpu = await requireGpu();
+const backend: E.Backend = gpu ?? new E.CpuBackend();
+const ROOT = join(import.meta.dirname, '..');
+const dir = mkdtempSync(join(tmpdir(), 'reliability-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const quiet = () => {};
+
+/**
+ * A linear regression whose step returns its loss, or NaN as the loss from step `nanFrom`, or
+ * poisons the weights with NaN at step `poisonAt` while its returned loss stays finite.
+ */
+function setup(o: { nanFrom?: number; poisonAt?: number; onStep?: (step: number) => void } = {}) {
+  const model = new nn.Linear(4, 1, { backend, generator: new E.Generator(1) });
+  const optimizer = new nn.AdamW(model.parameters(), { lr: 0.01 });
+  const x = E.keep(E.tensor(Float32Array.from({ length: 32 }, (_, i) => Math.sin(i)), [8, 4], { backend }));
+  const state: nn.TrainingState = { model, optimizer };
+  const step = (s: number) => {
+    o.onStep?.(s);
+    const loss = model.forward(x).square().mean();
+    loss.backward();
+    optimizer.step();
+    optimizer.zeroGrad();
+    if (s === o.poisonAt) model.weight.assign(model.weight.mul(NaN));
+    return { terms: { loss: s >= (o.nanFrom ?? Infinity) ? loss.detach().mul(0).add(E.log(E.zeros([], { backend }).sub(1))) : loss.detach() } };
+  };
+  return { state, step, dispose: () => [model, optimizer, x].forEach((t) => t.dispose()) };
+}
+
+const files = (d: string) => readdirSync(d).filter((n) => n.endsWith('.safetensors')).sort();
+
+function allFinite(t: Record<string, { data: ArrayLike<number> | BigInt64Array }>): boolean {
+  return Object.values(t).every((e) => Array.from(e.data as ArrayLike<number>).every(Number.isFinite));
+}
+
+describe('non-finite guard (trainLoop)', () => {
+  it('a NaN loss stops the run naming its step and the last good checkpoint, whose bytes are unchanged', async () => {
+    const d = mkdtempSync(join(dir, 'nan-'));
+    const ckpt = join(d, 'checkpoint.safetensors');
+    const r = setup({ nanFrom: 7 });
+    let saved: Buffer | null = null;
+    const run = trainLoop({
+      totalSteps: 12, state: r.state, backend, step: r.step, log: quiet, logEvery: 10, checkpointPath: ckpt, checkpointEvery: 4,
+      sampleEvery: 4, onSample: async (s) => { if (s === 4) saved = readFileSync(ckpt); },
+    });
+    // The device flag knows the first bad step although no line was read between steps 5 and 10.
+    await expect(run).rejects.toThrow(new NonFiniteError(`non-finite loss (NaN or Inf) at step 7: training stopped; the last good checkpoint is ${ckpt} (step 4), left as it was`));
+    expect(saved).not.toBeNull();
+    expect(readFileSync(ckpt).equals(saved!)).toBe(true);
+    expect(files(d)).toEqual(['checkpoint.safetensors']);
+    r.dispose();
+  });
+
+  it('non-finite weights behind a finite loss are refused at the save', async () => {
+    const d = mkdtempSync(join(dir, 'weights-'));
+    const ckpt = join(d, 'checkpoint.safetensors');
+    const r = setup({ poisonAt: 6 });
+    await expect(trainLoop({ totalSteps: 12, state: r.state, backend, step: r.step, log: quiet, logEvery: 100, checkpointPath: ckpt, checkpointEvery: 3 })).rejects.toThrow(
+      /non-finite weights \(model\.weight\) after step 6, with finite losses: the update diverged: training stopped; the last good checkpoint is .*checkpoint\.safetensors \(step 3\)/,
+    );
+    const kept = await readSafetensorsFile(ckpt);
+    expect(kept.metadata.step).toBe('3');
+    expect(allFinite(kept.tensors)).toBe(true);
+    r.dispose();
+  });
+});
+
+describe('keep-checkpoints', () => {
+  it.each([1, 2, 3])('keepCheckpoints %i leaves the newest plus %i - 1 earlier ones', async (keep) => {
+    const d = mkdtempSync(join(dir, `keep${keep}-`));
+    const r = setup();
+    await trainLoop({ totalSteps: 5, state: r.state, backend, step: r.step, log: quiet, checkpointPath: join(d, 'checkpoint.safetensors'), checkpointEvery: 1, keepCheckpoints: keep });
+    expect(files(d)).toEqual(['checkpoint.prev-4.safetensors', 'checkpoint.prev-3.safetensors'].slice(0, keep - 1).concat('checkpoint.safetensors').sort());
+    if (keep > 1) expect((await readSafetensorsFile(join(d, 'checkpoint.prev-4.safetensors'))).metadata.step).toBe('4');
+    r.dispose();
+  });
+});
+
+describe('stop request (trainLoop)', () => {
+  it('finishes the step, saves, throws TrainingStopped (exit code 130) and leaves no signal handlers', async () => {
+    const d = mkdtempSync(join(dir, 'stop-'));
+    const ckpt = join(d, 'checkpoint.safetensors');
+    const ctrl = new AbortController();
+    const listeners = [process.listenerCount('SIGINT'), process.listenerCount('SIGTERM')];
+    const r = setup({ onStep: (s) => s === 3 && ctrl.abort('SIGINT') });
+    const e = await trainLoop({ totalSteps: 50, state: r.state, backend, step: r.step, log: quiet, checkpointPath: ckpt, checkpointEvery: 100, stop: ctrl.signal, handleSignals: true }).catch((x) => x);
+    expect(e).toBeInstanceOf(TrainingStopped);
+    expect(e.message).toBe(`SIGINT: stopped after step 3; saved ${ckpt}`);
+    expect(e.exitCode).toBe(130);
+    expect((await readSafetensorsFile(ckpt)).metadata.step).toBe('3');
+    expect([process.listenerCount('SIGINT'), process.listenerCount('SIGTERM')]).toEqual(listeners);
+    r.dispose();
+  });
+});
+
+describe('the CLI (tiny tokenizer)', () => {
+  const dev = gpu ? [] : ['--cpu'];
+  const base = ['train-tokenizer', '--dataset', 'mnist', '--config', 'tiny', '--limit', '8', '--batch', '4', ...dev];
+  async function run(argv: string[]) {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
+    return { code, out: out.join('\n'), err: err.join('\n') };
+  }
+
+  it('--lr 1e20 diverges: exit 2, one line naming the step and the step-1 checkpoint, which stays finite', async () => {
+    const d = join(dir, 'diverge');
+    const r = await run([...base, '--steps', '6', '--lr', '1e20', '--checkpoint-every', '1', '--log-every', '3', '--out', d]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/^webgpu-tok train-tokenizer: non-finite loss \(NaN or Inf\) (at step 2|between steps 1 and 3): training stopped; the last good checkpoint is .*diverge\/checkpoint\.safetensors \(step 1\), left as it was$/);
+    const kept = await readSafetensorsFile(join(d, 'checkpoint.safetensors'));
+    expect(kept.metadata.step).toBe('1');
+    expect(allFinite(kept.tensors)).toBe(true);
+  });
+
+  it('--keep-checkpoints 2 leaves exactly two checkpoint files after several saves', async () => {
+    const d = join(dir, 'keep-cli');
+    const r = await run([...base, '--steps', '4', '--checkpoint-every', '1', '--keep-checkpoints', '2', '--out', d]);
+    expect(r.code).toBe(0);
+    expect(files(d)).toEqual(['checkpoint.prev-3.safetensors', 'checkpoint.safetensors']);
+    expect((await run([...base, '--keep-checkpoints', '0', '--out', d])).err).toMatch(/--keep-checkpoints must be >= 1, got 0/);
+  });
+
+  it('SIGINT after the first progress line: saves, prints the resume command, exits 130; rerunning resumes there', async () => {
+    const d = join(dir, 'sigint');
+    const argv = [...base, '--steps', '2000', '--log-every', '1', '--out', d];
+    const child = spawn(process.execPath, [join(ROOT, 'bin', 'webgpu-tok.mjs'), ...argv], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => {
+      out += b.toString();
+      if (/step +1\/2000/.test(out) && child.exitCode === null && !child.killed) child.kill('SIGINT');
+    });
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    const code = await new Promise<number | null>((res) => child.on('close', (c) => res(c)));
+    expect(code).toBe(130);
+    const m = /SIGINT: stopped after step (\d+); saved (.*checkpoint\.safetensors); resume with: webgpu-tok (.*) \(an existing checkpoint in --out is resumed by default\)/.exec(err);
+    expect(m, err).not.toBeNull();
+    const step = Number(m![1]);
+    expect(step).toBeGreaterThanOrEqual(1);
+    expect(step).toBeLessThan(2000);
+    expect(m![3]).toBe(argv.join(' '));
+    expect((await readSafetensorsFile(join(d, 'checkpoint.safetensors'))).metadata.step).toBe(String(step));
+    const again = await run([...base, '--steps', String(step + 1), '--log-every', '1', '--out', d]);
+    expect(again.code).toBe(0);
+    expect(again.out).toContain(`resumed from ${join(d, 'checkpoint.safetensors')} at step ${step}`);
+    expect(again.out).toContain(`trained steps ${step + 1}..${step + 1}`);
+  }, 60_000);
+});
