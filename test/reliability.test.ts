@@ -2,8 +2,8 @@
  * Reliability of training runs (issue 14; cases listed in docs/reliability.md): a non-finite loss
  * or non-finite weights stop the run with a message naming the step and the last good checkpoint,
  * whose bytes stay as they were; --keep-checkpoints N leaves the newest plus N-1 earlier files; a
- * stop request (AbortSignal in the loop, SIGINT to the CLI) finishes the step, saves, says how to
- * resume and exits 130, and rerunning resumes from that step. Tiny models, a few steps each.
+ * stop request (AbortSignal in the loop, SIGINT or SIGTERM to the CLI) finishes the step, saves,
+ * prints the command that resumes and exits 130 / 143, and rerunning resumes from that step. Tiny models, a few steps each.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -141,25 +141,26 @@ describe('the CLI (tiny tokenizer)', () => {
     expect((await run([...base, '--keep-checkpoints', '0', '--out', d])).err).toMatch(/--keep-checkpoints must be >= 1, got 0/);
   });
 
-  it('SIGINT after the first progress line: saves, prints the resume command, exits 130; rerunning resumes there', async () => {
-    const d = join(dir, 'sigint');
-    const argv = [...base, '--steps', '2000', '--log-every', '1', '--out', d];
+  it.each([['SIGINT', 130], ['SIGTERM', 143]] as const)('%s after the first progress line: saves, prints the resume command, exits %i; rerunning resumes there', async (signal, exitCode) => {
+    const d = join(dir, signal);
+    const argv = [...base, '--steps', '2000', '--log-every', '1', '--fresh', '--out', d];
     const child = spawn(process.execPath, [join(ROOT, 'bin', 'webgpu-tok.mjs'), ...argv], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (b: Buffer) => {
       out += b.toString();
-      if (/step +1\/2000/.test(out) && child.exitCode === null && !child.killed) child.kill('SIGINT');
+      if (/step +1\/2000/.test(out) && child.exitCode === null && !child.killed) child.kill(signal);
     });
     child.stderr.on('data', (b: Buffer) => (err += b.toString()));
     const code = await new Promise<number | null>((res) => child.on('close', (c) => res(c)));
-    expect(code).toBe(130);
-    const m = /SIGINT: stopped after step (\d+); saved (.*checkpoint\.safetensors); resume with: webgpu-tok (.*) \(an existing checkpoint in --out is resumed by default\)/.exec(err);
+    expect(code).toBe(exitCode);
+    const m = new RegExp(`${signal}: stopped after step (\\d+); saved (.*checkpoint\\.safetensors); resume with: webgpu-tok (.*) \\(an existing checkpoint in --out is resumed by default\\)`).exec(err);
     expect(m, err).not.toBeNull();
     const step = Number(m![1]);
     expect(step).toBeGreaterThanOrEqual(1);
     expect(step).toBeLessThan(2000);
-    expect(m![3]).toBe(argv.join(' '));
+    // The same command minus --fresh, which would start over.
+    expect(m![3]).toBe(argv.filter((a) => a !== '--fresh').join(' '));
     expect((await readSafetensorsFile(join(d, 'checkpoint.safetensors'))).metadata.step).toBe(String(step));
     const again = await run([...base, '--steps', String(step + 1), '--log-every', '1', '--out', d]);
     expect(again.code).toBe(0);
