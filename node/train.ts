@@ -134,7 +134,7 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
     if (first !== null) throw diverged(`non-finite loss (NaN or Inf) at step ${first}`);
     if (hostBad.length) throw diverged(`non-finite loss ${hostBad.join(', ')} (NaN or Inf) between steps ${from} and ${step}`);
   };
-  const signals = o.handleSignals ? signalStop((name) => log(`${name}: finishing step and saving a checkpoint (send ${name} again to exit at once, losing the steps since the last save)`)) : null;
+  const signals = o.handleSignals ? signalStop((name) => log(`${name}: finishing the current step, then ${o.checkpointPath ? 'saving a checkpoint' : 'stopping (no checkpoint path: nothing is saved)'} (send ${name} again to exit at once, losing the steps since the last save)`)) : null;
   const stop = o.stop || signals ? anyStop([o.stop, signals?.signal]) : null;
   const t0 = performance.now();
   resetPeakMemory(); // the first line's peak is the training steps', not the set-up's
