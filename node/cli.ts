@@ -75,6 +75,8 @@ import {
   type ParsedArgs,
 } from './cli-common.js';
 import { NonFiniteError } from './finite-watch.js';
+import { ConfigError, validateConfig } from '../models/config-schema.js';
+import { TOKENIZER_CONFIG_SCHEMA } from '../models/config-schemas.js';
 import { TrainingStopped } from './train-stop.js';
 
 export { CliError, commandHelp, parseArgs, type Io, type OptSpec, type ParsedArgs } from './cli-common.js';
@@ -91,15 +93,22 @@ export const CONFIG_PRESETS: Record<string, Partial<TokenizerConfig>> = {
   tiny: { ch: 8, chMult: [1, 2], numResBlocks: 1, codebookSize: 256, codeDim: 8, width: 32, heads: 2, depth: 1 },
 };
 
+/**
+ * The --config preset or file as a checked partial TokenizerConfig: unknown keys (a typo would
+ * silently train the default), wrong types, out-of-range sizes and a non-object file (`[1,2,3]`,
+ * `null`) are refused with ConfigError naming the file and the field.
+ */
 function resolveConfigArg(cmd: string, v: string): Partial<TokenizerConfig> {
-  if (CONFIG_PRESETS[v]) return CONFIG_PRESETS[v]!;
+  if (CONFIG_PRESETS[v]) return validateConfig(`--config preset ${v}`, TOKENIZER_CONFIG_SCHEMA, CONFIG_PRESETS[v]);
   if (v.endsWith('.json')) {
     if (!existsSync(v)) throw new CliError(`${cmd}: --config file ${v} does not exist`);
+    let parsed: unknown;
     try {
-      return JSON.parse(readFileSync(v, 'utf8')) as Partial<TokenizerConfig>;
+      parsed = JSON.parse(readFileSync(v, 'utf8'));
     } catch (e) {
       throw new CliError(`${cmd}: --config file ${v} is not valid JSON: ${(e as Error).message}`);
     }
+    return validateConfig(`--config file ${v}`, TOKENIZER_CONFIG_SCHEMA, parsed);
   }
   throw new CliError(`${cmd}: --config must be one of ${Object.keys(CONFIG_PRESETS).join(', ')} or a .json file, got '${v}'`);
 }
@@ -796,7 +805,7 @@ export async function main(argv: readonly string[], io: Io = { out: (l) => conso
       io.err(`webgpu-tok: ${e.message}`);
       return 2;
     }
-    if (e instanceof NonFiniteError) {
+    if (e instanceof NonFiniteError || e instanceof ConfigError) {
       io.err(`webgpu-tok ${name}: ${e.message}`);
       return 2;
     }

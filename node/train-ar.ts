@@ -22,6 +22,8 @@ import { loadModelCheckpoint, trainLoop, type LoadedModel, type TrainLoopResult,
 import { loadTokenizerCheckpoint } from './train-tokenizer.js';
 import type { VQTokenizer } from '../models/tokenizer/model.js';
 import { ARTransformer, type ARConfig, type ARConfigInput } from '../models/ar/model.js';
+import { validateConfig } from '../models/config-schema.js';
+import { AR_CONFIG_SCHEMA } from '../models/config-schemas.js';
 import { sampleTokens, type CfgSchedule } from '../models/ar/sample.js';
 import { arTrainStep, checkTokenDataset, createAROptimizer, encodeTokenDataset, TokenLoader, type TokenDataset } from '../models/ar/train-step.js';
 
@@ -175,6 +177,8 @@ export async function trainAR(o: TrainAROptions): Promise<TrainARResult> {
   for (const l of tokens.labels) maxLabel = Math.max(maxLabel, l);
   const numClasses = o.numClasses ?? maxLabel + 1;
   const cfg: ARConfigInput = { dim: 128, depth: 4, heads: 4, ...o.config, vocabSize: tokens.vocabSize, numClasses, seqLen: tokens.shape[1], grid: [tokens.grid[0], tokens.grid[1]], dropSeed: seed + 1 };
+  // Bounded before building: an oversized config must fail with a message, not exhaust the device.
+  validateConfig('train-ar config', AR_CONFIG_SCHEMA, cfg);
   const model = new ARTransformer(cfg, { backend, generator: new E.Generator(seed) });
   const B = o.batchSize ?? 64;
   const loader = new TokenLoader(tokens, { batchSize: B, seed });
@@ -238,5 +242,5 @@ export type LoadedAR = LoadedModel<ARTransformer>;
 /** Rebuilds the AR model from a trainAR checkpoint (config in the `extra` metadata), in eval mode. */
 export function loadARCheckpoint(path: string, backend: E.Backend): Promise<LoadedAR> {
   // The weights are overwritten; a fixed generator keeps the default one untouched.
-  return loadModelCheckpoint(path, backend, (c: ARConfigInput) => new ARTransformer(c, { backend, generator: new E.Generator(0) }), 'trainAR');
+  return loadModelCheckpoint(path, backend, (c: ARConfigInput) => new ARTransformer(c, { backend, generator: new E.Generator(0) }), 'trainAR', AR_CONFIG_SCHEMA);
 }

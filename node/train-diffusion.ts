@@ -24,6 +24,8 @@ import { trainLoop, type LoadedModel, type TrainLoopResult, loopControls, type T
 import { loadTokenizerCheckpoint } from './train-tokenizer.js';
 import type { VQTokenizer } from '../models/tokenizer/model.js';
 import { DiffusionTransformer, type DiffusionConfig, type DiffusionConfigInput } from '../models/diffusion/model.js';
+import { validateConfig } from '../models/config-schema.js';
+import { DIFFUSION_CONFIG_SCHEMA } from '../models/config-schemas.js';
 import { createDiffusionOptimizer, diffusionTrainStep } from '../models/diffusion/train-step.js';
 import { checkLatentDataset, encodeLatentDataset, LatentLoader, type LatentDataset } from '../models/diffusion/latent-data.js';
 import { generateLatentsClassBalanced, latentClassGrid } from '../models/diffusion/generate.js';
@@ -181,6 +183,8 @@ export async function trainDiffusion(o: TrainDiffusionOptions): Promise<TrainDif
   const numClasses = o.numClasses ?? maxLabel + 1;
   const [, C, h, w] = latents.shape;
   const cfg: DiffusionConfigInput = { patchSize: 1, dim: 128, depth: 4, heads: 4, ...o.config, latentChannels: C, grid: [h, w], numClasses, dropSeed: seed + 1 };
+  // Bounded before building: an oversized config must fail with a message, not exhaust the device.
+  validateConfig('train-diffusion config', DIFFUSION_CONFIG_SCHEMA, cfg);
   const model = new DiffusionTransformer(cfg, { backend, generator: new E.Generator(seed) });
   const ema = new EMA(model.namedParameters(), { decay: o.emaDecay ?? 0.999, warmup: true });
   const B = o.batchSize ?? 64;
@@ -241,6 +245,8 @@ export async function loadDiffusionCheckpoint(path: string, backend: E.Backend, 
   const extra = getJsonOr<Record<string, unknown>>(metadata, 'extra', {});
   const config = extra.config as DiffusionConfigInput | undefined;
   if (!config || typeof config !== 'object' || !('latentChannels' in config)) throw new Error(`${path}: not a train-diffusion checkpoint (no diffusion config in its metadata)`);
+  // A crafted config must not build a model the device cannot hold: checked before building.
+  validateConfig(`checkpoint metadata of ${path}`, DIFFUSION_CONFIG_SCHEMA, config);
   const model = new DiffusionTransformer(config, { backend, generator: new E.Generator(0) });
   const useEma = (o.ema ?? true) && Object.keys(tensors).some((k) => k.startsWith('ema.'));
   const prefix = useEma ? 'ema.' : 'model.';

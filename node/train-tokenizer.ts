@@ -15,6 +15,8 @@ import { BatchUploader, DataLoader, loadFashionMNIST, loadMNIST, saveImageGrid, 
 import { loadModelCheckpoint, saveTrainingCheckpoint, trainLoop, type LoadedModel, type TrainLoopResult, loopControls, type TrainLoopControls } from './train.js';
 import { AdamW } from '../nn/index.js';
 import { VQTokenizer, type TokenizerConfig } from '../models/tokenizer/model.js';
+import { validateConfig } from '../models/config-schema.js';
+import { TOKENIZER_CONFIG_SCHEMA } from '../models/config-schemas.js';
 import type { PerturbationConfig, PerturbationPreset } from '../models/tokenizer/perturbation.js';
 import type { LatentNoiseConfig, LatentNoisePreset } from '../models/tokenizer/latent-noise.js';
 import { measureLatentStats } from '../models/tokenizer/latent-stats.js';
@@ -106,10 +108,10 @@ export async function trainTokenizer(o: TrainTokenizerOptions): Promise<TrainTok
   const loader = new DataLoader(train, { batchSize: B, shuffle: true, seed, dropLast: true });
   const perEpoch = Math.floor(train.shape[0] / B);
   const totalSteps = o.steps ?? Math.max(1, (o.epochs ?? 1) * perEpoch);
-  const model = new VQTokenizer(
-    { ...o.config, ...(o.perturbation ? { perturbation: o.perturbation } : {}), ...(o.latentNoise ? { latentNoise: o.latentNoise } : {}), perturbSeed: seed + 1 },
-    { backend, generator: new E.Generator(seed) },
-  );
+  const modelConfig = { ...o.config, ...(o.perturbation ? { perturbation: o.perturbation } : {}), ...(o.latentNoise ? { latentNoise: o.latentNoise } : {}), perturbSeed: seed + 1 };
+  // Bounded before building: an oversized config must fail with a message, not exhaust the device.
+  validateConfig('train-tokenizer config', TOKENIZER_CONFIG_SCHEMA, modelConfig);
+  const model = new VQTokenizer(modelConfig, { backend, generator: new E.Generator(seed) });
   // taming-transformers' autoencoder optimizer: Adam(lr, betas (0.5, 0.9)); decoupled decay off by default.
   const optimizer = new AdamW(model.parameters(), { lr: o.lr ?? 2e-4, betas: o.betas ?? [0.5, 0.9], weightDecay: o.weightDecay ?? 0 });
   const losses: TokenizerStepOptions = {};
@@ -219,5 +221,5 @@ export type LoadedTokenizer = LoadedModel<VQTokenizer>;
  * metadata) and rebuilds the tokenizer on `backend` in eval mode.
  */
 export function loadTokenizerCheckpoint(path: string, backend: E.Backend): Promise<LoadedTokenizer> {
-  return loadModelCheckpoint(path, backend, (c: Partial<TokenizerConfig>) => new VQTokenizer(c, { backend }), 'train-tokenizer');
+  return loadModelCheckpoint(path, backend, (c: Partial<TokenizerConfig>) => new VQTokenizer(c, { backend }), 'train-tokenizer', TOKENIZER_CONFIG_SCHEMA);
 }

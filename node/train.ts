@@ -15,6 +15,7 @@ import { dirname } from 'node:path';
 import { disposable, memoryStats, resetPeakMemory, tidy, type Backend, type Tensor } from '../engine/index.js';
 import { getJson } from '../nn/checkpoint/index.js';
 import type { Module } from '../nn/module.js';
+import { validateConfig, type ConfigSchema } from '../models/config-schema.js';
 import { Progress } from '../nn/train/progress.js';
 import { packTrainingState, restoreTrainingState, type TrainingState } from '../nn/train/state.js';
 import { loadCheckpoint, NonFiniteTensorError, saveCheckpoint, type SaveCheckpointOptions } from './checkpoint.js';
@@ -40,16 +41,19 @@ export interface LoadedModel<M> {
 }
 
 /**
- * Rebuilds a model from a trainLoop checkpoint whose `extra.config` holds its config: `build`
- * makes the model from the config, the model.* tensors are loaded strictly, the model is returned
- * in eval mode. `writer` names the trainer in the error for a checkpoint without a config.
+ * Rebuilds a model from a trainLoop checkpoint whose `extra.config` holds its config: the config
+ * is checked against `schema` (ConfigError naming the field; a crafted config must not build a
+ * model the device cannot hold), `build` makes the model from it, the model.* tensors are loaded
+ * strictly, the model is returned in eval mode. `writer` names the trainer in the error for a
+ * checkpoint without a config.
  */
-export async function loadModelCheckpoint<M extends Module, C extends object>(path: string, backend: Backend, build: (config: C) => M, writer: string): Promise<LoadedModel<M>> {
+export async function loadModelCheckpoint<M extends Module, C extends object>(path: string, backend: Backend, build: (config: C) => M, writer: string, schema: ConfigSchema): Promise<LoadedModel<M>> {
   const { tensors, metadata } = await loadCheckpoint(path, backend);
   using _loaded = disposable(tensors);
   const extra = getJson<Record<string, unknown>>(metadata, 'extra');
   const config = extra?.config as C | undefined;
   if (!config || typeof config !== 'object') throw new Error(`${path}: no model config in the checkpoint metadata (not written by ${writer}?)`);
+  validateConfig(`checkpoint metadata of ${path}`, schema, config);
   const model = build(config);
   const state: Record<string, Tensor> = {};
   for (const [k, t] of Object.entries(tensors)) if (k.startsWith('model.')) state[k.slice('model.'.length)] = t;
