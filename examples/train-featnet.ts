@@ -8,16 +8,19 @@
  * {valAccuracy, epochs, command, date, device, ...}.
  *
  *   npx tsx examples/train-featnet.ts [--epochs 3] [--batch 128] [--lr 2e-3] [--limit N]
- *       [--val-limit N] [--out models/features/weights/featnet-fashion.safetensors]
+ *       [--val-limit N] [--out FILE.safetensors (default <run-dir>/featnet-fashion.safetensors)]
  *       [--run-dir runs/featnet] [--seed 0] [--channels 16,32,32] [--log-every 50] [--no-resume]
+ *       [--force (needed to replace the shipped models/features/weights/featnet-fashion.safetensors)]
  *   (env: EPOCHS, BATCH, LR, LIMIT, VAL_LIMIT, OUT, RUN_DIR, SEED, CHANNELS, LOG_EVERY)
+ * Unknown flags and --epochs 0 are refused.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as E from '../engine/index.js';
 import { FeatNet, featnetAccuracy, featnetBatched, type FeatNetConfig } from '../models/features/featnet.js';
 import { saveCheckpoint } from '../node/checkpoint.js';
+import { checkOutputPath } from '../node/cli-common.js';
 import { BatchUploader, DataLoader, loadFashionMNIST, subset, type ImageDataset } from '../node/data/index.js';
 import { getDevice } from '../node/index.js';
 import { trainLoop, type TrainLoopResult } from '../node/train.js';
@@ -117,21 +120,38 @@ export async function evaluateFeatNet(model: FeatNet, ds: ImageDataset, backend:
   return n ? correct / n : 0;
 }
 
+/** The flags main() takes; anything else is refused (a misspelled flag would silently train the defaults). */
+const VALUE_FLAGS = ['epochs', 'batch', 'lr', 'limit', 'val-limit', 'seed', 'out', 'channels', 'run-dir', 'log-every'] as const;
+const SWITCHES = ['no-resume', 'force'] as const;
+
 function parseArgs(argv: string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (!a.startsWith('--')) throw new Error(`train-featnet: unexpected argument '${a}'`);
     const eq = a.indexOf('=');
-    if (eq > 0) out[a.slice(2, eq)] = a.slice(eq + 1);
-    else if (a === '--no-resume') out['no-resume'] = '1';
-    else {
-      const v = argv[++i];
+    const name = a.slice(2, eq > 0 ? eq : undefined);
+    if ((SWITCHES as readonly string[]).includes(name)) {
+      if (eq > 0) throw new Error(`train-featnet: --${name} is a switch and takes no value`);
+      out[name] = '1';
+    } else if ((VALUE_FLAGS as readonly string[]).includes(name)) {
+      const v = eq > 0 ? a.slice(eq + 1) : argv[++i];
       if (v === undefined) throw new Error(`train-featnet: ${a} needs a value`);
-      out[a.slice(2)] = v;
-    }
+      out[name] = v;
+    } else throw new Error(`train-featnet: unknown option --${name} (options: ${[...VALUE_FLAGS, ...SWITCHES].map((f) => `--${f}`).join(', ')})`);
   }
   return out;
+}
+
+/** The weights file shipped in this checkout (every FID in the project uses it). */
+const SHIPPED_WEIGHTS = resolve(dirname(fileURLToPath(import.meta.url)), '..', DEFAULT_FEATNET_WEIGHTS);
+
+/** True when `p` is the shipped weights file: the same path, or the same file through a link. */
+function isShippedWeights(p: string): boolean {
+  if (resolve(p) === SHIPPED_WEIGHTS) return true;
+  const a = statSync(p, { throwIfNoEntry: false });
+  const b = statSync(SHIPPED_WEIGHTS, { throwIfNoEntry: false });
+  return !!a && !!b && a.dev === b.dev && a.ino === b.ino;
 }
 
 export async function main(argv = process.argv.slice(2)): Promise<void> {
@@ -144,16 +164,25 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     return n;
   };
   const epochs = num('epochs', 'EPOCHS', 3)!;
+  // 0 epochs used to train one step (totalSteps is at least 1) and write the weights anyway.
+  if (!(epochs > 0)) throw new Error(`train-featnet: --epochs must be > 0, got ${epochs}`);
   const batchSize = num('batch', 'BATCH', 128)!;
+  if (!(Number.isInteger(batchSize) && batchSize > 0)) throw new Error(`train-featnet: --batch must be a positive integer, got ${batchSize}`);
   const lr = num('lr', 'LR', 2e-3)!;
   const limit = num('limit', 'LIMIT', undefined);
   const valLimit = num('val-limit', 'VAL_LIMIT', undefined);
   const seed = num('seed', 'SEED', 0)!;
-  const out = a.out ?? process.env.OUT ?? DEFAULT_FEATNET_WEIGHTS;
   const chan = a.channels ?? process.env.CHANNELS;
   const channels = chan ? (chan.split(',').map(Number) as [number, number, number]) : undefined;
   if (channels && (channels.length !== 3 || channels.some((c) => !(Number.isInteger(c) && c > 0)))) throw new Error(`train-featnet: --channels needs three positive integers like 32,64,64, got '${chan}'`);
   const runDir = a['run-dir'] ?? process.env.RUN_DIR ?? 'runs/featnet';
+  checkOutputPath('train-featnet', '--run-dir', runDir);
+  // Without --out the weights go beside the run's checkpoint, never over the shipped file that
+  // every FID in the project is computed with; replacing that file takes --out naming it and --force.
+  const out = a.out ?? process.env.OUT ?? join(runDir, 'featnet-fashion.safetensors');
+  checkOutputPath('train-featnet', '--out', out);
+  if (isShippedWeights(out) && !a.force)
+    throw new Error(`train-featnet: --out ${out} is the shipped FeatNet weights (${DEFAULT_FEATNET_WEIGHTS}), which every FID uses; add --force to replace them`);
   const backend = await getDevice();
   console.log(`device: ${backend.name}; FeatNet on Fashion-MNIST: ${epochs} epochs, batch ${batchSize}, lr ${lr}${limit ? `, first ${limit} training images` : ''}`);
   const r = await trainFeatNet({ backend, epochs, batchSize, lr, seed, runDir, resume: !a['no-resume'], ...(limit ? { limit } : {}), ...(channels ? { config: { channels } } : {}), logEvery: num('log-every', 'LOG_EVERY', 50)! });

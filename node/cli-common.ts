@@ -3,8 +3,8 @@
  * arguments raise CliError naming the flag; main() prints it and exits with code 2), the device,
  * the datasets, number formats, checkpoint arguments and the feature network of the FID metrics.
  */
-import { existsSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync, realpathSync, statfsSync, statSync } from 'node:fs';
+import { dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as E from '../engine/index.js';
 import { CpuBackend } from '../engine/cpu/backend.js';
@@ -109,9 +109,53 @@ export function parseArgs(cmd: string, specs: readonly OptSpec[], argv: readonly
       i++;
     }
     args[name] = parseValue(cmd, spec, raw);
+    // Every command's --out is a path it writes under (a folder or a file): checked here, once,
+    // before anything runs, so no command can write into the working directory or spin on procfs.
+    if (name === 'out' && spec.type === 'string') checkOutputPath(cmd, `--${name}`, raw);
   }
   if (!help) for (const s of specs) if (s.required && args[s.name] === undefined) throw new CliError(`${cmd}: missing required option --${s.name}${s.meta ? ` ${s.meta}` : ''}`);
   return { args, help, rest };
+}
+
+/**
+ * Kernel pseudo file systems (statfs f_type): they hold no user files, and Node's recursive mkdir
+ * under one can spin forever (observed on Node 20: mkdirSync('/proc/x', { recursive: true }) never
+ * returns), so an output path on one is refused before anything is written.
+ */
+const PSEUDO_FS: ReadonlyMap<number, string> = new Map([
+  [0x9fa0, 'procfs'],
+  [0x62656572, 'sysfs'],
+  [0x27e0eb, 'cgroupfs'],
+  [0x63677270, 'cgroup2'],
+  [0x64626720, 'debugfs'],
+  [0x74726163, 'tracefs'],
+  [0x73636673, 'securityfs'],
+]);
+
+/**
+ * Refuses an output path (`flag`'s value) that cannot be written: empty (it would mean the
+ * working directory), or on a kernel pseudo file system (/proc, /sys, ...: mkdir spins there).
+ * The file system is that of the nearest existing ancestor, after symlinks; /proc and /sys are
+ * also refused by name where statfs is unavailable. Throws a one-line CliError naming the flag.
+ */
+export function checkOutputPath(cmd: string, flag: string, value: string): void {
+  if (value.trim() === '') throw new CliError(`${cmd}: ${flag} must not be empty (an empty path would write into the working directory; name a folder, e.g. ${flag} runs/x)`);
+  let p = resolve(value);
+  while (!existsSync(p) && dirname(p) !== p) p = dirname(p);
+  let real = p;
+  try {
+    real = realpathSync(p);
+  } catch {
+    // An unreadable ancestor: mkdir/write will report it with its own error.
+  }
+  const first = real.split(sep)[1];
+  let fs = first === 'proc' ? 'procfs' : first === 'sys' ? 'sysfs' : undefined;
+  try {
+    fs ??= PSEUDO_FS.get(Number(statfsSync(real).type));
+  } catch {
+    // statfs unsupported here: the name check above is what is left.
+  }
+  if (fs) throw new CliError(`${cmd}: ${flag} ${value} is on ${fs} (${real}), a kernel pseudo file system that cannot hold output files; choose a folder on a disk`);
 }
 
 export function commandHelp(c: { name: string; summary: string; options: readonly OptSpec[]; positional?: string }): string {

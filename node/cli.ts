@@ -752,7 +752,8 @@ const COMMANDS: Command[] = [
     name: 'train-featnet',
     summary:
       "Train the feature network (FeatNet) used by eval-tokenizer's FID on Fashion-MNIST; the arguments are passed to examples/train-featnet.ts's main() " +
-      '(--epochs N, --batch N, --lr X, --limit N, --val-limit N, --seed N, --channels a,b,c, --out FILE.safetensors, --run-dir DIR, --no-resume; source checkout only).',
+      '(--epochs N, --batch N, --lr X, --limit N, --val-limit N, --seed N, --channels a,b,c, --out FILE.safetensors (default <run-dir>/featnet-fashion.safetensors), --run-dir DIR, --no-resume, ' +
+      '--force to replace the shipped models/features/weights/featnet-fashion.safetensors; unknown flags and --epochs 0 are refused; source checkout only).',
     options: [],
     run: runTrainFeatnet,
   },
