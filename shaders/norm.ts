@@ -68,6 +68,24 @@ export const normKernel = defineKernel<NormShaderSpec>({
 const layoutKey = (l: NormLayout) => `${l.tpo}${l.wg === NORM_WG ? '' : `/${l.wg}`}${l.channelLoop ? 'c' : ''}`;
 
 /**
+ * WGSL opening a row kernel: the shared array of the group sums (element type `shared`), `main`,
+ * and the invocation's row, its index `t` among the row's tpo invocations, `valid`, `L`, `base`
+ * (the row's first element) and `invL`.
+ */
+function rowKernelHead(l: NormLayout, shared: string): string {
+  return `var<workgroup> sh: array<${shared}, ${l.wg}>;
+@compute @workgroup_size(${l.wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let gid = linear_wg(wid, nwg) * ${l.wg}u + lid.x;
+  let row = gid / ${l.tpo}u;
+  let t = gid % ${l.tpo}u;
+  let valid = row < P.rows;
+  let L = P.L;
+  let base = row * L;
+  let invL = 1.0 / f32(L);`;
+}
+
+/**
  * WGSL running `body` for every element j of row `row` that invocation t (of tpo) owns, with the
  * affine index `a` in scope when `affine`: channel by channel (channelLoop; a = the row's first
  * channel + c) or flat (a divided out of j per element).
@@ -109,23 +127,13 @@ function groupSumWgsl(tpo: number, v: string): string {
 
 function normBody(s: NormShaderSpec): string {
   const tpo = s.tpo;
-  const WG = s.wg;
   const groupSum = (v: string) => groupSumWgsl(tpo, v);
   let affine = 'let xh = (v - mu) * rstd;\n      var o = xh;';
   if (s.hasWeight) affine += '\n      o = o * w[a];';
   if (s.hasBias) affine += '\n      o = o + bias[a];';
   if (s.silu) affine += '\n      o = o * sigmoid_f(o);';
   return `${s.silu ? MATH_WGSL_BASE : ''}
-var<workgroup> sh: array<f32, ${WG}>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let gid = linear_wg(wid, nwg) * ${WG}u + lid.x;
-  let row = gid / ${tpo}u;
-  let t = gid % ${tpo}u;
-  let valid = row < P.rows;
-  let L = P.L;
-  let base = row * L;
-  let invL = 1.0 / f32(L);
+${rowKernelHead(s, 'f32')}
   var acc = 0.0;
 ${
   s.rms
@@ -190,24 +198,14 @@ export const normBackwardKernel = defineKernel<NormBackwardSpec>({
 
 function normBackwardBody(s: NormBackwardSpec): string {
   const tpo = s.tpo;
-  const WG = s.wg;
   const affine = s.hasWeight || s.silu;
   const perElement = `let xh = (x[base + j] - mu) * rs;
       ${gradThroughAct(s.silu, 'g[base + j]', s.hasWeight, s.bias)}
       let dxh = ${s.hasWeight ? 'gv * w[a]' : 'gv'};`;
   const inner = s.rms ? 'xh * m2' : 'xh * m2 + m1';
   return `${s.silu ? MATH_WGSL_BASE : ''}
-var<workgroup> sh: array<vec2<f32>, ${WG}>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let gid = linear_wg(wid, nwg) * ${WG}u + lid.x;
-  let row = gid / ${tpo}u;
-  let t = gid % ${tpo}u;
-  let valid = row < P.rows;
+${rowKernelHead(s, 'vec2<f32>')}
   let r = min(row, P.rows - 1u);
-  let L = P.L;
-  let base = row * L;
-  let invL = 1.0 / f32(L);
   let mu = ${s.rms ? '0.0' : 'mean[r]'};
   let rs = rstd[r];
   var acc = vec2<f32>(0.0, 0.0);
