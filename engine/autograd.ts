@@ -73,7 +73,8 @@ function runBackward(root: Tensor, seed: Tensor | undefined, createGraph: boolea
         else made.set(t.storage, [t]);
       });
   grads.set(root, seed ?? onesLike(root));
-  const kept = (t: Tensor) => !t.node || (targets !== undefined && targets.includes(t));
+  const targetSet = targets !== undefined ? new Set(targets) : null;
+  const kept = (t: Tensor) => !t.node || (targetSet !== null && targetSet.has(t));
   const holders = new Map<Tensor, number>();
   const hold = (g: Tensor) => holders.set(g, (holders.get(g) ?? 0) + 1);
   const release = (g: Tensor) => {

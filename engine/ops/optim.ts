@@ -85,8 +85,11 @@ export interface AdamItem {
   step: number;
 }
 
-/** Per-parameter inputs are [p, g, m, v, vmax?]: the gradient is the one read as a dense array. */
-const perItem = (amsgrad: boolean) => (amsgrad ? 5 : 4);
+/**
+ * Per-parameter inputs are [p, g, m, v, vmax?], one storage binding each (the gradient is the one
+ * read as a dense array).
+ */
+const perItem = adamBindingsPerTensor;
 
 /** CPU reference of one parameter's update (float64 arithmetic, rounded on store for f32 storage). */
 function adamCpu(p: Tensor, g: Tensor, m: Tensor, v: Tensor, vmax: Tensor | null, h: AdamHyper): void {
