@@ -1,23 +1,30 @@
 /**
  * Gather and scatter-add kernels shared by indexSelect / embedding / takeAlongAxis (gather) and
- * indexAdd / scatterAdd (scatter). One thread per element of the iteration space (the output
- * for gathers, the source for scatters). Both ops address three tensors through strides over
- * that space; the data tensor's stride along the indexed axis is zeroed in its list and applied
- * separately as `index * axisStride`, so the kernel never needs to know which dim is the axis.
+ * indexAdd / scatterAdd (scatter). Both ops address three tensors through strides over an
+ * iteration space (the output for gathers, the source for scatters); the data tensor's stride
+ * along the indexed axis is zeroed in its list and applied separately as `index * axisStride`, so
+ * the kernel never needs to know which dim is the axis.
  *
  * Out-of-range indices (< 0 or >= axisSize) cannot be reported from a kernel without a readback:
  * a gather writes 0 for them and a scatter skips them. (The CPU backend throws instead.)
  *
- * Float scatter-add uses a compare-exchange loop on the bit pattern (WGSL has no float atomic
- * add), so when several source elements hit the same target the summation order — and therefore
- * the last bits of the result — depends on thread scheduling. i32 scatter-add uses atomicAdd and is
- * exact.
+ * Float scatter-adds are deterministic: no float atomics, whose summation order (and so the last
+ * bits of a sum) would depend on thread scheduling and make two runs of the same training differ.
+ * - Where no two source elements can share a target (scatterAdd with idx of length 1 along the
+ *   axis, as in cross-entropy's backward), one thread per source element adds without atomics.
+ * - Otherwise the sources are bucketed by target in a fixed order and each target is summed by one
+ *   invocation: `scatterCsrKernel` (one workgroup) builds the buckets as compressed rows — start
+ *   of each target's bucket, and the source rows in increasing order — and `scatterSumKernel`
+ *   (one thread per output element) adds base + the bucket's rows in that order, the order the CPU
+ *   backend adds them in (so f32 results match the CPU f32 backend bit for bit).
+ * i32 scatter-add keeps atomicAdd: integer addition is exact in any order.
  */
 import { defineKernel, read, rw, type BindingDecls } from '../engine/kernel.js';
 
 export const INDEX_WG = 256;
 
 export interface GatherScatterSpec {
+  /** gather; scatter adds one thread per source element: atomically for i32, plainly for f32 (targets must be distinct). */
   mode: 'gather' | 'scatter';
   /** WGSL element type of the data: f32 or i32. */
   type: string;
@@ -28,23 +35,27 @@ export interface GatherScatterSpec {
 /** Largest iteration-space rank (after collapsing) whose parameters fit the uniform slot. */
 export const GATHER_SCATTER_MAX_RANK = 14;
 
+/** Params of an iteration space of rank R with three stride lists (see gatherScatterSignature). */
+function spaceParams(R: number): Record<string, 'u32' | ['u32', number]> {
+  const params: Record<string, 'u32' | ['u32', number]> = { n: 'u32', axis_size: 'u32', axis_stride: 'u32', shape: ['u32', R] };
+  for (let k = 0; k < 3; k++) {
+    params[`off${k}`] = 'u32';
+    params[`st${k}`] = ['u32', R];
+  }
+  return params;
+}
+
 /**
  * Three stride lists over the iteration space `shape`, each with its base offset: gather reads x
  * through list 0 (axis stride zeroed), idx through list 1 and writes out through list 2; scatter
  * adds into out through list 0 (axis stride zeroed), reads idx through list 1 and src through list 2.
  */
 function gatherScatterSignature(s: GatherScatterSpec): { params: Record<string, 'u32' | ['u32', number]>; bindings: BindingDecls } {
-  const R = s.rank;
-  const params: Record<string, 'u32' | ['u32', number]> = { n: 'u32', axis_size: 'u32', axis_stride: 'u32', shape: ['u32', R] };
-  for (let k = 0; k < 3; k++) {
-    params[`off${k}`] = 'u32';
-    params[`st${k}`] = ['u32', R];
-  }
   const bindings: BindingDecls =
     s.mode === 'gather'
       ? { x: read(s.type), idx: read('i32'), out: rw(s.type) }
-      : { src: read(s.type), idx: read('i32'), out: rw(`atomic<${s.type === 'f32' ? 'u32' : 'i32'}>`) };
-  return { params, bindings };
+      : { src: read(s.type), idx: read('i32'), out: rw(s.type === 'f32' ? 'f32' : 'atomic<i32>') };
+  return { params: spaceParams(s.rank), bindings };
 }
 
 export const gatherScatterKernel = defineKernel<GatherScatterSpec>({
@@ -54,20 +65,8 @@ export const gatherScatterKernel = defineKernel<GatherScatterSpec>({
   body: gatherScatterBody,
 });
 
-/** Atomic float add by compare-exchange on the bit pattern (WGSL has no float atomic add). */
-const ATOMIC_ADD_F32 = `
-fn atomic_add_f32(t: u32, v: f32) {
-  var old = atomicLoad(&out[t]);
-  loop {
-    let r = atomicCompareExchangeWeak(&out[t], old, bitcast<u32>(bitcast<f32>(old) + v));
-    if (r.exchanged) { break; }
-    old = r.old_value;
-  }
-}`;
-
-function gatherScatterBody(s: GatherScatterSpec): string {
-  const R = s.rank;
-  const T = s.type;
+/** WGSL setting o0, o1, o2 (the three lists' offsets) for linear index `i` of a rank-R space. */
+function spaceOffsets(R: number): string {
   const lines: string[] = [];
   for (let k = 0; k < 3; k++) lines.push(`var o${k} = P.off${k};`);
   lines.push('var rem = i;');
@@ -76,12 +75,17 @@ function gatherScatterBody(s: GatherScatterSpec): string {
     for (let k = 0; k < 3; k++) lines.push(`  o${k} += c * P.st${k}_${d};`);
     lines.push('}');
   }
+  return lines.join('\n  ');
+}
+
+function gatherScatterBody(s: GatherScatterSpec): string {
+  const T = s.type;
   const head = `
 @compute @workgroup_size(${INDEX_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let i = linear_wg(wid, nwg) * ${INDEX_WG}u + lid.x;
   if (i >= P.n) { return; }
-  ${lines.join('\n  ')}
+  ${spaceOffsets(s.rank)}
   let j = idx[o1];
   let inRange = j >= 0 && u32(j) < P.axis_size;`;
   if (s.mode === 'gather') {
@@ -91,103 +95,164 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 `;
   }
-  const isFloat = T === 'f32';
-  return `${isFloat ? ATOMIC_ADD_F32 : ''}
-${head}
+  return `${head}
   if (!inRange) { return; }
   let t = o0 + u32(j) * P.axis_stride;
-  ${isFloat ? 'atomic_add_f32(t, src[o2]);' : 'atomicAdd(&out[t], src[o2]);'}
+  ${T === 'f32' ? 'out[t] = out[t] + src[o2];' : 'atomicAdd(&out[t], src[o2]);'}
 }
 `;
 }
-
-export const IA_ROWS = 64;
-export const IA_COLS = 64;
 
 /**
- * Float indexAdd (and embedding / indexSelect backward) with workgroup pre-aggregation. The source
- * is viewed as [outer, T, inner] (contiguous) and the output as [outer, V, inner]; a workgroup takes
- * 64 source rows x 64 inner columns (256 threads = 64 rows x 4 column lanes). Rows of the tile that
- * share a target are chained (first occurrence leads), and per column the leader sums its chain in
- * row order and issues one atomic add. Heavily repeated indices (a collapsed codebook, a frequent
- * token) then cost one compare-exchange per 64 rows instead of one per row: the compare-exchange
- * loop degrades quadratically with contention on one address.
- *
- * Workgroup w takes column block w % col_blocks, row block (w / col_blocks) % row_blocks and
- * outer index w / (col_blocks * row_blocks).
+ * How scatter rows map to targets. `slices` (indexAdd): row i is the slice src[:, i, :] of a dense
+ * [outer, T, inner] source and goes to target idx[idx_offset + i * idx_stride] of K = V; the bucket
+ * holds row numbers. `elements` (scatterAdd): row i is element i of the source's iteration space
+ * (the scatter's three stride lists) and goes to the output element o0 + idx[o1] * axis_stride of
+ * K = the output's size; the bucket holds the source offsets o2.
  */
-export const indexAddTiledKernel = defineKernel({
-  name: 'index_add_tiled',
-  key: () => '',
-  signature: () => ({
-    params: { outer: 'u32', T: 'u32', inner: 'u32', V: 'u32', src_offset: 'u32', idx_offset: 'u32', idx_stride: 'u32', row_blocks: 'u32', col_blocks: 'u32' },
-    bindings: { src: read(), idx: read('i32'), out: rw('atomic<u32>') },
-  }),
-  body: indexAddTiledBody,
+export interface ScatterSpec {
+  mode: 'slices' | 'elements';
+  /** Rank of the collapsed iteration space (`elements`; 0 for `slices`). */
+  rank: number;
+}
+
+/**
+ * Buckets layout in the i32 scratch `csr` of K + 1 + 2n entries: [0, K] the start of each target's
+ * bucket (csr[K] = rows in range), then each row's rank within its bucket (n), then the buckets'
+ * rows (n).
+ */
+export function scatterCsrSize(K: number, n: number): number {
+  return K + 1 + 2 * n;
+}
+
+function rowFn(s: ScatterSpec): string {
+  if (s.mode === 'slices') {
+    return `
+/** Target (-1: out of range) and payload (the row) of row i. */
+fn row(i: u32) -> vec2<i32> {
+  let j = idx[P.idx_offset + i * P.idx_stride];
+  if (j < 0 || u32(j) >= P.K) { return vec2<i32>(-1, 0); }
+  return vec2<i32>(j, i32(i));
+}`;
+  }
+  return `
+/** Target (-1: out of range) and payload (the source offset) of element i. */
+fn row(i: u32) -> vec2<i32> {
+  ${spaceOffsets(s.rank)}
+  let j = idx[o1];
+  if (j < 0 || u32(j) >= P.axis_size) { return vec2<i32>(-1, 0); }
+  return vec2<i32>(i32(o0 + u32(j) * P.axis_stride), i32(o2));
+}`;
+}
+
+function scatterCsrSignature(s: ScatterSpec): { params: Record<string, 'u32' | ['u32', number]>; bindings: BindingDecls } {
+  const params: Record<string, 'u32' | ['u32', number]> =
+    s.mode === 'slices' ? { n: 'u32', idx_offset: 'u32', idx_stride: 'u32' } : spaceParams(s.rank);
+  return { params: { ...params, K: 'u32' }, bindings: { idx: read('i32'), csr: rw('i32') } };
+}
+
+/**
+ * One workgroup buckets n scatter rows by target (see ScatterSpec), stably: rows are taken 256 at a
+ * time in order; a row's rank is the count of its target's earlier rows (the running count, plus
+ * the earlier rows of its chunk, found by comparing the chunk's 256 targets in workgroup memory).
+ * Then an exclusive scan turns the counts into bucket starts and every row is placed at start +
+ * rank. The serial part is n / 256 chunk steps of 256 compares per invocation: fine for the
+ * gradients of embeddings and codebooks (tokens per batch), slow for millions of rows.
+ */
+export const scatterCsrKernel = defineKernel<ScatterSpec>({
+  name: 'scatter_csr',
+  key: (s) => `${s.mode}|${s.rank}`,
+  signature: scatterCsrSignature,
+  body: (s) => `
+var<workgroup> keys: array<i32, ${INDEX_WG}>;
+var<workgroup> sums: array<i32, ${INDEX_WG}>;
+${rowFn(s)}
+
+@compute @workgroup_size(${INDEX_WG})
+fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
+  let l = lid.x;
+  let K = P.K;
+  let n = P.n;
+  let rankAt = K + 1u;
+  let rowsAt = K + 1u + n;
+  for (var v = l; v < K; v += ${INDEX_WG}u) { csr[v] = 0; }
+  storageBarrier();
+  for (var base = 0u; base < n; base += ${INDEX_WG}u) {
+    let i = base + l;
+    var key = -1;
+    if (i < n) { key = row(i).x; }
+    keys[l] = key;
+    workgroupBarrier();
+    var before = 0u;
+    var same = 0u;
+    var r = 0;
+    if (key >= 0) {
+      for (var j = 0u; j < ${INDEX_WG}u; j++) {
+        if (keys[j] == key) {
+          same++;
+          if (j < l) { before++; }
+        }
+      }
+      r = csr[u32(key)] + i32(before);
+      csr[rankAt + i] = r;
+    }
+    storageBarrier();
+    // The chunk's last row of a target advances that target's count.
+    if (key >= 0 && before + 1u == same) { csr[u32(key)] = r + 1; }
+    storageBarrier();
+    workgroupBarrier();
+  }
+  // Exclusive scan of the counts: each invocation sums a contiguous range, then rewrites it.
+  let per = (K + ${INDEX_WG - 1}u) / ${INDEX_WG}u;
+  let lo = min(l * per, K);
+  let hi = min(lo + per, K);
+  var s = 0;
+  for (var v = lo; v < hi; v++) { s += csr[v]; }
+  sums[l] = s;
+  workgroupBarrier();
+  var run = 0;
+  for (var j = 0u; j < l; j++) { run += sums[j]; }
+  for (var v = lo; v < hi; v++) {
+    let c = csr[v];
+    csr[v] = run;
+    run += c;
+  }
+  if (l == ${INDEX_WG - 1}u) { csr[K] = run; }
+  storageBarrier();
+  for (var i = l; i < n; i += ${INDEX_WG}u) {
+    let kp = row(i);
+    if (kp.x >= 0) { csr[rowsAt + u32(csr[u32(kp.x)] + csr[rankAt + i])] = kp.y; }
+  }
+}
+`,
 });
 
-function indexAddTiledBody(): string {
-  return `
-var<workgroup> tgt: array<i32, ${IA_ROWS}>;
-var<workgroup> nxt: array<u32, ${IA_ROWS}>;
-var<workgroup> lead: array<u32, ${IA_ROWS}>;
-var<workgroup> vals: array<f32, ${IA_ROWS * 4}>;
-${ATOMIC_ADD_F32}
-
-@compute @workgroup_size(${IA_ROWS * 4})
+/**
+ * One thread per output element: out = (base or 0) + the element's bucket in order. `slices`:
+ * output [outer, K, inner] from src [outer, n, inner] (dense, at src_offset); `elements`: output
+ * element t of K from the source offsets in its bucket.
+ */
+export const scatterSumKernel = defineKernel<{ mode: ScatterSpec['mode'] }>({
+  name: 'scatter_sum',
+  key: (s) => s.mode,
+  signature: (s) => ({
+    params: { total: 'u32', K: 'u32', n: 'u32', has_base: 'u32', ...(s.mode === 'slices' ? { inner: 'u32', src_offset: 'u32' } : {}) },
+    bindings: { src: read(), csr: read('i32'), out: rw() },
+  }),
+  body: (s) => `
+@compute @workgroup_size(${INDEX_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let outer = P.outer;
-  let T = P.T;
-  let inner = P.inner;
-  let V = P.V;
-  let w = linear_wg(wid, nwg);
-  let cb = w % P.col_blocks;
-  let rest = w / P.col_blocks;
-  let rb = rest % P.row_blocks;
-  let o = rest / P.row_blocks;
-  if (o >= outer) { return; }
-  let row = lid.x / 4u;
-  let lane = lid.x % 4u;
-  let i = rb * ${IA_ROWS}u + row;
-  if (lane == 0u) {
-    var t = -1;
-    if (i < T) {
-      t = idx[P.idx_offset + i * P.idx_stride];
-      if (t < 0 || u32(t) >= V) { t = -1; }
-    }
-    tgt[row] = t;
+  let t = linear_wg(wid, nwg) * ${INDEX_WG}u + lid.x;
+  if (t >= P.total) { return; }
+  ${s.mode === 'slices' ? 'let c = t % P.inner;\n  let rest = t / P.inner;\n  let v = rest % P.K;\n  let srcAt = P.src_offset + (rest / P.K) * P.n * P.inner + c;' : 'let v = t;'}
+  var acc = 0.0;
+  if (P.has_base != 0u) { acc = out[t]; }
+  let rowsAt = P.K + 1u + P.n;
+  let end = u32(csr[v + 1u]);
+  for (var p = u32(csr[v]); p < end; p++) {
+    ${s.mode === 'slices' ? 'acc += src[srcAt + u32(csr[rowsAt + p]) * P.inner];' : 'acc += src[u32(csr[rowsAt + p])];'}
   }
-  workgroupBarrier();
-  if (lane == 0u) {
-    let t = tgt[row];
-    var isLead = select(0u, 1u, t >= 0);
-    for (var j = 0u; j < row; j++) { if (tgt[j] == t) { isLead = 0u; break; } }
-    var nx = ${IA_ROWS}u;
-    for (var j = row + 1u; j < ${IA_ROWS}u; j++) { if (tgt[j] == t) { nx = j; break; } }
-    lead[row] = isLead;
-    nxt[row] = nx;
-  }
-  workgroupBarrier();
-  let c0 = cb * ${IA_COLS}u;
-  let cEnd = min(c0 + ${IA_COLS}u, inner);
-  for (var cc = c0; cc < cEnd; cc += 4u) {
-    let c = cc + lane;
-    var v = 0.0;
-    if (i < T && c < cEnd) { v = src[P.src_offset + (o * T + i) * inner + c]; }
-    vals[row * 4u + lane] = v;
-    workgroupBarrier();
-    if (c < cEnd && lead[row] == 1u) {
-      var s = v;
-      var j = nxt[row];
-      loop {
-        if (j >= ${IA_ROWS}u) { break; }
-        s += vals[j * 4u + lane];
-        j = nxt[j];
-      }
-      atomic_add_f32((o * V + u32(tgt[row])) * inner + c, s);
-    }
-    workgroupBarrier();
-  }
+  out[t] = acc;
 }
-`;
-}
+`,
+});

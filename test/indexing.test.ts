@@ -4,10 +4,11 @@
  *   embedding; values and gradients) on the float64 CPU branch to 1e-12 and on the GPU.
  * - The float64 CPU branch is checked against a naive multi-index reference written here.
  * - GPU vs the float64 CPU branch over fast-check shapes, axes, index shapes and values. Gathers are
- *   copies, so they must match exactly. Scatter-adds sum up to ~8 terms of |v| <= 3 in f32 in a
- *   scheduling-dependent order: recursive summation error <= (n-1) u sum|v| = 7 * 2^-24 * 27 ~ 1.1e-5,
- *   so atol 2e-5. Integer-valued sums (partial sums < 2^24) are exact in any order: those tests
- *   demand equality.
+ *   copies, so they must match exactly. Scatter-adds sum up to ~8 terms of |v| <= 3 in f32:
+ *   recursive summation error <= (n-1) u sum|v| = 7 * 2^-24 * 27 ~ 1.1e-5, so atol 2e-5.
+ *   Integer-valued sums (partial sums < 2^24) are exact: those tests demand equality.
+ * - GPU f32 scatter-adds are deterministic and add in source order (no float atomics), so they
+ *   equal the f32 CPU backend (CpuBackend, which adds in that order) bit for bit, every run.
  * - Gradients vs central finite differences in float64 (eps 1e-6; all ops are linear in the float
  *   inputs, so FD is exact up to rounding ~1e-10): atol 1e-6, rtol 1e-6.
  */
@@ -291,21 +292,55 @@ describe.runIf(gpu)('GPU vs float64 reference', () => {
     const fsrc = { shape: [n, 5], data: Array.from({ length: n * 5 }, (_, i) => Math.fround(Math.sin(i * 0.37))) };
     await expectMatchesReference((i, s) => E.indexAdd([3, 5], 0, i, s), [i32(ids), fsrc], gpu!, { atol: 3e-3, rtol: 0 }, 'indexAdd floats');
   });
-  it('indexAdd tiles: several row and column blocks, a middle axis, runs of one index, bad indices', async () => {
-    // Integer values: exact in any summation order. T = 200 rows (4 row tiles of 64), inner = 130
-    // (3 column tiles), outer = 3; rows 60..140 all hit index 7 (a run across tile borders).
+  it('indexAdd: a middle axis, a run of one index, a strided source, bad indices', async () => {
+    // Integer values: exact in any summation order. T = 200 rows, inner = 130, outer = 3; rows
+    // 60..140 all hit index 7.
     const T = 200;
     const ids = Array.from({ length: T }, (_, i) => (i >= 60 && i < 140 ? 7 : (i * 37) % 50));
     const src = { shape: [3, T, 130], data: Array.from({ length: 3 * T * 130 }, (_, i) => ((i * 7) % 11) - 5) };
     const base = { shape: [3, 50, 130], data: Array.from({ length: 3 * 50 * 130 }, (_, i) => (i % 5) - 2) };
-    await expectMatchesReference((b, i, s) => E.indexAdd(b, 1, i, s), [base, i32(ids), src], gpu!, exact, 'indexAdd tiles');
+    await expectMatchesReference((b, i, s) => E.indexAdd(b, 1, i, s), [base, i32(ids), src], gpu!, exact, 'indexAdd middle axis');
     // Non-contiguous source (a transposed view).
     await expectMatchesReference((i, s) => E.indexAdd([50, 3], 0, i, E.transpose(s)), [i32(ids), { shape: [3, T], data: src.data.slice(0, 3 * T) }], gpu!, exact, 'indexAdd strided src');
-    // On the GPU, out-of-range rows are dropped, also inside a tile with valid rows.
+    // On the GPU, out-of-range rows are dropped.
     const b = gpu!;
     const bad = E.tensor(new Int32Array([1, 5, -3, 1, 0]), [5], { backend: b });
     const y = E.indexAdd([2, 2], 0, bad, E.tensor([1, 1, 2, 2, 4, 4, 8, 8, 16, 16], [5, 2], { backend: b }));
     expect(Array.from(await y.toArray())).toEqual([16, 16, 9, 9]);
+  });
+  it('f32 scatter-adds are deterministic: the same bits every run, equal to the f32 CPU backend (source order)', async () => {
+    const cpu32 = new E.CpuBackend();
+    // Heavy repeats (a collapsed codebook: 3 targets for 6000 rows), a base, a middle axis, a
+    // transposed source, out-of-range rows (skipped on the GPU, so the CPU gets them removed).
+    const T = 6000;
+    const ids = Int32Array.from({ length: T }, (_, i) => (i % 7 === 0 ? 2 : (i * 7919) % 3));
+    const vals = Float32Array.from({ length: 2 * T * 5 }, (_, i) => Math.sin(i * 0.37) * 10 ** ((i % 5) - 2));
+    const base = Float32Array.from({ length: 2 * 3 * 5 }, (_, i) => Math.cos(i) * 100);
+    const cases: [string, (b: E.Backend) => E.Tensor][] = [
+      ['indexAdd', (b) => E.indexAdd(E.tensor(base, [2, 3, 5], { backend: b }), 1, E.tensor(ids, [T], { backend: b }), E.tensor(vals, [2, T, 5], { backend: b }))],
+      ['indexAdd zeros, strided src', (b) => E.indexAdd([3, 10], 0, E.tensor(ids, [T], { backend: b }), E.transpose(E.tensor(vals, [10, T], { backend: b })))],
+      ['embedding backward', (b) => {
+        const w = E.tensor(base.slice(0, 15), [3, 5], { backend: b }).requireGrad();
+        const y = E.embedding(w, E.tensor(ids, [T / 2, 2], { backend: b }));
+        return E.gradients(E.sum(E.mul(y, E.tensor(vals.slice(0, T * 5), [T / 2, 2, 5], { backend: b }))), [w])[0]!;
+      }],
+      // scatterAdd with idx of length > 1 along the axis (targets repeat) and of length 1 (they cannot).
+      ['scatterAdd', (b) => E.scatterAdd(E.tensor(base, [2, 15], { backend: b }), 1, E.tensor(Int32Array.from({ length: 2 * 3000 }, (_, i) => ids[i]! * 5 + (i % 5)), [2, 3000], { backend: b }), E.tensor(vals.slice(0, 6000), [2, 3000], { backend: b }))],
+      ['scatterAdd, one per target', (b) => E.scatterAdd([4, 8], 1, E.tensor(Int32Array.from([3, 0, 7, 3]), [4, 1], { backend: b }), E.tensor(vals.slice(0, 4), [4, 1], { backend: b }))],
+    ];
+    for (const [what, f] of cases) {
+      const want = new Uint32Array((await f(cpu32).toArray() as Float32Array).buffer);
+      for (let run = 0; run < 2; run++) {
+        const got = new Uint32Array((await f(gpu!).toArray() as Float32Array).buffer);
+        expect(Array.from(got), `${what}, run ${run}`).toEqual(Array.from(want));
+      }
+    }
+    // Out-of-range rows are skipped on the GPU: the sum of the others, in order.
+    const bad = Int32Array.from({ length: 300 }, (_, i) => (i % 4 === 3 ? (i % 8 === 3 ? -1 : 5) : i % 2));
+    const keepRows = Array.from(bad.keys()).filter((i) => bad[i]! >= 0 && bad[i]! < 2);
+    const want = await E.indexAdd([2, 5], 0, E.tensor(Int32Array.from(keepRows, (i) => bad[i]!), [keepRows.length], { backend: cpu32 }), E.tensor(Float32Array.from(keepRows.flatMap((i) => Array.from(vals.slice(i * 5, i * 5 + 5)))), [keepRows.length, 5], { backend: cpu32 })).toArray();
+    const got = await E.indexAdd([2, 5], 0, E.tensor(bad, [300], { backend: gpu! }), E.tensor(vals.slice(0, 1500), [300, 5], { backend: gpu! })).toArray();
+    expect(Array.from(got)).toEqual(Array.from(want));
   });
   it('i32 data: gather and exact atomic scatter-add', async () => {
     const x = i32([1, 2, 3, 4, 5, 6], [2, 3]);

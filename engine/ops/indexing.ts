@@ -8,10 +8,9 @@
  * naming the op. On WebGPU the values are not inspected (that would need a readback per op): a
  * gather yields 0 for an out-of-range index and a scatter-add drops the element.
  *
- * GPU float scatter-adds accumulate with atomic compare-exchange, so repeated indices are summed
- * in a scheduling-dependent order (results may differ in the last bits from run to run); see
- * shaders/indexing.ts. Float indexAdd (the backward of indexSelect / embedding) first sums rows
- * that share a target within 64-row tiles, so heavily repeated indices stay fast.
+ * GPU float scatter-adds are deterministic (no float atomics): repeated indices are summed in
+ * source order, the CPU backend's order, so a training run gives the same bits every time (the
+ * gradients of embeddings and codebooks are such sums); see shaders/indexing.ts.
  */
 import { cpuContiguous, cpuData, forEachStrided } from '../cpu/strided.js';
 import { composite } from '../composite.js';
@@ -20,7 +19,7 @@ import { defineOp, type OpKernels, type OutputSpec } from '../op.js';
 import { checkShape, collapseDims, contiguousStrides, fmtShape, normAxis, shapesEqual, sizeOf } from '../shape.js';
 import { isTensor, type Tensor } from '../tensor.js';
 import type { WebGPUBackend } from '../webgpu/backend.js';
-import { GATHER_SCATTER_MAX_RANK, gatherScatterKernel, IA_COLS, IA_ROWS, INDEX_WG, indexAddTiledKernel } from '../../shaders/indexing.js';
+import { GATHER_SCATTER_MAX_RANK, gatherScatterKernel, INDEX_WG, scatterCsrKernel, scatterCsrSize, scatterSumKernel } from '../../shaders/indexing.js';
 import { COPY, elementwiseKernels, ZERO } from './elementwise.js';
 import { reshape, slice } from './movement.js';
 
@@ -133,10 +132,12 @@ function gatherKernels(op: string, slices: boolean): OpKernels<AxisAttrs> {
 
 
 /**
- * Scatter-add kernels: out starts as a copy of the base (or zeros), then src is added at idx.
- * `tiled`: f32 slices on the GPU pre-aggregate rows that share a target (src must be dense).
+ * Scatter-add kernels: out = the base (or zeros) plus src added at idx. f32 sums are
+ * deterministic on the GPU (shaders/indexing.ts): a plain scatter where targets cannot collide
+ * (`slices` false and idx of length 1 along the axis), else buckets built by one workgroup and
+ * summed per output element in source order. i32 uses atomic adds (exact in any order).
  */
-function scatterKernels(op: string, slices: boolean, tiled: boolean): OpKernels<ScatterAttrs> {
+function scatterKernels(op: string, slices: boolean): OpKernels<ScatterAttrs> {
   return {
     cpu: (_b, { inputs: [idx, src, base], outputs: [out], attrs: { axis, outShape } }) => {
       const o = cpuData(out!);
@@ -152,27 +153,61 @@ function scatterKernels(op: string, slices: boolean, tiled: boolean): OpKernels<
       });
     },
     webgpu: (gpu, { inputs: [idx, src, base], outputs: [out], attrs: { axis, outShape } }) => {
-      const init = elementwiseKernels.webgpu!;
-      init(gpu, { inputs: base ? [base] : [], outputs: [out!], attrs: (base ? COPY : ZERO)[out!.dtype] });
+      const space = scatterSpace(idx!, src!, axis, outShape, slices);
+      const bucketed = src!.dtype === 'f32' && src!.size > 0 && (slices || idx!.shape[axis]! > 1);
+      // The bucketed sum writes every output element, so only a base needs copying first.
+      if (base || !bucketed) elementwiseKernels.webgpu!(gpu, { inputs: base ? [base] : [], outputs: [out!], attrs: (base ? COPY : ZERO)[out!.dtype] });
       if (src!.size === 0) return;
-      if (tiled && src!.dtype === 'f32') indexAddTiled(gpu, idx!, src!, out!, axis, outShape);
-      else runGatherScatter(gpu, 'scatter', op, scatterSpace(idx!, src!, axis, outShape, slices), { src: src!, idx: idx!, out: out! }, src!.dtype);
+      if (!bucketed) runGatherScatter(gpu, 'scatter', op, space, { src: src!, idx: idx!, out: out! }, src!.dtype);
+      else if (slices) indexAddBucketed(gpu, idx!, src!, out!, axis, outShape, base !== undefined);
+      else scatterAddBucketed(gpu, op, space, idx!, src!, out!, base !== undefined);
     },
   };
 }
 
-/** GPU f32 indexAdd through the pre-aggregating kernel (see shaders/indexing.ts); src is dense. */
-function indexAddTiled(gpu: WebGPUBackend, idx: Tensor, src: Tensor, out: Tensor, axis: number, outShape: readonly number[]): void {
-  const outer = sizeOf(outShape.slice(0, axis));
-  const inner = sizeOf(outShape.slice(axis + 1));
+/** GPU f32 indexAdd: rows of the dense src [outer, T, inner] bucketed by target, summed in row order. */
+function indexAddBucketed(gpu: WebGPUBackend, idx: Tensor, src: Tensor, out: Tensor, axis: number, outShape: readonly number[], hasBase: boolean): void {
+  const K = outShape[axis]!;
   const T = idx.shape[0]!;
-  const rowBlocks = Math.ceil(T / IA_ROWS);
-  const colBlocks = Math.ceil(inner / IA_COLS);
-  gpu.run(indexAddTiledKernel, undefined, {
-    params: { outer, T, inner, V: outShape[axis]!, src_offset: src.offset, idx_offset: idx.offset, idx_stride: idx.strides[0]!, row_blocks: rowBlocks, col_blocks: colBlocks },
-    bindings: { src, idx, out },
-    workgroups: outer * rowBlocks * colBlocks,
+  const inner = sizeOf(outShape.slice(axis + 1));
+  const csr = gpu.alloc(scatterCsrSize(K, T), 'i32');
+  gpu.run(scatterCsrKernel, { mode: 'slices', rank: 0 }, { params: { n: T, idx_offset: idx.offset, idx_stride: idx.strides[0]!, K }, bindings: { idx, csr }, workgroups: 1 });
+  const total = out.size;
+  gpu.run(scatterSumKernel, { mode: 'slices' }, {
+    params: { total, K, n: T, has_base: hasBase ? 1 : 0, inner, src_offset: src.offset },
+    bindings: { src, csr, out },
+    workgroups: Math.ceil(total / INDEX_WG),
   });
+  gpu.free(csr);
+}
+
+/** GPU f32 scatterAdd where targets may repeat: source elements bucketed by output element, summed in source order. */
+function scatterAddBucketed(gpu: WebGPUBackend, op: string, space: Space, idx: Tensor, src: Tensor, out: Tensor, hasBase: boolean): void {
+  const c = collapseDims(space.shape, space.strides);
+  const R = c.shape.length;
+  if (R > GATHER_SCATTER_MAX_RANK) throw new Error(`${op}: iteration space of rank ${R} is too large for the kernel parameters (max ${GATHER_SCATTER_MAX_RANK} after collapsing)`);
+  const n = sizeOf(space.shape);
+  const K = out.size;
+  const csr = gpu.alloc(scatterCsrSize(K, n), 'i32');
+  gpu.run(scatterCsrKernel, { mode: 'elements', rank: R }, {
+    params: {
+      n,
+      axis_size: space.axisSize,
+      axis_stride: space.axisStride,
+      shape: c.shape,
+      off0: space.offsets[0],
+      st0: c.strides[0]!,
+      off1: space.offsets[1],
+      st1: c.strides[1]!,
+      off2: space.offsets[2],
+      st2: c.strides[2]!,
+      K,
+    },
+    bindings: { idx, csr },
+    workgroups: 1,
+  });
+  gpu.run(scatterSumKernel, { mode: 'elements' }, { params: { total: K, K, n, has_base: hasBase ? 1 : 0 }, bindings: { src, csr, out }, workgroups: Math.ceil(K / INDEX_WG) });
+  gpu.free(csr);
 }
 
 /**
@@ -218,9 +253,9 @@ const takeAlongAxisOp = defineOp<AxisAttrs>({
 const indexAddOp = defineOp<ScatterAttrs>({
   name: 'index_add',
   outputs: scatterOutputs('indexAdd', true),
-  // The tiled GPU kernel reads src as a dense [outer, T, inner] block.
+  // The bucketed GPU sum reads src as a dense [outer, T, inner] block.
   dense: [1],
-  kernels: scatterKernels('indexAdd', true, true),
+  kernels: scatterKernels('indexAdd', true),
   nondiff: [0],
   grad: (g, { inputs: [idx], attrs: { axis, hasBase } }) => [null, indexSelect(g, axis, idx!), ...(hasBase ? [g] : [])],
 });
@@ -228,7 +263,7 @@ const indexAddOp = defineOp<ScatterAttrs>({
 const scatterAddOp = defineOp<ScatterAttrs>({
   name: 'scatter_add',
   outputs: scatterOutputs('scatterAdd', false),
-  kernels: scatterKernels('scatterAdd', false, false),
+  kernels: scatterKernels('scatterAdd', false),
   nondiff: [0],
   grad: (g, { inputs: [idx], attrs: { axis, hasBase } }) => [null, takeAlongAxis(g, idx!, axis), ...(hasBase ? [g] : [])],
 });
