@@ -24,11 +24,14 @@ export interface ImageFeatureOptions {
   featureInput?: (x: E.Tensor) => E.Tensor;
   /** Keep logits for the Inception-Score analogue when the network has them (default true). */
   logits?: boolean;
+  /** Keep every feature row (for bootstrapping the FID; 4 bytes per feature value). Default false. */
+  keepFeatures?: boolean;
 }
 
 export class ImageFeatureStats {
   private acc: FeatureStatsAccumulator | null = null;
   private readonly logitRows: number[] = [];
+  private readonly featureParts: Float32Array[] = [];
   private numClasses = 0;
   private readonly lo: number;
   private readonly hi: number;
@@ -60,7 +63,9 @@ export class ImageFeatureStats {
     const D = out.f.shape[1]!;
     this.acc ??= new FeatureStatsAccumulator(D);
     if (this.acc.dim !== D) throw new Error(`ImageFeatureStats: feature dimension changed from ${this.acc.dim} to ${D}`);
-    this.acc.add(await out.f.toArray() as Float32Array);
+    const f = (await out.f.toArray()) as Float32Array;
+    this.acc.add(f);
+    if (this.opts.keepFeatures) this.featureParts.push(f);
     if (out.l) {
       this.numClasses = out.l.shape[1]!;
       for (const v of await out.l.toArray()) this.logitRows.push(v);
@@ -70,6 +75,24 @@ export class ImageFeatureStats {
   stats(): FeatureStats {
     if (!this.acc || this.acc.count < 2) throw new Error(`ImageFeatureStats: need at least 2 images, got ${this.count}`);
     return this.acc.stats();
+  }
+
+  /** The class logits of every image added, in order, row-major [N, numClasses] (null without logits). */
+  logits(): { values: Float64Array; numClasses: number } | null {
+    return this.numClasses ? { values: Float64Array.from(this.logitRows), numClasses: this.numClasses } : null;
+  }
+
+  /** Every feature row added, in order, [N, D] (needs `keepFeatures`). */
+  features(): { rows: Float32Array; dim: number } {
+    if (!this.opts.keepFeatures) throw new Error('ImageFeatureStats.features: construct with { keepFeatures: true } to keep the feature rows');
+    if (!this.acc) throw new Error('ImageFeatureStats.features: no images added');
+    const rows = new Float32Array(this.featureParts.reduce((a, p) => a + p.length, 0));
+    let o = 0;
+    for (const p of this.featureParts) {
+      rows.set(p, o);
+      o += p.length;
+    }
+    return { rows, dim: this.acc.dim };
   }
 
   /** Inception-Score analogue over the images added (null without logits). */
