@@ -20,13 +20,18 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as E from '../engine/index.js';
 import { FeatNet, featnetAccuracy, featnetBatched, type FeatNetConfig } from '../models/features/featnet.js';
 import { saveCheckpoint } from '../node/checkpoint.js';
-import { checkOutputPath } from '../node/cli-common.js';
+import { checkOutputPath, INT_MAX_OPTION, withFlagNames } from '../node/cli-common.js';
+import { fieldError, validateConfig } from '../models/config-schema.js';
+import { FEATNET_CONFIG_SCHEMA } from '../models/config-schemas.js';
 import { BatchUploader, DataLoader, loadFashionMNIST, subset, type ImageDataset } from '../node/data/index.js';
 import { getDevice } from '../node/index.js';
 import { trainLoop, type TrainLoopResult } from '../node/train.js';
 import { AdamW, Scheduler, warmupCosineLr } from '../nn/index.js';
 
 export const DEFAULT_FEATNET_WEIGHTS = 'models/features/weights/featnet-fashion.safetensors';
+
+/** More passes than anyone trains this network for (the shipped weights took 3): a larger --epochs is a typo. */
+const MAX_EPOCHS = 10_000;
 
 export interface TrainFeatNetOptions {
   backend: E.Backend;
@@ -66,9 +71,11 @@ export async function trainFeatNet(o: TrainFeatNetOptions): Promise<TrainFeatNet
   const data = o.data ?? loadFashionMNIST({ pad: 2, ...(o.log ? { log: o.log } : {}) });
   const train = o.limit ? firstN(data.train, o.limit) : data.train;
   const B = o.batchSize ?? 128;
+  if (B > train.shape[0]) throw fieldError('trainFeatNet', 'batchSize', `${B} is more than the ${train.shape[0]} training images: no full batch (lower the batch size or use more images)`);
   const loader = new DataLoader(train, { batchSize: B, shuffle: true, seed, dropLast: true, hflip: true });
   const totalSteps = Math.max(1, Math.round((o.epochs ?? 3) * loader.batchesPerEpoch));
-  const model = new FeatNet(o.config ?? {}, { backend, generator: new E.Generator(seed) });
+  // Bounded before building, like every model config.
+  const model = new FeatNet(validateConfig('trainFeatNet config', FEATNET_CONFIG_SCHEMA, o.config ?? {}), { backend, generator: new E.Generator(seed) });
   const optimizer = new AdamW(model.parameters(), { lr: o.lr ?? 2e-3, weightDecay: o.weightDecay ?? 1e-4 });
   const scheduler = new Scheduler(optimizer, (s, lr) => warmupCosineLr(s, lr, { warmupSteps: Math.min(100, Math.floor(totalSteps / 10)), totalSteps, minLrRatio: 0.02 }));
   const uploader = new BatchUploader(backend);
@@ -156,36 +163,45 @@ function isShippedWeights(p: string): boolean {
 
 export async function main(argv = process.argv.slice(2)): Promise<void> {
   const a = parseArgs(argv);
-  const num = (k: string, env: string, d: number | undefined) => {
+  const num = (k: string, env: string, d: number | undefined, int = false) => {
     const v = a[k] ?? process.env[env];
     if (v === undefined || v === '') return d;
     const n = Number(v);
     if (!Number.isFinite(n) || n < 0) throw new Error(`train-featnet: --${k} must be a non-negative number, got '${v}'`);
+    // Counts beyond 2^31 - 1 would run for ever or overflow an index (--limit 1e99 is an integer to Number).
+    if (int && !(Number.isInteger(n) && n <= INT_MAX_OPTION)) throw new Error(`train-featnet: --${k} must be an integer in [0, ${INT_MAX_OPTION}], got '${v}'`);
     return n;
   };
   const epochs = num('epochs', 'EPOCHS', 3)!;
   // 0 epochs used to train one step (totalSteps is at least 1) and write the weights anyway.
   if (!(epochs > 0)) throw new Error(`train-featnet: --epochs must be > 0, got ${epochs}`);
-  const batchSize = num('batch', 'BATCH', 128)!;
-  if (!(Number.isInteger(batchSize) && batchSize > 0)) throw new Error(`train-featnet: --batch must be a positive integer, got ${batchSize}`);
+  if (epochs > MAX_EPOCHS) throw new Error(`train-featnet: --epochs must be at most ${MAX_EPOCHS}, got ${epochs}`);
+  const batchSize = num('batch', 'BATCH', 128, true)!;
+  if (!(batchSize > 0)) throw new Error(`train-featnet: --batch must be a positive integer, got ${batchSize}`);
   const lr = num('lr', 'LR', 2e-3)!;
-  const limit = num('limit', 'LIMIT', undefined);
-  const valLimit = num('val-limit', 'VAL_LIMIT', undefined);
-  const seed = num('seed', 'SEED', 0)!;
+  const limit = num('limit', 'LIMIT', undefined, true);
+  const valLimit = num('val-limit', 'VAL_LIMIT', undefined, true);
+  const seed = num('seed', 'SEED', 0, true)!;
+  const logEvery = num('log-every', 'LOG_EVERY', 50, true)!;
+  if (!(logEvery > 0)) throw new Error(`train-featnet: --log-every must be a positive integer, got ${logEvery}`);
   const chan = a.channels ?? process.env.CHANNELS;
-  const channels = chan ? (chan.split(',').map(Number) as [number, number, number]) : undefined;
-  if (channels && (channels.length !== 3 || channels.some((c) => !(Number.isInteger(c) && c > 0)))) throw new Error(`train-featnet: --channels needs three positive integers like 32,64,64, got '${chan}'`);
+  const channels = chan ? (chan.split(',').map((c) => (c.trim() === '' ? NaN : Number(c))) as [number, number, number]) : undefined;
+  if (channels && channels.length !== 3) throw new Error(`train-featnet: --channels needs three positive integers like 32,64,64, got '${chan}'`);
+  // The widths are checked by FeatNet's config schema (integers, bounded, the whole network bounded).
+  if (channels) await withFlagNames('train-featnet', { '--channels': { 'channels[0]': 'channels', 'channels[1]': 'channels', 'channels[2]': 'channels', channels: 'channels' } }, async () => validateConfig('--channels', FEATNET_CONFIG_SCHEMA, { channels }));
   const runDir = a['run-dir'] ?? process.env.RUN_DIR ?? 'runs/featnet';
-  checkOutputPath('train-featnet', '--run-dir', runDir);
+  checkOutputPath('train-featnet', '--run-dir', runDir, 'dir');
   // Without --out the weights go beside the run's checkpoint, never over the shipped file that
   // every FID in the project is computed with; replacing that file takes --out naming it and --force.
   const out = a.out ?? process.env.OUT ?? join(runDir, 'featnet-fashion.safetensors');
-  checkOutputPath('train-featnet', '--out', out);
+  checkOutputPath('train-featnet', '--out', out, 'file');
   if (isShippedWeights(out) && !a.force)
     throw new Error(`train-featnet: --out ${out} is the shipped FeatNet weights (${DEFAULT_FEATNET_WEIGHTS}), which every FID uses; add --force to replace them`);
   const backend = await getDevice();
   console.log(`device: ${backend.name}; FeatNet on Fashion-MNIST: ${epochs} epochs, batch ${batchSize}, lr ${lr}${limit ? `, first ${limit} training images` : ''}`);
-  const r = await trainFeatNet({ backend, epochs, batchSize, lr, seed, runDir, resume: !a['no-resume'], ...(limit ? { limit } : {}), ...(channels ? { config: { channels } } : {}), logEvery: num('log-every', 'LOG_EVERY', 50)! });
+  const r = await withFlagNames('train-featnet', { trainFeatNet: { batchSize: 'batch' } }, () =>
+    trainFeatNet({ backend, epochs, batchSize, lr, seed, runDir, resume: !a['no-resume'], ...(limit ? { limit } : {}), ...(channels ? { config: { channels } } : {}), logEvery }),
+  );
   console.log(`trained ${r.totalSteps - r.startStep} steps in ${r.seconds.toFixed(1)} s (${r.imagesPerSec.toFixed(0)} images/s); ${r.model.summary()}`);
   const te = performance.now();
   const valAccuracy = await evaluateFeatNet(r.model, r.val, backend, valLimit ? { limit: valLimit } : {});

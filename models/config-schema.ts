@@ -11,6 +11,27 @@
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
+  // Private: the error compares equal to one made from its message alone.
+  readonly #at: { source: string; field: string; problem: string } | null;
+  constructor(message: string, at: { source: string; field: string; problem: string } | null = null) {
+    super(message);
+    this.#at = at;
+  }
+  /** Where the config came from, the field (path) at fault and what is wrong with it, when known (the CLI names the flag behind a field). */
+  get source(): string | null {
+    return this.#at?.source ?? null;
+  }
+  get field(): string | null {
+    return this.#at?.field ?? null;
+  }
+  get problem(): string | null {
+    return this.#at?.problem ?? null;
+  }
+}
+
+/** ConfigError `<source>: <field>: <problem>` for one field (also for a setting outside any schema, e.g. a batch larger than the data). */
+export function fieldError(source: string, field: string, problem: string): ConfigError {
+  return new ConfigError(`${source}: ${field}: ${problem}`, { source, field, problem });
 }
 
 export type FieldSpec =
@@ -111,22 +132,27 @@ function checkField(path: string, spec: FieldSpec, v: unknown, source: string): 
  */
 export function validateConfig<T = Record<string, unknown>>(source: string, schema: ConfigSchema, value: unknown, prefix = ''): T {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ConfigError(`${source}: ${prefix ? prefix.slice(0, -1) : schema.name} must be a JSON object of ${schema.name} fields, got ${describe(value)}`);
+    if (prefix) throw fieldError(source, prefix.slice(0, -1), `must be a JSON object of ${schema.name} fields, got ${describe(value)}`);
+    throw new ConfigError(`${source}: ${schema.name} must be a JSON object of ${schema.name} fields, got ${describe(value)}`);
   }
   const obj = value as Record<string, unknown>;
   const known = Object.keys(schema.fields);
   for (const key of Object.keys(obj)) {
     if (key in schema.fields) continue;
     const near = didYouMean(key, known);
-    throw new ConfigError(`${source}: ${prefix}${key}: unknown ${schema.name} field${near ? ` (did you mean '${prefix}${near}'?)` : ` (known: ${known.join(', ')})`}`);
+    throw fieldError(source, `${prefix}${key}`, `unknown ${schema.name} field${near ? ` (did you mean '${prefix}${near}'?)` : ` (known: ${known.join(', ')})`}`);
   }
-  for (const key of schema.required ?? []) if (!(key in obj)) throw new ConfigError(`${source}: ${prefix}${key}: missing (a ${schema.name} needs it)`);
+  for (const key of schema.required ?? []) if (!(key in obj)) throw fieldError(source, `${prefix}${key}`, `missing (a ${schema.name} needs it)`);
   for (const [key, spec] of Object.entries(schema.fields)) {
     if (!(key in obj)) continue;
     const problem = checkField(`${prefix}${key}`, spec, obj[key], source);
-    if (problem) throw new ConfigError(`${source}: ${prefix}${key}${problem.startsWith('[') ? '' : ': '}${problem}`);
+    if (problem) {
+      // An array's problem starts with the index: `chMult[1]: ...`.
+      const at = problem.startsWith('[') ? /^((?:\[\d+\])+)(?:: )?(.*)$/.exec(problem)! : null;
+      throw at ? fieldError(source, `${prefix}${key}${at[1]}`, at[2]!) : fieldError(source, `${prefix}${key}`, problem);
+    }
   }
   const bad = schema.whole?.(obj);
-  if (bad) throw new ConfigError(`${source}: ${prefix}${bad.field}: ${bad.problem}`);
+  if (bad) throw fieldError(source, `${prefix}${bad.field}`, bad.problem);
   return value as T;
 }

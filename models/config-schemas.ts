@@ -1,6 +1,7 @@
 /**
  * The schemas (models/config-schema.ts) of the configs that build the project's models: the image
- * tokenizer (VQ and KL, CNN and ViT), the AR transformer and the diffusion transformer (DiT).
+ * tokenizer (VQ and KL, CNN and ViT), the AR transformer, the diffusion transformer (DiT), the
+ * tokenizer's GAN discriminator and the FID feature network (FeatNet).
  * Field names are those of the config interfaces (TokenizerConfig, ARConfig, DiffusionConfig),
  * which are also what a checkpoint's metadata holds (`extra.config` is the resolved model.cfg).
  * The models' own resolve*Config functions keep checking the relations between fields (heads
@@ -17,6 +18,8 @@ import { DEFAULT_CNN_CONFIG } from './tokenizer/cnn.js';
 import { DEFAULT_VIT_CONFIG } from './tokenizer/vit.js';
 import { DEFAULT_AR_CONFIG } from './ar/model.js';
 import { DEFAULT_DIFFUSION_CONFIG } from './diffusion/model.js';
+import { DEFAULT_DISCRIMINATOR_CONFIG } from './tokenizer/discriminator.js';
+import { FEATNET_DEFAULTS } from './features/featnet.js';
 
 /**
  * 300M parameters: 1.2 GB of f32 weights, about 4.8 GB with the gradients and AdamW's two moments
@@ -192,5 +195,49 @@ export const DIFFUSION_CONFIG_SCHEMA: ConfigSchema = {
     const tokens = (d.grid[0] / d.patchSize) * (d.grid[1] / d.patchSize);
     if (tokens > 4096) return { field: 'patchSize', problem: `a ${d.grid.join('x')} grid in ${d.patchSize}x${d.patchSize} patches makes ${Math.round(tokens)} tokens, more than 4096` };
     return paramBound(diffusionParams(d), 'dim', 'this diffusion transformer (dim x depth)');
+  },
+};
+
+/** Parameters of the PatchGAN discriminator (4x4 convs; widths ch * min(2^n, 8)). */
+export function discriminatorParams(d: { inChannels: number; ch: number; nLayers: number }): number {
+  let n = d.inChannels * d.ch * 16 + d.ch;
+  let c = d.ch;
+  for (let i = 1; i <= d.nLayers; i++) {
+    const co = d.ch * Math.min(2 ** i, 8);
+    n += c * co * 16 + 2 * co;
+    c = co;
+  }
+  return n + c * 16 + 1;
+}
+
+/** The tokenizer's PatchGAN discriminator (train-tokenizer --disc-ch; the `discConfig` of a checkpoint's losses). */
+export const DISCRIMINATOR_CONFIG_SCHEMA: ConfigSchema = {
+  name: 'discriminator config',
+  fields: { inChannels: int(1, 16), ch: int(1, 1024), nLayers: int(1, 8), normGroups: int(1, 1024) },
+  whole: (c) => paramBound(discriminatorParams({ ...DEFAULT_DISCRIMINATOR_CONFIG, ...c } as typeof DEFAULT_DISCRIMINATOR_CONFIG), 'ch', 'this discriminator (ch x nLayers)'),
+};
+
+/** Parameters of FeatNet (three 3x3 convs, fc1 over the 1/8-size map, fc2). */
+export function featnetParams(f: { inChannels: number; imageSize: number; channels: number[]; featureDim: number; numClasses: number }): number {
+  const [c1, c2, c3] = f.channels as [number, number, number];
+  const conv = (ci: number, co: number) => ci * co * 9 + co;
+  const s = Math.floor(f.imageSize / 8);
+  return conv(f.inChannels, c1) + conv(c1, c2) + conv(c2, c3) + (c3 * s * s + 1) * f.featureDim + (f.featureDim + 1) * f.numClasses;
+}
+
+/** The FID feature network (models/features/featnet.ts): `featnet_config` of a --featnet / --perceptual-net file, train-featnet's --channels. */
+export const FEATNET_CONFIG_SCHEMA: ConfigSchema = {
+  name: 'FeatNet config',
+  fields: {
+    inChannels: int(1, 16),
+    imageSize: int(8, 1024),
+    channels: { type: 'array', of: int(1, 1024), minLength: 3, maxLength: 3 },
+    featureDim: int(1, 8192),
+    numClasses: int(1, 100_000),
+  },
+  whole: (c) => {
+    const f = { ...FEATNET_DEFAULTS, ...c } as typeof FEATNET_DEFAULTS;
+    if (f.imageSize % 8 !== 0) return { field: 'imageSize', problem: `must be a multiple of 8 (three 2x2 poolings), got ${f.imageSize}` };
+    return paramBound(featnetParams(f), 'channels', 'this FeatNet (channels x imageSize^2 x featureDim)');
   },
 };

@@ -8,9 +8,11 @@ import { dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as E from '../engine/index.js';
 import { CpuBackend } from '../engine/cpu/backend.js';
-import { FeatNet, type FeatNetConfig } from '../models/features/featnet.js';
+import { FeatNet } from '../models/features/featnet.js';
+import { featnetConfigOf } from '../models/features/featnet-config.js';
 import type { ImageFeatureStats } from '../models/metrics/index.js';
 import { getJsonOr } from '../nn/checkpoint/index.js';
+import { ConfigError } from '../models/config-schema.js';
 import { loadCheckpoint, readSafetensorsFile } from './checkpoint.js';
 import { loadFashionMNIST, loadMNIST, writeFileAtomicSync } from './data/index.js';
 import { getDevice } from './index.js';
@@ -29,6 +31,8 @@ export interface OptSpec {
   choices?: readonly string[];
   /** Smallest allowed value (int/number options). */
   min?: number;
+  /** Largest allowed value (int/number options; ints default to INT_MAX_OPTION). */
+  max?: number;
   default?: string | number | boolean | number[];
   required?: boolean;
   /** Placeholder shown in --help. */
@@ -36,6 +40,21 @@ export interface OptSpec {
 }
 
 export type ParsedArgs = Record<string, string | number | boolean | number[] | undefined>;
+
+/**
+ * The largest integer option value unless a spec says otherwise: 2^31 - 1. Counts beyond it
+ * (`--steps 1e99` is an integer to Number) would run for ever or overflow an index, so they are
+ * refused with the flag named rather than accepted.
+ */
+export const INT_MAX_OPTION = 2 ** 31 - 1;
+
+/** The flags each parsed argument set was given explicitly (the rest hold defaults). */
+const GIVEN = new WeakMap<ParsedArgs, ReadonlySet<string>>();
+
+/** Whether `--name` was on the command line (not a default); false for args not from parseArgs. */
+export function wasGiven(args: ParsedArgs, name: string): boolean {
+  return GIVEN.get(args)?.has(name) ?? false;
+}
 
 export interface Io {
   out: (line: string) => void;
@@ -57,6 +76,8 @@ function parseValue(cmd: string, spec: OptSpec, raw: string): string | number | 
     const v = Number(s);
     if (s.trim() === '' || !Number.isFinite(v) || (int && !Number.isInteger(v))) throw new CliError(`${cmd}: ${flag} must be ${int ? 'an integer' : 'a number'}, got '${s}'`);
     if (spec.min !== undefined && v < spec.min) throw new CliError(`${cmd}: ${flag} must be >= ${spec.min}, got ${v}`);
+    const max = spec.max ?? (int ? INT_MAX_OPTION : undefined);
+    if (max !== undefined && v > max) throw new CliError(`${cmd}: ${flag} must be <= ${max}, got ${s}`);
     return v;
   };
   switch (spec.type) {
@@ -76,6 +97,8 @@ function parseValue(cmd: string, spec: OptSpec, raw: string): string | number | 
 export function parseArgs(cmd: string, specs: readonly OptSpec[], argv: readonly string[]): { args: ParsedArgs; help: boolean; rest: string[] } {
   const args: ParsedArgs = {};
   const rest: string[] = [];
+  const given = new Set<string>();
+  GIVEN.set(args, given);
   let help = false;
   for (const s of specs) if (s.default !== undefined) args[s.name] = s.default;
   for (let i = 0; i < argv.length; i++) {
@@ -92,6 +115,7 @@ export function parseArgs(cmd: string, specs: readonly OptSpec[], argv: readonly
     const name = a.slice(2, eq < 0 ? undefined : eq);
     const spec = specs.find((s) => s.name === name);
     if (!spec) throw new CliError(`${cmd}: unknown option --${name} (see webgpu-tok ${cmd} --help)`);
+    given.add(name);
     if (spec.type === 'bool') {
       if (eq >= 0) {
         const v = a.slice(eq + 1);
@@ -111,7 +135,7 @@ export function parseArgs(cmd: string, specs: readonly OptSpec[], argv: readonly
     args[name] = parseValue(cmd, spec, raw);
     // Every command's --out is a path it writes under (a folder or a file): checked here, once,
     // before anything runs, so no command can write into the working directory or spin on procfs.
-    if (name === 'out' && spec.type === 'string') checkOutputPath(cmd, `--${name}`, raw);
+    if (name === 'out' && spec.type === 'string') checkOutputPath(cmd, `--${name}`, raw, spec.meta === 'DIR' ? 'dir' : 'file');
   }
   if (!help) for (const s of specs) if (s.required && args[s.name] === undefined) throw new CliError(`${cmd}: missing required option --${s.name}${s.meta ? ` ${s.meta}` : ''}`);
   return { args, help, rest };
@@ -134,14 +158,27 @@ const PSEUDO_FS: ReadonlyMap<number, string> = new Map([
 
 /**
  * Refuses an output path (`flag`'s value) that cannot be written: empty (it would mean the
- * working directory), or on a kernel pseudo file system (/proc, /sys, ...: mkdir spins there).
- * The file system is that of the nearest existing ancestor, after symlinks; /proc and /sys are
- * also refused by name where statfs is unavailable. Throws a one-line CliError naming the flag.
+ * working directory), on a kernel pseudo file system (/proc, /sys, ...: mkdir spins there), under
+ * an existing file, or of the wrong kind (`kind` 'dir': an existing file where a folder goes;
+ * 'file': an existing folder where a file goes). The file system is that of the nearest existing
+ * ancestor, after symlinks; /proc and /sys are also refused by name where statfs is unavailable.
+ * Throws a one-line CliError naming the flag.
  */
-export function checkOutputPath(cmd: string, flag: string, value: string): void {
+export function checkOutputPath(cmd: string, flag: string, value: string, kind: 'dir' | 'file' | 'any' = 'any'): void {
   if (value.trim() === '') throw new CliError(`${cmd}: ${flag} must not be empty (an empty path would write into the working directory; name a folder, e.g. ${flag} runs/x)`);
-  let p = resolve(value);
+  const full = resolve(value);
+  let p = full;
   while (!existsSync(p) && dirname(p) !== p) p = dirname(p);
+  const isDir = (() => {
+    try {
+      return statSync(p).isDirectory();
+    } catch {
+      return true; // unreadable: mkdir/write will report it with its own error
+    }
+  })();
+  if (p !== full && !isDir) throw new CliError(`${cmd}: ${flag} ${value} cannot be created: ${p} is a file, not a folder`);
+  if (p === full && kind === 'dir' && !isDir) throw new CliError(`${cmd}: ${flag} ${value} is a file; ${flag} names a folder (an existing one, or one to create)`);
+  if (p === full && kind === 'file' && isDir) throw new CliError(`${cmd}: ${flag} ${value} is a folder; ${flag} names a file`);
   let real = p;
   try {
     real = realpathSync(p);
@@ -167,6 +204,7 @@ export function commandHelp(c: { name: string; summary: string; options: readonl
     lines.push(left(s).padEnd(w) + s.help + def);
   }
   lines.push('  --help'.padEnd(w) + 'this help');
+  lines.push('  --verbose'.padEnd(w) + 'stack traces with error messages (also WEBGPU_TOK_VERBOSE=1)');
   return lines.join('\n');
 }
 
@@ -234,19 +272,56 @@ export async function loadFeatNet(spec: string, dataset: string, backend: E.Back
   if (!existsSync(spec)) {
     throw new CliError(`${cmd}: --featnet file ${spec} does not exist (train one with 'webgpu-tok train-featnet', or pass --featnet random for a smoke test)`);
   }
-  const { tensors: loaded, metadata } = await loadCheckpoint(spec, backend);
-  using tensors = E.disposable(loaded);
-  // examples/train-featnet.ts stores the config as `featnet_config`.
-  const cfg = getJsonOr<Partial<FeatNetConfig>>(metadata, 'featnet_config', getJsonOr<Partial<FeatNetConfig>>(metadata, 'config', {}));
-  const net = new FeatNet(cfg, { backend });
-  const state: Record<string, E.Tensor> = {};
-  for (const [k, t] of Object.entries(tensors)) {
-    if (k.startsWith('model.')) state[k.slice(6)] = t;
-    else if (!k.includes('.') || /^(conv|fc)\d/.test(k)) state[k] = t;
+  return loadArg(cmd, 'featnet', spec, async () => {
+    const { tensors: loaded, metadata } = await loadCheckpoint(spec, backend);
+    using tensors = E.disposable(loaded);
+    // examples/train-featnet.ts stores the config as `featnet_config`; checked before building.
+    const cfg = featnetConfigOf(`--featnet file ${spec}`, metadata);
+    const net = new FeatNet(cfg, { backend });
+    const state: Record<string, E.Tensor> = {};
+    for (const [k, t] of Object.entries(tensors)) {
+      if (k.startsWith('model.')) state[k.slice(6)] = t;
+      else if (!k.includes('.') || /^(conv|fc)\d/.test(k)) state[k] = t;
+    }
+    try {
+      net.loadStateDict(state);
+    } catch (e) {
+      net.dispose();
+      throw e;
+    }
+    net.eval();
+    return { net, source: spec };
+  });
+}
+
+/**
+ * Loads the file that `--flag` names: a failure (unreadable, truncated, corrupt, of another kind:
+ * the file's fault, not the program's) becomes a one-line CliError naming the flag and the file.
+ * ConfigError (it names the file and the field) and CliError pass through, and so do TypeError
+ * and ReferenceError, which are bugs whose stack trace is wanted.
+ */
+export async function loadArg<T>(cmd: string, flag: string, path: string, load: () => Promise<T> | T): Promise<T> {
+  try {
+    return await load();
+  } catch (e) {
+    throw loadFailure(cmd, flag, path, e);
   }
-  net.loadStateDict(state);
-  net.eval();
-  return { net, source: spec };
+}
+
+function loadFailure(cmd: string, flag: string, path: string, e: unknown): unknown {
+  if (!(e instanceof Error) || e instanceof ConfigError || e instanceof CliError || e instanceof TypeError || e instanceof ReferenceError) return e;
+  // The loaders often start their message with the path: named once here.
+  const msg = e.message.startsWith(`${path}: `) ? e.message.slice(path.length + 2) : e.message;
+  return new CliError(`${cmd}: --${flag} ${path} cannot be loaded: ${msg}`);
+}
+
+/** loadArg for a synchronous loader. */
+export function loadArgSync<T>(cmd: string, flag: string, path: string, load: () => T): T {
+  try {
+    return load();
+  } catch (e) {
+    throw loadFailure(cmd, flag, path, e);
+  }
 }
 
 /** A checkpoint argument: the file, or a folder holding checkpoint.safetensors; CliError naming the flag if missing. */
@@ -270,25 +345,161 @@ export async function checkpointExtra(cmd: string, flag: string, path: string, w
 }
 
 
+/** Which trainer wrote a checkpoint, from its metadata's `extra` (config fields, posttrain record). */
+export type CheckpointKind = 'tokenizer' | 'posttrain' | 'ar' | 'diffusion' | 'unknown';
+
+export function checkpointKind(extra: Record<string, unknown>): CheckpointKind {
+  const c = extra.config;
+  if (!c || typeof c !== 'object') return 'unknown';
+  if ('vocabSize' in c) return 'ar';
+  if ('latentChannels' in c) return 'diffusion';
+  return extra.posttrain ? 'posttrain' : 'tokenizer';
+}
+
+const KIND_WRITER: Record<CheckpointKind, string> = { tokenizer: 'train-tokenizer', posttrain: 'posttrain', ar: 'train-ar', diffusion: 'train-diffusion', unknown: 'no webgpu-tok trainer (no model config in its metadata)' };
+
+/** Refuses a checkpoint given as `--flag` that another trainer wrote (one line naming the flag, the file and its writer). */
+export function requireKind(cmd: string, flag: string, path: string, extra: Record<string, unknown>, kinds: readonly CheckpointKind[]): CheckpointKind {
+  const kind = checkpointKind(extra);
+  if (!kinds.includes(kind)) throw new CliError(`${cmd}: --${flag} ${path} was written by ${KIND_WRITER[kind]}, not ${kinds.map((k) => KIND_WRITER[k]).join(' or ')}`);
+  return kind;
+}
+
+/** How a training command resumes the checkpoint in its --out. */
+export interface ResumeSpec {
+  /** The kind of checkpoint the command writes (another kind in --out is refused). */
+  kind: CheckpointKind;
+  /** Flags that shape the model or its data: another value than the checkpoint's is refused, naming the flag and --fresh. */
+  fixed: readonly string[];
+  /**
+   * Training-schedule flags (learning rate, length, intervals): a value given on the command line
+   * is applied (and printed when it differs from the checkpoint's); one not given keeps the
+   * checkpoint's (resumeValue).
+   */
+  schedule: readonly string[];
+  /** Generators: what they were trained on, for the message when the tokenizer differs. */
+  trainedOn?: 'codes' | 'latents';
+}
+
+/** What planResume found: the checkpoint's metadata and recorded CLI values, or null when nothing is resumed. */
+export interface ResumePlan {
+  checkpoint: string;
+  extra: Record<string, unknown>;
+  /** The CLI values the checkpoint's run recorded ({} for a checkpoint written outside the CLI). */
+  recorded: Record<string, unknown>;
+}
+
 /**
- * Resuming a generator run with another tokenizer or other settings would silently mix two runs:
- * if `ckpt` exists, refuses (CliError naming the flag, or the tokenizer by path and hash) unless
- * its recorded CLI settings match `record` for every key in `keys` and its tokenizer hash matches.
+ * Checks the checkpoint `ckpt` that a run is about to resume (null when there is none): it must
+ * be readable and of `spec.kind`; its tokenizer (generators) and every `spec.fixed` flag must
+ * match `record` (this run's values of them as they are recorded); a `spec.schedule` flag given
+ * with another value than the recorded one is printed as applied. Every refusal is a one-line CliError naming the flag (or
+ * file) and --fresh. Mixing two runs' settings silently is what this prevents.
  */
-export async function checkResume(cmd: string, ckpt: string, record: Record<string, unknown>, keys: readonly string[], trainedOn: 'codes' | 'latents'): Promise<void> {
-  if (!existsSync(ckpt)) return;
-  const { metadata } = await readSafetensorsFile(ckpt);
-  const cli = (getJsonOr<Record<string, unknown>>(metadata, 'extra', {}).cli ?? {}) as Record<string, unknown>;
+export async function planResume(cmd: string, ckpt: string, args: ParsedArgs, record: Record<string, unknown>, spec: ResumeSpec, io: Io): Promise<ResumePlan | null> {
+  if (!existsSync(ckpt)) return null;
+  let extra: Record<string, unknown>;
+  try {
+    const raw = getJsonOr<unknown>((await readSafetensorsFile(ckpt)).metadata, 'extra', {});
+    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`its 'extra' metadata is ${JSON.stringify(raw)}, not an object`);
+    extra = raw as Record<string, unknown>;
+  } catch (e) {
+    throw new CliError(`${cmd}: cannot resume from ${ckpt}: not a readable checkpoint (${(e as Error).message}); pass --fresh to start over (replacing it), or choose another --out`);
+  }
+  const kind = checkpointKind(extra);
+  if (kind !== spec.kind) {
+    throw new CliError(`${cmd}: cannot resume from ${ckpt}: it was written by ${KIND_WRITER[kind]}, not ${KIND_WRITER[spec.kind]}; choose another --out, or pass --fresh to start over (replacing it)`);
+  }
+  const raw = extra.cli;
+  const cli = (raw && typeof raw === 'object' && !Array.isArray(raw) ? raw : {}) as Record<string, unknown>;
   const sha = record['tokenizer-sha256'];
-  if (typeof cli['tokenizer-sha256'] === 'string' && cli['tokenizer-sha256'] !== sha) {
+  if (typeof cli['tokenizer-sha256'] === 'string' && sha !== undefined && cli['tokenizer-sha256'] !== sha) {
     throw new CliError(
-      `${cmd}: ${ckpt} was trained on the ${trainedOn} of another tokenizer (--tokenizer ${String(cli.tokenizer)}, sha256 ${cli['tokenizer-sha256'].slice(0, 12)}...), not ${String(record.tokenizer)} (sha256 ${String(sha).slice(0, 12)}...): pass that tokenizer to resume, or --fresh to start over`,
+      `${cmd}: ${ckpt} was trained on the ${spec.trainedOn ?? 'images'} of another tokenizer (--tokenizer ${String(cli.tokenizer)}, sha256 ${cli['tokenizer-sha256'].slice(0, 12)}...), not ${String(record.tokenizer)} (sha256 ${String(sha).slice(0, 12)}...): pass that tokenizer to resume, or --fresh to start over`,
     );
   }
-  for (const k of keys) {
+  for (const k of spec.fixed) {
     if (k in cli && JSON.stringify(cli[k] ?? null) !== JSON.stringify(record[k] ?? null)) {
       throw new CliError(`${cmd}: ${ckpt} was trained with --${k} ${String(cli[k])}, not ${String(record[k])}: pass the same value to resume, or --fresh to start over`);
     }
+  }
+  for (const k of spec.schedule) {
+    if (!wasGiven(args, k)) continue;
+    const had = k in cli ? ` (checkpoint had ${cli[k] === null || cli[k] === undefined ? 'none' : String(cli[k])})` : ' (the checkpoint does not record it)';
+    if (!(k in cli) || JSON.stringify(cli[k] ?? null) !== JSON.stringify(args[k] ?? null)) io.out(`resume: --${k} ${String(args[k])}${had}`);
+  }
+  return { checkpoint: ckpt, extra, recorded: cli };
+}
+
+/**
+ * A schedule flag's value for this call: the command line's when given or when nothing is
+ * resumed; else the checkpoint's recorded one (null: it was not set), or undefined when the
+ * checkpoint does not record it (the trainer then keeps what the checkpoint restores).
+ */
+export function resumeValue(args: ParsedArgs, plan: ResumePlan | null, k: string): ParsedArgs[string] {
+  if (!plan || wasGiven(args, k)) return args[k];
+  if (!(k in plan.recorded)) return undefined;
+  const v = plan.recorded[k];
+  return v === null ? undefined : (v as ParsedArgs[string]);
+}
+
+/**
+ * The run's length for this call, from --steps / --epochs: given ones win (either replaces both);
+ * else the checkpoint's recorded ones, or its total step count; else the defaults.
+ */
+export function resumeLength(args: ParsedArgs, plan: ResumePlan | null): { steps: number } | { epochs: number } {
+  const fromArgs = () => (args.steps !== undefined ? { steps: Number(args.steps) } : { epochs: Number(args.epochs) });
+  if (!plan || wasGiven(args, 'steps') || wasGiven(args, 'epochs')) return fromArgs();
+  const r = plan.recorded;
+  if ('steps' in r || 'epochs' in r) return r.steps !== undefined && r.steps !== null ? { steps: Number(r.steps) } : { epochs: Number(r.epochs ?? args.epochs) };
+  const total = plan.extra.totalSteps;
+  return typeof total === 'number' && Number.isInteger(total) && total > 0 ? { steps: total } : fromArgs();
+}
+
+/** The schedule flags every training command shares, for this call: given ones, else the resumed checkpoint's, else the defaults. */
+export interface Schedule {
+  /** undefined: keep the resumed checkpoint's learning rate (it does not record the flag). */
+  lr: number | undefined;
+  length: { steps: number } | { epochs: number };
+  logEvery: number;
+  checkpointEvery: number;
+  sampleEvery: number;
+  /** What the checkpoint records of them (the `cli` entries). */
+  record: Record<string, unknown>;
+}
+
+export function scheduleOf(args: ParsedArgs, plan: ResumePlan | null): Schedule {
+  const lr = resumeValue(args, plan, 'lr');
+  const length = resumeLength(args, plan);
+  const every = (k: string) => Number(resumeValue(args, plan, k) ?? args[k]);
+  const s = { lr: lr === undefined ? undefined : Number(lr), length, logEvery: every('log-every'), checkpointEvery: every('checkpoint-every'), sampleEvery: every('sample-every') };
+  const record = {
+    lr: s.lr ?? null,
+    steps: 'steps' in length ? length.steps : null,
+    epochs: 'epochs' in length ? length.epochs : null,
+    'log-every': s.logEvery,
+    'checkpoint-every': s.checkpointEvery,
+    'sample-every': s.sampleEvery,
+  };
+  return { ...s, record };
+}
+
+/** The schedule flags of train-tokenizer, train-ar and train-diffusion (ResumeSpec.schedule). */
+export const SCHEDULE_FLAGS = ['lr', 'steps', 'epochs', 'log-every', 'checkpoint-every', 'sample-every'] as const;
+
+/**
+ * Runs `fn` (a trainer given values from flags), rewording a ConfigError about a field that a flag
+ * set as a CliError naming the flag: `train-ar: --dim: must be in [1, 8192], got 100000`.
+ * `flags` maps each source the trainer names in its errors (the configs and options it builds
+ * from the flags, never a file's) to its fields and their flags.
+ */
+export async function withFlagNames<T>(cmd: string, flags: Readonly<Record<string, Readonly<Record<string, string>>>>, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    const flag = e instanceof ConfigError && e.source !== null && e.field !== null ? flags[e.source]?.[e.field] : undefined;
+    if (flag) throw new CliError(`${cmd}: --${flag}: ${(e as ConfigError).problem}`);
+    throw e;
   }
 }
 

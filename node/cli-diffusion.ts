@@ -10,7 +10,7 @@ import { decodedLatentFeatureStats, generateLatentsClassBalanced, latentClassGri
 import { BatchUploader, DataLoader, saveImageGrid, subset, type ImageDataset } from './data/index.js';
 import { fileSha256 } from './file-hash.js';
 import { loadContinuousTokenizer, loadDiffusionCheckpoint, saveLatentCache, trainDiffusion } from './train-diffusion.js';
-import { backendFor, checkpointArg, checkpointExtra, checkResume, CliError, KEEP_CHECKPOINTS_OPTION, trainingControls, defaultFeatnetPath, fmt, fmtFid, loadFeatNet, loadSplit, reportTrained, gfidFields, writeGfidReport, type Command, type Io, type OptSpec, type ParsedArgs } from './cli-common.js';
+import { backendFor, checkpointArg, checkpointExtra, loadArg, requireKind, planResume, scheduleOf, SCHEDULE_FLAGS, withFlagNames, type ResumeSpec, CliError, KEEP_CHECKPOINTS_OPTION, trainingControls, defaultFeatnetPath, fmt, fmtFid, loadFeatNet, loadSplit, reportTrained, gfidFields, writeGfidReport, type Command, type Io, type OptSpec, type ParsedArgs } from './cli-common.js';
 
 /** Both datasets (MNIST, Fashion-MNIST) have 10 classes. */
 const NUM_CLASSES = 10;
@@ -26,6 +26,7 @@ async function continuousTokenizerArg(cmd: string, flag: string, path: string, b
 
 /** Refuses a VQ tokenizer before any work, from the checkpoint's metadata. */
 function requireKlConfig(cmd: string, flag: string, path: string, extra: Record<string, unknown>): void {
+  requireKind(cmd, flag, path, extra, ['tokenizer', 'posttrain']);
   const q = (extra.config as { quantizer?: string }).quantizer ?? 'vq';
   if (q !== 'kl') throw new CliError(`${cmd}: --${flag} ${path} is a VQ tokenizer (quantizer '${q}'): the diffusion generator needs a continuous one (train-tokenizer --quantizer kl); VQ tokenizers go with train-ar`);
 }
@@ -56,8 +57,11 @@ const TRAIN_DIFFUSION_OPTIONS: OptSpec[] = [
   { name: 'cpu', type: 'bool', help: 'run on the CPU backend instead of WebGPU' },
 ];
 
-/** The train-diffusion settings a resumed run must share with the checkpoint (besides the tokenizer). */
-const RESUME_KEYS = ['dataset', 'limit', 'batch', 'seed', 'dim', 'depth', 'heads', 'patch', 'class-dropout', 'ema-decay'] as const;
+/** train-diffusion's resume rules: the tokenizer, the model and the data are the checkpoint's; the schedule may change. */
+const RESUME: ResumeSpec = { kind: 'diffusion', fixed: ['dataset', 'limit', 'batch', 'seed', 'dim', 'depth', 'heads', 'patch', 'class-dropout', 'ema-decay'], schedule: SCHEDULE_FLAGS, trainedOn: 'latents' };
+
+/** The configs and options trainDiffusion builds from the flags: the flag behind each field they check. */
+const FLAGS = { trainDiffusion: { batchSize: 'batch' }, 'train-diffusion config': { dim: 'dim', depth: 'depth', heads: 'heads', patchSize: 'patch', classDropout: 'class-dropout' } };
 
 async function runTrainDiffusion(args: ParsedArgs, io: Io): Promise<void> {
   const cmd = 'train-diffusion';
@@ -77,7 +81,7 @@ async function runTrainDiffusion(args: ParsedArgs, io: Io): Promise<void> {
   const ckpt = join(out, 'checkpoint.safetensors');
   const resume = !args.fresh;
   const tokSha = await fileSha256(tokPath);
-  const cliRecord: Record<string, unknown> = {
+  const fixed: Record<string, unknown> = {
     tokenizer: tokPath,
     'tokenizer-sha256': tokSha,
     dataset,
@@ -91,14 +95,16 @@ async function runTrainDiffusion(args: ParsedArgs, io: Io): Promise<void> {
     'class-dropout': classDropout,
     'ema-decay': emaDecay,
   };
-  if (resume) await checkResume(cmd, ckpt, cliRecord, RESUME_KEYS, 'latents');
+  const plan = resume ? await planResume(cmd, ckpt, args, fixed, RESUME, io) : null;
+  const sched = scheduleOf(args, plan);
+  const cliRecord = { ...fixed, ...sched.record };
   const backend = await backendFor(args);
   // The tokenizer must be finished (measured latent statistics) before its latents are cached.
   (await continuousTokenizerArg(cmd, 'tokenizer', tokPath, backend)).dispose(); // loaded only to check it
-  const sampleEvery = Number(args['sample-every']);
+  const sampleEvery = sched.sampleEvery;
   let r;
   try {
-    r = await trainDiffusion({
+    r = await withFlagNames(cmd, FLAGS, () => trainDiffusion({
       backend,
       tokenizerPath: tokPath,
       dataset,
@@ -106,19 +112,19 @@ async function runTrainDiffusion(args: ParsedArgs, io: Io): Promise<void> {
       numClasses: NUM_CLASSES,
       config: { dim, depth: Number(args.depth), heads, patchSize: Number(args.patch), classDropout },
       batchSize: Number(args.batch),
-      ...(args.steps !== undefined ? { steps: Number(args.steps) } : { epochs: Number(args.epochs) }),
-      lr: Number(args.lr),
+      ...sched.length,
+      ...(sched.lr !== undefined ? { lr: sched.lr } : {}),
       emaDecay,
       seed: Number(args.seed),
       outDir: out,
-      logEvery: Number(args['log-every']),
-      checkpointEvery: Number(args['checkpoint-every']),
+      logEvery: sched.logEvery,
+      checkpointEvery: sched.checkpointEvery,
       ...(sampleEvery > 0 ? { sampleEvery, sampleOptions: { steps: 25 } } : {}),
       resume,
       extra: { cli: cliRecord },
       ...trainingControls(args),
       log: io.out,
-    });
+    }));
   } catch (e) {
     // Configuration errors of the model (e.g. a patch that does not divide the grid) are argument errors.
     if (e instanceof Error && /^Diffusion config: /.test(e.message)) throw new CliError(`${cmd}: ${e.message}`);
@@ -205,7 +211,7 @@ async function runSampleDiffusion(args: ParsedArgs, io: Io): Promise<void> {
   const backend = await backendFor(args);
   const seed = Number(args.seed);
   // The models live for the whole command.
-  const { model, step, weights } = await loadDiffusionCheckpoint(ckpt, backend, { ema: !args['raw-weights'] });
+  const { model, step, weights } = await loadArg(cmd, 'checkpoint', ckpt, () => loadDiffusionCheckpoint(ckpt, backend, { ema: !args['raw-weights'] }));
   using _generator = model;
   using tokenizer = await continuousTokenizerArg(cmd, 'tokenizer', tokPath, backend);
   const [h, w] = tokenizer.tokenGrid(32, 32);

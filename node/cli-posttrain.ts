@@ -18,15 +18,13 @@ import { join, resolve } from 'node:path';
 import type * as E from '../engine/index.js';
 import type { CfgSchedule } from '../models/ar/sample.js';
 import type { ODESampler } from '../models/diffusion/sample.js';
-import { getJsonOr } from '../nn/checkpoint/index.js';
-import { readSafetensorsFile } from './checkpoint.js';
 import { subset } from './data/index.js';
 import { fileSha256 } from './file-hash.js';
 import { denoiseLatents, latentRmsChange, latentRows, mixTokens, tokenRows, trainDecoder, type DecoderRows, type DenoiseSettings, type MixSettings } from './posttrain.js';
 import { buildTokenCache, loadARCheckpoint, loadTokenCache, saveTokenCache } from './train-ar.js';
 import { buildLatentCache, loadContinuousTokenizer, loadDiffusionCheckpoint, loadLatentCache, saveLatentCache } from './train-diffusion.js';
 import { loadTokenizerCheckpoint } from './train-tokenizer.js';
-import { backendFor, checkpointArg, checkpointExtra, checkResume, CliError, KEEP_CHECKPOINTS_OPTION, trainingControls, loadSplit, reportTrained, type Command, type Io, type OptSpec, type ParsedArgs } from './cli-common.js';
+import { backendFor, checkpointArg, checkpointExtra, planResume, resumeValue, withFlagNames, type ResumeSpec, CliError, KEEP_CHECKPOINTS_OPTION, trainingControls, loadSplit, reportTrained, type Command, type Io, type OptSpec, type ParsedArgs } from './cli-common.js';
 
 /** Both datasets (MNIST, Fashion-MNIST) have 10 classes. */
 const NUM_CLASSES = 10;
@@ -66,8 +64,16 @@ type Kind = 'ar' | 'diffusion';
 const KIND_FLAGS: Record<Kind, readonly string[]> = { ar: ['sigma', 'cfg-schedule', 'temperature', 'top-k', 'top-p'], diffusion: ['t-star', 'steps', 'sampler', 'guidance-interval'] };
 const KIND_NAME: Record<Kind, string> = { ar: 'an AR generator (train-ar)', diffusion: 'a diffusion generator (train-diffusion)' };
 
-/** The settings a resumed run must share with the checkpoint (besides the tokenizer and the generator). */
-const RESUME_KEYS = ['kind', 'control', 'dataset', 'images', 'batch', 'epochs', 'lr', 'min-lr', 'ema-decay', 'seed', 'gen-batch', 'sigma', 'cfg-scale', 'cfg-schedule', 'temperature', 'top-k', 'top-p', 't-star', 'steps', 'sampler', 'guidance-interval'] as const;
+/**
+ * posttrain's resume rules: the tokenizer, the generator, its data and the EMA are the
+ * checkpoint's; the schedule (learning rates, epochs, intervals) may change.
+ */
+const RESUME: ResumeSpec = {
+  kind: 'posttrain',
+  fixed: ['kind', 'control', 'dataset', 'images', 'batch', 'ema-decay', 'seed', 'gen-batch', 'sigma', 'cfg-scale', 'cfg-schedule', 'temperature', 'top-k', 'top-p', 't-star', 'steps', 'sampler', 'guidance-interval'],
+  schedule: ['epochs', 'lr', 'min-lr', 'log-every', 'checkpoint-every'],
+  trainedOn: 'codes',
+};
 
 const num = (v: unknown, d: number): number => (v === undefined ? d : Number(v));
 
@@ -208,9 +214,8 @@ async function runPosttrain(args: ParsedArgs, io: Io): Promise<void> {
   if (mix && !(mix.topP > 0 && mix.topP <= 1)) throw new CliError(`${cmd}: --top-p must be in (0, 1], got ${mix.topP}`);
   if (denoise && !(denoise.tStar <= 1)) throw new CliError(`${cmd}: --t-star must be in [0, 1], got ${denoise.tStar}`);
   if (gi && (gi.length !== 2 || !(gi[0]! <= gi[1]!))) throw new CliError(`${cmd}: --guidance-interval must be LO,HI with LO <= HI, got ${gi.join(',')}`);
-  const settings = { batchSize: Number(args.batch), epochs: Number(args.epochs), lr: Number(args.lr), minLr: Number(args['min-lr']), emaDecay: Number(args['ema-decay']), seed: Number(args.seed) };
-  if (!(settings.emaDecay < 1)) throw new CliError(`${cmd}: --ema-decay must be < 1, got ${settings.emaDecay}`);
-  if (settings.minLr > settings.lr) throw new CliError(`${cmd}: --min-lr ${settings.minLr} is above --lr ${settings.lr}`);
+  const emaDecay = Number(args['ema-decay']);
+  if (!(emaDecay < 1)) throw new CliError(`${cmd}: --ema-decay must be < 1, got ${emaDecay}`);
 
   // The generator must have been trained on this tokenizer's codes / latents. A post-trained
   // tokenizer keeps its source's encoder and codebook: the source's generators fit it too.
@@ -229,7 +234,7 @@ async function runPosttrain(args: ParsedArgs, io: Io): Promise<void> {
   const out = resolve(String(args.out));
   const ckpt = join(out, 'checkpoint.safetensors');
   const resume = !args.fresh;
-  const cliRecord: Record<string, unknown> = {
+  const fixed: Record<string, unknown> = {
     tokenizer: tokPath,
     'tokenizer-sha256': tokSha,
     generator: genPath,
@@ -238,24 +243,25 @@ async function runPosttrain(args: ParsedArgs, io: Io): Promise<void> {
     control,
     dataset,
     images: args.images,
-    batch: settings.batchSize,
-    epochs: settings.epochs,
-    lr: settings.lr,
-    'min-lr': settings.minLr,
-    'ema-decay': settings.emaDecay,
-    seed: settings.seed,
+    batch: args.batch,
+    'ema-decay': emaDecay,
+    seed: args.seed,
     'gen-batch': control ? null : args['gen-batch'],
     ...(mix ? { sigma: mix.sigma, 'cfg-scale': mix.cfgScale, 'cfg-schedule': mix.cfgSchedule, temperature: mix.temperature, 'top-k': mix.topK, 'top-p': mix.topP } : {}),
     ...(denoise ? { 't-star': denoise.tStar, steps: denoise.steps, sampler: denoise.sampler, 'cfg-scale': denoise.cfgScale, 'guidance-interval': denoise.guidanceInterval } : {}),
   };
-  if (resume) {
-    await checkResume(cmd, ckpt, cliRecord, RESUME_KEYS, trainedOn);
-    if (!control && existsSync(ckpt)) {
-      const prev = (getJsonOr<Record<string, unknown>>((await readSafetensorsFile(ckpt)).metadata, 'extra', {}).cli ?? {}) as Record<string, unknown>;
-      const sha = prev['generator-sha256'];
-      if (typeof sha === 'string' && sha !== genSha) throw new CliError(`${cmd}: ${ckpt} was post-trained with another generator (--generator ${String(prev.generator)}, sha256 ${sha.slice(0, 12)}...), not ${genPath} (sha256 ${genSha.slice(0, 12)}...): pass that generator to resume, or --fresh to start over`);
-    }
+  const plan = resume ? await planResume(cmd, ckpt, args, fixed, { ...RESUME, trainedOn }, io) : null;
+  if (plan && !control) {
+    const sha = plan.recorded['generator-sha256'];
+    if (typeof sha === 'string' && sha !== genSha) throw new CliError(`${cmd}: ${ckpt} was post-trained with another generator (--generator ${String(plan.recorded.generator)}, sha256 ${sha.slice(0, 12)}...), not ${genPath} (sha256 ${genSha.slice(0, 12)}...): pass that generator to resume, or --fresh to start over`);
   }
+  // The schedule: given flags, else the resumed run's, else the defaults.
+  const value = (k: string) => resumeValue(args, plan, k) ?? args[k];
+  const settings = { batchSize: Number(args.batch), epochs: Number(value('epochs')), lr: Number(value('lr')), minLr: Number(value('min-lr')), emaDecay, seed: Number(args.seed) };
+  if (settings.minLr > settings.lr) throw new CliError(`${cmd}: --min-lr ${settings.minLr} is above --lr ${settings.lr}`);
+  const logEvery = value('log-every');
+  const checkpointEvery = value('checkpoint-every');
+  const cliRecord = { ...fixed, epochs: settings.epochs, lr: settings.lr, 'min-lr': settings.minLr, 'log-every': logEvery ?? null, 'checkpoint-every': checkpointEvery ?? null };
 
   const backend = await backendFor(args);
   // The generator's output must be this tokenizer's token / latent grid.
@@ -294,7 +300,7 @@ async function runPosttrain(args: ParsedArgs, io: Io): Promise<void> {
   // CLI record and length; the post-training record next to it.
   const { cli: _cli, totalSteps: _steps, batchSize: _batch, decoderWeights: _w, ...inherited } = tokExtra;
   const posttrain = { kind, control, tokenizer: tokPath, tokenizerSha256: tokSha, baseTokenizerSha256: baseSha, generator: genPath, generatorSha256: genSha, dataset, images: n, ...settings, data };
-  const r = await trainDecoder({
+  const r = await withFlagNames(cmd, { trainDecoder: { batchSize: 'batch' } }, () => trainDecoder({
     backend,
     checkpoint: tokPath,
     images,
@@ -303,12 +309,12 @@ async function runPosttrain(args: ParsedArgs, io: Io): Promise<void> {
     settings,
     label: `posttrain${control ? ' control' : ''}`,
     log: io.out,
-    ...(args['log-every'] !== undefined ? { logEvery: Number(args['log-every']) } : {}),
-    ...(args['checkpoint-every'] !== undefined ? { checkpointEvery: Number(args['checkpoint-every']) } : {}),
+    ...(logEvery !== undefined ? { logEvery: Number(logEvery) } : {}),
+    ...(checkpointEvery !== undefined ? { checkpointEvery: Number(checkpointEvery) } : {}),
     resume,
     extra: { ...inherited, dataset, posttrain, cli: cliRecord },
     ...trainingControls(args),
-  });
+  }));
   r.model.dispose(); // saved; the command is done with it
   io.out(`decoder post-trained on the ${String(data.rows)} of ${n} ${dataset} images (${settings.emaDecay > 0 ? 'EMA weights' : 'raw weights'}); evaluate with 'webgpu-tok eval-tokenizer --checkpoint ${out}'`);
   reportTrained(io, ckpt, { startStep: r.startStep, totalSteps: r.steps });

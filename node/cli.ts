@@ -14,7 +14,7 @@
  * main() prints them and returns exit code 2 (also for a training run stopped at a NaN or Inf).
  * Training commands save and exit with 130 / 143 on the first SIGINT / SIGTERM (node/train-stop.ts).
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as E from '../engine/index.js';
@@ -36,8 +36,6 @@ import {
   type VQTokenizer,
 } from '../models/tokenizer/index.js';
 import { InceptionV3 } from '../models/features/inception.js';
-import { getJsonOr } from '../nn/checkpoint/index.js';
-import { readSafetensorsFile } from './checkpoint.js';
 import { BatchUploader, DataLoader, saveImageGrid, subset, writeFileAtomicSync, type ImageDataset } from './data/index.js';
 import { defaultPerceptualNetPath, loadTokenizerCheckpoint, trainTokenizer } from './train-tokenizer.js';
 import { classGrid, decodedFeatureStats, generateClassBalanced } from '../models/ar/generate.js';
@@ -52,8 +50,16 @@ import {
   backendFor,
   checkpointArg,
   checkpointExtra,
-  checkResume,
+  loadArg,
+  loadArgSync,
+  requireKind,
   CliError,
+  planResume,
+  resumeValue,
+  scheduleOf,
+  SCHEDULE_FLAGS,
+  withFlagNames,
+  type ResumeSpec,
   KEEP_CHECKPOINTS_OPTION,
   shellCommand,
   trainingControls,
@@ -78,6 +84,8 @@ import { NonFiniteError } from './finite-watch.js';
 import { ConfigError, validateConfig } from '../models/config-schema.js';
 import { TOKENIZER_CONFIG_SCHEMA } from '../models/config-schemas.js';
 import { TrainingStopped } from './train-stop.js';
+import { ResumeError } from './resume.js';
+import { SafetensorsError } from '../nn/checkpoint/index.js';
 
 export { CliError, commandHelp, parseArgs, type Io, type OptSpec, type ParsedArgs } from './cli-common.js';
 
@@ -114,6 +122,20 @@ function resolveConfigArg(cmd: string, v: string): Partial<TokenizerConfig> {
 }
 
 // --- train-tokenizer ---------------------------------------------------------
+
+/** train-tokenizer's resume rules: the model and data flags are the checkpoint's; the schedule may change. */
+const TOKENIZER_RESUME: ResumeSpec = {
+  kind: 'tokenizer',
+  fixed: ['dataset', 'config', 'arch', 'quantizer', 'latent-channels', 'kl-weight', 'perturb', 'noise-beta', 'noise-tau-max', 'batch', 'limit', 'seed', 'perceptual-weight', 'perceptual-net', 'disc-weight', 'disc-start', 'disc-ch'],
+  schedule: [...SCHEDULE_FLAGS, 'disc-lr'],
+};
+
+/** The configs and options trainTokenizer builds from the flags: the flag behind each field they check. */
+const TOKENIZER_FLAGS = {
+  trainTokenizer: { batchSize: 'batch' },
+  'trainTokenizer discConfig': { ch: 'disc-ch' },
+  'train-tokenizer config': { codeDim: 'latent-channels', klWeight: 'kl-weight', 'latentNoise.beta': 'noise-beta', 'latentNoise.tauMax': 'noise-tau-max' },
+};
 
 const TRAIN_OPTIONS: OptSpec[] = [
   { name: 'out', type: 'string', required: true, meta: 'DIR', help: 'checkpoint folder (checkpoint.safetensors, metrics.jsonl, recon_*.png); an existing checkpoint there is resumed' },
@@ -186,19 +208,7 @@ async function runTrain(args: ParsedArgs, io: Io): Promise<void> {
   if (perceptualWeight > 0 && !existsSync(perceptualNet)) {
     throw new CliError(`${cmd}: the perceptual loss needs FeatNet weights: ${perceptualNet} does not exist (train them with 'webgpu-tok train-featnet' or pass --perceptual-net FILE)`);
   }
-  if (resume && existsSync(ckpt)) {
-    // Resuming with other settings would silently mix two runs: refuse, naming the flag.
-    const { metadata } = await readSafetensorsFile(ckpt);
-    const extra = getJsonOr<Record<string, unknown>>(metadata, 'extra', {});
-    const cli = (extra.cli ?? {}) as Record<string, unknown>;
-    for (const k of ['dataset', 'config', 'arch', 'quantizer', 'latent-channels', 'kl-weight', 'perturb', 'noise-beta', 'noise-tau-max', 'batch', 'limit', 'seed', 'perceptual-weight', 'perceptual-net', 'disc-weight', 'disc-start', 'disc-ch'] as const) {
-      if (k in cli && JSON.stringify(cli[k] ?? null) !== JSON.stringify(args[k] ?? null)) {
-        throw new CliError(`${cmd}: ${ckpt} was trained with --${k} ${String(cli[k])}, not ${String(args[k])}: pass the same value to resume, or --fresh to start over`);
-      }
-    }
-  }
-  const backend = await backendFor(args);
-  const cliRecord = {
+  const fixed = {
     dataset: args.dataset,
     config: args.config,
     arch: args.arch ?? null,
@@ -217,34 +227,41 @@ async function runTrain(args: ParsedArgs, io: Io): Promise<void> {
     'disc-start': args['disc-start'] ?? null,
     'disc-ch': args['disc-ch'] ?? null,
   };
-  const r = await trainTokenizer({
+  // An existing checkpoint is resumed: the flags of the model and data must match it; the
+  // schedule flags given are applied, the others keep the checkpoint's values.
+  const plan = resume ? await planResume(cmd, ckpt, args, fixed, TOKENIZER_RESUME, io) : null;
+  const sched = scheduleOf(args, plan);
+  const discLr = resumeValue(args, plan, 'disc-lr');
+  const backend = await backendFor(args);
+  const cliRecord = { ...fixed, ...sched.record, 'disc-lr': discLr ?? null };
+  const r = await withFlagNames(cmd, TOKENIZER_FLAGS, () => trainTokenizer({
     backend,
     dataset: args.dataset as 'fashion-mnist' | 'mnist',
     config,
     ...(quantizer === 'vq' ? { perturbation: perturb as 'none' | 'paper' } : { latentNoise }),
     batchSize: Number(args.batch),
-    ...(args.steps !== undefined ? { steps: Number(args.steps) } : { epochs: Number(args.epochs) }),
+    ...sched.length,
     ...(args.limit !== undefined ? { trainSubset: Number(args.limit) } : {}),
-    lr: Number(args.lr),
+    ...(sched.lr !== undefined ? { lr: sched.lr } : {}),
     seed: Number(args.seed),
     ...(perceptualWeight > 0 ? { perceptualWeight, perceptualNet } : {}),
     ...(discWeight > 0
       ? {
           discWeight,
           ...(args['disc-start'] !== undefined ? { discStart: Number(args['disc-start']) } : {}),
-          ...(args['disc-lr'] !== undefined ? { discLr: Number(args['disc-lr']) } : {}),
+          ...(discLr !== undefined ? { discLr: Number(discLr) } : {}),
           ...(args['disc-ch'] !== undefined ? { discConfig: { ch: Number(args['disc-ch']) } } : {}),
         }
       : {}),
     outDir: out,
-    logEvery: Number(args['log-every']),
-    checkpointEvery: Number(args['checkpoint-every']),
-    sampleEvery: Number(args['sample-every']) || Number.MAX_SAFE_INTEGER,
+    logEvery: sched.logEvery,
+    checkpointEvery: sched.checkpointEvery,
+    sampleEvery: sched.sampleEvery || Number.MAX_SAFE_INTEGER,
     resume,
     extra: { cli: cliRecord },
     ...trainingControls(args),
     log: io.out,
-  });
+  }));
   reportTrained(io, ckpt, r);
   r.model.dispose(); // saved; the command is done with it
 }
@@ -272,7 +289,7 @@ const EVAL_OPTIONS: OptSpec[] = [
 function loadInception(file: string, backend: E.Backend): { net: InceptionV3; source: string } {
   if (!existsSync(file)) throw new CliError(`eval-tokenizer: --inception file ${file} does not exist (convert pytorch-fid's pt_inception weights to safetensors)`);
   // Images are in [-1, 1], what the network expects; gray images are repeated to 3 channels.
-  const net = InceptionV3.fromSafetensors(readFileSync(file), { backend, inputRange: '-1,1' });
+  const net = loadArgSync('eval-tokenizer', 'inception', file, () => InceptionV3.fromSafetensors(readFileSync(file), { backend, inputRange: '-1,1' }));
   net.eval();
   return { net, source: `Inception-v3 ${file}` };
 }
@@ -302,13 +319,12 @@ export function evalMarkdown(r: TokenizerEvalResult, info: { checkpoint: string;
 
 async function runEval(args: ParsedArgs, io: Io): Promise<void> {
   const cmd = 'eval-tokenizer';
-  let ckpt = resolve(String(args.checkpoint));
-  if (existsSync(ckpt) && statSync(ckpt).isDirectory()) ckpt = join(ckpt, 'checkpoint.safetensors');
-  if (!existsSync(ckpt)) throw new CliError(`${cmd}: --checkpoint ${ckpt} does not exist`);
+  const ckpt = checkpointArg(cmd, 'checkpoint', String(args.checkpoint));
+  requireKind(cmd, 'checkpoint', ckpt, await checkpointExtra(cmd, 'checkpoint', ckpt, 'train-tokenizer'), ['tokenizer', 'posttrain']);
   const alphas = args.alphas as number[];
   for (const a of alphas) if (!(a >= 0 && a <= 1)) throw new CliError(`${cmd}: --alphas values must be in [0, 1], got ${a}`);
   const backend = await backendFor(args);
-  const { model, step, extra } = await loadTokenizerCheckpoint(ckpt, backend);
+  const { model, step, extra } = await loadArg(cmd, 'checkpoint', ckpt, () => loadTokenizerCheckpoint(ckpt, backend));
   if (model.continuous) return runEvalContinuous(args, io, { ckpt, model, step, extra, backend });
   // The models live for the whole command.
   using _model = model;
@@ -466,6 +482,7 @@ const AR_NUM_CLASSES = 10;
 
 /** Refuses a KL tokenizer for the AR generator, from the checkpoint's metadata. */
 function requireVqConfig(cmd: string, path: string, extra: Record<string, unknown>): void {
+  requireKind(cmd, 'tokenizer', path, extra, ['tokenizer', 'posttrain']);
   const q = (extra.config as { quantizer?: string }).quantizer ?? 'vq';
   if (q !== 'vq') throw new CliError(`${cmd}: --tokenizer ${path} is a continuous tokenizer (quantizer '${q}'): the AR generator needs a VQ one; KL tokenizers go with train-diffusion`);
 }
@@ -492,8 +509,11 @@ const TRAIN_AR_OPTIONS: OptSpec[] = [
   { name: 'cpu', type: 'bool', help: 'run on the CPU backend instead of WebGPU' },
 ];
 
-/** The train-ar settings a resumed run must share with the checkpoint (besides the tokenizer). */
-const AR_RESUME_KEYS = ['dataset', 'limit', 'batch', 'seed', 'dim', 'depth', 'heads', 'class-dropout'] as const;
+/** train-ar's resume rules: the tokenizer, the model and the data are the checkpoint's; the schedule may change. */
+const AR_RESUME: ResumeSpec = { kind: 'ar', fixed: ['dataset', 'limit', 'batch', 'seed', 'dim', 'depth', 'heads', 'class-dropout'], schedule: SCHEDULE_FLAGS, trainedOn: 'codes' };
+
+/** The configs and options trainAR builds from the flags: the flag behind each field they check. */
+const AR_FLAGS = { trainAR: { batchSize: 'batch' }, 'train-ar config': { dim: 'dim', depth: 'depth', heads: 'heads', classDropout: 'class-dropout' } };
 
 async function runTrainAR(args: ParsedArgs, io: Io): Promise<void> {
   const cmd = 'train-ar';
@@ -511,7 +531,7 @@ async function runTrainAR(args: ParsedArgs, io: Io): Promise<void> {
   const ckpt = join(out, 'checkpoint.safetensors');
   const resume = !args.fresh;
   const tokSha = await fileSha256(tokPath);
-  const cliRecord: Record<string, unknown> = {
+  const fixed: Record<string, unknown> = {
     tokenizer: tokPath,
     'tokenizer-sha256': tokSha,
     dataset,
@@ -523,10 +543,12 @@ async function runTrainAR(args: ParsedArgs, io: Io): Promise<void> {
     heads,
     'class-dropout': classDropout,
   };
-  if (resume) await checkResume(cmd, ckpt, cliRecord, AR_RESUME_KEYS, 'codes');
+  const plan = resume ? await planResume(cmd, ckpt, args, fixed, AR_RESUME, io) : null;
+  const sched = scheduleOf(args, plan);
+  const cliRecord = { ...fixed, ...sched.record };
   const backend = await backendFor(args);
-  const sampleEvery = Number(args['sample-every']);
-  const r = await trainAR({
+  const sampleEvery = sched.sampleEvery;
+  const r = await withFlagNames(cmd, AR_FLAGS, () => trainAR({
     backend,
     tokenizerPath: tokPath,
     dataset,
@@ -534,18 +556,18 @@ async function runTrainAR(args: ParsedArgs, io: Io): Promise<void> {
     numClasses: AR_NUM_CLASSES,
     config: { dim, depth: Number(args.depth), heads, classDropout },
     batchSize: Number(args.batch),
-    ...(args.steps !== undefined ? { steps: Number(args.steps) } : { epochs: Number(args.epochs) }),
-    lr: Number(args.lr),
+    ...sched.length,
+    ...(sched.lr !== undefined ? { lr: sched.lr } : {}),
     seed: Number(args.seed),
     outDir: out,
-    logEvery: Number(args['log-every']),
-    checkpointEvery: Number(args['checkpoint-every']),
+    logEvery: sched.logEvery,
+    checkpointEvery: sched.checkpointEvery,
     ...(sampleEvery > 0 ? { sampleEvery } : {}),
     resume,
     extra: { cli: cliRecord },
     ...trainingControls(args),
     log: io.out,
-  });
+  }));
   reportTrained(io, ckpt, r);
   // The trained model (saved) and the tokenizer that cached the tokens: the command is done with them.
   r.model.dispose();
@@ -625,9 +647,9 @@ async function runSampleAR(args: ParsedArgs, io: Io): Promise<void> {
   const backend = await backendFor(args);
   const seed = Number(args.seed);
   // The models live for the whole command.
-  const { model: ar, step } = await loadARCheckpoint(ckpt, backend);
+  const { model: ar, step } = await loadArg(cmd, 'checkpoint', ckpt, () => loadARCheckpoint(ckpt, backend));
   using _ar = ar;
-  using tokenizer = (await loadTokenizerCheckpoint(tokPath, backend)).model;
+  using tokenizer = (await loadArg(cmd, 'tokenizer', tokPath, () => loadTokenizerCheckpoint(tokPath, backend))).model;
   // The AR model's tokens must be this tokenizer's codes on its grid.
   // The datasets here are 32x32 (MNIST-style images padded by 2).
   const [h, w] = tokenizer.tokenGrid(32, 32);
@@ -772,12 +794,45 @@ const COMMANDS: Command[] = [
 
 export function mainHelp(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length)) + 4;
-  return ['usage: webgpu-tok <command> [options]', '', 'commands:', ...COMMANDS.map((c) => `  ${c.name.padEnd(w)}${c.summary}`), '', "run 'webgpu-tok <command> --help' for a command's options"].join('\n');
+  return [
+    'usage: webgpu-tok <command> [options]',
+    '',
+    'commands:',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(w)}${c.summary}`),
+    '',
+    "run 'webgpu-tok <command> --help' for a command's options; --verbose (any command, or WEBGPU_TOK_VERBOSE=1) adds stack traces to error messages",
+  ].join('\n');
 }
 
-/** Runs the CLI; returns the exit code (0 ok, 1 failure, 2 bad arguments or a diverged run, 130/143 training stopped by SIGINT/SIGTERM after saving). */
+/** System errors about a path (a file where a folder goes, no permission, a full disk): the user's to fix, not bugs. */
+const FS_CODES = new Set(['ENOENT', 'EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'EDQUOT', 'ENOTDIR', 'EISDIR', 'EEXIST', 'ENAMETOOLONG', 'ELOOP', 'EMFILE', 'ENFILE', 'EBUSY', 'ETXTBSY']);
+
+function isFsError(e: unknown): e is NodeJS.ErrnoException {
+  const x = e as NodeJS.ErrnoException;
+  return e instanceof Error && typeof x.syscall === 'string' && typeof x.code === 'string' && FS_CODES.has(x.code);
+}
+
+/** The one line a user error prints (exit code 2), or null for anything else (a bug: its stack is printed, exit code 1). */
+function userErrorLine(name: string, e: unknown): string | null {
+  if (e instanceof CliError || e instanceof MissingPackageError) return `webgpu-tok: ${e.message}`;
+  if (e instanceof NonFiniteError || e instanceof ConfigError || e instanceof SafetensorsError || isFsError(e)) return `webgpu-tok ${name}: ${e.message}`;
+  if (e instanceof ResumeError) return `webgpu-tok ${name}: ${e.message}; pass --fresh to start over (replacing it), or the settings it was trained with to resume`;
+  return null;
+}
+
+/** Stack traces of errors are printed with --verbose (any command) or WEBGPU_TOK_VERBOSE=1, and always for bugs. */
+export function isVerbose(argv: readonly string[]): boolean {
+  return argv.includes('--verbose') || process.env.WEBGPU_TOK_VERBOSE === '1';
+}
+
+/**
+ * Runs the CLI; returns the exit code (0 ok, 1 a bug (its stack trace is printed), 2 a user error
+ * (bad arguments, files or settings; one line) or a diverged run, 130/143 training stopped by
+ * SIGINT/SIGTERM after saving).
+ */
 export async function main(argv: readonly string[], io: Io = { out: (l) => console.log(l), err: (l) => console.error(l) }): Promise<number> {
-  const [name, ...tail] = argv;
+  const verbose = isVerbose(argv);
+  const [name, ...tail] = argv.filter((a) => a !== '--verbose');
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     io.out(mainHelp());
     return name ? 0 : 2;
@@ -802,19 +857,17 @@ export async function main(argv: readonly string[], io: Io = { out: (l) => conso
     await c.run(args, io, rest);
     return 0;
   } catch (e) {
-    if (e instanceof CliError || e instanceof MissingPackageError) {
-      io.err(`webgpu-tok: ${e.message}`);
-      return 2;
-    }
-    if (e instanceof NonFiniteError || e instanceof ConfigError) {
-      io.err(`webgpu-tok ${name}: ${e.message}`);
-      return 2;
-    }
     if (e instanceof TrainingStopped) {
       // Rerunning without --fresh resumes from --out's checkpoint (the default).
       const again = shellCommand(['webgpu-tok', ...argv.filter((a) => a !== '--fresh' && a !== '--fresh=true')]);
       io.err(`webgpu-tok ${name}: ${e.message}${e.checkpoint ? `; resume with: ${again} (an existing checkpoint in --out is resumed by default)` : ''}`);
       return e.exitCode;
+    }
+    const line = userErrorLine(name, e);
+    if (line !== null) {
+      io.err(line);
+      if (verbose && e instanceof Error && e.stack) io.err(e.stack);
+      return 2;
     }
     io.err(`webgpu-tok ${name}: ${(e as Error).stack ?? String(e)}`);
     return 1;

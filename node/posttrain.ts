@@ -32,6 +32,8 @@ import { Scheduler, warmupCosineLr } from '../nn/index.js';
 import { BatchUploader, DataLoader, writeInto, type ImageDataset } from './data/index.js';
 import { saveTrainingCheckpoint, trainLoop, loopControls, type TrainLoopControls } from './train.js';
 import { loadTokenizerCheckpoint } from './train-tokenizer.js';
+import { fieldError } from '../models/config-schema.js';
+import { resumable, setBaseLr } from './resume.js';
 
 /** What a decoder is post-trained on: one row per training image, token ids [h, w] or normalized latents [C, h, w]. */
 export type DecoderRows = { kind: 'tokens'; data: Int32Array; rowShape: number[] } | { kind: 'latents'; data: Float32Array; rowShape: number[] };
@@ -127,7 +129,7 @@ export function latentRmsChange(a: LatentDataset, b: LatentDataset): number {
 export interface DecoderTrainSettings {
   batchSize: number;
   epochs: number;
-  /** Peak AdamW learning rate (betas 0.9, 0.95, no weight decay). */
+  /** Peak AdamW learning rate (betas 0.9, 0.95, no weight decay); on resume it replaces the checkpoint's. */
   lr: number;
   /** Where the cosine ends. */
   minLr: number;
@@ -184,7 +186,7 @@ export async function trainDecoder(o: TrainDecoderOptions): Promise<TrainDecoder
   const B = p.batchSize;
   const loader = new DataLoader(o.images, { batchSize: B, shuffle: true, seed: p.seed + 7, dropLast: true });
   const steps = p.epochs * loader.batchesPerEpoch;
-  if (steps < 1) throw new Error(`trainDecoder: ${o.images.shape[0]} images make no full batch of ${B}`);
+  if (steps < 1) throw fieldError('trainDecoder', 'batchSize', `${B} is more than the ${o.images.shape[0]} training images: no full batch`);
   const scheduler = new Scheduler(trainer.optimizer, (step, lr) => warmupCosineLr(step, lr, { totalSteps: steps, minLr: p.minLr }));
   const uploader = new BatchUploader(backend);
   // Each batch's rows, by the loader's dataset indices, into one reused device tensor.
@@ -195,8 +197,9 @@ export async function trainDecoder(o: TrainDecoderOptions): Promise<TrainDecoder
   const extra = { ...o.extra, config: model.cfg };
   log(`[${o.label}] decoder ${model.decoder.numParameters()} params, ${steps} steps of ${B}, lr ${p.lr} -> ${p.minLr} cosine, EMA ${p.emaDecay}`);
   let startStep: number;
+  let first = true;
   try {
-    ({ startStep } = await trainLoop({
+    ({ startStep } = await resumable(checkpointPath, o.resume ?? true, (started) => trainLoop({
       totalSteps: steps,
       state,
       backend,
@@ -210,6 +213,12 @@ export async function trainDecoder(o: TrainDecoderOptions): Promise<TrainDecoder
       log,
       extra,
       step: () => {
+        if (first) {
+          // After a resume's restore: this call's learning rate replaces the restored one.
+          first = false;
+          started();
+          setBaseLr(scheduler, p.lr);
+        }
         const b = uploader.next(loader);
         b.batch.indices.forEach((i, k) => host.set(rows.data.subarray(i * per, (i + 1) * per), k * per));
         writeInto(dev, host);
@@ -217,7 +226,7 @@ export async function trainDecoder(o: TrainDecoderOptions): Promise<TrainDecoder
         scheduler.step();
         return { terms: { loss }, epoch: b.batch.epoch };
       },
-    }));
+    })));
   } finally {
     // The upload ring and the batch's rows served every step.
     uploader.dispose();

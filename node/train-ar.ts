@@ -22,7 +22,8 @@ import { loadModelCheckpoint, trainLoop, type LoadedModel, type TrainLoopResult,
 import { loadTokenizerCheckpoint } from './train-tokenizer.js';
 import type { VQTokenizer } from '../models/tokenizer/model.js';
 import { ARTransformer, type ARConfig, type ARConfigInput } from '../models/ar/model.js';
-import { validateConfig } from '../models/config-schema.js';
+import { fieldError, validateConfig } from '../models/config-schema.js';
+import { resumable, setBaseLr } from './resume.js';
 import { AR_CONFIG_SCHEMA } from '../models/config-schemas.js';
 import { sampleTokens, type CfgSchedule } from '../models/ar/sample.js';
 import { arTrainStep, checkTokenDataset, createAROptimizer, encodeTokenDataset, TokenLoader, type TokenDataset } from '../models/ar/train-step.js';
@@ -125,6 +126,7 @@ export interface TrainAROptions extends TrainLoopControls {
   batchSize?: number;
   steps?: number;
   epochs?: number;
+  /** Peak learning rate; on resume it replaces the checkpoint's (undefined keeps the checkpoint's). */
   lr?: number;
   betas?: [number, number];
   weightDecay?: number;
@@ -181,6 +183,7 @@ export async function trainAR(o: TrainAROptions): Promise<TrainARResult> {
   validateConfig('train-ar config', AR_CONFIG_SCHEMA, cfg);
   const model = new ARTransformer(cfg, { backend, generator: new E.Generator(seed) });
   const B = o.batchSize ?? 64;
+  if (B > tokens.shape[0]) throw fieldError('trainAR', 'batchSize', `${B} is more than the ${tokens.shape[0]} training token sequences: no full batch (lower the batch size or use more images)`);
   const loader = new TokenLoader(tokens, { batchSize: B, seed });
   const totalSteps = o.steps ?? Math.max(1, (o.epochs ?? 1) * loader.batchesPerEpoch);
   const { optimizer, scheduler } = createAROptimizer(model, {
@@ -194,14 +197,16 @@ export async function trainAR(o: TrainAROptions): Promise<TrainARResult> {
   log(`${model.summary()}; ${tokens.shape[0]} sequences of ${tokens.shape[1]} tokens (V ${tokens.vocabSize}, ${numClasses} classes), ${totalSteps} steps of ${B}`);
   const perClass = o.samplesPerClass ?? 8;
   const sampleGen = new E.Generator(seed + 2);
+  const checkpointPath = o.outDir ? join(o.outDir, 'checkpoint.safetensors') : null;
+  let first = true;
   try {
-    const r = await trainLoop({
+    const r = await resumable(checkpointPath, o.resume ?? true, (started) => trainLoop({
       totalSteps,
       state: { model, optimizer, scheduler, generators: { ar: model.generator, sample: sampleGen }, loader },
       backend,
       itemsPerStep: B,
       logEvery: o.logEvery ?? 50,
-      ...(o.outDir ? { metricsPath: join(o.outDir, 'metrics.jsonl'), checkpointPath: join(o.outDir, 'checkpoint.safetensors'), checkpointEvery: o.checkpointEvery ?? 500 } : {}),
+      ...(o.outDir ? { metricsPath: join(o.outDir, 'metrics.jsonl'), checkpointPath: checkpointPath!, checkpointEvery: o.checkpointEvery ?? 500 } : {}),
       resume: o.resume ?? true,
       ...loopControls(o),
       ...(o.outDir && o.sampleEvery && tokenizer
@@ -224,11 +229,17 @@ export async function trainAR(o: TrainAROptions): Promise<TrainARResult> {
       extra: { ...o.extra, config: model.cfg, batchSize: B, totalSteps, tokenizerPath: o.tokenizerPath ?? null, dataset: o.dataset ?? null },
       log,
       step: () => {
+        if (first) {
+          // After a resume's restore: the learning rate given for this call replaces the restored one.
+          first = false;
+          started();
+          if (o.lr !== undefined) setBaseLr(scheduler, o.lr);
+        }
         const b = loader.nextOnDevice(backend);
         const terms = arTrainStep(model, optimizer, b.classes, b.tokens, { scheduler, ...(o.clipNorm !== undefined ? { clipNorm: o.clipNorm } : {}) });
         return { terms, epoch: b.epoch };
       },
-    });
+    }));
     return { ...r, model, totalSteps, tokens, tokenizer };
   } finally {
     // The run's device batches and optimizer state; the model is returned.

@@ -24,7 +24,8 @@ import { trainLoop, type LoadedModel, type TrainLoopResult, loopControls, type T
 import { loadTokenizerCheckpoint } from './train-tokenizer.js';
 import type { VQTokenizer } from '../models/tokenizer/model.js';
 import { DiffusionTransformer, type DiffusionConfig, type DiffusionConfigInput } from '../models/diffusion/model.js';
-import { validateConfig } from '../models/config-schema.js';
+import { fieldError, validateConfig } from '../models/config-schema.js';
+import { resumable, setBaseLr } from './resume.js';
 import { DIFFUSION_CONFIG_SCHEMA } from '../models/config-schemas.js';
 import { createDiffusionOptimizer, diffusionTrainStep } from '../models/diffusion/train-step.js';
 import { checkLatentDataset, encodeLatentDataset, LatentLoader, type LatentDataset } from '../models/diffusion/latent-data.js';
@@ -123,6 +124,7 @@ export interface TrainDiffusionOptions extends TrainLoopControls {
   steps?: number;
   epochs?: number;
   /** AdamW learning rate (default 1e-4, DiT's). */
+  /** Learning rate; on resume it replaces the checkpoint's (undefined keeps the checkpoint's). */
   lr?: number;
   warmupSteps?: number;
   clipNorm?: number;
@@ -188,20 +190,23 @@ export async function trainDiffusion(o: TrainDiffusionOptions): Promise<TrainDif
   const model = new DiffusionTransformer(cfg, { backend, generator: new E.Generator(seed) });
   const ema = new EMA(model.namedParameters(), { decay: o.emaDecay ?? 0.999, warmup: true });
   const B = o.batchSize ?? 64;
+  if (B > latents.shape[0]) throw fieldError('trainDiffusion', 'batchSize', `${B} is more than the ${latents.shape[0]} training latents: no full batch (lower the batch size or use more images)`);
   const loader = new LatentLoader(latents, { batchSize: B, seed });
   const totalSteps = o.steps ?? Math.max(1, (o.epochs ?? 1) * loader.batchesPerEpoch);
   const { optimizer, scheduler } = createDiffusionOptimizer(model, { ...(o.lr !== undefined ? { lr: o.lr } : {}), warmupSteps: o.warmupSteps ?? Math.min(500, Math.round(0.05 * totalSteps)) });
   log(`${model.summary()}; ${latents.shape[0]} latents ${C}x${h}x${w} (${numClasses} classes), ${totalSteps} steps of ${B}, EMA ${ema.decay}`);
   const perClass = o.samplesPerClass ?? 8;
   const sampleGen = new E.Generator(seed + 2);
+  const checkpointPath = o.outDir ? join(o.outDir, 'checkpoint.safetensors') : null;
+  let first = true;
   try {
-    const r = await trainLoop({
+    const r = await resumable(checkpointPath, o.resume ?? true, (started) => trainLoop({
       totalSteps,
       state: { model, optimizer, scheduler, ema, generators: { diffusion: model.generator, sample: sampleGen }, loader },
       backend,
       itemsPerStep: B,
       logEvery: o.logEvery ?? 50,
-      ...(o.outDir ? { metricsPath: join(o.outDir, 'metrics.jsonl'), checkpointPath: join(o.outDir, 'checkpoint.safetensors'), checkpointEvery: o.checkpointEvery ?? 500 } : {}),
+      ...(o.outDir ? { metricsPath: join(o.outDir, 'metrics.jsonl'), checkpointPath: checkpointPath!, checkpointEvery: o.checkpointEvery ?? 500 } : {}),
       resume: o.resume ?? true,
       ...loopControls(o),
       ...(o.outDir && o.sampleEvery && tokenizer
@@ -219,12 +224,18 @@ export async function trainDiffusion(o: TrainDiffusionOptions): Promise<TrainDif
       extra: { ...o.extra, config: model.cfg, batchSize: B, totalSteps, tokenizerPath: o.tokenizerPath ?? null, dataset: o.dataset ?? null },
       log,
       step: () => {
+        if (first) {
+          // After a resume's restore: the learning rate given for this call replaces the restored one.
+          first = false;
+          started();
+          if (o.lr !== undefined) setBaseLr(scheduler, o.lr);
+        }
         const b = loader.nextOnDevice(backend);
         const terms = diffusionTrainStep(model, optimizer, b.latents, b.classes, { scheduler, ...(o.clipNorm !== undefined ? { clipNorm: o.clipNorm } : {}) });
         ema.update();
         return { terms, epoch: b.epoch };
       },
-    });
+    }));
     return { ...r, model, ema, totalSteps, latents, tokenizer };
   } finally {
     // The run's device batches and optimizer state; the model and its EMA are returned.

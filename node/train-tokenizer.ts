@@ -15,8 +15,11 @@ import { BatchUploader, DataLoader, loadFashionMNIST, loadMNIST, saveImageGrid, 
 import { loadModelCheckpoint, saveTrainingCheckpoint, trainLoop, type LoadedModel, type TrainLoopResult, loopControls, type TrainLoopControls } from './train.js';
 import { AdamW } from '../nn/index.js';
 import { VQTokenizer, type TokenizerConfig } from '../models/tokenizer/model.js';
-import { validateConfig } from '../models/config-schema.js';
-import { TOKENIZER_CONFIG_SCHEMA } from '../models/config-schemas.js';
+import { fieldError, validateConfig } from '../models/config-schema.js';
+import { DISCRIMINATOR_CONFIG_SCHEMA, TOKENIZER_CONFIG_SCHEMA } from '../models/config-schemas.js';
+import { featnetConfigOf } from '../models/features/featnet-config.js';
+import { readSafetensorsHeader } from '../nn/checkpoint/index.js';
+import { resumable } from './resume.js';
 import type { PerturbationConfig, PerturbationPreset } from '../models/tokenizer/perturbation.js';
 import type { LatentNoiseConfig, LatentNoisePreset } from '../models/tokenizer/latent-noise.js';
 import { measureLatentStats } from '../models/tokenizer/latent-stats.js';
@@ -41,6 +44,7 @@ export interface TrainTokenizerOptions extends TrainLoopControls {
   /** Training length: steps, or epochs over the (sub)set. */
   steps?: number;
   epochs?: number;
+  /** AdamW learning rate (default 2e-4); on resume it replaces the checkpoint's (undefined keeps the checkpoint's). */
   lr?: number;
   betas?: [number, number];
   weightDecay?: number;
@@ -62,7 +66,7 @@ export interface TrainTokenizerOptions extends TrainLoopControls {
   discWeight?: number;
   /** 1-based step from which the GAN term and the discriminator updates are on (default 1; taming's disc_start). */
   discStart?: number;
-  /** Discriminator learning rate (default: lr; same betas and weight decay). */
+  /** Discriminator learning rate (default: lr; same betas and weight decay); on resume, as lr. */
   discLr?: number;
   /** Discriminator architecture (default: ch 64, nLayers 2; inChannels from the tokenizer). */
   discConfig?: Partial<PatchDiscriminatorConfig>;
@@ -105,6 +109,7 @@ export async function trainTokenizer(o: TrainTokenizerOptions): Promise<TrainTok
   const split = o.data ?? load({ pad: 2, ...(o.log ? { log: o.log } : {}) });
   const train = o.trainSubset ? subset(split.train, Int32Array.from({ length: Math.min(o.trainSubset, split.train.shape[0]) }, (_, i) => i)) : split.train;
   const B = o.batchSize ?? 64;
+  if (B > train.shape[0]) throw fieldError('trainTokenizer', 'batchSize', `${B} is more than the ${train.shape[0]} training images: no full batch (lower the batch size or use more images)`);
   const loader = new DataLoader(train, { batchSize: B, shuffle: true, seed, dropLast: true });
   const perEpoch = Math.floor(train.shape[0] / B);
   const totalSteps = o.steps ?? Math.max(1, (o.epochs ?? 1) * perEpoch);
@@ -122,7 +127,10 @@ export async function trainTokenizer(o: TrainTokenizerOptions): Promise<TrainTok
     else {
       const path = o.perceptualNet ?? defaultPerceptualNetPath();
       if (!existsSync(path)) throw new Error(`trainTokenizer: perceptual FeatNet weights ${path} do not exist (train them with 'webgpu-tok train-featnet')`);
-      net = ownNet = featnetFromSafetensors(new Uint8Array(readFileSync(path)), backend);
+      const bytes = new Uint8Array(readFileSync(path));
+      // Bounded before building, like every model config.
+      featnetConfigOf(`perceptual FeatNet ${path}`, readSafetensorsHeader(bytes).metadata);
+      net = ownNet = featnetFromSafetensors(bytes, backend);
     }
     if (net.cfg.inChannels !== model.cfg.inChannels) throw new Error(`trainTokenizer: the perceptual FeatNet takes ${net.cfg.inChannels}-channel images, the tokenizer ${model.cfg.inChannels}-channel ones`);
     losses.perceptual = { loss: new PerceptualLoss(net), weight: perceptualWeight };
@@ -131,7 +139,8 @@ export async function trainTokenizer(o: TrainTokenizerOptions): Promise<TrainTok
   let disc: PatchDiscriminator | null = null;
   let discOpt: AdamW | null = null;
   if (discWeight > 0) {
-    disc = new PatchDiscriminator({ inChannels: model.cfg.inChannels, ...o.discConfig }, { backend, generator: new E.Generator(seed + 2) });
+    const discConfig = validateConfig<Partial<PatchDiscriminatorConfig>>('trainTokenizer discConfig', DISCRIMINATOR_CONFIG_SCHEMA, { inChannels: model.cfg.inChannels, ...o.discConfig });
+    disc = new PatchDiscriminator(discConfig, { backend, generator: new E.Generator(seed + 2) });
     discOpt = new AdamW(disc.parameters(), { lr: o.discLr ?? o.lr ?? 2e-4, betas: o.betas ?? [0.5, 0.9], weightDecay: o.weightDecay ?? 0 });
     losses.gan = { discriminator: disc, optimizer: discOpt, weight: discWeight, start: o.discStart ?? 1 };
     o.log?.(`hinge GAN: ${disc.summary()}, weight ${discWeight} x adaptive, lr ${discOpt.lr}, from step ${Math.max(1, o.discStart ?? 1)}`);
@@ -151,13 +160,20 @@ export async function trainTokenizer(o: TrainTokenizerOptions): Promise<TrainTok
       ...(disc ? { discStart: o.discStart ?? 1, discLr: discOpt!.lr, discConfig: disc.cfg } : {}),
     },
   };
-  const r = await trainLoop({
+  const checkpointPath = o.outDir ? join(o.outDir, 'checkpoint.safetensors') : null;
+  /** Before the first step of this call (after a resume's restore): the learning rates given for it replace the restored ones. */
+  const applyLrs = () => {
+    if (o.lr !== undefined) optimizer.lr = o.lr;
+    if (discOpt && (o.discLr ?? o.lr) !== undefined) discOpt.lr = (o.discLr ?? o.lr)!;
+  };
+  let first = true;
+  const r = await resumable(checkpointPath, o.resume ?? true, (started) => trainLoop({
     totalSteps,
     state,
     backend,
     itemsPerStep: B,
     logEvery: o.logEvery ?? 50,
-    ...(o.outDir ? { metricsPath: join(o.outDir, 'metrics.jsonl'), checkpointPath: join(o.outDir, 'checkpoint.safetensors'), checkpointEvery: o.checkpointEvery ?? 500 } : {}),
+    ...(o.outDir ? { metricsPath: join(o.outDir, 'metrics.jsonl'), checkpointPath: checkpointPath!, checkpointEvery: o.checkpointEvery ?? 500 } : {}),
     resume: o.resume ?? true,
     ...loopControls(o),
     ...(o.outDir && o.sampleEvery
@@ -178,11 +194,16 @@ export async function trainTokenizer(o: TrainTokenizerOptions): Promise<TrainTok
     extra,
     ...(o.log ? { log: o.log } : {}),
     step: (step) => {
+      if (first) {
+        first = false;
+        started();
+        applyLrs();
+      }
       const batch = uploader.next(loader);
       const terms = tokenizerTrainStep(model, optimizer, batch.x, { step, totalSteps, ...losses });
       return { terms, epoch: batch.batch.epoch };
     },
-  });
+  }));
   if (model.continuous && (r.startStep < totalSteps || !(await model.latentStats.measured()))) {
     // The generator's normalization: per-channel statistics of the trained encoder's posterior
     // means over the training set, stored in the final checkpoint (again whenever this call

@@ -102,7 +102,7 @@ describe('posttrain, end to end (tiny)', () => {
     expect(r.out).not.toMatch(/mixed sequences|step [12]\//);
     expect(readFileSync(arCkpt).equals(bytes)).toBe(true);
     await bad([...arRun, '--sigma', '0.7'], /was trained with --sigma 0.5, not 0.7: pass the same value to resume, or --fresh/);
-    await bad([...arRun, '--epochs', '2'], /was trained with --epochs 1, not 2/);
+    await bad([...arRun, '--batch', '2'], /was trained with --batch 4, not 2/); // (--epochs, a schedule flag, is applied instead)
     await bad(['posttrain', '--tokenizer', vq2, '--generator', ar, '--out', ptAr], /--generator .*ar.* was trained on the codes of another tokenizer .*sha256 [0-9a-f]{12}\.\.\., not --tokenizer .*vq2/);
 
     // The output is a tokenizer: eval-tokenizer, sample-ar --tokenizer, and a chained post-training.
