@@ -18,6 +18,7 @@ import { NonFiniteError } from '../node/finite-watch.js';
 import { trainLoop } from '../node/train.js';
 import { TrainingStopped } from '../node/train-stop.js';
 import { requireGpu } from './helpers/backends.js';
+import { runCli } from './helpers/cli-child.js';
 
 const gpu = await requireGpu();
 const backend: E.Backend = gpu ?? new E.CpuBackend();
@@ -167,4 +168,39 @@ describe('the CLI (tiny tokenizer)', () => {
     expect(again.out).toContain(`resumed from ${join(d, 'checkpoint.safetensors')} at step ${step}`);
     expect(again.out).toContain(`trained steps ${step + 1}..${step + 1}`);
   }, 60_000);
+});
+
+describe('a second signal (child process)', () => {
+  it('SIGINT twice: exits at once with 130, without finishing the step or saving; the last saved checkpoint is intact and resumes', async () => {
+    // Batch 32 of the tiny tokenizer: a step takes over a second on lavapipe, so the second
+    // signal (sent as soon as the first is acknowledged) lands while the graceful stop would still
+    // be finishing its step; checkpoints every step, so one exists before the first signal.
+    const d = join(dir, 'second-signal');
+    const argv = ['train-tokenizer', '--dataset', 'mnist', '--config', 'tiny', '--limit', '64', '--batch', '32', '--steps', '2000', '--log-every', '1', '--checkpoint-every', '1', '--fresh', '--out', d, ...(gpu ? [] : ['--cpu'])];
+    let first = false;
+    let second = 0;
+    const r = await runCli(argv, {
+      timeoutMs: 60_000,
+      onStdout: (out, child) => {
+        if (!first && /step +2\/2000/.test(out)) {
+          first = true;
+          child.kill('SIGINT');
+        } else if (first && !second && /SIGINT: finishing the current step/.test(out)) {
+          second = performance.now();
+          child.kill('SIGINT');
+        }
+      },
+    });
+    expect(second, r.stdout).toBeGreaterThan(0);
+    expect(r.code, r.stderr).toBe(130);
+    // The graceful path would have finished the step, saved it and said so.
+    expect(r.stderr).not.toMatch(/stopped after step|resume with/);
+    const kept = await readSafetensorsFile(join(d, 'checkpoint.safetensors'));
+    const step = Number(kept.metadata.step);
+    expect(step).toBeGreaterThanOrEqual(1);
+    expect(allFinite(kept.tensors)).toBe(true);
+    const again = await main([...argv.filter((a) => a !== '--fresh').map((a) => (a === '2000' ? String(step + 1) : a))], { out: () => {}, err: () => {} });
+    expect(again).toBe(0);
+    expect((await readSafetensorsFile(join(d, 'checkpoint.safetensors'))).metadata.step).toBe(String(step + 1));
+  }, 90_000);
 });
