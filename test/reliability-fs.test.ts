@@ -18,6 +18,7 @@ import { DEFAULT_FEATNET_WEIGHTS } from '../examples/train-featnet.js';
 import { main } from '../node/cli.js';
 import { loadImageFolder } from '../node/data/index.js';
 import { encodePng } from '../nn/data/png.js';
+import { crc32, zlibDeflate } from '../nn/data/zlib.js';
 import { requireGpu } from './helpers/backends.js';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -36,10 +37,15 @@ async function run(argv: string[]) {
   return { code, out: out.join('\n'), err: err.join('\n'), errLines: err };
 }
 
-/** The CLI in a child process, killed after `timeoutMs`: status null means it hung. */
+/**
+ * The CLI in a child process that cannot hang the run: after `timeoutMs` it is killed with
+ * SIGKILL (SIGTERM would only ask a training loop to finish its step and save, which can take
+ * minutes) and the test fails saying so.
+ */
 function runChild(argv: string[], timeoutMs = 20_000) {
-  const r = spawnSync(process.execPath, [BIN, ...argv], { encoding: 'utf8', timeout: timeoutMs, cwd: tmp });
-  return { status: r.status, stderr: r.stderr.trim(), stdout: r.stdout };
+  const r = spawnSync(process.execPath, [BIN, ...argv], { encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL', cwd: tmp });
+  if ((r.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT') throw new Error(`webgpu-tok ${argv.join(' ')} did not exit within ${timeoutMs / 1000} s (killed): it hung or ran instead of refusing; stderr: ${r.stderr.slice(-400)}`);
+  return { status: r.status, stderr: r.stderr.split('\n').filter((l) => l.trim() !== '' && !/^Warning: maxDynamic|^note: /.test(l)).join('\n'), stdout: r.stdout };
 }
 
 function png(w: number, h: number): Uint8Array {
@@ -86,8 +92,8 @@ describe('image folders: only regular files are read', async () => {
         `const r = loadImageFolder(${JSON.stringify(root)}, { size: 4, channels: 3, warn: (l) => warnings.push(l) });\n` +
         `console.log(JSON.stringify({ shape: r.dataset.shape, classes: r.classes, files: r.files, skipped: r.skipped, warnings }));\n`,
     );
-    const r = spawnSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8', timeout: 20_000, cwd: ROOT });
-    expect(r.status, `status ${r.status} (null: killed after hanging); stderr: ${r.stderr}`).toBe(0);
+    const r = spawnSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8', timeout: 20_000, killSignal: 'SIGKILL', cwd: ROOT });
+    expect(r.status, `status ${r.status} (null: killed after 20 s, it hung); stderr: ${r.stderr}`).toBe(0);
     const res = JSON.parse(r.stdout) as { shape: number[]; classes: string[]; files: string[]; skipped: { file: string; reason: string }[]; warnings: string[] };
     expect(res.classes).toEqual(['a', 'b']);
     expect(res.shape).toEqual([2, 3, 4, 4]);
@@ -101,6 +107,73 @@ describe('image folders: only regular files are read', async () => {
 
   it("onError 'fail' fails naming the first such entry (in-process: nothing is opened, so it cannot block)", () => {
     expect(() => loadImageFolder(root, { size: 4, channels: 3, onError: 'fail', warn: () => {} })).toThrow(/ImageFolder: cannot load .*broken: dangling symlink/);
+  });
+});
+
+/** A PNG assembled chunk by chunk: an IHDR declaring `w` x `h` RGB, one IDAT holding `pixelData` deflated, IEND. */
+function craftedPng(w: number, h: number, pixelData: Uint8Array): Uint8Array {
+  const chunk = (type: string, body: Uint8Array) => {
+    const c = new Uint8Array(12 + body.length);
+    const dv = new DataView(c.buffer);
+    dv.setUint32(0, body.length);
+    c.set(new TextEncoder().encode(type), 4);
+    c.set(body, 8);
+    dv.setUint32(8 + body.length, crc32(c.subarray(4, 8 + body.length)));
+    return c;
+  };
+  const ihdr = new Uint8Array(13);
+  new DataView(ihdr.buffer).setUint32(0, w);
+  new DataView(ihdr.buffer).setUint32(4, h);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  const parts = [new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', zlibDeflate(pixelData)), chunk('IEND', new Uint8Array(0))];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) (out.set(p, o), (o += p.length));
+  return out;
+}
+
+describe('image files with crafted sizes', () => {
+  // root/c: good.png, huge.png (header 100000x100000), claims.png (header 8000x8000, well under
+  // the pixel bound, but 60 bytes of data), bomb.png (header 4x4, data inflating to 1 MB),
+  // truncated.png (the first half of a real PNG).
+  const root = join(tmp, 'crafted');
+  mkdirSync(join(root, 'c'), { recursive: true });
+  writeFileSync(join(root, 'c', 'good.png'), png(4, 4));
+  writeFileSync(join(root, 'c', 'huge.png'), craftedPng(100_000, 100_000, new Uint8Array(16)));
+  writeFileSync(join(root, 'c', 'claims.png'), craftedPng(8000, 8000, new Uint8Array(16)));
+  writeFileSync(join(root, 'c', 'bomb.png'), craftedPng(4, 4, new Uint8Array(1 << 20)));
+  const real = encodePng({ width: 32, height: 32, channels: 3, data: Uint8Array.from({ length: 32 * 32 * 3 }, (_, i) => (i * 37) % 251) });
+  writeFileSync(join(root, 'c', 'truncated.png'), real.subarray(0, real.length >> 1));
+  const expected: [string, RegExp][] = [
+    ['bomb.png', /^PNG: image data inflates to more than the 52 bytes its 4x4 header declares: corrupt or crafted file$/],
+    ['claims.png', /^PNG: the header declares 8000x8000 \(192008000 bytes of pixel data\), more than its \d+ compressed bytes can hold: truncated or crafted file$/],
+    ['huge.png', /^PNG: image 100000x100000 is too large$/],
+    ['truncated.png', /^PNG: truncated IDAT chunk/],
+  ];
+
+  it('refuses each before allocating its declared size: one warning line naming the file, the good image loads', () => {
+    const warnings: string[] = [];
+    const r = loadImageFolder(root, { size: 4, channels: 3, warn: (l) => warnings.push(l) });
+    expect(r.dataset.shape).toEqual([1, 3, 4, 4]);
+    const skipped = r.skipped.map((x) => [x.file.slice(join(root, 'c').length + 1), x.reason] as const).sort((a, b) => a[0].localeCompare(b[0]));
+    expect(skipped.map((x) => x[0])).toEqual(expected.map((e) => e[0]));
+    skipped.forEach(([, reason], i) => expect(reason).toMatch(expected[i]![1]));
+    for (const [f] of expected) expect(warnings.filter((w) => w.includes(join(root, 'c', f)))).toHaveLength(1);
+  });
+
+  it.each(expected)("onError 'fail': %s fails the load with one line naming it", (name, reason) => {
+    const only = join(tmp, `crafted-${name}`, 'c');
+    mkdirSync(only, { recursive: true });
+    writeFileSync(join(only, name), readFileSync(join(root, 'c', name)));
+    let msg = '';
+    try {
+      loadImageFolder(join(only, '..'), { size: 4, channels: 3, onError: 'fail', warn: () => {} });
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    expect(msg).toBe(`ImageFolder: cannot load ${join(only, name)}: ${msg.slice(`ImageFolder: cannot load ${join(only, name)}: `.length)}`);
+    expect(msg.split('\n')).toHaveLength(1);
+    expect(msg.slice(`ImageFolder: cannot load ${join(only, name)}: `.length)).toMatch(reason);
   });
 });
 

@@ -145,11 +145,16 @@ export function decodePng(bytes: Uint8Array, opts: DecodePngOptions = {}): Image
   const z = new Uint8Array(total);
   let o = 0;
   for (const c of idat) (z.set(c, o), (o += c.length));
+  // Deflate expands at most 1032:1, so a header declaring more pixel data than the stream can
+  // hold is refused before the output is allocated (a 100-byte file must not cost 256 MB).
+  if (expected > total * 1032 + 64) throw new Error(`PNG: the header declares ${width}x${height} (${expected} bytes of pixel data), more than its ${total} compressed bytes can hold: truncated or crafted file`);
   let raw: Uint8Array;
   try {
     raw = zlibInflate(z, { sizeHint: expected, maxOutput: expected + 64 });
   } catch (e) {
-    throw new Error(`PNG: image data is corrupt or truncated (${(e as Error).message})`);
+    const m = (e as Error).message;
+    if (/output exceeds/.test(m)) throw new Error(`PNG: image data inflates to more than the ${expected} bytes its ${width}x${height} header declares: corrupt or crafted file`);
+    throw new Error(`PNG: image data is corrupt or truncated (${m})`);
   }
   if (raw.length < expected) throw new Error(`PNG: image data too short (${raw.length} of ${expected} bytes; truncated file?)`);
 
