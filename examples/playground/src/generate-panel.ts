@@ -26,6 +26,8 @@ export class GeneratePanel {
   private sampling = false;
   private stopRequested = false;
   private samplePromise: Promise<void> = Promise.resolve();
+  /** The generator loaded last: the one the selector shows. */
+  private preferred: 'ar' | 'dit' | null = null;
 
   private readonly list = byId('models');
   private readonly genSelect = byId<HTMLSelectElement>('sample-generator');
@@ -55,7 +57,10 @@ export class GeneratePanel {
     // A file dropped beside the zone must not navigate away from the page.
     window.addEventListener('dragover', (e) => e.preventDefault());
     window.addEventListener('drop', (e) => e.preventDefault());
-    this.genSelect.onchange = () => this.refresh();
+    this.genSelect.onchange = () => {
+      this.preferred = this.genSelect.value as 'ar' | 'dit';
+      this.refresh();
+    };
     this.goBtn.onclick = () => (this.samplePromise = this.sample());
     this.stopBtn.onclick = () => (this.stopRequested = true);
     this.refresh();
@@ -111,7 +116,7 @@ export class GeneratePanel {
     const slot = slotOf(loaded);
     this.slots.get(slot)?.loaded.model.dispose();
     this.slots.set(slot, { loaded, bytes });
-    if (loaded.kind !== 'tokenizer') this.genSelect.value = slot;
+    if (slot === 'ar' || slot === 'dit') this.preferred = slot;
   }
 
   private refresh(): void {
@@ -127,7 +132,8 @@ export class GeneratePanel {
       }),
     );
     const gens = (['ar', 'dit'] as const).filter((k) => this.slots.has(k));
-    const chosen = gens.includes(this.genSelect.value as 'ar' | 'dit') ? this.genSelect.value : gens[0];
+    const want = this.preferred ?? this.genSelect.value;
+    const chosen = gens.find((g) => g === want) ?? gens[0];
     this.genSelect.replaceChildren(...gens.map((k) => new Option(k === 'ar' ? 'AR (tokens)' : 'DiT (latents)', k)));
     if (chosen) this.genSelect.value = chosen;
     byId('ar-controls').hidden = chosen === 'dit';

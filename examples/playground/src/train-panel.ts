@@ -10,6 +10,7 @@ import { drawGrid, drawLossChart } from './render.js';
 import { TrainSession, type StepReport } from './train.js';
 import { byId, download, numberInput, showError } from './ui.js';
 
+/** Reconstructions redraw at most this often, and take at most a fifth of the time (slow devices train more). */
 const RECON_MS = 1500;
 
 export class TrainPanel {
@@ -17,6 +18,7 @@ export class TrainPanel {
   private readonly inputs: Float32Array;
   private readonly inputIndices: number[];
   private lastRecon = 0;
+  private reconCost = 0;
   private runPromise: Promise<void> = Promise.resolve();
 
   private readonly chart = byId<HTMLCanvasElement>('loss-chart');
@@ -112,10 +114,11 @@ export class TrainPanel {
     await this.drawRecon(false);
   }
 
-  /** Inputs on top, reconstructions below; skipped when drawn less than RECON_MS ago unless forced. */
+  /** Inputs on top, reconstructions below; unless forced, skipped while too recent (RECON_MS, or 4x its own cost). */
   private async drawRecon(force: boolean): Promise<void> {
     const s = this.session;
-    if (!s || s.step === 0 || (!force && performance.now() - this.lastRecon < RECON_MS)) return;
+    if (!s || s.step === 0 || (!force && performance.now() - this.lastRecon < Math.max(RECON_MS, 4 * this.reconCost))) return;
+    const t0 = performance.now();
     try {
       const delta = byId<HTMLInputElement>('recon-perturb').checked ? numberInput('recon-delta', 'delta', { integer: true }) : null;
       const n = this.inputIndices.length;
@@ -127,6 +130,7 @@ export class TrainPanel {
       this.recon.dataset.step = String(s.step);
       this.recon.dataset.perturbed = delta === null ? 'no' : String(delta);
       this.lastRecon = performance.now();
+      this.reconCost = this.lastRecon - t0;
     } catch (e) {
       showError(e, 'reconstruction');
     }
