@@ -2,15 +2,24 @@
  * The study pipeline end to end at its smallest size (examples/robustok, preset 'tiny': 128
  * Fashion-MNIST training images at 16x16; discrete arm: two VQ tokenizers, two AR generators,
  * post-training; continuous arm: two KL tokenizers, two diffusion generators, post-training; the
- * report), then a second run over the same folder, which must reuse every finished stage.
+ * report with its statistics, verdicts and class consistency), then a second run over the same
+ * folder, which must reuse every finished stage. Two tokenizers have no correlation, so the
+ * correlation sections are exercised on the tiny run's own records plus one more point per arm.
+ * Also: the medium preset validates and is planned from step times measured at the tiny sizes;
+ * the progress line's ETA; the verdict rule.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TINY, validateStudy, type StudyConfig } from '../examples/robustok/config.js';
+import { MEDIUM, PRESETS, TINY, validateStudy, type StudyConfig } from '../examples/robustok/config.js';
 import { runStudy } from '../examples/robustok/study.js';
 import { finishedRecord } from '../examples/robustok/context.js';
+import { measureStepTimes, planStudy } from '../examples/robustok/estimate.js';
+import { StudyProgress } from '../examples/robustok/progress.js';
+import { writeStudyReport, type StudyResults } from '../examples/robustok/report.js';
+import { studyStatistics } from '../examples/robustok/statistics.js';
+import { signVerdict, studyVerdicts } from '../examples/robustok/verdicts.js';
 import { requireGpu } from './helpers/backends.js';
 
 const gpu = await requireGpu();
@@ -29,17 +38,30 @@ describe.runIf(gpu)('robustok study (tiny preset)', () => {
       expect(t.eval.count).toBe(TINY.valImages);
       expect(existsSync(t.reconGrid)).toBe(true);
     }
-    for (const g of r.generators) {
+    for (const g of [...r.generators, ...r.continuous!.generators]) {
       expect(Number.isFinite(g.gfid) && g.gfid > 0).toBe(true);
       expect(g.numImages).toBe(TINY.sampling.numImages);
       expect(existsSync(g.sampleGrid) && existsSync(g.samples)).toBe(true);
+      // gFID's sampling error: TINY's 20 bootstrap replicates of 40 samples vs 64 real images.
+      expect([g.gfidError.resamples, g.gfidError.method]).toEqual([TINY.stats!.fidResamples, 'percentile']);
+      expect(g.gfidError.standardError).toBeGreaterThan(0);
+      expect(g.gfidError.low).toBeLessThan(g.gfidError.high);
+      expect(g.classConsistency.count).toBe(TINY.sampling.numImages);
+      expect(g.classConsistency.perClass.map((c) => c.count)).toEqual(Array(10).fill(4)); // class-balanced: 40 / 10
+      expect(g.classConsistency.accuracy).toBeGreaterThanOrEqual(0);
     }
+    // The plan: real features, then per arm 2 tokenizers + 2 generators + post-training = 11 stages.
+    expect(lines.filter((l) => /^\[study\] \d+\/11 stages done .*ETA/.test(l))).toHaveLength(11);
     const p = r.posttrain!;
     expect(p.tokenizer).toBe(r.generators.reduce((a, b) => (b.gfid < a.gfid ? b : a)).tokenizer);
     // 32 images x 16 tokens at sigma 0.7: 5 sd of the kept fraction is 0.1.
     expect(Math.abs(p.keptFraction - TINY.posttrain.sigma)).toBeLessThan(0.1);
     expect(Number.isFinite(p.after.gfid) && Number.isFinite(p.after.rfid)).toBe(true);
     expect(Number.isFinite(p.control!.gfid) && p.control!.gfid !== p.after.gfid).toBe(true);
+    for (const cmp of [p.comparison, r.continuous!.posttrain!.comparison]) {
+      for (const iv of [cmp.afterMinusBefore, cmp.controlMinusBefore!, cmp.afterMinusControl!]) expect(iv.low).toBeLessThan(iv.high);
+    }
+    expect(p.after.classConsistency.count).toBe(TINY.sampling.numImages);
 
     const k = TINY.continuous!;
     const c = r.continuous!;
@@ -68,10 +90,36 @@ describe.runIf(gpu)('robustok study (tiny preset)', () => {
 
     const html = readFileSync(r.reportPath, 'utf8');
     for (const s of ['Tokenizers', 'Generators', 'Does pFID track gFID?', 'Decoder post-training', 'control (clean tokens', 'recon.png', 'samples.png', '<svg']) expect(html).toContain(s);
+    for (const s of ['Verdicts', 'cannot tell at this scale', 'gFID sampling error (AR generators)', 'Post-training with error bars', 'paired gFID differences', 'Class consistency of the samples', 'T-shirt/top', 'best AR generator', 'best diffusion generator']) expect(html).toContain(s);
     for (const s of ['Continuous tokenizers (KL)', 'Diffusion generators', 'Do nFID / iFID track gFID?', 'Decoder post-training, continuous', 'control (clean latents', 'continuous/tokenizers/kl-baseline/recon.png', 'continuous/generators/kl-noised/samples.png']) expect(html).toContain(s);
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
     expect(results.correlations.pfid.spearman.reason).toMatch(/at least 3/); // two tokenizers: no correlation claimed
     expect(results.continuous.correlations.ifid.spearman.reason).toMatch(/at least 3/);
+    expect(results.verdicts.filter((v: { claim: number }) => v.claim === 2).map((v: { verdict: string; evidence: string }) => [v.verdict, v.evidence])).toEqual(Array(4).fill(['cannot tell at this scale', '2 tokenizers with generators: a correlation needs at least 3']));
+    expect(results.verdicts.filter((v: { claim: number }) => v.claim === 3)).toHaveLength(4);
+
+    // One more point per arm (a copy of the first tokenizer and generator with other numbers): the
+    // correlation sections, their intervals, permutation p-values and plots on real records.
+    const t0 = r.tokenizers[0]!;
+    const g0 = r.generators[0]!;
+    const k0 = r.continuous!.tokenizers[0]!;
+    const d0 = r.continuous!.generators[0]!;
+    const three: StudyResults = {
+      ...r,
+      tokenizers: [...r.tokenizers, { ...t0, name: 'extra', eval: { ...t0.eval, rfid: t0.eval.rfid * 1.5, pfid: t0.eval.pfid.map((q) => ({ ...q, fid: q.fid * 1.7 })) } }],
+      generators: [...r.generators, { ...g0, tokenizer: 'extra', gfid: g0.gfid * 1.6 }],
+      continuous: { ...r.continuous!, tokenizers: [...r.continuous!.tokenizers, { ...k0, name: 'kl-extra', eval: { ...k0.eval, rfid: k0.eval.rfid * 1.2, nfid: k0.eval.nfid.map((q) => ({ ...q, fid: q.fid * 1.3 })), nfidDefault: { ...k0.eval.nfidDefault, fid: k0.eval.nfidDefault.fid * 1.3 } } }], generators: [...r.continuous!.generators, { ...d0, tokenizer: 'kl-extra', gfid: d0.gfid * 1.4 }] },
+    };
+    const stats = studyStatistics(three);
+    const pf = stats.discrete!.metrics.find((m) => m.metric === 'pFID a=0.3')!;
+    expect(pf.spearman.permutation).toMatchObject({ exact: true, permutations: 6 });
+    expect(Number.isFinite(pf.spearman.interval.estimate)).toBe(true);
+    expect(stats.discrete!.comparison!.metric).toBe('pFID a=0.3');
+    expect(stats.continuous!.metrics.map((m) => m.metric)).toEqual(['rFID', 'nFID t=0.1', 'nFID t=0.2', 'nFID t=0.3', 'iFID']);
+    const verdicts = studyVerdicts(three, stats);
+    expect(verdicts.filter((v) => v.claim === 2).every((v) => v.interval !== null)).toBe(true);
+    const html3 = readFileSync(writeStudyReport(join(out, 'three'), three), 'utf8');
+    for (const s of ['Correlation with gFID, with intervals (discrete)', 'Correlation with gFID, with intervals (continuous)', 'rho(pFID a=0.3) - rho(rFID)', 'pFID a=0.5 vs gFID (discrete)', 'iFID vs gFID (continuous)', 'Spearman p (perm.)']) expect(html3).toContain(s);
 
     const again: string[] = [];
     const r2 = await runStudy({ backend: gpu!, cfg: TINY, outDir: out, log: (l) => again.push(l) });
@@ -84,9 +132,52 @@ describe.runIf(gpu)('robustok study (tiny preset)', () => {
   });
 });
 
+describe.runIf(gpu)('the medium preset', () => {
+  it('validates, and is planned from step times measured at the tiny sizes', async () => {
+    expect(PRESETS.medium).toBe(MEDIUM);
+    expect(() => validateStudy(MEDIUM)).not.toThrow();
+    expect([MEDIUM.imageSize, MEDIUM.tokenizer.variants.length >= 8, MEDIUM.continuous!.tokenizer.variants.length >= 4]).toEqual([32, true, true]);
+    const times = await measureStepTimes(TINY, gpu!, 1);
+    for (const v of Object.values(times)) expect(v).toBeGreaterThan(0);
+    const e = planStudy(MEDIUM, MEDIUM.trainImages!, times);
+    // real features; tokenizer + generator per VQ variant; AR post-training; the same for the KL arm.
+    expect(e.plan).toHaveLength(1 + 2 * 8 + 1 + 2 * 4 + 1);
+    expect(e.plan.every((s) => s.seconds > 0)).toBe(true);
+    expect(e.totalSeconds).toBeCloseTo(e.plan.reduce((a, s) => a + s.seconds, 0), 6);
+    expect(e.plan.map((s) => s.name)).toContain('generator paper-K2048');
+  });
+});
+
+describe('study progress and verdicts', () => {
+  it('the ETA scales the remaining planned time by the pace so far; resumed stages leave the plan', () => {
+    let t = 0;
+    const lines: string[] = [];
+    const p = new StudyProgress([{ name: 'a', seconds: 10 }, { name: 'b', seconds: 10 }, { name: 'c', seconds: 20 }, { name: 'd', seconds: 5 }], (l) => lines.push(l), () => t);
+    p.resumed('a');
+    t = 20_000; // b took 20 s for 10 planned: twice as slow as planned
+    p.done('b');
+    expect(lines.pop()).toBe('[study] 2/4 stages done (b; 1 loaded from an earlier run); elapsed 20s, ETA 50s');
+    p.skip('d');
+    t = 60_000;
+    p.done('c');
+    expect(lines.pop()).toMatch(/4\/4 stages done \(c.*ETA 0s$/);
+  });
+
+  it('the verdict rule: the side of 0 the interval lies on, or cannot tell', () => {
+    expect(signVerdict({ low: -3, high: -1 }, 'negative')).toBe('holds');
+    expect(signVerdict({ low: 1, high: 3 }, 'negative')).toBe('does not hold');
+    expect(signVerdict({ low: -1, high: 3 }, 'negative')).toBe('cannot tell at this scale');
+    expect(signVerdict({ low: 0.2, high: 0.9 }, 'positive')).toBe('holds');
+    expect(signVerdict({ low: -0.9, high: -0.2 }, 'positive')).toBe('does not hold');
+    expect(signVerdict({ low: NaN, high: 0.9 }, 'positive')).toBe('cannot tell at this scale');
+    expect(signVerdict(null, 'positive')).toBe('cannot tell at this scale');
+  });
+});
+
 describe('validateStudy (continuous arm)', () => {
   it('accepts the presets and lists every bad continuous field in one error', () => {
     expect(() => validateStudy(TINY)).not.toThrow();
+    expect(() => validateStudy({ ...TINY, stats: { fidResamples: 0, level: 1.2, bogus: 1 } as never })).toThrow(/stats\.bogus is not a setting.*stats\.fidResamples must be a positive integer, got 0; stats\.level must be in \(0, 1\), got 1\.2/);
     const k = TINY.continuous!;
     const bad: StudyConfig = {
       ...TINY,

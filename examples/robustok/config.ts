@@ -6,12 +6,14 @@
  *  - continuous (`continuous`, optional): KL tokenizers (with and without noise-augmented
  *    decoding) -> flow-matching diffusion transformers over their normalized latents.
  *
+ * `medium` (MEDIUM, below) is the study sized for this 2-core machine without a GPU (docs/study.md).
  * `demo` is the README's `npm run demo`: a small version of both arms that finishes in under
  * fifteen minutes on a 2-core machine with software WebGPU (16x16 images, 4x4 = 16 tokens or a
  * 4x4x4 latent grid). `full` is the study itself (32x32 Fashion-MNIST, 8x8 = 64 tokens, K = 1024,
  * 10 VQ tokenizers (CNN and ViT), 5 KL tokenizers, 10k generated images per gFID) and is meant for
  * a real GPU.
  */
+import type { StudyStatsConfig } from './sample-scores.js';
 import { DEFAULT_CNN_CONFIG, DEFAULT_KL_WEIGHT, downFactor, resolveLatentNoise, type LatentNoiseConfig, type LatentNoisePreset, type PerturbationConfig, type PerturbationPreset, type TokenizerConfig } from '../../models/tokenizer/index.js';
 
 export interface TokenizerVariant {
@@ -158,6 +160,8 @@ export interface StudyConfig {
   };
   /** The continuous arm (absent: the discrete arm only). */
   continuous?: ContinuousStudyConfig;
+  /** Resampling settings of the statistics (absent: DEFAULT_STUDY_STATS). */
+  stats?: Partial<StudyStatsConfig>;
 }
 
 const K_DEMO = 128;
@@ -266,7 +270,69 @@ export const FULL: StudyConfig = {
   },
 };
 
-export const PRESETS: Record<string, StudyConfig> = { demo: DEMO, full: FULL };
+const K_MEDIUM = 512;
+/** The medium preset's CNN at 32x32: two downsamplings, so an 8x8 grid (64 tokens / latent positions). */
+const CNN_MEDIUM = { ch: 16, chMult: [1, 2, 2], numResBlocks: 1, normGroups: 8 };
+
+/**
+ * `medium`: the study at the geometry where the papers' effects appear (32x32 images, 8x8 tokens),
+ * sized for a 2-core machine without a GPU (at most 2.5 hours of wall time, measured with
+ * `--estimate`; docs/study.md): 8 VQ tokenizers spanning perturbation strength (none, the
+ * paper's preset, beta, alpha and delta variations, codebook sizes 128 / 512 / 2048) with an AR
+ * generator each, 4 KL tokenizers (no noise, noise-augmented at three strengths) with a
+ * diffusion generator each, 2000 samples per gFID (with its bootstrap sampling error), and
+ * post-training with a control for the best generator of each arm.
+ */
+export const MEDIUM: StudyConfig = {
+  name: 'medium',
+  dataset: 'fashion-mnist',
+  imageSize: 32,
+  trainImages: 6400,
+  valImages: 2000,
+  seed: 0,
+  tokenizer: {
+    base: { ...CNN_MEDIUM, codebookSize: K_MEDIUM, codeDim: 8 },
+    variants: [
+      { name: 'baseline', description: 'no latent perturbation (alpha = beta = 0)', perturbation: 'none' },
+      { name: 'paper', description: "the paper's preset: alpha 1, beta 0.1, delta 2.4% of K, annealed", perturbation: 'paper' },
+      { name: 'beta0.3', description: 'beta 0.3 (three times as many perturbed images)', perturbation: { alpha: 1, beta: 0.3, delta: paperDelta(K_MEDIUM), anneal: true } },
+      { name: 'alpha0.5', description: 'alpha 0.5 (half the token positions eligible)', perturbation: { alpha: 0.5, beta: 0.1, delta: paperDelta(K_MEDIUM), anneal: true } },
+      { name: 'delta4x', description: 'delta 4x the preset (replacements from a wider neighbourhood)', perturbation: { alpha: 1, beta: 0.1, delta: 4 * paperDelta(K_MEDIUM), anneal: true } },
+      { name: 'baseline-K128', description: 'no perturbation, K = 128', config: { codebookSize: 128 }, perturbation: 'none' },
+      { name: 'paper-K128', description: "the paper's preset at K = 128 (delta 3)", config: { codebookSize: 128 }, perturbation: 'paper' },
+      { name: 'paper-K2048', description: "the paper's preset at K = 2048 (delta 50)", config: { codebookSize: 2048 }, perturbation: 'paper' },
+    ],
+    batchSize: 32,
+    epochs: 1,
+    lr: 1e-3,
+  },
+  eval: { alphas: [0.1, 0.3, 0.5], pfidAlpha: 0.3, batchSize: 250 },
+  ar: { dim: 64, depth: 2, heads: 4, batchSize: 64, epochs: 2, lr: 2e-3, warmupSteps: 10, weightDecay: 0.05 },
+  sampling: { numImages: 2000, batchSize: 250, temperature: 1, topK: 0, topP: 1, cfgScale: 2, cfgSchedule: 'constant' },
+  posttrain: { sigma: 0.7, images: 1600, batchSize: 32, epochs: 1, lr: 2e-4, minLr: 5e-5, emaDecay: 0.99, control: true },
+  continuous: {
+    tokenizer: {
+      base: { ...CNN_MEDIUM, quantizer: 'kl', codeDim: 4 },
+      variants: [
+        { name: 'kl-baseline', description: 'no latent noise', latentNoise: 'none' },
+        { name: 'kl-paper', description: "the 'paper-continuous' preset: beta 0.1, tau ~ U(0, 1), gamma 3, annealed", latentNoise: 'paper-continuous' },
+        { name: 'kl-beta0.3', description: "beta 0.3 (three times as many noised images), otherwise 'paper-continuous'", latentNoise: { beta: 0.3, tauMax: 1, gamma: 3, anneal: true } },
+        { name: 'kl-tau0.5', description: "weaker noise: tau ~ U(0, 0.5), otherwise 'paper-continuous'", latentNoise: { beta: 0.1, tauMax: 0.5, gamma: 3, anneal: true } },
+      ],
+      klWeight: DEFAULT_KL_WEIGHT,
+      batchSize: 32,
+      epochs: 1,
+      lr: 1e-3,
+    },
+    eval: { taus: [0.1, 0.2, 0.3], nfidTau: 0.2, ifidK: 10, ifidMaxTrain: 2000 },
+    diffusion: { dim: 64, depth: 2, heads: 4, patchSize: 2, classDropout: 0.1, batchSize: 64, epochs: 2, lr: 2e-3, warmupSteps: 10, emaDecay: 0.99 },
+    sampling: { numImages: 2000, batchSize: 250, sampler: 'euler', steps: 20, cfgScale: 2, guidanceInterval: null },
+    posttrain: { tStar: 0.3, images: 1600, batchSize: 32, epochs: 1, lr: 2e-4, minLr: 5e-5, emaDecay: 0.99, control: true },
+  },
+  stats: { fidResamples: 100, correlationResamples: 4000, permutationResamples: 9999, level: 0.95 },
+};
+
+export const PRESETS: Record<string, StudyConfig> = { demo: DEMO, medium: MEDIUM, full: FULL };
 
 /** Checks a study config; throws one error listing every problem. */
 export function validateStudy(c: StudyConfig): StudyConfig {
@@ -288,8 +354,18 @@ export function validateStudy(c: StudyConfig): StudyConfig {
   if (!(c.posttrain.sigma >= 0 && c.posttrain.sigma <= 1)) bad.push(`posttrain.sigma must be in [0, 1], got ${c.posttrain.sigma}`);
   if (!c.eval.alphas.includes(c.eval.pfidAlpha)) bad.push(`eval.pfidAlpha ${c.eval.pfidAlpha} must be one of eval.alphas [${c.eval.alphas.join(', ')}]`);
   if (c.continuous) validateContinuous(c, bad);
+  if (c.stats) validateStats(c.stats, bad);
   if (bad.length) throw new Error(`study config '${c.name}': ${bad.join('; ')}`);
   return c;
+}
+
+function validateStats(s: Partial<StudyStatsConfig>, bad: string[]): void {
+  const known = new Set(['fidResamples', 'correlationResamples', 'permutationResamples', 'level']);
+  for (const k of Object.keys(s)) if (!known.has(k)) bad.push(`stats.${k} is not a setting (${[...known].join(', ')})`);
+  for (const k of ['fidResamples', 'correlationResamples', 'permutationResamples'] as const) {
+    if (s[k] !== undefined && !(Number.isInteger(s[k]) && s[k]! > 0)) bad.push(`stats.${k} must be a positive integer, got ${s[k]}`);
+  }
+  if (s.level !== undefined && !(s.level > 0 && s.level < 1)) bad.push(`stats.level must be in (0, 1), got ${s.level}`);
 }
 
 function validateContinuous(c: StudyConfig, bad: string[]): void {
@@ -357,6 +433,8 @@ export const TINY: StudyConfig = {
   sampling: { ...DEMO.sampling, numImages: 40, batchSize: 20 },
   posttrain: { ...DEMO.posttrain, images: 32, batchSize: 16, epochs: 1 },
   continuous: tinyContinuous(DEMO.continuous!),
+  // Few replicates: the statistics run end to end in the test, their precision does not matter there.
+  stats: { fidResamples: 20, correlationResamples: 200, permutationResamples: 199 },
 };
 
 function tinyContinuous(c: ContinuousStudyConfig): ContinuousStudyConfig {

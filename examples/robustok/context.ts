@@ -4,8 +4,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as E from '../../engine/index.js';
 import { featnetFromSafetensors, type FeatNet } from '../../models/features/featnet.js';
-import { ImageFeatureStats } from '../../models/metrics/index.js';
+import { ImageFeatureStats, ResamplableFeatures } from '../../models/metrics/index.js';
 import type { StudyConfig } from './config.js';
+import type { StudyProgress } from './progress.js';
 import { deviceBatches, featureInputFor, type StudyData } from './data.js';
 
 export interface StudyContext {
@@ -17,6 +18,10 @@ export interface StudyContext {
   featnet: FeatNet;
   /** Features of the validation images: the real side of every gFID. */
   realStats: ImageFeatureStats;
+  /** The same feature rows, ready for the bootstrap of every gFID's sampling error. */
+  realRows: ResamplableFeatures;
+  /** The overall progress line (stages done, elapsed, ETA). */
+  progress: StudyProgress;
 }
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -33,12 +38,13 @@ export function loadStudyFeatNet(dataset: StudyConfig['dataset'], backend: E.Bac
   return { net: featnetFromSafetensors(bytes, backend), path: file };
 }
 
-/** Accumulates the FeatNet statistics of the validation images (the real side of gFID). */
-export async function realFeatureStats(cfg: StudyConfig, data: StudyData, net: FeatNet, backend: E.Backend): Promise<ImageFeatureStats> {
+/** Accumulates the FeatNet statistics of the validation images (the real side of gFID), keeping the rows. */
+export async function realFeatureStats(cfg: StudyConfig, data: StudyData, net: FeatNet, backend: E.Backend): Promise<{ stats: ImageFeatureStats; rows: ResamplableFeatures }> {
   const fi = featureInputFor(cfg.imageSize);
-  const s = new ImageFeatureStats(net, fi ? { featureInput: fi } : {});
+  const s = new ImageFeatureStats(net, { keepFeatures: true, ...(fi ? { featureInput: fi } : {}) });
   for (const b of deviceBatches(data.val, cfg.eval.batchSize, backend)) await s.add(b.x);
-  return s;
+  const f = s.features();
+  return { stats: s, rows: new ResamplableFeatures(f.rows, f.dim) };
 }
 
 /**

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from '../../engine/index.js';
 import { decodedLatentFeatureStats, encodeLatentDataset, generateLatentsClassBalanced, latentClassGrid, type DiffusionTransformer, type LatentDataset } from '../../models/diffusion/index.js';
-import type { ImageFeatureStats } from '../../models/metrics/index.js';
+import type { BootstrapInterval, ClassConsistency, ImageFeatureStats } from '../../models/metrics/index.js';
 import { getJsonOr } from '../../nn/checkpoint/index.js';
 import type { VQTokenizer } from '../../models/tokenizer/index.js';
 import { readSafetensorsFile } from '../../node/checkpoint.js';
@@ -21,6 +21,7 @@ import type { ContinuousStudyConfig } from './config.js';
 import { finishedRecord, stageIntervals, type StudyContext } from './context.js';
 import type { ContinuousTokenizerRecord } from './continuous-tokenizers.js';
 import { featureInputFor } from './data.js';
+import { scoreSamples } from './sample-scores.js';
 
 export interface DiffusionGeneratorRecord {
   tokenizer: string;
@@ -36,7 +37,11 @@ export interface DiffusionGeneratorRecord {
   trainSeconds: number;
   sampling: ContinuousStudyConfig['sampling'];
   gfid: number;
+  /** gFID's sampling error: bootstrap over generated and real feature rows. */
+  gfidError: BootstrapInterval;
   inceptionScore: number | null;
+  /** FeatNet's accuracy at classifying each sample as the class it was conditioned on. */
+  classConsistency: ClassConsistency;
   numImages: number;
   sampleSeconds: number;
   /** The generated normalized latents (latent cache file: latents + class labels). */
@@ -63,10 +68,10 @@ export function generateLatents(ctx: StudyContext, model: DiffusionTransformer):
   });
 }
 
-/** Decodes latents with `tokenizer` and accumulates their feature statistics. */
+/** Decodes latents with `tokenizer` and accumulates their feature statistics (rows and logits kept, in order). */
 export function decodedLatentStats(ctx: StudyContext, tokenizer: VQTokenizer, ds: LatentDataset): Promise<ImageFeatureStats> {
   const fi = featureInputFor(ctx.cfg.imageSize);
-  return decodedLatentFeatureStats(ctx.featnet, tokenizer, ds, { backend: ctx.backend, batchSize: ctx.cfg.eval.batchSize, ...(fi ? { featureInput: fi } : {}) });
+  return decodedLatentFeatureStats(ctx.featnet, tokenizer, ds, { backend: ctx.backend, batchSize: ctx.cfg.eval.batchSize, keepFeatures: true, ...(fi ? { featureInput: fi } : {}) });
 }
 
 /** Decoded samples, one row per class, clamped; show with `perRow` images per row. */
@@ -89,11 +94,12 @@ export async function runDiffusionGenerator(ctx: StudyContext, tok: ContinuousTo
   const steps = diffusionSteps(k, data.train.shape[0]);
   const done = finishedRecord<DiffusionGeneratorRecord>(
     dir,
-    (r) => r.steps === steps && r.tokenizerSha256 === tok.sha256 && r.numImages === k.sampling.numImages && JSON.stringify(r.sampling) === JSON.stringify(k.sampling),
+    (r) => r.steps === steps && r.tokenizerSha256 === tok.sha256 && r.numImages === k.sampling.numImages && JSON.stringify(r.sampling) === JSON.stringify(k.sampling) && r.classConsistency !== undefined && r.gfidError !== undefined,
     ['checkpoint.safetensors', 'samples.safetensors'],
     log,
   );
   if (done) {
+    ctx.progress.resumed(`diffusion ${tok.name}`);
     log(`[diffusion ${tok.name}] done earlier: gFID ${done.gfid.toFixed(2)} (${join(dir, 'record.json')})`);
     return done;
   }
@@ -131,7 +137,8 @@ export async function runDiffusionGenerator(ctx: StudyContext, tok: ContinuousTo
   const samples = join(dir, 'samples.safetensors');
   await saveLatentCache(samples, gen, { tokenizer: { path: tok.checkpoint, sha256: tok.sha256 }, source: { study: cfg.name, tokenizer: tok.name, sampling: k.sampling } });
   const stats = await decodedLatentStats(ctx, tokenizer, gen);
-  const gfid = stats.fid(ctx.realStats);
+  const scores = scoreSamples(ctx, stats, gen.labels);
+  const gfid = scores.gfid;
   const sampleSeconds = (performance.now() - t1) / 1000;
   const sampleGrid = join(dir, 'samples.png');
   using grid = E.disposable(latentGrid(ctx, tokenizer, gen, 10));
@@ -150,14 +157,17 @@ export async function runDiffusionGenerator(ctx: StudyContext, tok: ContinuousTo
     trainSeconds,
     sampling: k.sampling,
     gfid,
-    inceptionScore: stats.inceptionScore()?.mean ?? null,
+    gfidError: scores.gfidError,
+    inceptionScore: scores.inceptionScore,
+    classConsistency: scores.classConsistency,
     numImages: gen.shape[0],
     sampleSeconds,
     samples,
     sampleGrid,
   };
   writeFileAtomicSync(join(dir, 'record.json'), JSON.stringify(record, null, 2));
-  log(`[diffusion ${tok.name}] gFID ${gfid.toFixed(2)}, IS ${record.inceptionScore?.toFixed(2) ?? 'n/a'} (${trainSeconds.toFixed(0)} s train, ${sampleSeconds.toFixed(0)} s for ${gen.shape[0]} samples)`);
+  ctx.progress.done(`diffusion ${tok.name}`);
+  log(`[diffusion ${tok.name}] gFID ${gfid.toFixed(2)} ± ${scores.gfidError.standardError.toFixed(2)}, class consistency ${(100 * scores.classConsistency.accuracy).toFixed(1)}%, IS ${record.inceptionScore?.toFixed(2) ?? 'n/a'} (${trainSeconds.toFixed(0)} s train, ${sampleSeconds.toFixed(0)} s for ${gen.shape[0]} samples)`);
   return record;
 }
 

@@ -24,10 +24,9 @@ import { decodedLatentStats, latentGrid, loadDiffusionGenerator, loadLatentSampl
 import type { ContinuousTokenizerRecord } from './continuous-tokenizers.js';
 import { deviceBatches, featureInputFor } from './data.js';
 import { decoderTraining } from './posttrain.js';
+import { postTrainComparison, scorePairedSamples, type PostTrainComparison, type SampleScores } from './sample-scores.js';
 
-export interface ContinuousDecoderScores {
-  gfid: number;
-  inceptionScore: number | null;
+export interface ContinuousDecoderScores extends SampleScores {
   rfid: number;
   /** nFID at the study's tau. */
   nfid: number;
@@ -54,6 +53,8 @@ export interface ContinuousPostTrainRecord {
   after: ContinuousDecoderScores;
   /** The same decoder training on the clean latents (t* = 0): "after - control" is what the generator adds. */
   control: ContinuousDecoderScores | null;
+  /** Paired gFID differences (the same generated latents, one bootstrap draw for all three decoders). */
+  comparison: PostTrainComparison;
   grid: string;
 }
 
@@ -82,17 +83,17 @@ async function denoisedLatents(ctx: StudyContext, gen: DiffusionGeneratorRecord,
   return { ds, rms };
 }
 
-async function decoderScores(ctx: StudyContext, model: VQTokenizer, samples: LatentDataset): Promise<ContinuousDecoderScores> {
+/** rFID, nFID, PSNR, SSIM of a decoder on the validation images. */
+async function reconScores(ctx: StudyContext, model: VQTokenizer): Promise<Pick<ContinuousDecoderScores, 'rfid' | 'nfid' | 'psnr' | 'ssim'>> {
   const { cfg } = ctx;
   const k = cfg.continuous!;
-  const stats = await decodedLatentStats(ctx, model, samples);
   const fi = featureInputFor(cfg.imageSize);
   const batches = (function* () {
     for (const b of deviceBatches(ctx.data.val, cfg.eval.batchSize, ctx.backend)) yield b.x;
   })();
   // The tokenizer stage's nFID noise (Generator(seed) per tau), so before / after / control share it.
   const r = await evaluateContinuousTokenizer(model, ctx.featnet, batches, null, { taus: [k.eval.nfidTau], defaultTau: k.eval.nfidTau, seed: cfg.seed, inceptionScore: false, ...(fi ? { featureInput: fi } : {}) });
-  return { gfid: stats.fid(ctx.realStats), inceptionScore: stats.inceptionScore()?.mean ?? null, rfid: r.rfid, nfid: r.nfidDefault.fid, psnr: r.psnr, ssim: r.ssim };
+  return { rfid: r.rfid, nfid: r.nfidDefault.fid, psnr: r.psnr, ssim: r.ssim };
 }
 
 export async function runContinuousPostTrain(ctx: StudyContext, tok: ContinuousTokenizerRecord, gen: DiffusionGeneratorRecord): Promise<ContinuousPostTrainRecord> {
@@ -100,8 +101,9 @@ export async function runContinuousPostTrain(ctx: StudyContext, tok: ContinuousT
   const p = cfg.continuous!.posttrain;
   const dir = join(ctx.outDir, 'continuous', 'posttrain', tok.name);
   const n = Math.min(p.images, ctx.data.train.shape[0]);
-  const done = finishedRecord<ContinuousPostTrainRecord>(dir, (r) => r.images === n && r.tStar === p.tStar && r.generatorSha256 === gen.sha256 && ((r.control ?? null) !== null) === p.control, [], log);
+  const done = finishedRecord<ContinuousPostTrainRecord>(dir, (r) => r.images === n && r.tStar === p.tStar && r.generatorSha256 === gen.sha256 && ((r.control ?? null) !== null) === p.control && r.comparison !== undefined, [], log);
   if (done) {
+    ctx.progress.resumed(`posttrain (diffusion)`);
     log(`[kl-posttrain ${tok.name}] done earlier: gFID ${done.before.gfid.toFixed(2)} -> ${done.after.gfid.toFixed(2)}`);
     return done;
   }
@@ -115,16 +117,21 @@ export async function runContinuousPostTrain(ctx: StudyContext, tok: ContinuousT
   const seconds = (performance.now() - t0) / 1000;
   const samples = await loadLatentSamples(gen);
   const e = tok.eval;
-  const before: ContinuousDecoderScores = { gfid: gen.gfid, inceptionScore: gen.inceptionScore, rfid: e.rfid, nfid: e.nfidDefault.fid, psnr: e.psnr, ssim: e.ssim };
-  const after = await decoderScores(ctx, post.model, samples);
-  let control: ContinuousDecoderScores | null = null;
+  // Every decoder decodes the same generated latents; their gFIDs are bootstrapped together.
+  const sets = [await decodedLatentStats(ctx, base, samples), await decodedLatentStats(ctx, post.model, samples)];
+  const recon = [{ rfid: e.rfid, nfid: e.nfidDefault.fid, psnr: e.psnr, ssim: e.ssim }, await reconScores(ctx, post.model)];
   using grids = E.disposable([latentGrid(ctx, base, samples, 8), latentGrid(ctx, post.model, samples, 8)]);
   post.model.dispose(); // scored and drawn; its checkpoint is on disk
   if (p.control) {
     using c = (await trainDecoder({ ...training, rows: latentRows(clean), outDir: join(dir, 'control'), label: `kl-posttrain ${tok.name} control (clean latents)` })).model;
-    control = await decoderScores(ctx, c, samples);
+    sets.push(await decodedLatentStats(ctx, c, samples));
+    recon.push(await reconScores(ctx, c));
     grids.push(latentGrid(ctx, c, samples, 8));
   }
+  const { scores, bootstrap } = scorePairedSamples(ctx, sets, samples.labels, 2);
+  const [before, after, control = null] = scores.map((s, k): ContinuousDecoderScores => ({ ...s, ...recon[k]! }));
+  before!.gfid = gen.gfid; // the generator stage's number for the same decoding
+  const comparison = postTrainComparison(ctx, bootstrap);
   const gridPath = join(dir, 'before-after.png');
   using all = E.concat(grids.map((g) => g.images), 0);
   await saveImageGrid(gridPath, all, { nrow: grids[0]!.perRow, range: [-1, 1] });
@@ -140,13 +147,16 @@ export async function runContinuousPostTrain(ctx: StudyContext, tok: ContinuousT
     seconds,
     metrics: join(dir, 'metrics.jsonl'),
     checkpoint: join(dir, 'checkpoint.safetensors'),
-    before,
-    after,
+    before: before!,
+    after: after!,
     control,
+    comparison,
     grid: gridPath,
   };
   writeFileAtomicSync(join(dir, 'record.json'), JSON.stringify(rec, null, 2));
   const ctl = control ? `; control on clean latents: gFID ${control.gfid.toFixed(2)}, rFID ${control.rfid.toFixed(2)}` : '';
-  log(`[kl-posttrain ${tok.name}] gFID ${before.gfid.toFixed(2)} -> ${after.gfid.toFixed(2)}, rFID ${before.rfid.toFixed(2)} -> ${after.rfid.toFixed(2)}${ctl} (${seconds.toFixed(0)} s)`);
+  ctx.progress.done(`posttrain (diffusion)`);
+  const d = comparison.afterMinusBefore;
+  log(`[kl-posttrain ${tok.name}] gFID ${before!.gfid.toFixed(2)} -> ${after!.gfid.toFixed(2)} (paired difference ${d.estimate.toFixed(2)} [${d.low.toFixed(2)}, ${d.high.toFixed(2)}]), rFID ${before!.rfid.toFixed(2)} -> ${after!.rfid.toFixed(2)}${ctl} (${seconds.toFixed(0)} s)`);
   return rec;
 }

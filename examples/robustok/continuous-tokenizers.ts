@@ -78,6 +78,7 @@ export async function runContinuousTokenizer(ctx: StudyContext, v: ContinuousVar
     log,
   );
   if (done) {
+    ctx.progress.resumed(`kl-tokenizer ${v.name}`);
     log(`[kl-tokenizer ${v.name}] done earlier: rFID ${done.eval.rfid.toFixed(2)}, nFID ${done.eval.nfidDefault.fid.toFixed(2)}, iFID ${done.eval.ifid?.toFixed(2) ?? 'n/a'} (${join(dir, 'record.json')})`);
     return { record: done, model: (await loadTokenizerCheckpoint(checkpoint, backend)).model };
   }
@@ -133,6 +134,7 @@ export async function runContinuousTokenizer(ctx: StudyContext, v: ContinuousVar
   };
   writeFileAtomicSync(join(dir, 'record.json'), JSON.stringify(record, null, 2));
   const nf = ev.nfid.map((e) => `${e.tau}: ${e.fid.toFixed(2)}`).join(', ');
+  ctx.progress.done(`kl-tokenizer ${v.name}`);
   log(`[kl-tokenizer ${v.name}] rFID ${ev.rfid.toFixed(2)}, nFID(tau ${nf}), iFID ${ev.ifid?.toFixed(2) ?? 'n/a'}, PSNR ${ev.psnr.toFixed(2)} dB, SSIM ${ev.ssim.toFixed(3)} (${trainSeconds.toFixed(0)} s train, ${evalSeconds.toFixed(0)} s eval)`);
   return { record, model };
 }

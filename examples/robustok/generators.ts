@@ -7,13 +7,14 @@
 import { join } from 'node:path';
 import * as E from '../../engine/index.js';
 import { classGrid as sharedClassGrid, decodedFeatureStats as decodeStats, encodeTokenDataset, generateClassBalanced, type ARTransformer, type TokenDataset } from '../../models/ar/index.js';
-import type { ImageFeatureStats } from '../../models/metrics/index.js';
+import type { BootstrapInterval, ClassConsistency, ImageFeatureStats } from '../../models/metrics/index.js';
 import type { VQTokenizer } from '../../models/tokenizer/index.js';
 import { saveImageGrid, writeFileAtomicSync } from '../../node/data/index.js';
 import { loadARCheckpoint, loadTokenCache, saveTokenCache, trainAR } from '../../node/train-ar.js';
 import type { StudyConfig } from './config.js';
 import { finishedRecord, stageIntervals, type StudyContext } from './context.js';
 import { featureInputFor } from './data.js';
+import { scoreSamples } from './sample-scores.js';
 import type { TokenizerRecord } from './tokenizers.js';
 
 export interface GeneratorRecord {
@@ -26,7 +27,11 @@ export interface GeneratorRecord {
   finalLoss: number;
   trainSeconds: number;
   gfid: number;
+  /** gFID's sampling error: bootstrap over generated and real feature rows. */
+  gfidError: BootstrapInterval;
   inceptionScore: number | null;
+  /** FeatNet's accuracy at classifying each sample as the class it was conditioned on. */
+  classConsistency: ClassConsistency;
   numImages: number;
   sampleSeconds: number;
   /** The generated token sequences (TokenDataset file: tokens + class labels). */
@@ -55,10 +60,10 @@ export async function generateTokens(ctx: StudyContext, ar: ARTransformer, grid:
   return { ...ds, grid: [grid[0], grid[1]] };
 }
 
-/** Decodes token sequences with `tokenizer` and accumulates their feature statistics. */
+/** Decodes token sequences with `tokenizer` and accumulates their feature statistics (rows and logits kept, in order). */
 export function decodedFeatureStats(ctx: StudyContext, tokenizer: VQTokenizer, ds: TokenDataset): Promise<ImageFeatureStats> {
   const fi = featureInputFor(ctx.cfg.imageSize);
-  return decodeStats(ctx.featnet, tokenizer, ds, { backend: ctx.backend, batchSize: ctx.cfg.eval.batchSize, ...(fi ? { featureInput: fi } : {}) });
+  return decodeStats(ctx.featnet, tokenizer, ds, { backend: ctx.backend, batchSize: ctx.cfg.eval.batchSize, keepFeatures: true, ...(fi ? { featureInput: fi } : {}) });
 }
 
 /**
@@ -74,8 +79,9 @@ export async function runGenerator(ctx: StudyContext, tok: TokenizerRecord, toke
   const dir = join(ctx.outDir, 'generators', tok.name);
   const checkpoint = join(dir, 'checkpoint.safetensors');
   const steps = arSteps(cfg, data.train.shape[0]);
-  const done = finishedRecord<GeneratorRecord>(dir, (r) => r.steps === steps && r.numImages === cfg.sampling.numImages, ['checkpoint.safetensors'], log);
+  const done = finishedRecord<GeneratorRecord>(dir, (r) => r.steps === steps && r.numImages === cfg.sampling.numImages && r.classConsistency !== undefined && r.gfidError !== undefined, ['checkpoint.safetensors'], log);
   if (done) {
+    ctx.progress.resumed(`generator ${tok.name}`);
     log(`[generator ${tok.name}] done earlier: gFID ${done.gfid.toFixed(2)} (${join(dir, 'record.json')})`);
     return { record: done, model: (await loadARCheckpoint(checkpoint, backend)).model };
   }
@@ -106,7 +112,8 @@ export async function runGenerator(ctx: StudyContext, tok: TokenizerRecord, toke
   const samples = join(dir, 'samples.safetensors');
   await saveTokenCache(samples, gen, { source: { study: cfg.name, tokenizer: tok.name, sampling: cfg.sampling } });
   const stats = await decodedFeatureStats(ctx, tokenizer, gen);
-  const gfid = stats.fid(ctx.realStats);
+  const scores = scoreSamples(ctx, stats, gen.labels);
+  const gfid = scores.gfid;
   const sampleSeconds = (performance.now() - t1) / 1000;
   const sampleGrid = join(dir, 'samples.png');
   using grid = E.disposable(classGrid(ctx, tokenizer, gen, 10));
@@ -122,14 +129,17 @@ export async function runGenerator(ctx: StudyContext, tok: TokenizerRecord, toke
     finalLoss: last?.terms.loss ?? NaN,
     trainSeconds,
     gfid,
-    inceptionScore: stats.inceptionScore()?.mean ?? null,
+    gfidError: scores.gfidError,
+    inceptionScore: scores.inceptionScore,
+    classConsistency: scores.classConsistency,
     numImages: gen.shape[0],
     sampleSeconds,
     samples,
     sampleGrid,
   };
   writeFileAtomicSync(join(dir, 'record.json'), JSON.stringify(record, null, 2));
-  log(`[generator ${tok.name}] gFID ${gfid.toFixed(2)}, IS ${record.inceptionScore?.toFixed(2) ?? 'n/a'} (${trainSeconds.toFixed(0)} s train, ${sampleSeconds.toFixed(0)} s for ${gen.shape[0]} samples)`);
+  ctx.progress.done(`generator ${tok.name}`);
+  log(`[generator ${tok.name}] gFID ${gfid.toFixed(2)} ± ${scores.gfidError.standardError.toFixed(2)}, class consistency ${(100 * scores.classConsistency.accuracy).toFixed(1)}%, IS ${record.inceptionScore?.toFixed(2) ?? 'n/a'} (${trainSeconds.toFixed(0)} s train, ${sampleSeconds.toFixed(0)} s for ${gen.shape[0]} samples)`);
   return { record, model: ar };
 }
 

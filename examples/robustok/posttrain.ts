@@ -20,11 +20,10 @@ import type { StudyConfig } from './config.js';
 import { finishedRecord, type StudyContext } from './context.js';
 import { deviceBatches, featureInputFor } from './data.js';
 import { classGrid, decodedFeatureStats, loadSamples, type GeneratorRecord } from './generators.js';
+import { postTrainComparison, scorePairedSamples, type PostTrainComparison, type SampleScores } from './sample-scores.js';
 import type { TokenizerRecord } from './tokenizers.js';
 
-export interface DecoderScores {
-  gfid: number;
-  inceptionScore: number | null;
+export interface DecoderScores extends SampleScores {
   rfid: number;
   psnr: number;
 }
@@ -46,6 +45,8 @@ export interface PostTrainRecord {
    * (sigma = 1), so "after - control" is what the generator's tokens add beyond training longer.
    */
   control: DecoderScores | null;
+  /** Paired gFID differences (the same generated tokens, one bootstrap draw for all three decoders). */
+  comparison: PostTrainComparison;
   grid: string;
 }
 
@@ -85,10 +86,6 @@ export function decoderTraining(ctx: StudyContext, checkpoint: string, name: str
   return { backend, checkpoint, images, settings, log, extra: { study: cfg.name, tokenizer: name } };
 }
 
-async function decoderScores(ctx: StudyContext, model: VQTokenizer, samples: TokenDataset): Promise<DecoderScores> {
-  const stats = await decodedFeatureStats(ctx, model, samples);
-  return { gfid: stats.fid(ctx.realStats), inceptionScore: stats.inceptionScore()?.mean ?? null, ...(await reconScores(ctx, model)) };
-}
 
 export async function runPostTrain(ctx: StudyContext, tok: TokenizerRecord, gen: GeneratorRecord, ar: ARTransformer): Promise<PostTrainRecord> {
   const { cfg, backend, log } = ctx;
@@ -96,8 +93,9 @@ export async function runPostTrain(ctx: StudyContext, tok: TokenizerRecord, gen:
   const dir = join(ctx.outDir, 'posttrain', tok.name);
   const recordPath = join(dir, 'record.json');
   const n = Math.min(p.images, ctx.data.train.shape[0]);
-  const done = finishedRecord<PostTrainRecord>(dir, (r) => r.images === n && r.sigma === p.sigma && ((r.control ?? null) !== null) === p.control, [], log);
+  const done = finishedRecord<PostTrainRecord>(dir, (r) => r.images === n && r.sigma === p.sigma && ((r.control ?? null) !== null) === p.control && r.comparison !== undefined, [], log);
   if (done) {
+    ctx.progress.resumed(`posttrain (AR)`);
     log(`[posttrain ${tok.name}] done earlier: gFID ${done.before.gfid.toFixed(2)} -> ${done.after.gfid.toFixed(2)}`);
     return done;
   }
@@ -110,21 +108,27 @@ export async function runPostTrain(ctx: StudyContext, tok: TokenizerRecord, gen:
   using postModel = post.model;
   const seconds = (performance.now() - t0) / 1000;
   const samples = await loadSamples(gen);
-  const before: DecoderScores = { gfid: gen.gfid, inceptionScore: gen.inceptionScore, rfid: tok.eval.rfid, psnr: tok.eval.psnr };
-  const after = await decoderScores(ctx, postModel, samples);
-  let control: DecoderScores | null = null;
+  // Every decoder decodes the same generated sequences; their gFIDs are bootstrapped together.
+  const sets = [await decodedFeatureStats(ctx, base, samples), await decodedFeatureStats(ctx, postModel, samples)];
+  const recon = [{ rfid: tok.eval.rfid, psnr: tok.eval.psnr }, await reconScores(ctx, postModel)];
   if (p.control) {
     const gt = await encodeTokenDataset(base, images, { backend, batchSize: cfg.eval.batchSize });
     using c = (await trainDecoder({ ...training, rows: tokenRows(gt), outDir: join(dir, 'control'), label: `posttrain ${tok.name} control (clean tokens)` })).model;
-    control = await decoderScores(ctx, c, samples);
+    sets.push(await decodedFeatureStats(ctx, c, samples));
+    recon.push(await reconScores(ctx, c));
   }
+  const { scores, bootstrap } = scorePairedSamples(ctx, sets, samples.labels, 1);
+  const [before, after, control = null] = scores.map((s, k): DecoderScores => ({ ...s, ...recon[k]! }));
+  before!.gfid = gen.gfid; // the generator stage's number for the same decoding
+  const comparison = postTrainComparison(ctx, bootstrap);
   const gridPath = join(dir, 'before-after.png');
   using grids = E.disposable([classGrid(ctx, base, samples, 8), classGrid(ctx, postModel, samples, 8)]);
   using both = E.concat(grids.map((g) => g.images), 0);
   await saveImageGrid(gridPath, both, { nrow: grids[0]!.perRow, range: [-1, 1] });
-  const rec: PostTrainRecord = { tokenizer: tok.name, dir, sigma: p.sigma, images: n, keptFraction: kept, steps: post.steps, seconds, metrics: join(dir, 'metrics.jsonl'), checkpoint: join(dir, 'checkpoint.safetensors'), before, after, control, grid: gridPath };
+  const rec: PostTrainRecord = { tokenizer: tok.name, dir, sigma: p.sigma, images: n, keptFraction: kept, steps: post.steps, seconds, metrics: join(dir, 'metrics.jsonl'), checkpoint: join(dir, 'checkpoint.safetensors'), before: before!, after: after!, control, comparison, grid: gridPath };
   writeFileAtomicSync(recordPath, JSON.stringify(rec, null, 2));
   const ctl = control ? `; control on clean tokens: gFID ${control.gfid.toFixed(2)}, rFID ${control.rfid.toFixed(2)}` : '';
-  log(`[posttrain ${tok.name}] gFID ${before.gfid.toFixed(2)} -> ${after.gfid.toFixed(2)}, rFID ${before.rfid.toFixed(2)} -> ${after.rfid.toFixed(2)}${ctl} (${seconds.toFixed(0)} s)`);
+  ctx.progress.done(`posttrain (AR)`);
+  log(`[posttrain ${tok.name}] gFID ${before!.gfid.toFixed(2)} -> ${after!.gfid.toFixed(2)} (paired difference ${comparison.afterMinusBefore.estimate.toFixed(2)} [${comparison.afterMinusBefore.low.toFixed(2)}, ${comparison.afterMinusBefore.high.toFixed(2)}]), rFID ${before!.rfid.toFixed(2)} -> ${after!.rfid.toFixed(2)}${ctl} (${seconds.toFixed(0)} s)`);
   return rec;
 }

@@ -13,6 +13,9 @@ import type { GeneratorRecord } from './generators.js';
 import type { PostTrainRecord } from './posttrain.js';
 import { addContinuousReport, fmtCorr, type ContinuousResults } from './report-continuous.js';
 import type { TokenizerRecord } from './tokenizers.js';
+import { addStatisticsSections, addVerdicts } from './report-stats.js';
+import { studyStatistics, type StudyStatistics } from './statistics.js';
+import { studyVerdicts, type ClaimVerdict } from './verdicts.js';
 
 export interface StudyResults {
   cfg: StudyConfig;
@@ -24,6 +27,8 @@ export interface StudyResults {
   posttrain: PostTrainRecord | null;
   /** The continuous arm (null when the config has none). */
   continuous: ContinuousResults | null;
+  /** Class names of the dataset, in label order. */
+  classes?: string[];
 }
 
 export interface StudyCorrelations {
@@ -40,7 +45,10 @@ export function studyCorrelations(r: StudyResults): StudyCorrelations {
   return { rfid: { spearman: spearman(rf, gf), pearson: pearson(rf, gf) }, pfid: { spearman: spearman(pf, gf), pearson: pearson(pf, gf) } };
 }
 
-export function writeStudyReport(outDir: string, r: StudyResults): string {
+/** Writes <outDir>/report.html; the statistics and verdicts are computed unless given. */
+export function writeStudyReport(outDir: string, r: StudyResults, pre?: { statistics: StudyStatistics; verdicts: ClaimVerdict[] }): string {
+  const statistics = pre?.statistics ?? studyStatistics(r);
+  const verdicts = pre?.verdicts ?? studyVerdicts(r, statistics);
   const rel = (p: string) => relative(outDir, p);
   const c = r.cfg;
   const rep = new Report(`RobusTok at small scale: ${c.name} study on ${c.dataset}`);
@@ -48,6 +56,7 @@ export function writeStudyReport(outDir: string, r: StudyResults): string {
   const arms = r.continuous ? `discrete arm: ${r.tokenizers.length} VQ tokenizers, ${r.generators.length} AR generators; continuous arm: ${r.continuous.tokenizers.length} KL tokenizers, ${r.continuous.generators.length} diffusion generators` : `${r.tokenizers.length} tokenizers, ${r.generators.length} generators`;
   rep.paragraph(`${arms}; ${c.imageSize}x${c.imageSize} images, ${r.tokenizers[0]?.eval.count ?? 0} validation images; ${(r.seconds / 60).toFixed(1)} min on ${r.device}.`);
   rep.pre(r.command);
+  addVerdicts(rep, c, verdicts);
 
   rep.section('Tokenizers');
   const tokRows: Row[] = r.tokenizers.map((t) => {
@@ -97,5 +106,6 @@ export function writeStudyReport(outDir: string, r: StudyResults): string {
     if (existsSync(p.metrics)) rep.svg(lineChart(readMetricsLog(p.metrics, { terms: ['loss'] }), { title: 'decoder post-training loss', xLabel: 'step', yLabel: 'loss' }));
   }
   if (r.continuous && c.continuous) addContinuousReport(rep, rel, c, r.continuous);
+  addStatisticsSections(rep, rel, r, statistics);
   return rep.write(outDir);
 }

@@ -1,24 +1,25 @@
 /**
  * The RobusTok study at small scale, one command:
- *   npx tsx examples/robustok/run.ts [--preset demo|full] [--out DIR] [--featnet FILE] [--estimate]
+ *   npx tsx examples/robustok/run.ts [--preset demo|medium|full|tiny] [--out DIR] [--featnet FILE] [--estimate]
  * `npm run demo` runs the demo preset, both arms (under fifteen minutes on a 2-core machine without
- * a GPU), and prints its total wall time at the end. The full preset prints its expected duration
- * on this device (measured over a few steps) first; --estimate prints it and stops. Re-running
- * with the same --out continues an interrupted run.
+ * a GPU), and prints its total wall time at the end. The other presets print their expected
+ * duration on this device (measured over a few steps) first, and use it for the progress line's
+ * ETA; --estimate prints it and stops. Re-running with the same --out continues an interrupted
+ * run. `medium` is the study sized for a 2-core machine without a GPU (docs/study.md).
  */
 import { resolve } from 'node:path';
 import { getDevice } from '../../node/index.js';
 import { formatDuration } from '../../nn/train/progress.js';
 import { PRESETS } from './config.js';
 import { loadStudyData } from './data.js';
-import { estimateStudy } from './estimate.js';
+import { estimateStudy, type PlannedStage } from './estimate.js';
 import { runStudy } from './study.js';
 
 function parseArgs(argv: string[]): Record<string, string | true> {
   const out: Record<string, string | true> = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (!a.startsWith('--')) throw new Error(`robustok: unexpected argument '${a}' (flags: --preset demo|full, --out DIR, --featnet FILE, --estimate, --tokenizers-only)`);
+    if (!a.startsWith('--')) throw new Error(`robustok: unexpected argument '${a}' (flags: --preset demo|medium|full|tiny, --out DIR, --featnet FILE, --estimate, --tokenizers-only)`);
     const [k, v] = a.slice(2).split('=', 2) as [string, string | undefined];
     if (v !== undefined) out[k] = v;
     else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) out[k] = argv[++i]!;
@@ -36,15 +37,22 @@ if (!cfg) throw new Error(`robustok: unknown --preset '${preset}' (${Object.keys
 const outDir = resolve(typeof args.out === 'string' ? args.out : `runs/robustok-${preset}`);
 const backend = await getDevice();
 console.log(`device: ${backend.name}`);
+let plan: PlannedStage[] | undefined;
 if (preset !== 'demo' || args.estimate) {
   const trainImages = cfg.trainImages ?? loadStudyData(cfg).train.shape[0];
   const e = await estimateStudy(cfg, backend, trainImages);
+  plan = e.plan;
   const parts = Object.entries(e.stages).map(([k, s]) => `${k} ${formatDuration(s)}`).join(', ');
-  console.log(`expected duration of '${preset}' on this device: ${formatDuration(e.totalSeconds)} (${parts}; measured: tokenizer step ${(e.tokenizerStepSeconds * 1000).toFixed(0)} ms, AR step ${(e.arStepSeconds * 1000).toFixed(0)} ms, sampling batch ${e.samplingBatchSeconds.toFixed(2)} s)`);
-  if (args.estimate) process.exit(0);
+  const ms = (v: number | undefined) => (v === undefined ? 'n/a' : `${(v * 1000).toFixed(0)} ms`);
+  const t = e.times;
+  console.log(`expected duration of '${preset}' on this device: ${formatDuration(e.totalSeconds)} (${parts}; measured: tokenizer step ${ms(t.tokenizerStep)}, AR step ${ms(t.arStep)}, AR sampling batch ${ms(t.arSampleBatch)}, eval batch ${ms(t.evalBatch)}, FID bootstrap replicate ${ms(t.fidReplicate)}, KL tokenizer step ${ms(t.klTokenizerStep)}, DiT step ${ms(t.ditStep)}, DiT evaluation ${ms(t.ditEval)})`);
+  if (args.estimate) {
+    for (const s of e.plan) console.log(`  ${s.name}: ${formatDuration(s.seconds)}`);
+    process.exit(0);
+  }
 }
 const command = `npx tsx examples/robustok/run.ts ${process.argv.slice(2).join(' ')}`.trim();
-const r = await runStudy({ backend, cfg, outDir, command, ...(typeof args.featnet === 'string' ? { featnetPath: args.featnet } : {}), tokenizersOnly: args['tokenizers-only'] === true });
+const r = await runStudy({ backend, cfg, outDir, command, ...(typeof args.featnet === 'string' ? { featnetPath: args.featnet } : {}), tokenizersOnly: args['tokenizers-only'] === true, ...(plan ? { plan } : {}) });
 // performance.now() counts from the process start: the wall time includes loading and the device.
 console.log(`total wall time: ${formatDuration(performance.now() / 1000)} (the study itself ${formatDuration(r.seconds)}); results ${resolve(outDir, 'results.json')}`);
 process.exit(0);

@@ -24,6 +24,10 @@ import { runContinuousTokenizer } from './continuous-tokenizers.js';
 import { studyCorrelations, writeStudyReport, type StudyResults } from './report.js';
 import { continuousCorrelations, type ContinuousResults } from './report-continuous.js';
 import { runTokenizer, type TokenizerRecord } from './tokenizers.js';
+import { planStudy, type PlannedStage, type StepTimes } from './estimate.js';
+import { StudyProgress } from './progress.js';
+import { studyStatistics } from './statistics.js';
+import { studyVerdicts } from './verdicts.js';
 
 export interface StudyOptions {
   backend: E.Backend;
@@ -35,7 +39,12 @@ export interface StudyOptions {
   /** Skip the generators and post-training of both arms (tokenizer metrics only). */
   tokenizersOnly?: boolean;
   log?: (line: string) => void;
+  /** Planned seconds per stage (estimateStudy's plan) for the progress line's ETA; default: planned from step counts. */
+  plan?: PlannedStage[];
 }
+
+/** Relative costs of the unit operations, for an ETA without a measured estimate (weights only). */
+const UNIT_TIMES: StepTimes = { tokenizerStep: 1, arStep: 0.5, arSampleBatch: 10, evalBatch: 0.5, fidReplicate: 0.05, klTokenizerStep: 1, ditStep: 0.5, ditEval: 0.2 };
 
 export interface StudyRun extends StudyResults {
   reportPath: string;
@@ -48,8 +57,10 @@ export async function runStudy(o: StudyOptions): Promise<StudyRun> {
   const data = loadStudyData(cfg, log);
   const { net: featnet, path: featnetPath } = loadStudyFeatNet(cfg.dataset, o.backend, o.featnetPath);
   log(`study '${cfg.name}': ${data.train.shape[0]} training / ${data.val.shape[0]} validation images of ${cfg.imageSize}x${cfg.imageSize}; feature network ${featnetPath}; output ${o.outDir}`);
-  const realStats = await realFeatureStats(cfg, data, featnet, o.backend);
-  const ctx: StudyContext = { cfg, backend: o.backend, data, outDir: o.outDir, log, featnet, realStats };
+  const progress = new StudyProgress(o.plan ?? planStudy(cfg, data.train.shape[0], UNIT_TIMES).plan, log);
+  const real = await realFeatureStats(cfg, data, featnet, o.backend);
+  const ctx: StudyContext = { cfg, backend: o.backend, data, outDir: o.outDir, log, featnet, realStats: real.stats, realRows: real.rows, progress };
+  progress.done('real features');
 
   const tokenizers: TokenizerRecord[] = [];
   const generators: GeneratorRecord[] = [];
@@ -58,7 +69,8 @@ export async function runStudy(o: StudyOptions): Promise<StudyRun> {
     tokenizers.push(t.record);
     // Each stage's models are freed when the next stage starts (its checkpoints are on disk).
     using _tokenizer = t.model;
-    if (!o.tokenizersOnly) {
+    if (o.tokenizersOnly) progress.skip(`generator ${v.name}`);
+    else {
       const g = await runGenerator(ctx, t.record, t.model);
       using _generator = g.model;
       generators.push(g.record);
@@ -85,14 +97,20 @@ export async function runStudy(o: StudyOptions): Promise<StudyRun> {
     generators,
     posttrain,
     continuous,
+    classes: data.classes,
   };
+  const statistics = studyStatistics(results);
+  const verdicts = studyVerdicts(results, statistics);
   const json = {
     ...results,
+    statistics,
+    verdicts,
     correlations: generators.length ? studyCorrelations(results) : null,
     continuous: continuous ? { ...continuous, correlations: continuous.generators.length ? continuousCorrelations(continuous) : null } : null,
   };
   writeFileAtomicSync(join(o.outDir, 'results.json'), JSON.stringify(json, null, 2));
-  const reportPath = writeStudyReport(o.outDir, results);
+  const reportPath = writeStudyReport(o.outDir, results, { statistics, verdicts });
+  for (const v of verdicts) log(`[verdict] claim ${v.claim}: ${v.verdict}: ${v.statement} (${v.evidence})`);
   log(`report: ${reportPath} (${(results.seconds / 60).toFixed(1)} min)`);
   return { ...results, reportPath };
 }
@@ -105,6 +123,7 @@ async function runContinuousArm(ctx: StudyContext, generate: boolean): Promise<C
     r.tokenizers.push(t.record);
     using _tokenizer = t.model;
     if (generate) r.generators.push(await runDiffusionGenerator(ctx, t.record, t.model));
+    else ctx.progress.skip(`diffusion ${v.name}`);
   }
   if (r.generators.length) {
     const best = r.generators.reduce((a, b) => (b.gfid < a.gfid ? b : a));

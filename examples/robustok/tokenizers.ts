@@ -49,6 +49,7 @@ export async function runTokenizer(ctx: StudyContext, v: TokenizerVariant): Prom
   const steps = tokenizerSteps(cfg, v, data.train.shape[0]);
   const done = finishedRecord<TokenizerRecord>(dir, (r) => r.steps === steps, ['checkpoint.safetensors'], log);
   if (done) {
+    ctx.progress.resumed(`tokenizer ${v.name}`);
     log(`[tokenizer ${v.name}] done earlier: rFID ${done.eval.rfid.toFixed(2)}, pFID ${done.eval.pfidDefault.fid.toFixed(2)} (${join(dir, 'record.json')})`);
     return { record: done, model: (await loadTokenizerCheckpoint(checkpoint, backend)).model };
   }
@@ -81,6 +82,7 @@ export async function runTokenizer(ctx: StudyContext, v: TokenizerVariant): Prom
   await saveImageGrid(reconGrid, grid, { nrow: n, range: [-1, 1] });
   const record: TokenizerRecord = { name: v.name, description: v.description, dir, checkpoint, params: model.numParameters(), steps, trainSeconds, eval: ev, evalSeconds, reconGrid };
   writeFileAtomicSync(join(dir, 'record.json'), JSON.stringify(record, null, 2));
+  ctx.progress.done(`tokenizer ${v.name}`);
   log(`[tokenizer ${v.name}] rFID ${ev.rfid.toFixed(2)}, pFID(alpha ${cfg.eval.pfidAlpha}) ${ev.pfidDefault.fid.toFixed(2)}, PSNR ${ev.psnr.toFixed(2)} dB, SSIM ${ev.ssim.toFixed(3)}, usage ${ev.usage.toFixed(1)}% (${trainSeconds.toFixed(0)} s train, ${evalSeconds.toFixed(0)} s eval)`);
   return { record, model };
 }

@@ -5,3 +5,4 @@
 export * from './html.js';
 export * from '../../nn/data/plot/index.js';
 export { readMetricsLog } from '../data/files.js';
+export * from './interval-charts.js';

@@ -1,0 +1,92 @@
+/**
+ * The study's statistics across tokenizers, computed from the stage records: for each tokenizer
+ * metric (discrete: rFID, pFID at every alpha; continuous: rFID, nFID at every tau, iFID), its
+ * Spearman and Pearson correlation with gFID over the generators, each with a bootstrap interval
+ * (resampling tokenizers) and a permutation p-value; and the paired comparison "does the
+ * robustness metric predict gFID better than rFID": the interval of rho(metric, gFID) -
+ * rho(rFID, gFID) over the same resamples. One point per tokenizer: the intervals cover which
+ * tokenizers happened to be in the study, not gFID's own sampling error (reported per generator)
+ * nor training-seed variance.
+ */
+import { compareCorrelations, correlationSummary, type CorrelationComparison, type CorrelationKind, type CorrelationSummary } from '../../models/metrics/index.js';
+import type { StudyConfig } from './config.js';
+import type { ContinuousResults } from './report-continuous.js';
+import { studyStats } from './sample-scores.js';
+import type { StudyResults } from './report.js';
+
+export interface MetricCorrelation {
+  /** Metric label, e.g. 'rFID', 'pFID a=0.3', 'nFID t=0.2', 'iFID'. */
+  metric: string;
+  /** One value per generator, in generator order. */
+  x: number[];
+  spearman: CorrelationSummary;
+  pearson: CorrelationSummary;
+}
+
+export interface ArmStatistics {
+  /** Generator (tokenizer) names, the points. */
+  names: string[];
+  gfid: number[];
+  /** Bootstrap standard error of each gFID. */
+  gfidError: number[];
+  metrics: MetricCorrelation[];
+  /** The study's robustness metric (pFID at the study's alpha / nFID at the study's tau) against rFID. */
+  comparison: { metric: string; spearman: CorrelationComparison; pearson: CorrelationComparison } | null;
+}
+
+export interface StudyStatistics {
+  discrete: ArmStatistics | null;
+  continuous: ArmStatistics | null;
+}
+
+type Point = { name: string; gfid: number; gfidError: number; metrics: Record<string, number> };
+
+function armStatistics(cfg: StudyConfig, points: Point[], robust: string): ArmStatistics | null {
+  if (points.length === 0) return null;
+  const s = studyStats(cfg);
+  const gfid = points.map((p) => p.gfid);
+  const boot = { resamples: s.correlationResamples, level: s.level, seed: cfg.seed };
+  const perm = { resamples: s.permutationResamples, seed: cfg.seed };
+  const keys = Object.keys(points[0]!.metrics);
+  const summary = (kind: CorrelationKind, x: number[]) => correlationSummary(kind, x, gfid, { bootstrap: boot, permutation: perm });
+  const metrics = keys.map((metric) => {
+    const x = points.map((p) => p.metrics[metric]!);
+    return { metric, x, spearman: summary('spearman', x), pearson: summary('pearson', x) };
+  });
+  const rf = points.map((p) => p.metrics.rFID!);
+  const rb = points.map((p) => p.metrics[robust]!);
+  const comparison = keys.includes(robust) ? { metric: robust, spearman: compareCorrelations('spearman', rb, rf, gfid, boot), pearson: compareCorrelations('pearson', rb, rf, gfid, boot) } : null;
+  return { names: points.map((p) => p.name), gfid, gfidError: points.map((p) => p.gfidError), metrics, comparison };
+}
+
+export const pfidLabel = (alpha: number) => `pFID a=${alpha}`;
+export const nfidLabel = (tau: number) => `nFID t=${tau}`;
+
+function discretePoints(r: StudyResults): Point[] {
+  const byName = new Map(r.tokenizers.map((t) => [t.name, t]));
+  return r.generators.map((g) => {
+    const e = byName.get(g.tokenizer)!.eval;
+    const metrics: Record<string, number> = { rFID: e.rfid };
+    for (const p of e.pfid) metrics[pfidLabel(p.alpha)] = p.fid;
+    return { name: g.tokenizer, gfid: g.gfid, gfidError: g.gfidError?.standardError ?? NaN, metrics };
+  });
+}
+
+function continuousPoints(c: ContinuousResults): Point[] {
+  const byName = new Map(c.tokenizers.map((t) => [t.name, t]));
+  return c.generators.map((g) => {
+    const e = byName.get(g.tokenizer)!.eval;
+    const metrics: Record<string, number> = { rFID: e.rfid };
+    for (const n of e.nfid) metrics[nfidLabel(n.tau)] = n.fid;
+    metrics.iFID = e.ifid ?? NaN;
+    return { name: g.tokenizer, gfid: g.gfid, gfidError: g.gfidError?.standardError ?? NaN, metrics };
+  });
+}
+
+export function studyStatistics(r: StudyResults): StudyStatistics {
+  const c = r.cfg;
+  return {
+    discrete: armStatistics(c, discretePoints(r), pfidLabel(c.eval.pfidAlpha)),
+    continuous: r.continuous && c.continuous ? armStatistics(c, continuousPoints(r.continuous), nfidLabel(c.continuous.eval.nfidTau)) : null,
+  };
+}
