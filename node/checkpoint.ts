@@ -9,8 +9,15 @@
  *
  * A training checkpoint can also refuse non-finite values (a diverged run must not replace the
  * last good file) and keep the previous file beside the new one (node/checkpoint-history.ts).
+ *
+ * Integrity: saveCheckpoint stores the SHA-256 of every tensor's bytes (as written) in the
+ * metadata under `tensor_sha256`, and readSafetensorsFile (so loadCheckpoint) verifies them: a
+ * flipped bit in a tensor's data is ChecksumError naming the file and the tensor, where it would
+ * otherwise load silently. A file without checksums (written before they existed, or by another
+ * writer) still loads, unverified, with a one-time note. The metadata itself is not covered
+ * (damage there mostly breaks its JSON, which is refused anyway).
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Backend } from '../engine/backend.js';
@@ -19,7 +26,11 @@ import { preserveCurrent, prunePrevious } from './checkpoint-history.js';
 import {
   decodeSafetensors,
   entriesToTensors,
+  getJson,
+  readSafetensorsHeader,
+  SafetensorsError,
   safetensorsChunks,
+  setJson,
   tensorsToEntries,
   withFormat,
   type DecodedSafetensors,
@@ -158,9 +169,38 @@ export function nonFiniteTensor(entries: Record<string, TensorEntry>): string | 
   return null;
 }
 
+/** Metadata key of the checksums: JSON { "<tensor name>": "<SHA-256 hex of its bytes in the file>" }. */
+export const CHECKSUM_KEY = 'tensor_sha256';
+
+const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+/** The SHA-256 of each entry's bytes as the file holds them (encoded alone: its one data chunk). */
+function entryChecksums(entries: Record<string, TensorEntry>): Record<string, string> {
+  const sums: Record<string, string> = {};
+  for (const [name, e] of Object.entries(entries)) {
+    const [, data] = [...safetensorsChunks({ [name]: e }).chunks];
+    sums[name] = sha256(data ?? new Uint8Array(0));
+  }
+  return sums;
+}
+
+/** A tensor's bytes no longer match the checksum written with it: the file was damaged or edited. */
+export class ChecksumError extends SafetensorsError {
+  constructor(
+    readonly path: string,
+    readonly tensor: string,
+    problem: string,
+  ) {
+    super(`tensor ${JSON.stringify(tensor)}: ${problem}`);
+    this.name = 'ChecksumError';
+    this.message = `${path}: ${this.message}`;
+  }
+}
+
 /**
  * Saves tensors (read back from the device) and string metadata to `path` as safetensors,
- * atomically. The data is streamed to disk one tensor at a time.
+ * atomically, with the checksum of every tensor in the metadata. The data is streamed to disk one
+ * tensor at a time.
  */
 export async function saveCheckpoint(path: string, record: Record<string, Tensor>, metadata: SafetensorsMetadata = {}, opts: SaveCheckpointOptions = {}): Promise<void> {
   const entries = await tensorsToEntries(record, opts);
@@ -168,25 +208,69 @@ export async function saveCheckpoint(path: string, record: Record<string, Tensor
     const bad = nonFiniteTensor(entries);
     if (bad !== null) throw new NonFiniteTensorError(bad);
   }
+  const meta = setJson({ ...metadata }, CHECKSUM_KEY, entryChecksums(entries));
   if (opts.keep !== undefined) await preserveCurrent(path, opts.keep);
-  const { chunks } = safetensorsChunks(entries, withFormat(metadata, opts));
+  const { chunks } = safetensorsChunks(entries, withFormat(meta, opts));
   await writeFileAtomic(path, chunks, opts);
   if (opts.keep !== undefined) await prunePrevious(path, opts.keep);
 }
 
-/** Reads and validates a safetensors file; errors name the file. */
-export async function readSafetensorsFile(path: string): Promise<DecodedSafetensors> {
+export interface ReadSafetensorsOptions {
+  /** Called for a file without checksums (readSafetensorsFile: nothing; loadCheckpoint: noteUnverified). */
+  onUnverified?: (path: string) => void;
+}
+
+const noted = new Set<string>();
+
+/** The note on a file without checksums. */
+export function unverifiedNote(path: string): string {
+  return `note: ${path} holds no tensor checksums (written before they were added, or by another program): loaded without verifying its data`;
+}
+
+/** loadCheckpoint's default for a file without checksums: the note on stderr, once per file per process. */
+export function noteUnverified(path: string): void {
+  if (noted.has(path)) return;
+  noted.add(path);
+  console.warn(unverifiedNote(path));
+}
+
+/** Checks every tensor of the file `bytes` against the checksums in its metadata. */
+function verifyChecksums(path: string, bytes: Uint8Array, metadata: SafetensorsMetadata): void {
+  const sums = getJson<unknown>(metadata, CHECKSUM_KEY);
+  if (typeof sums !== 'object' || sums === null || Array.isArray(sums)) throw new ChecksumError(path, CHECKSUM_KEY, 'the checksum metadata is not an object of tensor names');
+  const { tensors, dataStart } = readSafetensorsHeader(bytes);
+  for (const [name, t] of Object.entries(tensors)) {
+    if (!Object.prototype.hasOwnProperty.call(sums, name)) throw new ChecksumError(path, name, 'no checksum for this tensor (added to the file after it was written?)');
+    const want = (sums as Record<string, unknown>)[name];
+    if (sha256(bytes.subarray(dataStart + t.dataOffsets[0], dataStart + t.dataOffsets[1])) !== want) {
+      throw new ChecksumError(path, name, 'its data does not match the checksum written with it (the file is damaged or was edited)');
+    }
+  }
+  for (const name of Object.keys(sums)) {
+    if (!Object.prototype.hasOwnProperty.call(tensors, name)) throw new ChecksumError(path, name, 'the tensor is missing (removed from the file after it was written?)');
+  }
+}
+
+/** Reads and validates a safetensors file, verifying its checksums if it has them; errors name the file. */
+export async function readSafetensorsFile(path: string, opts: ReadSafetensorsOptions = {}): Promise<DecodedSafetensors> {
   const bytes = await readFile(path);
+  let decoded: DecodedSafetensors;
   try {
-    return decodeSafetensors(bytes);
+    decoded = decodeSafetensors(bytes);
   } catch (e) {
     (e as Error).message = `${path}: ${(e as Error).message}`;
     throw e;
   }
+  if (Object.prototype.hasOwnProperty.call(decoded.metadata, CHECKSUM_KEY)) verifyChecksums(path, bytes, decoded.metadata);
+  else opts.onUnverified?.(path);
+  return decoded;
 }
 
-/** Loads a checkpoint: tensors on `backend` (default: the default backend) and the metadata. */
-export async function loadCheckpoint(path: string, backend?: Backend): Promise<{ tensors: Record<string, Tensor>; metadata: SafetensorsMetadata }> {
-  const { tensors, metadata } = await readSafetensorsFile(path);
+/**
+ * Loads a checkpoint: tensors on `backend` (default: the default backend) and the metadata. Its
+ * checksums are verified; a file without them loads with a note (noteUnverified by default).
+ */
+export async function loadCheckpoint(path: string, backend?: Backend, opts: ReadSafetensorsOptions = {}): Promise<{ tensors: Record<string, Tensor>; metadata: SafetensorsMetadata }> {
+  const { tensors, metadata } = await readSafetensorsFile(path, { onUnverified: opts.onUnverified ?? noteUnverified });
   return { tensors: entriesToTensors(tensors, backend), metadata };
 }

@@ -18,7 +18,7 @@ import type { Module } from '../nn/module.js';
 import { validateConfig, type ConfigSchema } from '../models/config-schema.js';
 import { Progress } from '../nn/train/progress.js';
 import { packTrainingState, restoreTrainingState, type TrainingState } from '../nn/train/state.js';
-import { loadCheckpoint, NonFiniteTensorError, saveCheckpoint, type SaveCheckpointOptions } from './checkpoint.js';
+import { loadCheckpoint, NonFiniteTensorError, saveCheckpoint, unverifiedNote, type ReadSafetensorsOptions, type SaveCheckpointOptions } from './checkpoint.js';
 import { FiniteWatch, NonFiniteError } from './finite-watch.js';
 import { anyStop, signalStop, stopReason, TrainingStopped } from './train-stop.js';
 
@@ -27,9 +27,9 @@ export async function saveTrainingCheckpoint(path: string, state: TrainingState,
   await saveCheckpoint(path, tensors, metadata, opts);
 }
 
-/** Loads `path` into the live objects of `state`; returns the step it was saved at. */
-export async function loadTrainingCheckpoint(path: string, state: TrainingState, backend: Backend): Promise<{ step: number; extra: Record<string, unknown> }> {
-  return restoreTrainingState(state, await loadCheckpoint(path, backend));
+/** Loads `path` into the live objects of `state` (checksums verified); returns the step it was saved at. */
+export async function loadTrainingCheckpoint(path: string, state: TrainingState, backend: Backend, opts: ReadSafetensorsOptions = {}): Promise<{ step: number; extra: Record<string, unknown> }> {
+  return restoreTrainingState(state, await loadCheckpoint(path, backend, opts));
 }
 
 export interface LoadedModel<M> {
@@ -119,7 +119,7 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
   if (!(Number.isInteger(keep) && keep >= 1)) throw new RangeError(`trainLoop: keepCheckpoints must be an integer >= 1, got ${keep}`);
   let startStep = 0;
   if (o.checkpointPath && (o.resume ?? true) && existsSync(o.checkpointPath)) {
-    startStep = (await loadTrainingCheckpoint(o.checkpointPath, o.state, o.backend)).step;
+    startStep = (await loadTrainingCheckpoint(o.checkpointPath, o.state, o.backend, { onUnverified: (p) => log(unverifiedNote(p)) })).step;
     log(`resumed from ${o.checkpointPath} at step ${startStep}`);
   }
   if (o.metricsPath) mkdirSync(dirname(o.metricsPath), { recursive: true });
