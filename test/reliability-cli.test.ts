@@ -15,6 +15,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../node/cli.js';
 import { encodeSafetensors } from '../nn/checkpoint/index.js';
 import { runCli } from './helpers/cli-child.js';
+import * as E from '../engine/index.js';
+import { validateConfig } from '../models/config-schema.js';
+import { DISCRIMINATOR_CONFIG_SCHEMA, discriminatorParams, FEATNET_CONFIG_SCHEMA, featnetParams } from '../models/config-schemas.js';
+import { FeatNet } from '../models/features/featnet.js';
+import { featnetConfigOf } from '../models/features/featnet-config.js';
+import { PatchDiscriminator } from '../models/tokenizer/discriminator.js';
+import { readSafetensorsHeader } from '../nn/checkpoint/index.js';
 import { requireGpu } from './helpers/backends.js';
 
 const gpu = await requireGpu();
@@ -61,7 +68,6 @@ const cases: [string, () => string[], RegExp][] = [
   ['a batch larger than the data', () => ['train-tokenizer', ...tokArgs, '--batch', '100', '--out', join(tmp, 'b100')], /^webgpu-tok: train-tokenizer: --batch: 100 is more than the 8 training images/],
   ['--out naming a file', () => ['train-tokenizer', ...tokArgs, '--out', file], /--out .*a-file is a file; --out names a folder/],
   ['--out under a file', () => ['train-tokenizer', ...tokArgs, '--out', join(file, 'run')], /--out .*a-file\/run cannot be created: .*a-file is a file, not a folder/],
-  ['--steps 1e99', () => ['train-tokenizer', ...tokArgs, '--steps', '1e99', '--out', join(tmp, 'x')], /--steps must be <= 2147483647, got 1e99/],
   ['--steps 2.5', () => ['train-tokenizer', ...tokArgs, '--steps', '2.5', '--out', join(tmp, 'x')], /--steps must be an integer, got '2.5'/],
   ['--lr -1', () => ['train-tokenizer', ...tokArgs, '--lr', '-1', '--out', join(tmp, 'x')], /--lr must be >= 0, got -1/],
   ['--lr abc', () => ['train-tokenizer', ...tokArgs, '--lr', 'abc', '--out', join(tmp, 'x')], /--lr must be a number, got 'abc'/],
@@ -81,8 +87,8 @@ const cases: [string, () => string[], RegExp][] = [
   ['a --featnet that is an AR checkpoint', () => ['eval-tokenizer', '--checkpoint', tok, '--featnet', join(ar, 'checkpoint.safetensors'), '--limit', '8', ...dev], /--featnet .*checkpoint\.safetensors cannot be loaded: FeatNet\.loadStateDict: missing keys/],
   ['a --featnet whose config is oversized (FeatNet schema)', () => ['eval-tokenizer', '--checkpoint', tok, '--featnet', bigFeatnet, '--limit', '8', ...dev], /--featnet file .*featnet-huge\.safetensors: channels\[0\]: must be in \[1, 1024\], got 5000/],
   ['a garbage --inception', () => ['eval-tokenizer', '--checkpoint', tok, '--inception', garbage, '--limit', '8', ...dev], /--inception .*garbage\.safetensors cannot be loaded/],
-  ['eval --out naming a file', () => ['eval-tokenizer', '--checkpoint', tok, '--featnet', 'random', '--out', file, ...dev], /--out .*a-file is a file/],
-  ['eval --batch 1e99', () => ['eval-tokenizer', '--checkpoint', tok, '--featnet', 'random', '--batch', '1e99', ...dev], /--batch must be <= 2147483647/],
+  ['eval --out naming a file', () => ['eval-tokenizer', '--checkpoint', tok, '--featnet', 'random', '--limit', '8', '--out', file, ...dev], /--out .*a-file is a file/],
+  ['eval --batch 1e99', () => ['eval-tokenizer', '--checkpoint', tok, '--featnet', 'random', '--limit', '8', '--batch', '1e99', ...dev], /--batch must be <= 2147483647/],
   // sample-ar / sample-diffusion
   ['sample-ar with an AR checkpoint as --tokenizer', () => ['sample-ar', '--checkpoint', ar, '--tokenizer', ar, '--featnet', 'random', ...dev], /--tokenizer .*ar\/checkpoint\.safetensors was written by train-ar, not train-tokenizer or posttrain/],
   ['sample-ar of a truncated checkpoint', () => ['sample-ar', '--checkpoint', trunc, '--featnet', 'random', ...dev], /--checkpoint .*trunc\.safetensors is not a readable checkpoint/],
@@ -111,10 +117,49 @@ describe('user errors: one line, exit code 2, the flag or file named', () => {
     expect(r.err).not.toMatch(/\n\s+at /);
     expect(r.err).toMatch(msg);
   }, 60_000);
+
+  it('WEBGPU_TOK_CACHE naming a file: one line naming the variable, before the dataset JSON is parsed', async () => {
+    const was = process.env.WEBGPU_TOK_CACHE;
+    process.env.WEBGPU_TOK_CACHE = file;
+    try {
+      const r = await run(['train-tokenizer', ...tokArgs, '--out', join(tmp, 'cache-file')]);
+      expect(r.code).toBe(2);
+      expect(r.errLines).toEqual([`webgpu-tok train-tokenizer: dataset cache: WEBGPU_TOK_CACHE: ${file} is a file, not a folder: point it at a folder (or unset it)`]);
+    } finally {
+      if (was === undefined) delete process.env.WEBGPU_TOK_CACHE;
+      else process.env.WEBGPU_TOK_CACHE = was;
+    }
+  });
 });
 
-describe('stack traces only with --verbose or WEBGPU_TOK_VERBOSE=1 (child process)', () => {
-  it('a user error prints one line without --verbose, the line and its stack with it', async () => {
+describe('the FeatNet and discriminator schemas', () => {
+  it('accept the shipped FeatNet weights and the default discriminator; their parameter estimates match the built networks', () => {
+    const shipped = join(import.meta.dirname, '..', 'models', 'features', 'weights', 'featnet-fashion.safetensors');
+    const cfg = featnetConfigOf(shipped, readSafetensorsHeader(readFileSync(shipped)).metadata);
+    const backend = new E.CpuBackend();
+    for (const c of [cfg, { channels: [8, 16, 24] as [number, number, number], featureDim: 32, imageSize: 16 }]) {
+      using net = new FeatNet(validateConfig('test', FEATNET_CONFIG_SCHEMA, c), { backend });
+      expect(featnetParams(net.cfg)).toBe(net.numParameters());
+    }
+    for (const c of [{}, { ch: 16, nLayers: 3, inChannels: 3 }]) {
+      using d = new PatchDiscriminator(validateConfig('test', DISCRIMINATOR_CONFIG_SCHEMA, c), { backend });
+      expect(discriminatorParams(d.cfg)).toBe(d.numParameters());
+    }
+    expect(() => validateConfig('x', FEATNET_CONFIG_SCHEMA, { imageSize: 12 })).toThrow(/imageSize: must be a multiple of 8/);
+    expect(() => validateConfig('x', FEATNET_CONFIG_SCHEMA, { channels: [1024, 1024, 1024], imageSize: 1024, featureDim: 8192 })).toThrow(/channels: this FeatNet .* parameters, more than the 300M/);
+    expect(() => validateConfig('x', DISCRIMINATOR_CONFIG_SCHEMA, { nLayers: 9 })).toThrow(/nLayers: must be in \[1, 8\], got 9/);
+  });
+});
+
+describe('child processes (killed after 20 s: a regression fails instead of training on)', () => {
+  it('--steps 1e99 is refused (it used to start a run that never ends)', async () => {
+    const r = await runCli(['train-tokenizer', ...tokArgs, '--steps', '1e99', '--out', join(tmp, 'forever')], { cwd: tmp });
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.errLines).toEqual(['webgpu-tok: train-tokenizer: --steps must be <= 2147483647, got 1e99']);
+  }, 30_000);
+
+
+  it('stack traces only with --verbose or WEBGPU_TOK_VERBOSE=1: a user error prints one line without, the line and its stack with', async () => {
     const argv = ['train-tokenizer', ...tokArgs, '--out', truncDir];
     const plain = await runCli(argv, { cwd: tmp });
     expect(plain.code, plain.stderr).toBe(2);

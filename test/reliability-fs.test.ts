@@ -133,8 +133,8 @@ function craftedPng(w: number, h: number, pixelData: Uint8Array): Uint8Array {
 }
 
 describe('image files with crafted sizes', () => {
-  // root/c: good.png, huge.png (header 100000x100000), claims.png (header 8000x8000, well under
-  // the pixel bound, but 60 bytes of data), bomb.png (header 4x4, data inflating to 1 MB),
+  // root/c: good.png, huge.png (header 100000x100000), claims.png (header 8000x8000, under the
+  // pixel bound, over a few compressed bytes), bomb.png (header 4x4, data inflating to 1 MB),
   // truncated.png (the first half of a real PNG).
   const root = join(tmp, 'crafted');
   mkdirSync(join(root, 'c'), { recursive: true });

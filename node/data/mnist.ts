@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { checkDataset, padDataset, resizeDataset, splitDataset, type ImageDataset } from '../../nn/data/dataset.js';
 import { MissingPackageError } from '../missing-package.js';
+import { fieldError } from '../../models/config-schema.js';
 import { writeFileAtomicSync } from './files.js';
 
 export const FASHION_MNIST_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
@@ -182,6 +183,11 @@ function loadSource(src: Source, opts: MnistOptions): LoadedDataset {
   const source = `${src.pkg}@${version}:${files.map((f) => statSync(f).size).join(',')}`;
   const useCache = opts.cache ?? true;
   const cachePath = useCache ? join(opts.cacheDir ?? defaultCacheDir(src.pkg), `${src.name}-${version}.wgtk`) : null;
+  // Checked before the JSON is parsed (seconds): the cache folder must be a folder.
+  if (cachePath && existsSync(dirname(cachePath)) && !statSync(dirname(cachePath)).isDirectory()) {
+    const by = opts.cacheDir !== undefined ? 'the cacheDir option' : process.env.WEBGPU_TOK_CACHE ? 'WEBGPU_TOK_CACHE' : 'the default cache folder';
+    throw fieldError('dataset cache', by, `${dirname(cachePath)} is a file, not a folder: point it at a folder${by === 'WEBGPU_TOK_CACHE' ? ' (or unset it)' : ''}`);
+  }
   if (cachePath && existsSync(cachePath)) {
     const ds = decodeDatasetCache(new Uint8Array(readFileSync(cachePath)), source);
     if (ds) return { dataset: ds, cachePath, fromCache: true, ms: performance.now() - t0 };
