@@ -268,6 +268,9 @@ export const FULL: StudyConfig = {
     sampling: { numImages: 10000, batchSize: 500, sampler: 'euler', steps: 50, cfgScale: 1.5, guidanceInterval: null },
     posttrain: { tStar: 0.3, images: 20000, batchSize: 128, epochs: 2, lr: 5e-5, minLr: 1e-5, emaDecay: 0.999, control: true },
   },
+  // A FID bootstrap replicate over 10k + 10k rows is about 1e8 multiply-adds on the CPU: 50 per gFID
+  // keep the bootstrap to minutes while the SE stays within ~10% of itself.
+  stats: { fidResamples: 50 },
 };
 
 const K_MEDIUM = 512;

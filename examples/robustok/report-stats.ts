@@ -5,6 +5,7 @@
  * post-training comparison with error bars and paired differences, and the class consistency of
  * every generator's samples with the grids of the best AR and diffusion generators.
  */
+import { readFileSync } from 'node:fs';
 import { normalQuantile, type BootstrapInterval, type ClassConsistency } from '../../models/metrics/index.js';
 import { errorBarScatter, intervalChart, type Report, type Row } from '../../node/report/index.js';
 import type { StudyConfig } from './config.js';
@@ -80,19 +81,29 @@ export function addPostTrainErrors(rep: Report, cfg: StudyConfig, p: { before: S
 }
 
 /** Class consistency per generator (overall with its Wilson interval, per class) and the best generators' grids. */
-export function addClassConsistency(rep: Report, classes: readonly string[], rows: readonly { generator: string; arm: string; cc: ClassConsistency | undefined; gfid: number }[], grids: readonly { title: string; path: string }[]): void {
+export function addClassConsistency(rep: Report, classes: readonly string[], rows: readonly { generator: string; arm: string; cc: ClassConsistency | undefined; gfid: number }[], grids: readonly { title: string; path: string; width: number }[]): void {
   rep.section('Class consistency of the samples');
   rep.paragraph(`The shipped FeatNet classifies every generated sample; class consistency is the fraction classified as the class the sample was conditioned on (FeatNet's accuracy on real validation images: about 90%; unrelated samples: ${pct(1 / Math.max(1, classes.length))}). Target for the best AR and the best diffusion generator: ${pct(CLASS_CONSISTENCY_TARGET)}.`);
   const names = classes.length ? classes : rows[0]?.cc?.perClass.map((c) => String(c.class)) ?? [];
   rep.table(
     rows.map((r) => {
-      const row: Row = { generator: r.generator, arm: r.arm, gFID: r.gfid, overall: r.cc ? pct(r.cc.accuracy) : 'n/a', interval: r.cc ? `[${pct(r.cc.low)}, ${pct(r.cc.high)}]` : '' };
+      const row: Row = { generator: r.generator, arm: r.arm, gFID: r.gfid, overall: r.cc ? `${pct(r.cc.accuracy)} [${pct(r.cc.low)}, ${pct(r.cc.high)}]` : 'n/a' };
       r.cc?.perClass.forEach((c, i) => (row[names[i] ?? String(c.class)] = pct(c.accuracy)));
       return row;
     }),
-    { caption: 'overall with its Wilson score interval; then per conditioning class' },
+    { caption: 'overall with its Wilson score interval, then per conditioning class' },
   );
-  for (const g of grids) rep.image(g.path, { alt: g.title, caption: `${g.title}: one row per class, in class order (${names.join(', ')})` });
+  // Shown 4x (pixelated): a grid is a few hundred pixels wide at most.
+  for (const g of grids) rep.image(g.path, { alt: g.title, width: 4 * g.width, caption: `${g.title}: one row per class, in class order (${names.join(', ')})` });
+}
+
+/** Pixel width of a PNG (its IHDR chunk), 0 when unreadable. */
+function gridWidth(path: string): number {
+  try {
+    return readFileSync(path).readUInt32BE(16);
+  } catch {
+    return 0;
+  }
 }
 
 /** Every statistical section, in report order after the arms' own sections. */
@@ -118,7 +129,7 @@ export function addStatisticsSections(rep: Report, rel: (p: string) => string, r
     const best = (arm: string) => gens.filter((g) => g.arm === arm).reduce<(typeof gens)[number] | null>((a, b) => (!a || b.gfid < a.gfid ? b : a), null);
     const grids = ['AR', 'diffusion'].flatMap((arm) => {
       const b = best(arm);
-      return b ? [{ title: `best ${arm} generator (${b.generator}, class consistency ${b.cc ? pct(b.cc.accuracy) : 'n/a'})`, path: rel(b.grid) }] : [];
+      return b ? [{ title: `best ${arm} generator (${b.generator}, class consistency ${b.cc ? pct(b.cc.accuracy) : 'n/a'})`, path: rel(b.grid), width: gridWidth(b.grid) }] : [];
     });
     addClassConsistency(rep, r.classes ?? [], [...gens, ...post('AR', r.posttrain), ...post('diffusion', r.continuous?.posttrain)], grids);
   }
