@@ -4,11 +4,12 @@
  * all at configurable intervals. Resume restores model, optimizer, schedule, EMA, RNG and data
  * position from the latest checkpoint, so a run stopped at step N continues as if uninterrupted.
  *
- * Two guards keep a run's saved work: the loss terms are watched on the device (node/finite-watch.ts,
- * read with each progress line and before each save) and a non-finite value stops the run with
- * NonFiniteError before anything non-finite is written; and a stop request (AbortSignal, or
- * SIGINT/SIGTERM with handleSignals) ends the loop after the current step with a checkpoint and
- * TrainingStopped. The previous checkpoints stay beside the newest (keepCheckpoints).
+ * Two guards keep a run's saved work: the loss terms and the global gradient norm are watched on
+ * the device (node/finite-watch.ts, read with each progress line and before each save) and a
+ * non-finite value stops the run with NonFiniteError before anything non-finite is written (a norm
+ * spike only warns); and a stop request (AbortSignal, or SIGINT/SIGTERM with handleSignals) ends
+ * the loop after the current step with a checkpoint and TrainingStopped. The previous checkpoints
+ * stay beside the newest (keepCheckpoints).
  */
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -19,7 +20,8 @@ import { validateConfig, type ConfigSchema } from '../models/config-schema.js';
 import { Progress } from '../nn/train/progress.js';
 import { packTrainingState, restoreTrainingState, type TrainingState } from '../nn/train/state.js';
 import { loadCheckpoint, NonFiniteTensorError, saveCheckpoint, unverifiedNote, type ReadSafetensorsOptions, type SaveCheckpointOptions } from './checkpoint.js';
-import { FiniteWatch, NonFiniteError } from './finite-watch.js';
+import { gradNorm } from '../nn/optim/index.js';
+import { FiniteWatch, GRAD_NORM_TERM, GradNormSpikes, NonFiniteError } from './finite-watch.js';
 import { anyStop, signalStop, stopReason, TrainingStopped } from './train-stop.js';
 
 export async function saveTrainingCheckpoint(path: string, state: TrainingState, step: number, extra: Record<string, unknown> = {}, opts: Pick<SaveCheckpointOptions, 'requireFinite' | 'keep'> = {}): Promise<void> {
@@ -104,6 +106,15 @@ export interface TrainLoopOptions extends TrainLoopControls {
   /** Extra JSON saved in every checkpoint (e.g. the config). */
   extra?: Record<string, unknown>;
   log?: (line: string) => void;
+  /**
+   * Watch the global gradient norm (default true): the step's `gradNorm` term when it returns one
+   * (the AR and DiT steps return their clipping norm), else the norm of the state's optimizer's
+   * gradients still set after the step (the tokenizer's step; one small dispatch per parameter
+   * tensor plus one). It is shown on the progress line; a non-finite norm stops the run.
+   */
+  gradNorm?: boolean;
+  /** Warn when a gradient norm exceeds this many times the median of the previous 100 (default 100; 0: off). */
+  gradNormSpike?: number;
 }
 
 export interface TrainLoopResult {
@@ -131,12 +142,22 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
     new NonFiniteError(
       `${what}: training stopped; ${lastGood ? `the last good checkpoint is ${lastGood.path} (step ${lastGood.step}), left as it was` : 'no checkpoint of this run was saved'}`,
     );
-  const watch = new FiniteWatch(o.backend, startStep + 1);
-  /** Throws NonFiniteError if a step since the last check had a non-finite loss. */
-  const checkWindow = async (step: number, from: number, hostBad: string[] = []): Promise<void> => {
-    const first = await watch.read(step);
-    if (first !== null) throw diverged(`non-finite loss (NaN or Inf) at step ${first}`);
-    if (hostBad.length) throw diverged(`non-finite loss ${hostBad.join(', ')} (NaN or Inf) between steps ${from} and ${step}`);
+  const watch = new FiniteWatch(o.backend, startStep + 1, Math.min(logEvery, 4096));
+  const spikeFactor = o.gradNormSpike ?? 100;
+  if (!(spikeFactor >= 0)) throw new RangeError(`trainLoop: gradNormSpike must be >= 0 (0: off), got ${spikeFactor}`);
+  const spikes = spikeFactor > 0 ? new GradNormSpikes(spikeFactor) : null;
+  const params = o.gradNorm === false ? [] : (o.state.optimizer?.paramGroups.flatMap((g) => g.params) ?? []);
+  /**
+   * Reads the watch (one readback) and throws NonFiniteError if a step since the last read had a
+   * non-finite loss or gradient norm; warns about norm spikes; returns the last step's terms.
+   */
+  const checkWindow = async (step: number, from: number): Promise<Record<string, number>> => {
+    const r = await watch.read(step);
+    if (r.firstBad) throw diverged(`non-finite ${r.firstBad.what === 'loss' ? 'loss' : 'gradient norm'} (NaN or Inf) at step ${r.firstBad.step}`);
+    const hostBad = Object.keys(r.terms).filter((k) => !Number.isFinite(r.terms[k]));
+    if (hostBad.length) throw diverged(`non-finite ${hostBad.join(', ')} (NaN or Inf) between steps ${from} and ${step}`);
+    for (const line of spikes?.check(r.norms) ?? []) log(line);
+    return r.terms;
   };
   const signals = o.handleSignals ? signalStop((name) => log(`${name}: finishing the current step, then ${o.checkpointPath ? 'saving a checkpoint' : 'stopping (no checkpoint path: nothing is saved)'} (send ${name} again to exit at once, losing the steps since the last save)`)) : null;
   const stop = o.stop || signals ? anyStop([o.stop, signals?.signal]) : null;
@@ -150,14 +171,17 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
       using out = disposable(
         tidy(() => {
           const r = o.step(step);
-          return { terms: r.terms, epoch: r.epoch };
+          const terms = { ...r.terms };
+          if (params.length > 0 && !(GRAD_NORM_TERM in terms)) {
+            const withGrad = params.filter((p) => p.grad);
+            if (withGrad.length > 0) terms[GRAD_NORM_TERM] = gradNorm(withGrad);
+          }
+          return { terms, epoch: r.epoch };
         }),
       );
       watch.observe(out.terms);
       if (logging) {
-        const terms: Record<string, number> = {};
-        for (const [k, t] of Object.entries(out.terms)) terms[k] = await t.item();
-        await checkWindow(step, windowStart, Object.keys(terms).filter((k) => !Number.isFinite(terms[k])));
+        const terms = await checkWindow(step, windowStart);
         windowStart = step + 1;
         history.push({ step, terms });
         const peakBytes = memoryStats().peakLiveBytes;
@@ -168,7 +192,7 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
       }
       const stopping = stop?.aborted === true;
       if (o.checkpointPath && ((o.checkpointEvery && (step % o.checkpointEvery === 0 || step === o.totalSteps)) || stopping)) {
-        await checkWindow(step, windowStart);
+        if (windowStart <= step) await checkWindow(step, windowStart);
         windowStart = step + 1;
         try {
           await saveTrainingCheckpoint(o.checkpointPath, o.state, step, o.extra, { requireFinite: true, keep });
