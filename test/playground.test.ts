@@ -7,7 +7,8 @@
  * run saved by the page loads in Node with the CLI's tokenizer loader; the shipped checkpoints
  * sample a class grid whose canvas is not blank, read in the page and from a screenshot; a file
  * that is not safetensors, a FeatNet checkpoint, a truncated checkpoint and an AR generator of
- * another codebook are each reported on the page.
+ * another codebook are each reported on the page; a DiT and a KL tokenizer dropped together sample
+ * a grid; forcing the CPU backend says so on the page and rebuilds every loaded model there.
  *
  * Node side (CPU backend, no browser): the page's step-by-step sampling loops give exactly the
  * tokens and latents of the library's sampleTokens and sampleDiffusion, and its checkpoint reader
@@ -23,7 +24,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize, sep } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import * as E from '../engine/index.js';
 import { saveTrainingState } from '../nn/index.js';
 import { decodePng } from '../nn/data/index.js';
@@ -165,6 +166,13 @@ const pageTitle = haveChromium ? 'playground page in Chromium (built with Vite, 
   let page: Page;
   const pageErrors: string[] = [];
   const errorsOnPage = () => page.locator('#errors').innerText();
+  let keep = false;
+  /** On failure: the page as it was, beside the build, in a folder that is kept. */
+  const keepOnFailure = (name: string) =>
+    onTestFailed(async () => {
+      keep = true;
+      await page.screenshot({ path: join(tmp, `${name}-failed.png`), fullPage: true }).catch(() => {});
+    });
 
   beforeAll(async () => {
     tmp = mkdtempSync(join(tmpdir(), 'playground-test-'));
@@ -182,10 +190,12 @@ const pageTitle = haveChromium ? 'playground page in Chromium (built with Vite, 
   afterAll(async () => {
     await browser?.close();
     await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    if (keep) console.log(`playground test: the build and screenshots are kept in ${tmp}`);
+    else if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
   it('runs on WebGPU, trains live (the loss falls, reconstructions render, the perturbation toggle redraws them) and saves a checkpoint the CLI loads', async () => {
+    keepOnFailure('train');
     expect(await page.locator('#device-label').getAttribute('data-kind')).toBe('webgpu');
     expect(await errorsOnPage()).toBe('');
     await page.fill('#train-batch', '4');
@@ -238,6 +248,7 @@ const pageTitle = haveChromium ? 'playground page in Chromium (built with Vite, 
   }, 120_000);
 
   it('samples a class grid from the shipped tokenizer and AR generator (non-blank), and reports wrong files on the page', async () => {
+    keepOnFailure('ar');
     const models = await page.locator('#models li').allInnerTexts();
     expect(models.join('\n')).toMatch(/VQ tokenizer tokenizer\.safetensors[\s\S]*AR generator ar\.safetensors/);
     await page.fill('#sample-per-class', '1');
@@ -291,7 +302,25 @@ const pageTitle = haveChromium ? 'playground page in Chromium (built with Vite, 
     expect(pageErrors).toEqual([]);
   }, 120_000);
 
-  it('samples from a DiT checkpoint decoded by a KL tokenizer (both dropped together), with the ODE sampler controls', async () => {
+  it('the device selector forces the CPU backend: the page says so, the run is reset, every loaded model is rebuilt there and samples', async () => {
+    keepOnFailure('cpu');
+    await page.selectOption('#device-select', 'cpu');
+    await page.waitForFunction(() => (document.querySelector('#device-label') as HTMLElement).dataset.kind === 'cpu' && !(document.querySelector('#device-select') as HTMLSelectElement).disabled, null, { timeout: 30_000 });
+    expect(await page.locator('#device-label').innerText()).toMatch(/^CPU backend/);
+    expect(await page.locator('#loss-chart').getAttribute('data-losses')).toBe('[]');
+    expect(await page.locator('#models li').evaluateAll((li) => li.map((e) => (e as HTMLElement).dataset.slot))).toEqual(['vq', 'ar']);
+    // The shipped AR generator again (the previous test replaced it): it samples on the CPU.
+    await page.setInputFiles('#file-input', join(SHIPPED, 'ar.safetensors'));
+    await page.waitForFunction(() => /AR generator ar\.safetensors/.test(document.querySelector('#models')!.textContent ?? ''), null, { timeout: 30_000 });
+    await page.click('#sample-go');
+    await page.waitForFunction(() => ['done', 'error'].includes((document.querySelector('#sample-status') as HTMLElement).dataset.state ?? ''), null, { timeout: 60_000 });
+    expect(await errorsOnPage()).toBe('');
+    expect(await page.locator('#sample-status').getAttribute('data-state')).toBe('done');
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
+
+  it('samples from a DiT checkpoint decoded by a KL tokenizer (both dropped together; on the CPU backend now), with the ODE sampler controls', async () => {
+    keepOnFailure('dit');
     // Random weights (no shipped DiT): what matters here is the page's path from two CLI-layout files to a grid.
     using kl = new VQTokenizer({ quantizer: 'kl', ch: 4, chMult: [1, 2], numResBlocks: 1, codeDim: 2, normGroups: 2 }, { backend: cpu, generator: new E.Generator(17) });
     using dit = new DiffusionTransformer({ latentChannels: 2, grid: [16, 16], numClasses: 10, patchSize: 4, dim: 16, depth: 1, heads: 2, freqDim: 16 }, { backend: cpu, generator: new E.Generator(13) });

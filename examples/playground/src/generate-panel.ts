@@ -144,6 +144,9 @@ export class GeneratePanel {
 
   private async sample(): Promise<void> {
     clearErrors();
+    // Before any check: whoever watches the state never sees the previous sample's outcome.
+    this.status.dataset.state = 'running';
+    this.status.textContent = 'starting...';
     const kind = this.genSelect.value as 'ar' | 'dit';
     const gen = this.slots.get(kind)?.loaded;
     const tok = this.slots.get(kind === 'ar' ? 'vq' : 'kl')?.loaded;
@@ -163,7 +166,6 @@ export class GeneratePanel {
       this.sampling = true;
       this.stopRequested = false;
       this.refresh();
-      this.status.dataset.state = 'running';
       const t0 = performance.now();
       const onProgress = (done: number, total: number) => {
         this.progress.max = total;
