@@ -20,6 +20,8 @@ import { StudyProgress } from '../examples/robustok/progress.js';
 import { writeStudyReport, type StudyResults } from '../examples/robustok/report.js';
 import { studyStatistics } from '../examples/robustok/statistics.js';
 import { signVerdict, studyVerdicts } from '../examples/robustok/verdicts.js';
+import { targetText } from '../examples/robustok/report-stats.js';
+import { classConsistency } from '../models/metrics/index.js';
 import { requireGpu } from './helpers/backends.js';
 
 const gpu = await requireGpu();
@@ -90,7 +92,7 @@ describe.runIf(gpu)('robustok study (tiny preset)', () => {
 
     const html = readFileSync(r.reportPath, 'utf8');
     for (const s of ['Tokenizers', 'Generators', 'Does pFID track gFID?', 'Decoder post-training', 'control (clean tokens', 'recon.png', 'samples.png', '<svg']) expect(html).toContain(s);
-    for (const s of ['Verdicts', 'cannot tell at this scale', 'gFID sampling error (AR generators)', 'Post-training with error bars', 'paired gFID differences', 'Class consistency of the samples', 'T-shirt/top', 'best AR generator', 'best diffusion generator']) expect(html).toContain(s);
+    for (const s of ['Verdicts', 'cannot tell at this scale', 'gFID sampling error (AR generators)', 'Post-training with error bars', 'paired gFID differences', 'Class consistency of the samples', 'T-shirt/top', 'best AR generator', 'best diffusion generator', 'below the 80.0% target']) expect(html).toContain(s);
     for (const s of ['Continuous tokenizers (KL)', 'Diffusion generators', 'Do nFID / iFID track gFID?', 'Decoder post-training, continuous', 'control (clean latents', 'continuous/tokenizers/kl-baseline/recon.png', 'continuous/generators/kl-noised/samples.png']) expect(html).toContain(s);
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
     expect(results.correlations.pfid.spearman.reason).toMatch(/at least 3/); // two tokenizers: no correlation claimed
@@ -119,7 +121,7 @@ describe.runIf(gpu)('robustok study (tiny preset)', () => {
     const verdicts = studyVerdicts(three, stats);
     expect(verdicts.filter((v) => v.claim === 2).every((v) => v.interval !== null)).toBe(true);
     const html3 = readFileSync(writeStudyReport(join(out, 'three'), three), 'utf8');
-    for (const s of ['Correlation with gFID, with intervals (discrete)', 'Correlation with gFID, with intervals (continuous)', 'rho(pFID a=0.3) - rho(rFID)', 'pFID a=0.5 vs gFID (discrete)', 'iFID vs gFID (continuous)', 'Spearman p (perm.)']) expect(html3).toContain(s);
+    for (const s of ['Correlation with gFID, with intervals (discrete)', 'Correlation with gFID, with intervals (continuous)', 'rho(pFID a=0.3) - rho(rFID)', 'pFID a=0.5 vs gFID (discrete)', 'iFID vs gFID (continuous)', 'Spearman p (perm.)', 'Spearman rho with gFID (discrete)']) expect(html3).toContain(s);
 
     const again: string[] = [];
     const r2 = await runStudy({ backend: gpu!, cfg: TINY, outDir: out, log: (l) => again.push(l) });
@@ -171,6 +173,13 @@ describe('study progress and verdicts', () => {
     expect(signVerdict({ low: -0.9, high: -0.2 }, 'positive')).toBe('does not hold');
     expect(signVerdict({ low: NaN, high: 0.9 }, 'positive')).toBe('cannot tell at this scale');
     expect(signVerdict(null, 'positive')).toBe('cannot tell at this scale');
+  });
+
+  it('class consistency reaches the 80% target only when its whole Wilson interval does', () => {
+    const cc = (k: number, n: number) => classConsistency(Array.from({ length: n * 2 }, (_, i) => (i % 2 === 0 ? 1 : 0)), 2, Array.from({ length: n }, (_, i) => (i < k ? 0 : 1)));
+    expect(targetText(cc(950, 1000))).toMatch(/^reaches the 80.0% target/);
+    expect(targetText(cc(500, 1000))).toMatch(/^below the 80.0% target/);
+    expect(targetText(cc(8, 10))).toMatch(/^cannot tell whether it reaches 80.0%/);
   });
 });
 

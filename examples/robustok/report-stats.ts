@@ -53,6 +53,9 @@ export function addCorrelations(rep: Report, cfg: StudyConfig, arm: ArmStatistic
   rep.table(correlationTable(arm), {
     caption: `n = ${arm.names.length} tokenizers. Coefficient [${Math.round(100 * s.level)}% BCa bootstrap interval over ${s.correlationResamples} resamples of the tokenizers]; permutation p-values two-sided (${perm?.exact ? `exact, all ${perm.permutations} orderings` : `Monte Carlo, ${s.permutationResamples} permutations`}). Resamples with a constant metric have no correlation and are dropped. The last row is the paired comparison over the same resamples.`,
   });
+  const rho = (label: string, iv: BootstrapInterval) => ({ label, value: iv.estimate, low: iv.low, high: iv.high });
+  const rows = [...arm.metrics.map((m) => rho(`${m.metric}`, m.spearman.interval)), ...(arm.comparison ? [rho(`rho(${arm.comparison.metric}) - rho(rFID)`, arm.comparison.spearman.difference)] : [])];
+  rep.svg(intervalChart(rows, { title: `Spearman rho with gFID (${label})`, xLabel: 'Spearman rho', reference: 0 }), `${Math.round(100 * s.level)}% bootstrap intervals over the tokenizers; the last row is the paired difference (above 0: the robustness metric predicts gFID better than rFID)`);
   for (const m of arm.metrics) {
     const pts = arm.names.map((name, i) => ({ x: m.x[i]!, y: arm.gfid[i]!, yLow: arm.gfid[i]! - z * arm.gfidError[i]!, yHigh: arm.gfid[i]! + z * arm.gfidError[i]!, label: name }));
     const note = `Spearman ${ci(m.spearman.interval, f2)}, p = ${m.spearman.permutation.p.toPrecision(2)}`;
@@ -81,7 +84,7 @@ export function addPostTrainErrors(rep: Report, cfg: StudyConfig, p: { before: S
 }
 
 /** Class consistency per generator (overall with its Wilson interval, per class) and the best generators' grids. */
-export function addClassConsistency(rep: Report, classes: readonly string[], rows: readonly { generator: string; arm: string; cc: ClassConsistency | undefined; gfid: number }[], grids: readonly { title: string; path: string; width: number }[]): void {
+export function addClassConsistency(rep: Report, classes: readonly string[], rows: readonly { generator: string; arm: string; cc: ClassConsistency | undefined; gfid: number }[], grids: readonly { title: string; path: string; width: number; cc: ClassConsistency | undefined }[]): void {
   rep.section('Class consistency of the samples');
   rep.paragraph(`The shipped FeatNet classifies every generated sample; class consistency is the fraction classified as the class the sample was conditioned on (FeatNet's accuracy on real validation images: about 90%; unrelated samples: ${pct(1 / Math.max(1, classes.length))}). Target for the best AR and the best diffusion generator: ${pct(CLASS_CONSISTENCY_TARGET)}.`);
   const names = classes.length ? classes : rows[0]?.cc?.perClass.map((c) => String(c.class)) ?? [];
@@ -94,7 +97,17 @@ export function addClassConsistency(rep: Report, classes: readonly string[], row
     { caption: 'overall with its Wilson score interval, then per conditioning class' },
   );
   // Shown 4x (pixelated): a grid is a few hundred pixels wide at most.
+  for (const g of grids) rep.paragraph(`${g.title}: ${targetText(g.cc)}`);
   for (const g of grids) rep.image(g.path, { alt: g.title, width: 4 * g.width, caption: `${g.title}: one row per class, in class order (${names.join(', ')})` });
+}
+
+/** Whether a class consistency reaches the target, by its Wilson interval. */
+export function targetText(cc: ClassConsistency | undefined): string {
+  if (!cc) return 'not measured';
+  const t = pct(CLASS_CONSISTENCY_TARGET);
+  if (cc.low >= CLASS_CONSISTENCY_TARGET) return `reaches the ${t} target (interval [${pct(cc.low)}, ${pct(cc.high)}])`;
+  if (cc.high < CLASS_CONSISTENCY_TARGET) return `below the ${t} target (interval [${pct(cc.low)}, ${pct(cc.high)}])`;
+  return `cannot tell whether it reaches ${t} (interval [${pct(cc.low)}, ${pct(cc.high)}] contains it)`;
 }
 
 /** Pixel width of a PNG (its IHDR chunk), 0 when unreadable. */
@@ -129,7 +142,7 @@ export function addStatisticsSections(rep: Report, rel: (p: string) => string, r
     const best = (arm: string) => gens.filter((g) => g.arm === arm).reduce<(typeof gens)[number] | null>((a, b) => (!a || b.gfid < a.gfid ? b : a), null);
     const grids = ['AR', 'diffusion'].flatMap((arm) => {
       const b = best(arm);
-      return b ? [{ title: `best ${arm} generator (${b.generator}, class consistency ${b.cc ? pct(b.cc.accuracy) : 'n/a'})`, path: rel(b.grid), width: gridWidth(b.grid) }] : [];
+      return b ? [{ title: `best ${arm} generator (${b.generator}, class consistency ${b.cc ? pct(b.cc.accuracy) : 'n/a'})`, path: rel(b.grid), width: gridWidth(b.grid), cc: b.cc }] : [];
     });
     addClassConsistency(rep, r.classes ?? [], [...gens, ...post('AR', r.posttrain), ...post('diffusion', r.continuous?.posttrain)], grids);
   }
