@@ -60,8 +60,14 @@ describe.runIf(gpu)('robustok study (tiny preset)', () => {
     expect(Math.abs(p.keptFraction - TINY.posttrain.sigma)).toBeLessThan(0.1);
     expect(Number.isFinite(p.after.gfid) && Number.isFinite(p.after.rfid)).toBe(true);
     expect(Number.isFinite(p.control!.gfid) && p.control!.gfid !== p.after.gfid).toBe(true);
-    for (const cmp of [p.comparison, r.continuous!.posttrain!.comparison]) {
+    // The paired differences come from the feature rows (float64) of the same decodings as the
+    // recorded gFIDs (accumulated per batch): equal up to rounding.
+    for (const q of [p, r.continuous!.posttrain!]) {
+      const cmp = q.comparison;
       for (const iv of [cmp.afterMinusBefore, cmp.controlMinusBefore!, cmp.afterMinusControl!]) expect(iv.low).toBeLessThan(iv.high);
+      expect(cmp.afterMinusBefore.estimate).toBeCloseTo(q.after.gfid - q.before.gfid, 6);
+      expect(cmp.controlMinusBefore!.estimate).toBeCloseTo(q.control!.gfid - q.before.gfid, 6);
+      expect(cmp.afterMinusControl!.estimate).toBeCloseTo(q.after.gfid - q.control!.gfid, 6);
     }
     expect(p.after.classConsistency.count).toBe(TINY.sampling.numImages);
 
