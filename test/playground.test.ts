@@ -2,13 +2,15 @@
  * The playground page (examples/playground) as a visitor gets it: built with Vite (the API, into
  * this test's temporary folder), served as static files by a small server here, opened in
  * Debian's Chromium (playwright-core, launched as test/browser.test.ts does: WebGPU on
- * SwiftShader). In the page: the device badge says WebGPU; a few live training steps lower the
- * loss and draw reconstructions, and the perturbed-latent toggle redraws them differently; the
- * run saved by the page loads in Node with the CLI's tokenizer loader; the shipped checkpoints
- * sample a class grid whose canvas is not blank, read in the page and from a screenshot; a file
- * that is not safetensors, a FeatNet checkpoint, a truncated checkpoint and an AR generator of
- * another codebook are each reported on the page; a DiT and a KL tokenizer dropped together sample
- * a grid; forcing the CPU backend says so on the page and rebuilds every loaded model there.
+ * SwiftShader). The build is static files with relative URLs and no Node imports. A page whose
+ * browser lacks navigator.gpu says it runs on the CPU backend. In the page on WebGPU: a few live
+ * training steps lower the loss and draw reconstructions, and the perturbed-latent toggle redraws
+ * them differently; the run saved by the page loads in Node with the CLI's tokenizer loader; the
+ * shipped checkpoints sample a class grid whose canvas is not blank, read in the page and from a
+ * screenshot; a file that is not safetensors, a FeatNet checkpoint, a truncated checkpoint and an
+ * AR generator of another codebook are each reported on the page. Forcing the CPU backend says so
+ * on the page and rebuilds every loaded model there; a DiT and a KL tokenizer dropped together
+ * sample a grid.
  *
  * Node side (CPU backend, no browser): the page's step-by-step sampling loops give exactly the
  * tokens and latents of the library's sampleTokens and sampleDiffusion, and its checkpoint reader
@@ -18,7 +20,7 @@
  * without it the page tests are skipped (the reason is in the skipped suite's name), unless
  * REQUIRE_WEBGPU=1 (CI), where the file fails.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -192,6 +194,33 @@ const pageTitle = haveChromium ? 'playground page in Chromium (built with Vite, 
     await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
     if (keep) console.log(`playground test: the build and screenshots are kept in ${tmp}`);
     else if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('the built site is static files only: the page, one script with no Node imports, the data and the shipped checkpoints', () => {
+    const dist = join(tmp, 'dist');
+    for (const f of ['index.html', 'fashion-mnist-1000.wgtk', 'pretrained/tokenizer.safetensors', 'pretrained/ar.safetensors']) expect(existsSync(join(dist, f)), f).toBe(true);
+    const scripts = readdirSync(join(dist, 'assets')).filter((f) => f.endsWith('.js'));
+    expect(scripts.length).toBeGreaterThan(0);
+    for (const f of scripts) expect(readFileSync(join(dist, 'assets', f), 'utf8'), f).not.toMatch(/from\s*["']node:|import\(\s*["']node:|require\(["']node:/);
+    // Relative URLs: the site works from any folder of a static host.
+    expect(readFileSync(join(dist, 'index.html'), 'utf8')).not.toMatch(/(src|href)="\//);
+  });
+
+  it('a browser without WebGPU (navigator.gpu absent) gets the CPU backend, says so, and loads the shipped checkpoints there', async () => {
+    keepOnFailure('no-webgpu');
+    const plain = await browser.newPage();
+    try {
+      await plain.addInitScript(() => void delete (Navigator.prototype as { gpu?: unknown }).gpu);
+      await plain.goto(page.url());
+      await plain.waitForSelector('body[data-ready="1"]', { timeout: 60_000 });
+      expect(await plain.locator('#device-label').getAttribute('data-kind')).toBe('cpu');
+      expect(await plain.locator('#device-label').innerText()).toMatch(/no WebGPU \(navigator\.gpu is undefined\)/);
+      expect(await plain.locator('#device-select').inputValue()).toBe('cpu');
+      expect(await plain.locator('#models li').evaluateAll((li) => li.map((e) => (e as HTMLElement).dataset.slot))).toEqual(['vq', 'ar']);
+      expect(await plain.locator('#errors').innerText()).toBe('');
+    } finally {
+      await plain.close();
+    }
   });
 
   it('runs on WebGPU, trains live (the loss falls, reconstructions render, the perturbation toggle redraws them) and saves a checkpoint the CLI loads', async () => {

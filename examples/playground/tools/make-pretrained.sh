@@ -4,7 +4,8 @@
 # 31k parameters; latent perturbation as --perturb paper) and a class-conditional AR generator
 # (dim 48, depth 2, 69k parameters) over its codes of 10,000 training images. The files are the
 # CLI's training checkpoints as written (weights, AdamW moments, config): 0.39 + 0.84 MB.
-# About 4 + 5 minutes on a 2-core machine with lavapipe. Run from the repository root:
+# Measured on 2 cores with lavapipe shared with other jobs (load average ~10): 7.5 + 3.7 minutes.
+# Run from the repository root:
 #   bash examples/playground/tools/make-pretrained.sh
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
