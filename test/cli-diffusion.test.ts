@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as E from '../engine/index.js';
-import { main } from '../node/cli.js';
+import { runMain as run } from './helpers/cli-main.js';
 import { loadTokenizerCheckpoint } from '../node/train-tokenizer.js';
 import { loadLatentCache } from '../node/train-diffusion.js';
 import { decodeImage } from '../nn/data/decode.js';
@@ -19,12 +19,6 @@ import { requireGpu } from './helpers/backends.js';
 
 const gpu = await requireGpu();
 
-async function run(argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 describe('KL tokenizer -> eval -> diffusion generator -> samples, end to end (tiny)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'webgpu-tok-cli-diffusion-'));

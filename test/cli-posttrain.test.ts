@@ -12,19 +12,13 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { main } from '../node/cli.js';
+import { runMain as run } from './helpers/cli-main.js';
 import { readSafetensorsFile } from '../node/checkpoint.js';
 import { getJson } from '../nn/checkpoint/index.js';
 import { requireGpu } from './helpers/backends.js';
 
 const gpu = await requireGpu();
 
-async function run(argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 async function ok(argv: string[]) {
   const r = await run(argv);

@@ -20,7 +20,8 @@ import { DiffusionTransformer } from '../models/diffusion/model.js';
 import { VQTokenizer } from '../models/tokenizer/model.js';
 import { decodeSafetensors, encodeSafetensors } from '../nn/checkpoint/index.js';
 import type { Module } from '../nn/module.js';
-import { CONFIG_PRESETS, main } from '../node/cli.js';
+import { CONFIG_PRESETS } from '../node/cli.js';
+import { runMain as run } from './helpers/cli-main.js';
 import { saveTrainingCheckpoint } from '../node/train.js';
 import { continuousVariantConfig, PRESETS as STUDY_PRESETS, TINY } from '../examples/robustok/config.js';
 import { variantConfig } from '../examples/robustok/tokenizers.js';
@@ -31,12 +32,6 @@ const dir = mkdtempSync(join(tmpdir(), 'config-validation-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const cpu = new CpuBackend({ precision: 'f32' });
 
-async function run(argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 const tok = (c: unknown) => () => validateConfig('src', TOKENIZER_CONFIG_SCHEMA, c);
 

@@ -12,7 +12,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../node/cli.js';
+import { runMain as run } from './helpers/cli-main.js';
 import { encodeSafetensors } from '../nn/checkpoint/index.js';
 import { runCli } from './helpers/cli-child.js';
 import * as E from '../engine/index.js';
@@ -29,12 +29,6 @@ const dev = gpu ? [] : ['--cpu'];
 const tmp = mkdtempSync(join(tmpdir(), 'wgtk-relcli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-async function run(argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, out: out.join('\n'), err: err.join('\n'), errLines: err };
-}
 
 const tok = join(tmp, 'tok');
 const ar = join(tmp, 'ar');

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_FEATNET_WEIGHTS } from '../examples/train-featnet.js';
-import { main } from '../node/cli.js';
+import { runMain as run } from './helpers/cli-main.js';
 import { loadImageFolder } from '../node/data/index.js';
 import { encodePng } from '../nn/data/png.js';
 import { crc32, zlibDeflate } from '../nn/data/zlib.js';
@@ -30,12 +30,6 @@ afterAll(() => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-async function run(argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, out: out.join('\n'), err: err.join('\n'), errLines: err };
-}
 
 /**
  * The CLI in a child process that cannot hang the run: after `timeoutMs` it is killed with

@@ -11,7 +11,7 @@ import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { main } from '../node/cli.js';
+import { runMain as run } from './helpers/cli-main.js';
 import { readSafetensorsFile } from '../node/checkpoint.js';
 import { encodeSafetensors, getJson } from '../nn/checkpoint/index.js';
 import { requireGpu } from './helpers/backends.js';
@@ -21,12 +21,6 @@ const dev = gpu ? [] : ['--cpu'];
 const tmp = mkdtempSync(join(tmpdir(), 'wgtk-relres-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-async function run(argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, out: out.join('\n'), err: err.join('\n'), errLines: err };
-}
 
 async function ok(argv: string[]) {
   const r = await run(argv);

@@ -13,6 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import * as E from '../engine/index.js';
 import * as nn from '../nn/index.js';
 import { main } from '../node/cli.js';
+import { runMain } from './helpers/cli-main.js';
 import { readSafetensorsFile } from '../node/checkpoint.js';
 import { NonFiniteError } from '../node/finite-watch.js';
 import { trainLoop } from '../node/train.js';
@@ -117,12 +118,7 @@ describe('stop request (trainLoop)', () => {
 describe('the CLI (tiny tokenizer)', () => {
   const dev = gpu ? [] : ['--cpu'];
   const base = ['train-tokenizer', '--dataset', 'mnist', '--config', 'tiny', '--limit', '8', '--batch', '4', ...dev];
-  async function run(argv: string[]) {
-    const out: string[] = [];
-    const err: string[] = [];
-    const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  }
+  const run = runMain;
 
   it('--lr 1e20 diverges: exit 2, one line naming the step and the step-1 checkpoint, which stays finite', async () => {
     const d = join(dir, 'diverge');

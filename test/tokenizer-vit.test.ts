@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as E from '../engine/index.js';
-import { main } from '../node/cli.js';
+import { runMain } from './helpers/cli-main.js';
 import { loadTokenizerCheckpoint } from '../node/train-tokenizer.js';
 import { AdamW } from '../nn/index.js';
 import { patchify, tokenizerTrainStep, unpatchify, VitDecoder, VQTokenizer, type TokenizerConfig } from '../models/tokenizer/index.js';
@@ -306,12 +306,7 @@ describe('train-tokenizer --arch vit, end to end (tiny, MNIST)', () => {
   it('trains 2 steps, saves the ViT config in the checkpoint, reloads it, refuses another --arch, evaluates', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'webgpu-tok-vit-'));
     try {
-      const run = async (argv: string[]) => {
-        const out: string[] = [];
-        const err: string[] = [];
-        const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
-        return { code, out: out.join('\n'), err: err.join('\n') };
-      };
+      const run = runMain;
       const dev = gpu ? [] : ['--cpu'];
       const train = ['train-tokenizer', '--dataset', 'mnist', '--config', 'tiny', '--limit', '8', '--batch', '4', '--log-every', '1', '--out', dir, ...dev];
       const a = await run([...train, '--arch', 'vit']);

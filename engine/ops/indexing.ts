@@ -88,24 +88,29 @@ function scatterSpace(idx: Tensor, src: Tensor, axis: number, outShape: readonly
   };
 }
 
+/** The kernel parameters that describe an iteration space (its collapsed shape and three operands' walks). */
+function spaceParams(space: Space, c: { shape: number[]; strides: number[][] }, n: number) {
+  return {
+    n,
+    axis_size: space.axisSize,
+    axis_stride: space.axisStride,
+    shape: c.shape,
+    off0: space.offsets[0],
+    st0: c.strides[0]!,
+    off1: space.offsets[1],
+    st1: c.strides[1]!,
+    off2: space.offsets[2],
+    st2: c.strides[2]!,
+  };
+}
+
 function runGatherScatter(gpu: WebGPUBackend, mode: 'gather' | 'scatter', op: string, space: Space, bindings: Record<string, Tensor>, dtype: DType): void {
   const c = collapseDims(space.shape, space.strides);
   const R = c.shape.length;
   if (R > GATHER_SCATTER_MAX_RANK) throw new Error(`${op}: iteration space of rank ${R} is too large for the kernel parameters (max ${GATHER_SCATTER_MAX_RANK} after collapsing)`);
   const n = sizeOf(space.shape);
   gpu.run(gatherScatterKernel, { mode, type: DTYPE_INFO[dtype].wgsl, rank: R }, {
-    params: {
-      n,
-      axis_size: space.axisSize,
-      axis_stride: space.axisStride,
-      shape: c.shape,
-      off0: space.offsets[0],
-      st0: c.strides[0]!,
-      off1: space.offsets[1],
-      st1: c.strides[1]!,
-      off2: space.offsets[2],
-      st2: c.strides[2]!,
-    },
+    params: spaceParams(space, c, n),
     bindings,
     workgroups: Math.ceil(n / INDEX_WG),
   });
@@ -190,19 +195,7 @@ function scatterAddBucketed(gpu: WebGPUBackend, op: string, space: Space, idx: T
   const K = out.size;
   const csr = gpu.alloc(scatterCsrSize(K, n), 'i32');
   gpu.run(scatterCsrKernel, { mode: 'elements', rank: R }, {
-    params: {
-      n,
-      axis_size: space.axisSize,
-      axis_stride: space.axisStride,
-      shape: c.shape,
-      off0: space.offsets[0],
-      st0: c.strides[0]!,
-      off1: space.offsets[1],
-      st1: c.strides[1]!,
-      off2: space.offsets[2],
-      st2: c.strides[2]!,
-      K,
-    },
+    params: { ...spaceParams(space, c, n), K },
     bindings: { idx, csr },
     workgroups: 1,
   });
