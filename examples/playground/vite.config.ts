@@ -7,5 +7,8 @@ import { defineConfig } from 'vite';
 
 export default defineConfig({
   base: './',
+  // ES2022 in dev as in the build: the library's `using` declarations are lowered for browsers
+  // that have WebGPU but not explicit resource management yet (Safari).
+  oxc: { target: 'es2022' },
   build: { outDir: 'dist', emptyOutDir: true, target: 'es2022', chunkSizeWarningLimit: 2000 },
 });
