@@ -162,7 +162,7 @@ export class GeneratePanel {
       const numClasses = Math.min(gen.model.cfg.numClasses, 10);
       const classes = gridClasses(numClasses, perClass);
       const generator = new E.Generator(seed);
-      const names = gen.model.cfg.numClasses === 10 ? (gen.extra.dataset === 'mnist' ? DIGITS : FASHION) : classes.map((c) => `class ${c}`);
+      const names = gen.model.cfg.numClasses === 10 ? (gen.extra.dataset === 'mnist' ? DIGITS : FASHION) : Array.from({ length: numClasses }, (_, c) => `class ${c}`);
       this.sampling = true;
       this.stopRequested = false;
       this.refresh();
