@@ -169,6 +169,11 @@ describe('study progress and verdicts', () => {
     t = 60_000;
     p.done('c');
     expect(lines.pop()).toMatch(/4\/4 stages done \(c.*ETA 0s$/);
+    // A first stage under 5% of the plan: the ETA is the plan's, not scaled by its pace.
+    const q = new StudyProgress([{ name: 'x', seconds: 1 }, { name: 'y', seconds: 99 }], (l) => lines.push(l), () => t);
+    t += 200;
+    q.done('x');
+    expect(lines.pop()).toMatch(/1\/2 stages done \(x\); elapsed 0s, ETA 1m39s$/);
   });
 
   it('the verdict rule: the side of 0 the interval lies on, or cannot tell', () => {

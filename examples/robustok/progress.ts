@@ -2,8 +2,9 @@
  * The study's overall progress line: after each stage, how many stages are done, the elapsed
  * time and the ETA. The planned seconds of each stage (planStudy) are its weight; the ETA scales
  * the remaining planned seconds by how fast the run has been so far against the plan, so a
- * pessimistic or optimistic estimate corrects itself as stages finish. A stage that finished in an
- * earlier run (resumed) takes no time now: it leaves the plan instead of counting as fast.
+ * pessimistic or optimistic estimate corrects itself as stages finish (once they are 5% of the
+ * plan). A stage that finished in an earlier run (resumed) takes no time now: it leaves the plan
+ * instead of counting as fast.
  */
 import { formatDuration } from '../../nn/train/progress.js';
 import type { PlannedStage } from './estimate.js';
@@ -43,8 +44,9 @@ export class StudyProgress {
     this.plannedDone += planned;
     const elapsed = (this.now() - this.t0) / 1000;
     const left = [...this.remaining.values()].reduce((a, b) => a + b, 0);
-    // Seconds per planned second so far; the plan itself until something ran.
-    const pace = this.plannedDone > 0 && elapsed > 0 ? elapsed / this.plannedDone : 1;
+    // Seconds per planned second so far; the plan itself until the stages done are at least 5% of
+    // this run's planned time (one short stage, such as the real features, says little about the rest).
+    const pace = this.plannedDone >= 0.05 * (this.plannedDone + left) && elapsed > 0 ? elapsed / this.plannedDone : 1;
     const finished = this.total - this.remaining.size;
     this.log(`[study] ${finished}/${this.total} stages done (${name}${this.skipped ? `; ${this.skipped} loaded from an earlier run` : ''}); elapsed ${formatDuration(elapsed)}, ETA ${formatDuration(left * pace)}`);
   }
