@@ -218,6 +218,20 @@ export async function saveCheckpoint(path: string, record: Record<string, Tensor
 export interface ReadSafetensorsOptions {
   /** Called for a file without checksums (readSafetensorsFile: nothing; loadCheckpoint: noteUnverified). */
   onUnverified?: (path: string) => void;
+  /** loadCheckpoint: load float tensors holding NaN or Inf instead of refusing the file (default false). */
+  allowNonFinite?: boolean;
+}
+
+/** loadCheckpoint refused a file whose float tensor holds NaN or Inf (the weights of a diverged run). */
+export class NonFiniteCheckpointError extends SafetensorsError {
+  constructor(
+    readonly path: string,
+    readonly tensor: string,
+  ) {
+    super(`tensor ${JSON.stringify(tensor)} holds NaN or Inf (the weights of a diverged run?): not loaded; an earlier checkpoint (checkpoint.prev-<step>.safetensors) may be intact`);
+    this.name = 'NonFiniteCheckpointError';
+    this.message = `${path}: ${this.message}`;
+  }
 }
 
 const noted = new Set<string>();
@@ -268,9 +282,15 @@ export async function readSafetensorsFile(path: string, opts: ReadSafetensorsOpt
 
 /**
  * Loads a checkpoint: tensors on `backend` (default: the default backend) and the metadata. Its
- * checksums are verified; a file without them loads with a note (noteUnverified by default).
+ * checksums are verified; a file without them loads with a note (noteUnverified by default). A
+ * float tensor holding NaN or Inf refuses the file (NonFiniteCheckpointError) unless
+ * `allowNonFinite`: a diverged run's weights evaluate and sample as if they were a model.
  */
 export async function loadCheckpoint(path: string, backend?: Backend, opts: ReadSafetensorsOptions = {}): Promise<{ tensors: Record<string, Tensor>; metadata: SafetensorsMetadata }> {
   const { tensors, metadata } = await readSafetensorsFile(path, { onUnverified: opts.onUnverified ?? noteUnverified });
+  if (!opts.allowNonFinite) {
+    const bad = nonFiniteTensor(tensors);
+    if (bad !== null) throw new NonFiniteCheckpointError(path, bad);
+  }
   return { tensors: entriesToTensors(tensors, backend), metadata };
 }

@@ -86,6 +86,7 @@ import { TOKENIZER_CONFIG_SCHEMA } from '../models/config-schemas.js';
 import { TrainingStopped } from './train-stop.js';
 import { ResumeError } from './resume.js';
 import { SafetensorsError } from '../nn/checkpoint/index.js';
+import { NonFiniteImagesError } from '../models/metrics/image-features.js';
 
 export { CliError, commandHelp, parseArgs, type Io, type OptSpec, type ParsedArgs } from './cli-common.js';
 
@@ -815,7 +816,7 @@ function isFsError(e: unknown): e is NodeJS.ErrnoException {
 /** The one line a user error prints (exit code 2), or null for anything else (a bug: its stack is printed, exit code 1). */
 function userErrorLine(name: string, e: unknown): string | null {
   if (e instanceof CliError || e instanceof MissingPackageError) return `webgpu-tok: ${e.message}`;
-  if (e instanceof NonFiniteError || e instanceof ConfigError || e instanceof SafetensorsError || isFsError(e)) return `webgpu-tok ${name}: ${e.message}`;
+  if (e instanceof NonFiniteError || e instanceof NonFiniteImagesError || e instanceof ConfigError || e instanceof SafetensorsError || isFsError(e)) return `webgpu-tok ${name}: ${e.message}`;
   if (e instanceof ResumeError) return `webgpu-tok ${name}: ${e.message}; pass --fresh to start over (replacing it), or the settings it was trained with to resume`;
   return null;
 }

@@ -28,11 +28,22 @@ export interface ImageFeatureOptions {
   keepFeatures?: boolean;
 }
 
+/**
+ * Images (or their features) hold NaN or Inf, e.g. decoded by a model whose weights diverged. Such
+ * batches are refused instead of scored: the clamp to the value range would otherwise turn NaN
+ * into a valid-looking constant image and give a meaningless, often flattering, FID.
+ */
+export class NonFiniteImagesError extends Error {
+  override name = 'NonFiniteImagesError';
+}
+
 export class ImageFeatureStats {
   private acc: FeatureStatsAccumulator | null = null;
   private readonly logitRows: number[] = [];
   private readonly featureParts: Float32Array[] = [];
   private numClasses = 0;
+  /** Batches added so far (named in errors). */
+  private batches = 0;
   private readonly lo: number;
   private readonly hi: number;
   private readonly wantLogits: boolean;
@@ -57,13 +68,21 @@ export class ImageFeatureStats {
     using out = E.disposable(E.noGrad(() => E.tidy(() => {
       const xin = (this.opts.featureInput ?? ((t: E.Tensor) => t))(x.maximum(this.lo).minimum(this.hi));
       const f = this.net.features(xin);
-      return { f, l: this.wantLogits ? this.net.logits!(xin) : null };
+      // x - x is 0 where x is finite and NaN where it is NaN or Inf: its sum flags the batch.
+      return { f, l: this.wantLogits ? this.net.logits!(xin) : null, finiteCheck: x.sub(x).sum() };
     })));
+    if (!Number.isFinite(await out.finiteCheck.item())) {
+      throw new NonFiniteImagesError(`ImageFeatureStats: image batch ${this.batches + 1} (${x.shape[0]} images) holds NaN or Inf values: refused (the model that made them diverged?)`);
+    }
     if (out.f.rank !== 2) throw new Error(`ImageFeatureStats: the feature network must return [N, D], got ${E.fmtShape(out.f.shape)}`);
     const D = out.f.shape[1]!;
     this.acc ??= new FeatureStatsAccumulator(D);
     if (this.acc.dim !== D) throw new Error(`ImageFeatureStats: feature dimension changed from ${this.acc.dim} to ${D}`);
     const f = (await out.f.toArray()) as Float32Array;
+    for (let i = 0; i < f.length; i++) {
+      if (!Number.isFinite(f[i]!)) throw new NonFiniteImagesError(`ImageFeatureStats: the feature network gave NaN or Inf features for image batch ${this.batches + 1}: refused`);
+    }
+    this.batches++;
     this.acc.add(f);
     if (this.opts.keepFeatures) this.featureParts.push(f);
     if (out.l) {
