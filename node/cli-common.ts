@@ -310,9 +310,12 @@ export async function loadArg<T>(cmd: string, flag: string, path: string, load: 
 
 function loadFailure(cmd: string, flag: string, path: string, e: unknown): unknown {
   if (!(e instanceof Error) || e instanceof ConfigError || e instanceof CliError || e instanceof TypeError || e instanceof ReferenceError) return e;
-  // The loaders often start their message with the path: named once here.
-  const msg = e.message.startsWith(`${path}: `) ? e.message.slice(path.length + 2) : e.message;
-  return new CliError(`${cmd}: --${flag} ${path} cannot be loaded: ${msg}`);
+  return new CliError(`${cmd}: --${flag} ${path} cannot be loaded: ${withoutPath(e.message, path)}`);
+}
+
+/** A loader's message without its leading `<path>: ` (the caller names the path once). */
+function withoutPath(message: string, path: string): string {
+  return message.startsWith(`${path}: `) ? message.slice(path.length + 2) : message;
 }
 
 /** loadArg for a synchronous loader. */
@@ -338,7 +341,7 @@ export async function checkpointExtra(cmd: string, flag: string, path: string, w
   try {
     extra = getJsonOr<Record<string, unknown>>((await readSafetensorsFile(path)).metadata, 'extra', {});
   } catch (e) {
-    throw new CliError(`${cmd}: --${flag} ${path} is not a readable checkpoint (${(e as Error).message})`);
+    throw new CliError(`${cmd}: --${flag} ${path} is not a readable checkpoint (${withoutPath((e as Error).message, path)})`);
   }
   if (!extra.config || typeof extra.config !== 'object') throw new CliError(`${cmd}: --${flag} ${path} is not a ${writer} checkpoint (no model config in its metadata)`);
   return extra;

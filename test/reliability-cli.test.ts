@@ -74,7 +74,8 @@ const cases: [string, () => string[], RegExp][] = [
   ['resuming a truncated checkpoint', () => ['train-tokenizer', ...tokArgs, '--out', truncDir], /cannot resume from .*trunc-dir\/checkpoint\.safetensors: not a readable checkpoint \(.*truncated file\); pass --fresh to start over/],
   ['resuming a checkpoint of another trainer', () => ['train-tokenizer', ...tokArgs, '--out', ar], /cannot resume from .*ar\/checkpoint\.safetensors: it was written by train-ar, not train-tokenizer; choose another --out, or pass --fresh/],
   // eval-tokenizer
-  ['eval of a truncated checkpoint', () => ['eval-tokenizer', '--checkpoint', trunc, '--featnet', 'random', ...dev], /--checkpoint .*trunc\.safetensors is not a readable checkpoint \(.*truncated file\)/],
+  // The path is named once: the reason in parentheses does not repeat it.
+  ['eval of a truncated checkpoint', () => ['eval-tokenizer', '--checkpoint', trunc, '--featnet', 'random', ...dev], /--checkpoint [^ ]*trunc\.safetensors is not a readable checkpoint \((?!.*trunc\.safetensors).*truncated file\)/],
   ['eval of a garbage file', () => ['eval-tokenizer', '--checkpoint', garbage, '--featnet', 'random', ...dev], /--checkpoint .*garbage\.safetensors is not a readable checkpoint \(.*not a safetensors file\)/],
   ['eval of an AR checkpoint', () => ['eval-tokenizer', '--checkpoint', ar, '--featnet', 'random', ...dev], /--checkpoint .*ar\/checkpoint\.safetensors was written by train-ar, not train-tokenizer or posttrain/],
   ['a garbage --featnet', () => ['eval-tokenizer', '--checkpoint', tok, '--featnet', garbage, '--limit', '8', ...dev], /--featnet .*garbage\.safetensors cannot be loaded: .*not a safetensors file/],

@@ -5,7 +5,6 @@
  * stop request (AbortSignal in the loop, SIGINT or SIGTERM to the CLI) finishes the step, saves,
  * prints the command that resumes and exits 130 / 143, and rerunning resumes from that step. Tiny models, a few steps each.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +22,6 @@ import { runCli } from './helpers/cli-child.js';
 
 const gpu = await requireGpu();
 const backend: E.Backend = gpu ?? new E.CpuBackend();
-const ROOT = join(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'reliability-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const quiet = () => {};
@@ -141,16 +139,15 @@ describe('the CLI (tiny tokenizer)', () => {
   it.each([['SIGINT', 130], ['SIGTERM', 143]] as const)('%s after the first progress line: saves, prints the resume command, exits %i; rerunning resumes there', async (signal, exitCode) => {
     const d = join(dir, signal);
     const argv = [...base, '--steps', '2000', '--log-every', '1', '--fresh', '--out', d];
-    const child = spawn(process.execPath, [join(ROOT, 'bin', 'webgpu-tok.mjs'), ...argv], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (b: Buffer) => {
-      out += b.toString();
-      if (/step +1\/2000/.test(out) && child.exitCode === null && !child.killed) child.kill(signal);
+    // A child killed (SIGKILL) after 50 s if the graceful stop never comes, failing the test.
+    const r = await runCli(argv, {
+      timeoutMs: 50_000,
+      onStdout: (out, child) => {
+        if (/step +1\/2000/.test(out) && child.exitCode === null && !child.killed) child.kill(signal);
+      },
     });
-    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    const code = await new Promise<number | null>((res) => child.on('close', (c) => res(c)));
-    expect(code).toBe(exitCode);
+    const err = r.stderr;
+    expect(r.code, err).toBe(exitCode);
     const m = new RegExp(`${signal}: stopped after step (\\d+); saved (.*checkpoint\\.safetensors); resume with: webgpu-tok (.*) \\(an existing checkpoint in --out is resumed by default\\)`).exec(err);
     expect(m, err).not.toBeNull();
     const step = Number(m![1]);
