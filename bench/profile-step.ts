@@ -7,6 +7,8 @@
  *   MODEL=ar BATCH=256 npx tsx bench/profile-step.ts            (dim 256, depth 8, heads 8, 64 tokens, K 1024)
  *   MODEL=gpt BATCH=8 npx tsx bench/profile-step.ts             (bench:train's GPT: d 384, 6 layers, GELU, LayerNorm)
  *   TOP=40 ... to list more kernels; JSON=1 prints the report as one JSON line too.
+ *   AS_GPU=1 ... picks kernels as on a hardware GPU (on a software adapter: for the dispatch
+ *   count and kernel mix a GPU would run; its times mean nothing there).
  *
  * On a lent GPU: `npx esbuild bench/profile-step.ts --bundle --platform=node --format=esm
  * --external:webgpu --outfile=bench/dist/profile-step.mjs`, carry [".gpu-bundle", "bench/dist"].
@@ -22,6 +24,8 @@ import { ARTransformer, arTrainStep, createAROptimizer } from '../models/ar/inde
 import { gptReference } from './gpt-reference.js';
 
 const backend = (await E.getDevice({ setDefault: true, requireWebGPU: true, quiet: true })) as E.WebGPUBackend;
+// The kernel pickers branch on softwareAdapter; null makes them choose as on a GPU.
+if (process.env.AS_GPU === '1') (backend as { softwareAdapter: E.WebGPUBackend['softwareAdapter'] }).softwareAdapter = null;
 const model = process.env.MODEL ?? 'tokenizer';
 const B = Number(process.env.BATCH ?? (model === 'ar' ? 256 : model === 'gpt' ? 8 : 128));
 const top = Number(process.env.TOP ?? 25);
@@ -87,7 +91,7 @@ const t0 = performance.now();
 await step(12);
 const profiledWall = performance.now() - t0;
 const report = await backend.stopProfiling();
-console.log(`${model} step, batch ${B}, ${params.toLocaleString('en-US')} parameters, ${backend.name}`);
+console.log(`${model} step, batch ${B}, ${params.toLocaleString('en-US')} parameters, ${backend.name}${process.env.AS_GPU === '1' ? ' (kernels picked as on a GPU)' : ''}`);
 console.log(`wall ${wall[1]!.toFixed(1)} ms per step (median of 3), of which ${record[1]!.toFixed(1)} ms recording it on the host (JavaScript + encoding, before the submit); profiled step ${profiledWall.toFixed(1)} ms wall, ${backend.counters.dispatches - d0} dispatches`);
 console.log(E.formatProfile(report, top));
 if (process.env.JSON === '1') console.log(JSON.stringify({ model, batch: B, params, wallMs: wall[1], recordMs: record[1], profiledWallMs: profiledWall, report }));
