@@ -97,12 +97,16 @@ describe.runIf(gpu)('robustok study (tiny preset)', () => {
     expect(cp.control!.gfid).not.toBe(cp.after.gfid);
 
     const html = readFileSync(r.reportPath, 'utf8');
-    for (const s of ['Tokenizers', 'Generators', 'Does pFID track gFID?', 'Decoder post-training', 'control (clean tokens', 'recon.png', 'samples.png', '<svg']) expect(html).toContain(s);
+    for (const s of ['Tokenizers', 'Generators', 'Decoder post-training', 'control (clean tokens', 'recon.png', 'samples.png', '<svg']) expect(html).toContain(s);
     for (const s of ['Verdicts', 'cannot tell at this scale', 'gFID sampling error (AR generators)', 'Post-training with error bars', 'paired gFID differences', 'Class consistency of the samples', 'T-shirt/top', 'best AR generator', 'best diffusion generator', 'below the 80.0% target']) expect(html).toContain(s);
-    for (const s of ['Continuous tokenizers (KL)', 'Diffusion generators', 'Do nFID / iFID track gFID?', 'Decoder post-training, continuous', 'control (clean latents', 'continuous/tokenizers/kl-baseline/recon.png', 'continuous/generators/kl-noised/samples.png']) expect(html).toContain(s);
+    for (const s of ['Continuous tokenizers (KL)', 'Diffusion generators', 'Decoder post-training, continuous', 'control (clean latents', 'continuous/tokenizers/kl-baseline/recon.png', 'continuous/generators/kl-noised/samples.png']) expect(html).toContain(s);
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
-    expect(results.correlations.pfid.spearman.reason).toMatch(/at least 3/); // two tokenizers: no correlation claimed
-    expect(results.continuous.correlations.ifid.spearman.reason).toMatch(/at least 3/);
+    for (const s of ['Does pFID track gFID?', 'Do nFID / iFID track gFID?', 't approximation']) expect(html).not.toContain(s); // one correlation section per arm, with intervals
+    expect(results.correlations).toBeUndefined();
+    // Every reconstruction FID carries its paired-bootstrap error, shown as "value ± SE".
+    for (const t of r.tokenizers) for (const iv of [t.eval.rfidError!, ...t.eval.pfid.map((q) => q.error!)]) expect(iv.standardError).toBeGreaterThan(0);
+    for (const t of c.tokenizers) for (const iv of [t.eval.rfidError!, t.eval.ifidError!, ...t.eval.nfid.map((q) => q.error!)]) expect(iv.standardError).toBeGreaterThan(0);
+    expect(html).toContain(`${r.tokenizers[0]!.eval.rfid.toFixed(2)} ± ${r.tokenizers[0]!.eval.rfidError!.standardError.toFixed(2)}`);
     expect(results.verdicts.filter((v: { claim: number }) => v.claim === 2).map((v: { verdict: string; evidence: string }) => [v.verdict, v.evidence])).toEqual(Array(4).fill(['cannot tell at this scale', '2 tokenizers with generators: a correlation needs at least 3']));
     expect(results.verdicts.filter((v: { claim: number }) => v.claim === 3)).toHaveLength(4);
 
@@ -127,7 +131,7 @@ describe.runIf(gpu)('robustok study (tiny preset)', () => {
     const verdicts = studyVerdicts(three, stats);
     expect(verdicts.filter((v) => v.claim === 2).every((v) => v.interval !== null)).toBe(true);
     const html3 = readFileSync(writeStudyReport(join(out, 'three'), three), 'utf8');
-    for (const s of ['Correlation with gFID, with intervals (discrete)', 'Correlation with gFID, with intervals (continuous)', 'rho(pFID a=0.3) - rho(rFID)', 'pFID a=0.5 vs gFID (discrete)', 'iFID vs gFID (continuous)', 'Spearman p (perm.)', 'Spearman rho with gFID (discrete)']) expect(html3).toContain(s);
+    for (const s of ['Correlation with gFID, with intervals (discrete)', 'Correlation with gFID, with intervals (continuous)', 'rho(pFID a=0.3) - rho(rFID)', 'pFID a=0.5 vs gFID (discrete)', 'iFID vs gFID (continuous)', 'Spearman p (perm.)', 'Spearman rho with gFID (discrete)', 'horizontal: rFID +-', ' x in [']) expect(html3).toContain(s);
 
     const again: string[] = [];
     const r2 = await runStudy({ backend: gpu!, cfg: TINY, outDir: out, log: (l) => again.push(l) });

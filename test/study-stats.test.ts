@@ -216,6 +216,22 @@ describe('FID sampling error (bootstrap over feature rows)', () => {
     expect(one.low).toBeLessThan(one.high);
     expect(fidInterval(bootstrapFids([g, g], r, { resamples: 30, seed: 4 }), 0)).toEqual(one);
   });
+
+  it('pairedReal resamples images: a set compared with itself stays at FID 0 in every replicate, unpaired it does not', () => {
+    const D = 3;
+    const rows = gaussianRows(200, D, new SeededRandom(5));
+    const a = new ResamplableFeatures(rows, D);
+    const b = new ResamplableFeatures(rows, D);
+    const paired = bootstrapFids([a], b, { resamples: 25, seed: 1, pairedReal: true });
+    expect(paired.resampleReal).toBe(true);
+    for (const v of paired.replicates[0]!) expect(Math.abs(v)).toBeLessThan(1e-8);
+    const unpaired = bootstrapFids([a], b, { resamples: 25, seed: 1 });
+    expect(Math.min(...unpaired.replicates[0]!)).toBeGreaterThan(1e-4);
+    // A shifted copy: each paired replicate keeps the mean term exactly (|shift|^2 D), the covariances equal.
+    const shifted = new ResamplableFeatures(rows.map((v) => v + 0.5), D);
+    for (const v of bootstrapFids([shifted], b, { resamples: 10, pairedReal: true }).replicates[0]!) close(v, 0.25 * D, 1e-8);
+    expect(() => bootstrapFids([a], new ResamplableFeatures(rows.subarray(0, 100 * D), D), { pairedReal: true })).toThrow(/pairedReal needs as many real rows as generated rows, got 100 and 200/);
+  });
 });
 
 describe('Wilson interval (class consistency)', () => {

@@ -16,6 +16,7 @@ import { loadTokenizerCheckpoint, trainTokenizer } from '../../node/train-tokeni
 import { continuousVariantConfig, type ContinuousStudyConfig, type ContinuousVariant } from './config.js';
 import { finishedRecord, stageIntervals, type StudyContext } from './context.js';
 import { deviceBatches, featureInputFor, imagesTensor } from './data.js';
+import { reconstructionFidError } from './sample-scores.js';
 
 export interface ContinuousTokenizerRecord {
   name: string;
@@ -57,7 +58,7 @@ async function evaluate(ctx: StudyContext, model: VQTokenizer, train: E.Tensor):
   const fi = featureInputFor(cfg.imageSize);
   return evaluateContinuousTokenizer(model, ctx.featnet, (function* () {
     for (const b of deviceBatches(ctx.data.val, cfg.eval.batchSize, backend)) yield b.x;
-  })(), train, { taus: k.eval.taus, defaultTau: k.eval.nfidTau, ifidK: k.eval.ifidK, seed: cfg.seed, ...(fi ? { featureInput: fi } : {}) });
+  })(), train, { taus: k.eval.taus, defaultTau: k.eval.nfidTau, ifidK: k.eval.ifidK, seed: cfg.seed, fidError: reconstructionFidError(cfg), ...(fi ? { featureInput: fi } : {}) });
 }
 
 /** Trains (or resumes, or loads) and evaluates one KL variant; returns its record and the model (eval mode). */

@@ -197,7 +197,7 @@ export function planStudy(cfg: StudyConfig, trainImages: number, t: StepTimes): 
   };
   const Bt = cfg.tokenizer.batchSize;
   for (const v of cfg.tokenizer.variants) {
-    add('tokenizers', `tokenizer ${v.name}`, tokenizerSteps(cfg, v, trainImages) * t.tokenizerStep + (1 + cfg.eval.alphas.length) * passes(cfg.valImages));
+    add('tokenizers', `tokenizer ${v.name}`, tokenizerSteps(cfg, v, trainImages) * t.tokenizerStep + (1 + cfg.eval.alphas.length) * passes(cfg.valImages) + fid(1 + cfg.eval.alphas.length));
     const sampling = Math.ceil(s.numImages / s.batchSize) * t.arSampleBatch;
     add('generators', `generator ${v.name}`, encodes(trainImages) + arSteps(cfg, trainImages) * t.arStep + sampling + passes(s.numImages) + fid(1));
   }
@@ -211,7 +211,7 @@ export function planStudy(cfg: StudyConfig, trainImages: number, t: StepTimes): 
     const ks = k.sampling;
     const sampleBatch = t.ditEval * odeEvaluations(ks.sampler, ks.steps);
     for (const v of k.tokenizer.variants) {
-      add('kl tokenizers', `kl-tokenizer ${v.name}`, continuousTokenizerSteps(k, v, trainImages) * t.klTokenizerStep + (2 + k.eval.taus.length) * passes(cfg.valImages) + encodes(Math.min(k.eval.ifidMaxTrain, trainImages)));
+      add('kl tokenizers', `kl-tokenizer ${v.name}`, continuousTokenizerSteps(k, v, trainImages) * t.klTokenizerStep + (2 + k.eval.taus.length) * passes(cfg.valImages) + encodes(Math.min(k.eval.ifidMaxTrain, trainImages)) + fid(2 + k.eval.taus.length));
       add('diffusion generators', `diffusion ${v.name}`, encodes(trainImages) + diffusionSteps(k, trainImages) * t.ditStep + Math.ceil(ks.numImages / ks.batchSize) * sampleBatch + passes(ks.numImages) + fid(1));
     }
     const kp = k.posttrain;

@@ -1,13 +1,13 @@
 /**
  * The continuous arm's part of the study report, beside the discrete one: KL tokenizer table
- * (rFID, nFID grid, iFID, PSNR, SSIM), diffusion generator table (gFID, IS), correlation of rFID /
- * nFID / iFID with gFID (Spearman, Pearson, scatter plots), decoder post-training before / after /
- * control, image grids and loss curves.
+ * (rFID, nFID grid, iFID, PSNR, SSIM, each FID with its bootstrap error), diffusion generator
+ * table (gFID, IS), decoder post-training before / after / control, image grids and loss curves.
+ * The correlations with gFID are in report-stats.ts, with the discrete arm's.
  */
 import { existsSync } from 'node:fs';
-import { pearson, spearman, type Correlation } from '../../models/metrics/index.js';
-import { lineChart, readMetricsLog, scatterChart, type Report, type Row } from '../../node/report/index.js';
+import { lineChart, readMetricsLog, type Report, type Row } from '../../node/report/index.js';
 import type { StudyConfig } from './config.js';
+import { withError } from './report-stats.js';
 import type { DiffusionGeneratorRecord } from './continuous-generators.js';
 import type { ContinuousPostTrainRecord } from './continuous-posttrain.js';
 import type { ContinuousTokenizerRecord } from './continuous-tokenizers.js';
@@ -17,35 +17,6 @@ export interface ContinuousResults {
   generators: DiffusionGeneratorRecord[];
   posttrain: ContinuousPostTrainRecord | null;
 }
-
-type Pair = { spearman: Correlation; pearson: Correlation };
-
-export interface ContinuousCorrelations {
-  rfid: Pair;
-  nfid: Pair;
-  ifid: Pair;
-}
-
-/** The three tokenizer metrics against gFID, one point per generator (a missing iFID is NaN: no correlation). */
-function metricPoints(r: ContinuousResults) {
-  const byName = new Map(r.tokenizers.map((t) => [t.name, t]));
-  return r.generators.map((g) => {
-    const e = byName.get(g.tokenizer)!.eval;
-    return { name: g.tokenizer, gfid: g.gfid, rfid: e.rfid, nfid: e.nfidDefault.fid, ifid: e.ifid ?? NaN };
-  });
-}
-
-export function continuousCorrelations(r: ContinuousResults): ContinuousCorrelations {
-  const pts = metricPoints(r);
-  const gf = pts.map((p) => p.gfid);
-  const pair = (k: 'rfid' | 'nfid' | 'ifid'): Pair => {
-    const x = pts.map((p) => p[k]);
-    return { spearman: spearman(x, gf), pearson: pearson(x, gf) };
-  };
-  return { rfid: pair('rfid'), nfid: pair('nfid'), ifid: pair('ifid') };
-}
-
-export const fmtCorr = (c: Correlation) => (Number.isNaN(c.r) ? `n/a (${c.reason ?? 'undefined'})` : `${c.r.toFixed(3)} (p = ${c.p.toPrecision(2)}, n = ${c.n})`);
 
 const noiseText = (t: ContinuousTokenizerRecord) => (t.latentNoise.beta === 0 || t.latentNoise.tauMax === 0 ? 'none' : `beta ${t.latentNoise.beta}, tau ~ U(0, ${t.latentNoise.tauMax}), gamma ${t.latentNoise.gamma}${t.latentNoise.anneal ? ', annealed' : ''}`);
 
@@ -58,9 +29,9 @@ export function addContinuousReport(rep: Report, rel: (p: string) => string, cfg
     `The continuous arm: KL tokenizers${t0 ? ` (${t0.latentChannels}x${t0.latentGrid.join('x')} latents)` : ''} with and without noise-augmented decoding (the continuous analogue of latent perturbation), then a class-conditional diffusion transformer (flow matching) per tokenizer over its normalized latents.`,
   );
   const rows: Row[] = r.tokenizers.map((t) => {
-    const row: Row = { tokenizer: t.name, 'latent noise': noiseText(t), channels: t.latentChannels, 'KL weight': t.config.klWeight ?? null, params: t.params, steps: t.steps, rFID: t.eval.rfid };
-    for (const e of t.eval.nfid) row[`nFID t=${e.tau}`] = e.fid;
-    Object.assign(row, { iFID: t.eval.ifid, PSNR: t.eval.psnr, SSIM: t.eval.ssim });
+    const row: Row = { tokenizer: t.name, 'latent noise': noiseText(t), channels: t.latentChannels, 'KL weight': t.config.klWeight ?? null, params: t.params, steps: t.steps, rFID: withError(t.eval.rfid, t.eval.rfidError) };
+    for (const e of t.eval.nfid) row[`nFID t=${e.tau}`] = withError(e.fid, e.error);
+    Object.assign(row, { iFID: t.eval.ifid === null ? null : withError(t.eval.ifid, t.eval.ifidError), PSNR: t.eval.psnr, SSIM: t.eval.ssim });
     return row;
   });
   rep.table(rows, {
@@ -89,21 +60,6 @@ export function addContinuousReport(rep: Report, rel: (p: string) => string, cfg
       rep.image(rel(g.sampleGrid), { alt: `${g.tokenizer} samples`, caption: 'one row per class' });
       if (existsSync(g.metrics)) rep.svg(lineChart(readMetricsLog(g.metrics, { terms: ['loss'] }), { title: `${g.tokenizer}: flow-matching loss`, xLabel: 'step', yLabel: 'loss' }));
     }
-    const corr = continuousCorrelations(r);
-    rep.section('Do nFID / iFID track gFID?');
-    rep.table(
-      [
-        { metric: 'rFID vs gFID', Spearman: fmtCorr(corr.rfid.spearman), Pearson: fmtCorr(corr.rfid.pearson) },
-        { metric: `nFID (tau ${k.eval.nfidTau}) vs gFID`, Spearman: fmtCorr(corr.nfid.spearman), Pearson: fmtCorr(corr.nfid.pearson) },
-        { metric: 'iFID vs gFID', Spearman: fmtCorr(corr.ifid.spearman), Pearson: fmtCorr(corr.ifid.pearson) },
-      ],
-      { caption: 'correlation across KL tokenizers (p-values from the t approximation; few tokenizers make them weak evidence)' },
-    );
-    const pts = metricPoints(r);
-    const scatter = (key: 'nfid' | 'ifid' | 'rfid', label: string) => rep.svg(scatterChart(pts.filter((p) => Number.isFinite(p[key])).map((p) => ({ x: p[key], y: p.gfid, label: p.name })), { title: `${label} vs gFID (continuous)`, xLabel: label, yLabel: 'gFID', fit: 'linear' }));
-    scatter('nfid', `nFID (tau ${k.eval.nfidTau})`);
-    scatter('ifid', 'iFID');
-    scatter('rfid', 'rFID');
   }
 
   if (r.posttrain) {

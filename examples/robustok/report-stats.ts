@@ -20,6 +20,8 @@ export const CLASS_CONSISTENCY_TARGET = 0.8;
 const f2 = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : 'n/a');
 const f3 = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : 'n/a');
 const ci = (iv: BootstrapInterval, f = f3) => `${f(iv.estimate)} [${f(iv.low)}, ${f(iv.high)}]`;
+/** "12.34 ± 0.56" with a recorded bootstrap error, else the number alone. */
+export const withError = (v: number, e: BootstrapInterval | undefined): number | string => (e && Number.isFinite(v) ? `${v.toFixed(2)} ± ${e.standardError.toFixed(2)}` : v);
 const pct = (v: number) => (Number.isFinite(v) ? `${(100 * v).toFixed(1)}%` : 'n/a');
 
 export function addVerdicts(rep: Report, cfg: StudyConfig, verdicts: readonly ClaimVerdict[]): void {
@@ -57,9 +59,10 @@ export function addCorrelations(rep: Report, cfg: StudyConfig, arm: ArmStatistic
   const rows = [...arm.metrics.map((m) => rho(`${m.metric}`, m.spearman.interval)), ...(arm.comparison ? [rho(`rho(${arm.comparison.metric}) - rho(rFID)`, arm.comparison.spearman.difference)] : [])];
   rep.svg(intervalChart(rows, { title: `Spearman rho with gFID (${label})`, xLabel: 'Spearman rho', reference: 0 }), `${Math.round(100 * s.level)}% bootstrap intervals over the tokenizers; the last row is the paired difference (above 0: the robustness metric predicts gFID better than rFID)`);
   for (const m of arm.metrics) {
-    const pts = arm.names.map((name, i) => ({ x: m.x[i]!, y: arm.gfid[i]!, yLow: arm.gfid[i]! - z * arm.gfidError[i]!, yHigh: arm.gfid[i]! + z * arm.gfidError[i]!, label: name }));
+    const pts = arm.names.map((name, i) => ({ x: m.x[i]!, y: arm.gfid[i]!, yLow: arm.gfid[i]! - z * arm.gfidError[i]!, yHigh: arm.gfid[i]! + z * arm.gfidError[i]!, xLow: m.x[i]! - z * m.xError[i]!, xHigh: m.x[i]! + z * m.xError[i]!, label: name }));
     const note = `Spearman ${ci(m.spearman.interval, f2)}, p = ${m.spearman.permutation.p.toPrecision(2)}`;
-    rep.svg(errorBarScatter(pts, { title: `${m.metric} vs gFID (${label})`, xLabel: m.metric, yLabel: 'gFID', note }), `error bars: gFID +- ${z.toFixed(2)} bootstrap SE (sampling error of the ${cfg.sampling.numImages} samples and the real set)`);
+    const xBars = m.xError.some(Number.isFinite) ? `; horizontal: ${m.metric} +- ${z.toFixed(2)} bootstrap SE (resampling the validation images, shared by the real and decoded sets)` : '';
+    rep.svg(errorBarScatter(pts, { title: `${m.metric} vs gFID (${label})`, xLabel: m.metric, yLabel: 'gFID', note }), `error bars: vertical: gFID +- ${z.toFixed(2)} bootstrap SE (sampling error of the samples and the real set)${xBars}`);
   }
 }
 

@@ -1,19 +1,18 @@
 /**
- * The study's HTML report: tokenizer table (rFID, pFID grid, PSNR, SSIM, usage), generator table
- * (gFID, IS), correlation of rFID / pFID with gFID (Spearman, Pearson, scatter plots), decoder
- * post-training before/after, image grids and loss curves; then the continuous arm's sections
- * (report-continuous.ts). Paths are relative to the report.
+ * The study's HTML report: tokenizer table (rFID, pFID grid with their bootstrap errors, PSNR, SSIM,
+ * usage), generator table (gFID, IS), decoder post-training before/after, image grids and loss
+ * curves; then the continuous arm's sections (report-continuous.ts) and the statistics with the
+ * correlations (report-stats.ts). Paths are relative to the report.
  */
 import { existsSync } from 'node:fs';
 import { relative } from 'node:path';
-import { pearson, spearman, type Correlation } from '../../models/metrics/index.js';
-import { lineChart, readMetricsLog, Report, scatterChart, type Row } from '../../node/report/index.js';
+import { lineChart, readMetricsLog, Report, type Row } from '../../node/report/index.js';
 import type { StudyConfig } from './config.js';
 import type { GeneratorRecord } from './generators.js';
 import type { PostTrainRecord } from './posttrain.js';
-import { addContinuousReport, fmtCorr, type ContinuousResults } from './report-continuous.js';
+import { addContinuousReport, type ContinuousResults } from './report-continuous.js';
 import type { TokenizerRecord } from './tokenizers.js';
-import { addStatisticsSections, addVerdicts } from './report-stats.js';
+import { addStatisticsSections, addVerdicts, withError } from './report-stats.js';
 import { studyStatistics, type StudyStatistics } from './statistics.js';
 import { studyVerdicts, type ClaimVerdict } from './verdicts.js';
 
@@ -31,20 +30,6 @@ export interface StudyResults {
   classes?: string[];
 }
 
-export interface StudyCorrelations {
-  rfid: { spearman: Correlation; pearson: Correlation };
-  pfid: { spearman: Correlation; pearson: Correlation };
-}
-
-export function studyCorrelations(r: StudyResults): StudyCorrelations {
-  const byName = new Map(r.tokenizers.map((t) => [t.name, t]));
-  const rows = r.generators.map((g) => ({ g: g.gfid, t: byName.get(g.tokenizer)! }));
-  const gf = rows.map((x) => x.g);
-  const rf = rows.map((x) => x.t.eval.rfid);
-  const pf = rows.map((x) => x.t.eval.pfidDefault.fid);
-  return { rfid: { spearman: spearman(rf, gf), pearson: pearson(rf, gf) }, pfid: { spearman: spearman(pf, gf), pearson: pearson(pf, gf) } };
-}
-
 /** Writes <outDir>/report.html; the statistics and verdicts are computed unless given. */
 export function writeStudyReport(outDir: string, r: StudyResults, pre?: { statistics: StudyStatistics; verdicts: ClaimVerdict[] }): string {
   const statistics = pre?.statistics ?? studyStatistics(r);
@@ -60,12 +45,12 @@ export function writeStudyReport(outDir: string, r: StudyResults, pre?: { statis
 
   rep.section('Tokenizers');
   const tokRows: Row[] = r.tokenizers.map((t) => {
-    const row: Row = { tokenizer: t.name, perturbation: t.description, params: t.params, steps: t.steps, rFID: t.eval.rfid };
-    for (const p of t.eval.pfid) row[`pFID a=${p.alpha}`] = p.fid;
+    const row: Row = { tokenizer: t.name, perturbation: t.description, params: t.params, steps: t.steps, rFID: withError(t.eval.rfid, t.eval.rfidError) };
+    for (const p of t.eval.pfid) row[`pFID a=${p.alpha}`] = withError(p.fid, p.error);
     Object.assign(row, { PSNR: t.eval.psnr, SSIM: t.eval.ssim, 'usage %': t.eval.usage, perplexity: t.eval.perplexity });
     return row;
   });
-  rep.table(tokRows, { caption: `FID with the FeatNet feature network; pFID: every token of every validation image perturbed with probability alpha among the delta = ${r.tokenizers[0]?.eval.pfid[0]?.delta ?? '?'} nearest codes (the study's pFID is alpha = ${c.eval.pfidAlpha}).` });
+  rep.table(tokRows, { caption: `FID with the FeatNet feature network (± bootstrap standard error over the validation images, where recorded); pFID: every token of every validation image perturbed with probability alpha among the delta = ${r.tokenizers[0]?.eval.pfid[0]?.delta ?? '?'} nearest codes (the study's pFID is alpha = ${c.eval.pfidAlpha}).` });
   for (const t of r.tokenizers) {
     rep.heading(`${t.name}: reconstructions`, 3);
     rep.image(rel(t.reconGrid), { alt: `${t.name} reconstructions`, caption: `rows: originals, clean reconstructions, then reconstructions from perturbed tokens at alpha = ${c.eval.alphas.join(', ')}` });
@@ -82,15 +67,6 @@ export function writeStudyReport(outDir: string, r: StudyResults, pre?: { statis
       rep.image(rel(g.sampleGrid), { alt: `${g.tokenizer} samples`, caption: 'one row per class' });
       if (existsSync(g.metrics)) rep.svg(lineChart(readMetricsLog(g.metrics, { terms: ['loss'] }), { title: `${g.tokenizer}: AR cross-entropy`, xLabel: 'step', yLabel: 'loss' }));
     }
-    const corr = studyCorrelations(r);
-    rep.section('Does pFID track gFID?');
-    rep.table([
-      { metric: 'rFID vs gFID', Spearman: fmtCorr(corr.rfid.spearman), Pearson: fmtCorr(corr.rfid.pearson) },
-      { metric: 'pFID vs gFID', Spearman: fmtCorr(corr.pfid.spearman), Pearson: fmtCorr(corr.pfid.pearson) },
-    ], { caption: 'correlation across tokenizers (p-values from the t approximation; few tokenizers make them weak evidence)' });
-    const pts = (f: (t: TokenizerRecord) => number) => r.generators.map((g) => ({ x: f(byName.get(g.tokenizer)!), y: g.gfid, label: g.tokenizer }));
-    rep.svg(scatterChart(pts((t) => t.eval.pfidDefault.fid), { title: 'pFID vs gFID', xLabel: `pFID (alpha ${c.eval.pfidAlpha})`, yLabel: 'gFID', fit: 'linear' }));
-    rep.svg(scatterChart(pts((t) => t.eval.rfid), { title: 'rFID vs gFID', xLabel: 'rFID', yLabel: 'gFID', fit: 'linear' }));
   }
 
   if (r.posttrain) {

@@ -33,6 +33,12 @@ export interface SampleScores {
   classConsistency: ClassConsistency;
 }
 
+/** Bootstrap settings of the tokenizers' rFID / pFID / nFID / iFID errors (the paired image bootstrap). */
+export const reconstructionFidError = (c: StudyConfig) => {
+  const s = studyStats(c);
+  return { resamples: s.fidResamples, seed: c.seed + 4421, level: s.level };
+};
+
 /** Class consistency of samples from their feature statistics (logits kept in order) and conditioning labels. */
 export function sampleClassConsistency(ctx: StudyContext, stats: ImageFeatureStats, labels: ArrayLike<number>): ClassConsistency {
   const l = stats.logits();

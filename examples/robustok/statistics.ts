@@ -5,8 +5,8 @@
  * (resampling tokenizers) and a permutation p-value; and the paired comparison "does the
  * robustness metric predict gFID better than rFID": the interval of rho(metric, gFID) -
  * rho(rFID, gFID) over the same resamples. One point per tokenizer: the intervals cover which
- * tokenizers happened to be in the study, not gFID's own sampling error (reported per generator)
- * nor training-seed variance.
+ * tokenizers happened to be in the study, not the metrics' own sampling errors (reported per
+ * point, and drawn as error bars) nor training-seed variance.
  */
 import { compareCorrelations, correlationSummary, type CorrelationComparison, type CorrelationKind, type CorrelationSummary } from '../../models/metrics/index.js';
 import type { StudyConfig } from './config.js';
@@ -19,6 +19,8 @@ export interface MetricCorrelation {
   metric: string;
   /** One value per generator, in generator order. */
   x: number[];
+  /** Bootstrap standard error of each value (paired image bootstrap; NaN where not recorded). */
+  xError: number[];
   spearman: CorrelationSummary;
   pearson: CorrelationSummary;
 }
@@ -39,7 +41,7 @@ export interface StudyStatistics {
   continuous: ArmStatistics | null;
 }
 
-type Point = { name: string; gfid: number; gfidError: number; metrics: Record<string, number> };
+type Point = { name: string; gfid: number; gfidError: number; metrics: Record<string, number>; metricErrors: Record<string, number> };
 
 function armStatistics(cfg: StudyConfig, points: Point[], robust: string): ArmStatistics | null {
   if (points.length === 0) return null;
@@ -51,13 +53,16 @@ function armStatistics(cfg: StudyConfig, points: Point[], robust: string): ArmSt
   const summary = (kind: CorrelationKind, x: number[]) => correlationSummary(kind, x, gfid, { bootstrap: boot, permutation: perm });
   const metrics = keys.map((metric) => {
     const x = points.map((p) => p.metrics[metric]!);
-    return { metric, x, spearman: summary('spearman', x), pearson: summary('pearson', x) };
+    return { metric, x, xError: points.map((p) => p.metricErrors[metric] ?? NaN), spearman: summary('spearman', x), pearson: summary('pearson', x) };
   });
   const rf = points.map((p) => p.metrics.rFID!);
   const rb = points.map((p) => p.metrics[robust]!);
   const comparison = keys.includes(robust) ? { metric: robust, spearman: compareCorrelations('spearman', rb, rf, gfid, boot), pearson: compareCorrelations('pearson', rb, rf, gfid, boot) } : null;
   return { names: points.map((p) => p.name), gfid, gfidError: points.map((p) => p.gfidError), metrics, comparison };
 }
+
+/** A recorded bootstrap standard error, NaN when the record has none (records from before intervals existed). */
+const se = (iv: { standardError: number } | undefined) => iv?.standardError ?? NaN;
 
 export const pfidLabel = (alpha: number) => `pFID a=${alpha}`;
 export const nfidLabel = (tau: number) => `nFID t=${tau}`;
@@ -67,8 +72,12 @@ function discretePoints(r: StudyResults): Point[] {
   return r.generators.map((g) => {
     const e = byName.get(g.tokenizer)!.eval;
     const metrics: Record<string, number> = { rFID: e.rfid };
-    for (const p of e.pfid) metrics[pfidLabel(p.alpha)] = p.fid;
-    return { name: g.tokenizer, gfid: g.gfid, gfidError: g.gfidError?.standardError ?? NaN, metrics };
+    const metricErrors: Record<string, number> = { rFID: se(e.rfidError) };
+    for (const p of e.pfid) {
+      metrics[pfidLabel(p.alpha)] = p.fid;
+      metricErrors[pfidLabel(p.alpha)] = se(p.error);
+    }
+    return { name: g.tokenizer, gfid: g.gfid, gfidError: se(g.gfidError), metrics, metricErrors };
   });
 }
 
@@ -77,9 +86,14 @@ function continuousPoints(c: ContinuousResults): Point[] {
   return c.generators.map((g) => {
     const e = byName.get(g.tokenizer)!.eval;
     const metrics: Record<string, number> = { rFID: e.rfid };
-    for (const n of e.nfid) metrics[nfidLabel(n.tau)] = n.fid;
+    const metricErrors: Record<string, number> = { rFID: se(e.rfidError) };
+    for (const n of e.nfid) {
+      metrics[nfidLabel(n.tau)] = n.fid;
+      metricErrors[nfidLabel(n.tau)] = se(n.error);
+    }
     metrics.iFID = e.ifid ?? NaN;
-    return { name: g.tokenizer, gfid: g.gfid, gfidError: g.gfidError?.standardError ?? NaN, metrics };
+    metricErrors.iFID = se(e.ifidError);
+    return { name: g.tokenizer, gfid: g.gfid, gfidError: se(g.gfidError), metrics, metricErrors };
   });
 }
 

@@ -21,8 +21,8 @@ import { runPostTrain, type PostTrainRecord } from './posttrain.js';
 import { runDiffusionGenerator } from './continuous-generators.js';
 import { runContinuousPostTrain } from './continuous-posttrain.js';
 import { runContinuousTokenizer } from './continuous-tokenizers.js';
-import { studyCorrelations, writeStudyReport, type StudyResults } from './report.js';
-import { continuousCorrelations, type ContinuousResults } from './report-continuous.js';
+import { writeStudyReport, type StudyResults } from './report.js';
+import type { ContinuousResults } from './report-continuous.js';
 import { runTokenizer, type TokenizerRecord } from './tokenizers.js';
 import { planStudy, type PlannedStage, type StepTimes } from './estimate.js';
 import { StudyProgress } from './progress.js';
@@ -105,8 +105,6 @@ export async function runStudy(o: StudyOptions): Promise<StudyRun> {
     ...results,
     statistics,
     verdicts,
-    correlations: generators.length ? studyCorrelations(results) : null,
-    continuous: continuous ? { ...continuous, correlations: continuous.generators.length ? continuousCorrelations(continuous) : null } : null,
   };
   writeFileAtomicSync(join(o.outDir, 'results.json'), JSON.stringify(json, null, 2));
   const reportPath = writeStudyReport(o.outDir, results, { statistics, verdicts });

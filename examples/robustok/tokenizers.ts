@@ -11,6 +11,7 @@ import { loadTokenizerCheckpoint, trainTokenizer } from '../../node/train-tokeni
 import type { StudyConfig, TokenizerVariant } from './config.js';
 import { deviceBatches, featureInputFor, imagesTensor, type StudyData } from './data.js';
 import { finishedRecord, stageIntervals, type StudyContext } from './context.js';
+import { reconstructionFidError } from './sample-scores.js';
 
 export interface TokenizerRecord {
   name: string;
@@ -38,7 +39,7 @@ async function evaluate(ctx: StudyContext, model: VQTokenizer, data: StudyData):
   const fi = featureInputFor(cfg.imageSize);
   return evaluateTokenizer(model, ctx.featnet, (function* () {
     for (const b of deviceBatches(data.val, cfg.eval.batchSize, backend)) yield b.x;
-  })(), { alphas: cfg.eval.alphas, defaultAlpha: cfg.eval.pfidAlpha, seed: cfg.seed, ...(fi ? { featureInput: fi } : {}) });
+  })(), { alphas: cfg.eval.alphas, defaultAlpha: cfg.eval.pfidAlpha, seed: cfg.seed, fidError: reconstructionFidError(cfg), ...(fi ? { featureInput: fi } : {}) });
 }
 
 /** Trains (or resumes, or loads) and evaluates one variant; returns its record and the model (eval mode). */

@@ -93,6 +93,12 @@ export interface FidBootstrapOptions {
   seed?: number;
   /** Resample the real rows as well (default true): the error of the FID itself, not only of the generated side. */
   resampleReal?: boolean;
+  /**
+   * Row i of the real set is the source of row i of every generated set (reconstructions of the
+   * real images, decodings of their perturbed tokens): each replicate draws images, so the real
+   * rows take the generated rows' draw instead of their own (default false; implies resampleReal).
+   */
+  pairedReal?: boolean;
 }
 
 export interface FidBootstrap {
@@ -116,7 +122,9 @@ export function bootstrapFids(sets: readonly ResamplableFeatures[], real: Resamp
     if (s.count !== N) throw new Error(`bootstrapFids: paired sets must have the same number of rows, got ${N} and ${s.count}`);
     if (s.dim !== real.dim) throw new Error(`bootstrapFids: feature dimensions differ (${s.dim} vs ${real.dim})`);
   }
-  const resampleReal = o.resampleReal ?? true;
+  const pairedReal = o.pairedReal ?? false;
+  if (pairedReal && real.count !== N) throw new Error(`bootstrapFids: pairedReal needs as many real rows as generated rows, got ${real.count} and ${N}`);
+  const resampleReal = pairedReal || (o.resampleReal ?? true);
   const ones = (n: number) => new Float64Array(n).fill(1);
   const realFull = real.stats(ones(real.count));
   const fids = sets.map((s) => frechetDistanceFromStats(s.stats(ones(N)), realFull));
@@ -126,7 +134,7 @@ export function bootstrapFids(sets: readonly ResamplableFeatures[], real: Resamp
   const realCounts = new Float64Array(real.count);
   for (let b = 0; b < B; b++) {
     resampleCounts(N, rng, genCounts);
-    const r = resampleReal ? real.stats(resampleCounts(real.count, rng, realCounts)) : realFull;
+    const r = pairedReal ? real.stats(genCounts) : resampleReal ? real.stats(resampleCounts(real.count, rng, realCounts)) : realFull;
     sets.forEach((s, k) => (replicates[k]![b] = frechetDistanceFromStats(s.stats(genCounts), r)));
   }
   return { fids, replicates, resampleReal };

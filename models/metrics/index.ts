@@ -12,4 +12,5 @@ export * from './bootstrap.js';
 export * from './permutation.js';
 export * from './correlation-stats.js';
 export * from './fid-bootstrap.js';
+export * from './reconstruction-fid-error.js';
 export * from './class-consistency.js';

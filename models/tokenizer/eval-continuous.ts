@@ -46,7 +46,7 @@
  * clamped to the data range before every metric, and runs are reproducible from the seed.
  */
 import * as E from '../../engine/index.js';
-import { frechetDistanceFromStats, ImageFeatureStats, msePerImage, psnrFromMse, ssimPerImage, type InceptionScore } from '../metrics/index.js';
+import { frechetDistanceFromStats, ImageFeatureStats, msePerImage, pairedFidErrors, psnrFromMse, ssimPerImage, type BootstrapInterval, type FidErrorOptions, type InceptionScore } from '../metrics/index.js';
 import type { ImageFeatureNet } from '../metrics/image-features.js';
 import type { VQTokenizer } from './model.js';
 import { l2Normalize } from './quantizer.js';
@@ -85,23 +85,34 @@ export interface ContinuousEvalOptions {
   inceptionScore?: boolean;
   /** Called after each batch with the number of images done so far. */
   onBatch?: (done: number) => void;
+  /**
+   * Sampling error of rFID, each nFID and iFID by the paired image bootstrap (pairedFidErrors;
+   * keeps every feature row, 4 bytes per value). Default: none.
+   */
+  fidError?: FidErrorOptions;
 }
 
 export interface NfidEntry {
   tau: number;
   fid: number;
+  /** Interval and standard error (with `fidError`). */
+  error?: BootstrapInterval;
 }
 
 export interface ContinuousEvalResult {
   /** Images evaluated. */
   count: number;
   rfid: number;
+  /** Interval and standard error of rFID (with `fidError`). */
+  rfidError?: BootstrapInterval;
   /** nFID over the tau grid (ascending tau). */
   nfid: NfidEntry[];
   /** The documented single nFID (tau = defaultTau). */
   nfidDefault: NfidEntry;
   /** iFID; null when no training latents were given. */
   ifid: number | null;
+  /** Interval and standard error of iFID (with `fidError` and training latents). */
+  ifidError?: BootstrapInterval;
   ifidK: number;
   ifidAlpha: number;
   /** Training latents searched (M after ifidMaxTrain; 0 without training latents). */
@@ -379,7 +390,7 @@ export async function evaluateContinuousTokenizer(model: VQTokenizer, net: Image
   const taus = resolveTaus([...(opts.taus ?? DEFAULT_NFID_TAUS), defaultTau], op);
   const { k, alpha, seed, lo, hi } = resolveCommon(opts, op);
   const wantIs = (opts.inceptionScore ?? true) && typeof net.logits === 'function';
-  const statsOpts = { range: [lo, hi] as const, featureInput: opts.featureInput ?? ((x: E.Tensor) => x) };
+  const statsOpts = { range: [lo, hi] as const, featureInput: opts.featureInput ?? ((x: E.Tensor) => x), keepFeatures: opts.fidError !== undefined };
   using neighbours = trainLatents ? new LatentNeighbours(trainLatents, opts.ifidMaxTrain) : null;
   neighbours?.checkK(k, op);
   if (neighbours && (neighbours.rowShape.length !== 3 || neighbours.rowShape[0] !== model.cfg.codeDim)) throw new Error(`${op}: expected training latents [M, ${model.cfg.codeDim}, h, w], got ${E.fmtShape(trainLatents!.shape)}`);
@@ -438,13 +449,16 @@ export async function evaluateContinuousTokenizer(model: VQTokenizer, net: Image
   }
   if (count < 2) throw new Error(`${op}: need at least 2 images, got ${count}`);
   const sReal = real.stats();
-  const nfid = taus.map((tau) => ({ tau, fid: frechetDistanceFromStats(sReal, noised.get(tau)!.stats()) }));
+  const errors = opts.fidError ? pairedFidErrors(real, [recon, ...taus.map((t) => noised.get(t)!), ...(neighbours ? [interp] : [])], opts.fidError) : null;
+  const nfid: NfidEntry[] = taus.map((tau, i) => ({ tau, fid: frechetDistanceFromStats(sReal, noised.get(tau)!.stats()), ...(errors ? { error: errors[i + 1]! } : {}) }));
   const result: ContinuousEvalResult = {
     count,
     rfid: frechetDistanceFromStats(sReal, recon.stats()),
+    ...(errors ? { rfidError: errors[0]! } : {}),
     nfid,
     nfidDefault: nfid.find((e) => e.tau === defaultTau)!,
     ifid: neighbours ? frechetDistanceFromStats(sReal, interp.stats()) : null,
+    ...(errors && neighbours ? { ifidError: errors[taus.length + 1]! } : {}),
     ifidK: k,
     ifidAlpha: alpha,
     ifidTrainCount: neighbours?.count ?? 0,

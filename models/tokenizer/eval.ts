@@ -22,7 +22,7 @@
  * the same delta), which makes the grid less noisy than independent draws.
  */
 import * as E from '../../engine/index.js';
-import { CodeHistogram, frechetDistanceFromStats, ImageFeatureStats, msePerImage, psnrFromMse, ssimPerImage, type ImageFeatureNet, type InceptionScore } from '../metrics/index.js';
+import { CodeHistogram, frechetDistanceFromStats, ImageFeatureStats, msePerImage, pairedFidErrors, psnrFromMse, ssimPerImage, type BootstrapInterval, type FidErrorOptions, type ImageFeatureNet, type InceptionScore } from '../metrics/index.js';
 import type { VQTokenizer } from './model.js';
 import { resolvePerturbation } from './perturbation.js';
 
@@ -55,18 +55,27 @@ export interface TokenizerEvalOptions {
   inceptionScore?: boolean;
   /** Called after each batch with the number of images done so far. */
   onBatch?: (done: number) => void;
+  /**
+   * Sampling error of rFID and each pFID by the paired image bootstrap (pairedFidErrors; keeps
+   * every feature row, 4 bytes per value). Default: none.
+   */
+  fidError?: FidErrorOptions;
 }
 
 export interface PfidEntry {
   alpha: number;
   delta: number;
   fid: number;
+  /** Interval and standard error (with `fidError`). */
+  error?: BootstrapInterval;
 }
 
 export interface TokenizerEvalResult {
   /** Images evaluated. */
   count: number;
   rfid: number;
+  /** Interval and standard error of rFID (with `fidError`). */
+  rfidError?: BootstrapInterval;
   /** pFID over the alpha grid (ascending alpha). */
   pfid: PfidEntry[];
   /** The documented single pFID (alpha = defaultAlpha). */
@@ -113,7 +122,7 @@ export async function evaluateTokenizer(model: VQTokenizer, net: ImageFeatureNet
 
   // Features of the real images, the clean reconstructions and the perturbed ones at each alpha;
   // every set is clamped to the range and mapped by featureInput before the network.
-  const statsOpts = { range: [lo, hi] as const, featureInput: featIn };
+  const statsOpts = { range: [lo, hi] as const, featureInput: featIn, keepFeatures: opts.fidError !== undefined };
   const real = new ImageFeatureStats(net, { ...statsOpts, logits: wantIs });
   const recon = new ImageFeatureStats(net, { ...statsOpts, logits: wantIs });
   const pert = new Map(alphas.map((a) => [a, new ImageFeatureStats(net, { ...statsOpts, logits: false })] as const));
@@ -159,10 +168,12 @@ export async function evaluateTokenizer(model: VQTokenizer, net: ImageFeatureNet
   if (count < 2) throw new Error(`evaluateTokenizer: need at least 2 images, got ${count}`);
   const sReal = real.stats();
   const rfid = frechetDistanceFromStats(sReal, recon.stats());
-  const pfid = alphas.map((alpha) => ({ alpha, delta, fid: frechetDistanceFromStats(sReal, pert.get(alpha)!.stats()) }));
+  const errors = opts.fidError ? pairedFidErrors(real, [recon, ...alphas.map((a) => pert.get(a)!)], opts.fidError) : null;
+  const pfid: PfidEntry[] = alphas.map((alpha, i) => ({ alpha, delta, fid: frechetDistanceFromStats(sReal, pert.get(alpha)!.stats()), ...(errors ? { error: errors[i + 1]! } : {}) }));
   const result: TokenizerEvalResult = {
     count,
     rfid,
+    ...(errors ? { rfidError: errors[0]! } : {}),
     pfid,
     pfidDefault: pfid.find((p) => p.alpha === defaultAlpha)!,
     psnr: psnrSum / count,

@@ -13,32 +13,42 @@ export interface ErrorBarPoint {
   /** Vertical error bar [yLow, yHigh] (omitted or non-finite: none). */
   yLow?: number;
   yHigh?: number;
+  /** Horizontal error bar [xLow, xHigh] (omitted or non-finite: none). */
+  xLow?: number;
+  xHigh?: number;
   label?: string;
 }
 
 const finite = (v: number | undefined): v is number => typeof v === 'number' && Number.isFinite(v);
 
-/** Scatter plot with vertical error bars; `note` is written in the top-left corner (e.g. "Spearman 0.8 [0.2, 1.0], p = 0.01"). */
+/** Scatter plot with vertical and horizontal error bars; `note` is written in the top-left corner (e.g. "Spearman 0.8 [0.2, 1.0], p = 0.01"). */
 export function errorBarScatter(points: readonly ErrorBarPoint[], o: ChartOptions & { note?: string } = {}): string {
   const pts = points.filter((p) => finite(p.x) && finite(p.y));
   const f = frameFor(o, 0);
   const out = openChart(f, o, o.xLabel ?? 'x', o.yLabel ?? 'y');
   if (pts.length === 0) return [...out, noData(f), '</svg>'].join('\n') + '\n';
   const ys = pts.flatMap((p) => [p.y, ...(finite(p.yLow) ? [p.yLow] : []), ...(finite(p.yHigh) ? [p.yHigh] : [])]);
-  const xs = pts.map((p) => p.x);
+  const xs = pts.flatMap((p) => [p.x, ...(finite(p.xLow) ? [p.xLow] : []), ...(finite(p.xHigh) ? [p.xHigh] : [])]);
   const xa = linearAxis(Math.min(...xs), Math.max(...xs), f.left, f.right);
   const ya = linearAxis(Math.min(...ys), Math.max(...ys), f.bottom, f.top);
   out.push(...drawAxes(f, xa, ya));
   out.push(`<g stroke="${CHART_COLORS[0]}" stroke-width="1.5">`);
   for (const p of pts) {
-    if (!finite(p.yLow) || !finite(p.yHigh)) continue;
-    const x = num(xa.map(p.x));
-    out.push(`<line x1="${x}" y1="${num(ya.map(p.yLow))}" x2="${x}" y2="${num(ya.map(p.yHigh))}"/>`);
-    for (const v of [p.yLow, p.yHigh]) out.push(`<line x1="${num(xa.map(p.x) - 4)}" y1="${num(ya.map(v))}" x2="${num(xa.map(p.x) + 4)}" y2="${num(ya.map(v))}"/>`);
+    if (finite(p.yLow) && finite(p.yHigh)) {
+      const x = num(xa.map(p.x));
+      out.push(`<line x1="${x}" y1="${num(ya.map(p.yLow))}" x2="${x}" y2="${num(ya.map(p.yHigh))}"/>`);
+      for (const v of [p.yLow, p.yHigh]) out.push(`<line x1="${num(xa.map(p.x) - 4)}" y1="${num(ya.map(v))}" x2="${num(xa.map(p.x) + 4)}" y2="${num(ya.map(v))}"/>`);
+    }
+    if (finite(p.xLow) && finite(p.xHigh)) {
+      const y = num(ya.map(p.y));
+      out.push(`<line x1="${num(xa.map(p.xLow))}" y1="${y}" x2="${num(xa.map(p.xHigh))}" y2="${y}"/>`);
+      for (const v of [p.xLow, p.xHigh]) out.push(`<line x1="${num(xa.map(v))}" y1="${num(ya.map(p.y) - 4)}" x2="${num(xa.map(v))}" y2="${num(ya.map(p.y) + 4)}"/>`);
+    }
   }
   out.push('</g>', `<g fill="${CHART_COLORS[0]}">`);
   for (const p of pts) {
-    const bar = finite(p.yLow) && finite(p.yHigh) ? ` [${tickLabel(p.yLow)}, ${tickLabel(p.yHigh)}]` : '';
+    const xbar = finite(p.xLow) && finite(p.xHigh) ? ` x in [${tickLabel(p.xLow)}, ${tickLabel(p.xHigh)}]` : '';
+    const bar = (finite(p.yLow) && finite(p.yHigh) ? ` [${tickLabel(p.yLow)}, ${tickLabel(p.yHigh)}]` : '') + xbar;
     out.push(`<circle cx="${num(xa.map(p.x))}" cy="${num(ya.map(p.y))}" r="4"><title>${escapeXml(`${p.label ? `${p.label}: ` : ''}(${tickLabel(p.x)}, ${tickLabel(p.y)})${bar}`)}</title></circle>`);
     if (p.label) out.push(`<text x="${num(xa.map(p.x) + 6)}" y="${num(ya.map(p.y) - 6)}" fill="#333" font-size="11">${escapeXml(p.label)}</text>`);
   }
