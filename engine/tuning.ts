@@ -44,6 +44,12 @@ export interface NormTuning {
    * (256 on GPUs; 8 on software adapters, one SIMD group: see engine/ops/norm.ts).
    */
   workgroup: number | null;
+  /**
+   * The backward as one dispatch (dx with the weight's and bias's gradients, a workgroup per group
+   * of rows sharing affine indices) instead of two; null = where the groups give enough workgroups
+   * or the rows are few (see engine/ops/norm.ts).
+   */
+  fusedBackward: boolean | null;
 }
 
 export interface HostTuning {
@@ -69,7 +75,7 @@ export function defaultTuning(): DeviceTuning {
     matmul: { picker: null },
     conv: { bakeGeometry: null, implicit: null, implicitStridedDx: null, implicitPlan: null, maxColumnElements: null, winograd: null, winogradTile: null },
     vq: { argminTargetWorkgroups: 512, vec4: true },
-    norm: { workgroup: null },
+    norm: { workgroup: null, fusedBackward: null },
     host: { politeWait: null },
   };
 }

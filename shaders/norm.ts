@@ -313,3 +313,137 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 `;
 }
+
+/**
+ * The whole backward of the row norms in one dispatch: one workgroup per set of rows sharing
+ * affine indices (group norm: the rows of group s of every sample, r = n * G + s; layer and RMS
+ * norm: G = 1, every row), so the weight's and bias's sums need no second kernel and no atomics.
+ * The workgroup walks its rows one after another, each as `normBackward` does with the whole
+ * workgroup on the row (dx), then sums the affine gradients of its indices in a fixed order:
+ * with hw = 1 (layer norm, group norm on [N, C]) each invocation owns columns j and folds them
+ * over the rows; with hw > 1 (group norm) channel by channel, the rows' positions strided over
+ * the invocations and a shared-memory tree per channel. Every sum has one order: deterministic.
+ * It reads g and x three times, as the two-kernel form does, but runs only G workgroups: it is
+ * chosen where G is large enough or the rows are few (engine/ops/norm.ts).
+ */
+export interface NormBackwardFusedSpec {
+  /** Invocations per workgroup (all on one row at a time). */
+  wg: number;
+  /** Walk a row channel by channel (group norm with hw >= wg), as NormLayout.channelLoop. */
+  channelLoop: boolean;
+  rms: boolean;
+  hasWeight: boolean;
+  hasBias: boolean;
+  /** The forward applied SiLU (g is scaled by silu'(xhat * w + b), recomputed). */
+  silu: boolean;
+  /** hw = 1: affine index a = s * cpg + j, owned per invocation (no tree). */
+  columns: boolean;
+}
+
+export const normBackwardFusedKernel = defineKernel<NormBackwardFusedSpec>({
+  name: 'norm_backward_fused',
+  key: (s) => `${s.rms}|${s.hasWeight}|${s.hasBias}|${s.silu}|${s.wg}${s.channelLoop ? 'c' : ''}${s.columns ? '|cols' : ''}`,
+  signature: (s) => ({
+    params: { rows: 'u32', L: 'u32', groups: 'u32', cpg: 'u32', hw: 'u32' },
+    bindings: {
+      g: read(),
+      x: read(),
+      ...(s.hasWeight ? { w: read() } : {}),
+      ...(s.silu && s.hasBias ? { bias: read() } : {}),
+      ...(s.rms ? {} : { mean: read() }),
+      rstd: read(),
+      dx: rw(),
+      ...(s.hasWeight ? { dw: rw() } : {}),
+      ...(s.hasBias ? { db: rw() } : {}),
+    },
+  }),
+  body: normBackwardFusedBody,
+});
+
+function normBackwardFusedBody(s: NormBackwardFusedSpec): string {
+  const WG = s.wg;
+  const layout: NormLayout = { wg: WG, tpo: WG, channelLoop: s.channelLoop };
+  const silu = gradThroughAct(s.silu, 'g[e]', s.hasWeight, s.silu && s.hasBias);
+  const xhAt = `let xh = (x[e] - ${s.rms ? '0.0' : 'mean[row]'}) * rstd[row];`;
+  const perElement = `let e = base + j;
+      let xh = (x[e] - mu) * rs;
+      ${silu}
+      let dxh = ${s.hasWeight ? 'gv * w[a]' : 'gv'};`;
+  const inner = s.rms ? 'xh * m2' : 'xh * m2 + m1';
+  const affineTerm = `${xhAt}
+        ${silu}
+        acc += vec2<f32>(${s.hasWeight ? 'gv * xh' : '0.0'}, gv);`;
+  const write = `${s.hasWeight ? 'dw[a] = acc.x;' : ''} ${s.hasBias ? 'db[a] = acc.y;' : ''}`;
+  const affine = s.columns
+    ? `if (valid) {
+    for (var j = t; j < L; j += ${WG}u) {
+      let a = gs * P.cpg + j;
+      var acc = vec2<f32>(0.0, 0.0);
+      for (var n = 0u; n < N; n++) {
+        let row = n * P.groups + gs;
+        let e = row * L + j;
+        ${affineTerm}
+      }
+      ${write}
+    }
+  }`
+    : `for (var c = 0u; c < P.cpg; c++) {
+    let a = gs * P.cpg + c;
+    var acc = vec2<f32>(0.0, 0.0);
+    if (valid) {
+      ${
+        s.channelLoop
+          ? `for (var n = 0u; n < N; n++) {
+        let row = n * P.groups + gs;
+        let e0 = row * L + c * P.hw;
+        for (var p = t; p < P.hw; p += ${WG}u) {
+          let e = e0 + p;
+          ${affineTerm}
+        }
+      }`
+          : `for (var i = t; i < N * P.hw; i += ${WG}u) {
+        let row = (i / P.hw) * P.groups + gs;
+        let e = row * L + c * P.hw + i % P.hw;
+        ${affineTerm}
+      }`
+      }
+    }
+${groupSumWgsl(WG, 'sums')}
+    if (valid && t == 0u) {
+      acc = sums;
+      ${write}
+    }
+  }`;
+  return `${s.silu ? MATH_WGSL_BASE : ''}
+var<workgroup> sh: array<vec2<f32>, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let wgi = linear_wg(wid, nwg);
+  let valid = wgi < P.groups;
+  let gs = min(wgi, P.groups - 1u);
+  let t = lid.x;
+  let L = P.L;
+  let invL = 1.0 / f32(L);
+  let N = P.rows / P.groups;
+  for (var n = 0u; n < N; n++) {
+    let row = n * P.groups + gs;
+    let base = row * L;
+    let mu = ${s.rms ? '0.0' : 'mean[row]'};
+    let rs = rstd[row];
+    var acc = vec2<f32>(0.0, 0.0);
+    if (valid) {
+      ${rowLoop(layout, true, `${perElement}
+      acc += vec2<f32>(dxh, dxh * xh);`)}
+    }
+${groupSumWgsl(WG, 'total')}
+    let m1 = total.x * invL;
+    let m2 = total.y * invL;
+    if (valid) {
+      ${rowLoop(layout, true, `${perElement}
+      dx[e] = rs * (dxh - (${inner}));`)}
+    }
+  }
+  ${affine}
+}
+`;
+}

@@ -301,6 +301,8 @@ describe('norms: fused backward vs the composite rule', () => {
     { label: 'groupNorm weight only, sliced x', x: [3, 4, 7], aff: [4], w: true, view: 'sliced', run: (x, w) => E.groupNorm(x, 4, { weight: w }) },
     { label: 'groupNorm bias only, strided g', x: [2, 8, 3], aff: [8], b: true, gView: true, run: (x, _w, b) => E.groupNorm(x, 2, { bias: b }) },
     { label: 'groupNorm affine, [4, 32, 16, 8] in 8 groups', x: [4, 32, 16, 8], aff: [32], w: true, b: true, run: (x, w, b) => E.groupNorm(x, 8, { weight: w, bias: b }) },
+    { label: 'groupNorm affine, [3, 4, 20, 15] in 2 groups (hw 300: channel loop on every layout)', x: [3, 4, 20, 15], aff: [4], w: true, b: true, run: (x, w, b) => E.groupNorm(x, 2, { weight: w, bias: b }) },
+    { label: 'groupNorm affine on [5, 6] in 3 groups (hw 1)', x: [5, 6], aff: [6], w: true, b: true, gView: true, run: (x, w, b) => E.groupNorm(x, 3, { weight: w, bias: b }) },
     { label: 'rmsNorm weight, L = 13', x: [4, 13], aff: [13], w: true, run: (x, w) => E.rmsNorm(x, { weight: w }) },
     { label: 'rmsNorm, one row, L = 1500, permuted x', x: [1500, 1], view: 'permuted', run: (x) => E.rmsNorm(x) },
     { label: 'rmsNorm weight over [2, 3], sliced x, strided g', x: [5, 2, 3], aff: [2, 3], w: true, view: 'sliced', gView: true, run: (x, w) => E.rmsNorm(x, { weight: w }) },
@@ -344,15 +346,19 @@ describe('norms: fused backward vs the composite rule', () => {
   it.runIf(gpu)('GPU vs the float64 composite', async () => {
     for (const c of cases) await check(c, gpu!, { atol: 2e-4, rtol: 1e-4 });
   });
-  it.runIf(gpu)('GPU vs the float64 composite with every workgroup layout (one SIMD group, small, one row per workgroup or several)', async () => {
+  it.runIf(gpu)('GPU vs the float64 composite with every workgroup layout (one SIMD group, small, one row per workgroup or several), in two kernels and in one', async () => {
     // 8: one row per workgroup, channel loop where hw >= 8; 32: likewise; 256: the GPU layout
-    // (tpo up to 256 lanes per row, several rows per workgroup for short rows).
+    // (tpo up to 256 lanes per row, several rows per workgroup for short rows). fusedBackward:
+    // dx, dw and db in one dispatch (a workgroup per group of rows) or dw/db in a second kernel.
     for (const workgroup of [8, 32, 256]) {
-      const restore = gpu!.tune({ norm: { workgroup } });
-      try {
-        for (const c of cases) await check({ ...c, label: `${c.label} (workgroup ${workgroup})` }, gpu!, { atol: 2e-4, rtol: 1e-4 });
-      } finally {
-        restore();
+      for (const fusedBackward of [false, true]) {
+        const restore = gpu!.tune({ norm: { workgroup, fusedBackward } });
+        try {
+          // Without affine parameters there is nothing to fold: the one-kernel form is never picked.
+          for (const c of cases.filter((c) => !fusedBackward || c.w || c.b)) await check({ ...c, label: `${c.label} (workgroup ${workgroup}, fusedBackward ${fusedBackward})` }, gpu!, { atol: 2e-4, rtol: 1e-4 });
+        } finally {
+          restore();
+        }
       }
     }
     const restore = gpu!.tune({ norm: { workgroup: 12 } });
@@ -371,6 +377,32 @@ describe('norms: fused backward vs the composite rule', () => {
       };
       expect(count(false), c.label).toBeLessThan(count(true) - 8);
     }
+  });
+  it.runIf(gpu)('the affine gradients fold into one backward dispatch where the groups give the workgroups (the tokenizer at batch 8), not for a large layer norm', () => {
+    const backwardDispatches = (x: number[], run: (x: E.Tensor, w: E.Tensor, b: E.Tensor) => E.Tensor, fusedBackward: boolean | null) => {
+      const restore = gpu!.tune({ norm: { fusedBackward } });
+      try {
+        return E.tidy(() => {
+          const leaf = (shape: number[]) => E.ones(shape, { backend: gpu! }).requireGrad();
+          const [xt, w, b] = [leaf(x), leaf([x[1]!]), leaf([x[1]!])];
+          const loss = E.sum(run(xt, w, b));
+          const before = gpu!.counters.dispatches;
+          E.gradients(loss, [xt, w, b]);
+          return gpu!.counters.dispatches - before;
+        });
+      } finally {
+        restore();
+      }
+    };
+    const gn = (x: E.Tensor, w: E.Tensor, b: E.Tensor) => E.groupNorm(x, 32, { weight: w, bias: b, act: 'silu' });
+    const tok = [8, 64, 32, 32];
+    expect(backwardDispatches(tok, gn, true)).toBe(backwardDispatches(tok, gn, false) - 1);
+    expect(backwardDispatches(tok, gn, null)).toBe(backwardDispatches(tok, gn, true));
+    // Layer norm has one set of rows: one workgroup would walk all 512 rows of 384.
+    const ln = (x: E.Tensor, w: E.Tensor, b: E.Tensor) => E.layerNorm(x, 384, { weight: w, bias: b });
+    const lnX = [512, 384];
+    expect(backwardDispatches(lnX, ln, null)).toBe(backwardDispatches(lnX, ln, false));
+    expect(backwardDispatches(lnX, ln, true)).toBe(backwardDispatches(lnX, ln, false) - 1);
   });
 });
 
@@ -391,6 +423,7 @@ describe('norms: fused SiLU (act) vs silu(norm(x))', () => {
     { label: 'groupNorm affine, [2, 6, 5, 3] in 3 groups', rows: 6, x: [2, 6, 5, 3], aff: [6], w: true, b: true, run: (x, w, b, act) => E.groupNorm(x, 3, { weight: w, bias: b, act }) },
     { label: 'groupNorm affine, [4, 32, 16, 8] in 8 groups', rows: 32, x: [4, 32, 16, 8], aff: [32], w: true, b: true, run: (x, w, b, act) => E.groupNorm(x, 8, { weight: w, bias: b, act }) },
     { label: 'groupNorm, one sample, L = 2 * 33 * 35', rows: 2, x: [1, 4, 33, 35], run: (x, _w, _b, act) => E.groupNorm(x, 2, { act }) },
+    { label: 'groupNorm affine, [2, 4, 16, 17] in 2 groups (hw 272)', rows: 4, x: [2, 4, 16, 17], aff: [4], w: true, b: true, run: (x, w, b, act) => E.groupNorm(x, 2, { weight: w, bias: b, act }) },
     { label: 'groupNorm weight only', rows: 12, x: [3, 4, 7], aff: [4], w: true, run: (x, w, _b, act) => E.groupNorm(x, 4, { weight: w, act }) },
     { label: 'groupNorm bias only', rows: 4, x: [2, 8, 3], aff: [8], b: true, run: (x, _w, b, act) => E.groupNorm(x, 2, { bias: b, act }) },
     { label: 'layerNorm affine, L = 7', rows: 3, x: [3, 7], aff: [7], w: true, b: true, run: (x, w, b, act) => E.layerNorm(x, 7, { weight: w, bias: b, act }) },
@@ -447,15 +480,16 @@ describe('norms: fused SiLU (act) vs silu(norm(x))', () => {
     await expectGradMatchesFD(second, [gx, { shape: [4], data: [0.7, 1.3, -0.4, 1.0] }, { shape: [4], data: [0, 0.1, 0.2, 0.3] }], { atol: 1e-6, rtol: 1e-5 }, { wrt: [0, 1, 2] });
   });
   it.runIf(gpu)('GPU vs the float64 composition: forward and gradients (fused backward and createGraph), every workgroup layout', async () => {
-    for (const workgroup of [null, 8, 256]) {
-      const restore = gpu!.tune({ norm: { workgroup } });
+    for (const [workgroup, fusedBackward] of [[null, null], [8, true], [8, false], [256, true], [256, false]] as const) {
+      const restore = gpu!.tune({ norm: { workgroup, fusedBackward } });
       try {
-        for (const c of cases) {
+        for (const c of cases.filter((c) => fusedBackward !== true || c.w || c.b)) {
           // RMS norm subtracts no mean: no cancellation to amplify (the flat 3e-5 of its test above).
           const cond = c.label.startsWith('rmsNorm') ? 1 : conditionOf(values(c.x.reduce((a, d) => a * d, 1), 1), c.rows);
           const fwd = { atol: 3e-5 * cond, rtol: 3e-5 };
-          for (const createGraph of [false, true]) {
-            await check(`${c.label} createGraph=${createGraph} workgroup=${workgroup}`, firstOrder(c, gpu!, true, createGraph), firstOrder(c, ref, false, true), [fwd, gradTol]);
+          // createGraph records the composite rule: the backward kernels' layout does not apply.
+          for (const createGraph of fusedBackward === null ? [false, true] : [false]) {
+            await check(`${c.label} createGraph=${createGraph} workgroup=${workgroup} fusedBackward=${fusedBackward}`, firstOrder(c, gpu!, true, createGraph), firstOrder(c, ref, false, true), [fwd, gradTol]);
           }
         }
       } finally {

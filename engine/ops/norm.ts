@@ -9,8 +9,11 @@
  *   dw = sum(g * xhat),  db = sum(g)   over the non-normalized positions.
  * mean and rstd are themselves recorded as functions of x (d mean/dx = 1/L,
  * d rstd/dx = -rstd^3 (x - mean) / L), so gradients of gradients are exact. When the backward is
- * not itself recorded (a plain backward()), the same formulas run as two fused kernels
- * (row_norm_backward) instead of ~10 elementwise and reduce dispatches.
+ * not itself recorded (a plain backward()), the same formulas run as fused kernels
+ * (row_norm_backward) instead of ~10 elementwise and reduce dispatches: one dispatch for dx, dw and
+ * db where a workgroup per group of rows sharing affine indices keeps the device busy (group norm
+ * with enough groups, small inputs), else dx and then dw/db in a second kernel. Both sum in a fixed
+ * order (no atomics): runs are bit-identical.
  *
  * `act: 'silu'` returns silu(norm(x)) from the same forward kernel. Its fused backward scales g by
  * silu'(n) inside the backward kernels, recomputing n = xhat * w + b from the saved statistics
@@ -23,7 +26,7 @@ import { checkOptions } from '../options.js';
 import { fmtShape, shapesEqual, sizeOf } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import type { WebGPUBackend } from '../webgpu/backend.js';
-import { normAffineBackwardKernel, normBackwardKernel, normKernel, NORM_WG, type NormLayout } from '../../shaders/norm.js';
+import { normAffineBackwardKernel, normBackwardFusedKernel, normBackwardKernel, normKernel, NORM_WG, type NormLayout } from '../../shaders/norm.js';
 import { add, mul, sub } from './binary.js';
 import { sigmoid as sigmoidCpu } from './math.js';
 import { expand, reshape } from './movement.js';
@@ -141,6 +144,31 @@ function normLayout(gpu: WebGPUBackend, s: RowNormSpec): NormLayout {
   return { wg, tpo, channelLoop: s.hw > 1 && s.hw >= tpo };
 }
 
+/**
+ * Rows per workgroup set at most, for the one-dispatch backward on GPUs: 2^15 elements (128 per
+ * invocation per pass of 256), where G workgroups each walking their rows cost about what the
+ * second dispatch does. Layer norm (one set) only below 2^14 elements on any device: one workgroup
+ * walks every row, so larger inputs keep the two-kernel form's parallelism.
+ */
+const FUSED_SET_MAX = 2 ** 15;
+const FUSED_SINGLE_MAX = 2 ** 14;
+/** Sets (workgroups) from which the one-dispatch backward keeps a software adapter's cores busy. */
+const FUSED_MIN_SETS = 8;
+
+/**
+ * Whether the backward runs as one dispatch (normBackwardFusedKernel: a workgroup per set of rows
+ * sharing affine indices, no second kernel for dw/db). Without affine parameters the row kernel is
+ * already the only dispatch and keeps its one-workgroup-per-row parallelism.
+ */
+function fusedBackward(gpu: WebGPUBackend, s: RowNormSpec): boolean {
+  if (!s.hasWeight && !s.hasBias) return false;
+  const forced = gpu.tuning.norm.fusedBackward;
+  if (forced !== null) return forced;
+  const perSet = (s.rows / s.groups) * s.L;
+  if (s.groups >= FUSED_MIN_SETS) return gpu.softwareAdapter !== null || perSet <= FUSED_SET_MAX;
+  return s.rows * s.L <= FUSED_SINGLE_MAX;
+}
+
 interface RowNormBackwardSpec extends RowNormSpec {
   /** Number of affine indices (the weight's / bias's size) and their shape. */
   A: number;
@@ -240,6 +268,17 @@ const rowNormBackward = defineOp<RowNormBackwardSpec>({
       if (w) bindings.w = w;
       if (bias) bindings.bias = bias;
       if (mean) bindings.mean = mean;
+      if (fusedBackward(gpu, s)) {
+        if (s.hasWeight) bindings.dw = outputs[1]!;
+        if (s.hasBias) bindings.db = outputs[s.hasWeight ? 2 : 1]!;
+        const wg = normWorkgroup(gpu);
+        gpu.run(normBackwardFusedKernel, { rms: s.rms, hasWeight: s.hasWeight, hasBias: s.hasBias, silu: s.silu, wg, channelLoop: s.hw > 1 && s.hw >= wg, columns: s.hw === 1 }, {
+          params: { rows: s.rows, L: s.L, groups: s.groups, cpg: s.cpg, hw: s.hw },
+          bindings,
+          workgroups: s.groups,
+        });
+        return;
+      }
       gpu.run(normBackwardKernel, { rms: s.rms, hasWeight: s.hasWeight, silu: s.silu, bias: bias !== null, ...layout }, {
         params: { rows: s.rows, L: s.L, groups: s.groups, cpg: s.cpg, hw: s.hw },
         bindings,
