@@ -12,6 +12,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { resultsMarkdown } from '../examples/robustok/results-markdown.js';
 import { GPU, MEDIUM, PRESETS, TINY, validateStudy, type StudyConfig } from '../examples/robustok/config.js';
 import { runStudy } from '../examples/robustok/study.js';
 import { finishedRecord } from '../examples/robustok/context.js';
@@ -103,6 +104,8 @@ describe.runIf(gpu)('robustok study (tiny preset)', () => {
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
     for (const s of ['Does pFID track gFID?', 'Do nFID / iFID track gFID?', 't approximation']) expect(html).not.toContain(s); // one correlation section per arm, with intervals
     expect(results.correlations).toBeUndefined();
+    const md = resultsMarkdown(results);
+    for (const s of ['### VQ tokenizers', '### Diffusion generators', '### Verdicts', `| ${r.generators[0]!.tokenizer} | ${r.generators[0]!.gfid.toFixed(2)} ± ${r.generators[0]!.gfidError.standardError.toFixed(2)} |`, 'after - control']) expect(md).toContain(s);
     // Every reconstruction FID carries its paired-bootstrap error, shown as "value ± SE".
     for (const t of r.tokenizers) for (const iv of [t.eval.rfidError!, ...t.eval.pfid.map((q) => q.error!)]) expect(iv.standardError).toBeGreaterThan(0);
     for (const t of c.tokenizers) for (const iv of [t.eval.rfidError!, t.eval.ifidError!, ...t.eval.nfid.map((q) => q.error!)]) expect(iv.standardError).toBeGreaterThan(0);

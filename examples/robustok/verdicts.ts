@@ -38,6 +38,8 @@ export function signVerdict(iv: { low: number; high: number } | null, predicts: 
 }
 
 const f2 = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : 'n/a');
+/** "12.34 ± 0.56" when the record has the bootstrap error of the number. */
+const fe = (v: number, e?: { standardError: number }) => (e ? `${f2(v)} ± ${f2(e.standardError)}` : f2(v));
 const ivText = (iv: { estimate: number; low: number; high: number }) => `${f2(iv.estimate)} [${f2(iv.low)}, ${f2(iv.high)}]`;
 
 /** Difference of two independent gFIDs with a normal interval from their bootstrap standard errors. */
@@ -61,8 +63,11 @@ function perturbationClaim(r: StudyResults, level: number): ClaimVerdict[] {
   if (gn && gp && tn && tp) {
     const iv = gfidDifference({ gfid: gp.gfid, se: gp.gfidError?.standardError ?? NaN }, { gfid: gn.gfid, se: gn.gfidError?.standardError ?? NaN }, level);
     const a = r.cfg.eval.pfidAlpha;
-    const pf = (x: typeof tn) => x.eval.pfid.find((p) => p.alpha === a)?.fid ?? NaN;
-    out.push({ claim: 1, statement, verdict: signVerdict(iv, 'negative'), interval: iv, evidence: `gFID ${gp.tokenizer} - ${gn.tokenizer} = ${ivText(iv)}; rFID ${f2(tn.eval.rfid)} -> ${f2(tp.eval.rfid)}, pFID (alpha ${a}) ${f2(pf(tn))} -> ${f2(pf(tp))} (rFID and pFID without intervals)` });
+    const pf = (x: typeof tn) => {
+      const p = x.eval.pfid.find((q) => q.alpha === a);
+      return p ? fe(p.fid, p.error) : 'n/a';
+    };
+    out.push({ claim: 1, statement, verdict: signVerdict(iv, 'negative'), interval: iv, evidence: `gFID ${gp.tokenizer} - ${gn.tokenizer} = ${ivText(iv)}; rFID ${fe(tn.eval.rfid, tn.eval.rfidError)} -> ${fe(tp.eval.rfid, tp.eval.rfidError)}, pFID (alpha ${a}) ${pf(tn)} -> ${pf(tp)}` });
   } else out.push({ claim: 1, statement, verdict: 'cannot tell at this scale', interval: null, evidence: "the study needs a tokenizer with perturbation 'none' and one with 'paper' (same config), each with a generator" });
   const k = r.cfg.continuous;
   const c = r.continuous;
@@ -76,7 +81,7 @@ function perturbationClaim(r: StudyResults, level: number): ClaimVerdict[] {
       const iv = gfidDifference({ gfid: a.gfid, se: a.gfidError?.standardError ?? NaN }, { gfid: b.gfid, se: b.gfidError?.standardError ?? NaN }, level);
       const ta = c.tokenizers.find((x) => x.name === a.tokenizer)!.eval;
       const tb = c.tokenizers.find((x) => x.name === b.tokenizer)!.eval;
-      out.push({ claim: 1, statement: cs, verdict: signVerdict(iv, 'negative'), interval: iv, evidence: `gFID ${a.tokenizer} - ${b.tokenizer} = ${ivText(iv)}; rFID ${f2(tb.rfid)} -> ${f2(ta.rfid)}, nFID ${f2(tb.nfidDefault.fid)} -> ${f2(ta.nfidDefault.fid)}` });
+      out.push({ claim: 1, statement: cs, verdict: signVerdict(iv, 'negative'), interval: iv, evidence: `gFID ${a.tokenizer} - ${b.tokenizer} = ${ivText(iv)}; rFID ${fe(tb.rfid, tb.rfidError)} -> ${fe(ta.rfid, ta.rfidError)}, nFID ${fe(tb.nfidDefault.fid, tb.nfidDefault.error)} -> ${fe(ta.nfidDefault.fid, ta.nfidDefault.error)}` });
     } else out.push({ claim: 1, statement: cs, verdict: 'cannot tell at this scale', interval: null, evidence: "the continuous arm needs a tokenizer with latent noise 'none' and one with 'paper-continuous', each with a generator" });
   }
   return out;
