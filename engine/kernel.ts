@@ -52,6 +52,8 @@ export const { read, rw } = shorthand;
 interface Field {
   name: string;
   type: ScalarType;
+  /** The type as a number, for the packer: 0 f32, 1 i32, 2 u32. */
+  code: 0 | 1 | 2;
   word: number;
   scalar: boolean;
   /** Array length (0 for a scalar). */
@@ -75,7 +77,7 @@ export class KernelLayout {
       checkIdent(kernel, 'parameter', name);
       const [type, len] = typeof spec === 'string' ? [spec, 0] : [spec[0], spec[1]];
       if (!Number.isInteger(len) || len < 0) throw new Error(`kernel ${kernel}: parameter ${name} has a bad array length ${len}`);
-      const f = { name, type, word, len, scalar: typeof spec === 'string' };
+      const f: Field = { name, type, code: type === 'f32' ? 0 : type === 'i32' ? 1 : 2, word, len, scalar: typeof spec === 'string' };
       fields.push(f);
       this.byName.set(name, f);
       word += f.scalar ? 1 : len;
@@ -105,23 +107,46 @@ export class KernelLayout {
    * be given, arrays with their declared length; anything else is an error naming it.
    */
   pack(values: Readonly<Record<string, number | readonly number[]>>, u: Uint32Array, i: Int32Array, f: Float32Array, base: number): void {
-    let given = 0;
-    for (const fd of this.fields) {
+    // Runs on every dispatch: indexed loops and the write inlined.
+    const fields = this.fields;
+    for (let n = 0; n < fields.length; n++) {
+      const fd = fields[n]!;
       const v = values[fd.name];
       if (v === undefined) throw new Error(`kernel ${this.kernel}: parameter ${fd.name} was not given`);
-      given++;
+      const w = base + fd.word;
       if (typeof v === 'number') {
         if (!fd.scalar) throw new Error(`kernel ${this.kernel}: parameter ${fd.name} is an array of ${fd.len}, got a number`);
-        write(fd.type, v, u, i, f, base + fd.word);
+        if (fd.code === 0) f[w] = v;
+        else if (fd.code === 1) i[w] = v | 0;
+        else u[w] = v >>> 0;
       } else {
         if (fd.scalar || v.length !== fd.len) throw new Error(`kernel ${this.kernel}: parameter ${fd.name} expects ${fd.scalar ? 'a number' : `${fd.len} values`}, got ${v.length} values`);
-        for (let k = 0; k < v.length; k++) write(fd.type, v[k]!, u, i, f, base + fd.word + k);
+        if (fd.code === 0) for (let k = 0; k < v.length; k++) f[w + k] = v[k]!;
+        else if (fd.code === 1) for (let k = 0; k < v.length; k++) i[w + k] = v[k]! | 0;
+        else for (let k = 0; k < v.length; k++) u[w + k] = v[k]! >>> 0;
       }
     }
-    if (given !== countKeys(values)) {
+    if (fields.length !== countKeys(values)) {
       const extra = Object.keys(values).filter((k) => !this.byName.has(k));
       throw new Error(`kernel ${this.kernel}: unknown parameter(s) ${extra.join(', ')} (declared: ${this.fields.map((x) => x.name).join(', ') || 'none'})`);
     }
+  }
+
+  /**
+   * What the literals of `names` add to the pipeline key: `|literal` per value, in the order of
+   * `names` (array parameters element by element). Per dispatch, so without the literal map.
+   */
+  bakedKey(values: Readonly<Record<string, number | readonly number[]>>, names: readonly string[]): string {
+    let key = '';
+    for (const name of names) {
+      const fd = this.byName.get(name);
+      if (!fd) throw new Error(`kernel ${this.kernel}: cannot bake unknown parameter ${name}`);
+      const v = values[name];
+      if (v === undefined) throw new Error(`kernel ${this.kernel}: parameter ${name} was not given`);
+      if (typeof v === 'number') key += `|${literal(fd.type, v)}`;
+      else for (let k = 0; k < v.length; k++) key += `|${literal(fd.type, v[k]!)}`;
+    }
+    return key;
   }
 
   /** WGSL literals for the named parameters, for kernels that bake them into the code. */
@@ -139,21 +164,18 @@ export class KernelLayout {
   }
 }
 
-/** Own enumerable keys of a plain object, without building the key array (per dispatch). */
+/**
+ * Enumerable keys of a plain object (parameter and binding objects, whose prototype adds none),
+ * without building the key array (per dispatch).
+ */
 export function countKeys(o: object): number {
   let n = 0;
-  for (const k in o) if (Object.prototype.hasOwnProperty.call(o, k)) n++;
+  for (const _ in o) n++;
   return n;
 }
 
 function checkIdent(kernel: string, what: string, name: string): void {
   if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(name) || name === 'P') throw new Error(`kernel ${kernel}: ${what} name '${name}' is not a usable WGSL identifier`);
-}
-
-function write(type: ScalarType, v: number, u: Uint32Array, i: Int32Array, f: Float32Array, w: number): void {
-  if (type === 'f32') f[w] = v;
-  else if (type === 'i32') i[w] = v | 0;
-  else u[w] = v >>> 0;
 }
 
 function literal(type: ScalarType, v: number): string {
@@ -179,12 +201,12 @@ export class Kernel<V> {
     return this.decl.name;
   }
 
-  /** The layout of variant `v` (computed once per key). */
+  /** The layout of variant `v` (computed once per key; looked up on every dispatch). */
   layout(v: V): KernelLayout {
-    const key = `${this.decl.name}|${this.decl.key(v)}`;
+    const key = this.decl.key(v);
     let l = this.layouts.get(key);
     if (!l) {
-      l = new KernelLayout(this.decl.name, key, this.decl.signature(v));
+      l = new KernelLayout(this.decl.name, `${this.decl.name}|${key}`, this.decl.signature(v));
       this.layouts.set(key, l);
     }
     return l;

@@ -13,9 +13,9 @@
 import type { Backend, BackendKind, Storage } from './backend.js';
 import type { CpuBackend } from './cpu/backend.js';
 import type { DType } from './dtype.js';
-import { isGradEnabled, noGrad, record } from './grad-mode.js';
+import { isGradEnabled, noGrad } from './grad-mode.js';
 import { sizeOf, type Shape } from './shape.js';
-import { Tensor } from './tensor.js';
+import { Tensor, type GradNode } from './tensor.js';
 import type { WebGPUBackend } from './webgpu/backend.js';
 
 /** A new output (shape and dtype) or an existing tensor the kernel writes into (a view or in place). */
@@ -94,38 +94,65 @@ export function defineOp<A = void>(decl: OpDecl<A>): Op<A> {
   const dense = decl.dense;
   const isDense: ((k: number, attrs: A) => boolean) | null =
     dense === true ? () => true : typeof dense === 'function' ? dense : Array.isArray(dense) ? (k) => dense.includes(k) : null;
+  const nondiff = decl.nondiff && decl.nondiff.length > 0 ? decl.nondiff : null;
+  // The runner runs once per op call (hundreds of times per training step): plain loops, and no
+  // arrays or closures beyond the outputs and the tape node.
   const run = ((inputs: readonly Tensor[], attrs: A): Tensor[] => {
     const name = decl.name;
     checkSameBackend(name, inputs);
     const specs = decl.outputs(inputs, attrs);
-    const intos = specs.filter((s): s is { into: Tensor } => 'into' in s).map((s) => s.into);
-    const all = intos.length > 0 ? [...inputs, ...intos] : inputs;
-    if (all.length === 0) throw new Error(`${name}: needs an input or an output view`);
-    if (intos.length > 0) checkSameBackend(name, all);
-    const backend = all[0]!.backend;
-    const outputs = specs.map((s) => ('into' in s ? s.into : new Tensor(backend.alloc(sizeOf(s.shape), s.dtype), s.shape, s.dtype, s.name ?? name)));
-    if (outputs.every((t) => t.size === 0)) return outputs;
+    let backend = inputs.length > 0 ? inputs[0]!.backend : null;
+    let views = 0;
+    for (let k = 0; k < specs.length; k++) if ('into' in specs[k]!) views++;
+    if (views > 0) {
+      const all = [...inputs];
+      for (const s of specs) if ('into' in s) all.push(s.into);
+      checkSameBackend(name, all);
+      backend = all[0]!.backend;
+    }
+    if (backend === null) throw new Error(`${name}: needs an input or an output view`);
+    const outputs: Tensor[] = new Array(specs.length);
+    let empty = true;
+    for (let k = 0; k < specs.length; k++) {
+      const s = specs[k]!;
+      const t = 'into' in s ? s.into : new Tensor(backend.alloc(sizeOf(s.shape), s.dtype), s.shape, s.dtype, s.name ?? name);
+      outputs[k] = t;
+      if (t.size !== 0) empty = false;
+    }
+    if (empty) return outputs;
     const kernel = kernels[backend.kind] as OpKernel<A, Backend> | undefined;
     if (!kernel) throw new Error(`${name}: no kernel for backend ${backend.name}`);
-    const copies: Tensor[] = [];
-    const kin = isDense ? inputs.map((t, k) => (isDense(k, attrs) ? denseCopy(t, copies) : t)) : inputs;
+    let copies: Tensor[] | null = null;
+    let kin = inputs;
+    if (isDense) {
+      for (let k = 0; k < inputs.length; k++) {
+        const t = inputs[k]!;
+        if ((t.offset === 0 && t.isContiguous) || !isDense(k, attrs)) continue;
+        if (copies === null) {
+          copies = [];
+          kin = [...inputs];
+        }
+        (kin as Tensor[])[k] = denseCopy(t, copies);
+      }
+    }
     try {
       kernel(backend, { inputs: kin, outputs, attrs });
     } catch (e) {
-      outputs.forEach((t, k) => !('into' in specs[k]!) && t.dispose());
+      for (let k = 0; k < specs.length; k++) if (!('into' in specs[k]!)) outputs[k]!.dispose();
       throw e;
     } finally {
-      for (const c of copies) c.dispose();
+      if (copies !== null) for (const c of copies) c.dispose();
     }
     const rules = decl.grad;
-    if (rules && isGradEnabled() && inputs.some((t) => t.requiresGrad)) {
-      const diff = decl.nondiff ? inputs.filter((_, k) => !decl.nondiff!.includes(k)) : inputs;
-      const args: OpArgs<A> = { inputs, outputs, attrs };
-      const recordOne = (rule: GradRule<A>, out: Tensor) => {
-        record(out, name, diff as Tensor[], decl.nondiff ? (g) => { const all = rule(g, args); return all.filter((_, k) => !decl.nondiff!.includes(k)); } : (g) => rule(g, args));
-      };
-      if (typeof rules === 'function') recordOne(rules, outputs[0]!);
-      else rules.forEach((r, k) => r && recordOne(r, outputs[k]!));
+    if (rules && isGradEnabled()) {
+      const diff = nondiff ? inputs.filter((_, k) => !nondiff.includes(k)) : (inputs as Tensor[]);
+      let needed = false;
+      for (let k = 0; k < diff.length; k++) if (diff[k]!.requiresGrad) needed = true;
+      if (needed) {
+        const args: OpArgs<A> = { inputs, outputs, attrs };
+        if (typeof rules === 'function') attach(outputs[0]!, new OpNode(name, diff, rules, args, nondiff));
+        else for (let k = 0; k < rules.length; k++) if (rules[k]) attach(outputs[k]!, new OpNode(name, diff, rules[k]!, args, nondiff));
+      }
     }
     return outputs;
   }) as Op<A>;
@@ -135,6 +162,29 @@ export function defineOp<A = void>(decl: OpDecl<A>): Op<A> {
     (kernels as Record<string, unknown>)[kind] = kernel;
   };
   return run;
+}
+
+/** The tape node of one output of an op call: its gradient rule and the call's arguments. */
+class OpNode<A> implements GradNode {
+  constructor(
+    readonly op: string,
+    readonly inputs: Tensor[],
+    private readonly rule: GradRule<A>,
+    private readonly args: OpArgs<A>,
+    private readonly nondiff: readonly number[] | null,
+  ) {}
+
+  backward(gradOut: Tensor): (Tensor | null)[] {
+    const all = this.rule(gradOut, this.args);
+    const nd = this.nondiff;
+    return nd ? all.filter((_, k) => !nd.includes(k)) : all;
+  }
+}
+
+/** What `record` does, once the caller has checked that grad mode is on and an input needs one. */
+function attach(out: Tensor, node: GradNode): void {
+  out.requiresGrad = true;
+  out.node = node;
 }
 
 let copyOp: ((t: Tensor) => Tensor) | null = null;

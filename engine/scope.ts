@@ -25,6 +25,7 @@ let liveTensors = 0;
 let liveBytes = 0;
 let peakLiveBytes = 0;
 const backendsSeen = new Set<Backend>();
+let lastBackend: Backend | null = null;
 
 let creationHook: ((t: Tensor) => void) | null = null;
 
@@ -45,7 +46,10 @@ export function trackNew(t: Tensor, newStorageBytes: number): void {
   liveTensors++;
   liveBytes += newStorageBytes;
   if (liveBytes > peakLiveBytes) peakLiveBytes = liveBytes;
-  backendsSeen.add(t.backend);
+  if (t.backend !== lastBackend) {
+    lastBackend = t.backend;
+    backendsSeen.add(lastBackend);
+  }
   if (marks.length > 0) tracked.push(t);
 }
 

@@ -38,12 +38,17 @@ export class Tensor {
   node: GradNode | null = null;
   /** The op that created this tensor (for error messages). */
   readonly createdBy: string;
+  /** Number of elements (shape and strides never change, so both are computed once). */
+  readonly size: number;
+  private _contiguous: boolean | undefined = undefined;
   private _storage: Storage | null;
 
   constructor(storage: Storage, shape: Shape, dtype: DType, createdBy: string, strides?: readonly number[], offset = 0) {
     this._storage = storage;
     this.shape = Object.freeze([...shape]);
+    this.size = sizeOf(shape);
     this.strides = Object.freeze(strides ? [...strides] : contiguousStrides(shape));
+    if (!strides) this._contiguous = true;
     this.offset = offset;
     this.dtype = dtype;
     this.backend = storage.backend;
@@ -51,10 +56,6 @@ export class Tensor {
     const isNewStorage = storage.refs === 0;
     storage.refs++;
     trackNew(this, isNewStorage ? storage.byteSize : 0);
-  }
-
-  get size(): number {
-    return sizeOf(this.shape);
   }
 
   get rank(): number {
@@ -71,9 +72,19 @@ export class Tensor {
     return this._storage;
   }
 
+  /** Whether the strides are row-major for the shape (size-1 dims may have any stride). */
   get isContiguous(): boolean {
-    const expect = contiguousStrides(this.shape);
-    return this.shape.every((d, i) => d === 1 || this.strides[i] === expect[i]);
+    if (this._contiguous === undefined) {
+      let expect = 1;
+      let ok = true;
+      for (let i = this.shape.length - 1; i >= 0; i--) {
+        const d = this.shape[i]!;
+        if (d !== 1 && this.strides[i] !== expect) ok = false;
+        expect *= d;
+      }
+      this._contiguous = ok;
+    }
+    return this._contiguous;
   }
 
   describe(): string {

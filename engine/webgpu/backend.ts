@@ -8,13 +8,16 @@ import { GpuProfiler, type ProfileReport } from './profiler.js';
 import type { Backend, Storage } from '../backend.js';
 import type { DType } from '../dtype.js';
 import { KERNEL_PRELUDE } from '../../shaders/common.js';
-import { bakeInto, countKeys, PARAM_SLOT_BYTES, type Access, type Kernel } from '../kernel.js';
+import { bakeInto, countKeys, PARAM_SLOT_BYTES, type Access, type Kernel, type KernelLayout } from '../kernel.js';
 import type { Tensor } from '../tensor.js';
 import { BufferPool, type PooledBuffer } from './pool.js';
 import { politeWait } from './host-wait.js';
 import { applyTuning, defaultTuning, type DeviceTuning, type TuningOverrides } from '../tuning.js';
 
 const SLOT_BYTES = PARAM_SLOT_BYTES;
+const SLOT_WORDS = SLOT_BYTES / 4;
+/** Bind groups kept before the cache starts over (each holds its buffers alive in Dawn). */
+const MAX_BIND_GROUPS = 8192;
 const ARENA_SLOTS = 4096;
 const MAX_WG_PER_DIM = 65535;
 
@@ -27,6 +30,27 @@ export class GpuStorage implements Storage {
 }
 
 export type { Access };
+
+/** Bind groups of one bind group layout, by the ids of the bound buffers in binding order. */
+interface BindGroupNode {
+  readonly next: Map<number, BindGroupNode>;
+  group: GPUBindGroup | null;
+}
+function bindGroupNode(): BindGroupNode {
+  return { next: new Map(), group: null };
+}
+
+interface GroupLayout {
+  readonly layout: GPUBindGroupLayout;
+  groups: BindGroupNode;
+}
+
+/** The pipelines of one kernel variant: without baked parameters, and per baked literal values. */
+interface VariantPipelines {
+  readonly group: GroupLayout;
+  plain: GPUComputePipeline | null;
+  baked: Map<string, GPUComputePipeline> | null;
+}
 
 /** One call of a declared kernel (engine/kernel.ts): values by name, never by position. */
 export interface KernelCall {
@@ -64,9 +88,11 @@ export class WebGPUBackend implements Backend {
   private readonly arenaF32 = new Float32Array(this.arena.buffer);
   private slots = 0;
   private readonly uniformBuffer: GPUBuffer;
-  private readonly pipelines = new Map<string, { pipeline: GPUComputePipeline; layoutKey: string }>();
-  private readonly layouts = new Map<string, GPUBindGroupLayout>();
-  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly pipelines = new Map<KernelLayout, VariantPipelines>();
+  private readonly groupLayouts = new Map<string, GroupLayout>();
+  private bindGroupCount = 0;
+  /** setBindGroup copies the offsets at once, so one array serves every dispatch. */
+  private readonly dynamicOffset = [0];
   private lostMessage: string | null = null;
   private profiler: GpuProfiler | null = null;
   private pendingError: string | null = null;
@@ -158,10 +184,11 @@ export class WebGPUBackend implements Backend {
 
   // ---- execution ----
 
-  private layoutFor(accesses: readonly Access[]): { key: string; layout: GPUBindGroupLayout } {
+  /** The bind group layout (and its bind groups) of a binding-access list, made once per list. */
+  private groupLayoutFor(accesses: readonly Access[]): GroupLayout {
     const key = accesses.map((a) => (a === 'read' ? 'r' : 'w')).join('');
-    let layout = this.layouts.get(key);
-    if (!layout) {
+    let g = this.groupLayouts.get(key);
+    if (!g) {
       const entries: GPUBindGroupLayoutEntry[] = [
         { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: true, minBindingSize: SLOT_BYTES } },
         ...accesses.map((a, i) => ({
@@ -170,47 +197,52 @@ export class WebGPUBackend implements Backend {
           buffer: { type: (a === 'read' ? 'read-only-storage' : 'storage') as GPUBufferBindingType },
         })),
       ];
-      layout = this.device.createBindGroupLayout({ entries });
-      this.layouts.set(key, layout);
+      g = { layout: this.device.createBindGroupLayout({ entries }), groups: bindGroupNode() };
+      this.groupLayouts.set(key, g);
     }
-    return { key, layout };
+    return g;
   }
 
-  private pipelineFor(key: string, code: () => string, accesses: readonly Access[]): { pipeline: GPUComputePipeline; layoutKey: string; layout: GPUBindGroupLayout } {
-    const { key: layoutKey, layout } = this.layoutFor(accesses);
-    const cacheKey = `${key}|${layoutKey}`;
-    let hit = this.pipelines.get(cacheKey);
-    if (!hit) {
-      const module = this.device.createShaderModule({ code: code(), label: key });
-      const pipeline = this.device.createComputePipeline({
-        label: key,
-        layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
-        compute: { module, entryPoint: 'main' },
-      });
-      hit = { pipeline, layoutKey };
-      this.pipelines.set(cacheKey, hit);
-      this.counters.pipelines++;
+  /** The pipelines of one kernel variant (made on first use; baked ones per literal values). */
+  private pipelinesOf(layout: KernelLayout): VariantPipelines {
+    let p = this.pipelines.get(layout);
+    if (!p) {
+      p = { group: this.groupLayoutFor(layout.accesses), plain: null, baked: null };
+      this.pipelines.set(layout, p);
     }
-    return { ...hit, layout };
+    return p;
   }
 
-  private bindGroupFor(layoutKey: string, layout: GPUBindGroupLayout, buffers: readonly GpuStorage[]): GPUBindGroup {
-    let key = layoutKey;
-    for (const b of buffers) key += `:${b.buf.id}`;
-    let bg = this.bindGroups.get(key);
-    if (!bg) {
-      if (this.bindGroups.size > 8192) this.bindGroups.clear();
-      bg = this.device.createBindGroup({
-        layout,
-        entries: [
-          { binding: 0, resource: { buffer: this.uniformBuffer, offset: 0, size: SLOT_BYTES } },
-          ...buffers.map((b, i) => ({ binding: i + 1, resource: { buffer: b.buffer } })),
-        ],
-      });
-      this.bindGroups.set(key, bg);
-      this.counters.bindGroups++;
+  private createPipeline(label: string, code: string, group: GroupLayout): GPUComputePipeline {
+    const module = this.device.createShaderModule({ code, label });
+    const pipeline = this.device.createComputePipeline({
+      label,
+      layout: this.device.createPipelineLayout({ bindGroupLayouts: [group.layout] }),
+      compute: { module, entryPoint: 'main' },
+    });
+    this.counters.pipelines++;
+    return pipeline;
+  }
+
+  /** The storage a declared binding names, checked (a missing binding or another backend's). */
+  private bound(kernel: string, name: string, v: Tensor | Storage | undefined): GpuStorage {
+    if (v === undefined) throw new Error(`kernel ${kernel}: binding ${name} was not given`);
+    const st = isTensorLike(v) ? v.storage : v;
+    if (st.backend !== this) throw new Error(`kernel ${kernel}: binding ${name} lives on ${st.backend.name}, not ${this.name}`);
+    return st as GpuStorage;
+  }
+
+  private createBindGroup(kernel: string, layout: KernelLayout, group: GroupLayout, bindings: KernelCall['bindings']): GPUBindGroup {
+    const names = layout.bindingNames;
+    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.uniformBuffer, offset: 0, size: SLOT_BYTES } }];
+    for (let k = 0; k < names.length; k++) entries.push({ binding: k + 1, resource: { buffer: this.bound(kernel, names[k]!, bindings[names[k]!]).buffer } });
+    this.counters.bindGroups++;
+    if (++this.bindGroupCount > MAX_BIND_GROUPS) {
+      // Bind groups of buffers long freed would otherwise pile up: start over.
+      for (const g of this.groupLayouts.values()) g.groups = bindGroupNode();
+      this.bindGroupCount = 1;
     }
-    return bg;
+    return this.device.createBindGroup({ layout: group.layout, entries });
   }
 
   private currentPass(): GPUComputePassEncoder {
@@ -230,53 +262,78 @@ export class WebGPUBackend implements Backend {
 
   /**
    * Records one dispatch of a declared kernel: its bindings and parameters are checked against
-   * the declaration by name and packed straight into the batch's parameter slot.
+   * the declaration by name and packed straight into the batch's parameter slot. Runs for every
+   * dispatch of a step, so nothing here allocates once the pipeline and bind group exist: the
+   * pipeline hangs off the kernel variant's layout, the bind group off a tree keyed by buffer ids.
    */
   run<V>(kernel: Kernel<V>, variant: V, call: KernelCall): void {
     this.checkAlive();
-    const grid = this.grid(call.workgroups);
-    if (grid[0] * grid[1] * grid[2] === 0) return;
-    const layout = kernel.layout(variant);
-    const names = layout.bindingNames;
-    const storages: GpuStorage[] = new Array(names.length);
-    for (let k = 0; k < names.length; k++) {
-      const v = call.bindings[names[k]!];
-      if (v === undefined) throw new Error(`kernel ${kernel.name}: binding ${names[k]} was not given`);
-      const st = isTensorLike(v) ? v.storage : v;
-      if (st.backend !== this) throw new Error(`kernel ${kernel.name}: binding ${names[k]} lives on ${st.backend.name}, not ${this.name}`);
-      storages[k] = st as GpuStorage;
+    const w = call.workgroups;
+    let gx: number;
+    let gy = 1;
+    let gz = 1;
+    if (typeof w === 'number') {
+      gx = w;
+      if (w > MAX_WG_PER_DIM) {
+        const g = this.grid(w);
+        gx = g[0];
+        gy = g[1];
+        gz = g[2];
+      }
+    } else {
+      gx = w[0];
+      gy = w[1];
+      gz = w[2];
     }
-    if (countKeys(call.bindings) !== names.length) {
-      const extra = Object.keys(call.bindings).filter((n) => !names.includes(n));
+    if (gx * gy * gz === 0) return;
+    const layout = kernel.layout(variant);
+    const set = this.pipelinesOf(layout);
+    // The bind group: walk the tree by the bound buffers' ids.
+    const names = layout.bindingNames;
+    const bindings = call.bindings;
+    let node = set.group.groups;
+    for (let k = 0; k < names.length; k++) {
+      const id = this.bound(kernel.name, names[k]!, bindings[names[k]!]).buf.id;
+      let next = node.next.get(id);
+      if (next === undefined) node.next.set(id, (next = bindGroupNode()));
+      node = next;
+    }
+    if (countKeys(bindings) !== names.length) {
+      const extra = Object.keys(bindings).filter((n) => !names.includes(n));
       throw new Error(`kernel ${kernel.name}: unknown binding(s) ${extra.join(', ')} (declared: ${names.join(', ')})`);
     }
-    let key = layout.key;
-    let literals: Map<string, string> | null = null;
+    // The pipeline: one per variant, or per baked literal values.
+    let pipeline: GPUComputePipeline;
+    let bakedKey = '';
     if (call.bake && call.bake.length > 0) {
-      literals = layout.literals(call.params, call.bake);
-      for (const v of literals.values()) key += `|${v}`;
+      bakedKey = layout.bakedKey(call.params, call.bake);
+      set.baked ??= new Map();
+      let p = set.baked.get(bakedKey);
+      if (!p) {
+        const src = kernel.source(variant);
+        const code = src.directives + KERNEL_PRELUDE + bakeInto(src.code, layout.literals(call.params, call.bake));
+        set.baked.set(bakedKey, (p = this.createPipeline(layout.key + bakedKey, code, set.group)));
+      }
+      pipeline = p;
+    } else {
+      if (!set.plain) {
+        const src = kernel.source(variant);
+        set.plain = this.createPipeline(layout.key, src.directives + KERNEL_PRELUDE + src.code, set.group);
+      }
+      pipeline = set.plain;
     }
-    const code = (): string => {
-      const src = kernel.source(variant);
-      return src.directives + KERNEL_PRELUDE + (literals ? bakeInto(src.code, literals) : src.code);
-    };
-    const slot = this.encode(key, code, layout.accesses, storages, grid);
-    layout.pack(call.params, this.arena, this.arenaI32, this.arenaF32, (slot * SLOT_BYTES) / 4);
-  }
-
-  /** Binds, records the dispatch and returns its parameter slot (the caller fills it). */
-  private encode(key: string, code: () => string, accesses: readonly Access[], storages: readonly GpuStorage[], grid: [number, number, number]): number {
     if (this.slots >= ARENA_SLOTS || this.profiler?.full) this.flush();
-    const { pipeline, layoutKey, layout } = this.pipelineFor(key, code, accesses);
-    const bg = this.bindGroupFor(layoutKey, layout, storages);
-    const slot = this.slots++;
-    const pass = this.profiler ? this.profiler.beginPass(this.endPass(), key) : this.currentPass();
+    const bg = node.group ?? (node.group = this.createBindGroup(kernel.name, layout, set.group, bindings));
+    const slot = this.slots;
+    layout.pack(call.params, this.arena, this.arenaI32, this.arenaF32, slot * SLOT_WORDS);
+    this.slots++;
+    const pass = this.profiler ? this.profiler.beginPass(this.endPass(), layout.key + bakedKey) : (this.pass ?? this.currentPass());
     pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bg, [slot * SLOT_BYTES]);
-    pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);
+    this.dynamicOffset[0] = slot * SLOT_BYTES;
+    pass.setBindGroup(0, bg, this.dynamicOffset);
+    pass.dispatchWorkgroups(gx, gy, gz);
     if (this.profiler) pass.end();
     this.counters.dispatches++;
-    return slot;
   }
 
   /** Splits a workgroup count over x/y(/z) so no dimension exceeds the 65535 limit. */
@@ -360,7 +417,7 @@ export class WebGPUBackend implements Backend {
 
   destroy(): void {
     this.pool.trim();
-    this.bindGroups.clear();
+    this.groupLayouts.clear();
     this.uniformBuffer.destroy();
     this.device.destroy();
   }
