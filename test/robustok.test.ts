@@ -12,6 +12,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { finishedStageResults } from '../examples/robustok/finished-stages.js';
 import { resultsMarkdown } from '../examples/robustok/results-markdown.js';
 import { GPU, MEDIUM, PRESETS, TINY, validateStudy, type StudyConfig } from '../examples/robustok/config.js';
 import { runStudy } from '../examples/robustok/study.js';
@@ -144,6 +145,12 @@ describe.runIf(gpu)('robustok study (tiny preset)', () => {
     expect(r2.posttrain!.after.gfid).toBe(p.after.gfid);
     expect(r2.continuous!.generators.map((g) => g.gfid)).toEqual(c.generators.map((g) => g.gfid));
     expect(r2.continuous!.posttrain!.after.gfid).toBe(cp.after.gfid);
+
+    // --report-only reads the same records back without running anything; a missing stage is absent.
+    const fin = finishedStageResults(TINY, out, 'report-only');
+    expect([fin.tokenizers, fin.generators, fin.posttrain, fin.continuous]).toEqual([r.tokenizers, r.generators, r.posttrain, r.continuous]);
+    rmSync(join(out, 'generators', r.generators[1]!.tokenizer, 'record.json'));
+    expect(finishedStageResults(TINY, out, 'report-only').generators.map((g) => g.tokenizer)).toEqual([r.generators[0]!.tokenizer]);
   });
 });
 

@@ -6,26 +6,33 @@
  * duration on this device (measured over a few steps) first, and use it for the progress line's
  * ETA; --estimate prints it and stops. Re-running with the same --out continues an interrupted
  * run. `medium` is the study sized for a 2-core machine without a GPU (docs/study.md).
+ * --report-only writes DIR/partial/report.html and results.json from the finished stages' records
+ * (a run still going on, or stopped) without running anything.
  */
-import { resolve } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { getDevice } from '../../node/index.js';
 import { formatDuration } from '../../nn/train/progress.js';
 import { PRESETS } from './config.js';
 import { loadStudyData } from './data.js';
 import { estimateStudy, type PlannedStage } from './estimate.js';
+import { finishedStageResults } from './finished-stages.js';
+import { writeStudyReport } from './report.js';
+import { studyStatistics } from './statistics.js';
 import { runStudy } from './study.js';
+import { studyVerdicts } from './verdicts.js';
 
 function parseArgs(argv: string[]): Record<string, string | true> {
   const out: Record<string, string | true> = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (!a.startsWith('--')) throw new Error(`robustok: unexpected argument '${a}' (flags: --preset demo|medium|gpu|full|tiny, --out DIR, --featnet FILE, --estimate, --tokenizers-only)`);
+    if (!a.startsWith('--')) throw new Error(`robustok: unexpected argument '${a}' (flags: --preset demo|medium|gpu|full|tiny, --out DIR, --featnet FILE, --estimate, --tokenizers-only, --report-only)`);
     const [k, v] = a.slice(2).split('=', 2) as [string, string | undefined];
     if (v !== undefined) out[k] = v;
     else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) out[k] = argv[++i]!;
     else out[k] = true;
   }
-  const known = new Set(['preset', 'out', 'featnet', 'estimate', 'tokenizers-only']);
+  const known = new Set(['preset', 'out', 'featnet', 'estimate', 'tokenizers-only', 'report-only']);
   for (const k of Object.keys(out)) if (!known.has(k)) throw new Error(`robustok: unknown flag --${k} (flags: ${[...known].map((f) => `--${f}`).join(', ')})`);
   return out;
 }
@@ -35,6 +42,19 @@ const preset = typeof args.preset === 'string' ? args.preset : 'demo';
 const cfg = PRESETS[preset];
 if (!cfg) throw new Error(`robustok: unknown --preset '${preset}' (${Object.keys(PRESETS).join(', ')})`);
 const outDir = resolve(typeof args.out === 'string' ? args.out : `runs/robustok-${preset}`);
+if (args['report-only']) {
+  // A report of the finished stages (a run in progress or stopped) without running anything.
+  const r = finishedStageResults(cfg, outDir, `npx tsx examples/robustok/run.ts ${process.argv.slice(2).join(' ')}`.trim());
+  if (r.tokenizers.length === 0) throw new Error(`robustok: --report-only found no finished stage in ${outDir}`);
+  const dir = join(outDir, 'partial');
+  mkdirSync(dir, { recursive: true });
+  const statistics = studyStatistics(r);
+  const verdicts = studyVerdicts(r, statistics);
+  writeFileSync(join(dir, 'results.json'), JSON.stringify({ ...r, statistics, verdicts }, null, 2));
+  console.log(`finished stages: ${r.tokenizers.length} tokenizers, ${r.generators.length} generators${r.posttrain ? ', post-training' : ''}${r.continuous ? `; continuous: ${r.continuous.tokenizers.length} tokenizers, ${r.continuous.generators.length} generators${r.continuous.posttrain ? ', post-training' : ''}` : ''}`);
+  console.log(`report: ${writeStudyReport(dir, r, { statistics, verdicts })}; results ${join(dir, 'results.json')}`);
+  process.exit(0);
+}
 const backend = await getDevice();
 console.log(`device: ${backend.name}`);
 let plan: PlannedStage[] | undefined;
