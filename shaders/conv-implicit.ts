@@ -36,7 +36,7 @@
  * Parameters: the batch N and the geometry (IMPLICIT_GEOMETRY, bakeable), the tile grid (tilesM,
  * tilesN), the images per split of dw (per_split), offsets and 4-D strides of A and B, and the
  * bias offset and stride. Bindings: A, B, BIAS (fwd with `bias`), OUT. dw with splits writes
- * [splits, Cout, C*kh*kw] partial sums, which implicitSplitSumKernel adds.
+ * [splits, Cout, C*kh*kw] partial sums, which splitSumKernel (shaders/matmul.ts) adds.
  */
 import { defineKernel, read, rw, type BindingDecls, type KernelSignature, type ParamDecls } from '../engine/kernel.js';
 import { GEOM_PARAMS } from './conv.js';
@@ -438,22 +438,3 @@ function implicitTiledBody(s: ImplicitTiledSpec): string {
   emit(`}`);
   return L.join('\n');
 }
-
-export const SPLIT_SUM_WG = 256;
-
-/** dw with splits: out[i] = sum over the splits s (in order) of parts[s * n + i]. */
-export const implicitSplitSumKernel = defineKernel({
-  name: 'conv',
-  key: () => 'split_sum',
-  signature: () => ({ params: { n: 'u32', splits: 'u32' }, bindings: { parts: read(), out: rw() } }),
-  body: () => /* wgsl */ `
-@compute @workgroup_size(${SPLIT_SUM_WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let i = linear_wg(wid, nwg) * ${SPLIT_SUM_WG}u + lid.x;
-  if (i >= P.n) { return; }
-  var acc = parts[i];
-  for (var s = 1u; s < P.splits; s++) { acc += parts[s * P.n + i]; }
-  out[i] = acc;
-}
-`,
-});

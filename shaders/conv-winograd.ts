@@ -19,6 +19,11 @@
  *   M [a^2, Cout, T] product, to the output by winogradOutputKernel (+ bias)
  *   Z [a^2, T, Cout] output-gradient transform A dY A^T, with V in one dispatch (winogradGradInKernel)
  *   D [a^2, C, Cout] = V[e] @ Z[e], to the weight gradient by winogradWeightGradKernel.
+ * The bias gradient rides along (`bias` of the two weight-gradient kernels): the sum of a tile's
+ * output gradient is one element of its transform, Z_t[e*] with e* = a + 1 (A^T's column 1 holds
+ * the interpolation point 1: all ones, so u = e_1 gives u^T A dY A^T u = 1^T dY 1), so V gets a
+ * row of ones as channel C (V [a^2, C + 1, T]), the GEMM sums Z over the tiles into D[e*, C, :]
+ * (D [a^2, C + 1, Cout]), and the last kernel copies that row out: db with no dispatch of its own.
  */
 import { defineKernel, read, rw } from '../engine/kernel.js';
 
@@ -125,9 +130,9 @@ const TILE_ORIGIN = (m: number) => `
   let ow = (r % P.tw) * ${m}u;`;
 
 /**
- * WGSL `fn input_transform(i)`: x [N, C, H, W] -> V [a^2, C, T]; invocation i < C T takes one
- * (channel, tile), reads the a x a patch at (m ty - ph, m tx - pw) (zero outside the image) and
- * writes its a^2 transformed values.
+ * WGSL `fn input_transform(i)`: x [N, C, H, W] -> V [a^2, Cv, T] (Cv = C, or C + 1 with the bias
+ * gradient's row of ones); invocation i < C T takes one (channel, tile), reads the a x a patch at
+ * (m ty - ph, m tx - pw) (zero outside the image) and writes its a^2 transformed values.
  */
 function inputTransformFn(m: WinogradTile): string {
   const a = m + 2;
@@ -152,7 +157,7 @@ ${range(a)
   )
   .join('\n')}
   ${sandwich(BT, BT, a, (r, q) => `d${r}_${q}`, 'q', 'o')}
-  let stride = P.C * T;
+  let stride = P.Cv * T;
   let o = c * T + t;
 ${range(a)
   .flatMap((r) => range(a).map((q) => `  V[o + ${r * a + q}u * stride] = o${r}_${q};`))
@@ -235,7 +240,7 @@ export const winogradForwardInKernel = defineKernel<WinogradForwardInSpec>({
   name: 'winograd',
   key: (s) => `forward_in|${s.m}|${s.flip}`,
   signature: () => ({
-    params: { ...INPUT_PARAMS, wCout: 'u32', wC: 'u32', w_off: 'u32', w_st: ['u32', 4] },
+    params: { ...INPUT_PARAMS, Cv: 'u32', wCout: 'u32', wC: 'u32', w_off: 'u32', w_st: ['u32', 4] },
     bindings: { x: read(), w: read(), V: rw(), U: rw() },
   }),
   body: ({ m, flip }) => `${inputTransformFn(m)}${weightTransformFn(m, flip)}
@@ -246,23 +251,42 @@ ${HEAD}
 `,
 });
 
+/** Variant of the weight-gradient kernels: the tile, and whether the bias gradient rides along. */
+export interface WinogradGradSpec {
+  m: WinogradTile;
+  bias: boolean;
+}
+
 /**
  * The weight gradient's two transforms in one dispatch: invocations below C T transform the input
- * (V), the next Cout T the output gradient (Z).
+ * (V), the next Cout T the output gradient (Z); with `bias` the next T write V's row of ones
+ * (channel C, every element).
  */
-export const winogradGradInKernel = defineKernel<{ m: WinogradTile }>({
+export const winogradGradInKernel = defineKernel<WinogradGradSpec>({
   name: 'winograd',
-  key: (s) => `grad_in|${s.m}`,
+  key: (s) => `grad_in|${s.m}${s.bias ? '|db' : ''}`,
   signature: () => ({
-    params: { ...INPUT_PARAMS, Cout: 'u32', Hb: 'u32', Wb: 'u32', gy_off: 'u32' },
+    params: { ...INPUT_PARAMS, Cv: 'u32', Cout: 'u32', Hb: 'u32', Wb: 'u32', gy_off: 'u32' },
     bindings: { x: read(), gy: read(), V: rw(), Z: rw() },
   }),
-  body: ({ m }) => `${inputTransformFn(m)}${gradOutputTransformFn(m)}
+  body: ({ m, bias }) => {
+    const a = m + 2;
+    const ones = bias
+      ? ` else if (gid - nIn - nZ < P.T) {
+    let o = P.C * P.T + gid - nIn - nZ;
+${range(a * a)
+  .map((e) => `    V[o + ${e}u * P.Cv * P.T] = 1.0;`)
+  .join('\n')}
+  }`
+      : '';
+    return `${inputTransformFn(m)}${gradOutputTransformFn(m)}
 ${HEAD}
   let nIn = P.C * P.T;
-  if (gid < nIn) { input_transform(gid); } else if (gid - nIn < P.Cout * P.T) { grad_output_transform(gid - nIn); }
+  let nZ = P.Cout * P.T;
+  if (gid < nIn) { input_transform(gid); } else if (gid - nIn < nZ) { grad_output_transform(gid - nIn); }${ones}
 }
-`,
+`;
+  },
 });
 
 /**
@@ -306,23 +330,28 @@ ${range(m)
   },
 });
 
-/** D [a^2, C, Cout] -> dw [Cout, C, 3, 3] = G^T D G per (co, c). */
-export const winogradWeightGradKernel = defineKernel<{ m: WinogradTile }>({
+/**
+ * D [a^2, Cd, Cout] -> dw [Cout, C, 3, 3] = G^T D G per (co, c); with `bias` (Cd = C + 1) the
+ * next Cout invocations copy db[co] = D[a + 1, C, co].
+ */
+export const winogradWeightGradKernel = defineKernel<WinogradGradSpec>({
   name: 'winograd',
-  key: (s) => `weight_grad|${s.m}`,
-  signature: () => ({ params: { Cout: 'u32', C: 'u32' }, bindings: { D: read(), dw: rw() } }),
-  body: ({ m }) => {
+  key: (s) => `weight_grad|${s.m}${s.bias ? '|db' : ''}`,
+  signature: (s) => ({ params: { Cout: 'u32', C: 'u32', Cd: 'u32' }, bindings: { D: read(), dw: rw(), ...(s.bias ? { db: rw() } : {}) } }),
+  body: ({ m, bias }) => {
     const a = m + 2;
     const GT = transpose(MATRICES[m].G);
+    const db = bias ? `\n  if (gid >= count && gid < count + P.Cout) { db[gid - count] = D[P.C * P.Cout + gid - count + ${a + 1}u * stride]; }` : '';
     return `
 ${HEAD}
   let count = P.Cout * P.C;
+  let stride = P.Cd * P.Cout;${db}
   if (gid >= count) { return; }
   let co = gid / P.C;
   let c = gid % P.C;
   let o = c * P.Cout + co;
 ${range(a)
-  .flatMap((i) => range(a).map((j) => `  let d${i}_${j} = D[o + ${i * a + j}u * count];`))
+  .flatMap((i) => range(a).map((j) => `  let d${i}_${j} = D[o + ${i * a + j}u * stride];`))
   .join('\n')}
   ${sandwich(GT, GT, a, (i, j) => `d${i}_${j}`, 'q', 'g')}
   let base = gid * 9u;

@@ -15,7 +15,8 @@
 import { defineKernel, read, rw, type ParamDecls } from '../engine/kernel.js';
 
 // Every kernel here and in conv-implicit.ts is of the family 'conv' (profiles group by it); the
-// key names the kernel first (conv|unfold, conv|fold, conv|implicit|..., conv|split_sum).
+// key names the kernel first (conv|unfold, conv|fold, conv|implicit|...). The implicit weight
+// gradient's split partial sums are added by shaders/matmul.ts's split_sum kernel.
 
 export const CONV_WG = 256;
 

@@ -5,6 +5,7 @@
  *   convWeightGrad(gy, x)  dw = sum_n gy (x) unfold(x)          [Cout, C, kh, kw]
  * Each is linear in each argument and the gradients of each are the other two:
  *   forward:      dx = convInputGrad(gy, w),  dw = convWeightGrad(gy, x),  db = sum(gy, [0, 2, 3])
+ *                 (dw and db as one op, convWeightBiasGrad, where the plan computes both at once)
  *   input grad:   d gy = convForward(g, w),   d w = convWeightGrad(gy, g)
  *   weight grad:  d gy = convForward(x, g),   d x = convInputGrad(gy, g)
  * so grad-of-grad works to any order. On the GPU each op is one kernel of
@@ -20,13 +21,14 @@ import { defineOp } from '../op.js';
 import { fmtShape } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import type { WebGPUBackend } from '../webgpu/backend.js';
-import { IMPLICIT_GEOMETRY, SPLIT_SUM_WG, implicitRowsKernel, implicitSplitSumKernel, implicitTiledKernel, type ImplicitConvMode } from '../../shaders/conv-implicit.js';
+import { IMPLICIT_GEOMETRY, implicitRowsKernel, implicitTiledKernel, type ImplicitConvMode } from '../../shaders/conv-implicit.js';
+import { SPLIT_SUM_WG, splitSumKernel } from '../../shaders/matmul.js';
 import type { ConvGeom } from './conv-geometry.js';
 import { planConv, type ConvPlan, type ImplicitKernelPlan } from './conv-plan.js';
 import { winogradForward, winogradInputGrad, winogradWeightGrad } from './conv-winograd.js';
 import { foldGeom, inBatchChunks } from './conv-unfold.js';
 import { matmul } from './matmul.js';
-import { reshape, transpose } from './movement.js';
+import { expand, reshape, transpose } from './movement.js';
 import { sum } from './reduce.js';
 
 /**
@@ -143,7 +145,7 @@ function runImplicit(gpu: WebGPUBackend, mode: ImplicitConvMode, a: Tensor, b: T
     gpu.run(implicitTiledKernel, { mode, BM: plan.BM, BN: plan.BN, BK: plan.BK, TM: plan.TM, TN: plan.TN, bias: !!bias }, call);
   }
   if (parts) {
-    gpu.run(implicitSplitSumKernel, undefined, { params: { n: M * NC, splits }, bindings: { parts, out }, workgroups: Math.ceil((M * NC) / SPLIT_SUM_WG) });
+    gpu.run(splitSumKernel, undefined, { params: { n: M * NC, splits }, bindings: { parts, out }, workgroups: Math.ceil((M * NC) / SPLIT_SUM_WG) });
     gpu.free(parts);
   }
 }
@@ -168,9 +170,10 @@ const convForwardOp = defineOp<ImplicitAttrs>({
   },
   grad: (gy, { inputs: [x, w, b], attrs: { g } }) => {
     const gx = x!.requiresGrad ? convInputGrad(gy, w!, g) : null;
-    const gw = w!.requiresGrad ? convWeightGrad(gy, x!, g) : null;
-    if (!b) return [gx, gw];
-    return [gx, gw, b.requiresGrad ? sum(gy, [0, 2, 3]) : null];
+    if (!b || !b.requiresGrad) return [gx, w!.requiresGrad ? convWeightGrad(gy, x!, g) : null, ...(b ? [null] : [])];
+    if (!w!.requiresGrad) return [gx, null, sum(gy, [0, 2, 3])];
+    const [gw, gb] = convWeightBiasGrad(gy, x!, g);
+    return [gx, gw!, gb!];
   },
 });
 
@@ -204,6 +207,43 @@ const convWeightGradOp = defineOp<ImplicitAttrs>({
   grad: (gdw, { inputs: [gy, x], attrs: { g } }) => [gy!.requiresGrad ? convForward(x!, gdw, null, g) : null, x!.requiresGrad ? convInputGrad(gy!, gdw, g) : null],
 });
 
+/**
+ * The weight and bias gradients in one op (dw as convWeightGrad, db = sum(gy, [0, 2, 3])) where
+ * the plan computes both at once: Winograd (db from the same GEMM, no dispatch of its own) and the
+ * CPU reference. Its gradients: dw's as convWeightGrad's; db's broadcasts d db over gy's shape.
+ */
+const convWeightBiasGradOp = defineOp<ImplicitAttrs>({
+  name: 'conv_weight_bias_grad',
+  outputs: ([gy, x], { g }) => {
+    checkTrio('conv2dWeightGrad', g, { gy, x });
+    return [
+      { shape: [gy!.shape[1]!, x!.shape[1]!, g.kh, g.kw], dtype: 'f32', name: 'conv2dWeightGrad' },
+      { shape: [gy!.shape[1]!], dtype: 'f32', name: 'conv2dBiasGrad' },
+    ];
+  },
+  kernels: {
+    cpu: (_b, { inputs: [gy, x], outputs: [dw, db], attrs: { g } }) => {
+      const [N, Cout] = gy!.shape as [number, number];
+      cpuData(dw!).set(cpuImplicit('dw', g, N, x!.shape[1]!, Cout, cpuContiguous(x!), null, cpuContiguous(gy!), dw!.size));
+      const ys = cpuContiguous(gy!);
+      const L = g.Hb * g.Wb;
+      const acc = new Float64Array(Cout);
+      for (let i = 0; i < ys.length; i++) acc[Math.floor(i / L) % Cout]! += ys[i]!;
+      cpuData(db!).set(acc);
+    },
+    webgpu: (gpu, { inputs: [gy, x], outputs: [dw, db], attrs: { g, kernel } }) => {
+      if (kernel?.kernel !== 'winograd') throw new Error(`conv2dWeightGrad: the fused bias gradient needs the Winograd kernel, the plan has ${kernel?.kernel ?? 'none'}`);
+      convImplicitCounters.dw++;
+      convImplicitCounters.winograd++;
+      winogradWeightGrad(gpu, kernel.m, gy!, x!, dw!, g, db!);
+    },
+  },
+  grad: [
+    (gdw, { inputs: [gy, x], attrs: { g } }) => [gy!.requiresGrad ? convForward(x!, gdw, null, g) : null, x!.requiresGrad ? convInputGrad(gy!, gdw, g) : null],
+    (gdb, { inputs: [gy] }) => [gy!.requiresGrad ? expand(reshape(gdb, [1, gdb.shape[0]!, 1, 1]), gy!.shape) : null, null],
+  ],
+});
+
 /** The implicit forward with a plan already made (conv2d's implicit route). */
 export function implicitForward(x: Tensor, w: Tensor, b: Tensor | null, g: ConvGeom, plan: ConvPlan): Tensor {
   return convForwardOp(b ? [x, w, b] : [x, w], { g, kernel: plan.kernel })[0]!;
@@ -234,4 +274,17 @@ export function convInputGrad(gy: Tensor, w: Tensor, g: ConvGeom): Tensor {
 export function convWeightGrad(gy: Tensor, x: Tensor, g: ConvGeom): Tensor {
   const plan = planConv('conv2dWeightGrad', { x: gy, C: x.shape[1]!, Cout: gy.shape[1]!, groups: 1, g });
   return convWeightGradOp([gy, x], { g, kernel: plan.kernel })[0]!;
+}
+
+/**
+ * [dw, db]: convWeightGrad and the bias gradient sum(gy, [0, 2, 3]), in one op where the plan
+ * computes both at once (Winograd, and the CPU reference), else the two ops.
+ */
+export function convWeightBiasGrad(gy: Tensor, x: Tensor, g: ConvGeom): [Tensor, Tensor] {
+  const plan = planConv('conv2dWeightGrad', { x: gy, C: x.shape[1]!, Cout: gy.shape[1]!, groups: 1, g });
+  if (plan.kernel === null || plan.kernel.kernel === 'winograd') {
+    const [dw, db] = convWeightBiasGradOp([gy, x], { g, kernel: plan.kernel });
+    return [dw!, db!];
+  }
+  return [convWeightGradOp([gy, x], { g, kernel: plan.kernel })[0]!, sum(gy, [0, 2, 3])];
 }

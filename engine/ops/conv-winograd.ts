@@ -84,7 +84,7 @@ function forwardInto(gpu: WebGPUBackend, m: WinogradTile, x: Tensor, w: Tensor, 
     // each lands in U).
     const [wCout, wC] = [w.shape[0]!, w.shape[1]!];
     gpu.run(winogradForwardInKernel, { m, flip }, {
-      params: { ...inputParams(xd, ph, pw, tiles), wCout, wC, w_off: w.offset, w_st: w.strides },
+      params: { ...inputParams(xd, ph, pw, tiles), Cv: C, wCout, wC, w_off: w.offset, w_st: w.strides },
       bindings: { x: xd, w, V, U },
       workgroups: wgs(C * T + wCout * wC),
     });
@@ -111,27 +111,34 @@ export function winogradInputGrad(gpu: WebGPUBackend, m: WinogradTile, gy: Tenso
   forwardInto(gpu, m, gy, w, null, out, 2 - g.ph, 2 - g.pw, true);
 }
 
-/** dw = sum over images and pixels of gy (x) x-patches into `out` (contiguous [Cout, C, 3, 3]). */
-export function winogradWeightGrad(gpu: WebGPUBackend, m: WinogradTile, gy: Tensor, x: Tensor, out: Tensor, g: ConvGeom): void {
+/**
+ * dw = sum over images and pixels of gy (x) x-patches into `out` (contiguous [Cout, C, 3, 3]);
+ * with `db` ([Cout]) also the bias gradient, the sum of gy per channel, in the same three
+ * dispatches (a row of ones in V: see shaders/conv-winograd.ts).
+ */
+export function winogradWeightGrad(gpu: WebGPUBackend, m: WinogradTile, gy: Tensor, x: Tensor, out: Tensor, g: ConvGeom, db: Tensor | null = null): void {
   const C = x.shape[1]!;
   const Cout = gy.shape[1]!;
   const { Hb, Wb } = g;
   const tiles = tilesOf(m, x.shape[0]!, Hb, Wb);
   const { T, e } = tiles;
+  const bias = db !== null;
+  const Cv = bias ? C + 1 : C;
   const s = scratch(gpu);
   try {
     const xd = denseOperand(x, s);
     const gyd = denseOperand(gy, s);
-    const V = s.tensor([e, C, T]);
+    const V = s.tensor([e, Cv, T]);
     const Z = s.tensor([e, T, Cout]);
-    const D = s.tensor([e, C, Cout]);
-    gpu.run(winogradGradInKernel, { m }, {
-      params: { ...inputParams(xd, g.ph, g.pw, tiles), Cout, Hb, Wb, gy_off: gyd.offset },
+    const D = s.tensor([e, Cv, Cout]);
+    gpu.run(winogradGradInKernel, { m, bias }, {
+      params: { ...inputParams(xd, g.ph, g.pw, tiles), Cv, Cout, Hb, Wb, gy_off: gyd.offset },
       bindings: { x: xd, gy: gyd, V, Z },
-      workgroups: wgs(C * T + Cout * T),
+      workgroups: wgs(C * T + Cout * T + (bias ? T : 0)),
     });
     productGpu(gpu, V, Z, D);
-    gpu.run(winogradWeightGradKernel, { m }, { params: { Cout, C }, bindings: { D, dw: out }, workgroups: wgs(Cout * C) });
+    const bindings: Record<string, Tensor> = db ? { D, dw: out, db } : { D, dw: out };
+    gpu.run(winogradWeightGradKernel, { m, bias }, { params: { Cout, C, Cd: Cv }, bindings, workgroups: wgs(Cout * C + (bias ? Cout : 0)) });
   } finally {
     s.done();
   }

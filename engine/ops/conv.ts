@@ -5,7 +5,7 @@
  *   conv-unfold.ts    the unfold/fold ops (im2col / col2im, each the other's gradient) and batch chunks
  *   conv-implicit.ts  the implicit-GEMM ops (forward, input gradient, weight gradient: each other's gradients)
  * On the columns route
- *   conv2d           = (W [g, Cout/g, K]) @ (unfold(x) [N, g, K, L]) + bias
+ *   conv2d           = (W [g, Cout/g, K]) @ (unfold(x) [N, g, K, L]) + bias   (one matmulRowBias)
  *   convTranspose2d  = fold(W^T @ x), the adjoint of conv2d, with PyTorch's output size,
  * so their gradients come from unfold, fold and matmul. conv2d with groups = 1 takes the implicit
  * route where the plan says so (by default on software adapters, where it was measured faster).
@@ -19,7 +19,7 @@ import { blockCount, checkImage, isPointwise, pair, windowGeom, type ConvGeom, t
 import { implicitForward } from './conv-implicit.js';
 import { planConv, type ConvPlan } from './conv-plan.js';
 import { foldGeom, inBatchChunks, unfoldGeom } from './conv-unfold.js';
-import { matmul } from './matmul.js';
+import { matmul, matmulRowBias } from './matmul.js';
 import { reshape, transpose } from './movement.js';
 
 export { checkImage, pair, windowGeom, type ConvGeom, type Size2, type WindowOptions } from './conv-geometry.js';
@@ -114,7 +114,11 @@ export function conv2d(x: Tensor, w: Tensor, bias?: Tensor | null, opts: Conv2dO
   return composite([x, w, b], () => inBatchChunks(x, plan.chunk, (xc) => columnsConv2d(xc, w, b, g, groups, plan)));
 }
 
-/** conv2d on the columns route: (W [g, Cout/g, K]) @ (unfold(x) [N, g, K, L]) + bias. */
+/**
+ * conv2d on the columns route: (W [g, Cout/g, K]) @ (unfold(x) [N, g, K, L]) + bias, the bias
+ * added per output channel by the matmul kernel (matmulRowBias: one dispatch). Its gradient sums
+ * W's over the images inside one GEMM (matmulSumTo) rather than per-image products then a sum.
+ */
 function columnsConv2d(x: Tensor, w: Tensor, b: Tensor | null, g: ConvGeom, groups: number, plan: ConvPlan): Tensor {
   const [N, Cin] = x.shape as [number, number];
   const [Cout, Cg] = w.shape as [number, number];
@@ -122,9 +126,10 @@ function columnsConv2d(x: Tensor, w: Tensor, b: Tensor | null, g: ConvGeom, grou
   const L = g.Hb * g.Wb;
   // A 1x1 stride-1 unpadded kernel needs no unfold: the image is already its column matrix.
   const cols = isPointwise(g) ? reshape(x, [N, Cin, g.H * g.W]) : unfoldGeom(x, g, 0, 'unfold', plan.bakeColumns);
-  const y = matmul(reshape(w, [groups, Cout / groups, K]), reshape(cols, [N, groups, K, L])); // [N, groups, Cout/groups, L]
-  const y4 = reshape(y, [N, Cout, g.Hb, g.Wb]);
-  return b ? add(y4, reshape(b, [1, Cout, 1, 1])) : y4;
+  const w3 = reshape(w, [groups, Cout / groups, K]);
+  const c4 = reshape(cols, [N, groups, K, L]);
+  const y = b ? matmulRowBias(w3, c4, reshape(b, [groups, Cout / groups])) : matmul(w3, c4); // [N, groups, Cout/groups, L]
+  return reshape(y, [N, Cout, g.Hb, g.Wb]);
 }
 
 export interface ConvTranspose2dOptions {

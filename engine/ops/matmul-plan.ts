@@ -19,7 +19,7 @@ export interface MatmulTiledOptions {
 }
 
 /** Which kernel runs a problem. */
-export type MatmulPlan =
+export type MatmulPlan = (
   /** One output per thread, any strides (tiny products). */
   | { kernel: 'simple' }
   /** Workgroup-memory tiled kernel with block/micro tile sizes (GPUs). */
@@ -28,7 +28,11 @@ export type MatmulPlan =
    * Register-blocked, no workgroup memory: TM rows x (WG*TN) cols per workgroup (CPU-like adapters).
    * `subgroups` (default true) uses subgroup shuffles for A when the device has the feature.
    */
-  | { kernel: 'rows'; WG: number; TM: number; TN: number; subgroups?: boolean };
+  | { kernel: 'rows'; WG: number; TM: number; TN: number; subgroups?: boolean }
+) & {
+  /** Runs the summed batch dims of a summed product are split into (forced; default: sumSplits). */
+  sumSplits?: number;
+};
 
 /** What the config picker may need to know about the device. */
 export interface MatmulDeviceCaps {
@@ -119,4 +123,28 @@ export function matmulDeviceCaps(gpu: WebGPUBackend): MatmulDeviceCaps {
     caps.set(gpu, c);
   }
   return c;
+}
+
+/** Workgroups from which a summed product needs no split (as the tile picker's target for a ~132-SM GPU). */
+const SUM_SPLIT_WORKGROUPS = 128;
+
+/** Multiply-adds per workgroup up to which a summed product runs unsplit (one dispatch fewer). */
+const SUM_SPLIT_MIN_MACS = 2 ** 22;
+
+/**
+ * How many runs the reduction over a product's summed batch dims (nSum products per output, e.g.
+ * a conv weight gradient summed over images) is split into, each writing partial sums that a
+ * second kernel adds (deterministic: fixed runs, added in order). Unsplit, the whole sum is one
+ * GEMM with K * nSum terms per output in one dispatch, but only the output tiles' workgroups run.
+ *  - Software adapters: never split (their few cores are busy with the output tiles alone).
+ *  - GPUs: split when there are fewer than 128 workgroups and one workgroup's share exceeds 2^22
+ *    multiply-adds (~8 MFLOP, tens of microseconds on one SM, above a dispatch's cost), into
+ *    runs of >= 2^21 multiply-adds, up to 128 workgroups. Not yet timed on a GPU.
+ */
+export function sumSplits(M: number, N: number, K: number, nBatch: number, nSum: number, [bm, bn]: [number, number], caps: MatmulDeviceCaps): number {
+  if (caps.software || nSum <= 1) return 1;
+  const workgroups = Math.ceil(M / bm) * Math.ceil(N / bn) * nBatch;
+  const perWorkgroup = Math.min(M, bm) * Math.min(N, bn) * K * nSum;
+  if (workgroups >= SUM_SPLIT_WORKGROUPS || perWorkgroup <= SUM_SPLIT_MIN_MACS) return 1;
+  return Math.max(1, Math.min(nSum, Math.ceil(SUM_SPLIT_WORKGROUPS / workgroups), Math.floor(perWorkgroup / (SUM_SPLIT_MIN_MACS / 2))));
 }

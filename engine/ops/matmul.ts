@@ -3,27 +3,29 @@
  * broadcast) and `linear` (x @ w^T + b, PyTorch's Linear convention): their declarations, the CPU
  * reference and the GPU kernels (shaders/matmul.ts, chosen per problem by the device's picker,
  * engine/ops/matmul-plan.ts), and the gradient rule
- *   dA = g @ B^T,  dB = A^T @ g   (unbroadcast with sumTo),
- * built from matmul/transpose so grad-of-grad works. Transposed views are read in place by the
+ *   dA = g @ B^T,  dB = A^T @ g   (unbroadcast by matmulSumTo: summed batch dims reduced in the GEMM),
+ * built from matmul/transpose so grad-of-grad works. Also matmulRowBias (a @ b + a bias per row, a
+ * convolution's columns route). Transposed views are read in place by the
  * kernels (no contiguous() copies), so the gradient's `transpose()` inputs cost nothing extra.
  */
 import type { CpuBackend } from '../cpu/backend.js';
 import { cpuData, forEachStrided } from '../cpu/strided.js';
 import { noGrad } from '../grad-mode.js';
-import { PARAM_WORDS } from '../kernel.js';
+import { PARAM_WORDS, type Kernel } from '../kernel.js';
+import type { Storage } from '../backend.js';
 import { defineOp } from '../op.js';
 import { tidy } from '../scope.js';
-import { broadcastStrides, collapseDims, contiguousStrides, fmtShape, sizeOf } from '../shape.js';
+import { broadcastStrides, collapseDims, contiguousStrides, fmtShape, shapesEqual, sizeOf } from '../shape.js';
 import { isTensor, Tensor } from '../tensor.js';
 import type { WebGPUBackend } from '../webgpu/backend.js';
-import { MATMUL_BIAS_WORDS, MATMUL_FIXED_WORDS, matmulRowsKernel, matmulSimpleKernel, matmulTiledKernel, SIMPLE_TILE, tileConfigError, tiledThreads, type MatmulTiledSpec } from '../../shaders/matmul.js';
-import { matmulDeviceCaps, pickMatmulConfig, tiledSharedBytes, tileFits, type MatmulPlan } from './matmul-plan.js';
+import { MATMUL_FIXED_WORDS, matmulBiasWords, matmulRowsKernel, matmulSimpleKernel, matmulSumWords, matmulTiledKernel, SIMPLE_TILE, SPLIT_SUM_WG, splitSumKernel, tileConfigError, tiledThreads, type MatmulBias, type MatmulVariant } from '../../shaders/matmul.js';
+import { matmulDeviceCaps, pickMatmulConfig, sumSplits, tiledSharedBytes, tileFits, type MatmulPlan } from './matmul-plan.js';
 import { elementwise } from './elementwise.js';
 import { sum, sumTo } from './reduce.js';
-import { contiguous, reshape, transpose } from './movement.js';
+import { contiguous, expand, reshape, transpose } from './movement.js';
 
 export { tileConfigError, type MatmulTileConfig } from '../../shaders/matmul.js';
-export { MATMUL_TILES, matmulDeviceCaps, pickMatmulConfig, tiledSharedBytes, type MatmulConfigPicker, type MatmulDeviceCaps, type MatmulPlan, type MatmulTiledOptions } from './matmul-plan.js';
+export { MATMUL_TILES, matmulDeviceCaps, pickMatmulConfig, sumSplits, tiledSharedBytes, type MatmulConfigPicker, type MatmulDeviceCaps, type MatmulPlan, type MatmulTiledOptions } from './matmul-plan.js';
 
 /** How one operand is addressed: matrix dims (rows, cols) and strides. */
 interface Operand {
@@ -43,9 +45,9 @@ interface Geometry {
   bBatch: number[];
 }
 
-/** The geometry of a @ b written to `out` (1-D a is a row, 1-D b a column). */
-function geometry(a: Tensor, b: Tensor, out: Tensor): Geometry {
-  const batchShape = out.shape.slice(0, out.rank - (a.rank === 1 ? 0 : 1) - (b.rank === 1 ? 0 : 1));
+/** The geometry of a @ b, whose shape is `full` (1-D a is a row, 1-D b a column). */
+function geometry(a: Tensor, b: Tensor, full: readonly number[]): Geometry {
+  const batchShape = full.slice(0, full.length - (a.rank === 1 ? 0 : 1) - (b.rank === 1 ? 0 : 1));
   const A: Operand = { t: a, rows: a.rank === 1 ? 1 : a.shape[a.rank - 2]!, cols: a.shape[a.rank - 1]!, sR: a.rank === 1 ? 0 : a.strides[a.rank - 2]!, sC: a.strides[a.rank - 1]! };
   const B: Operand = { t: b, rows: A.cols, cols: b.rank === 1 ? 1 : b.shape[b.rank - 1]!, sR: b.rank === 1 ? b.strides[0]! : b.strides[b.rank - 2]!, sC: b.rank === 1 ? 0 : b.strides[b.rank - 1]! };
   const lead = (t: Tensor) => Math.max(t.rank - 2, 0);
@@ -95,8 +97,8 @@ const matmulOp = defineOp({
     const a2 = a!.rank === 1 ? reshape(a!, [1, a!.shape[0]!]) : a!;
     const b2 = b!.rank === 1 ? reshape(b!, [b!.shape[0]!, 1]) : b!;
     const g2 = reshape(g, matmulShape(a2.shape, b2.shape));
-    const ga = a!.requiresGrad ? reshape(sumTo(matmul(g2, transpose(b2)), a2.shape), a!.shape) : null;
-    const gb = b!.requiresGrad ? reshape(sumTo(matmul(transpose(a2), g2), b2.shape), b!.shape) : null;
+    const ga = a!.requiresGrad ? reshape(matmulSumTo(g2, transpose(b2), a2.shape), a!.shape) : null;
+    const gb = b!.requiresGrad ? reshape(matmulSumTo(transpose(a2), g2, b2.shape), b!.shape) : null;
     return [ga, gb];
   },
 });
@@ -107,6 +109,90 @@ const matmulOp = defineOp({
  */
 export function matmul(a: Tensor, b: Tensor): Tensor {
   return matmulOp([a, b])[0]!;
+}
+
+/** Checks that `shape` is the product shape `full` with some batch dims summed (size 1, or dropped from the front). */
+function checkSumShape(full: readonly number[], shape: readonly number[]): void {
+  const lead = full.length - shape.length;
+  const ok = lead >= 0 && shape.length >= 2 && shape.every((d, i) => d === full[lead + i] || (i < shape.length - 2 && d === 1));
+  if (!ok) throw new Error(`matmulSumTo: cannot sum the product's shape ${fmtShape(full)} to ${fmtShape(shape)} (only batch dims are summed)`);
+}
+
+const matmulSumOp = defineOp<{ shape: number[] }>({
+  name: 'matmul_sum',
+  outputs: ([a, b], { shape }) => {
+    checkOperand('matmulSumTo', a, 'a');
+    checkOperand('matmulSumTo', b, 'b');
+    if (a.rank < 2 || b.rank < 2) throw new Error(`matmulSumTo: operands must be matrices (rank >= 2), got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
+    checkSumShape(matmulShape(a.shape, b.shape), shape);
+    return [{ shape, dtype: 'f32' }];
+  },
+  kernels: {
+    cpu: (cpu, { inputs: [a, b], outputs: [out] }) => productCpu(cpu, a!, b!, out!),
+    webgpu: (gpu, { inputs: [a, b], outputs: [out] }) => productGpu(gpu, a!, b!, out!),
+  },
+  // The output gradient is read broadcast (a stride-0 view) over the summed dims.
+  grad: (g, { inputs: [a, b] }) => {
+    const gf = expand(g, matmulShape(a!.shape, b!.shape));
+    return [a!.requiresGrad ? matmulSumTo(gf, transpose(b!), a!.shape) : null, b!.requiresGrad ? matmulSumTo(transpose(a!), gf, b!.shape) : null];
+  },
+});
+
+/**
+ * sumTo(a @ b, shape) for matrices a, b (rank >= 2) in one GEMM: the summed batch dims (size 1 in
+ * `shape`, or dropped from its front) are reduced inside the kernel's accumulation, as one
+ * reduction of K times their size, instead of per-product outputs followed by a sum. This is the
+ * gradient of an operand broadcast over batch dims (a conv's weight, shared by the images).
+ */
+export function matmulSumTo(a: Tensor, b: Tensor, shape: readonly number[]): Tensor {
+  if (shapesEqual(matmulShape(a.shape, b.shape), shape)) return matmul(a, b);
+  return matmulSumOp([a, b], { shape: [...shape] })[0]!;
+}
+
+const matmulRowBiasOp = defineOp({
+  name: 'matmul_row_bias',
+  outputs: ([a, b, bias]) => {
+    checkOperand('matmulRowBias', a, 'a');
+    checkOperand('matmulRowBias', b, 'b');
+    checkOperand('matmulRowBias', bias, 'bias');
+    if (a.rank < 2 || b.rank < 2) throw new Error(`matmulRowBias: operands must be matrices (rank >= 2), got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
+    const shape = matmulShape(a.shape, b.shape);
+    const rows = shape.slice(0, -1);
+    const lead = rows.length - bias.rank;
+    if (lead < 0 || bias.shape.some((d, i) => d !== rows[lead + i] && !(d === 1 && i < bias.rank - 1))) {
+      throw new Error(`matmulRowBias: bias ${fmtShape(bias.shape)} does not broadcast to the product's rows ${fmtShape(rows)} (one value per row)`);
+    }
+    return [{ shape, dtype: 'f32' }];
+  },
+  kernels: {
+    cpu: (cpu, { inputs: [a, b, bias], outputs: [y] }) => {
+      productCpu(cpu, a!, b!, y!);
+      const N = y!.shape[y!.rank - 1]!;
+      const rows = y!.shape.slice(0, -1);
+      const bs = broadcastStrides(bias!.shape, bias!.strides, rows);
+      const o = cpuData(y!);
+      const bd = cpuData(bias!);
+      forEachStrided(rows, [bs], [bias!.offset], (r, offs) => {
+        for (let n = 0; n < N; n++) o[r * N + n]! += bd[offs[0]!]!;
+      });
+    },
+    webgpu: (gpu, { inputs: [a, b, bias], outputs: [y] }) => productGpu(gpu, a!, b!, y!, { t: bias!, along: 'rows' }),
+  },
+  grad: (g, { inputs: [a, b, bias] }) => [
+    a!.requiresGrad ? matmulSumTo(g, transpose(b!), a!.shape) : null,
+    b!.requiresGrad ? matmulSumTo(transpose(a!), g, b!.shape) : null,
+    bias!.requiresGrad ? reshape(sumTo(g, [...bias!.shape, 1]), bias!.shape) : null,
+  ],
+});
+
+/**
+ * a @ b + bias[..., None] for matrices a, b (rank >= 2): one bias value per output row (bias
+ * [..., M], its leading dims broadcast against the product's batch dims), added by the kernel where
+ * it stores the result (one dispatch, the same roundings as the product followed by an add). A
+ * convolution's columns route: W @ unfold(x) + b, the bias per output channel.
+ */
+export function matmulRowBias(a: Tensor, b: Tensor, bias: Tensor): Tensor {
+  return matmulRowBiasOp([a, b, bias])[0]!;
 }
 
 const linearOp = defineOp({
@@ -164,7 +250,7 @@ function linearGpu(gpu: WebGPUBackend, x: Tensor, w: Tensor, b: Tensor | undefin
   const x2 = flat ? new Tensor(x.storage, [P, x.shape[x.rank - 1]!], 'f32', 'linear', [x.shape[x.rank - 1]!, 1], x.offset) : x;
   const y2 = flat ? new Tensor(y.storage, [P, y.shape[y.rank - 1]!], 'f32', 'linear', [y.shape[y.rank - 1]!, 1], y.offset) : y;
   try {
-    productGpu(gpu, x2, wt, y2, b);
+    productGpu(gpu, x2, wt, y2, b && { t: b, along: 'cols' });
   } finally {
     wt.dispose();
     if (flat) {
@@ -201,27 +287,31 @@ function withCopies(fn: () => void): void {
 // ---------------------------------------------------------------------------------------------
 // CPU reference: float64 accumulation (exact products on an f64 backend), any strides.
 
+/** a @ b into `out`, which may sum batch dims of the full product away (see productGpu). */
 function productCpu(_cpu: CpuBackend, a: Tensor, b: Tensor, out: Tensor): void {
-  const { A, B, batchShape, aBatch, bBatch } = geometry(a, b, out);
+  const full = matmulShape(a.shape, b.shape);
+  const { A, B, batchShape, aBatch, bBatch } = geometry(a, b, full);
   const [M, K, N] = [A.rows, A.cols, B.cols];
+  const outBatch = shapesEqual(out.shape, full) ? batchShape : out.shape.slice(0, -2);
+  // Output batch strides in matrices (0 along summed dims).
+  const oBatch = broadcastStrides(outBatch, contiguousStrides(outBatch), batchShape);
   const ad = cpuData(a);
   const bd = cpuData(b);
-  const o = cpuData(out);
-  const acc = new Float64Array(N);
-  forEachStrided(batchShape, [aBatch, bBatch], [a.offset, b.offset], (bi, offs) => {
+  const res = new Float64Array(out.size);
+  forEachStrided(batchShape, [aBatch, bBatch, oBatch], [a.offset, b.offset, 0], (_bi, offs) => {
     const aB = offs[0]!;
     const bB = offs[1]!;
     for (let m = 0; m < M; m++) {
-      acc.fill(0);
       const aRow = aB + m * A.sR;
+      const oRow = (offs[2]! * M + m) * N;
       for (let k = 0; k < K; k++) {
         const av = ad[aRow + k * A.sC]!;
         const bRow = bB + k * B.sR;
-        for (let n = 0; n < N; n++) acc[n]! += av * bd[bRow + n * B.sC]!;
+        for (let n = 0; n < N; n++) res[oRow + n]! += av * bd[bRow + n * B.sC]!;
       }
-      o.set(acc, (bi * M + m) * N);
     }
   });
+  cpuData(out).set(res);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -246,50 +336,144 @@ function vecOk(o: Operand, l: Layout, batchStrides: readonly number[]): boolean 
   return ext % 4 === 0 && l.ld % 4 === 0 && o.t.offset % 4 === 0 && batchStrides.every((s) => s % 4 === 0);
 }
 
+/** A bias the kernel adds to the f32 accumulator where it stores an output (one f32 add, as a separate add would do). */
+export interface ProductBias {
+  /** 'cols': 1-D, one value per output column (linear); 'rows': [..., M], one value per output row, its leading dims broadcast against the product's batch dims (a conv's output channels). */
+  t: Tensor;
+  along: MatmulBias;
+}
+
 /**
- * Writes a @ b into the contiguous `out` (shapes already checked) with the kernel the device's
- * picker chooses; with `bias` (1-D, one value per output column) out = a @ b + bias, the bias added
- * by the kernel to the f32 accumulator (the roundings of the product followed by an f32 add).
+ * The batch dims of a product, collapsed: those the output keeps (R dims, nBatch products) and
+ * those it sums (S dims, nSum products per output), with the operands' strides along each.
  */
-export function productGpu(gpu: WebGPUBackend, a: Tensor, b: Tensor, out: Tensor, bias?: Tensor): void {
-  const { A, B, batchShape, aBatch, bBatch } = geometry(a, b, out);
-  const [M, K, N] = [A.rows, A.cols, B.cols];
-  const nBatch = sizeOf(batchShape);
-  const col = collapseDims(batchShape, [aBatch, bBatch, contiguousStrides(batchShape)]);
+interface Batches {
+  R: number;
+  shape: number[];
+  aBS: number[];
+  bBS: number[];
+  /** A 'rows' bias's strides along the kept dims. */
+  biasBS: number[];
+  nBatch: number;
+  S: number;
+  sShape: number[];
+  aSS: number[];
+  bSS: number[];
+  nSum: number;
+}
+
+/**
+ * Splits the batch dims of a product into the dims the output's batch dims `outBatch` keep and
+ * the dims it sums (size 1 in `outBatch`, or missing from its front), each group collapsed.
+ */
+function batches(g: Geometry, outBatch: readonly number[], rowBias: Tensor | undefined): Batches {
+  const { batchShape, aBatch, bBatch } = g;
+  const n = batchShape.length;
+  const lead = n - outBatch.length;
+  const kept: number[] = [];
+  const summed: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const o = i < lead ? 1 : outBatch[i - lead]!;
+    (o === batchShape[i] ? kept : summed).push(i);
+  }
+  const keptShape = kept.map((i) => batchShape[i]!);
+  const pick = (st: readonly number[], idx: number[]) => idx.map((i) => st[i]!);
+  const biasBatch = rowBias ? broadcastStrides(rowBias.shape.slice(0, -1), rowBias.strides.slice(0, -1), batchShape) : new Array<number>(n).fill(0);
+  const col = collapseDims(keptShape, [pick(aBatch, kept), pick(bBatch, kept), contiguousStrides(keptShape), pick(biasBatch, kept)]);
   let R = col.shape.length;
-  let bShape = col.shape;
-  let [aBS, bBS] = col.strides as [number[], number[]];
-  if (R === 1 && bShape[0] === 1) ((R = 0), (bShape = []), (aBS = []), (bBS = []));
+  let shape = col.shape;
+  let [aBS, bBS, , biasBS] = col.strides as [number[], number[], number[], number[]];
+  if (R === 1 && shape[0] === 1) ((R = 0), (shape = []), (aBS = []), (bBS = []), (biasBS = []));
   // Batch rank 1 runs as rank 2 (a leading size-1 dim): one shader variant fewer to compile, which
   // matters on software adapters where a register-blocked kernel takes seconds to compile.
-  if (R === 1) ((R = 2), (bShape = [1, ...bShape]), (aBS = [0, ...aBS]), (bBS = [0, ...bBS]));
-  if (MATMUL_FIXED_WORDS + 3 * R + (bias ? MATMUL_BIAS_WORDS : 0) > PARAM_WORDS) throw new Error(`matmul: too many non-mergeable batch dims (${R})`);
+  if (R === 1) ((R = 2), (shape = [1, ...shape]), (aBS = [0, ...aBS]), (bBS = [0, ...bBS]), (biasBS = [0, ...biasBS]));
+  const sumShape = summed.map((i) => batchShape[i]!);
+  const sc = sumShape.length ? collapseDims(sumShape, [pick(aBatch, summed), pick(bBatch, summed)]) : { shape: [], strides: [[], []] };
+  const [aSS, bSS] = sc.strides as [number[], number[]];
+  return { R, shape, aBS, bBS, biasBS, nBatch: sizeOf(keptShape), S: sc.shape.length, sShape: sc.shape, aSS, bSS, nSum: sizeOf(sumShape) };
+}
+
+/**
+ * Writes a @ b into the contiguous `out` (shapes already checked) with the kernel the device's
+ * picker chooses. `out` may drop or keep at size 1 some batch dims of the full product (the
+ * reduction of a broadcast operand's gradient): those are summed inside the same GEMM, the summed
+ * products accumulated into the same registers (a split of their range adds a second kernel on
+ * GPUs, matmul-plan.ts sumSplits). With `bias` the kernel adds it to the accumulator.
+ */
+export function productGpu(gpu: WebGPUBackend, a: Tensor, b: Tensor, out: Tensor, bias?: ProductBias): void {
+  const full = matmulShape(a.shape, b.shape);
+  const g = geometry(a, b, full);
+  const { A, B } = g;
+  const [M, K, N] = [A.rows, A.cols, B.cols];
+  // A summed product's operands and output are matrices (rank >= 2) with the same last two dims.
+  const outBatch = shapesEqual(out.shape, full) ? g.batchShape : out.shape.slice(0, -2);
+  const bt = batches(g, outBatch, bias?.along === 'rows' ? bias.t : undefined);
+  const { R, nBatch, S, nSum } = bt;
+  if (S > 0 && bias) throw new Error('matmul: a bias epilogue cannot be combined with summed batch dims');
+  if (MATMUL_FIXED_WORDS + 3 * R + matmulBiasWords(bias?.along, R) + matmulSumWords(S) > PARAM_WORDS) throw new Error(`matmul: too many non-mergeable batch dims (${R} kept, ${S} summed)`);
   const caps = matmulDeviceCaps(gpu);
-  const plan = (gpu.tuning.matmul.picker ?? pickMatmulConfig)(M, N, K, nBatch, caps);
-  const bindings: Bindings = bias ? { A: a, B: b, C: out, Bias: bias } : { A: a, B: b, C: out };
-  if (plan.kernel === 'simple') {
-    const tilesM = Math.ceil(M / SIMPLE_TILE);
-    const tilesN = Math.ceil(N / SIMPLE_TILE);
-    const params = withBiasParams({ M, N, K, a_off: a.offset, b_off: b.offset, aSM: A.sR, aSK: A.sC, bSK: B.sR, bSN: B.sC, tilesM, tilesN, nbatch: nBatch, bshape: bShape, a_bstride: aBS, b_bstride: bBS }, bias);
-    return gpu.run(matmulSimpleKernel, { batchRank: R, bias: !!bias }, { params, bindings, workgroups: tilesM * tilesN * nBatch });
+  // The picker sees the products one by one (nBatch * nSum of them); sumSplits decides how the summed ones share workgroups.
+  const plan = (gpu.tuning.matmul.picker ?? pickMatmulConfig)(M, N, K, nBatch * nSum, caps);
+  const tile = planTile(plan);
+  const splits = S > 0 ? splitCount(nSum, plan.sumSplits ?? sumSplits(M, N, K, nBatch, nSum, tile, caps)) : 1;
+  const parts = splits > 1 ? new Tensor(gpu.alloc(splits * out.size, 'f32') as Storage, [splits, out.size], 'f32', 'matmul') : null;
+  try {
+    const run: Run = { gpu, a, b, g, bt, bias, splits, bindings: { A: a, B: b, C: parts ?? out, ...(bias ? { Bias: bias.t } : {}) } };
+    // (A plan that needs copies of the operands multiplies them by a call of its own, into `out`.)
+    if (dispatchPlan(run, plan, M, N, K, out) && parts) gpu.run(splitSumKernel, undefined, { params: { n: out.size, splits }, bindings: { parts, out }, workgroups: Math.ceil(out.size / SPLIT_SUM_WG) });
+  } finally {
+    parts?.dispose();
   }
+}
+
+/** The summed products per split run, and the split count that gives. */
+function splitCount(nSum: number, splits: number): number {
+  const per = Math.ceil(nSum / Math.max(1, Math.floor(splits)));
+  return Math.ceil(nSum / per);
+}
+
+/** Rows x columns of the output block one workgroup of the plan computes. */
+function planTile(plan: MatmulPlan): [number, number] {
+  if (plan.kernel === 'tiled') return [plan.tile.BM, plan.tile.BN];
+  if (plan.kernel === 'rows') return [plan.TM, plan.WG * plan.TN];
+  return [SIMPLE_TILE, SIMPLE_TILE];
+}
+
+/** One product's dispatch: the operands, their batches, the bias and the split of the summed dims. */
+interface Run {
+  gpu: WebGPUBackend;
+  a: Tensor;
+  b: Tensor;
+  g: Geometry;
+  bt: Batches;
+  bias: ProductBias | undefined;
+  splits: number;
+  bindings: Bindings;
+}
+
+/** Dispatches the plan's kernel into the run's target; false when it multiplied copies into `out` instead. */
+function dispatchPlan(run: Run, plan: MatmulPlan, M: number, N: number, K: number, out: Tensor): boolean {
+  const { gpu, a, b, bt, bias } = run;
+  const { A, B } = run.g;
+  const { aBS, bBS, aSS, bSS } = bt;
+  const caps = matmulDeviceCaps(gpu);
+  const redo = (a2: Tensor, b2: Tensor) => (withCopies(() => productGpu(gpu, a2, b2, out, bias)), false);
+  if (plan.kernel === 'simple') return dispatch(run, matmulSimpleKernel, {}, [SIMPLE_TILE, SIMPLE_TILE], { aSM: A.sR, aSK: A.sC, bSK: B.sR, bSN: B.sC }, M, N, K);
   if (plan.kernel === 'rows') {
     if (plan.WG > caps.maxInvocations) throw new Error(`matmul: rows plan with ${plan.WG} invocations exceeds the device limit ${caps.maxInvocations}`);
     const { TN } = plan;
     // vec4 B loads: unit stride along N, 4-aligned leading dim / offset / batch strides, N % 4 == 0.
-    const vecB = TN % 4 === 0 && N % 4 === 0 && (B.sC === 1 || N === 1) && (B.sR % 4 === 0 || K === 1) && b.offset % 4 === 0 && bBS.every((x) => x % 4 === 0);
+    const vecB = TN % 4 === 0 && N % 4 === 0 && (B.sC === 1 || N === 1) && (B.sR % 4 === 0 || K === 1) && b.offset % 4 === 0 && [...bBS, ...bSS].every((x) => x % 4 === 0);
     // A transposed B (x @ w^T) cannot use vec4 loads here and runs ~2x slower; for anything but a
     // small product a contiguous copy of B costs less (O(K*N) vs O(M*N*K)). (A transposed A reads
     // cache lines as well as a contiguous one in this kernel: measured no gain from copying it.)
     // With few rows (M <= 64, e.g. a conv weight gradient gy @ cols^T) the copy costs more than
     // the product: read B in place with scalar loads, 2 columns per lane, all rows in one or two
     // workgroup row tiles (lavapipe, 16->16 3x3 conv at 16x16, batch 32: 20 ms -> 4.6 ms).
-    const big = M * N * K * nBatch >= 64 * 64 * 64;
-    if (!vecB && !b.isContiguous && M <= 64 && TN % 4 === 0 && big) {
-      return dispatchRows(gpu, { ...plan, TM: M <= 4 ? M : M <= 16 ? 16 : 32, TN: 2 }, A, B, M, N, K, nBatch, R, bShape, aBS, bBS, bindings, false, bias);
-    }
-    if (!vecB && TN % 4 === 0 && N % 4 === 0 && !b.isContiguous && big) return withCopies(() => productGpu(gpu, a, contiguous(b), out, bias));
-    return dispatchRows(gpu, plan, A, B, M, N, K, nBatch, R, bShape, aBS, bBS, bindings, vecB, bias);
+    const big = M * N * K * bt.nBatch * bt.nSum >= 64 * 64 * 64;
+    if (!vecB && !b.isContiguous && M <= 64 && TN % 4 === 0 && big) return dispatchRows(run, { ...plan, TM: M <= 4 ? M : M <= 16 ? 16 : 32, TN: 2 }, M, N, K, false);
+    if (!vecB && TN % 4 === 0 && N % 4 === 0 && !b.isContiguous && big) return redo(a, contiguous(b));
+    return dispatchRows(run, plan, M, N, K, vecB);
   }
   const t = plan.tile;
   const err = tileConfigError(t) ?? (tileFits(t, caps, plan) ? null : `needs ${tiledThreads(t)} invocations and ${tiledSharedBytes(t, plan)} bytes of workgroup memory; the device allows ${caps.maxInvocations} and ${caps.maxWorkgroupStorage}`);
@@ -297,56 +481,59 @@ export function productGpu(gpu: WebGPUBackend, a: Tensor, b: Tensor, out: Tensor
   // An in-place layout per operand, preferring one that allows vec4 loads.
   const lsA = layouts(A);
   const lsB = layouts(B);
-  const la = lsA.find((l) => vecOk(A, l, aBS)) ?? lsA[0];
-  const lb = lsB.find((l) => vecOk(B, l, bBS)) ?? lsB[0];
+  const aStrides = [...aBS, ...aSS];
+  const bStrides = [...bBS, ...bSS];
+  const la = lsA.find((l) => vecOk(A, l, aStrides)) ?? lsA[0];
+  const lb = lsB.find((l) => vecOk(B, l, bStrides)) ?? lsB[0];
   // Strided in both matrix dims (rare: e.g. a stepped slice): multiply contiguous copies.
-  if (!la || !lb) return withCopies(() => productGpu(gpu, la ? a : contiguous(a), lb ? b : contiguous(b), out, bias));
-  const tilesM = Math.ceil(M / t.BM);
-  const tilesN = Math.ceil(N / t.BN);
+  if (!la || !lb) return redo(la ? a : contiguous(a), lb ? b : contiguous(b));
   const doubleBuffer = plan.doubleBuffer ?? false;
-  const spec: MatmulTiledSpec = {
+  const spec = {
     ...t,
     aT: la.trans,
     bT: lb.trans,
-    vecA: vecOk(A, la, aBS),
-    vecB: vecOk(B, lb, bBS),
+    vecA: vecOk(A, la, aStrides),
+    vecB: vecOk(B, lb, bStrides),
     vecC: N % 4 === 0,
     checked: M % t.BM !== 0 || N % t.BN !== 0 || K % t.BK !== 0,
     prefetch: doubleBuffer || (plan.prefetch ?? true),
     doubleBuffer,
     pad: plan.pad ?? false,
     groupM: Math.max(1, Math.floor(plan.groupM ?? 1)),
-    batchRank: R,
-    bias: !!bias,
   };
   // The leading dimension goes in the non-unit stride, 1 in the unit one.
-  const params = withBiasParams({
-    M, N, K, a_off: a.offset, b_off: b.offset,
-    aSM: la.trans ? 1 : la.ld, aSK: la.trans ? la.ld : 1, bSK: lb.trans ? 1 : lb.ld, bSN: lb.trans ? lb.ld : 1,
-    tilesM, tilesN, nbatch: nBatch, bshape: bShape, a_bstride: aBS, b_bstride: bBS,
-  }, bias);
-  gpu.run(matmulTiledKernel, spec, { params, bindings, workgroups: tilesM * tilesN * nBatch });
+  const strides = { aSM: la.trans ? 1 : la.ld, aSK: la.trans ? la.ld : 1, bSK: lb.trans ? 1 : lb.ld, bSN: lb.trans ? lb.ld : 1 };
+  return dispatch(run, matmulTiledKernel, spec, [t.BM, t.BN], strides, M, N, K);
 }
 
 type RowsPlan = Extract<MatmulPlan, { kernel: 'rows' }>;
-type Bindings = { A: Tensor; B: Tensor; C: Tensor; Bias?: Tensor };
+type Bindings = Record<string, Tensor>;
 type Params = Record<string, number | number[]>;
+type MatrixStrides = { aSM: number; aSK: number; bSK: number; bSN: number };
 
-/** Adds the bias view's offset and stride (the epilogue's parameters) when there is a bias. */
-function withBiasParams<P extends Params>(params: P, bias: Tensor | undefined): P {
+/**
+ * Runs one kernel of the family over the tile grid (block bm x bn) of every kept batch and split,
+ * with the parameters every variant shares: sizes, offsets, strides, batches, bias, summed dims.
+ */
+function dispatch<V extends object>(run: Run, kernel: Kernel<V & MatmulVariant>, spec: V, [bm, bn]: [number, number], st: MatrixStrides, M: number, N: number, K: number): true {
+  const { bt, bias, splits } = run;
+  const tilesM = Math.ceil(M / bm);
+  const tilesN = Math.ceil(N / bn);
+  const params: Params = { M, N, K, a_off: run.a.offset, b_off: run.b.offset, ...st, tilesM, tilesN, nbatch: bt.nBatch, bshape: bt.shape, a_bstride: bt.aBS, b_bstride: bt.bBS };
+  if (bt.S > 0) Object.assign(params, { nsum: bt.nSum, sum_per: Math.ceil(bt.nSum / splits), splits, sshape: bt.sShape, a_sstride: bt.aSS, b_sstride: bt.bSS });
   if (bias) {
-    const p: Params = params;
-    p.bias_off = bias.offset;
-    p.bias_stride = bias.strides[0]!;
+    params.bias_off = bias.t.offset;
+    params.bias_stride = bias.t.strides[bias.t.rank - 1]!;
+    if (bias.along === 'rows') params.bias_bstride = bt.biasBS;
   }
-  return params;
+  const variant = { ...spec, batchRank: bt.R, bias: bias?.along, sumRank: bt.S } as V & MatmulVariant;
+  run.gpu.run(kernel, variant, { params, bindings: run.bindings, workgroups: tilesM * tilesN * bt.nBatch * splits });
+  return true;
 }
 
-function dispatchRows(gpu: WebGPUBackend, plan: RowsPlan, A: Operand, B: Operand, M: number, N: number, K: number, nBatch: number, R: number, bShape: number[], aBS: number[], bBS: number[], bindings: Bindings, vecB: boolean, bias: Tensor | undefined): void {
+function dispatchRows(run: Run, plan: RowsPlan, M: number, N: number, K: number, vecB: boolean): true {
   const { WG, TM, TN } = plan;
-  const subgroups = (plan.subgroups ?? true) && gpu.features.has('subgroups');
-  const tilesM = Math.ceil(M / TM);
-  const tilesN = Math.ceil(N / (WG * TN));
-  const params = withBiasParams({ M, N, K, a_off: A.t.offset, b_off: B.t.offset, aSM: A.sR, aSK: A.sC, bSK: B.sR, bSN: B.sC, tilesM, tilesN, nbatch: nBatch, bshape: bShape, a_bstride: aBS, b_bstride: bBS }, bias);
-  gpu.run(matmulRowsKernel, { WG, TM, TN, vecB, subgroups, batchRank: R, bias: !!bias }, { params, bindings, workgroups: tilesM * tilesN * nBatch });
+  const subgroups = (plan.subgroups ?? true) && run.gpu.features.has('subgroups');
+  const { A, B } = run.g;
+  return dispatch(run, matmulRowsKernel, { WG, TM, TN, vecB, subgroups }, [TM, WG * TN], { aSM: A.sR, aSK: A.sC, bSK: B.sR, bSN: B.sC }, M, N, K);
 }

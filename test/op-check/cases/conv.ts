@@ -50,6 +50,17 @@ export const convCases: OpCase[] = [
     gradOfGrad: true,
   },
   {
+    name: 'conv2d Winograd F(2x2, 3x3) (forced), padding 1, bias: weight and bias gradients as one op',
+    covers: ['conv_forward', 'conv_input_grad', 'conv_weight_bias_grad'],
+    inputs: [img([2, 3, 6, 6]), img([4, 3, 3, 3]), img([4])],
+    fn: (x, w, b) => E.conv2d(x, w, b, { padding: 1 }),
+    setup: (b) => b.tune({ conv: { implicit: true, winograd: true, winogradTile: 2 } }),
+    // The transforms' coefficients are 0, +-1/2, +-1: a few more roundings per output than the
+    // direct sums of 28 (forward) / 72 (dw: 2 images x 36 pixels) terms; db sums 72 terms.
+    tol: { forward: CONV_GRAD, grad: CONV_GRAD, why: 'f32 sums of <= 72 terms through transforms with coefficients <= 1; test/conv.test.ts GPU tolerance' },
+    gradOfGrad: true,
+  },
+  {
     name: 'conv2d implicit GEMM: 2x3 kernel, stride 2, padding [1, 0], dilation [1, 2]',
     covers: ['conv_forward', 'conv_input_grad', 'conv_weight_grad'],
     inputs: [img([2, 3, 6, 7]), img([2, 3, 2, 3])],
@@ -61,7 +72,7 @@ export const convCases: OpCase[] = [
   },
   {
     name: 'conv2d groups 2 (columns route: unfold + matmul), stride 2, padding 1, bias',
-    covers: ['unfold', 'fold', 'matmul'],
+    covers: ['unfold', 'fold', 'matmul', 'matmul_row_bias', 'matmul_sum'],
     inputs: [img([2, 4, 5, 5]), img([4, 2, 3, 3]), img([4])],
     fn: (x, w, b) => E.conv2d(x, w, b, { stride: 2, padding: 1, groups: 2 }),
     // Forward: 18 taps + bias. dx: a fold of <= 4 (kernel taps hitting a pixel at stride 2) sums

@@ -21,7 +21,8 @@ const FD = { atol: 1e-6, rtol: 1e-6 };
 export const matmulCases: OpCase[] = [
   {
     name: 'matmul: batch [2] with a broadcast B, A a transposed view',
-    covers: ['matmul'],
+    // dB (B broadcast over the batch) is one GEMM summed over it: matmul_sum.
+    covers: ['matmul', 'matmul_sum'],
     // A [2, 3, 5] is the transpose of a stored [2, 5, 3]; B [5, 4] is broadcast over the batch.
     inputs: [{ shape: [2, 5, 3] }, { shape: [5, 4] }],
     fn: (a, b) => E.matmul(E.transpose(a), b),
@@ -36,6 +37,17 @@ export const matmulCases: OpCase[] = [
     fn: (u, b, v) => [E.matmul(u, b), E.matmul(u, v)],
     // du sums 2 batches x 3 columns (from u @ b) and one more term (u @ v): 7 terms.
     tol: { forward: dot(5, 20), grad: dot(7, 4.2 * 7), fd: FD, why: 'f32 dot products: 4 sqrt(n+1) 2^-24 sum|terms| (K = 5; gradient sums of <= 7 terms)' },
+    gradOfGrad: true,
+  },
+  {
+    name: 'matmulRowBias: a bias per row broadcast over a leading batch dim, B a transposed view',
+    covers: ['matmul_row_bias', 'matmul_sum'],
+    // A [2, 3, 5] @ B [2, 2, 5, 4] (the transpose of a stored [2, 2, 4, 5]) + bias [2, 3] per row.
+    inputs: [{ shape: [2, 3, 5] }, { shape: [2, 2, 4, 5] }, { shape: [2, 3] }],
+    fn: (a, b, c) => E.matmulRowBias(a, E.transpose(b), c),
+    // Forward: 5 products and the bias add. dA sums 2 batches x 4 columns = 8 terms; dB 3 rows;
+    // dbias 2 batches x 4 columns = 8 terms.
+    tol: { forward: dot(6, 22), grad: dot(8, 4.2 * 8), fd: FD, why: 'f32 dot products: 4 sqrt(n+1) 2^-24 sum|terms| (K = 5 plus the bias; gradient sums of <= 8 terms)' },
     gradOfGrad: true,
   },
   {
