@@ -45,9 +45,10 @@ export class Tensor {
 
   constructor(storage: Storage, shape: Shape, dtype: DType, createdBy: string, strides?: readonly number[], offset = 0) {
     this._storage = storage;
-    this.shape = Object.freeze([...shape]);
+    // slice(), not spread: a spread runs the iterator protocol (an object per element until optimized).
+    this.shape = Object.freeze(copyDims(shape));
     this.size = sizeOf(shape);
-    this.strides = Object.freeze(strides ? [...strides] : contiguousStrides(shape));
+    this.strides = Object.freeze(strides ? copyDims(strides) : contiguousStrides(shape));
     if (!strides) this._contiguous = true;
     this.offset = offset;
     this.dtype = dtype;
@@ -118,6 +119,10 @@ export class Tensor {
   toString(): string {
     return this.describe();
   }
+}
+
+function copyDims(dims: readonly number[]): number[] {
+  return Array.isArray(dims) ? dims.slice() : Array.from(dims);
 }
 
 export function isTensor(x: unknown): x is Tensor {

@@ -91,6 +91,18 @@ describe.runIf(gpu)('WebGPU dispatch recording', () => {
     for (const t of [src, src2, out]) t.dispose();
   });
 
+  it('runs a sequence of dispatches that switches pipelines with the right pipeline and parameters each', async () => {
+    const src = E.tensor([2], [1], { backend: b });
+    const outs = [0, 1, 2, 3, 4].map(() => E.zeros([6], { backend: b }));
+    const order = [paramsKernel, paramsKernel, twinKernel, twinKernel, paramsKernel];
+    order.forEach((k, i) => b.run(k, undefined, { params: { ...params, a: i }, bindings: { src, out: outs[i]! }, workgroups: 1 }));
+    for (let i = 0; i < outs.length; i++) {
+      const twin = order[i] === twinKernel ? 1 : 0;
+      expect(Array.from(await outs[i]!.toArray())).toEqual([i + 2, -5, 70000, 1.25, -2, 3 + twin]);
+    }
+    for (const t of [src, ...outs]) t.dispose();
+  });
+
   it('splits more than 65535 workgroups over a grid and runs them all', async () => {
     // One invocation per workgroup adds 1 at its flat index: every element is hit exactly once.
     const count = defineKernel({

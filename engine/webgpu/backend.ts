@@ -83,6 +83,8 @@ export class WebGPUBackend implements Backend {
 
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
+  /** The pipeline last set on `pass` (a pass keeps it across dispatches). */
+  private passPipeline: GPUComputePipeline | null = null;
   private readonly arena = new Uint32Array((ARENA_SLOTS * SLOT_BYTES) / 4);
   private readonly arenaI32 = new Int32Array(this.arena.buffer);
   private readonly arenaF32 = new Float32Array(this.arena.buffer);
@@ -247,7 +249,10 @@ export class WebGPUBackend implements Backend {
 
   private currentPass(): GPUComputePassEncoder {
     this.encoder ??= this.device.createCommandEncoder();
-    this.pass ??= this.encoder.beginComputePass();
+    if (!this.pass) {
+      this.pass = this.encoder.beginComputePass();
+      this.passPipeline = null;
+    }
     return this.pass;
   }
 
@@ -327,12 +332,23 @@ export class WebGPUBackend implements Backend {
     const slot = this.slots;
     layout.pack(call.params, this.arena, this.arenaI32, this.arenaF32, slot * SLOT_WORDS);
     this.slots++;
-    const pass = this.profiler ? this.profiler.beginPass(this.endPass(), layout.key + bakedKey) : (this.pass ?? this.currentPass());
-    pass.setPipeline(pipeline);
-    this.dynamicOffset[0] = slot * SLOT_BYTES;
-    pass.setBindGroup(0, bg, this.dynamicOffset);
-    pass.dispatchWorkgroups(gx, gy, gz);
-    if (this.profiler) pass.end();
+    if (this.profiler) {
+      const pass = this.profiler.beginPass(this.endPass(), layout.key + bakedKey);
+      pass.setPipeline(pipeline);
+      this.dynamicOffset[0] = slot * SLOT_BYTES;
+      pass.setBindGroup(0, bg, this.dynamicOffset);
+      pass.dispatchWorkgroups(gx, gy, gz);
+      pass.end();
+    } else {
+      const pass = this.pass ?? this.currentPass();
+      if (pipeline !== this.passPipeline) {
+        pass.setPipeline(pipeline);
+        this.passPipeline = pipeline;
+      }
+      this.dynamicOffset[0] = slot * SLOT_BYTES;
+      pass.setBindGroup(0, bg, this.dynamicOffset);
+      pass.dispatchWorkgroups(gx, gy, gz);
+    }
     this.counters.dispatches++;
   }
 
