@@ -104,6 +104,28 @@ describe.runIf(gpu)('matmulSumTo on the GPU vs float64 (one GEMM over the summed
       });
     }
   }, 120_000);
+
+  // A kernel that cannot read an operand in place multiplies a contiguous copy: the copy must be
+  // freed once the product is recorded (a leaked copy of each transposed weight grew a GPT
+  // step's peak by 42 MB), for plain and summed products, with copies of B or of both operands.
+  it('operand copies are freed: only the output stays live', async () => {
+    const cases: [string, E.MatmulPlan, Spec, Spec, number[] | null][] = [
+      ['rows, B transposed (copy of B)', { kernel: 'rows', WG: 8, TM: 2, TN: 4 }, { stored: [72, 40] }, { stored: [96, 40], transpose: true }, null],
+      ['rows, B transposed, summed (copy of B)', { kernel: 'rows', WG: 8, TM: 2, TN: 4 }, { stored: [2, 72, 40] }, { stored: [2, 96, 40], transpose: true }, [72, 96]],
+      ['tiled, both strided in both dims (copies of A and B)', { kernel: 'tiled', tile: { BM: 16, BN: 16, BK: 4, TM: 4, TN: 4 } }, { stored: [16, 24] }, { stored: [24, 16] }, null],
+    ];
+    for (const [what, plan, sa, sb, shape] of cases) {
+      await withPlan(plan, async () => {
+        let [a, b] = [build(sa, 1, gpu!), build(sb, 2, gpu!)];
+        // [24, 8] @ [8, 24], each a stepped slice of a transpose: no unit stride in either dim.
+        if (what.startsWith('tiled')) [a, b] = [E.slice(E.transpose(E.reshape(a, [16, 24])), [null, [0, 16, 2]]), E.slice(E.transpose(E.reshape(b, [24, 16])), [[0, 16, 2], null])];
+        const base = E.memoryStats().liveBytes;
+        const y = shape ? E.matmulSumTo(a, b, shape) : E.matmul(a, b);
+        expect(E.memoryStats().liveBytes - base, what).toBe(y.size * 4);
+        y.dispose();
+      });
+    }
+  }, 120_000);
 });
 
 describe.runIf(gpu)('matmulRowBias on the GPU: bit-identical to the product followed by an add', () => {

@@ -457,7 +457,8 @@ function dispatchPlan(run: Run, plan: MatmulPlan, M: number, N: number, K: numbe
   const { A, B } = run.g;
   const { aBS, bBS, aSS, bSS } = bt;
   const caps = matmulDeviceCaps(gpu);
-  const redo = (a2: Tensor, b2: Tensor) => (withCopies(() => productGpu(gpu, a2, b2, out, bias)), false);
+  // The copies are made inside withCopies' scope, which frees them once the product is recorded.
+  const redo = (copies: () => [Tensor, Tensor]) => (withCopies(() => productGpu(gpu, ...copies(), out, bias)), false);
   if (plan.kernel === 'simple') return dispatch(run, matmulSimpleKernel, {}, [SIMPLE_TILE, SIMPLE_TILE], { aSM: A.sR, aSK: A.sC, bSK: B.sR, bSN: B.sC }, M, N, K);
   if (plan.kernel === 'rows') {
     if (plan.WG > caps.maxInvocations) throw new Error(`matmul: rows plan with ${plan.WG} invocations exceeds the device limit ${caps.maxInvocations}`);
@@ -472,7 +473,7 @@ function dispatchPlan(run: Run, plan: MatmulPlan, M: number, N: number, K: numbe
     // workgroup row tiles (lavapipe, 16->16 3x3 conv at 16x16, batch 32: 20 ms -> 4.6 ms).
     const big = M * N * K * bt.nBatch * bt.nSum >= 64 * 64 * 64;
     if (!vecB && !b.isContiguous && M <= 64 && TN % 4 === 0 && big) return dispatchRows(run, { ...plan, TM: M <= 4 ? M : M <= 16 ? 16 : 32, TN: 2 }, M, N, K, false);
-    if (!vecB && TN % 4 === 0 && N % 4 === 0 && !b.isContiguous && big) return redo(a, contiguous(b));
+    if (!vecB && TN % 4 === 0 && N % 4 === 0 && !b.isContiguous && big) return redo(() => [a, contiguous(b)]);
     return dispatchRows(run, plan, M, N, K, vecB);
   }
   const t = plan.tile;
@@ -486,7 +487,7 @@ function dispatchPlan(run: Run, plan: MatmulPlan, M: number, N: number, K: numbe
   const la = lsA.find((l) => vecOk(A, l, aStrides)) ?? lsA[0];
   const lb = lsB.find((l) => vecOk(B, l, bStrides)) ?? lsB[0];
   // Strided in both matrix dims (rare: e.g. a stepped slice): multiply contiguous copies.
-  if (!la || !lb) return redo(la ? a : contiguous(a), lb ? b : contiguous(b));
+  if (!la || !lb) return redo(() => [la ? a : contiguous(a), lb ? b : contiguous(b)]);
   const doubleBuffer = plan.doubleBuffer ?? false;
   const spec = {
     ...t,
