@@ -15,6 +15,7 @@ export { defineKernel, read, rw, type Kernel, type KernelDecl, type KernelSignat
 export { getBackend, setBackend } from './default-backend.js';
 export { tidy, keep, chain, disposable, disposeAll, memoryStats, resetPeakMemory, type ChainStep, type MemoryStats } from './scope.js';
 export { composite } from './composite.js';
+export { captureStep, stepEffect, type CapturedStep, type CaptureOptions, type StepResult } from './capture.js';
 export { noGrad, enableGrad, isGradEnabled } from './grad-mode.js';
 export { backward, gradients, grad, valueAndGrad } from './autograd.js';
 export * from './ops/creation.js';

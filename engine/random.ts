@@ -220,6 +220,8 @@ interface PhiloxAttrs {
   counter: readonly [number, number, number, number];
   a: number;
   b: number;
+  /** The generator the counter was taken from: a replayed captured step takes its next counter from it. */
+  gen?: Generator;
 }
 
 /** Fills its output view with `kind` values from the counter range (no inputs). */
@@ -234,10 +236,18 @@ const philoxFill = defineOp<PhiloxAttrs>({
       const isF = kind === 'uniform' || kind === 'normal' || kind === 'bernoulli';
       transformCpu(kind, w, n, isF ? Math.fround(a) : a, isF ? Math.fround(b) : b, cpuData(out!));
     },
-    webgpu: (gpu, { outputs: [out], attrs: { kind, key, counter, a, b } }) => {
+    webgpu: (gpu, { outputs: [out], attrs: { kind, key, counter, a, b, gen } }) => {
       const n = out!.size;
+      // The counter taken when the op ran, then (replays of a captured step) the generator's next ones.
+      let taken = true;
+      const next = () => {
+        if (taken) return ((taken = false), { ctr0: counter[0], ctr1: counter[1] });
+        const c = gen!.take(n).counter;
+        return { ctr0: c[0], ctr1: c[1] };
+      };
       gpu.run(philoxKernel, kind, {
         params: { n, key0: key[0], key1: key[1], ctr0: counter[0], ctr1: counter[1], ctr2: counter[2], ctr3: counter[3], a, b },
+        ...(gen ? { dynamic: next } : {}),
         bindings: { out: out! },
         workgroups: Math.ceil(Math.ceil(n / 4) / PHILOX_WG),
       });
@@ -249,9 +259,9 @@ const philoxFill = defineOp<PhiloxAttrs>({
  * Fills a new tensor with `kind` values from the given counter range. `a`/`b` are the kind's
  * parameters (see shaders/philox.ts); for f32 parameters the GPU receives them rounded to f32.
  */
-function sample(kind: PhiloxKind, shape: Shape, dtype: DType, key: readonly [number, number], counter: readonly [number, number, number, number], backend: Backend, a: number, b: number): Tensor {
+function sample(kind: PhiloxKind, shape: Shape, dtype: DType, key: readonly [number, number], counter: readonly [number, number, number, number], backend: Backend, a: number, b: number, gen?: Generator): Tensor {
   const out = new Tensor(backend.alloc(sizeOf(shape), dtype), shape, dtype, kind === 'uniform' ? 'rand' : kind === 'normal' ? 'randn' : kind);
-  return philoxFill([], { kind, key, counter, a, b, out })[0]!;
+  return philoxFill([], { kind, key, counter, a, b, out, ...(gen ? { gen } : {}) })[0]!;
 }
 
 function draw(kind: PhiloxKind, op: string, shape: Shape, dtype: DType, opts: RandomOptions, a: number, b: number): Tensor {
@@ -259,7 +269,7 @@ function draw(kind: PhiloxKind, op: string, shape: Shape, dtype: DType, opts: Ra
   const gen = opts.generator ?? defaultGen;
   if (!(gen instanceof Generator)) throw new TypeError(`${op}: generator must be a Generator`);
   const { key, counter } = gen.take(sizeOf(s));
-  return sample(kind, s, dtype, key, counter, opts.backend ?? getBackend(), a, b);
+  return sample(kind, s, dtype, key, counter, opts.backend ?? getBackend(), a, b, gen);
 }
 
 /**

@@ -72,6 +72,27 @@ interface AdamManyAttrs {
   hyper: Omit<AdamHyper, 'step'>;
   steps: readonly number[];
   amsgrad: boolean;
+  /** The same values read from the optimizer's live state: recomputed at each replay of a captured step. */
+  live?: AdamLive;
+}
+
+/** Where an optimizer's hyperparameters and step numbers live, read again at each replay of a captured step. */
+export interface AdamLive {
+  hyper: () => Omit<AdamHyper, 'step'>;
+  steps: () => readonly number[];
+}
+
+/** The kernel's per-step parameters for a group's hyperparameters and each parameter's step. */
+function adamStepParams(hyper: Omit<AdamHyper, 'step'>, steps: readonly number[]): Record<string, number | number[]> {
+  const stepSize: number[] = [];
+  const bc2Sqrt: number[] = [];
+  for (const step of steps) {
+    const s = adamScalars({ ...hyper, step });
+    stepSize.push(s.stepSize);
+    bc2Sqrt.push(s.bc2Sqrt);
+  }
+  const { l2, decay } = adamScalars({ ...hyper, step: 1 });
+  return { stepSize, bc2Sqrt, beta1: hyper.beta1, beta2: hyper.beta2, eps: hyper.eps, l2, decay };
 }
 
 /** One parameter's slice of the update's inputs: p, g, m, v and, with AMSGrad, vmax. */
@@ -83,6 +104,8 @@ export interface AdamItem {
   vmax?: Tensor | null;
   /** The step number after incrementing (1 on the first update). */
   step: number;
+  /** The same read from the optimizer's state when it changes between steps (replays of a captured step). */
+  stepOf?: () => number;
 }
 
 /**
@@ -165,14 +188,12 @@ const adamOp = defineOp<AdamManyAttrs>({
       const outPer = per - 1;
       const k = a.steps.length;
       const bindings: Record<string, Tensor> = {};
-      const cols = { n: [] as number[], wgEnd: [] as number[], pOff: [] as number[], gOff: [] as number[], mOff: [] as number[], vOff: [] as number[], vmaxOff: [] as number[], stepSize: [] as number[], bc2Sqrt: [] as number[] };
+      const cols = { n: [] as number[], wgEnd: [] as number[], pOff: [] as number[], gOff: [] as number[], mOff: [] as number[], vOff: [] as number[], vmaxOff: [] as number[] };
       let wg = 0;
-      const { l2, decay } = adamScalars({ ...a.hyper, step: 1 });
       for (let t = 0; t < k; t++) {
         const [p, m, v] = outputs.slice(t * outPer, t * outPer + 3) as [Tensor, Tensor, Tensor];
         const g = inputs[t * per + 1]!;
         Object.assign(bindings, { [`p${t}`]: p, [`g${t}`]: g, [`m${t}`]: m, [`v${t}`]: v });
-        const { stepSize, bc2Sqrt } = adamScalars({ ...a.hyper, step: a.steps[t]! });
         wg += Math.ceil(p.size / OPTIM_WG);
         cols.n.push(p.size);
         cols.wgEnd.push(wg);
@@ -180,8 +201,6 @@ const adamOp = defineOp<AdamManyAttrs>({
         cols.gOff.push(g.offset);
         cols.mOff.push(m.offset);
         cols.vOff.push(v.offset);
-        cols.stepSize.push(stepSize);
-        cols.bc2Sqrt.push(bc2Sqrt);
         if (a.amsgrad) {
           const vmax = outputs[t * outPer + 3]!;
           bindings[`vmax${t}`] = vmax;
@@ -189,8 +208,10 @@ const adamOp = defineOp<AdamManyAttrs>({
         }
       }
       const { vmaxOff, ...rest } = cols;
+      const live = a.live;
       gpu.run(adamKernel, { k, amsgrad: a.amsgrad }, {
-        params: { ...rest, ...(a.amsgrad ? { vmaxOff } : {}), beta1: a.hyper.beta1, beta2: a.hyper.beta2, eps: a.hyper.eps, l2, decay },
+        params: { ...rest, ...(a.amsgrad ? { vmaxOff } : {}), ...adamStepParams(a.hyper, a.steps) },
+        ...(live ? { dynamic: () => adamStepParams(live.hyper(), live.steps()) } : {}),
         bindings,
         workgroups: wg,
       });
@@ -213,16 +234,20 @@ export function adamUpdate(p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: AdamHy
  * Adam/AdamW steps of several parameters sharing the hyperparameters `h` (one parameter group;
  * each item has its own step number), as adamUpdate per item but in as few dispatches as the
  * device's storage-binding limit allows (on lavapipe, 16 bindings: 4 parameters per dispatch).
- * Items must all have vmax (AMSGrad) or none.
+ * Items must all have vmax (AMSGrad) or none. With `liveHyper` and every item's `stepOf`, a
+ * captured step's replays recompute the bias corrections and learning-rate terms from them.
  */
-export function adamUpdateMany(items: readonly AdamItem[], h: Omit<AdamHyper, 'step'>): void {
+export function adamUpdateMany(items: readonly AdamItem[], h: Omit<AdamHyper, 'step'>, liveHyper?: () => Omit<AdamHyper, 'step'>): void {
   if (items.length === 0) return;
   const amsgrad = !!items[0]!.vmax;
   if (items.some((it) => !!it.vmax !== amsgrad)) throw new Error(`${h.decoupled ? 'adamw' : 'adam'}: either every parameter has max_exp_avg_sq (AMSGrad) or none`);
   const k = adamTensorsPerDispatch(items[0]!.p.backend, amsgrad);
   const run = (chunk: AdamItem[]) => {
     const inputs = chunk.flatMap((it) => (amsgrad ? [it.p, it.g, it.m, it.v, it.vmax!] : [it.p, it.g, it.m, it.v]));
-    adamOp(inputs, { hyper: h, steps: chunk.map((it) => it.step), amsgrad });
+    const steps = chunk.map((it) => it.step);
+    // Recomputed at each replay of a captured step from the optimizer's live state (engine/capture.ts).
+    const live = liveHyper && chunk.every((it) => it.stepOf) ? { hyper: liveHyper, steps: () => chunk.map((it) => it.stepOf!()) } : undefined;
+    adamOp(inputs, { hyper: h, steps, amsgrad, ...(live ? { live } : {}) });
   };
   // Parameters whose tensors share storage (views of one buffer) go to different dispatches: a
   // written binding may not alias another one.

@@ -12,6 +12,7 @@ import { bakeInto, countKeys, PARAM_SLOT_BYTES, type Access, type Kernel, type K
 import type { Tensor } from '../tensor.js';
 import { BufferPool, type PooledBuffer } from './pool.js';
 import { politeWait } from './host-wait.js';
+import { StepTape, type DynamicParams, type TapeEvent } from './step-tape.js';
 import { applyTuning, defaultTuning, type DeviceTuning, type TuningOverrides } from '../tuning.js';
 
 const SLOT_BYTES = PARAM_SLOT_BYTES;
@@ -61,6 +62,12 @@ export interface KernelCall {
   workgroups: number | [number, number, number];
   /** Parameters compiled into the shader as literals (their values join the pipeline key). */
   bake?: readonly string[];
+  /**
+   * Parameters that change from step to step (a step count, an RNG counter): called once when the
+   * dispatch is recorded, its values added to `params`, and again at each replay of a captured
+   * step (engine/capture.ts), so they are never baked into the replayed step.
+   */
+  dynamic?: DynamicParams;
 }
 
 export interface WebGPUBackendInfo {
@@ -98,6 +105,8 @@ export class WebGPUBackend implements Backend {
   private lostMessage: string | null = null;
   private profiler: GpuProfiler | null = null;
   private pendingError: string | null = null;
+  /** The tape of the step being recorded (engine/capture.ts), or null. */
+  private recording: StepTape | null = null;
 
   /**
    * A software adapter that runs invocations as CPU SIMD lanes, or null for a hardware GPU. Kernel
@@ -147,15 +156,19 @@ export class WebGPUBackend implements Backend {
     this.checkAlive();
     const bytes = Math.max(size, 1) * 4;
     void dtype;
-    return new GpuStorage(this, this.pool.acquire(bytes, false), size * 4);
+    const buf = this.pool.acquire(bytes, false);
+    this.recording?.acquired(buf);
+    return new GpuStorage(this, buf, size * 4);
   }
 
   fromArray(data: ArrayLike<number>, dtype: DType): GpuStorage {
     this.checkAlive();
     const n = data.length;
     const storage = new GpuStorage(this, this.pool.acquire(Math.max(n, 1) * 4, true), n * 4);
+    this.recording?.acquired(storage.buf);
     if (n > 0) {
       const arr = dtype === 'i32' ? Int32Array.from(data, (v) => Math.trunc(v)) : data instanceof Float32Array ? data : Float32Array.from(data);
+      this.recordWrite(storage.buf, 0, arr);
       this.device.queue.writeBuffer(storage.buffer, 0, arr.buffer, arr.byteOffset, arr.byteLength);
     }
     return storage;
@@ -173,15 +186,23 @@ export class WebGPUBackend implements Backend {
       throw new RangeError(`write: ${data.length} elements at offset ${offset} do not fit in storage of ${s.byteSize / 4} elements`);
     }
     if (this.encoder) this.flush();
-    if (data.length > 0) this.device.queue.writeBuffer(s.buffer, offset * 4, data.buffer, data.byteOffset, data.byteLength);
+    if (data.length > 0) {
+      this.recordWrite(s.buf, offset * 4, data);
+      this.device.queue.writeBuffer(s.buffer, offset * 4, data.buffer, data.byteOffset, data.byteLength);
+    }
+  }
+
+  private recordWrite(buf: PooledBuffer, byteOffset: number, data: Float32Array | Int32Array): void {
+    if (this.recording) this.recording.events.push({ kind: 'write', buf, role: this.recording.role(buf), byteOffset, data: new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)) });
   }
 
   free(storage: Storage): void {
     this.pool.release((storage as GpuStorage).buf);
   }
 
+  /** Device memory no tensor holds: the pool's free buffers and a captured step's working buffers. */
   pooledBytes(): number {
-    return this.pool.pooledBytes();
+    return this.pool.pooledBytes() + this.pool.pinnedBytes();
   }
 
   // ---- execution ----
@@ -308,15 +329,17 @@ export class WebGPUBackend implements Backend {
       throw new Error(`kernel ${kernel.name}: unknown binding(s) ${extra.join(', ')} (declared: ${names.join(', ')})`);
     }
     // The pipeline: one per variant, or per baked literal values.
+    const params = call.dynamic ? { ...call.params, ...call.dynamic() } : call.params;
     let pipeline: GPUComputePipeline;
     let bakedKey = '';
     if (call.bake && call.bake.length > 0) {
-      bakedKey = layout.bakedKey(call.params, call.bake);
+      if (call.dynamic) throw new Error(`kernel ${kernel.name}: dynamic parameters cannot be baked`);
+      bakedKey = layout.bakedKey(params, call.bake);
       set.baked ??= new Map();
       let p = set.baked.get(bakedKey);
       if (!p) {
         const src = kernel.source(variant);
-        const code = src.directives + KERNEL_PRELUDE + bakeInto(src.code, layout.literals(call.params, call.bake));
+        const code = src.directives + KERNEL_PRELUDE + bakeInto(src.code, layout.literals(params, call.bake));
         set.baked.set(bakedKey, (p = this.createPipeline(layout.key + bakedKey, code, set.group)));
       }
       pipeline = p;
@@ -330,8 +353,15 @@ export class WebGPUBackend implements Backend {
     if (this.slots >= ARENA_SLOTS || this.profiler?.full) this.flush();
     const bg = node.group ?? (node.group = this.createBindGroup(kernel.name, layout, set.group, bindings));
     const slot = this.slots;
-    layout.pack(call.params, this.arena, this.arenaI32, this.arenaF32, slot * SLOT_WORDS);
+    if (this.recording) this.arena.fill(0, slot * SLOT_WORDS, (slot + 1) * SLOT_WORDS);
+    layout.pack(params, this.arena, this.arenaI32, this.arenaF32, slot * SLOT_WORDS);
     this.slots++;
+    if (this.recording) {
+      const bufs = names.map((n) => this.bound(kernel.name, n, bindings[n]).buf);
+      const words = this.arena.slice(slot * SLOT_WORDS, (slot + 1) * SLOT_WORDS);
+      const roles = bufs.map((b) => this.recording!.role(b));
+      this.recording.events.push({ kind: 'dispatch', layout, pipeline, group: bg, bufs, roles, words, params: call.dynamic ? call.params : null, dynamic: call.dynamic ?? null, grid: [gx, gy, gz] });
+    }
     if (this.profiler) {
       const pass = this.profiler.beginPass(this.endPass(), layout.key + bakedKey);
       pass.setPipeline(pipeline);
@@ -380,6 +410,7 @@ export class WebGPUBackend implements Backend {
   async read(storage: Storage, offset: number, size: number, dtype: DType): Promise<Float32Array | Int32Array> {
     this.checkAlive();
     const bytes = size * 4;
+    if (this.recording) this.recording.invalid ??= 'the step reads data back from the device (a readback cannot be replayed)';
     if (size === 0) return dtype === 'i32' ? new Int32Array(0) : new Float32Array(0);
     const staging = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     this.endPass().copyBufferToBuffer((storage as GpuStorage).buffer, offset * 4, staging, 0, bytes);
@@ -395,6 +426,74 @@ export class WebGPUBackend implements Backend {
     staging.unmap();
     staging.destroy();
     return dtype === 'i32' ? new Int32Array(copy) : new Float32Array(copy);
+  }
+
+  // ---- captured steps (engine/capture.ts) ----
+
+  /** Starts recording a step's commands into a tape; `inputs` are the step's argument buffers. */
+  beginRecording(inputs: readonly Storage[]): StepTape {
+    if (this.recording) throw new Error('beginRecording: a step is already being recorded (captured steps do not nest)');
+    this.recording = new StepTape(inputs.map((s) => (s as GpuStorage).buf));
+    return this.recording;
+  }
+
+  /** Stops recording; returns the tape. */
+  endRecording(): StepTape {
+    const t = this.recording;
+    if (!t) throw new Error('endRecording: no step is being recorded');
+    this.recording = null;
+    return t;
+  }
+
+  get isRecording(): boolean {
+    return this.recording !== null;
+  }
+
+  /** Runs a host-side update now and, when a step is being recorded, at the same point of each replay. */
+  effect(fn: () => void): void {
+    fn();
+    this.recording?.events.push({ kind: 'effect', fn });
+  }
+
+  /**
+   * Sends a recorded step again: copies each new input into the buffer the step read it from,
+   * then the tape's dispatches (parameter words as recorded, dynamic ones recomputed), writes and
+   * host effects in order. No op, tensor or bind group is made.
+   */
+  replay(tape: StepTape, inputs: readonly { from: Storage; fromByte: number; to: Storage; toByte: number; bytes: number }[]): void {
+    this.checkAlive();
+    if (this.profiler) throw new Error('replay: not while profiling (each dispatch is timed in a pass of its own)');
+    if (this.recording) throw new Error('replay: not while a step is being recorded');
+    for (const c of inputs) if (c.bytes > 0) this.endPass().copyBufferToBuffer((c.from as GpuStorage).buffer, c.fromByte, (c.to as GpuStorage).buffer, c.toByte, c.bytes);
+    const events: readonly TapeEvent[] = tape.events;
+    for (let i = 0; i < events.length; i++) {
+      const e = events[i]!;
+      if (e.kind === 'dispatch') {
+        if (this.slots >= ARENA_SLOTS) this.flush();
+        const slot = this.slots++;
+        if (e.dynamic) e.layout.pack({ ...e.params!, ...e.dynamic() }, this.arena, this.arenaI32, this.arenaF32, slot * SLOT_WORDS);
+        else this.arena.set(e.words, slot * SLOT_WORDS);
+        const pass = this.pass ?? this.currentPass();
+        if (e.pipeline !== this.passPipeline) {
+          pass.setPipeline(e.pipeline);
+          this.passPipeline = e.pipeline;
+        }
+        this.dynamicOffset[0] = slot * SLOT_BYTES;
+        pass.setBindGroup(0, e.group, this.dynamicOffset);
+        pass.dispatchWorkgroups(e.grid[0], e.grid[1], e.grid[2]);
+        this.counters.dispatches++;
+      } else if (e.kind === 'write') {
+        // Commands already recorded must see the old contents: submit them before the write.
+        this.flush();
+        this.device.queue.writeBuffer(e.buf.buffer, e.byteOffset, e.data.buffer, e.data.byteOffset, e.data.byteLength);
+      } else e.fn();
+    }
+  }
+
+  /** Copies `bytes` bytes between storages, in order with the recorded commands. */
+  copy(from: Storage, fromByte: number, to: Storage, toByte: number, bytes: number): void {
+    this.checkAlive();
+    if (bytes > 0) this.endPass().copyBufferToBuffer((from as GpuStorage).buffer, fromByte, (to as GpuStorage).buffer, toByte, bytes);
   }
 
   /**

@@ -41,6 +41,10 @@ export class BufferPool {
   private freeBytes = 0;
   private recentBytes = 0;
   allocatedBytes = 0;
+  /** Buffers a captured step replays into (pin count per buffer): never handed out while pinned. */
+  private readonly pinned = new Map<PooledBuffer, number>();
+  /** Pinned buffers whose tensors were freed: released when the last pin goes. */
+  private readonly deferred = new Set<PooledBuffer>();
 
   constructor(private readonly device: GPUDevice) {}
 
@@ -71,6 +75,10 @@ export class BufferPool {
   }
 
   release(buf: PooledBuffer): void {
+    if (this.pinned.has(buf)) {
+      this.deferred.add(buf);
+      return;
+    }
     let list = this.recent.get(buf.size);
     if (!list) this.recent.set(buf.size, (list = []));
     insertByDescendingId(list, buf);
@@ -90,6 +98,50 @@ export class BufferPool {
     this.freeBytes += this.recentBytes;
     this.recentBytes = 0;
     this.recent.clear();
+  }
+
+  /**
+   * Keeps buffers out of circulation (a captured step's): a pooled one leaves the pool now, a live
+   * one is held back when its tensor is freed. Pins count: unpin as many times as pinned.
+   */
+  pin(bufs: Iterable<PooledBuffer>): void {
+    for (const b of bufs) {
+      const n = this.pinned.get(b) ?? 0;
+      this.pinned.set(b, n + 1);
+      if (n === 0 && (this.take(this.free, b) || this.take(this.recent, b))) this.deferred.add(b);
+    }
+  }
+
+  /** Undoes pin(): a buffer with no pins left whose tensor was freed goes back to the pool. */
+  unpin(bufs: Iterable<PooledBuffer>): void {
+    for (const b of bufs) {
+      const n = this.pinned.get(b);
+      if (n === undefined) continue;
+      if (n > 1) {
+        this.pinned.set(b, n - 1);
+        continue;
+      }
+      this.pinned.delete(b);
+      if (this.deferred.delete(b)) this.release(b);
+    }
+  }
+
+  /** Bytes of pinned buffers no tensor holds (a captured step's working memory). */
+  pinnedBytes(): number {
+    let n = 0;
+    for (const b of this.deferred) n += b.size;
+    return n;
+  }
+
+  /** Removes `buf` from one of the pool's lists; false when it is not there. */
+  private take(m: Map<number, PooledBuffer[]>, buf: PooledBuffer): boolean {
+    const list = m.get(buf.size);
+    const i = list ? list.indexOf(buf) : -1;
+    if (i < 0) return false;
+    list!.splice(i, 1);
+    if (m === this.free) this.freeBytes -= buf.size;
+    else this.recentBytes -= buf.size;
+    return true;
   }
 
   pooledBytes(): number {

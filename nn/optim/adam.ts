@@ -44,8 +44,9 @@ abstract class AdamBase extends Optimizer<AdamOptions> {
       v: this.buffer(p, state, 'exp_avg_sq').t,
       vmax: group.amsgrad ? this.buffer(p, state, 'max_exp_avg_sq').t : null,
       step: state.step + 1,
+      stepOf: () => state.step + 1,
     }));
-    E.adamUpdateMany(batch, {
+    const hyper = () => ({
       lr: group.lr,
       beta1: group.betas[0],
       beta2: group.betas[1],
@@ -53,7 +54,12 @@ abstract class AdamBase extends Optimizer<AdamOptions> {
       weightDecay: group.weightDecay,
       decoupled: this.decoupled,
     });
-    for (const { state } of items) state.step += 1;
+    // Read live (the group's current lr, each parameter's step) so that a captured training step's
+    // replays follow a schedule; the step count advances as a host effect of each replay too.
+    E.adamUpdateMany(batch, hyper(), hyper);
+    if (items.length > 0) E.stepEffect(items[0]!.p.backend, () => {
+      for (const { state } of items) state.step += 1;
+    });
   }
 }
 

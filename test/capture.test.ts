@@ -1,0 +1,186 @@
+/**
+ * Captured steps (engine/capture.ts): a training step recorded once and replayed gives the same
+ * bits as the same step run eagerly, step after step (dropout's RNG counters, AdamW's bias
+ * corrections and a learning-rate schedule all change per step); functions whose steps differ
+ * stay eager with a reason; the capture's buffers are never handed to other tensors.
+ */
+import { describe, expect, it } from 'vitest';
+import * as E from '../engine/index.js';
+import { AdamW, Dropout, GELU, Linear, Sequential } from '../nn/index.js';
+import { requireGpu } from './helpers/backends.js';
+
+const gpu = await requireGpu();
+
+/** A small MLP with dropout trained by AdamW under a per-step learning-rate schedule. */
+function trainer(backend: E.Backend) {
+  const init = (seed: number) => ({ backend, generator: new E.Generator(seed) });
+  const model = new Sequential(new Linear(12, 32, init(1)), new GELU(), new Dropout(0.25, new E.Generator(7)), new Linear(32, 4, init(2)));
+  const opt = new AdamW(model.parameters(), { lr: 1e-2, weightDecay: 0.05 });
+  let calls = 0;
+  const step = (x: E.Tensor, y: E.Tensor): E.Tensor =>
+    E.tidy(() => {
+      opt.zeroGrad();
+      const loss = E.mseLoss(model.forward(x), y);
+      loss.backward();
+      opt.step();
+      return loss.detach();
+    });
+  // The schedule is set outside the step, as a scheduler would, before each call.
+  const schedule = () => {
+    for (const g of opt.paramGroups) g.lr = 1e-2 * 0.97 ** calls++;
+  };
+  return { model, opt, step, schedule, dispose: () => (opt.dispose(), model.dispose()) };
+}
+
+function batch(backend: E.Backend, s: number): [E.Tensor, E.Tensor] {
+  const g = new E.Generator(1000 + s);
+  return [E.randn([8, 12], { backend, generator: g }), E.randn([8, 4], { backend, generator: g })];
+}
+
+async function bits(t: E.Tensor): Promise<number[]> {
+  return Array.from(new Uint32Array(Float32Array.from(await t.toArray()).buffer));
+}
+
+describe.runIf(gpu)('captureStep on WebGPU', () => {
+  it('60 replayed training steps (dropout, AdamW, lr schedule) are bit-identical to eager ones', async () => {
+    const STEPS = 64;
+    const eager = trainer(gpu!);
+    const eagerLosses: number[] = [];
+    for (let s = 0; s < STEPS; s++) {
+      const [x, y] = batch(gpu!, s);
+      eager.schedule();
+      const l = eager.step(x, y);
+      eagerLosses.push(await l.item());
+      [x, y, l].forEach((t) => t.dispose());
+    }
+    const cap = trainer(gpu!);
+    const step = E.captureStep(cap.step, { verifyEvery: 20 });
+    const losses: number[] = [];
+    const modes: string[] = [];
+    for (let s = 0; s < STEPS; s++) {
+      const [x, y] = batch(gpu!, s);
+      cap.schedule();
+      const l = step(x, y);
+      modes.push(step.mode);
+      losses.push(await l.item());
+      [x, y, l].forEach((t) => t.dispose());
+    }
+    expect(step.reason).toBeNull();
+    expect(step.stats.captures).toBe(1);
+    expect(step.stats.replays).toBeGreaterThanOrEqual(55);
+    expect(modes.slice(0, 4)).toEqual(['eager', 'recorded', 'recorded', 'replay']);
+    expect(losses).toEqual(eagerLosses);
+    const pa = eager.model.parameters();
+    const pb = cap.model.parameters();
+    for (let i = 0; i < pa.length; i++) expect(await bits(pb[i]!)).toEqual(await bits(pa[i]!));
+    const sa = eager.opt.stateDict().state;
+    const sb = cap.opt.stateDict().state;
+    expect(Object.values(sb).map((s) => s.step)).toEqual(Object.values(sa).map((s) => s.step));
+    step.dispose();
+    eager.dispose();
+    cap.dispose();
+  }, 300_000);
+
+  it('a replay records no op: no new tensors but its result, no bind group, no pipeline', async () => {
+    const t = trainer(gpu!);
+    const step = E.captureStep(t.step);
+    for (let s = 0; s < 4; s++) {
+      const [x, y] = batch(gpu!, s);
+      [x, y, step(x, y)].forEach((u) => u.dispose());
+    }
+    const [x, y] = batch(gpu!, 9);
+    await gpu!.sync();
+    const c0 = { ...gpu!.counters };
+    const live0 = E.memoryStats().liveTensors;
+    const l = step(x, y);
+    expect(step.mode).toBe('replay');
+    expect(E.memoryStats().liveTensors - live0).toBe(1);
+    expect(gpu!.counters.bindGroups - c0.bindGroups).toBe(0);
+    expect(gpu!.counters.pipelines - c0.pipelines).toBe(0);
+    expect(gpu!.counters.dispatches - c0.dispatches).toBe(step.stats.dispatches);
+    [x, y, l].forEach((u) => u.dispose());
+    step.dispose();
+    t.dispose();
+  }, 120_000);
+
+  it('the captured buffers are not handed out while the capture lives, and return to the pool after dispose()', async () => {
+    const t = trainer(gpu!);
+    const step = E.captureStep(t.step);
+    for (let s = 0; s < 4; s++) {
+      const [x, y] = batch(gpu!, s);
+      [x, y, step(x, y)].forEach((u) => u.dispose());
+    }
+    await gpu!.sync();
+    const pinned = gpu!.pool.pinnedBytes();
+    expect(pinned).toBeGreaterThan(0);
+    // Tensors made between replays get other buffers: a replay leaves them as they were.
+    const [x, y] = batch(gpu!, 5);
+    const others = Array.from({ length: 24 }, (_, i) => E.full([8, 32], i, { backend: gpu! }));
+    [step(x, y), step(x, y)].forEach((u) => u.dispose());
+    for (let i = 0; i < others.length; i++) expect(new Set(Array.from(await others[i]!.toArray()))).toEqual(new Set([i]));
+    others.forEach((o) => o.dispose());
+    step.dispose();
+    expect(gpu!.pool.pinnedBytes()).toBe(0);
+    [x, y].forEach((u) => u.dispose());
+    t.dispose();
+  }, 120_000);
+
+  it('a step that uploads per-step host data never replays and says why', async () => {
+    const w = E.keep(E.ones([4], { backend: gpu! }));
+    let n = 0;
+    const step = E.captureStep((x: E.Tensor) => E.tidy(() => E.add(E.mul(x, w), E.tensor([n++, 0, 0, 0], [4], { backend: gpu! }))));
+    const x = E.ones([4], { backend: gpu! });
+    for (let s = 0; s < 8; s++) {
+      const y = step(x);
+      expect(Array.from(await y.toArray())).toEqual([1 + s, 1, 1, 1]);
+      y.dispose();
+    }
+    expect(step.stats.replays).toBe(0);
+    expect(step.reason).toMatch(/data uploaded .* differs between steps/);
+    [x, w].forEach((u) => u.dispose());
+  }, 60_000);
+
+  it('a step that reads back stays eager; another argument shape runs eagerly without dropping the capture', async () => {
+    const readsBack = E.captureStep((x: E.Tensor) => {
+      void x.toArray();
+      return E.tidy(() => E.mul(x, 2));
+    });
+    const x = E.ones([4], { backend: gpu! });
+    for (let s = 0; s < 4; s++) readsBack(x).dispose();
+    expect(readsBack.stats.replays).toBe(0);
+    expect(readsBack.reason).toMatch(/reads data back/);
+
+    const double = E.captureStep((v: E.Tensor) => E.tidy(() => E.mul(v, 2)));
+    for (let s = 0; s < 4; s++) double(x).dispose();
+    expect(double.mode).toBe('replay');
+    const other = E.ones([3], { backend: gpu! });
+    const y = double(other);
+    expect(double.mode).not.toBe('replay');
+    expect(Array.from(await y.toArray())).toEqual([2, 2, 2]);
+    const z = double(E.full([4], 3, { backend: gpu! }));
+    expect(double.mode).toBe('replay');
+    expect(Array.from(await z.toArray())).toEqual([6, 6, 6, 6]);
+    [x, other, y, z].forEach((u) => u.dispose());
+    double.dispose();
+  }, 60_000);
+
+  it('verification catches a value that changed after capture (not declared dynamic) and captures again', async () => {
+    let scale = 2;
+    const step = E.captureStep((x: E.Tensor) => E.tidy(() => E.mul(x, E.tensor([scale], [1], { backend: gpu! }))), { verifyEvery: 5 });
+    const x = E.ones([2], { backend: gpu! });
+    for (let s = 0; s < 12; s++) {
+      if (s === 6) scale = 3;
+      step(x).dispose();
+    }
+    expect(step.stats.captures).toBe(2);
+    expect(step.reason).toBeNull();
+    const y = step(x);
+    expect(Array.from(await y.toArray())).toEqual([3, 3]);
+    [x, y].forEach((u) => u.dispose());
+    step.dispose();
+  }, 60_000);
+
+  it('options are checked', () => {
+    expect(() => E.captureStep(() => E.zeros([1]), { warmup: -1 })).toThrow(/warmup must be a non-negative integer/);
+  });
+});
