@@ -8,6 +8,7 @@
  *   nice -n 19 npx tsx bench/record-step.ts                     (batch 1, 20 steps)
  *   BATCH=8 STEPS=40 ... ; PROFILE=/tmp/rec.cpuprofile ... writes a CPU profile of the steps and
  *   prints the recording's self time by file and by function (sample counts, not durations).
+ *   CAPTURE=1 ... runs the step through E.captureStep (replayed once captured) and says how it ran.
  *
  * Wall time on a shared machine is mostly other processes; compare CPU times and the profile's
  * proportions between two versions measured the same way, and counts anywhere.
@@ -16,7 +17,7 @@ import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import * as E from '../node/index.js';
 import { AdamW } from '../nn/index.js';
-import { tokenizerTrainStep, VQTokenizer } from '../models/tokenizer/index.js';
+import { tokenizerStepKey, tokenizerTrainStep, VQTokenizer } from '../models/tokenizer/index.js';
 
 const backend = (await E.getDevice({ setDefault: true, requireWebGPU: true, quiet: true })) as E.WebGPUBackend;
 const B = Number(process.env.BATCH ?? 1);
@@ -35,11 +36,16 @@ const model = new VQTokenizer({ perturbation: 'paper' }, { backend, generator: n
 const opt = new AdamW(model.parameters(), { lr: 1e-4, betas: [0.5, 0.9] });
 const x = E.rand([B, 1, 32, 32], { backend, generator: new E.Generator(1), low: -1, high: 1 });
 
+let current = 0;
+const eagerStep = (xb: E.Tensor) => E.tidy(() => tokenizerTrainStep(model, opt, xb, { step: current, totalSteps: 1000 }));
+const captured = process.env.CAPTURE === '1' ? E.captureStep(eagerStep, { key: () => tokenizerStepKey({ step: current, totalSteps: 1000 }) }) : null;
+
 /** Records step s (timed), then waits for it; returns the recording's CPU and wall ms. */
 async function step(s: number): Promise<{ cpu: number; wall: number }> {
   const c0 = process.cpuUsage();
   const t0 = performance.now();
-  const terms = E.tidy(() => tokenizerTrainStep(model, opt, x, { step: s, totalSteps: 1000 }));
+  current = s;
+  const terms = (captured ?? eagerStep)(x);
   const wall = performance.now() - t0;
   const c = process.cpuUsage(c0);
   await terms.total!.item();
@@ -75,6 +81,7 @@ const walk = (n: { selfSize: number; children: unknown[] }): void => {
 };
 walk(heap.head);
 
+if (captured) console.log(`captureStep: last step ${captured.mode}${captured.reason ? ` (${captured.reason})` : ''}; ${JSON.stringify(captured.stats)}`);
 console.log(`tokenizer step, batch ${B}, ${backend.name}: recording ${median(times.map((t) => t.cpu)).toFixed(1)} ms CPU (median of ${N}; mean ${(times.reduce((a, t) => a + t.cpu, 0) / N).toFixed(1)}), ${median(times.map((t) => t.wall)).toFixed(1)} ms wall`);
 console.log(`per step: ${dispatches} dispatches, ${per('submits')} submits; created ${per('pipelines')} pipelines, ${per('bindGroups')} bind groups, ${per('buffers')} buffers (1 is the readback's staging buffer); ~${Math.round(allocated / (backend.counters.dispatches - d0))} bytes allocated per dispatch (sampled)`);
 

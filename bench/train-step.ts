@@ -11,6 +11,7 @@
  *   npm run bench:train                              # batch 8, both models, PyTorch on 2 threads
  *   BATCH=4 STEPS=3 MODELS=gpt npm run bench:train
  *   TORCH=0 npm run bench:train                      # ours only
+ *   CAPTURE=1 npm run bench:train                    # our steps through E.captureStep (replayed)
  *
  * Prints per model: ms per step and the ratio to PyTorch (PyTorch time / ours: 1 = as fast),
  * dispatches and submits per step, host recording time per step (from the step's start until
@@ -26,7 +27,9 @@ import { gptReference } from './gpt-reference.js';
 
 const B = Number(process.env.BATCH ?? 8);
 const steps = Number(process.env.STEPS ?? 5);
-const warmup = Number(process.env.WARMUP ?? 2);
+const capture = process.env.CAPTURE === '1';
+// A captured step replays from its fourth call (one eager, two recorded).
+const warmup = Number(process.env.WARMUP ?? (capture ? 3 : 2));
 const threads = Number(process.env.THREADS ?? 2);
 const models = (process.env.MODELS ?? 'tokenizer,gpt').split(',').map((s) => s.trim());
 for (const m of models) if (m !== 'tokenizer' && m !== 'gpt') throw new Error(`MODELS: unknown model '${m}' (tokenizer, gpt)`);
@@ -98,15 +101,24 @@ async function timeSteps(model: string, params: number, step: () => E.Tensor): P
   return r;
 }
 
+/** How a captured step ran (its last call, the counts, why it is eager if it is), then drops it. */
+function report(step: E.CapturedStep<E.Tensor[], E.StepResult>): void {
+  console.log(`      captureStep: last step ${step.mode}${step.reason ? ` (${step.reason})` : ''}; ${JSON.stringify(step.stats)}`);
+  step.dispose();
+}
+
 async function benchTokenizer(): Promise<OursResult> {
   const model = new VQTokenizer({ perturbation: 'none' }, { backend, generator: new E.Generator(0) });
   const opt = new AdamW(model.parameters(), { lr: 1e-4 });
   const x = E.rand([B, 1, 32, 32], { backend, generator: new E.Generator(1) });
+  const eager = (xb: E.Tensor) => tokenizerTrainStep(model, opt, xb);
+  const step = capture ? E.captureStep(eager) : eager;
   const r = await timeSteps('tokenizer', model.numParameters(), () => {
-    const terms = tokenizerTrainStep(model, opt, x);
+    const terms = step(x);
     for (const [k, t] of Object.entries(terms)) if (k !== 'total') t.dispose();
     return terms.total!;
   });
+  if (capture) report(step as E.CapturedStep<[E.Tensor], Record<string, E.Tensor>>);
   x.dispose();
   opt.dispose();
   model.dispose();
@@ -115,7 +127,9 @@ async function benchTokenizer(): Promise<OursResult> {
 
 async function benchGpt(): Promise<OursResult> {
   const gpt = gptReference(backend, B);
-  const r = await timeSteps('gpt', gpt.model.numParameters(), gpt.step);
+  const step = capture ? E.captureStep(gpt.step) : gpt.step;
+  const r = await timeSteps('gpt', gpt.model.numParameters(), step);
+  if (capture) report(step as E.CapturedStep<[], E.Tensor>);
   gpt.dispose();
   return r;
 }
@@ -159,6 +173,6 @@ const slug = adapter.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g,
 const dir = new URL('./results/', import.meta.url).pathname;
 if (!existsSync(dir)) mkdirSync(dir, { recursive: true });
 const file = `${dir}train-step-${slug}-${date}.json`;
-writeFileSync(file, `${JSON.stringify({ bench: 'train-step', date, adapter, batch: B, warmup, steps, torch: 'skipped' in torch ? { skipped: torch.skipped } : { python: torch.python, threads }, rows }, null, 1)}\n`);
+writeFileSync(file, `${JSON.stringify({ bench: 'train-step', date, adapter, batch: B, warmup, steps, capture, torch: 'skipped' in torch ? { skipped: torch.skipped } : { python: torch.python, threads }, rows }, null, 1)}\n`);
 console.log(`\nwrote ${file}`);
 process.exit(0);

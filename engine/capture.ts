@@ -12,7 +12,8 @@
  * role); later calls replay the last tape. Values that change every step are declared where they
  * are made (KernelCall.dynamic: RNG counters, Adam's bias corrections and learning rate) and host
  * state that advances with them by stepEffect(); anything else that differs between two steps
- * keeps the step eager, with the reason in `reason`. Every `verifyEvery` replays one call runs
+ * keeps the step eager, with the reason in `reason`. Host values that change rarely and that the
+ * step's ops depend on (a schedule reaching its next phase) go in `key`. Every `verifyEvery` replays one call runs
  * eagerly, recorded, and is compared with the captured tape again (a value that changes rarely,
  * e.g. a schedule not declared dynamic, drops the capture there).
  *
@@ -37,6 +38,13 @@ export interface CaptureOptions {
   attempts?: number;
   /** One eager, recorded and compared call per this many replays (default 100; 0: never). */
   verifyEvery?: number;
+  /**
+   * The host values the step depends on that may change between calls (a schedule's current
+   * value, a training phase), as a string or number: a call whose key differs from the capture's
+   * runs eagerly, and a new key that stays is captured again. Arguments' shapes and dtypes are
+   * always part of the key.
+   */
+  key?: () => string | number;
 }
 
 /** What a captured function returns. */
@@ -95,7 +103,10 @@ export function captureStep<A extends Tensor[], R extends StepResult>(fn: (...ar
   const stats = { eager: 0, recorded: 0, replays: 0, captures: 0, dispatches: 0 };
 
   const drop = () => {
-    if (capture) capture.gpu.pool.unpin(capture.pinned);
+    if (capture) {
+      capture.gpu.releaseTape(capture.tape);
+      capture.gpu.pool.unpin(capture.pinned);
+    }
     capture = null;
   };
 
@@ -106,7 +117,7 @@ export function captureStep<A extends Tensor[], R extends StepResult>(fn: (...ar
       return eager(args);
     }
     if (givenUp) return eager(args);
-    const key = keyOf(args);
+    const key = keyOf(args) + (opts.key ? `|${opts.key()}` : '');
     if (capture && capture.key === key) {
       const copies = inputCopies(capture, args);
       if (typeof copies === 'string') return eager(args, copies);
@@ -127,6 +138,8 @@ export function captureStep<A extends Tensor[], R extends StepResult>(fn: (...ar
       return out;
     }
     if (stats.eager + stats.recorded < warmup || gpu.isRecording) return eager(args);
+    // Tries count steps of one key: a key that changes every call (a schedule in motion) is not the function failing.
+    if (previous && previous.key !== key) tries = 0;
     if (tries > attempts) {
       givenUp = true;
       return eager(args);

@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import * as E from '../engine/index.js';
 import { AdamW, Dropout, GELU, Linear, Sequential } from '../nn/index.js';
+import { tokenizerStepKey, tokenizerTrainStep, VQTokenizer } from '../models/tokenizer/index.js';
 import { requireGpu } from './helpers/backends.js';
 
 const gpu = await requireGpu();
@@ -79,6 +80,40 @@ describe.runIf(gpu)('captureStep on WebGPU', () => {
     step.dispose();
     eager.dispose();
     cap.dispose();
+  }, 300_000);
+
+  // The perturbation draws codes with the model's generator every step; its schedule anneals from
+  // step 12 to 36 of 60 (the key changes each step there, so those run eagerly) and is constant
+  // before and after (replayed).
+  it('a VQ tokenizer with latent perturbation: 60 steps replayed where the schedule allows, bit-identical to eager', async () => {
+    const STEPS = 60;
+    const run = async (captured: boolean) => {
+      const model = new VQTokenizer({ ch: 8, chMult: [1, 2], numResBlocks: 1, codebookSize: 32, codeDim: 8, perturbation: { alpha: 0.5, beta: 0.5, delta: 4 } }, { backend: gpu!, generator: new E.Generator(0) });
+      const opt = new AdamW(model.parameters(), { lr: 1e-3, betas: [0.5, 0.9] });
+      let s = 0;
+      const o = () => ({ step: s, totalSteps: STEPS });
+      const fn = (x: E.Tensor) => tokenizerTrainStep(model, opt, x, o());
+      const step = captured ? E.captureStep(fn, { key: () => tokenizerStepKey(o()) }) : fn;
+      const losses: number[] = [];
+      let replays = 0;
+      for (s = 1; s <= STEPS; s++) {
+        const x = E.rand([4, 1, 16, 16], { backend: gpu!, generator: new E.Generator(500 + s), low: -1, high: 1 });
+        const terms = step(x);
+        if (captured && (step as E.CapturedStep<[E.Tensor], Record<string, E.Tensor>>).mode === 'replay') replays++;
+        losses.push(await terms.total!.item());
+        for (const t of [x, ...Object.values(terms)]) t.dispose();
+      }
+      const params = await Promise.all(model.parameters().map(bits));
+      if (captured) (step as E.CapturedStep<[E.Tensor], Record<string, E.Tensor>>).dispose();
+      opt.dispose();
+      model.dispose();
+      return { losses, params, replays };
+    };
+    const eager = await run(false);
+    const cap = await run(true);
+    expect(cap.replays).toBeGreaterThanOrEqual(25);
+    expect(cap.losses).toEqual(eager.losses);
+    expect(cap.params).toEqual(eager.params);
   }, 300_000);
 
   it('a replay records no op: no new tensors but its result, no bind group, no pipeline', async () => {

@@ -107,6 +107,8 @@ export class WebGPUBackend implements Backend {
   private pendingError: string | null = null;
   /** The tape of the step being recorded (engine/capture.ts), or null. */
   private recording: StepTape | null = null;
+  /** Per replayed tape: its uploads' data in one buffer, copied from in order instead of written (no submit per upload). */
+  private readonly tapeUploads = new WeakMap<StepTape, { buffer: GPUBuffer; offsets: number[] }>();
 
   /**
    * A software adapter that runs invocations as CPU SIMD lanes, or null for a hardware GPU. Kernel
@@ -466,6 +468,7 @@ export class WebGPUBackend implements Backend {
     if (this.recording) throw new Error('replay: not while a step is being recorded');
     for (const c of inputs) if (c.bytes > 0) this.endPass().copyBufferToBuffer((c.from as GpuStorage).buffer, c.fromByte, (c.to as GpuStorage).buffer, c.toByte, c.bytes);
     const events: readonly TapeEvent[] = tape.events;
+    let uploads: { buffer: GPUBuffer; offsets: number[] } | undefined;
     for (let i = 0; i < events.length; i++) {
       const e = events[i]!;
       if (e.kind === 'dispatch') {
@@ -483,11 +486,41 @@ export class WebGPUBackend implements Backend {
         pass.dispatchWorkgroups(e.grid[0], e.grid[1], e.grid[2]);
         this.counters.dispatches++;
       } else if (e.kind === 'write') {
-        // Commands already recorded must see the old contents: submit them before the write.
-        this.flush();
-        this.device.queue.writeBuffer(e.buf.buffer, e.byteOffset, e.data.buffer, e.data.byteOffset, e.data.byteLength);
+        // A copy encoded here runs in order with the dispatches around it, as the upload did.
+        uploads ??= this.uploadsOf(tape);
+        this.endPass().copyBufferToBuffer(uploads.buffer, uploads.offsets[i]!, e.buf.buffer, e.byteOffset, e.data.byteLength);
       } else e.fn();
     }
+  }
+
+  /** The tape's upload data in one buffer (made on its first replay), with each write event's offset. */
+  private uploadsOf(tape: StepTape): { buffer: GPUBuffer; offsets: number[] } {
+    let u = this.tapeUploads.get(tape);
+    if (u) return u;
+    const offsets: number[] = [];
+    let size = 0;
+    tape.events.forEach((e, i) => {
+      if (e.kind !== 'write') return;
+      offsets[i] = size;
+      size += Math.ceil(e.data.byteLength / 4) * 4;
+    });
+    const buffer = this.device.createBuffer({ size: Math.max(size, 4), usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, mappedAtCreation: true });
+    const bytes = new Uint8Array(buffer.getMappedRange());
+    tape.events.forEach((e, i) => {
+      if (e.kind === 'write') bytes.set(e.data, offsets[i]!);
+    });
+    buffer.unmap();
+    this.tapeUploads.set(tape, (u = { buffer, offsets }));
+    return u;
+  }
+
+  /** Frees what replaying a tape made (its upload buffer). */
+  releaseTape(tape: StepTape): void {
+    const u = this.tapeUploads.get(tape);
+    if (!u) return;
+    this.flush(); // commands recorded but not submitted may still copy from it
+    u.buffer.destroy();
+    this.tapeUploads.delete(tape);
   }
 
   /** Copies `bytes` bytes between storages, in order with the recorded commands. */

@@ -18,6 +18,7 @@ import type { Optimizer } from '../../nn/index.js';
 import { adaptiveGanWeight, discriminatorStep, hingeGLoss, type PatchDiscriminator } from './discriminator.js';
 import type { ExtraLosses, VQTokenizer } from './model.js';
 import type { PerceptualLoss } from './perceptual.js';
+import { annealFactor } from './perturbation.js';
 
 export interface TokenizerGanOptions {
   discriminator: PatchDiscriminator;
@@ -43,6 +44,17 @@ export interface TokenizerStepOptions {
 /** Whether the GAN is on at `step` (no step given: on). */
 export function ganActive(gan: Pick<TokenizerGanOptions, 'start'>, step: number | undefined): boolean {
   return step === undefined || step >= (gan.start ?? 1);
+}
+
+/**
+ * The host values a tokenizer step at `o.step` depends on, as a captured step's key
+ * (E.captureStep's `key`): the annealing factor of the perturbation / latent-noise schedule,
+ * whether the GAN is on, and the step itself when extra losses see it. Steps with equal keys run
+ * the same ops with the same constants, so one capture serves them.
+ */
+export function tokenizerStepKey(o: TokenizerStepOptions): string {
+  const anneal = o.step !== undefined && o.totalSteps !== undefined ? annealFactor(o.step, o.totalSteps) : 1;
+  return `${anneal}|${o.gan ? ganActive(o.gan, o.step) : '-'}|${o.extraLosses ? o.step : '-'}`;
 }
 
 export function tokenizerTrainStep(model: VQTokenizer, optimizer: Optimizer<{ lr: number }>, x: E.Tensor, o: TokenizerStepOptions = {}): Record<string, E.Tensor> {
