@@ -56,7 +56,8 @@ export interface CapturedStep<A extends Tensor[], R extends StepResult> {
   readonly mode: 'eager' | 'recorded' | 'replay';
   /** Why calls run eagerly (null while replaying or still recording). */
   readonly reason: string | null;
-  readonly stats: { eager: number; recorded: number; replays: number; captures: number; dispatches: number };
+  /** Calls by how they ran; captures made, verifications passed, dispatches of the captured step. */
+  readonly stats: { eager: number; recorded: number; replays: number; captures: number; verified: number; dispatches: number };
   /** Drops the capture and returns its buffers to the pool. */
   dispose(): void;
 }
@@ -100,7 +101,7 @@ export function captureStep<A extends Tensor[], R extends StepResult>(fn: (...ar
   /** Recorded calls since the last capture (or since it was dropped). */
   let tries = 0;
   let mode: CapturedStep<A, R>['mode'] = 'eager';
-  const stats = { eager: 0, recorded: 0, replays: 0, captures: 0, dispatches: 0 };
+  const stats = { eager: 0, recorded: 0, replays: 0, captures: 0, verified: 0, dispatches: 0 };
 
   const drop = () => {
     if (capture) {
@@ -126,15 +127,18 @@ export function captureStep<A extends Tensor[], R extends StepResult>(fn: (...ar
         return replay(capture, copies);
       }
       // A verification step: eager and recorded (the captured buffers stay pinned), then compared.
-      const { out, tape } = record(gpu, args);
+      // The same step becomes the capture (tensors it left behind, such as .grad, are in its
+      // buffers, which the next replays must write); a different one drops it.
+      const { out, tape, result } = record(gpu, args);
       const diff = tape instanceof Error ? tape.message : tapeDifference(capture.tape, tape);
-      capture.sinceVerify = 0;
-      if (diff) {
-        reason = `verification after ${verifyEvery} replays: ${diff}`;
-        drop();
-        tries = 1;
-        previous = tape instanceof Error ? null : { tape, key };
+      if (diff === null) {
+        stats.verified++;
+        return adopt(gpu, tape as StepTape, key, args, result!);
       }
+      reason = `verification after ${verifyEvery} replays: ${diff}`;
+      drop();
+      tries = 1;
+      previous = tape instanceof Error ? null : { tape, key };
       return out;
     }
     if (stats.eager + stats.recorded < warmup || gpu.isRecording) return eager(args);
@@ -157,22 +161,26 @@ export function captureStep<A extends Tensor[], R extends StepResult>(fn: (...ar
       previous = { tape, key };
       return out;
     }
-    // Two equal steps: capture the second. Its results come back as copies (replays reuse its buffers).
+    stats.captures++;
+    return adopt(gpu, tape, key, args, result!);
+  };
+
+  /** Makes a recorded step the capture; its results come back as copies (replays reuse its buffers). */
+  const adopt = (gpu: WebGPUBackend, tape: StepTape, key: string, args: A, result: { tensors: Tensor[]; rebuild: (ts: Tensor[]) => StepResult }): R => {
     drop();
-    const spec = outputSpecs(result!.tensors);
+    const spec = outputSpecs(result.tensors);
     const pinned = tape.buffers();
     for (const o of spec) pinned.add(gpuBuf(o.storage));
     const inputs = args.map((a) => ({ storage: a.storage, offset: a.offset }));
     for (const i of inputs) pinned.add(gpuBuf(i.storage));
     gpu.pool.pin(pinned);
-    capture = { gpu, tape, key, inputs, outputs: { spec, rebuild: result!.rebuild }, pinned, sinceVerify: 0 };
+    capture = { gpu, tape, key, inputs, outputs: { spec, rebuild: result.rebuild }, pinned, sinceVerify: 0 };
     previous = null;
     reason = null;
     tries = 0;
-    stats.captures++;
     stats.dispatches = tape.counts().dispatches;
-    const copies = result!.rebuild(spec.map((o) => copyOut(gpu, o)));
-    for (const t of result!.tensors) t.dispose();
+    const copies = result.rebuild(spec.map((o) => copyOut(gpu, o)));
+    for (const t of result.tensors) t.dispose();
     return copies as R;
   };
 
