@@ -217,9 +217,16 @@ export const KEEP_CHECKPOINTS_OPTION: OptSpec = {
   help: 'checkpoints kept in --out: checkpoint.safetensors plus N-1 earlier ones as checkpoint.prev-<step>.safetensors',
 };
 
-/** The training loop's safety settings from a training command's arguments: kept checkpoints, Ctrl-C saves. */
-export function trainingControls(args: ParsedArgs): { keepCheckpoints: number; handleSignals: true } {
-  return { keepCheckpoints: Number(args['keep-checkpoints']), handleSignals: true };
+/** --capture of the training commands (trainLoop's capture: replayed steps). */
+export const CAPTURE_OPTION: OptSpec = {
+  name: 'capture',
+  type: 'bool',
+  help: 'replay each training step once two recorded steps agree (WebGPU; bit-identical results, a fraction of the host time per step)',
+};
+
+/** The training loop's settings from a training command's arguments: kept checkpoints, Ctrl-C saves, captured steps. */
+export function trainingControls(args: ParsedArgs): { keepCheckpoints: number; handleSignals: true; capture?: true } {
+  return { keepCheckpoints: Number(args['keep-checkpoints']), handleSignals: true, ...(args.capture === true ? { capture: true as const } : {}) };
 }
 
 /** A shell-ready command line (single-quoted where needed). */

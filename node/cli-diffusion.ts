@@ -10,7 +10,7 @@ import { decodedLatentFeatureStats, generateLatentsClassBalanced, latentClassGri
 import { BatchUploader, DataLoader, saveImageGrid, subset, type ImageDataset } from './data/index.js';
 import { fileSha256 } from './file-hash.js';
 import { loadContinuousTokenizer, loadDiffusionCheckpoint, saveLatentCache, trainDiffusion } from './train-diffusion.js';
-import { backendFor, checkpointArg, checkpointExtra, loadArg, requireKind, planResume, scheduleOf, SCHEDULE_FLAGS, withFlagNames, type ResumeSpec, CliError, KEEP_CHECKPOINTS_OPTION, trainingControls, defaultFeatnetPath, fmt, fmtFid, loadFeatNet, loadSplit, reportTrained, gfidFields, writeGfidReport, type Command, type Io, type OptSpec, type ParsedArgs } from './cli-common.js';
+import { backendFor, checkpointArg, checkpointExtra, loadArg, requireKind, planResume, scheduleOf, SCHEDULE_FLAGS, withFlagNames, type ResumeSpec, CliError, KEEP_CHECKPOINTS_OPTION, CAPTURE_OPTION, trainingControls, defaultFeatnetPath, fmt, fmtFid, loadFeatNet, loadSplit, reportTrained, gfidFields, writeGfidReport, type Command, type Io, type OptSpec, type ParsedArgs } from './cli-common.js';
 
 /** Both datasets (MNIST, Fashion-MNIST) have 10 classes. */
 const NUM_CLASSES = 10;
@@ -54,6 +54,7 @@ const TRAIN_DIFFUSION_OPTIONS: OptSpec[] = [
   { name: 'sample-every', type: 'int', min: 0, default: 0, help: 'steps between per-class sample grids (EMA weights, 25 Euler steps; 0: none, see sample-diffusion)' },
   { name: 'fresh', type: 'bool', help: 'ignore an existing checkpoint in --out and start over' },
   KEEP_CHECKPOINTS_OPTION,
+  CAPTURE_OPTION,
   { name: 'cpu', type: 'bool', help: 'run on the CPU backend instead of WebGPU' },
 ];
 

@@ -61,6 +61,7 @@ import {
   withFlagNames,
   type ResumeSpec,
   KEEP_CHECKPOINTS_OPTION,
+  CAPTURE_OPTION,
   shellCommand,
   trainingControls,
   commandHelp,
@@ -166,6 +167,7 @@ const TRAIN_OPTIONS: OptSpec[] = [
   { name: 'sample-every', type: 'int', min: 0, default: 0, help: 'steps between reconstruction PNGs (0: only at the end)' },
   { name: 'fresh', type: 'bool', help: 'ignore an existing checkpoint in --out and start over' },
   KEEP_CHECKPOINTS_OPTION,
+  CAPTURE_OPTION,
   { name: 'cpu', type: 'bool', help: 'run on the CPU backend instead of WebGPU' },
 ];
 
@@ -507,6 +509,7 @@ const TRAIN_AR_OPTIONS: OptSpec[] = [
   { name: 'sample-every', type: 'int', min: 0, default: 0, help: 'steps between per-class sample grids decoded by the tokenizer (and at the end; 0: none, see sample-ar)' },
   { name: 'fresh', type: 'bool', help: 'ignore an existing checkpoint in --out and start over' },
   KEEP_CHECKPOINTS_OPTION,
+  CAPTURE_OPTION,
   { name: 'cpu', type: 'bool', help: 'run on the CPU backend instead of WebGPU' },
 ];
 

@@ -18,7 +18,7 @@ import { getJson, safetensorsChunks, setJson, type SafetensorsMetadata } from '.
 import { saveImageGrid } from './data/index.js';
 import { cachedEncodingFor, type EncodingCacheOptions } from './encoding-cache.js';
 import { readSafetensorsFile, writeFileAtomic } from './checkpoint.js';
-import { loadModelCheckpoint, trainLoop, type LoadedModel, type TrainLoopResult, loopControls, type TrainLoopControls } from './train.js';
+import { loadModelCheckpoint, trainLoop, trainerStep, type LoadedModel, type TrainLoopResult, loopControls, type TrainLoopControls } from './train.js';
 import { loadTokenizerCheckpoint } from './train-tokenizer.js';
 import type { VQTokenizer } from '../models/tokenizer/model.js';
 import { ARTransformer, type ARConfig, type ARConfigInput } from '../models/ar/model.js';
@@ -199,6 +199,7 @@ export async function trainAR(o: TrainAROptions): Promise<TrainARResult> {
   const sampleGen = new E.Generator(seed + 2);
   const checkpointPath = o.outDir ? join(o.outDir, 'checkpoint.safetensors') : null;
   let first = true;
+  const compute = trainerStep(o, (classes: E.Tensor, toks: E.Tensor) => arTrainStep(model, optimizer, classes, toks, { scheduler, ...(o.clipNorm !== undefined ? { clipNorm: o.clipNorm } : {}) }), log);
   try {
     const r = await resumable(checkpointPath, o.resume ?? true, (started) => trainLoop({
       totalSteps,
@@ -236,12 +237,13 @@ export async function trainAR(o: TrainAROptions): Promise<TrainARResult> {
           if (o.lr !== undefined) setBaseLr(scheduler, o.lr);
         }
         const b = loader.nextOnDevice(backend);
-        const terms = arTrainStep(model, optimizer, b.classes, b.tokens, { scheduler, ...(o.clipNorm !== undefined ? { clipNorm: o.clipNorm } : {}) });
+        const terms = compute.run(b.classes, b.tokens);
         return { terms, epoch: b.epoch };
       },
     }));
     return { ...r, model, totalSteps, tokens, tokenizer };
   } finally {
+    compute.done();
     // The run's device batches and optimizer state; the model is returned.
     loader.dispose();
     optimizer.dispose();

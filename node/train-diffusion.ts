@@ -20,7 +20,7 @@ import { EMA } from '../nn/optim/index.js';
 import { saveImageGrid } from './data/index.js';
 import { cachedEncodingFor, type EncodingCacheOptions } from './encoding-cache.js';
 import { loadCheckpoint, readSafetensorsFile, writeFileAtomic } from './checkpoint.js';
-import { trainLoop, type LoadedModel, type TrainLoopResult, loopControls, type TrainLoopControls } from './train.js';
+import { trainLoop, trainerStep, type LoadedModel, type TrainLoopResult, loopControls, type TrainLoopControls } from './train.js';
 import { loadTokenizerCheckpoint } from './train-tokenizer.js';
 import type { VQTokenizer } from '../models/tokenizer/model.js';
 import { DiffusionTransformer, type DiffusionConfig, type DiffusionConfigInput } from '../models/diffusion/model.js';
@@ -199,6 +199,7 @@ export async function trainDiffusion(o: TrainDiffusionOptions): Promise<TrainDif
   const sampleGen = new E.Generator(seed + 2);
   const checkpointPath = o.outDir ? join(o.outDir, 'checkpoint.safetensors') : null;
   let first = true;
+  const compute = trainerStep(o, (latentsB: E.Tensor, classes: E.Tensor) => diffusionTrainStep(model, optimizer, latentsB, classes, { scheduler, ...(o.clipNorm !== undefined ? { clipNorm: o.clipNorm } : {}) }), log);
   try {
     const r = await resumable(checkpointPath, o.resume ?? true, (started) => trainLoop({
       totalSteps,
@@ -231,13 +232,14 @@ export async function trainDiffusion(o: TrainDiffusionOptions): Promise<TrainDif
           if (o.lr !== undefined) setBaseLr(scheduler, o.lr);
         }
         const b = loader.nextOnDevice(backend);
-        const terms = diffusionTrainStep(model, optimizer, b.latents, b.classes, { scheduler, ...(o.clipNorm !== undefined ? { clipNorm: o.clipNorm } : {}) });
+        const terms = compute.run(b.latents, b.classes);
         ema.update();
         return { terms, epoch: b.epoch };
       },
     }));
     return { ...r, model, ema, totalSteps, latents, tokenizer };
   } finally {
+    compute.done();
     // The run's device batches and optimizer state; the model and its EMA are returned.
     loader.dispose();
     optimizer.dispose();

@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as E from '../engine/index.js';
 import { BatchUploader, DataLoader, loadFashionMNIST, loadMNIST, saveImageGrid, subset, type ImageDataset } from './data/index.js';
-import { loadModelCheckpoint, saveTrainingCheckpoint, trainLoop, type LoadedModel, type TrainLoopResult, loopControls, type TrainLoopControls } from './train.js';
+import { loadModelCheckpoint, saveTrainingCheckpoint, trainLoop, trainerStep, type LoadedModel, type TrainLoopResult, loopControls, type TrainLoopControls } from './train.js';
 import { AdamW } from '../nn/index.js';
 import { VQTokenizer, type TokenizerConfig } from '../models/tokenizer/model.js';
 import { fieldError, validateConfig } from '../models/config-schema.js';
@@ -23,7 +23,7 @@ import { resumable } from './resume.js';
 import type { PerturbationConfig, PerturbationPreset } from '../models/tokenizer/perturbation.js';
 import type { LatentNoiseConfig, LatentNoisePreset } from '../models/tokenizer/latent-noise.js';
 import { measureLatentStats } from '../models/tokenizer/latent-stats.js';
-import { tokenizerTrainStep, type TokenizerStepOptions } from '../models/tokenizer/train-step.js';
+import { tokenizerStepKey, tokenizerTrainStep, type TokenizerStepOptions } from '../models/tokenizer/train-step.js';
 import { PerceptualLoss } from '../models/tokenizer/perceptual.js';
 import { PatchDiscriminator, type PatchDiscriminatorConfig } from '../models/tokenizer/discriminator.js';
 import { FeatNet, featnetFromSafetensors } from '../models/features/featnet.js';
@@ -167,6 +167,9 @@ export async function trainTokenizer(o: TrainTokenizerOptions): Promise<TrainTok
     if (discOpt && (o.discLr ?? o.lr) !== undefined) discOpt.lr = (o.discLr ?? o.lr)!;
   };
   let first = true;
+  let current = 0;
+  const stepOptions = (): TokenizerStepOptions => ({ step: current, totalSteps, ...losses });
+  const compute = trainerStep(o, (x: E.Tensor) => tokenizerTrainStep(model, optimizer, x, stepOptions()), o.log, () => tokenizerStepKey(stepOptions()));
   const r = await resumable(checkpointPath, o.resume ?? true, (started) => trainLoop({
     totalSteps,
     state,
@@ -200,10 +203,11 @@ export async function trainTokenizer(o: TrainTokenizerOptions): Promise<TrainTok
         applyLrs();
       }
       const batch = uploader.next(loader);
-      const terms = tokenizerTrainStep(model, optimizer, batch.x, { step, totalSteps, ...losses });
+      current = step;
+      const terms = compute.run(batch.x);
       return { terms, epoch: batch.batch.epoch };
     },
-  }));
+  })).finally(() => compute.done());
   if (model.continuous && (r.startStep < totalSteps || !(await model.latentStats.measured()))) {
     // The generator's normalization: per-channel statistics of the trained encoder's posterior
     // means over the training set, stored in the final checkpoint (again whenever this call

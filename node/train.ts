@@ -13,7 +13,7 @@
  */
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { disposable, memoryStats, resetPeakMemory, tidy, type Backend, type Tensor } from '../engine/index.js';
+import { captureStep, disposable, memoryStats, resetPeakMemory, tidy, type Backend, type Tensor } from '../engine/index.js';
 import { getJson } from '../nn/checkpoint/index.js';
 import type { Module } from '../nn/module.js';
 import { validateConfig, type ConfigSchema } from '../models/config-schema.js';
@@ -72,6 +72,12 @@ export interface TrainLoopControls {
   stop?: AbortSignal;
   /** Turn SIGINT/SIGTERM into a stop request while the loop runs (a second signal exits at once). */
   handleSignals?: boolean;
+  /**
+   * Replay the trainer's step once two recorded steps agree (E.captureStep on WebGPU: the same
+   * bits as eager steps, without the host work of recording each one); a step that cannot be
+   * captured runs eagerly and the first line says why.
+   */
+  capture?: boolean;
 }
 
 /** The controls of `o` that are set, to spread into trainLoop's options. */
@@ -80,6 +86,34 @@ export function loopControls(o: TrainLoopControls): TrainLoopControls {
     ...(o.keepCheckpoints !== undefined ? { keepCheckpoints: o.keepCheckpoints } : {}),
     ...(o.stop ? { stop: o.stop } : {}),
     ...(o.handleSignals ? { handleSignals: true } : {}),
+    ...(o.capture ? { capture: true } : {}),
+  };
+}
+
+/**
+ * A trainer's step computation (tensors in, loss terms out) as trainLoop runs it: captured and
+ * replayed with `capture` (see E.captureStep; `key` as there), else as given. `done` drops the
+ * capture and logs how the steps ran.
+ */
+export function trainerStep<A extends Tensor[], R extends Record<string, Tensor>>(o: TrainLoopControls, fn: (...args: A) => R, log: ((line: string) => void) | undefined, key?: () => string | number): { run: (...args: A) => R; done: () => void } {
+  if (!o.capture) return { run: fn, done: () => {} };
+  const step = captureStep(fn, key ? { key } : {});
+  let reported = false;
+  return {
+    run: (...args: A) => {
+      const r = step(...args);
+      // Once: the first replay, or the reason the steps stay eager.
+      if (!reported && (step.mode === 'replay' || (step.reason !== null && step.stats.recorded >= 3 && step.mode === 'eager'))) {
+        reported = true;
+        log?.(step.mode === 'replay' ? `captured step: replaying (${step.stats.dispatches} dispatches per step)` : `captured step: running eagerly (${step.reason})`);
+      }
+      return r;
+    },
+    done: () => {
+      const s = step.stats;
+      log?.(`captured step: ${s.replays} replayed, ${s.recorded} recorded, ${s.eager} eager steps${s.replays === 0 && step.reason ? ` (${step.reason})` : ''}`);
+      step.dispose();
+    },
   };
 }
 

@@ -148,3 +148,29 @@ describe.each(backends)('on %s', (name, backend) => {
     expect(eb.metadata).toEqual(ea.metadata);
   }, 120_000);
 });
+
+// Captured steps (E.captureStep through trainLoop's `capture`): replayed steps write the same
+// checkpoint bits as eager ones, through a stop and a resume (each part captures again).
+describe.runIf(gpu)('captured training steps on webgpu', () => {
+  it.each(Object.keys(trainers))('%s: replayed steps, stopped and resumed, end bit-identical to an eager run', async (model) => {
+    const train = trainers[model]!;
+    const root = mkdtempSync(join(dir, `capture-${model}-`));
+    const [a, b] = ['a', 'b'].map((s) => join(root, s));
+    await train(gpu!, a!, {});
+    const ctrl = new AbortController();
+    const lines: string[] = [];
+    const log = (l: string) => {
+      lines.push(l);
+      if (l.startsWith(`step ${STOP_AT}/`)) ctrl.abort('test');
+    };
+    const stopped = await train(gpu!, b!, { capture: true, stop: ctrl.signal, logEvery: STOP_AT, log }).catch((e: unknown) => e);
+    expect(stopped).toBeInstanceOf(TrainingStopped);
+    await train(gpu!, b!, { capture: true, log });
+    // Each part: one eager step, two recorded, the rest replayed.
+    expect(lines.filter((l) => /^captured step: replaying \(\d+ dispatches per step\)$/.test(l))).toHaveLength(2);
+    expect(lines.filter((l) => l.startsWith('captured step: '))).toContain(`captured step: ${STOP_AT - 3} replayed, 2 recorded, 1 eager steps`);
+    const [ea, eb] = await Promise.all([contents(ckpt(a!)), contents(ckpt(b!))]);
+    expect(differing(ea.tensors, eb.tensors)).toEqual([]);
+    expect(eb.metadata).toEqual(ea.metadata);
+  }, 120_000);
+});

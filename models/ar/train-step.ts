@@ -73,7 +73,9 @@ export function arTrainStep(model: ARTransformer, optimizer: AdamW, classes: E.T
     const out: ARStepResult = { loss: loss.detach() };
     if (clip > 0 && Number.isFinite(clip)) out.gradNorm = clipGradNorm(optimizer.paramGroups.flatMap((g) => g.params), clip).detach();
     optimizer.step();
-    o.scheduler?.step();
+    // A host effect: a captured step's replays advance the schedule too (E.captureStep).
+    const scheduler = o.scheduler;
+    if (scheduler) E.stepEffect(tokens.backend, () => scheduler.step());
     if (o.accuracy ?? true) out.acc = E.noGrad(() => E.eq(E.argmax(flat.detach(), 1), targets).mean());
     return out;
   });

@@ -60,7 +60,9 @@ export function diffusionTrainStep(model: DiffusionTransformer, optimizer: AdamW
     const out: DiffusionStepResult = { loss: loss.detach() };
     if (clip > 0 && Number.isFinite(clip)) out.gradNorm = clipGradNorm(optimizer.paramGroups.flatMap((g) => g.params), clip).detach();
     optimizer.step();
-    o.scheduler?.step();
+    // A host effect: a captured step's replays advance the schedule too (E.captureStep).
+    const scheduler = o.scheduler;
+    if (scheduler) E.stepEffect(x.backend, () => scheduler.step());
     return out;
   });
 }
