@@ -120,6 +120,7 @@ export function captureStep<A extends Tensor[], R extends StepResult>(fn: (...ar
     if (givenUp) return eager(args);
     const key = keyOf(args) + (opts.key ? `|${opts.key()}` : '');
     if (capture && capture.key === key) {
+      if (gpu.isProfiling) return eager(args, 'the device is being profiled (each dispatch timed in a pass of its own): steps run eagerly meanwhile');
       const copies = inputCopies(capture, args);
       if (typeof copies === 'string') return eager(args, copies);
       if (verifyEvery === 0 || capture.sinceVerify < verifyEvery) {
@@ -216,6 +217,7 @@ export function captureStep<A extends Tensor[], R extends StepResult>(fn: (...ar
 
   const replay = (c: Capture, copies: Parameters<WebGPUBackend['replay']>[1]): R => {
     mode = 'replay';
+    reason = null;
     stats.replays++;
     c.gpu.replay(c.tape, copies);
     return c.outputs.rebuild(c.outputs.spec.map((o) => copyOut(c.gpu, o))) as R;

@@ -451,6 +451,11 @@ export class WebGPUBackend implements Backend {
     return this.recording !== null;
   }
 
+  /** Whether dispatches are being timed (startProfiling): replays wait until it stops. */
+  get isProfiling(): boolean {
+    return this.profiler !== null;
+  }
+
   /** Runs a host-side update now and, when a step is being recorded, at the same point of each replay. */
   effect(fn: () => void): void {
     fn();
