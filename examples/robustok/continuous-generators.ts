@@ -123,6 +123,7 @@ export async function runDiffusionGenerator(ctx: StudyContext, tok: ContinuousTo
     seed: cfg.seed,
     outDir: dir,
     ...stageIntervals(steps),
+    ...(ctx.capture ? { capture: true } : {}),
     resume,
     log,
     extra: { study: cfg.name, arm: 'continuous', tokenizer: tok.name, tokenizerSha256: tok.sha256 },

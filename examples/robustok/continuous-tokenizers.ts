@@ -96,6 +96,7 @@ export async function runContinuousTokenizer(ctx: StudyContext, v: ContinuousVar
     seed: cfg.seed,
     outDir: dir,
     ...stageIntervals(steps),
+    ...(ctx.capture ? { capture: true } : {}),
     log,
     extra: { study: cfg.name, arm: 'continuous', variant: v.name },
   });

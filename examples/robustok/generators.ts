@@ -101,6 +101,7 @@ export async function runGenerator(ctx: StudyContext, tok: TokenizerRecord, toke
     seed: cfg.seed,
     outDir: dir,
     ...stageIntervals(steps),
+    ...(ctx.capture ? { capture: true } : {}),
     log,
     extra: { study: cfg.name, tokenizer: tok.name },
   });

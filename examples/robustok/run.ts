@@ -6,7 +6,8 @@
  * duration on this device (measured over a few steps) first, and use it for the progress line's
  * ETA; --estimate prints it and stops. Re-running with the same --out continues an interrupted
  * run. `medium` is the study sized for a 2-core machine without a GPU (docs/study.md).
- * --report-only writes DIR/partial/report.html and results.json from the finished stages' records
+ * --capture trains every stage with captured, replayed steps (E.captureStep: results bit-identical
+ * to eager steps, less host time per step). --report-only writes DIR/partial/report.html and results.json from the finished stages' records
  * (a run still going on, or stopped) without running anything.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -26,13 +27,13 @@ function parseArgs(argv: string[]): Record<string, string | true> {
   const out: Record<string, string | true> = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (!a.startsWith('--')) throw new Error(`robustok: unexpected argument '${a}' (flags: --preset demo|medium|gpu|full|tiny, --out DIR, --featnet FILE, --estimate, --tokenizers-only, --report-only)`);
+    if (!a.startsWith('--')) throw new Error(`robustok: unexpected argument '${a}' (flags: --preset demo|medium|gpu|full|tiny, --out DIR, --featnet FILE, --estimate, --tokenizers-only, --report-only, --capture)`);
     const [k, v] = a.slice(2).split('=', 2) as [string, string | undefined];
     if (v !== undefined) out[k] = v;
     else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) out[k] = argv[++i]!;
     else out[k] = true;
   }
-  const known = new Set(['preset', 'out', 'featnet', 'estimate', 'tokenizers-only', 'report-only']);
+  const known = new Set(['preset', 'out', 'featnet', 'estimate', 'tokenizers-only', 'report-only', 'capture']);
   for (const k of Object.keys(out)) if (!known.has(k)) throw new Error(`robustok: unknown flag --${k} (flags: ${[...known].map((f) => `--${f}`).join(', ')})`);
   return out;
 }
@@ -72,7 +73,7 @@ if (preset !== 'demo' || args.estimate) {
   }
 }
 const command = `npx tsx examples/robustok/run.ts ${process.argv.slice(2).join(' ')}`.trim();
-const r = await runStudy({ backend, cfg, outDir, command, ...(typeof args.featnet === 'string' ? { featnetPath: args.featnet } : {}), tokenizersOnly: args['tokenizers-only'] === true, ...(plan ? { plan } : {}) });
+const r = await runStudy({ backend, cfg, outDir, command, ...(typeof args.featnet === 'string' ? { featnetPath: args.featnet } : {}), tokenizersOnly: args['tokenizers-only'] === true, capture: args.capture === true, ...(plan ? { plan } : {}) });
 // performance.now() counts from the process start: the wall time includes loading and the device.
 console.log(`total wall time: ${formatDuration(performance.now() / 1000)} (the study itself ${formatDuration(r.seconds)}); results ${resolve(outDir, 'results.json')}`);
 process.exit(0);

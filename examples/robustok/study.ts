@@ -41,6 +41,8 @@ export interface StudyOptions {
   log?: (line: string) => void;
   /** Planned seconds per stage (estimateStudy's plan) for the progress line's ETA; default: planned from step counts. */
   plan?: PlannedStage[];
+  /** Train with captured, replayed steps (E.captureStep; results bit-identical to eager steps). */
+  capture?: boolean;
 }
 
 /** Relative costs of the unit operations, for an ETA without a measured estimate (weights only). */
@@ -59,7 +61,7 @@ export async function runStudy(o: StudyOptions): Promise<StudyRun> {
   log(`study '${cfg.name}': ${data.train.shape[0]} training / ${data.val.shape[0]} validation images of ${cfg.imageSize}x${cfg.imageSize}; feature network ${featnetPath}; output ${o.outDir}`);
   const progress = new StudyProgress(o.plan ?? planStudy(cfg, data.train.shape[0], UNIT_TIMES).plan, log);
   const real = await realFeatureStats(cfg, data, featnet, o.backend);
-  const ctx: StudyContext = { cfg, backend: o.backend, data, outDir: o.outDir, log, featnet, realStats: real.stats, realRows: real.rows, progress };
+  const ctx: StudyContext = { cfg, backend: o.backend, data, outDir: o.outDir, log, featnet, realStats: real.stats, realRows: real.rows, progress, capture: o.capture ?? false };
   progress.done('real features');
 
   const tokenizers: TokenizerRecord[] = [];

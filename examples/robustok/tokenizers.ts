@@ -67,6 +67,7 @@ export async function runTokenizer(ctx: StudyContext, v: TokenizerVariant): Prom
     seed: cfg.seed,
     outDir: dir,
     ...stageIntervals(steps),
+    ...(ctx.capture ? { capture: true } : {}),
     log,
     extra: { study: cfg.name, variant: v.name },
   });
