@@ -24,7 +24,7 @@ import { denoiseLatents, latentRmsChange, latentRows, mixTokens, tokenRows, trai
 import { buildTokenCache, loadARCheckpoint, loadTokenCache, saveTokenCache } from './train-ar.js';
 import { buildLatentCache, loadContinuousTokenizer, loadDiffusionCheckpoint, loadLatentCache, saveLatentCache } from './train-diffusion.js';
 import { loadTokenizerCheckpoint } from './train-tokenizer.js';
-import { backendFor, checkpointArg, checkpointExtra, planResume, resumeValue, withFlagNames, type ResumeSpec, CliError, KEEP_CHECKPOINTS_OPTION, trainingControls, loadSplit, reportTrained, type Command, type Io, type OptSpec, type ParsedArgs } from './cli-common.js';
+import { backendFor, checkpointArg, checkpointExtra, planResume, resumeValue, withFlagNames, type ResumeSpec, CliError, KEEP_CHECKPOINTS_OPTION, CAPTURE_OPTION, trainingControls, loadSplit, reportTrained, type Command, type Io, type OptSpec, type ParsedArgs } from './cli-common.js';
 
 /** Both datasets (MNIST, Fashion-MNIST) have 10 classes. */
 const NUM_CLASSES = 10;
@@ -57,6 +57,7 @@ const OPTIONS: OptSpec[] = [
   { name: 'checkpoint-every', type: 'int', min: 1, help: 'steps between checkpoints (and at the end) (default: half the run)' },
   { name: 'fresh', type: 'bool', help: 'ignore an existing checkpoint in --out and start over' },
   KEEP_CHECKPOINTS_OPTION,
+  CAPTURE_OPTION,
   { name: 'cpu', type: 'bool', help: 'run on the CPU backend instead of WebGPU' },
 ];
 

@@ -30,7 +30,7 @@ import type { VQTokenizer } from '../models/tokenizer/model.js';
 import { buildMixedTokens, DecoderPostTrainer } from '../models/tokenizer/posttrain.js';
 import { Scheduler, warmupCosineLr } from '../nn/index.js';
 import { BatchUploader, DataLoader, writeInto, type ImageDataset } from './data/index.js';
-import { saveTrainingCheckpoint, trainLoop, loopControls, type TrainLoopControls } from './train.js';
+import { saveTrainingCheckpoint, trainLoop, trainerStep, loopControls, type TrainLoopControls } from './train.js';
 import { loadTokenizerCheckpoint } from './train-tokenizer.js';
 import { fieldError } from '../models/config-schema.js';
 import { resumable, setBaseLr } from './resume.js';
@@ -198,6 +198,7 @@ export async function trainDecoder(o: TrainDecoderOptions): Promise<TrainDecoder
   log(`[${o.label}] decoder ${model.decoder.numParameters()} params, ${steps} steps of ${B}, lr ${p.lr} -> ${p.minLr} cosine, EMA ${p.emaDecay}`);
   let startStep: number;
   let first = true;
+  const compute = trainerStep(o, (x: E.Tensor, rowsOnDevice: E.Tensor) => ({ loss: rows.kind === 'tokens' ? trainer.step(x, rowsOnDevice) : trainer.stepLatents(x, rowsOnDevice) }), log);
   try {
     ({ startStep } = await resumable(checkpointPath, o.resume ?? true, (started) => trainLoop({
       totalSteps: steps,
@@ -222,12 +223,13 @@ export async function trainDecoder(o: TrainDecoderOptions): Promise<TrainDecoder
         const b = uploader.next(loader);
         b.batch.indices.forEach((i, k) => host.set(rows.data.subarray(i * per, (i + 1) * per), k * per));
         writeInto(dev, host);
-        const loss = rows.kind === 'tokens' ? trainer.step(b.x, dev) : trainer.stepLatents(b.x, dev);
+        const terms = compute.run(b.x, dev);
         scheduler.step();
-        return { terms: { loss }, epoch: b.batch.epoch };
+        return { terms, epoch: b.batch.epoch };
       },
     })));
   } finally {
+    compute.done();
     // The upload ring and the batch's rows served every step.
     uploader.dispose();
     dev.dispose();

@@ -6,17 +6,18 @@
  */
 import { describe, expect, it } from 'vitest';
 import * as E from '../engine/index.js';
-import { AdamW, Dropout, GELU, Linear, Sequential } from '../nn/index.js';
+import { AdamW, Dropout, EMA, GELU, Linear, Sequential } from '../nn/index.js';
 import { tokenizerStepKey, tokenizerTrainStep, VQTokenizer } from '../models/tokenizer/index.js';
 import { requireGpu } from './helpers/backends.js';
 
 const gpu = await requireGpu();
 
-/** A small MLP with dropout trained by AdamW under a per-step learning-rate schedule. */
+/** A small MLP with dropout trained by AdamW under a per-step learning-rate schedule, with a warming-up EMA. */
 function trainer(backend: E.Backend) {
   const init = (seed: number) => ({ backend, generator: new E.Generator(seed) });
   const model = new Sequential(new Linear(12, 32, init(1)), new GELU(), new Dropout(0.25, new E.Generator(7)), new Linear(32, 4, init(2)));
   const opt = new AdamW(model.parameters(), { lr: 1e-2, weightDecay: 0.05 });
+  const ema = new EMA(model.parameters(), { decay: 0.95, warmup: true });
   let calls = 0;
   const step = (x: E.Tensor, y: E.Tensor): E.Tensor =>
     E.tidy(() => {
@@ -24,13 +25,14 @@ function trainer(backend: E.Backend) {
       const loss = E.mseLoss(model.forward(x), y);
       loss.backward();
       opt.step();
+      ema.update();
       return loss.detach();
     });
   // The schedule is set outside the step, as a scheduler would, before each call.
   const schedule = () => {
     for (const g of opt.paramGroups) g.lr = 1e-2 * 0.97 ** calls++;
   };
-  return { model, opt, step, schedule, dispose: () => (opt.dispose(), model.dispose()) };
+  return { model, opt, ema, step, schedule, dispose: () => (opt.dispose(), ema.dispose(), model.dispose()) };
 }
 
 function batch(backend: E.Backend, s: number): [E.Tensor, E.Tensor] {
@@ -43,7 +45,7 @@ async function bits(t: E.Tensor): Promise<number[]> {
 }
 
 describe.runIf(gpu)('captureStep on WebGPU', () => {
-  it('60 replayed training steps (dropout, AdamW, lr schedule) are bit-identical to eager ones', async () => {
+  it('60 replayed training steps (dropout, AdamW, lr schedule, EMA warm-up) are bit-identical to eager ones', async () => {
     const STEPS = 64;
     const eager = trainer(gpu!);
     const eagerLosses: number[] = [];
@@ -81,6 +83,8 @@ describe.runIf(gpu)('captureStep on WebGPU', () => {
     const sa = eager.opt.stateDict().state;
     const sb = cap.opt.stateDict().state;
     expect(Object.values(sb).map((s) => s.step)).toEqual(Object.values(sa).map((s) => s.step));
+    expect(cap.ema.stateDict().num_updates).toBe(STEPS);
+    for (let i = 0; i < pa.length; i++) expect(await bits(cap.ema.shadows[i]!)).toEqual(await bits(eager.ema.shadows[i]!));
     step.dispose();
     eager.dispose();
     cap.dispose();

@@ -110,6 +110,12 @@ describe('posttrain, end to end (tiny)', () => {
     const c = await ok(['posttrain', '--tokenizer', vq, '--generator', ar, '--out', join(dir, 'pt-ar-control'), '--control', ...small]);
     expect(c.out).not.toMatch(/mixed sequences/);
     expect(c.out).toMatch(/decoder post-trained on the clean tokens of 8 mnist images/);
+    // --capture: replayed steps write the same decoder (6 steps: 1 eager, 2 recorded, 3 replayed).
+    const six = ['posttrain', '--tokenizer', vq, '--generator', ar, '--control', '--images', '8', '--batch', '4', '--epochs', '3', '--gen-batch', '8', '--log-every', '1', ...dev];
+    await ok([...six, '--out', join(dir, 'pt-eager')]);
+    const cap = await ok([...six, '--out', join(dir, 'pt-capture'), '--capture']);
+    if (gpu) expect(cap.out).toMatch(/captured step: 3 replayed, 2 recorded, 1 eager steps/);
+    expect((await modelDiff(join(dir, 'pt-eager', 'checkpoint.safetensors'), join(dir, 'pt-capture', 'checkpoint.safetensors'))).changed).toEqual([]);
 
     // Diffusion: latents noised to t* = 0.5 and denoised in 2 Euler steps.
     const ptKl = join(dir, 'pt-kl');

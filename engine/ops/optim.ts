@@ -349,8 +349,14 @@ export function sgdUpdate(p: Tensor, g: Tensor, buf: Tensor | null, h: SgdHyper)
   sgdOp(h.momentum !== 0 ? [p, g, buf!] : [p, g], h);
 }
 
+/** The decay, and where a captured step's replays read it again (an EMA whose decay warms up). */
+interface EmaAttrs {
+  decay: number;
+  live?: () => number;
+}
+
 /** Inputs [shadow, x], attrs the decay; writes shadow in place. */
-const emaOp = defineOp<number>({
+const emaOp = defineOp<EmaAttrs>({
   name: 'ema_update',
   outputs: ([shadow, x]) => {
     const op = 'ema';
@@ -363,14 +369,15 @@ const emaOp = defineOp<number>({
   },
   dense: [1],
   kernels: {
-    cpu: (_b, { inputs: [shadow, x], attrs: decay }) => {
+    cpu: (_b, { inputs: [shadow, x], attrs: { decay } }) => {
       const S = cpuData(shadow!), X = cpuData(x!);
       const so = shadow!.offset;
       for (let i = 0; i < shadow!.size; i++) S[so + i] = decay * S[so + i]! + (1 - decay) * X[i]!;
     },
-    webgpu: (gpu, { inputs: [s, x], attrs: decay }) => {
+    webgpu: (gpu, { inputs: [s, x], attrs: { decay, live } }) => {
       gpu.run(emaKernel, undefined, {
         params: { n: s!.size, sOff: s!.offset, xOff: x!.offset, decay },
+        ...(live ? { dynamic: () => ({ decay: live() }) } : {}),
         bindings: { s: s!, x: x! },
         workgroups: Math.ceil(s!.size / OPTIM_WG),
       });
@@ -378,9 +385,12 @@ const emaOp = defineOp<number>({
   },
 });
 
-/** shadow = decay * shadow + (1 - decay) * x, in place (exponential moving average of weights). */
-export function emaUpdate(shadow: Tensor, x: Tensor, decay: number): void {
-  emaOp([shadow, x], decay);
+/**
+ * shadow = decay * shadow + (1 - decay) * x, in place (exponential moving average of weights).
+ * `liveDecay` (returning `decay` now) is read again at each replay of a captured step.
+ */
+export function emaUpdate(shadow: Tensor, x: Tensor, decay: number, liveDecay?: () => number): void {
+  emaOp([shadow, x], liveDecay ? { decay, live: liveDecay } : { decay });
 }
 
 /** Most workgroups one tensor's partial-norm pass uses (each folds a grid-strided share). */

@@ -53,10 +53,16 @@ export class EMA {
   }
 
   /** shadow = d * shadow + (1 - d) * param for every parameter, in place. */
-  update(decay = this.currentDecay()): void {
-    if (!(decay >= 0 && decay <= 1)) throw new RangeError(`EMA.update: decay must be in [0, 1], got ${decay}`);
-    this.params.forEach((p, i) => E.emaUpdate(this.shadows[i]!, p, decay));
-    this.numUpdates++;
+  update(decay?: number): void {
+    const d = decay ?? this.currentDecay();
+    if (!(d >= 0 && d <= 1)) throw new RangeError(`EMA.update: decay must be in [0, 1], got ${d}`);
+    // Without an explicit decay, a captured step's replays read the warming-up decay again and
+    // count the update as a host effect (E.captureStep).
+    const live = decay === undefined ? () => this.currentDecay() : undefined;
+    this.params.forEach((p, i) => E.emaUpdate(this.shadows[i]!, p, d, live));
+    const count = () => void this.numUpdates++;
+    if (this.params.length > 0) E.stepEffect(this.params[0]!.backend, count);
+    else count();
   }
 
   /** Writes the averaged weights into `params` (default: the tracked parameters), e.g. for evaluation. */
