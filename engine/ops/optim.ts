@@ -283,6 +283,8 @@ export interface SgdHyper {
   weightDecay: number;
   /** First step for this parameter: the momentum buffer is set to the gradient (no dampening). */
   first: boolean;
+  /** The learning rate read again at each replay of a captured step (a schedule changes it). */
+  liveLr?: () => number;
 }
 
 const WITH_MOMENTUM = { momentum: true };
@@ -332,6 +334,7 @@ const sgdOp = defineOp<SgdHyper>({
           n: p.size, pOff: p.offset, gOff: g.offset, bufOff: buf?.offset ?? 0,
           lr: h.lr, wd: h.weightDecay, momentum: h.momentum, dampening: h.dampening, first: h.first ? 1 : 0, nesterov: h.nesterov ? 1 : 0,
         },
+        ...(h.liveLr ? { dynamic: () => ({ lr: h.liveLr!() }) } : {}),
         bindings: buf ? { p, g, buf } : { p, g },
         workgroups: Math.ceil(p.size / OPTIM_WG),
       });

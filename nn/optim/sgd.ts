@@ -44,7 +44,9 @@ export class SGD extends Optimizer<SGDOptions> {
       nesterov: group.nesterov,
       weightDecay: group.weightDecay,
       first: buf?.created ?? false,
+      // Read live, and the step counted as a host effect, so a captured step's replays follow a schedule.
+      liveLr: () => group.lr,
     });
-    st.step++;
+    E.stepEffect(p.backend, () => void st.step++);
   }
 }
