@@ -100,9 +100,10 @@ function runBackward(root: Tensor, seed: Tensor | undefined, createGraph: boolea
         // All of the node's gradients are held before any is added in: outputs of one kernel may
         // share a storage, which must outlive the last of them.
         const flows: [Tensor, Tensor][] = [];
+        const needs = node.needsGrad;
         node.inputs.forEach((inp, k) => {
           const gi = inGrads[k];
-          if (!gi || !inp.requiresGrad) return;
+          if (!gi || !(needs ? needs[k] : inp.requiresGrad)) return;
           if (!shapesEqual(gi.shape, inp.shape)) {
             throw new Error(`backward of ${node.op}: gradient shape ${fmtShape(gi.shape)} does not match input shape ${fmtShape(inp.shape)}`);
           }
@@ -144,7 +145,9 @@ export function backward(root: Tensor, gradOutput?: Tensor, opts: BackwardOption
   const collect = () => {
     const grads = runBackward(root, gradOutput, createGraph);
     const out = new Map<Tensor, Tensor>();
-    for (const [t, g] of grads) if (!t.node && t.requiresGrad) out.set(t, g);
+    // Leaves reached through a node that recorded them as needing a gradient (requiresGrad as it
+    // was then), and the root itself when it is a leaf that requires one.
+    for (const [t, g] of grads) if (!t.node && (t !== root || t.requiresGrad)) out.set(t, g);
     return out;
   };
   const leafGrads = createGraph ? collect() : tidy(collect);

@@ -38,7 +38,7 @@ export function withGradMode<T>(mode: boolean, fn: () => T): T {
 export function record(out: Tensor, op: string, inputs: Tensor[], backward: GradNode['backward']): Tensor {
   if (enabled && inputs.some((t) => t.requiresGrad)) {
     out.requiresGrad = true;
-    out.node = { op, inputs, backward };
+    out.node = { op, inputs, backward, needsGrad: inputs.map((t) => t.requiresGrad) };
   }
   return out;
 }

@@ -166,16 +166,37 @@ export function defineOp<A = void>(decl: OpDecl<A>): Op<A> {
 
 /** The tape node of one output of an op call: its gradient rule and the call's arguments. */
 class OpNode<A> implements GradNode {
+  readonly needsGrad: readonly boolean[];
+  /** requiresGrad of every input the rule sees (args.inputs) when the node was recorded. */
+  private readonly recorded: readonly boolean[];
+
   constructor(
     readonly op: string,
     readonly inputs: Tensor[],
     private readonly rule: GradRule<A>,
     private readonly args: OpArgs<A>,
     private readonly nondiff: readonly number[] | null,
-  ) {}
+  ) {
+    this.needsGrad = inputs.map((t) => t.requiresGrad);
+    this.recorded = args.inputs.map((t) => !!t?.requiresGrad);
+  }
 
   backward(gradOut: Tensor): (Tensor | null)[] {
-    const all = this.rule(gradOut, this.args);
+    // The rule decides which gradients to compute from its inputs' requiresGrad: show it the
+    // values recorded with the node (a tensor frozen while it was used needs none from here).
+    const ins = this.args.inputs;
+    const now = ins.map((t) => !!t?.requiresGrad);
+    ins.forEach((t, k) => {
+      if (t) t.requiresGrad = this.recorded[k]!;
+    });
+    let all: (Tensor | null)[];
+    try {
+      all = this.rule(gradOut, this.args);
+    } finally {
+      ins.forEach((t, k) => {
+        if (t) t.requiresGrad = now[k]!;
+      });
+    }
     const nd = this.nondiff;
     return nd ? all.filter((_, k) => !nd.includes(k)) : all;
   }

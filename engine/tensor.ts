@@ -14,6 +14,12 @@ export interface GradNode {
   inputs: Tensor[];
   /** Returns one gradient per input (null where the input needs none); built from differentiable ops. */
   backward: (gradOut: Tensor) => (Tensor | null)[];
+  /**
+   * Whether each input required a gradient when the node was recorded: as in PyTorch, a tensor
+   * frozen only while it was used (a GAN's discriminator during the generator's loss) gets no
+   * gradient from this node, even if it requires one again by the time backward runs.
+   */
+  needsGrad?: readonly boolean[];
 }
 
 let nextId = 1;

@@ -29,6 +29,24 @@ describe.each(backends)('autograd on %s', (_name, backend) => {
     expectClose(await x.grad!.toArray(), [2 * 0.5 + Math.exp(0.5), -4 + Math.exp(-2)], tol);
   });
 
+  // A GAN's generator loss runs the discriminator with its weights frozen, then unfreezes them
+  // before backward: the weights must get nothing from that graph (PyTorch records requires_grad
+  // with the graph), and a weight frozen only later still gets its gradient.
+  it('requiresGrad counts as it was when an op was recorded, not when backward runs', async () => {
+    const x = t([0.5, -2]).requireGrad();
+    const w = t([3, 4]).requireGrad();
+    const v = t([1, 1]).requireGrad();
+    w.requireGrad(false);
+    const y = x.mul(w).add(x.mul(v)).sum();
+    w.requireGrad(true);
+    v.requireGrad(false);
+    y.backward();
+    expect(w.grad).toBeNull();
+    expectClose(await x.grad!.toArray(), [4, 5], tol);
+    // v was frozen after its use: it still gets d/dv = x.
+    expectClose(await v.grad!.toArray(), [0.5, -2], tol);
+  });
+
   it('noGrad records nothing; detach cuts the tape', () => {
     const x = t([1, 2]).requireGrad();
     const y = E.noGrad(() => x.mul(2));

@@ -236,6 +236,8 @@ const pageTitle = haveChromium ? 'playground page in Chromium (built with Vite, 
     const report = `losses ${losses.map((v) => v.toFixed(4)).join(' ')}`;
     expect(losses.length, report).toBeGreaterThanOrEqual(6);
     expect(losses.every(Number.isFinite), report).toBe(true);
+    // From the fourth step on, the page replays its captured step (the same numbers as eager steps).
+    expect(await page.locator('#train-status').getAttribute('data-capture')).toBe('replay');
     // From initialization the loss falls fast: measured here 0.89 0.78 0.65 0.51 0.54 0.42 (batch
     // 4, lr 2e-3), the last two at 0.58x the first two. The batches are seeded, so without learning
     // (lr 0) the same steps give 0.89 0.84 0.88 0.82 0.85 0.78: batch-to-batch noise alone reaches

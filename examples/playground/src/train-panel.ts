@@ -104,8 +104,10 @@ export class TrainPanel {
 
   private async onStep(r: StepReport): Promise<void> {
     const s = this.session!;
-    this.status.textContent = `step ${r.step} | loss ${r.total.toFixed(4)} (rec ${r.rec.toFixed(4)}) | ${r.msPerStep.toFixed(0)} ms/step`;
+    const capture = s.captureStatus;
+    this.status.textContent = `step ${r.step} | loss ${r.total.toFixed(4)} (rec ${r.rec.toFixed(4)}) | ${r.msPerStep.toFixed(0)} ms/step${capture.mode === 'replay' ? ' (replayed)' : ''}`;
     this.status.dataset.step = String(r.step);
+    this.status.dataset.capture = capture.mode;
     this.chart.dataset.losses = JSON.stringify(s.losses.total);
     drawLossChart(this.chart, [
       { name: 'total', color: '#6ea8fe', values: s.losses.total },

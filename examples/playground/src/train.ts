@@ -2,12 +2,13 @@
  * Live tokenizer training in the page: the steps of node/train-tokenizer.ts (AdamW with betas
  * 0.5, 0.9; tokenizerTrainStep with the perturbation's annealing over the planned steps) on the
  * bundled images, one step per turn of the event loop, so the page repaints and Stop is heard
- * between steps. The run can be saved in the CLI's checkpoint layout (model.*, optim.*, the
+ * between steps. Steps are captured and replayed (E.captureStep, keyed by the annealing phase:
+ * the same numbers as eager steps, a fraction of the page's JavaScript per step). The run can be saved in the CLI's checkpoint layout (model.*, optim.*, the
  * config in `extra`): `webgpu-tok eval-tokenizer` and `train-ar --tokenizer` read it.
  */
 import * as E from '../../../engine/index.js';
 import { AdamW, saveTrainingState } from '../../../nn/index.js';
-import { tokenizerTrainStep, VQTokenizer, type TokenizerConfig } from '../../../models/tokenizer/index.js';
+import { tokenizerStepKey, tokenizerTrainStep, VQTokenizer, type TokenizerConfig, type TokenizerStepOptions } from '../../../models/tokenizer/index.js';
 import { BatchSampler, gather, type PlaygroundData } from './data.js';
 
 /** The live model: the shipped tokenizer's size (tools/tokenizer-config.json), 8x8 tokens of 128 codes. */
@@ -38,11 +39,21 @@ export class TrainSession {
   running = false;
   private stopRequested = false;
   private readonly batches: BatchSampler;
+  /** The training step, captured once two recorded steps agree. */
+  private readonly trainStep: E.CapturedStep<[E.Tensor], Record<string, E.Tensor>>;
+  /** The schedule position of the step being run. */
+  private stepOptions: TokenizerStepOptions = {};
 
   constructor(readonly backend: E.Backend, readonly data: PlaygroundData, readonly settings: TrainSettings) {
     this.model = new VQTokenizer({ ...LIVE_TOKENIZER, perturbation: settings.perturb ? 'paper' : 'none', perturbSeed: settings.seed }, { backend, generator: new E.Generator(settings.seed) });
     this.optimizer = new AdamW(this.model.parameters(), { lr: settings.lr, betas: [0.5, 0.9], weightDecay: 0 });
     this.batches = new BatchSampler(data.count, settings.seed + 1);
+    this.trainStep = E.captureStep((x: E.Tensor) => tokenizerTrainStep(this.model, this.optimizer, x, this.stepOptions), { key: () => tokenizerStepKey(this.stepOptions) });
+  }
+
+  /** How the last step ran ('replay' once captured) and why it is eager, if it is. */
+  get captureStatus(): { mode: string; reason: string | null } {
+    return { mode: this.trainStep.mode, reason: this.trainStep.reason };
   }
 
   /** Trains until stop() (after the current step); onStep runs after every step, awaited. */
@@ -57,9 +68,10 @@ export class TrainSession {
         const t0 = performance.now();
         const step = this.step + 1;
         this.model.train();
+        this.stepOptions = { step: Math.min(step, steps), totalSteps: steps };
         const terms = E.tidy(() => {
           const x = E.tensor(gather(this.data, this.batches.next(batch)), [batch, 1, S, S], { backend: this.backend });
-          return tokenizerTrainStep(this.model, this.optimizer, x, { step: Math.min(step, steps), totalSteps: steps });
+          return this.trainStep(x);
         });
         let total: number, rec: number;
         try {
@@ -109,6 +121,7 @@ export class TrainSession {
   }
 
   dispose(): void {
+    this.trainStep.dispose();
     this.optimizer.dispose();
     this.model.dispose();
   }
