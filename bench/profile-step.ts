@@ -7,6 +7,8 @@
  *   MODEL=ar BATCH=256 npx tsx bench/profile-step.ts            (dim 256, depth 8, heads 8, 64 tokens, K 1024)
  *   MODEL=gpt BATCH=8 npx tsx bench/profile-step.ts             (bench:train's GPT: d 384, 6 layers, GELU, LayerNorm)
  *   TOP=40 ... to list more kernels; JSON=1 prints the report as one JSON line too.
+ *   CAPTURE=1 ... runs the timed steps through E.captureStep (replayed once captured: the host
+ *   time left is encoding alone); the profiled step itself runs eagerly.
  *   AS_GPU=1 ... picks kernels as on a hardware GPU (on a software adapter: for the dispatch
  *   count and kernel mix a GPU would run; its times mean nothing there).
  *
@@ -19,7 +21,7 @@
  */
 import * as E from '../node/index.js';
 import { AdamW } from '../nn/index.js';
-import { tokenizerTrainStep, VQTokenizer } from '../models/tokenizer/index.js';
+import { tokenizerStepKey, tokenizerTrainStep, VQTokenizer } from '../models/tokenizer/index.js';
 import { ARTransformer, arTrainStep, createAROptimizer } from '../models/ar/index.js';
 import { gptReference } from './gpt-reference.js';
 
@@ -29,6 +31,7 @@ if (process.env.AS_GPU === '1') (backend as { softwareAdapter: E.WebGPUBackend['
 const model = process.env.MODEL ?? 'tokenizer';
 const B = Number(process.env.BATCH ?? (model === 'ar' ? 256 : model === 'gpt' ? 8 : 128));
 const top = Number(process.env.TOP ?? 25);
+const capture = process.env.CAPTURE === '1';
 
 /** Runs one step; returns the host time spent recording it (before the submit and the wait). */
 let step: (s: number) => Promise<number>;
@@ -38,9 +41,13 @@ if (model === 'tokenizer') {
   const opt = new AdamW(m.parameters(), { lr: 1e-4, betas: [0.5, 0.9] });
   const x = E.rand([B, 1, 32, 32], { backend, generator: new E.Generator(1), low: -1, high: 1 });
   params = m.numParameters();
+  let current = 0;
+  const eager = (xb: E.Tensor) => E.tidy(() => tokenizerTrainStep(m, opt, xb, { step: current, totalSteps: 1000 }));
+  const run = capture ? E.captureStep(eager, { key: () => tokenizerStepKey({ step: current, totalSteps: 1000 }) }) : eager;
   step = async (s) => {
     const t0 = performance.now();
-    const terms = E.tidy(() => tokenizerTrainStep(m, opt, x, { step: s, totalSteps: 1000 }));
+    current = s;
+    const terms = run(x);
     const recordMs = performance.now() - t0;
     await terms.total!.item();
     for (const t of Object.values(terms)) t.dispose();
@@ -53,9 +60,11 @@ if (model === 'tokenizer') {
   const classes = E.randint(0, 10, [B], { backend, generator: g });
   const tokens = E.randint(0, 1024, [B, 64], { backend, generator: g });
   params = m.numParameters();
+  const eager = (c: E.Tensor, t: E.Tensor) => E.tidy(() => arTrainStep(m, optimizer, c, t, { scheduler, accuracy: false }));
+  const run = capture ? E.captureStep(eager) : eager;
   step = async () => {
     const t0 = performance.now();
-    const r = E.tidy(() => arTrainStep(m, optimizer, classes, tokens, { scheduler, accuracy: false }));
+    const r = run(classes, tokens);
     const recordMs = performance.now() - t0;
     await r.loss.item();
     for (const t of Object.values(r)) t.dispose();
@@ -64,9 +73,10 @@ if (model === 'tokenizer') {
 } else if (model === 'gpt') {
   const gpt = gptReference(backend, B);
   params = gpt.model.numParameters();
+  const run = capture ? E.captureStep(gpt.step) : gpt.step;
   step = async () => {
     const t0 = performance.now();
-    const loss = gpt.step();
+    const loss = run();
     const recordMs = performance.now() - t0;
     await loss.item();
     loss.dispose();
@@ -91,7 +101,7 @@ const t0 = performance.now();
 await step(12);
 const profiledWall = performance.now() - t0;
 const report = await backend.stopProfiling();
-console.log(`${model} step, batch ${B}, ${params.toLocaleString('en-US')} parameters, ${backend.name}${process.env.AS_GPU === '1' ? ' (kernels picked as on a GPU)' : ''}`);
+console.log(`${model} step, batch ${B}, ${params.toLocaleString('en-US')} parameters, ${backend.name}${process.env.AS_GPU === '1' ? ' (kernels picked as on a GPU)' : ''}${capture ? '; timed steps captured and replayed' : ''}`);
 console.log(`wall ${wall[1]!.toFixed(1)} ms per step (median of 3), of which ${record[1]!.toFixed(1)} ms recording it on the host (JavaScript + encoding, before the submit); profiled step ${profiledWall.toFixed(1)} ms wall, ${backend.counters.dispatches - d0} dispatches`);
 console.log(E.formatProfile(report, top));
 if (process.env.JSON === '1') console.log(JSON.stringify({ model, batch: B, params, wallMs: wall[1], recordMs: record[1], profiledWallMs: profiledWall, report }));

@@ -7,6 +7,7 @@
  *   TINY=1 npx tsx bench/tokenizer-step.ts                (ch 8, K 32, 1 block per level; MULT=1,2 SIZE=16 to vary)
  *   CONV_IMPLICIT=0 npx tsx bench/tokenizer-step.ts       (convolutions through unfold + matmul instead of the implicit-GEMM kernels)
  *   STRIDED_DX=0|1 npx tsx bench/tokenizer-step.ts        (stride-2 input gradients through fold(w^T @ gy) | the implicit kernel)
+ *   CAPTURE=1 npx tsx bench/tokenizer-step.ts             (steps captured and replayed: E.captureStep; 3 warm-up steps)
  *
  * On the lent GPU machine: bundle with esbuild as in bench/reductions.ts (entry
  * bench/tokenizer-step.ts, outfile bench/dist/tokenizer-step.mjs, external webgpu), then
@@ -18,7 +19,7 @@
  */
 import * as E from '../node/index.js';
 import { AdamW } from '../nn/index.js';
-import { tokenizerTrainStep, VQTokenizer } from '../models/tokenizer/index.js';
+import { tokenizerStepKey, tokenizerTrainStep, VQTokenizer } from '../models/tokenizer/index.js';
 
 const backend = (await E.getDevice({ setDefault: true, requireWebGPU: true, quiet: true })) as E.WebGPUBackend;
 if (process.env.CONV_IMPLICIT !== undefined) backend.tune({ conv: { implicit: process.env.CONV_IMPLICIT === '1' } });
@@ -34,15 +35,23 @@ const cfg = tiny ? { ch: 8, chMult: mult, numResBlocks: 1, codebookSize: 32, cod
 const model = new VQTokenizer({ ...cfg, perturbation }, { backend, generator: new E.Generator(0) });
 const opt = new AdamW(model.parameters(), { lr: 1e-4 });
 const x = E.rand([B, 1, size, size], { backend, generator: new E.Generator(1) });
+const capture = process.env.CAPTURE === '1';
+// A captured step replays from its fourth call (one eager, two recorded).
+const warmup = capture ? 3 : 2;
+let current = 0;
+const options = () => ({ step: current, totalSteps: 1000 });
+const eager = (xb: E.Tensor) => E.tidy(() => tokenizerTrainStep(model, opt, xb, options()));
+const run = capture ? E.captureStep(eager, { key: () => tokenizerStepKey(options()) }) : eager;
 const times: number[] = [];
 let dispatches = 0;
-for (let s = 1; s <= steps + 2; s++) {
+for (let s = 1; s <= steps + warmup; s++) {
   const d0 = backend.counters.dispatches;
   const t0 = performance.now();
-  const terms = E.tidy(() => tokenizerTrainStep(model, opt, x, { step: s, totalSteps: 1000 }));
+  current = s;
+  const terms = run(x);
   await terms.total!.item();
   const dt = performance.now() - t0;
-  if (s > 2) {
+  if (s > warmup) {
     times.push(dt);
     dispatches = backend.counters.dispatches - d0;
   }
@@ -57,6 +66,7 @@ console.log(
     size,
     batch: B,
     perturbation,
+    capture: capture ? (run as E.CapturedStep<[E.Tensor], Record<string, E.Tensor>>).mode : false,
     convImplicit: ck.implicit ?? 'default',
     stridedDx: ck.implicitStridedDx ?? 'default',
     params: model.numParameters(),
