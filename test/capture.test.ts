@@ -44,6 +44,21 @@ async function bits(t: E.Tensor): Promise<number[]> {
   return Array.from(new Uint32Array(Float32Array.from(await t.toArray()).buffer));
 }
 
+describe('captureStep on the CPU backend', () => {
+  it('runs every call eagerly and says why', async () => {
+    const cpu = new E.CpuBackend();
+    const step = E.captureStep((x: E.Tensor) => E.tidy(() => E.mul(x, 2)));
+    for (let s = 0; s < 5; s++) {
+      const y = step(E.full([3], s, { backend: cpu }));
+      expect(Array.from(await y.toArray())).toEqual([2 * s, 2 * s, 2 * s]);
+      y.dispose();
+    }
+    expect(step.mode).toBe('eager');
+    expect(step.stats).toMatchObject({ eager: 5, recorded: 0, replays: 0 });
+    expect(step.reason).toMatch(/is not WebGPU: steps run eagerly/);
+  });
+});
+
 describe.runIf(gpu)('captureStep on WebGPU', () => {
   it('60 replayed training steps (dropout, AdamW, lr schedule, EMA warm-up) are bit-identical to eager ones', async () => {
     const STEPS = 64;
