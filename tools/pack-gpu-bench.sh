@@ -7,6 +7,7 @@
 #   source .gpu-bundle/setup.sh && export WEBGPU_TOK_DAWN_FLAGS=disable-dawn-features=timestamp_quantization && \
 #   for c in 0 1; do CONV_IMPLICIT=$c BATCH=128 PERTURB=none node bench/dist/tokenizer-step.mjs; done && \
 #   MODEL=ar node bench/dist/profile-step.mjs
+# Eager against replayed steps (E.captureStep): tools/gpu-capture-bench.sh.
 # (the question the next GPU session answers: is the implicit-GEMM conv faster on a GPU too, so
 # that it can be on by default there; see engine/ops/conv-implicit.ts implicitConvByDefault).
 set -euo pipefail
