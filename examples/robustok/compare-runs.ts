@@ -1,0 +1,75 @@
+/**
+ * Two runs of the same study side by side (run to run variation: another seed, another device,
+ * or code whose roundings differ): for every VQ tokenizer variant finished in both, rFID and
+ * pFID (alpha 0.3) with their bootstrap SEs, and the AR generator's gFID ± SE where both have one,
+ * as a markdown table with the differences.
+ *
+ *   npx tsx examples/robustok/compare-runs.ts docs/results/medium runs/robustok-medium-capture
+ *
+ * Reads <dir>/tokenizers/<variant>/record.json and <dir>/generators/<variant>/record.json.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+interface Fid {
+  value: number;
+  se: number | null;
+}
+
+interface Row {
+  rfid: Fid;
+  pfid: Fid | null;
+  gfid: Fid | null;
+}
+
+function readJson(path: string): Record<string, unknown> | null {
+  if (!existsSync(path)) return null;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`compare-runs: ${path} is not JSON (${(e as Error).message})`);
+  }
+}
+
+const seOf = (e: unknown): number | null => ((e as { standardError?: number } | undefined)?.standardError ?? null);
+
+function rowOf(dir: string, variant: string): Row | null {
+  const t = readJson(join(dir, 'tokenizers', variant, 'record.json'));
+  if (!t) return null;
+  const ev = t.eval as { rfid: number; rfidError?: unknown; pfid?: { alpha: number; fid: number; error?: unknown }[] };
+  const p = ev.pfid?.find((x) => Math.abs(x.alpha - 0.3) < 1e-9) ?? null;
+  const g = readJson(join(dir, 'generators', variant, 'record.json'));
+  return {
+    rfid: { value: ev.rfid, se: seOf(ev.rfidError) },
+    pfid: p ? { value: p.fid, se: seOf(p.error) } : null,
+    gfid: g ? { value: g.gfid as number, se: seOf(g.gfidError) } : null,
+  };
+}
+
+const fmt = (f: Fid | null) => (f ? `${f.value.toFixed(2)}${f.se !== null ? ` ± ${f.se.toFixed(2)}` : ''}` : '-');
+function diff(a: Fid | null, b: Fid | null): string {
+  if (!a || !b) return '-';
+  const d = b.value - a.value;
+  return Math.abs(d) < 0.005 ? '0.00' : `${d > 0 ? '+' : ''}${d.toFixed(2)}`;
+}
+
+const [a, b] = process.argv.slice(2);
+if (!a || !b) {
+  console.error('usage: npx tsx examples/robustok/compare-runs.ts <first run dir> <second run dir>');
+  process.exit(2);
+}
+for (const d of [a, b]) {
+  if (!existsSync(join(d, 'tokenizers'))) {
+    console.error(`compare-runs: ${d} has no tokenizers/ folder (not a study output)`);
+    process.exit(2);
+  }
+}
+const variants = readdirSync(join(a, 'tokenizers')).filter((v) => existsSync(join(b, 'tokenizers', v, 'record.json')));
+console.log('| tokenizer | rFID first | rFID second | diff | pFID a=0.3 first | second | diff | gFID first | gFID second | diff |');
+console.log('|---|---|---|---|---|---|---|---|---|---|');
+for (const v of variants) {
+  const x = rowOf(a, v);
+  const y = rowOf(b, v);
+  if (!x || !y) continue;
+  console.log(`| ${v} | ${fmt(x.rfid)} | ${fmt(y.rfid)} | ${diff(x.rfid, y.rfid)} | ${fmt(x.pfid)} | ${fmt(y.pfid)} | ${diff(x.pfid, y.pfid)} | ${fmt(x.gfid)} | ${fmt(y.gfid)} | ${diff(x.gfid, y.gfid)} |`);
+}
