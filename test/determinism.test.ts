@@ -42,9 +42,10 @@ type Trainer = (backend: E.Backend, outDir: string, controls: TrainLoopControls 
 
 const quiet = () => {};
 
-const trainers: Record<string, Trainer> = {
-  // Perturbation on every token of half the batch (alpha 1, beta 0.5); 16 codes for 8 x 64 tokens.
-  tokenizer: (backend, outDir, c) =>
+/** The tokenizer trainer with `extra` options on top (other data, extra losses). */
+const tokenizerTrainer =
+  (extra: Partial<Parameters<typeof trainTokenizer>[0]> = {}): Trainer =>
+  (backend, outDir, c) =>
     trainTokenizer({
       backend,
       data: { train: images(24, 1), val: images(4, 2) },
@@ -57,8 +58,13 @@ const trainers: Record<string, Trainer> = {
       checkpointEvery: 1000,
       logEvery: 1000,
       log: quiet,
+      ...extra,
       ...c,
-    }),
+    });
+
+const trainers: Record<string, Trainer> = {
+  // Perturbation on every token of half the batch (alpha 1, beta 0.5); 16 codes for 8 x 64 tokens.
+  tokenizer: tokenizerTrainer(),
   ar: (backend, outDir, c) =>
     trainAR({
       backend,
@@ -155,25 +161,13 @@ describe.each(backends)('on %s', (name, backend) => {
 // key changes there: captured again) with the discriminator's own AdamW inside the step.
 const captureTrainers: Record<string, Trainer> = {
   ...trainers,
-  'tokenizer-gan': (backend, outDir, c) =>
-    trainTokenizer({
-      backend,
-      data: { train: { ...images(24, 1), images: bytes(24 * 32 * 32, 1), shape: [24, 1, 32, 32] }, val: { ...images(4, 2), images: bytes(4 * 32 * 32, 2), shape: [4, 1, 32, 32] } },
-      config: { ch: 4, chMult: [1, 2], numResBlocks: 1, codebookSize: 16, codeDim: 4 },
-      perturbation: { alpha: 1, beta: 0.5, delta: 4 },
-      perceptualWeight: 0.1,
-      discWeight: 0.8,
-      discStart: 5,
-      discConfig: { ch: 8, nLayers: 2 },
-      batchSize: 8,
-      steps: STEPS,
-      seed: 3,
-      outDir,
-      checkpointEvery: 1000,
-      logEvery: 1000,
-      log: quiet,
-      ...c,
-    }),
+  'tokenizer-gan': tokenizerTrainer({
+    data: { train: { ...images(24, 1), images: bytes(24 * 32 * 32, 1), shape: [24, 1, 32, 32] }, val: { ...images(4, 2), images: bytes(4 * 32 * 32, 2), shape: [4, 1, 32, 32] } },
+    perceptualWeight: 0.1,
+    discWeight: 0.8,
+    discStart: 5,
+    discConfig: { ch: 8, nLayers: 2 },
+  }),
 };
 
 describe.runIf(gpu)('captured training steps on webgpu', () => {
