@@ -371,16 +371,20 @@ export class WebGPUBackend implements Backend {
       pass.setBindGroup(0, bg, this.dynamicOffset);
       pass.dispatchWorkgroups(gx, gy, gz);
       pass.end();
-    } else {
-      const pass = this.pass ?? this.currentPass();
-      if (pipeline !== this.passPipeline) {
-        pass.setPipeline(pipeline);
-        this.passPipeline = pipeline;
-      }
-      this.dynamicOffset[0] = slot * SLOT_BYTES;
-      pass.setBindGroup(0, bg, this.dynamicOffset);
-      pass.dispatchWorkgroups(gx, gy, gz);
+      this.counters.dispatches++;
+    } else this.encode(pipeline, bg, slot, gx, gy, gz);
+  }
+
+  /** One dispatch into the shared pass (its pipeline set only on a change); eager and replayed alike. */
+  private encode(pipeline: GPUComputePipeline, group: GPUBindGroup, slot: number, gx: number, gy: number, gz: number): void {
+    const pass = this.pass ?? this.currentPass();
+    if (pipeline !== this.passPipeline) {
+      pass.setPipeline(pipeline);
+      this.passPipeline = pipeline;
     }
+    this.dynamicOffset[0] = slot * SLOT_BYTES;
+    pass.setBindGroup(0, group, this.dynamicOffset);
+    pass.dispatchWorkgroups(gx, gy, gz);
     this.counters.dispatches++;
   }
 
@@ -481,15 +485,7 @@ export class WebGPUBackend implements Backend {
         const slot = this.slots++;
         if (e.dynamic) e.layout.pack({ ...e.params!, ...e.dynamic() }, this.arena, this.arenaI32, this.arenaF32, slot * SLOT_WORDS);
         else this.arena.set(e.words, slot * SLOT_WORDS);
-        const pass = this.pass ?? this.currentPass();
-        if (e.pipeline !== this.passPipeline) {
-          pass.setPipeline(e.pipeline);
-          this.passPipeline = e.pipeline;
-        }
-        this.dynamicOffset[0] = slot * SLOT_BYTES;
-        pass.setBindGroup(0, e.group, this.dynamicOffset);
-        pass.dispatchWorkgroups(e.grid[0], e.grid[1], e.grid[2]);
-        this.counters.dispatches++;
+        this.encode(e.pipeline, e.group, slot, e.grid[0], e.grid[1], e.grid[2]);
       } else if (e.kind === 'write') {
         // A copy encoded here runs in order with the dispatches around it, as the upload did.
         uploads ??= this.uploadsOf(tape);
