@@ -14,3 +14,4 @@ export * from './correlation-stats.js';
 export * from './fid-bootstrap.js';
 export * from './reconstruction-fid-error.js';
 export * from './class-consistency.js';
+export * from './student-t.js';
