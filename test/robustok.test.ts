@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { finishedStageResults } from '../examples/robustok/finished-stages.js';
 import { resultsMarkdown } from '../examples/robustok/results-markdown.js';
-import { GPU, MEDIUM, PRESETS, TINY, validateStudy, type StudyConfig } from '../examples/robustok/config.js';
+import { GPU, MEDIUM, PRESETS, studySeeds, TINY, validateStudy, type StudyConfig } from '../examples/robustok/config.js';
 import { runStudy } from '../examples/robustok/study.js';
 import { finishedRecord } from '../examples/robustok/context.js';
 import { measureStepTimes, planStudy } from '../examples/robustok/estimate.js';
@@ -23,7 +23,7 @@ import { writeStudyReport, type StudyResults } from '../examples/robustok/report
 import { studyStatistics } from '../examples/robustok/statistics.js';
 import { signVerdict, studyVerdicts } from '../examples/robustok/verdicts.js';
 import { targetText } from '../examples/robustok/report-stats.js';
-import { classConsistency } from '../models/metrics/index.js';
+import { classConsistency, meanInterval, welchInterval } from '../models/metrics/index.js';
 import { requireGpu } from './helpers/backends.js';
 
 const gpu = await requireGpu();
@@ -154,6 +154,56 @@ describe.runIf(gpu)('robustok study (tiny preset)', () => {
   });
 });
 
+describe.runIf(gpu)('robustok study with two training seeds (tiny, discrete arm)', () => {
+  const out = mkdtempSync(join(tmpdir(), 'robustok-seeds-'));
+  afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+  it('trains every variant per seed, reuses a single-seed run as seed 0, and takes the claims over the seeds', async () => {
+    const one: StudyConfig = { ...TINY, continuous: undefined };
+    const r1 = await runStudy({ backend: gpu!, cfg: one, outDir: out, log: () => {} });
+    const lines: string[] = [];
+    const two: StudyConfig = { ...one, seeds: 2 };
+    const r = await runStudy({ backend: gpu!, cfg: two, outDir: out, log: (l) => lines.push(l) });
+    // Seed 0 is the single-seed run, loaded; seed 1 trains in seeds/seed-1 with its own stage names and log lines.
+    expect(lines.filter((l) => /^\[(tokenizer|generator) [^\]]+\] done earlier/.test(l))).toHaveLength(4);
+    expect(lines.filter((l) => l.startsWith('[seed') && l.includes('done earlier'))).toHaveLength(0);
+    expect(r.generators.map((g) => g.gfid)).toEqual(r1.generators.map((g) => g.gfid));
+    expect(r.replicates).toHaveLength(1);
+    const s1 = r.replicates![0]!;
+    expect(s1.seed).toBe(TINY.seed + 1);
+    for (const t of s1.tokenizers) expect(t.dir).toBe(join(out, 'seeds', `seed-${TINY.seed + 1}`, 'tokenizers', t.name));
+    expect(s1.generators.map((g) => g.gfid)).not.toEqual(r.generators.map((g) => g.gfid)); // another training seed
+    expect(lines.some((l) => l.startsWith(`[seed ${TINY.seed + 1}] [tokenizer baseline]`))).toBe(true);
+    expect(lines.some((l) => /^\[study\] \d+\/\d+ stages done \(generator perturbed \(seed 1\)/.test(l))).toBe(true);
+    // Post-training: the variant with the best mean gFID, in both seeds.
+    const means = r.generators.map((g, i) => ({ name: g.tokenizer, m: (g.gfid + s1.generators[i]!.gfid) / 2 }));
+    const best = means.reduce((a, b) => (b.m < a.m ? b : a)).name;
+    expect([r.posttrain!.tokenizer, s1.posttrain!.tokenizer]).toEqual([best, best]);
+
+    const stats = studyStatistics(r);
+    expect(stats.discrete!.gfidSeeds).toEqual(r.generators.map((g, i) => [g.gfid, s1.generators[i]!.gfid]));
+    expect(stats.discrete!.gfid).toEqual(means.map((x) => x.m));
+    const v = studyVerdicts(r, stats);
+    const claim1 = v.find((x) => x.claim === 1)!;
+    const g = (list: typeof r.generators, n: string) => list.find((x) => x.tokenizer === n)!.gfid;
+    const welch = welchInterval([g(r.generators, 'perturbed'), g(s1.generators, 'perturbed')], [g(r.generators, 'baseline'), g(s1.generators, 'baseline')]);
+    expect(claim1.interval).toEqual(welch);
+    expect(claim1.evidence).toContain('Welch t over 2 and 2 training seeds');
+    const claim3 = v.filter((x) => x.claim === 3);
+    expect(claim3[0]!.interval).toEqual(meanInterval([r.posttrain!.after.gfid - r.posttrain!.before.gfid, s1.posttrain!.after.gfid - s1.posttrain!.before.gfid]));
+    expect(claim3[0]!.evidence).toContain('mean over 2 training seeds');
+
+    const html = readFileSync(r.reportPath, 'utf8');
+    for (const x of ['Training seeds', 'gFID per seed', 'post-training per seed (AR)', 'range of the per-seed values']) expect(html).toContain(x);
+    const md = resultsMarkdown(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')));
+    expect(md).toContain('### Spread over training seeds (discrete');
+    // --report-only reads every seed's records back.
+    const fin = finishedStageResults(two, out, 'report-only');
+    expect(fin.replicates).toEqual(r.replicates);
+    expect(fin.posttrain).toEqual(r.posttrain);
+  });
+});
+
 describe.runIf(gpu)('the medium preset', () => {
   it('validates, and is planned from step times measured at the tiny sizes', async () => {
     expect(PRESETS.medium).toBe(MEDIUM);
@@ -196,6 +246,20 @@ describe('study progress and verdicts', () => {
     t += 200;
     q.done('x');
     expect(lines.pop()).toMatch(/1\/2 stages done \(x\); elapsed 0s, ETA 1m39s$/);
+  });
+
+  it('plans every stage once per training seed; seeds must be a positive integer', () => {
+    const t = { tokenizerStep: 1, arStep: 1, arSampleBatch: 1, evalBatch: 1, fidReplicate: 0.01, klTokenizerStep: 1, ditStep: 1, ditEval: 1 };
+    const one = planStudy(TINY, 128, t);
+    const two = planStudy({ ...TINY, seeds: 2 }, 128, t);
+    expect(two.plan).toHaveLength(1 + 2 * (one.plan.length - 1));
+    const names = two.plan.map((s) => s.name);
+    for (const n of ['generator baseline (seed 1)', 'posttrain (AR) (seed 1)', 'diffusion kl-noised (seed 1)', 'posttrain (diffusion)']) expect(names).toContain(n);
+    expect(two.totalSeconds - two.plan[0]!.seconds).toBeCloseTo(2 * (one.totalSeconds - one.plan[0]!.seconds), 9);
+    expect(studySeeds({ ...TINY, seed: 5, seeds: 3 })).toEqual([5, 6, 7]);
+    expect(studySeeds(TINY)).toEqual([TINY.seed]);
+    expect(() => validateStudy({ ...TINY, seeds: 0 })).toThrow(/seeds must be a positive integer, got 0/);
+    expect(() => validateStudy({ ...TINY, seeds: 1.5 })).toThrow(/seeds must be a positive integer/);
   });
 
   it('the verdict rule: the side of 0 the interval lies on, or cannot tell', () => {

@@ -112,6 +112,13 @@ export interface StudyConfig {
   /** Validation images used for rFID / pFID / the real side of gFID. */
   valImages: number;
   seed: number;
+  /**
+   * Training seeds per variant (absent: 1). Replicate r trains and samples every tokenizer and
+   * generator with seed `seed + r` (the data split and the real images are shared), in
+   * `<out>/seeds/seed-<seed + r>` for r >= 1; the statistics then work on each variant's mean
+   * over its seeds, and the claims' intervals include the seed-to-seed spread.
+   */
+  seeds?: number;
   tokenizer: {
     base: Partial<TokenizerConfig>;
     variants: TokenizerVariant[];
@@ -372,6 +379,9 @@ export const GPU: StudyConfig = {
   stats: { ...MEDIUM.stats, fidResamples: 50 },
 };
 
+/** The training seed of each replicate, in run order: seed, seed + 1, ... (`seeds` of them). */
+export const studySeeds = (c: StudyConfig): number[] => Array.from({ length: c.seeds ?? 1 }, (_, r) => c.seed + r);
+
 export const PRESETS: Record<string, StudyConfig> = { demo: DEMO, medium: MEDIUM, gpu: GPU, full: FULL };
 
 /** Checks a study config; throws one error listing every problem. */
@@ -381,6 +391,7 @@ export function validateStudy(c: StudyConfig): StudyConfig {
   if (c.imageSize !== 16 && c.imageSize !== 32) bad.push(`imageSize must be 16 or 32, got ${c.imageSize}`);
   if (c.trainImages !== null && !posInt(c.trainImages)) bad.push(`trainImages must be a positive integer or null, got ${c.trainImages}`);
   if (!posInt(c.valImages) || c.valImages < 2) bad.push(`valImages must be an integer >= 2, got ${c.valImages}`);
+  if (c.seeds !== undefined && !posInt(c.seeds)) bad.push(`seeds must be a positive integer, got ${c.seeds}`);
   if (!c.tokenizer.variants.length) bad.push('at least one tokenizer variant is needed');
   const names = new Set<string>();
   for (const v of c.tokenizer.variants) {

@@ -6,7 +6,7 @@ import type * as E from '../../engine/index.js';
 import { featnetFromSafetensors, type FeatNet } from '../../models/features/featnet.js';
 import { ImageFeatureStats, ResamplableFeatures } from '../../models/metrics/index.js';
 import type { StudyConfig } from './config.js';
-import type { StudyProgress } from './progress.js';
+import { suffixedProgress, type StageProgress } from './progress.js';
 import { deviceBatches, featureInputFor, type StudyData } from './data.js';
 
 export interface StudyContext {
@@ -21,9 +21,26 @@ export interface StudyContext {
   /** The same feature rows, ready for the bootstrap of every gFID's sampling error. */
   realRows: ResamplableFeatures;
   /** The overall progress line (stages done, elapsed, ETA). */
-  progress: StudyProgress;
+  progress: StageProgress;
   /** Train with captured, replayed steps (bit-identical results, less host time per step). */
   capture: boolean;
+}
+
+/** Where replicate r of a study writes its stages: the study's folder for r = 0, else seeds/seed-<seed + r>. */
+export const replicateDir = (outDir: string, cfg: StudyConfig, r: number): string => (r === 0 ? outDir : join(outDir, 'seeds', `seed-${cfg.seed + r}`));
+
+/** A replicate's stage names: the plain names for r = 0, else with ' (seed s)'. */
+export const replicateSuffix = (cfg: StudyConfig, r: number): string => (r === 0 ? '' : ` (seed ${cfg.seed + r})`);
+
+/**
+ * The context of replicate r: the same data, real features and feature network; the training
+ * seed seed + r, its own folder, its stage names and log lines marked with the seed. r = 0 is the
+ * study's own context (a single-seed study is replicate 0).
+ */
+export function replicateContext(ctx: StudyContext, r: number): StudyContext {
+  if (r === 0) return ctx;
+  const seed = ctx.cfg.seed + r;
+  return { ...ctx, cfg: { ...ctx.cfg, seed }, outDir: replicateDir(ctx.outDir, ctx.cfg, r), progress: suffixedProgress(ctx.progress, replicateSuffix(ctx.cfg, r)), log: (l) => ctx.log(`[seed ${seed}] ${l}`) };
 }
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -14,7 +14,8 @@ import { createDiffusionOptimizer, DiffusionTransformer, diffusionTrainStep, ode
 import { bootstrapFids, ResamplableFeatures } from '../../models/metrics/index.js';
 import { tokenizerTrainStep, VQTokenizer } from '../../models/tokenizer/index.js';
 import { AdamW } from '../../nn/index.js';
-import { continuousVariantConfig, type StudyConfig } from './config.js';
+import { continuousVariantConfig, studySeeds, type StudyConfig } from './config.js';
+import { replicateSuffix } from './context.js';
 import { diffusionSteps } from './continuous-generators.js';
 import { continuousTokenizerSteps } from './continuous-tokenizers.js';
 import { arSteps } from './generators.js';
@@ -180,6 +181,7 @@ async function measureContinuous(cfg: StudyConfig, backend: E.Backend, steps: nu
  * The study's stages in run order with their expected seconds (pure): training steps x step time,
  * sampling batches x batch time, evaluation passes x batch time, FID bootstrap replicates.
  * A decoder-only post-training step is counted as half a tokenizer step at its batch size.
+ * With several training seeds every stage is planned once per seed.
  */
 export function planStudy(cfg: StudyConfig, trainImages: number, t: StepTimes): StudyEstimate {
   const st = studyStats(cfg);
@@ -196,30 +198,36 @@ export function planStudy(cfg: StudyConfig, trainImages: number, t: StepTimes): 
     kinds[kind] = (kinds[kind] ?? 0) + seconds;
   };
   const Bt = cfg.tokenizer.batchSize;
-  for (const v of cfg.tokenizer.variants) {
-    add('tokenizers', `tokenizer ${v.name}`, tokenizerSteps(cfg, v, trainImages) * t.tokenizerStep + (1 + cfg.eval.alphas.length) * passes(cfg.valImages) + fid(1 + cfg.eval.alphas.length));
-    const sampling = Math.ceil(s.numImages / s.batchSize) * t.arSampleBatch;
-    add('generators', `generator ${v.name}`, encodes(trainImages) + arSteps(cfg, trainImages) * t.arStep + sampling + passes(s.numImages) + fid(1));
+  // Every seed's stages of an arm, then the arm's post-training in every seed (runStudy's order).
+  const seeds = studySeeds(cfg).map((_, r) => replicateSuffix(cfg, r));
+  for (const sfx of seeds) {
+    for (const v of cfg.tokenizer.variants) {
+      add('tokenizers', `tokenizer ${v.name}${sfx}`, tokenizerSteps(cfg, v, trainImages) * t.tokenizerStep + (1 + cfg.eval.alphas.length) * passes(cfg.valImages) + fid(1 + cfg.eval.alphas.length));
+      const sampling = Math.ceil(s.numImages / s.batchSize) * t.arSampleBatch;
+      add('generators', `generator ${v.name}${sfx}`, encodes(trainImages) + arSteps(cfg, trainImages) * t.arStep + sampling + passes(s.numImages) + fid(1));
+    }
   }
   const p = cfg.posttrain;
   const pImages = Math.min(p.images, trainImages);
   const decoderStep = 0.5 * t.tokenizerStep * (p.batchSize / Bt);
   const decoders = p.control ? 2 : 1;
-  add('posttrain', 'posttrain (AR)', encodes(pImages) + Math.ceil(pImages / s.batchSize) * t.arSampleBatch + decoders * (p.epochs * Math.floor(pImages / p.batchSize) * decoderStep + passes(s.numImages) + 2 * passes(cfg.valImages)) + passes(s.numImages) + fid(decoders + 1));
+  for (const sfx of seeds) add('posttrain', `posttrain (AR)${sfx}`, encodes(pImages) + Math.ceil(pImages / s.batchSize) * t.arSampleBatch + decoders * (p.epochs * Math.floor(pImages / p.batchSize) * decoderStep + passes(s.numImages) + 2 * passes(cfg.valImages)) + passes(s.numImages) + fid(decoders + 1));
   const k = cfg.continuous;
   if (k && t.klTokenizerStep !== undefined && t.ditStep !== undefined && t.ditEval !== undefined) {
     const ks = k.sampling;
     const sampleBatch = t.ditEval * odeEvaluations(ks.sampler, ks.steps);
-    for (const v of k.tokenizer.variants) {
-      add('kl tokenizers', `kl-tokenizer ${v.name}`, continuousTokenizerSteps(k, v, trainImages) * t.klTokenizerStep + (2 + k.eval.taus.length) * passes(cfg.valImages) + encodes(Math.min(k.eval.ifidMaxTrain, trainImages)) + fid(2 + k.eval.taus.length));
-      add('diffusion generators', `diffusion ${v.name}`, encodes(trainImages) + diffusionSteps(k, trainImages) * t.ditStep + Math.ceil(ks.numImages / ks.batchSize) * sampleBatch + passes(ks.numImages) + fid(1));
+    for (const sfx of seeds) {
+      for (const v of k.tokenizer.variants) {
+        add('kl tokenizers', `kl-tokenizer ${v.name}${sfx}`, continuousTokenizerSteps(k, v, trainImages) * t.klTokenizerStep + (2 + k.eval.taus.length) * passes(cfg.valImages) + encodes(Math.min(k.eval.ifidMaxTrain, trainImages)) + fid(2 + k.eval.taus.length));
+        add('diffusion generators', `diffusion ${v.name}${sfx}`, encodes(trainImages) + diffusionSteps(k, trainImages) * t.ditStep + Math.ceil(ks.numImages / ks.batchSize) * sampleBatch + passes(ks.numImages) + fid(1));
+      }
     }
     const kp = k.posttrain;
     const kImages = Math.min(kp.images, trainImages);
     const partial = t.ditEval * odeEvaluations(ks.sampler, Math.max(1, Math.round(ks.steps * kp.tStar)));
     const kDecoders = kp.control ? 2 : 1;
     const kStep = 0.5 * t.klTokenizerStep * (kp.batchSize / k.tokenizer.batchSize);
-    add('kl posttrain', 'posttrain (diffusion)', encodes(kImages) + Math.ceil(kImages / ks.batchSize) * partial + kDecoders * (kp.epochs * Math.floor(kImages / kp.batchSize) * kStep + passes(ks.numImages) + 2 * passes(cfg.valImages)) + passes(ks.numImages) + fid(kDecoders + 1));
+    for (const sfx of seeds) add('kl posttrain', `posttrain (diffusion)${sfx}`, encodes(kImages) + Math.ceil(kImages / ks.batchSize) * partial + kDecoders * (kp.epochs * Math.floor(kImages / kp.batchSize) * kStep + passes(ks.numImages) + 2 * passes(cfg.valImages)) + passes(ks.numImages) + fid(kDecoders + 1));
   }
   kinds.evaluation = plan[0]!.seconds;
   const totalSeconds = plan.reduce((a, b) => a + b.seconds, 0);

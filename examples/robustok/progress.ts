@@ -9,7 +9,19 @@
 import { formatDuration } from '../../nn/train/progress.js';
 import type { PlannedStage } from './estimate.js';
 
-export class StudyProgress {
+/** What a stage reports to the progress line. */
+export interface StageProgress {
+  resumed(name: string): void;
+  skip(name: string): void;
+  done(name: string): void;
+}
+
+/** The same progress line with `suffix` on every stage name (the stages of a replicate: ' (seed 1)'). */
+export function suffixedProgress(p: StageProgress, suffix: string): StageProgress {
+  return { resumed: (n) => p.resumed(n + suffix), skip: (n) => p.skip(n + suffix), done: (n) => p.done(n + suffix) };
+}
+
+export class StudyProgress implements StageProgress {
   private readonly remaining: Map<string, number>;
   private readonly total: number;
   private plannedDone = 0;

@@ -10,6 +10,7 @@ import { normalQuantile, type BootstrapInterval, type ClassConsistency } from '.
 import { errorBarScatter, intervalChart, type Report, type Row } from '../../node/report/index.js';
 import type { StudyConfig } from './config.js';
 import type { StudyResults } from './report.js';
+import { allReplicates, mean, sd } from './replicates.js';
 import { studyStats, type PostTrainComparison, type SampleScores } from './sample-scores.js';
 import type { ArmStatistics, StudyStatistics } from './statistics.js';
 import { verdictRule, type ClaimVerdict } from './verdicts.js';
@@ -52,15 +53,23 @@ export function addCorrelations(rep: Report, cfg: StudyConfig, arm: ArmStatistic
   const z = normalQuantile(1 - (1 - s.level) / 2);
   const perm = arm.metrics[0]?.spearman.permutation;
   rep.section(`Correlation with gFID, with intervals (${label})`);
+  const seeded = arm.gfidSeeds.some((v) => v.length > 1);
+  const seedNote = seeded ? ` (each point the mean over its ${[...new Set(arm.gfidSeeds.map((v) => v.length))].join(' / ')} training seeds; the bootstrap resamples tokenizers with their seeds)` : '';
   rep.table(correlationTable(arm), {
-    caption: `n = ${arm.names.length} tokenizers. Coefficient [${Math.round(100 * s.level)}% BCa bootstrap interval over ${s.correlationResamples} resamples of the tokenizers]; permutation p-values two-sided (${perm?.exact ? `exact, all ${perm.permutations} orderings` : `Monte Carlo, ${s.permutationResamples} permutations`}). Resamples with a constant metric have no correlation and are dropped. The last row is the paired comparison over the same resamples.`,
+    caption: `n = ${arm.names.length} tokenizers${seedNote}. Coefficient [${Math.round(100 * s.level)}% BCa bootstrap interval over ${s.correlationResamples} resamples of the tokenizers]; permutation p-values two-sided (${perm?.exact ? `exact, all ${perm.permutations} orderings` : `Monte Carlo, ${s.permutationResamples} permutations`}). Resamples with a constant metric have no correlation and are dropped. The last row is the paired comparison over the same resamples.`,
   });
   const rho = (label: string, iv: BootstrapInterval) => ({ label, value: iv.estimate, low: iv.low, high: iv.high });
   const rows = [...arm.metrics.map((m) => rho(`${m.metric}`, m.spearman.interval)), ...(arm.comparison ? [rho(`rho(${arm.comparison.metric}) - rho(rFID)`, arm.comparison.spearman.difference)] : [])];
   rep.svg(intervalChart(rows, { title: `Spearman rho with gFID (${label})`, xLabel: 'Spearman rho', reference: 0 }), `${Math.round(100 * s.level)}% bootstrap intervals over the tokenizers; the last row is the paired difference (above 0: the robustness metric predicts gFID better than rFID)`);
   for (const m of arm.metrics) {
-    const pts = arm.names.map((name, i) => ({ x: m.x[i]!, y: arm.gfid[i]!, yLow: arm.gfid[i]! - z * arm.gfidError[i]!, yHigh: arm.gfid[i]! + z * arm.gfidError[i]!, xLow: m.x[i]! - z * m.xError[i]!, xHigh: m.x[i]! + z * m.xError[i]!, label: name }));
     const note = `Spearman ${ci(m.spearman.interval, f2)}, p = ${m.spearman.permutation.p.toPrecision(2)}`;
+    if (seeded) {
+      // Several seeds: the bars are the range of the per-seed values around their mean.
+      const pts = arm.names.map((name, i) => ({ x: m.x[i]!, y: arm.gfid[i]!, yLow: Math.min(...arm.gfidSeeds[i]!), yHigh: Math.max(...arm.gfidSeeds[i]!), xLow: Math.min(...m.xSeeds[i]!), xHigh: Math.max(...m.xSeeds[i]!), label: name }));
+      rep.svg(errorBarScatter(pts, { title: `${m.metric} vs gFID (${label})`, xLabel: m.metric, yLabel: 'gFID', note }), `points: means over the training seeds; error bars: the range of the per-seed values (lowest to highest seed), gFID vertical, ${m.metric} horizontal`);
+      continue;
+    }
+    const pts = arm.names.map((name, i) => ({ x: m.x[i]!, y: arm.gfid[i]!, yLow: arm.gfid[i]! - z * arm.gfidError[i]!, yHigh: arm.gfid[i]! + z * arm.gfidError[i]!, xLow: m.x[i]! - z * m.xError[i]!, xHigh: m.x[i]! + z * m.xError[i]!, label: name }));
     const xBars = m.xError.some(Number.isFinite) ? `; horizontal: ${m.metric} +- ${z.toFixed(2)} bootstrap SE (resampling the validation images, shared by the real and decoded sets)` : '';
     rep.svg(errorBarScatter(pts, { title: `${m.metric} vs gFID (${label})`, xLabel: m.metric, yLabel: 'gFID', note }), `error bars: vertical: gFID +- ${z.toFixed(2)} bootstrap SE (sampling error of the samples and the real set)${xBars}`);
   }
@@ -122,6 +131,33 @@ function gridWidth(path: string): number {
   }
 }
 
+/** Per variant, its values over the training seeds: mean ± sd and each seed's value (gFID, the metrics). */
+function seedTable(arm: ArmStatistics): Row[] {
+  const msd = (v: readonly number[]) => (v.length > 1 ? `${f2(mean(v))} ± ${f2(sd(v))}` : f2(v[0] ?? NaN));
+  return arm.names.map((name, i) => {
+    const row: Row = { tokenizer: name, seeds: arm.gfidSeeds[i]!.length, 'gFID mean ± sd': msd(arm.gfidSeeds[i]!), 'gFID per seed': arm.gfidSeeds[i]!.map(f2).join(', ') };
+    for (const m of arm.metrics) row[`${m.metric} mean ± sd`] = msd(m.xSeeds[i]!);
+    return row;
+  });
+}
+
+/** The training-seed replicates: each variant's spread over seeds, and post-training per seed. */
+export function addSeedSpread(rep: Report, r: StudyResults, s: StudyStatistics): void {
+  const reps = allReplicates(r);
+  if (reps.length < 2) return;
+  const seeds = reps.map((x) => x.seed);
+  rep.section('Training seeds');
+  rep.paragraph(`Every variant was trained ${reps.length} times (training seeds ${seeds.join(', ')}; the data split and the real images are the same). The tables above show seed ${seeds[0]}; the correlations use each variant's mean over its seeds, and the verdicts of claims 1 and 3 use t intervals over the seeds.`);
+  if (s.discrete) rep.table(seedTable(s.discrete), { caption: 'discrete arm: mean ± standard deviation over the seeds (sd: the spread of one training run)' });
+  if (s.continuous) rep.table(seedTable(s.continuous), { caption: 'continuous arm: mean ± standard deviation over the seeds' });
+  const post = (label: string, list: readonly ({ tokenizer: string; before: SampleScores; after: SampleScores; control: SampleScores | null } | null)[]) => {
+    const rows = list.flatMap((p, i) => (p ? [{ seed: seeds[i]!, tokenizer: p.tokenizer, before: p.before.gfid, after: p.after.gfid, control: p.control?.gfid ?? NaN, 'after - before': p.after.gfid - p.before.gfid, 'after - control': p.control ? p.after.gfid - p.control.gfid : NaN }] : []));
+    if (rows.length) rep.table(rows, { caption: `post-training per seed (${label}): gFID of each seed's generated samples decoded by each decoder` });
+  };
+  post('AR', reps.map((x) => x.posttrain));
+  post('diffusion', reps.map((x) => x.continuous?.posttrain ?? null));
+}
+
 /** Every statistical section, in report order after the arms' own sections. */
 export function addStatisticsSections(rep: Report, rel: (p: string) => string, r: StudyResults, s: StudyStatistics): void {
   const c = r.cfg;
@@ -133,6 +169,7 @@ export function addStatisticsSections(rep: Report, rel: (p: string) => string, r
     addCorrelations(rep, c, s.continuous, 'continuous');
     addSamplingError(rep, r.continuous.generators.map((g) => ({ name: g.tokenizer, scores: g })), 'diffusion generators');
   }
+  addSeedSpread(rep, r, s);
   if (r.posttrain || r.continuous?.posttrain) {
     rep.section('Post-training with error bars');
     if (r.posttrain) addPostTrainErrors(rep, c, r.posttrain, `AR, ${r.posttrain.tokenizer}`);

@@ -10,6 +10,7 @@ import { lineChart, readMetricsLog, Report, type Row } from '../../node/report/i
 import type { StudyConfig } from './config.js';
 import type { GeneratorRecord } from './generators.js';
 import type { PostTrainRecord } from './posttrain.js';
+import type { ReplicateResults } from './replicates.js';
 import { addContinuousReport, type ContinuousResults } from './report-continuous.js';
 import type { TokenizerRecord } from './tokenizers.js';
 import { addStatisticsSections, addVerdicts, withError } from './report-stats.js';
@@ -28,6 +29,8 @@ export interface StudyResults {
   continuous: ContinuousResults | null;
   /** Class names of the dataset, in label order. */
   classes?: string[];
+  /** The stages of the other training seeds (StudyConfig.seeds > 1); the fields above are seed `cfg.seed`'s. */
+  replicates?: ReplicateResults[];
 }
 
 /** Writes <outDir>/report.html; the statistics and verdicts are computed unless given. */

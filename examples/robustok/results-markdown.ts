@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import type { BootstrapInterval, ClassConsistency } from '../../models/metrics/index.js';
 import type { StudyResults } from './report.js';
+import { mean, sd } from './replicates.js';
 import type { ArmStatistics, StudyStatistics } from './statistics.js';
 import type { ClaimVerdict } from './verdicts.js';
 
@@ -46,6 +47,15 @@ function postTrain(p: { tokenizer: string; before: { gfid: number; gfidError?: B
   return `Tokenizer \`${p.tokenizer}\`:\n\n${table(['decoder', 'gFID ± SE', 'class consistency [95%]'], rows)}${diffs}`;
 }
 
+/** Each variant's spread over training seeds (only when the study has more than one seed); JSON arms from before seeds have no gfidSeeds. */
+function seedSpread(arm: ArmStatistics): string | null {
+  const seeds = arm.gfidSeeds;
+  if (!seeds?.some((v) => v.length > 1)) return null;
+  const msd = (v: number[]) => (v.length > 1 ? `${f2(mean(v))} ± ${f2(sd(v))}` : f2(v[0]));
+  const metrics = arm.metrics.filter((m) => m.metric === 'rFID' || m.metric === arm.comparison?.metric);
+  return table(['tokenizer', 'seeds', 'gFID mean ± sd', 'gFID per seed', ...metrics.map((m) => `${m.metric} mean ± sd`)], arm.names.map((n, i) => [n, seeds[i]!.length, msd(seeds[i]!), seeds[i]!.map(f2).join(', '), ...metrics.map((m) => msd(m.xSeeds[i]!))]));
+}
+
 export function resultsMarkdown(r: Results): string {
   const out: string[] = [];
   out.push(`Run: \`${r.command}\` on ${r.device}; ${minutes(r.seconds)} in this process (stages loaded from an earlier run count as 0).`);
@@ -55,6 +65,8 @@ export function resultsMarkdown(r: Results): string {
   out.push('### AR generators');
   out.push(table(['tokenizer', 'gFID ± SE', 'class consistency [95%]', 'IS', 'final loss', 'train s', 'sampling s'], r.generators.map((g) => [g.tokenizer, se(g.gfid, g.gfidError), cc(g.classConsistency), f2(g.inceptionScore), f3(g.finalLoss), g.trainSeconds.toFixed(0), g.sampleSeconds.toFixed(0)])));
   if (r.statistics.discrete) out.push('### Correlation with gFID (discrete)', correlations(r.statistics.discrete));
+  const ds = r.statistics.discrete && seedSpread(r.statistics.discrete);
+  if (ds) out.push('### Spread over training seeds (discrete; the tables above are the first seed)', ds);
   if (r.posttrain) out.push('### Decoder post-training (AR)', postTrain(r.posttrain));
   const k = r.continuous;
   if (k) {
@@ -64,6 +76,8 @@ export function resultsMarkdown(r: Results): string {
     out.push('### Diffusion generators');
     out.push(table(['tokenizer', 'gFID ± SE', 'class consistency [95%]', 'IS', 'final loss', 'train s', 'sampling s'], k.generators.map((g) => [g.tokenizer, se(g.gfid, g.gfidError), cc(g.classConsistency), f2(g.inceptionScore), f3(g.finalLoss), g.trainSeconds.toFixed(0), g.sampleSeconds.toFixed(0)])));
     if (r.statistics.continuous) out.push('### Correlation with gFID (continuous)', correlations(r.statistics.continuous));
+    const cs = r.statistics.continuous && seedSpread(r.statistics.continuous);
+    if (cs) out.push('### Spread over training seeds (continuous)', cs);
     if (k.posttrain) out.push('### Decoder post-training (diffusion)', postTrain(k.posttrain));
   }
   out.push('### Verdicts');

@@ -1,6 +1,6 @@
 /**
  * The RobusTok study at small scale, one command:
- *   npx tsx examples/robustok/run.ts [--preset demo|medium|gpu|full|tiny] [--out DIR] [--featnet FILE] [--estimate]
+ *   npx tsx examples/robustok/run.ts [--preset demo|medium|gpu|full|tiny] [--out DIR] [--featnet FILE] [--estimate] [--seeds N]
  * `npm run demo` runs the demo preset, both arms (under fifteen minutes on a 2-core machine without
  * a GPU), and prints its total wall time at the end. The other presets print their expected
  * duration on this device (measured over a few steps) first, and use it for the progress line's
@@ -8,7 +8,10 @@
  * run. `medium` is the study sized for a 2-core machine without a GPU (docs/study.md).
  * --capture trains every stage with captured, replayed steps (E.captureStep: results bit-identical
  * to eager steps, less host time per step). --report-only writes DIR/partial/report.html and results.json from the finished stages' records
- * (a run still going on, or stopped) without running anything.
+ * (a run still going on, or stopped) without running anything. --seeds N trains every variant with
+ * N training seeds (the preset's seed, +1, ...; replicates past the first in DIR/seeds/seed-<s>), so
+ * the verdicts include the spread between trainings; an existing single-seed run in DIR is
+ * replicate 0 and is reused. A bad flag prints one line and exits with code 2.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -23,25 +26,37 @@ import { studyStatistics } from './statistics.js';
 import { runStudy } from './study.js';
 import { studyVerdicts } from './verdicts.js';
 
+/** Bad input: one line naming the problem, exit code 2. */
+function fail(message: string): never {
+  console.error(`robustok: ${message}`);
+  process.exit(2);
+}
+
 function parseArgs(argv: string[]): Record<string, string | true> {
   const out: Record<string, string | true> = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (!a.startsWith('--')) throw new Error(`robustok: unexpected argument '${a}' (flags: --preset demo|medium|gpu|full|tiny, --out DIR, --featnet FILE, --estimate, --tokenizers-only, --report-only, --capture)`);
+    if (!a.startsWith('--')) fail(`unexpected argument '${a}' (flags: --preset demo|medium|gpu|full|tiny, --out DIR, --featnet FILE, --estimate, --tokenizers-only, --report-only, --capture, --seeds N)`);
     const [k, v] = a.slice(2).split('=', 2) as [string, string | undefined];
     if (v !== undefined) out[k] = v;
     else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) out[k] = argv[++i]!;
     else out[k] = true;
   }
-  const known = new Set(['preset', 'out', 'featnet', 'estimate', 'tokenizers-only', 'report-only', 'capture']);
-  for (const k of Object.keys(out)) if (!known.has(k)) throw new Error(`robustok: unknown flag --${k} (flags: ${[...known].map((f) => `--${f}`).join(', ')})`);
+  const known = new Set(['preset', 'out', 'featnet', 'estimate', 'tokenizers-only', 'report-only', 'capture', 'seeds']);
+  for (const k of Object.keys(out)) if (!known.has(k)) fail(`unknown flag --${k} (flags: ${[...known].map((f) => `--${f}`).join(', ')})`);
   return out;
 }
 
 const args = parseArgs(process.argv.slice(2));
 const preset = typeof args.preset === 'string' ? args.preset : 'demo';
-const cfg = PRESETS[preset];
-if (!cfg) throw new Error(`robustok: unknown --preset '${preset}' (${Object.keys(PRESETS).join(', ')})`);
+const presetCfg = PRESETS[preset];
+if (!presetCfg) fail(`unknown --preset '${preset}' (${Object.keys(PRESETS).join(', ')})`);
+let cfg = presetCfg;
+if (args.seeds !== undefined) {
+  const n = Number(args.seeds);
+  if (typeof args.seeds !== 'string' || !Number.isInteger(n) || n < 1) fail(`--seeds must be a positive integer, got '${String(args.seeds)}'`);
+  cfg = { ...cfg, seeds: n };
+}
 const outDir = resolve(typeof args.out === 'string' ? args.out : `runs/robustok-${preset}`);
 if (args['report-only']) {
   // A report of the finished stages (a run in progress or stopped) without running anything.

@@ -7,23 +7,26 @@
  *    decoding) -> rFID / nFID / iFID -> one diffusion generator per tokenizer -> gFID ->
  *    correlations -> decoder post-training of the best on generator-denoised latents;
  * then one HTML report. Every stage writes its record next to its checkpoints, so an interrupted
- * run continues where it stopped. Models are disposed after each stage.
+ * run continues where it stopped. Models are disposed after each stage. With `seeds` > 1 each arm's
+ * stages run once per training seed (replicates 1.. in <out>/seeds/seed-<s>), and post-training
+ * takes the variant with the best mean gFID in every replicate.
  */
 import { join } from 'node:path';
 import * as E from '../../engine/index.js';
 import { writeFileAtomicSync } from '../../node/data/index.js';
 import { loadARCheckpoint } from '../../node/train-ar.js';
-import { validateStudy, type StudyConfig } from './config.js';
-import { loadStudyFeatNet, realFeatureStats, type StudyContext } from './context.js';
+import { studySeeds, validateStudy, type StudyConfig } from './config.js';
+import { loadStudyFeatNet, realFeatureStats, replicateContext, type StudyContext } from './context.js';
 import { loadStudyData } from './data.js';
-import { runGenerator, type GeneratorRecord } from './generators.js';
-import { runPostTrain, type PostTrainRecord } from './posttrain.js';
+import { runGenerator } from './generators.js';
+import { runPostTrain } from './posttrain.js';
+import { bestByMeanGfid, type ReplicateResults } from './replicates.js';
 import { runDiffusionGenerator } from './continuous-generators.js';
 import { runContinuousPostTrain } from './continuous-posttrain.js';
 import { runContinuousTokenizer } from './continuous-tokenizers.js';
 import { writeStudyReport, type StudyResults } from './report.js';
 import type { ContinuousResults } from './report-continuous.js';
-import { runTokenizer, type TokenizerRecord } from './tokenizers.js';
+import { runTokenizer } from './tokenizers.js';
 import { planStudy, type PlannedStage, type StepTimes } from './estimate.js';
 import { StudyProgress } from './progress.js';
 import { studyStatistics } from './statistics.js';
@@ -64,41 +67,52 @@ export async function runStudy(o: StudyOptions): Promise<StudyRun> {
   const ctx: StudyContext = { cfg, backend: o.backend, data, outDir: o.outDir, log, featnet, realStats: real.stats, realRows: real.rows, progress, capture: o.capture ?? false };
   progress.done('real features');
 
-  const tokenizers: TokenizerRecord[] = [];
-  const generators: GeneratorRecord[] = [];
-  for (const v of cfg.tokenizer.variants) {
-    const t = await runTokenizer(ctx, v);
-    tokenizers.push(t.record);
-    // Each stage's models are freed when the next stage starts (its checkpoints are on disk).
-    using _tokenizer = t.model;
-    if (o.tokenizersOnly) progress.skip(`generator ${v.name}`);
-    else {
-      const g = await runGenerator(ctx, t.record, t.model);
-      using _generator = g.model;
-      generators.push(g.record);
+  // Replicate r trains with seed cfg.seed + r (one replicate unless cfg.seeds says more); every
+  // replicate of an arm's stages runs before its post-training, which takes the variant with the
+  // best mean gFID over the seeds and post-trains it in every replicate.
+  const reps = studySeeds(cfg).map((_, r) => replicateContext(ctx, r));
+  const out: ReplicateResults[] = reps.map((rc) => ({ seed: rc.cfg.seed, tokenizers: [], generators: [], posttrain: null, continuous: null }));
+  for (const [r, rc] of reps.entries()) {
+    for (const v of cfg.tokenizer.variants) {
+      const t = await runTokenizer(rc, v);
+      out[r]!.tokenizers.push(t.record);
+      // Each stage's models are freed when the next stage starts (its checkpoints are on disk).
+      using _tokenizer = t.model;
+      if (o.tokenizersOnly) rc.progress.skip(`generator ${v.name}`);
+      else {
+        const g = await runGenerator(rc, t.record, t.model);
+        using _generator = g.model;
+        out[r]!.generators.push(g.record);
+      }
     }
   }
-
-  let posttrain: PostTrainRecord | null = null;
-  if (generators.length) {
-    const best = generators.reduce((a, b) => (b.gfid < a.gfid ? b : a));
-    const tok = tokenizers.find((t) => t.name === best.tokenizer)!;
-    log(`[posttrain] best generator: tokenizer '${best.tokenizer}' (gFID ${best.gfid.toFixed(2)})`);
-    using ar = (await loadARCheckpoint(best.checkpoint, o.backend)).model;
-    posttrain = await runPostTrain(ctx, tok, best, ar);
+  const best = bestByMeanGfid(out.map((x) => x.generators));
+  if (best) {
+    log(`[posttrain] best generator: tokenizer '${best.tokenizer}' (${best.seeds > 1 ? `mean gFID over ${best.seeds} seeds` : 'gFID'} ${best.gfid.toFixed(2)})`);
+    for (const [r, rc] of reps.entries()) {
+      const g = out[r]!.generators.find((x) => x.tokenizer === best.tokenizer);
+      if (!g) continue;
+      using ar = (await loadARCheckpoint(g.checkpoint, o.backend)).model;
+      out[r]!.posttrain = await runPostTrain(rc, out[r]!.tokenizers.find((t) => t.name === best.tokenizer)!, g, ar);
+    }
   }
-  const continuous = cfg.continuous ? await runContinuousArm(ctx, !o.tokenizersOnly) : null;
+  if (cfg.continuous) {
+    const arms = await runContinuousArm(reps, !o.tokenizersOnly);
+    arms.forEach((a, r) => (out[r]!.continuous = a));
+  }
   featnet.dispose(); // used by every stage
 
+  const [first, ...replicates] = out;
   const results: StudyResults = {
     cfg,
     command: o.command ?? '',
     device: o.backend.name,
     seconds: (performance.now() - t0) / 1000,
-    tokenizers,
-    generators,
-    posttrain,
-    continuous,
+    tokenizers: first!.tokenizers,
+    generators: first!.generators,
+    posttrain: first!.posttrain,
+    continuous: first!.continuous,
+    ...(replicates.length ? { replicates } : {}),
     classes: data.classes,
   };
   const statistics = studyStatistics(results);
@@ -115,20 +129,25 @@ export async function runStudy(o: StudyOptions): Promise<StudyRun> {
   return { ...results, reportPath };
 }
 
-/** The continuous arm: KL tokenizers, a diffusion generator each, post-training of the best. */
-async function runContinuousArm(ctx: StudyContext, generate: boolean): Promise<ContinuousResults> {
-  const r: ContinuousResults = { tokenizers: [], generators: [], posttrain: null };
-  for (const v of ctx.cfg.continuous!.tokenizer.variants) {
-    const t = await runContinuousTokenizer(ctx, v);
-    r.tokenizers.push(t.record);
-    using _tokenizer = t.model;
-    if (generate) r.generators.push(await runDiffusionGenerator(ctx, t.record, t.model));
-    else ctx.progress.skip(`diffusion ${v.name}`);
+/** The continuous arm of every replicate: KL tokenizers, a diffusion generator each, post-training of the best mean. */
+async function runContinuousArm(reps: readonly StudyContext[], generate: boolean): Promise<ContinuousResults[]> {
+  const out: ContinuousResults[] = reps.map(() => ({ tokenizers: [], generators: [], posttrain: null }));
+  for (const [r, rc] of reps.entries()) {
+    for (const v of rc.cfg.continuous!.tokenizer.variants) {
+      const t = await runContinuousTokenizer(rc, v);
+      out[r]!.tokenizers.push(t.record);
+      using _tokenizer = t.model;
+      if (generate) out[r]!.generators.push(await runDiffusionGenerator(rc, t.record, t.model));
+      else rc.progress.skip(`diffusion ${v.name}`);
+    }
   }
-  if (r.generators.length) {
-    const best = r.generators.reduce((a, b) => (b.gfid < a.gfid ? b : a));
-    ctx.log(`[kl-posttrain] best diffusion generator: tokenizer '${best.tokenizer}' (gFID ${best.gfid.toFixed(2)})`);
-    r.posttrain = await runContinuousPostTrain(ctx, r.tokenizers.find((t) => t.name === best.tokenizer)!, best);
+  const best = bestByMeanGfid(out.map((x) => x.generators));
+  if (best) {
+    reps[0]!.log(`[kl-posttrain] best diffusion generator: tokenizer '${best.tokenizer}' (${best.seeds > 1 ? `mean gFID over ${best.seeds} seeds` : 'gFID'} ${best.gfid.toFixed(2)})`);
+    for (const [r, rc] of reps.entries()) {
+      const g = out[r]!.generators.find((x) => x.tokenizer === best.tokenizer);
+      if (g) out[r]!.posttrain = await runContinuousPostTrain(rc, out[r]!.tokenizers.find((t) => t.name === best.tokenizer)!, g);
+    }
   }
-  return r;
+  return out;
 }

@@ -6,15 +6,19 @@
  *  - cannot tell at this scale: the interval contains 0, or the numbers needed are missing
  *    (e.g. fewer than 3 tokenizers, no control decoder).
  * A correlation claim also needs its permutation p-value below 1 - level to hold.
- * The intervals cover the sampling error the study measures (gFID's bootstrap over samples, the
- * bootstrap over tokenizers); one training seed per tokenizer, so seed-to-seed variance is not in them.
+ * With one training seed per tokenizer the intervals cover the sampling error the study measures
+ * (gFID's bootstrap over samples, the bootstrap over tokenizers), not seed-to-seed variance. With
+ * several seeds (StudyConfig.seeds) the differences of claims 1 and 3 are taken over the seeds
+ * (Welch's t interval of two means; the t interval of the mean per-seed difference), so the
+ * spread between trainings is in them, and claim 2 correlates the variants' means over seeds.
  */
-import { normalQuantile, type BootstrapInterval } from '../../models/metrics/index.js';
+import { meanInterval, normalQuantile, welchInterval, type BootstrapInterval } from '../../models/metrics/index.js';
 import type { StudyConfig } from './config.js';
 import type { PostTrainComparison } from './sample-scores.js';
 import { studyStats } from './sample-scores.js';
 import type { ArmStatistics, StudyStatistics } from './statistics.js';
 import type { StudyResults } from './report.js';
+import { allReplicates, mean, sd, type ReplicateResults } from './replicates.js';
 
 export type Verdict = 'holds' | 'does not hold' | 'cannot tell at this scale';
 
@@ -50,8 +54,32 @@ function gfidDifference(a: { gfid: number; se: number }, b: { gfid: number; se: 
   return { estimate: d, low: d - h, high: d + h };
 }
 
+/** "12.34 ± 0.56 sd" of per-seed values. */
+const msd = (v: readonly number[]) => `${f2(mean(v))} ± ${f2(sd(v))} sd`;
+const perSeed = (v: readonly number[]) => `[${v.map(f2).join(', ')}]`;
+
+/**
+ * Claim 1 over seeds: Welch's interval of mean gFID (with) - mean gFID (without), when both
+ * variants have at least 2 seeds; null otherwise (the single-seed rule applies).
+ */
+function seededGfidDifference<Ev extends { rfid: number }>(reps: readonly ReplicateResults[], arm: (x: ReplicateResults) => { tokenizers: readonly { name: string; eval: Ev }[]; generators: readonly { tokenizer: string; gfid: number }[] } | null, robust: (e: Ev) => number, withName: string, withoutName: string, level: number): { iv: ReturnType<typeof welchInterval>; evidence: string } | null {
+  const rows = (name: string) => reps.flatMap((x) => {
+    const a = arm(x);
+    const g = a?.generators.find((q) => q.tokenizer === name);
+    const t = a?.tokenizers.find((q) => q.name === name);
+    return g && t ? [{ gfid: g.gfid, rfid: t.eval.rfid, robust: robust(t.eval) }] : [];
+  });
+  const a = rows(withName);
+  const b = rows(withoutName);
+  if (a.length < 2 || b.length < 2) return null;
+  const iv = welchInterval(a.map((x) => x.gfid), b.map((x) => x.gfid), level);
+  const col = (v: typeof a, k: 'gfid' | 'rfid' | 'robust') => v.map((x) => x[k]);
+  return { iv, evidence: `mean gFID ${withName} - ${withoutName} = ${ivText(iv)} (Welch t over ${a.length} and ${b.length} training seeds, df ${iv.df.toFixed(1)}; gFID per seed ${perSeed(col(a, 'gfid'))} vs ${perSeed(col(b, 'gfid'))}); rFID ${msd(col(b, 'rfid'))} -> ${msd(col(a, 'rfid'))}, robustness metric ${msd(col(b, 'robust'))} -> ${msd(col(a, 'robust'))}` };
+}
+
 function perturbationClaim(r: StudyResults, level: number): ClaimVerdict[] {
   const out: ClaimVerdict[] = [];
+  const reps = allReplicates(r);
   const plain = (v: { config?: object }) => !v.config || Object.keys(v.config).length === 0;
   const vs = r.cfg.tokenizer.variants;
   const none = vs.find((v) => v.perturbation === 'none' && plain(v) && v.epochs === undefined);
@@ -60,9 +88,11 @@ function perturbationClaim(r: StudyResults, level: number): ClaimVerdict[] {
   const g = (n: string | undefined) => r.generators.find((x) => x.tokenizer === n);
   const t = (n: string | undefined) => r.tokenizers.find((x) => x.name === n);
   const [gn, gp, tn, tp] = [g(none?.name), g(paper?.name), t(none?.name), t(paper?.name)];
-  if (gn && gp && tn && tp) {
+  const a = r.cfg.eval.pfidAlpha;
+  const seeded = none && paper ? seededGfidDifference(reps, (x) => x, (e) => e.pfid.find((q) => q.alpha === a)?.fid ?? NaN, paper.name, none.name, level) : null;
+  if (seeded) out.push({ claim: 1, statement, verdict: signVerdict(seeded.iv, 'negative'), interval: seeded.iv, evidence: seeded.evidence.replace('robustness metric', `pFID (alpha ${a})`) });
+  else if (gn && gp && tn && tp) {
     const iv = gfidDifference({ gfid: gp.gfid, se: gp.gfidError?.standardError ?? NaN }, { gfid: gn.gfid, se: gn.gfidError?.standardError ?? NaN }, level);
-    const a = r.cfg.eval.pfidAlpha;
     const pf = (x: typeof tn) => {
       const p = x.eval.pfid.find((q) => q.alpha === a);
       return p ? fe(p.fid, p.error) : 'n/a';
@@ -77,7 +107,9 @@ function perturbationClaim(r: StudyResults, level: number): ClaimVerdict[] {
     const kp = k.tokenizer.variants.find((v) => v.latentNoise === 'paper-continuous' && plain(v));
     const cg = (n: string | undefined) => c.generators.find((x) => x.tokenizer === n);
     const [a, b] = [cg(kp?.name), cg(kn?.name)];
-    if (a && b) {
+    const seededK = kn && kp ? seededGfidDifference(reps, (x) => x.continuous, (e) => e.nfidDefault.fid, kp.name, kn.name, level) : null;
+    if (seededK) out.push({ claim: 1, statement: cs, verdict: signVerdict(seededK.iv, 'negative'), interval: seededK.iv, evidence: seededK.evidence.replace('robustness metric', 'nFID') });
+    else if (a && b) {
       const iv = gfidDifference({ gfid: a.gfid, se: a.gfidError?.standardError ?? NaN }, { gfid: b.gfid, se: b.gfidError?.standardError ?? NaN }, level);
       const ta = c.tokenizers.find((x) => x.name === a.tokenizer)!.eval;
       const tb = c.tokenizers.find((x) => x.name === b.tokenizer)!.eval;
@@ -111,9 +143,21 @@ function correlationClaims(arm: ArmStatistics | null, label: string, level: numb
   ];
 }
 
-function postTrainClaims(label: string, p: { tokenizer: string; comparison?: PostTrainComparison } | null): ClaimVerdict[] {
+function postTrainClaims(label: string, p: { tokenizer: string; comparison?: PostTrainComparison } | null, seeds: readonly { before: { gfid: number }; after: { gfid: number }; control: { gfid: number } | null }[], level: number): ClaimVerdict[] {
   const s1 = `Decoder post-training lowers gFID (${label}, the same generated samples)`;
   const s2 = `Post-training on the generator's outputs lowers gFID more than the same training on clean inputs (${label}; the control)`;
+  if (seeds.length >= 2) {
+    // One paired difference per training seed (each on its own generated samples): their mean's t interval.
+    const over = (statement: string, d: number[], what: string): ClaimVerdict => {
+      const iv = meanInterval(d, level);
+      return { claim: 3, statement, verdict: signVerdict(iv, 'negative'), interval: iv, evidence: `${what} = ${ivText(iv)} (tokenizer ${p?.tokenizer ?? '?'}, mean over ${d.length} training seeds, t interval; per seed ${perSeed(d)})` };
+    };
+    const withControl = seeds.filter((x) => x.control);
+    return [
+      over(s1, seeds.map((x) => x.after.gfid - x.before.gfid), 'gFID after - before'),
+      withControl.length >= 2 ? over(s2, withControl.map((x) => x.after.gfid - x.control!.gfid), 'gFID after - control') : { claim: 3, statement: s2, verdict: 'cannot tell at this scale', interval: null, evidence: 'fewer than 2 seeds with a control decoder' },
+    ];
+  }
   const c = p?.comparison;
   const one = (statement: string, iv: BootstrapInterval | null | undefined, what: string): ClaimVerdict =>
     iv ? { claim: 3, statement, verdict: signVerdict(iv, 'negative'), interval: iv, evidence: `${what} = ${ivText(iv)} (tokenizer ${p!.tokenizer}, paired bootstrap)` } : { claim: 3, statement, verdict: 'cannot tell at this scale', interval: null, evidence: p ? 'no control decoder in this run' : 'no post-training in this run' };
@@ -121,16 +165,19 @@ function postTrainClaims(label: string, p: { tokenizer: string; comparison?: Pos
 }
 
 /** Every claim's verdict, in claim order. */
+const present = <T>(xs: readonly (T | null)[]): T[] => xs.filter((x): x is T => x !== null);
+
 export function studyVerdicts(r: StudyResults, s: StudyStatistics): ClaimVerdict[] {
   const level = studyStats(r.cfg).level;
+  const reps = allReplicates(r);
   return [
     ...perturbationClaim(r, level),
     ...correlationClaims(s.discrete, 'discrete', level),
     ...(r.cfg.continuous ? correlationClaims(s.continuous, 'continuous', level) : []),
-    ...postTrainClaims('AR', r.posttrain),
-    ...(r.cfg.continuous ? postTrainClaims('diffusion', r.continuous?.posttrain ?? null) : []),
+    ...postTrainClaims('AR', r.posttrain, present(reps.map((x) => x.posttrain)), level),
+    ...(r.cfg.continuous ? postTrainClaims('diffusion', r.continuous?.posttrain ?? null, present(reps.map((x) => x.continuous?.posttrain ?? null)), level) : []),
   ];
 }
 
 export const verdictRule = (c: StudyConfig) =>
-  `Rule: each claim is a signed quantity with a ${Math.round(100 * studyStats(c).level)}% interval. Holds: the interval excludes 0 on the side the claim predicts (a correlation also needs its permutation p below ${(1 - studyStats(c).level).toFixed(2)}); does not hold: it excludes 0 on the other side; cannot tell at this scale: it contains 0 or the numbers are missing. The intervals cover gFID's sampling error and which tokenizers were drawn, not training-seed variance (one seed per tokenizer).`;
+  `Rule: each claim is a signed quantity with a ${Math.round(100 * studyStats(c).level)}% interval. Holds: the interval excludes 0 on the side the claim predicts (a correlation also needs its permutation p below ${(1 - studyStats(c).level).toFixed(2)}); does not hold: it excludes 0 on the other side; cannot tell at this scale: it contains 0 or the numbers are missing. The intervals cover gFID's sampling error and which tokenizers were drawn, not training-seed variance, with one seed per tokenizer; with several seeds, claims 1 and 3 use t intervals over the seeds (the spread between trainings included) and claim 2 the variants' means.`;
