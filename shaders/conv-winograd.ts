@@ -289,22 +289,18 @@ ${HEAD}
   },
 });
 
+const OUTPUT_PARAMS = { Cout: 'u32', T: 'u32', th: 'u32', tw: 'u32', Hb: 'u32', Wb: 'u32', bias_off: 'u32', bias_st: 'u32' } as const;
+
 /**
- * M [a^2, Cout, T] -> y [N, Cout, Hb, Wb]: one invocation per (co, tile) forms the m x m block
- * A^T M A (+ bias[co]) and writes the part of it inside the output.
+ * WGSL `fn output_tile(gid)`: M [a^2, Cout, T] -> y [N, Cout, Hb, Wb]; invocation gid < Cout T
+ * takes one (co, tile), forms the m x m block A^T M A (+ bias[co]) and writes the part of it
+ * inside the output.
  */
-export const winogradOutputKernel = defineKernel<{ m: WinogradTile; bias: boolean }>({
-  name: 'winograd',
-  key: (s) => `output|${s.m}|${s.bias}`,
-  signature: (s) => ({
-    params: { Cout: 'u32', T: 'u32', th: 'u32', tw: 'u32', Hb: 'u32', Wb: 'u32', bias_off: 'u32', bias_st: 'u32' },
-    bindings: { M: read(), ...(s.bias ? { bias: read() } : {}), y: rw() },
-  }),
-  body: ({ m, bias }) => {
-    const a = m + 2;
-    const { AT } = MATRICES[m];
-    return `
-${HEAD}
+function outputTileFn(m: WinogradTile, bias: boolean): string {
+  const a = m + 2;
+  const { AT } = MATRICES[m];
+  return `
+fn output_tile(gid: u32) {
   let T = P.T;
   let count = P.Cout * T;
   if (gid >= count) { return; }
@@ -327,23 +323,35 @@ ${range(m)
   .join('\n')}
 }
 `;
-  },
+}
+
+/** M [a^2, Cout, T] -> y [N, Cout, Hb, Wb] (+ bias), one invocation per (co, tile). */
+export const winogradOutputKernel = defineKernel<{ m: WinogradTile; bias: boolean }>({
+  name: 'winograd',
+  key: (s) => `output|${s.m}|${s.bias}`,
+  signature: (s) => ({
+    params: OUTPUT_PARAMS,
+    bindings: { M: read(), ...(s.bias ? { bias: read() } : {}), y: rw() },
+  }),
+  body: ({ m, bias }) => `${outputTileFn(m, bias)}
+${HEAD}
+  output_tile(gid);
+}
+`,
 });
 
+const WEIGHT_GRAD_PARAMS = { Cout: 'u32', C: 'u32', Cd: 'u32' } as const;
+
 /**
- * D [a^2, Cd, Cout] -> dw [Cout, C, 3, 3] = G^T D G per (co, c); with `bias` (Cd = C + 1) the
- * next Cout invocations copy db[co] = D[a + 1, C, co].
+ * WGSL `fn weight_grad_out(gid)`: D [a^2, Cd, Cout] -> dw [Cout, C, 3, 3] = G^T D G per (co, c);
+ * with `bias` (Cd = C + 1) invocations Cout C .. Cout (C + 1) copy db[co] = D[a + 1, C, co].
  */
-export const winogradWeightGradKernel = defineKernel<WinogradGradSpec>({
-  name: 'winograd',
-  key: (s) => `weight_grad|${s.m}${s.bias ? '|db' : ''}`,
-  signature: (s) => ({ params: { Cout: 'u32', C: 'u32', Cd: 'u32' }, bindings: { D: read(), dw: rw(), ...(s.bias ? { db: rw() } : {}) } }),
-  body: ({ m, bias }) => {
-    const a = m + 2;
-    const GT = transpose(MATRICES[m].G);
-    const db = bias ? `\n  if (gid >= count && gid < count + P.Cout) { db[gid - count] = D[P.C * P.Cout + gid - count + ${a + 1}u * stride]; }` : '';
-    return `
-${HEAD}
+function weightGradOutFn(m: WinogradTile, bias: boolean): string {
+  const a = m + 2;
+  const GT = transpose(MATRICES[m].G);
+  const db = bias ? `\n  if (gid >= count && gid < count + P.Cout) { db[gid - count] = D[P.C * P.Cout + gid - count + ${a + 1}u * stride]; }` : '';
+  return `
+fn weight_grad_out(gid: u32) {
   let count = P.Cout * P.C;
   let stride = P.Cd * P.Cout;${db}
   if (gid >= count) { return; }
@@ -360,5 +368,88 @@ ${range(3)
   .join('\n')}
 }
 `;
+}
+
+/** D [a^2, Cd, Cout] -> dw [Cout, C, 3, 3] (and db with `bias`), one invocation per (co, c). */
+export const winogradWeightGradKernel = defineKernel<WinogradGradSpec>({
+  name: 'winograd',
+  key: (s) => `weight_grad|${s.m}${s.bias ? '|db' : ''}`,
+  signature: (s) => ({ params: WEIGHT_GRAD_PARAMS, bindings: { D: read(), dw: rw(), ...(s.bias ? { db: rw() } : {}) } }),
+  body: ({ m, bias }) => `${weightGradOutFn(m, bias)}
+${HEAD}
+  weight_grad_out(gid);
+}
+`,
+});
+
+/**
+ * One transform function of one job in a kernel doing two: its function, its parameters (`P.x` ->
+ * `P.<prefix>x`) and its bindings (`name[` -> `renamed[`) renamed, so the two jobs' copies of a
+ * transform coexist in one shader. The generated code names bindings only as `name[`.
+ */
+function renamed(code: string, fn: [string, string], prefix: string, bindings: Record<string, string> = {}): string {
+  let out = code.replace(new RegExp(`\\bfn ${fn[0]}\\(`), `fn ${fn[1]}(`).replace(/\bP\.(\w+)/g, `P.${prefix}$1`);
+  for (const [from, to] of Object.entries(bindings)) out = out.replace(new RegExp(`\\b${from}\\[`, 'g'), `${to}[`);
+  return out;
+}
+
+const prefixed = <T extends Record<string, unknown>>(prefix: string, params: T) => Object.fromEntries(Object.entries(params).map(([k, v]) => [`${prefix}${k}`, v]));
+
+/**
+ * The transforms of both gradients of a convolution in one dispatch (a backward pass needs dx and
+ * dw of the same gy): invocations in order take the input gradient's transform of gy (Vx, padding
+ * 2 - p) and of the flipped weight (U'), then the weight gradient's transform of x (Vw) and of gy
+ * (Z), then with `bias` Vw's row of ones. Parameters `dx_*` and `dw_*` are those of
+ * winogradForwardInKernel (flip) and winogradGradInKernel.
+ */
+export const winogradBackwardInKernel = defineKernel<WinogradGradSpec>({
+  name: 'winograd',
+  key: (s) => `backward_in|${s.m}${s.bias ? '|db' : ''}`,
+  signature: () => ({
+    params: {
+      ...prefixed('dx_', { ...INPUT_PARAMS, Cv: 'u32', wCout: 'u32', wC: 'u32', w_off: 'u32', w_st: ['u32', 4] }),
+      ...prefixed('dw_', { ...INPUT_PARAMS, Cv: 'u32', Cout: 'u32', Hb: 'u32', Wb: 'u32', gy_off: 'u32' }),
+    } as Record<string, 'u32' | ['u32', number]>,
+    bindings: { gy: read(), w: read(), x: read(), Vx: rw(), U: rw(), Vw: rw(), Z: rw() },
+  }),
+  body: ({ m, bias }) => {
+    const a = m + 2;
+    const ones = bias
+      ? ` else if (gid < n4 + P.dw_T) {
+    let o = P.dw_C * P.dw_T + gid - n4;
+${range(a * a)
+  .map((e) => `    Vw[o + ${e}u * P.dw_Cv * P.dw_T] = 1.0;`)
+  .join('\n')}
+  }`
+      : '';
+    return `${renamed(inputTransformFn(m), ['input_transform', 'dx_input'], 'dx_', { x: 'gy', V: 'Vx' })}${renamed(weightTransformFn(m, true), ['weight_transform', 'dx_weight'], 'dx_')}${renamed(inputTransformFn(m), ['input_transform', 'dw_input'], 'dw_', { V: 'Vw' })}${renamed(gradOutputTransformFn(m), ['grad_output_transform', 'dw_grad_output'], 'dw_')}
+${HEAD}
+  let n1 = P.dx_C * P.dx_T;
+  let n2 = n1 + P.dx_wCout * P.dx_wC;
+  let n3 = n2 + P.dw_C * P.dw_T;
+  let n4 = n3 + P.dw_Cout * P.dw_T;
+  if (gid < n1) { dx_input(gid); } else if (gid < n2) { dx_weight(gid - n1); } else if (gid < n3) { dw_input(gid - n2); } else if (gid < n4) { dw_grad_output(gid - n3); }${ones}
+}
+`;
   },
+});
+
+/**
+ * Both gradients' last step in one dispatch: invocations below C Tx form the input gradient's
+ * tiles (Mx -> dx, as winogradOutputKernel without bias, parameters `dx_*`), the rest the weight
+ * (and bias) gradient (D -> dw, db, as winogradWeightGradKernel, parameters `dw_*`).
+ */
+export const winogradBackwardOutKernel = defineKernel<WinogradGradSpec>({
+  name: 'winograd',
+  key: (s) => `backward_out|${s.m}${s.bias ? '|db' : ''}`,
+  signature: (s) => ({
+    params: { ...prefixed('dx_', OUTPUT_PARAMS), ...prefixed('dw_', WEIGHT_GRAD_PARAMS) } as Record<string, 'u32'>,
+    bindings: { Mx: read(), dx: rw(), D: read(), dw: rw(), ...(s.bias ? { db: rw() } : {}) },
+  }),
+  body: ({ m, bias }) => `${renamed(outputTileFn(m, false), ['output_tile', 'dx_output'], 'dx_', { M: 'Mx', y: 'dx' })}${renamed(weightGradOutFn(m, bias), ['weight_grad_out', 'dw_output'], 'dw_')}
+${HEAD}
+  let n1 = P.dx_Cout * P.dx_T;
+  if (gid < n1) { dx_output(gid); } else { dw_output(gid - n1); }
+}
+`,
 });

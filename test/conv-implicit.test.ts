@@ -167,6 +167,50 @@ describe.runIf(gpu)('implicit-GEMM conv2d on the GPU vs float64 (values and both
     );
   }, 600_000);
 
+  // A backward that needs dx and dw (and db) runs both gradients' transforms in one dispatch and
+  // both outputs in another (convBackward): the same arithmetic as the separate ops, so the same bits.
+  it.each([2, 4] as const)('Winograd m = %i: dx, dw, db from one backward equal the separate gradients bit for bit', async (m) => {
+    tune({ implicit: true, winograd: true, winogradTile: m });
+    await fc.assert(
+      fc.asyncProperty(winogradArb.chain(withData), async ({ c, x, w, b }) => {
+        const grads = async (wrt: ('x' | 'w')[]) => {
+          const keys: string[] = [];
+          const run = gpu!.run.bind(gpu!);
+          gpu!.run = (kernel, variant, call) => (keys.push(kernel.layout(variant).key), run(kernel, variant, call));
+          try {
+            const out = E.tidy(() => {
+              const xs = c.views ? E.transpose(make(x, gpu!), 2, 3) : make(x, gpu!);
+              const ws = c.views ? E.transpose(make(w, gpu!), 0, 1) : make(w, gpu!);
+              const xv = wrt.includes('x') ? xs.requireGrad() : xs;
+              const wv = wrt.includes('w') ? ws.requireGrad() : ws;
+              const bv = c.bias ? make(b, gpu!).requireGrad() : null;
+              const y = E.conv2d(xv, wv, bv, convOpts(c));
+              const gy = E.tensor(Array.from({ length: y.size }, (_, i) => Math.fround(Math.sin(i * 0.37 + 0.1))), y.shape, { backend: gpu! });
+              return E.gradients(y, [...(wrt.includes('x') ? [xv] : []), ...(wrt.includes('w') ? [wv] : []), ...(bv ? [bv] : [])], { gradOutput: gy }).map((t) => t!);
+            });
+            return { values: await Promise.all(out.map((t) => t.toArray())), keys, dispose: () => out.forEach((t) => t.dispose()) };
+          } finally {
+            gpu!.run = run;
+          }
+        };
+        const before = E.convImplicitCounters.backward;
+        const both = await grads(['x', 'w']);
+        expect(E.convImplicitCounters.backward - before).toBe(1);
+        const onlyX = await grads(['x']);
+        const onlyW = await grads(['w']);
+        expect(E.convImplicitCounters.backward - before).toBe(1);
+        expect(both.values[0]).toEqual(onlyX.values[0]); // dx
+        expect(both.values.slice(1)).toEqual(onlyW.values); // dw (and db)
+        // Fewer dispatches: the backward's transforms and outputs are one kernel each.
+        const winograd = (k: string[]) => k.filter((s) => s.startsWith('winograd|')).length;
+        expect(winograd(both.keys)).toBe(2 + 2); // forward: in + out; backward: in + out
+        expect(winograd(onlyX.keys) + winograd(onlyW.keys) - 4).toBe(4); // each alone: forward 2 + its own 2
+        for (const r of [both, onlyX, onlyW]) r.dispose();
+      }),
+      { numRuns: 12 },
+    );
+  }, 600_000);
+
   it('Winograd on software adapters by default for large products only; never where it does not apply', async () => {
     tune({ implicit: true });
     const count = async (shape: number[], cout: number, opts: E.Conv2dOptions) => {

@@ -5,7 +5,8 @@
  *   convWeightGrad(gy, x)  dw = sum_n gy (x) unfold(x)          [Cout, C, kh, kw]
  * Each is linear in each argument and the gradients of each are the other two:
  *   forward:      dx = convInputGrad(gy, w),  dw = convWeightGrad(gy, x),  db = sum(gy, [0, 2, 3])
- *                 (dw and db as one op, convWeightBiasGrad, where the plan computes both at once)
+ *                 (dw and db as one op, convWeightBiasGrad, where the plan computes both at once;
+ *                 dx, dw and db as one op, convBackward, where Winograd computes all three)
  *   input grad:   d gy = convForward(g, w),   d w = convWeightGrad(gy, g)
  *   weight grad:  d gy = convForward(x, g),   d x = convInputGrad(gy, g)
  * so grad-of-grad works to any order. On the GPU each op is one kernel of
@@ -25,7 +26,7 @@ import { IMPLICIT_GEOMETRY, implicitRowsKernel, implicitTiledKernel, type Implic
 import { SPLIT_SUM_WG, splitSumKernel } from '../../shaders/matmul.js';
 import type { ConvGeom } from './conv-geometry.js';
 import { planConv, type ConvPlan, type ImplicitKernelPlan } from './conv-plan.js';
-import { winogradForward, winogradInputGrad, winogradWeightGrad } from './conv-winograd.js';
+import { winogradBackward, winogradForward, winogradInputGrad, winogradWeightGrad } from './conv-winograd.js';
 import { foldGeom, inBatchChunks } from './conv-unfold.js';
 import { matmul } from './matmul.js';
 import { expand, reshape, transpose } from './movement.js';
@@ -35,7 +36,7 @@ import { sum } from './reduce.js';
  * GPU runs of the implicit ops per mode, and how many of them ran as Winograd F(2x2, 3x3) (tests
  * check that the path is taken).
  */
-export const convImplicitCounters = { fwd: 0, dx: 0, dw: 0, winograd: 0 };
+export const convImplicitCounters = { fwd: 0, dx: 0, dw: 0, winograd: 0, backward: 0 };
 
 interface ImplicitAttrs {
   g: ConvGeom;
@@ -169,6 +170,11 @@ const convForwardOp = defineOp<ImplicitAttrs>({
     webgpu: (gpu, { inputs: [x, w, b], outputs: [y], attrs: { g, kernel } }) => runImplicit(gpu, 'fwd', w!, x!, b ?? null, y!, g, kernel!, x!.shape[0]!, x!.shape[1]!, w!.shape[0]!),
   },
   grad: (gy, { inputs: [x, w, b], attrs: { g } }) => {
+    const withBias = !!b && b.requiresGrad;
+    if (x!.requiresGrad && w!.requiresGrad) {
+      const [gx, gw, gb] = convBackward(gy, x!, w!, g, withBias);
+      return [gx, gw, ...(b ? [gb] : [])];
+    }
     const gx = x!.requiresGrad ? convInputGrad(gy, w!, g) : null;
     if (!b || !b.requiresGrad) return [gx, w!.requiresGrad ? convWeightGrad(gy, x!, g) : null, ...(b ? [null] : [])];
     if (!w!.requiresGrad) return [gx, null, sum(gy, [0, 2, 3])];
@@ -184,9 +190,7 @@ const convInputGradOp = defineOp<ImplicitAttrs>({
     return [{ shape: [gy!.shape[0]!, w!.shape[1]!, g.H, g.W], dtype: 'f32', name: 'conv2dInputGrad' }];
   },
   kernels: {
-    cpu: (_b, { inputs: [gy, w], outputs: [dx], attrs: { g } }) => {
-      cpuData(dx!).set(cpuImplicit('dx', g, gy!.shape[0]!, w!.shape[1]!, w!.shape[0]!, null, cpuContiguous(w!), cpuContiguous(gy!), dx!.size));
-    },
+    cpu: (_b, { inputs: [gy, w], outputs: [dx], attrs: { g } }) => cpuInputGrad(gy!, w!, dx!, g),
     webgpu: (gpu, { inputs: [gy, w], outputs: [dx], attrs: { g, kernel } }) => runImplicit(gpu, 'dx', w!, gy!, null, dx!, g, kernel!, gy!.shape[0]!, w!.shape[1]!, w!.shape[0]!),
   },
   grad: (gdx, { inputs: [gy, w], attrs: { g } }) => [gy!.requiresGrad ? convForward(gdx, w!, null, g) : null, w!.requiresGrad ? convWeightGrad(gy!, gdx, g) : null],
@@ -222,15 +226,7 @@ const convWeightBiasGradOp = defineOp<ImplicitAttrs>({
     ];
   },
   kernels: {
-    cpu: (_b, { inputs: [gy, x], outputs: [dw, db], attrs: { g } }) => {
-      const [N, Cout] = gy!.shape as [number, number];
-      cpuData(dw!).set(cpuImplicit('dw', g, N, x!.shape[1]!, Cout, cpuContiguous(x!), null, cpuContiguous(gy!), dw!.size));
-      const ys = cpuContiguous(gy!);
-      const L = g.Hb * g.Wb;
-      const acc = new Float64Array(Cout);
-      for (let i = 0; i < ys.length; i++) acc[Math.floor(i / L) % Cout]! += ys[i]!;
-      cpuData(db!).set(acc);
-    },
+    cpu: (_b, { inputs: [gy, x], outputs: [dw, db], attrs: { g } }) => cpuWeightBiasGrad(gy!, x!, dw!, db!, g),
     webgpu: (gpu, { inputs: [gy, x], outputs: [dw, db], attrs: { g, kernel } }) => {
       if (kernel?.kernel !== 'winograd') throw new Error(`conv2dWeightGrad: the fused bias gradient needs the Winograd kernel, the plan has ${kernel?.kernel ?? 'none'}`);
       convImplicitCounters.dw++;
@@ -243,6 +239,80 @@ const convWeightBiasGradOp = defineOp<ImplicitAttrs>({
     (gdb, { inputs: [gy] }) => [gy!.requiresGrad ? expand(reshape(gdb, [1, gdb.shape[0]!, 1, 1]), gy!.shape) : null, null],
   ],
 });
+
+/** The CPU reference's input gradient into dx. */
+function cpuInputGrad(gy: Tensor, w: Tensor, dx: Tensor, g: ConvGeom): void {
+  cpuData(dx).set(cpuImplicit('dx', g, gy.shape[0]!, w.shape[1]!, w.shape[0]!, null, cpuContiguous(w), cpuContiguous(gy), dx.size));
+}
+
+/** The CPU reference's weight gradient into dw and, when given, the bias gradient into db. */
+function cpuWeightBiasGrad(gy: Tensor, x: Tensor, dw: Tensor, db: Tensor | null, g: ConvGeom): void {
+  const [N, Cout] = gy.shape as [number, number];
+  cpuData(dw).set(cpuImplicit('dw', g, N, x.shape[1]!, Cout, cpuContiguous(x), null, cpuContiguous(gy), dw.size));
+  if (!db) return;
+  const ys = cpuContiguous(gy);
+  const L = g.Hb * g.Wb;
+  const acc = new Float64Array(Cout);
+  for (let i = 0; i < ys.length; i++) acc[Math.floor(i / L) % Cout]! += ys[i]!;
+  cpuData(db).set(acc);
+}
+
+/**
+ * The whole backward of a convolution whose input and weight both need gradients, one op:
+ * [dx, dw] (+ db with `bias`) from gy, x, w, where Winograd plans both (four dispatches instead
+ * of six: winogradBackward) and on the CPU reference. Each output's gradients are those of the op
+ * that computes it alone (convInputGrad, convWeightGrad, the bias sum).
+ */
+const convBackwardOp = defineOp<ImplicitAttrs & { bias: boolean }>({
+  name: 'conv_backward',
+  outputs: ([gy, x, w], { g, bias }) => {
+    checkTrio('conv2dBackward', g, { gy, x, w });
+    const [N, C, Cout] = [x!.shape[0]!, x!.shape[1]!, w!.shape[0]!];
+    return [
+      { shape: [N, C, g.H, g.W], dtype: 'f32', name: 'conv2dInputGrad' },
+      { shape: [Cout, C, g.kh, g.kw], dtype: 'f32', name: 'conv2dWeightGrad' },
+      ...(bias ? [{ shape: [Cout], dtype: 'f32' as const, name: 'conv2dBiasGrad' }] : []),
+    ];
+  },
+  kernels: {
+    cpu: (_b, { inputs: [gy, x, w], outputs: [dx, dw, db], attrs: { g } }) => {
+      cpuInputGrad(gy!, w!, dx!, g);
+      cpuWeightBiasGrad(gy!, x!, dw!, db ?? null, g);
+    },
+    webgpu: (gpu, { inputs: [gy, x, w], outputs: [dx, dw, db], attrs: { g, kernel } }) => {
+      if (kernel?.kernel !== 'winograd') throw new Error(`conv2dBackward: needs the Winograd kernel, the plan has ${kernel?.kernel ?? 'none'}`);
+      convImplicitCounters.dx++;
+      convImplicitCounters.dw++;
+      convImplicitCounters.winograd += 2;
+      convImplicitCounters.backward++;
+      winogradBackward(gpu, kernel.m, gy!, x!, w!, dx!, dw!, db ?? null, g);
+    },
+  },
+  grad: [
+    (gdx, { inputs: [gy, , w], attrs: { g } }) => [gy!.requiresGrad ? convForward(gdx, w!, null, g) : null, null, w!.requiresGrad ? convWeightGrad(gy!, gdx, g) : null],
+    (gdw, { inputs: [gy, x], attrs: { g } }) => [gy!.requiresGrad ? convForward(x!, gdw, null, g) : null, x!.requiresGrad ? convInputGrad(gy!, gdw, g) : null, null],
+    (gdb, { inputs: [gy] }) => [gy!.requiresGrad ? expand(reshape(gdb, [1, gdb.shape[0]!, 1, 1]), gy!.shape) : null, null, null],
+  ],
+});
+
+/**
+ * [dx, dw, db | null]: both gradients of conv(x, w) (+ b when `bias`) from gy. One op where the
+ * plans allow it (Winograd for both, with the same tile; the CPU reference), else the separate ops.
+ */
+export function convBackward(gy: Tensor, x: Tensor, w: Tensor, g: ConvGeom, bias: boolean): [Tensor, Tensor, Tensor | null] {
+  const [Cout, C] = w.shape as [number, number];
+  const pdx = planConv('conv2dInputGrad', { x: gy, C, Cout, groups: 1, g });
+  const pdw = planConv('conv2dWeightGrad', { x: gy, C, Cout, groups: 1, g });
+  const both = pdx.route === 'implicit' && ((pdx.kernel === null && pdw.kernel === null) || (pdx.kernel?.kernel === 'winograd' && pdw.kernel?.kernel === 'winograd' && pdx.kernel.m === pdw.kernel.m));
+  if (both) {
+    const [dx, dw, db] = convBackwardOp([gy, x, w], { g, kernel: pdw.kernel, bias });
+    return [dx!, dw!, db ?? null];
+  }
+  const dx = convInputGrad(gy, w, g);
+  if (!bias) return [dx, convWeightGrad(gy, x, g), null];
+  const [dw, db] = convWeightBiasGrad(gy, x, g);
+  return [dx, dw, db];
+}
 
 /** The implicit forward with a plan already made (conv2d's implicit route). */
 export function implicitForward(x: Tensor, w: Tensor, b: Tensor | null, g: ConvGeom, plan: ConvPlan): Tensor {

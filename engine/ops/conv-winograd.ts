@@ -10,7 +10,7 @@ import type { Storage } from '../backend.js';
 import { noGrad } from '../grad-mode.js';
 import { Tensor } from '../tensor.js';
 import type { WebGPUBackend } from '../webgpu/backend.js';
-import { WINOGRAD_WG, type WinogradTile, winogradForwardInKernel, winogradGradInKernel, winogradOutputKernel, winogradWeightGradKernel } from '../../shaders/conv-winograd.js';
+import { WINOGRAD_WG, type WinogradTile, winogradBackwardInKernel, winogradBackwardOutKernel, winogradForwardInKernel, winogradGradInKernel, winogradOutputKernel, winogradWeightGradKernel } from '../../shaders/conv-winograd.js';
 import type { ConvGeom } from './conv-geometry.js';
 import { productGpu } from './matmul.js';
 import { contiguous } from './movement.js';
@@ -143,3 +143,54 @@ export function winogradWeightGrad(gpu: WebGPUBackend, m: WinogradTile, gy: Tens
     s.done();
   }
 }
+
+/**
+ * Both gradients of y = conv(x, w) (+ b) from gy at once, in four dispatches instead of six: one
+ * for every transform (winogradBackwardInKernel), the two GEMMs, one for both outputs
+ * (winogradBackwardOutKernel). The same arithmetic as winogradInputGrad and winogradWeightGrad
+ * (the same transforms, products and sums, in the same order): the same values, to the bit.
+ * dx [N, C, H, W], dw [Cout, C, 3, 3] and db [Cout] (optional) contiguous.
+ */
+export function winogradBackward(gpu: WebGPUBackend, m: WinogradTile, gy: Tensor, x: Tensor, w: Tensor, dx: Tensor, dw: Tensor, db: Tensor | null, g: ConvGeom): void {
+  const [N, C, H, W] = x.shape as [number, number, number, number];
+  const Cout = gy.shape[1]!;
+  const { Hb, Wb } = g;
+  const tx = tilesOf(m, N, H, W); // the input gradient's tiles over dx
+  const tw = tilesOf(m, N, Hb, Wb); // the weight gradient's tiles over gy
+  const e = tx.e;
+  const bias = db !== null;
+  const Cv = bias ? C + 1 : C;
+  const s = scratch(gpu);
+  try {
+    const xd = denseOperand(x, s);
+    const gyd = denseOperand(gy, s);
+    const Vx = s.tensor([e, Cout, tx.T]);
+    const U = s.tensor([e, C, Cout]);
+    const Vw = s.tensor([e, Cv, tw.T]);
+    const Z = s.tensor([e, tw.T, Cout]);
+    const dxIn = { ...inputParams(gyd, 2 - g.ph, 2 - g.pw, tx), Cv: Cout, wCout: w.shape[0]!, wC: w.shape[1]!, w_off: w.offset, w_st: w.strides };
+    const dwIn = { ...inputParams(xd, g.ph, g.pw, tw), Cv, Cout, Hb, Wb, gy_off: gyd.offset };
+    gpu.run(winogradBackwardInKernel, { m, bias }, {
+      params: { ...prefixed('dx_', dxIn), ...prefixed('dw_', dwIn) },
+      bindings: { gy: gyd, w, x: xd, Vx, U, Vw, Z },
+      workgroups: wgs(Cout * tx.T + Cout * C + C * tw.T + Cout * tw.T + (bias ? tw.T : 0)),
+    });
+    const Mx = s.tensor([e, C, tx.T]);
+    const D = s.tensor([e, Cv, Cout]);
+    productGpu(gpu, U, Vx, Mx);
+    productGpu(gpu, Vw, Z, D);
+    const dxOut = { Cout: C, T: tx.T, th: tx.th, tw: tx.tw, Hb: H, Wb: W, bias_off: 0, bias_st: 0 };
+    gpu.run(winogradBackwardOutKernel, { m, bias }, {
+      params: { ...prefixed('dx_', dxOut), ...prefixed('dw_', { Cout, C, Cd: Cv }) },
+      bindings: db ? { Mx, dx, D, dw, db } : { Mx, dx, D, dw },
+      workgroups: wgs(C * tx.T + Cout * C + (bias ? Cout : 0)),
+    });
+  } finally {
+    s.done();
+  }
+}
+
+type ParamValues = Record<string, number | readonly number[]>;
+/** One job's parameters in a two-job kernel: every name with the job's prefix. */
+const prefixed = (prefix: string, params: ParamValues): ParamValues => Object.fromEntries(Object.entries(params).map(([k, v]) => [`${prefix}${k}`, v]));
+
