@@ -289,14 +289,15 @@ ${HEAD}
   },
 });
 
-const OUTPUT_PARAMS = { Cout: 'u32', T: 'u32', th: 'u32', tw: 'u32', Hb: 'u32', Wb: 'u32', bias_off: 'u32', bias_st: 'u32' } as const;
+const OUTPUT_PARAMS = { Cout: 'u32', T: 'u32', th: 'u32', tw: 'u32', Hb: 'u32', Wb: 'u32', bias_off: 'u32', bias_st: 'u32', res_off: 'u32' } as const;
 
 /**
  * WGSL `fn output_tile(gid)`: M [a^2, Cout, T] -> y [N, Cout, Hb, Wb]; invocation gid < Cout T
  * takes one (co, tile), forms the m x m block A^T M A (+ bias[co]) and writes the part of it
- * inside the output.
+ * inside the output; with `residual`, (block + bias) + res at the same place of a dense res
+ * [N, Cout, Hb, Wb] (a residual connection's add: the same sum, in the same order, as adding after).
  */
-function outputTileFn(m: WinogradTile, bias: boolean): string {
+function outputTileFn(m: WinogradTile, bias: boolean, residual = false): string {
   const a = m + 2;
   const { AT } = MATRICES[m];
   return `
@@ -316,7 +317,8 @@ ${range(m)
   .flatMap((i) =>
     range(m).map((j) => {
       const conds = [...(i > 0 ? [`oh + ${i}u < P.Hb`] : []), ...(j > 0 ? [`ow + ${j}u < P.Wb`] : [])];
-      const store = `y[base + ${i}u * P.Wb + ${j}u] = y${i}_${j} + b;`;
+      const at = `base + ${i}u * P.Wb + ${j}u`;
+      const store = residual ? `y[${at}] = (y${i}_${j} + b) + res[P.res_off + ${at}];` : `y[${at}] = y${i}_${j} + b;`;
       return conds.length ? `  if (${conds.join(' && ')}) { ${store} }` : `  ${store}`;
     }),
   )
@@ -325,15 +327,15 @@ ${range(m)
 `;
 }
 
-/** M [a^2, Cout, T] -> y [N, Cout, Hb, Wb] (+ bias), one invocation per (co, tile). */
-export const winogradOutputKernel = defineKernel<{ m: WinogradTile; bias: boolean }>({
+/** M [a^2, Cout, T] -> y [N, Cout, Hb, Wb] (+ bias) (+ a residual), one invocation per (co, tile). */
+export const winogradOutputKernel = defineKernel<{ m: WinogradTile; bias: boolean; residual?: boolean }>({
   name: 'winograd',
-  key: (s) => `output|${s.m}|${s.bias}`,
+  key: (s) => `output|${s.m}|${s.bias}${s.residual ? '|res' : ''}`,
   signature: (s) => ({
     params: OUTPUT_PARAMS,
-    bindings: { M: read(), ...(s.bias ? { bias: read() } : {}), y: rw() },
+    bindings: { M: read(), ...(s.bias ? { bias: read() } : {}), ...(s.residual ? { res: read() } : {}), y: rw() },
   }),
-  body: ({ m, bias }) => `${outputTileFn(m, bias)}
+  body: ({ m, bias, residual }) => `${outputTileFn(m, bias, residual)}
 ${HEAD}
   output_tile(gid);
 }

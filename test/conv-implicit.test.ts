@@ -211,6 +211,65 @@ describe.runIf(gpu)('implicit-GEMM conv2d on the GPU vs float64 (values and both
     );
   }, 600_000);
 
+  // A residual connection's add in the Winograd output kernel: the same bits as adding after, for
+  // the output and every gradient, one dispatch fewer.
+  it('Winograd: conv2d with a residual equals conv2d + residual bit for bit, in one dispatch less', async () => {
+    tune({ implicit: true, winograd: true });
+    await fc.assert(
+      fc.asyncProperty(winogradArb.chain(withData), fc.integer({ min: 0, max: 1000 }), async ({ c, x, w, b }, seed) => {
+        const run = async (fused: boolean) => {
+          const keys: string[] = [];
+          const runK = gpu!.run.bind(gpu!);
+          gpu!.run = (kernel, variant, call) => (keys.push(kernel.layout(variant).key), runK(kernel, variant, call));
+          try {
+            const out = E.tidy(() => {
+              const xs = (c.views ? E.transpose(make(x, gpu!), 2, 3) : make(x, gpu!)).requireGrad();
+              const ws = (c.views ? E.transpose(make(w, gpu!), 0, 1) : make(w, gpu!)).requireGrad();
+              const bs = c.bias ? make(b, gpu!).requireGrad() : null;
+              const shape = E.conv2d(xs, ws, bs, convOpts(c)).shape;
+              const r = E.randn(shape, { backend: gpu!, generator: new E.Generator(seed) }).requireGrad();
+              const y = fused ? E.conv2d(xs, ws, bs, { ...convOpts(c), residual: r }) : E.add(E.conv2d(xs, ws, bs, convOpts(c)), r);
+              const gy = E.tensor(Array.from({ length: y.size }, (_, i) => Math.fround(Math.cos(i * 0.29))), y.shape, { backend: gpu! });
+              keys.length = 0;
+              const grads = E.gradients(y, [xs, ws, r, ...(bs ? [bs] : [])], { gradOutput: gy }).map((t) => t!);
+              return [y, ...grads];
+            });
+            const values = await Promise.all(out.map((t) => t.toArray()));
+            out.forEach((t) => t.dispose());
+            return { values, backwardKeys: keys.length };
+          } finally {
+            gpu!.run = runK;
+          }
+        };
+        const fused = await run(true);
+        const plain = await run(false);
+        fused.values.forEach((v, i) => expect(v, `output ${i}`).toEqual(plain.values[i]));
+        expect(fused.backwardKeys).toBeLessThanOrEqual(plain.backwardKeys);
+      }),
+      { numRuns: 10 },
+    );
+    // The forward: one dispatch fewer (no elementwise add).
+    const count = (fused: boolean) => {
+      const keys: string[] = [];
+      const runK = gpu!.run.bind(gpu!);
+      gpu!.run = (kernel, variant, call) => (keys.push(kernel.layout(variant).key), runK(kernel, variant, call));
+      try {
+        E.tidy(() => {
+          const xs = E.ones([2, 3, 6, 6], { backend: gpu! });
+          const ws = E.ones([4, 3, 3, 3], { backend: gpu! });
+          const r = E.ones([2, 4, 6, 6], { backend: gpu! });
+          return fused ? E.conv2d(xs, ws, null, { padding: 1, residual: r }) : E.add(E.conv2d(xs, ws, null, { padding: 1 }), r);
+        }).dispose();
+      } finally {
+        gpu!.run = runK;
+      }
+      return keys;
+    };
+    const [f, p] = [count(true), count(false)];
+    expect(f.length).toBe(p.length - 1);
+    expect(f.some((k) => k.endsWith('|res'))).toBe(true);
+  }, 600_000);
+
   it('Winograd on software adapters by default for large products only; never where it does not apply', async () => {
     tune({ implicit: true });
     const count = async (shape: number[], cout: number, opts: E.Conv2dOptions) => {

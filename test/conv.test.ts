@@ -340,6 +340,27 @@ describe('conv gradients vs finite differences (float64)', () => {
       ],
     );
   });
+  it('conv2d with a residual: gradients of x, w, b and the residual, fused (implicit route) and added after (columns route)', async () => {
+    for (const implicit of [true, false]) {
+      const restore = E.cpuF64.tune({ conv: { implicit } });
+      try {
+        await expectGradMatchesFD(
+          (x, w, b, r) => E.conv2d(x, w, b, { padding: 1, residual: r }),
+          [
+            { shape: [2, 3, 5, 4], data: seq(120, 0.41) },
+            { shape: [4, 3, 3, 3], data: seq(108, 0.83) },
+            { shape: [4], data: [0.2, -0.1, 0.05, 0.3] },
+            { shape: [2, 4, 5, 4], data: seq(160, 0.67) },
+          ],
+        );
+      } finally {
+        restore();
+      }
+    }
+    const x = E.zeros([1, 2, 4, 4], { backend: E.cpuF64 });
+    const w = E.zeros([3, 2, 3, 3], { backend: E.cpuF64 });
+    expect(() => E.conv2d(x, w, null, { padding: 1, residual: E.zeros([1, 3, 4, 5], { backend: E.cpuF64 }) })).toThrow(/residual must be an f32 tensor of the output's shape \[1, 3, 4, 4\]/);
+  });
   it("conv2d: padding 'same' with an even kernel", async () => {
     await expectGradMatchesFD((x, w) => E.conv2d(x, w, null, { padding: 'same' }), [
       { shape: [1, 2, 4, 3], data: seq(24, 0.53) },

@@ -31,6 +31,7 @@ import { foldGeom, inBatchChunks } from './conv-unfold.js';
 import { matmul } from './matmul.js';
 import { expand, reshape, transpose } from './movement.js';
 import { sum } from './reduce.js';
+import { add } from './binary.js';
 
 /**
  * GPU runs of the implicit ops per mode, and how many of them ran as Winograd F(2x2, 3x3) (tests
@@ -114,11 +115,11 @@ const planCols = (p: DirectPlan) => (p.kernel === 'rows' ? p.WG * p.TN : p.BN);
  * One implicit kernel writing `out`: A is the row operand (w, or gy for dw), B the gathered one
  * (x, gy for dx, x for dw). dw split over image ranges writes partial sums, added by a second kernel.
  */
-function runImplicit(gpu: WebGPUBackend, mode: ImplicitConvMode, a: Tensor, b: Tensor, bias: Tensor | null, out: Tensor, g: ConvGeom, plan: ImplicitKernelPlan, N: number, C: number, Cout: number): void {
+function runImplicit(gpu: WebGPUBackend, mode: ImplicitConvMode, a: Tensor, b: Tensor, bias: Tensor | null, out: Tensor, g: ConvGeom, plan: ImplicitKernelPlan, N: number, C: number, Cout: number, residual: Tensor | null = null): void {
   convImplicitCounters[mode]++;
   if (plan.kernel === 'winograd') {
     convImplicitCounters.winograd++;
-    if (mode === 'fwd') winogradForward(gpu, plan.m, b, a, bias, out, g);
+    if (mode === 'fwd') winogradForward(gpu, plan.m, b, a, bias, out, g, residual);
     else if (mode === 'dx') winogradInputGrad(gpu, plan.m, b, a, out, g);
     else winogradWeightGrad(gpu, plan.m, a, b, out, g);
     return;
@@ -151,35 +152,59 @@ function runImplicit(gpu: WebGPUBackend, mode: ImplicitConvMode, a: Tensor, b: T
   }
 }
 
-const convForwardOp = defineOp<ImplicitAttrs>({
+/** The forward's inputs [x, w, b?, r?]: the residual, when there is one, is last. */
+function forwardParts(inputs: readonly (Tensor | undefined)[], residual: boolean): { x: Tensor; w: Tensor; b: Tensor | null; r: Tensor | null } {
+  const r = residual ? inputs[inputs.length - 1]! : null;
+  const b = inputs.length === (residual ? 4 : 3) ? inputs[2]! : null;
+  return { x: inputs[0]!, w: inputs[1]!, b, r };
+}
+
+const convForwardOp = defineOp<ImplicitAttrs & { residual?: boolean }>({
   name: 'conv_forward',
-  outputs: ([x, w, b], { g }) => {
+  outputs: (inputs, { g, residual }) => {
+    const { x, w, b, r } = forwardParts(inputs, !!residual);
     checkTrio('conv2d', g, { x, w, b });
-    return [{ shape: [x!.shape[0]!, w!.shape[0]!, g.Hb, g.Wb], dtype: 'f32', name: 'conv2d' }];
+    const shape = [x.shape[0]!, w.shape[0]!, g.Hb, g.Wb];
+    if (r && (r.dtype !== 'f32' || !r.isContiguous || r.shape.join() !== shape.join())) throw new Error(`conv2d: the fused residual must be a contiguous f32 tensor of the output's shape ${fmtShape(shape)}, got ${r.describe()}`);
+    return [{ shape, dtype: 'f32', name: 'conv2d' }];
   },
   kernels: {
-    cpu: (_b, { inputs: [x, w, b], outputs: [y], attrs: { g } }) => {
-      const [N, C] = x!.shape as [number, number];
-      const Cout = w!.shape[0]!;
-      const acc = cpuImplicit('fwd', g, N, C, Cout, cpuContiguous(x!), cpuContiguous(w!), null, y!.size);
+    cpu: (_b, { inputs, outputs: [y], attrs: { g, residual } }) => {
+      const { x, w, b, r } = forwardParts(inputs, !!residual);
+      const [N, C] = x.shape as [number, number];
+      const Cout = w.shape[0]!;
+      const acc = cpuImplicit('fwd', g, N, C, Cout, cpuContiguous(x), cpuContiguous(w), null, y!.size);
       const out = cpuData(y!);
       const bd = b ? cpuContiguous(b) : null;
+      const rd = r ? cpuContiguous(r) : null;
       const L = g.Hb * g.Wb;
-      for (let i = 0; i < acc.length; i++) out[i] = bd ? acc[i]! + bd[Math.floor(i / L) % Cout]! : acc[i]!;
+      // f32 storage: the output is rounded before the residual is added, as an add after it would be.
+      const round = out instanceof Float32Array ? Math.fround : (v: number) => v;
+      for (let i = 0; i < acc.length; i++) {
+        const v = bd ? acc[i]! + bd[Math.floor(i / L) % Cout]! : acc[i]!;
+        out[i] = rd ? round(v) + rd[i]! : v;
+      }
     },
-    webgpu: (gpu, { inputs: [x, w, b], outputs: [y], attrs: { g, kernel } }) => runImplicit(gpu, 'fwd', w!, x!, b ?? null, y!, g, kernel!, x!.shape[0]!, x!.shape[1]!, w!.shape[0]!),
+    webgpu: (gpu, { inputs, outputs: [y], attrs: { g, kernel, residual } }) => {
+      const { x, w, b, r } = forwardParts(inputs, !!residual);
+      if (r && kernel?.kernel !== 'winograd') throw new Error(`conv2d: a fused residual needs the Winograd kernel, the plan has ${kernel?.kernel ?? 'none'}`);
+      runImplicit(gpu, 'fwd', w, x, b, y!, g, kernel!, x.shape[0]!, x.shape[1]!, w.shape[0]!, r);
+    },
   },
-  grad: (gy, { inputs: [x, w, b], attrs: { g } }) => {
+  grad: (gy, { inputs, attrs: { g, residual } }) => {
+    const { x, w, b, r } = forwardParts(inputs, !!residual);
+    // The residual's gradient is the output's.
+    const rest = r ? [r.requiresGrad ? gy : null] : [];
     const withBias = !!b && b.requiresGrad;
-    if (x!.requiresGrad && w!.requiresGrad) {
-      const [gx, gw, gb] = convBackward(gy, x!, w!, g, withBias);
-      return [gx, gw, ...(b ? [gb] : [])];
+    if (x.requiresGrad && w.requiresGrad) {
+      const [gx, gw, gb] = convBackward(gy, x, w, g, withBias);
+      return [gx, gw, ...(b ? [gb] : []), ...rest];
     }
-    const gx = x!.requiresGrad ? convInputGrad(gy, w!, g) : null;
-    if (!b || !b.requiresGrad) return [gx, w!.requiresGrad ? convWeightGrad(gy, x!, g) : null, ...(b ? [null] : [])];
-    if (!w!.requiresGrad) return [gx, null, sum(gy, [0, 2, 3])];
-    const [gw, gb] = convWeightBiasGrad(gy, x!, g);
-    return [gx, gw!, gb!];
+    const gx = x.requiresGrad ? convInputGrad(gy, w, g) : null;
+    if (!b || !b.requiresGrad) return [gx, w.requiresGrad ? convWeightGrad(gy, x, g) : null, ...(b ? [null] : []), ...rest];
+    if (!w.requiresGrad) return [gx, null, sum(gy, [0, 2, 3]), ...rest];
+    const [gw, gb] = convWeightBiasGrad(gy, x, g);
+    return [gx, gw!, gb!, ...rest];
   },
 });
 
@@ -315,8 +340,12 @@ export function convBackward(gy: Tensor, x: Tensor, w: Tensor, g: ConvGeom, bias
 }
 
 /** The implicit forward with a plan already made (conv2d's implicit route). */
-export function implicitForward(x: Tensor, w: Tensor, b: Tensor | null, g: ConvGeom, plan: ConvPlan): Tensor {
-  return convForwardOp(b ? [x, w, b] : [x, w], { g, kernel: plan.kernel })[0]!;
+export function implicitForward(x: Tensor, w: Tensor, b: Tensor | null, g: ConvGeom, plan: ConvPlan, residual: Tensor | null = null): Tensor {
+  const inputs = b ? [x, w, b] : [x, w];
+  if (!residual) return convForwardOp(inputs, { g, kernel: plan.kernel })[0]!;
+  // The residual rides in the output kernel where it has one (Winograd; the CPU reference), dense.
+  if ((plan.kernel === null || plan.kernel.kernel === 'winograd') && residual.isContiguous) return convForwardOp([...inputs, residual], { g, kernel: plan.kernel, residual: true })[0]!;
+  return add(convForwardOp(inputs, { g, kernel: plan.kernel })[0]!, residual);
 }
 
 /** y = conv(x, w) + b for groups = 1 with the geometry g (x [N, C, H, W], w [Cout, C, kh, kw]). */

@@ -65,10 +65,11 @@ function inputParams(x: Tensor, ph: number, pw: number, t: ReturnType<typeof til
 }
 
 /**
- * out [N, Cout, Hb, Wb] = conv(x, w) (+ bias) for x [N, C, H, W] with padding (ph, pw), as the
- * forward computes it; `flip`: w is read as the input gradient's kernel (rotated, channels swapped).
+ * out [N, Cout, Hb, Wb] = conv(x, w) (+ bias) (+ res, dense [N, Cout, Hb, Wb]) for x [N, C, H, W]
+ * with padding (ph, pw), as the forward computes it; `flip`: w is read as the input gradient's
+ * kernel (rotated, channels swapped).
  */
-function forwardInto(gpu: WebGPUBackend, m: WinogradTile, x: Tensor, w: Tensor, bias: Tensor | null, out: Tensor, ph: number, pw: number, flip: boolean): void {
+function forwardInto(gpu: WebGPUBackend, m: WinogradTile, x: Tensor, w: Tensor, bias: Tensor | null, out: Tensor, ph: number, pw: number, flip: boolean, res: Tensor | null = null): void {
   const C = x.shape[1]!;
   const Cout = flip ? w.shape[1]! : w.shape[0]!;
   const [Hb, Wb] = [out.shape[2]!, out.shape[3]!];
@@ -91,8 +92,9 @@ function forwardInto(gpu: WebGPUBackend, m: WinogradTile, x: Tensor, w: Tensor, 
     productGpu(gpu, U, V, M);
     const bindings: Record<string, Tensor> = { M, y: out };
     if (bias) bindings.bias = bias;
-    gpu.run(winogradOutputKernel, { m, bias: !!bias }, {
-      params: { Cout, T, th: tiles.th, tw: tiles.tw, Hb, Wb, bias_off: bias?.offset ?? 0, bias_st: bias?.strides[0] ?? 0 },
+    if (res) bindings.res = res;
+    gpu.run(winogradOutputKernel, { m, bias: !!bias, residual: !!res }, {
+      params: { Cout, T, th: tiles.th, tw: tiles.tw, Hb, Wb, bias_off: bias?.offset ?? 0, bias_st: bias?.strides[0] ?? 0, res_off: res?.offset ?? 0 },
       bindings,
       workgroups: wgs(Cout * T),
     });
@@ -101,9 +103,9 @@ function forwardInto(gpu: WebGPUBackend, m: WinogradTile, x: Tensor, w: Tensor, 
   }
 }
 
-/** y = conv(x, w) + b into `out` (contiguous [N, Cout, Hb, Wb]). */
-export function winogradForward(gpu: WebGPUBackend, m: WinogradTile, x: Tensor, w: Tensor, b: Tensor | null, out: Tensor, g: ConvGeom): void {
-  forwardInto(gpu, m, x, w, b, out, g.ph, g.pw, false);
+/** y = conv(x, w) + b (+ res, contiguous like y) into `out` (contiguous [N, Cout, Hb, Wb]). */
+export function winogradForward(gpu: WebGPUBackend, m: WinogradTile, x: Tensor, w: Tensor, b: Tensor | null, out: Tensor, g: ConvGeom, res: Tensor | null = null): void {
+  forwardInto(gpu, m, x, w, b, out, g.ph, g.pw, false, res);
 }
 
 /** dx = conv^T(gy, w) into `out` (contiguous [N, C, H, W]): the forward of gy with the flipped kernel, padding 2 - p. */
@@ -179,7 +181,7 @@ export function winogradBackward(gpu: WebGPUBackend, m: WinogradTile, gy: Tensor
     const D = s.tensor([e, Cv, Cout]);
     productGpu(gpu, U, Vx, Mx);
     productGpu(gpu, Vw, Z, D);
-    const dxOut = { Cout: C, T: tx.T, th: tx.th, tw: tx.tw, Hb: H, Wb: W, bias_off: 0, bias_st: 0 };
+    const dxOut = { Cout: C, T: tx.T, th: tx.th, tw: tx.tw, Hb: H, Wb: W, bias_off: 0, bias_st: 0, res_off: 0 };
     gpu.run(winogradBackwardOutKernel, { m, bias }, {
       params: { ...prefixed('dx_', dxOut), ...prefixed('dw_', { Cout, C, Cd: Cv }) },
       bindings: db ? { Mx, dx, D, dw, db } : { Mx, dx, D, dw },

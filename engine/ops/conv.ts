@@ -59,6 +59,12 @@ export interface Conv2dOptions {
   padding?: Size2 | 'same' | 'valid';
   dilation?: Size2;
   groups?: number;
+  /**
+   * Added to the output: conv2d(x, w, b) + residual, for a residual connection (same shape as
+   * the output). The same values as adding afterwards; where the plan's last kernel can take it
+   * (Winograd, the CPU reference) the add costs no dispatch of its own.
+   */
+  residual?: Tensor | null;
 }
 
 function checkGroups(op: string, groups: number): number {
@@ -109,9 +115,16 @@ export function conv2d(x: Tensor, w: Tensor, bias?: Tensor | null, opts: Conv2dO
   const Hb = blockCount(op, H, kh, sh, padH[0], padH[1], dh, x.shape, 'height');
   const Wb = blockCount(op, W, kw, sw, padW[0], padW[1], dw, x.shape, 'width');
   const g: ConvGeom = { kh, kw, sh, sw, ph: padH[0], pw: padW[0], dh, dw, H, W, Hb, Wb };
+  const r = opts.residual ?? null;
+  if (r) {
+    checkSameBackend(op, [x, r]);
+    const shape = [x.shape[0]!, Cout, Hb, Wb];
+    if (r.dtype !== 'f32' || r.shape.join() !== shape.join()) throw new Error(`${op}: residual must be an f32 tensor of the output's shape ${fmtShape(shape)}, got ${r.describe()}`);
+  }
   const plan = planConv(op, { x, C: Cin, Cout, groups, g });
-  if (plan.route === 'implicit') return implicitForward(x, w, b, g, plan);
-  return composite([x, w, b], () => inBatchChunks(x, plan.chunk, (xc) => columnsConv2d(xc, w, b, g, groups, plan)));
+  if (plan.route === 'implicit') return implicitForward(x, w, b, g, plan, r);
+  const y = composite([x, w, b], () => inBatchChunks(x, plan.chunk, (xc) => columnsConv2d(xc, w, b, g, groups, plan)));
+  return r ? add(y, r) : y;
 }
 
 /**

@@ -36,8 +36,9 @@ export class Conv2d extends Layer {
     this.weight = this.param('weight', kaimingUniform(shape, Math.sqrt(5), cfg));
     this.bias = cfg.bias === false ? null : this.param('bias', biasUniform(outChannels, (inChannels / groups) * kh * kw, cfg));
   }
-  forward(x: E.Tensor): E.Tensor {
-    return E.conv2d(x, this.weight, this.bias, this.opts);
+  /** conv(x) (+ residual: a residual connection's add, fused into the convolution where it can be). */
+  forward(x: E.Tensor, residual?: E.Tensor | null): E.Tensor {
+    return E.conv2d(x, this.weight, this.bias, residual ? { ...this.opts, residual } : this.opts);
   }
 }
 
