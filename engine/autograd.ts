@@ -96,24 +96,33 @@ function runBackward(root: Tensor, seed: Tensor | undefined, createGraph: boolea
         if (!g || !t.node || (needed && !needed.has(t))) continue;
         // Without createGraph, each rule's temporaries are freed as soon as it returns.
         const node = t.node;
-        const inGrads = createGraph ? node.backward(g) : tidy(() => node.backward(g));
+        const needs = node.needsGrad;
+        const wants = (k: number) => (needs ? needs[k]! : node.inputs[k]!.requiresGrad);
+        // The partial sums the rule adds into its own gradients (an input listed once only).
+        const partial = node.accumulates?.length ? node.inputs.map((inp, k) => (node.accumulates!.includes(k) && wants(k) && node.inputs.indexOf(inp) === node.inputs.lastIndexOf(inp) ? grads.get(inp) : undefined)) : undefined;
+        const inGrads = createGraph ? node.backward(g, partial) : tidy(() => node.backward(g, partial));
         // All of the node's gradients are held before any is added in: outputs of one kernel may
         // share a storage, which must outlive the last of them.
-        const flows: [Tensor, Tensor][] = [];
-        const needs = node.needsGrad;
+        const flows: [Tensor, Tensor, number][] = [];
         node.inputs.forEach((inp, k) => {
           const gi = inGrads[k];
-          if (!gi || !(needs ? needs[k] : inp.requiresGrad)) return;
+          if (!gi || !wants(k)) return;
           if (!shapesEqual(gi.shape, inp.shape)) {
             throw new Error(`backward of ${node.op}: gradient shape ${fmtShape(gi.shape)} does not match input shape ${fmtShape(inp.shape)}`);
           }
           hold(gi);
-          flows.push([inp, gi]);
+          flows.push([inp, gi, k]);
         });
-        for (const [inp, gi] of flows) {
+        for (const [inp, gi, k] of flows) {
           const prev = grads.get(inp);
           if (!prev) {
             grads.set(inp, gi);
+            continue;
+          }
+          if (partial?.[k] === prev) {
+            // The rule already added the partial sum in.
+            grads.set(inp, gi);
+            release(prev);
             continue;
           }
           const sum = add(prev, gi);

@@ -35,10 +35,10 @@ export function withGradMode<T>(mode: boolean, fn: () => T): T {
  * Attaches a tape node to `out` when recording is on and some input requires a gradient.
  * `backward` receives the output gradient and returns one gradient per input.
  */
-export function record(out: Tensor, op: string, inputs: Tensor[], backward: GradNode['backward']): Tensor {
+export function record(out: Tensor, op: string, inputs: Tensor[], backward: GradNode['backward'], accumulates?: readonly number[]): Tensor {
   if (enabled && inputs.some((t) => t.requiresGrad)) {
     out.requiresGrad = true;
-    out.node = { op, inputs, backward, needsGrad: inputs.map((t) => t.requiresGrad) };
+    out.node = { op, inputs, backward, needsGrad: inputs.map((t) => t.requiresGrad), ...(accumulates ? { accumulates } : {}) };
   }
   return out;
 }

@@ -12,8 +12,15 @@ import { trackDisposed, trackNew } from './scope.js';
 export interface GradNode {
   op: string;
   inputs: Tensor[];
-  /** Returns one gradient per input (null where the input needs none); built from differentiable ops. */
-  backward: (gradOut: Tensor) => (Tensor | null)[];
+  /**
+   * Returns one gradient per input (null where the input needs none); built from differentiable
+   * ops. `partial[k]`, given only for inputs listed in `accumulates`, is the gradient the backward
+   * has summed for input k so far: the rule then returns that sum plus its own contribution (one
+   * kernel where the engine would add after: a residual connection's gradient).
+   */
+  backward: (gradOut: Tensor, partial?: readonly (Tensor | undefined)[]) => (Tensor | null)[];
+  /** Inputs whose partial gradient this node's rule adds into its own (see `backward`). */
+  accumulates?: readonly number[];
   /**
    * Whether each input required a gradient when the node was recorded: as in PyTorch, a tensor
    * frozen only while it was used (a GAN's discriminator during the generator's loss) gets no

@@ -176,11 +176,19 @@ export interface NormBackwardSpec extends NormLayout {
   /** The forward applied SiLU; `bias`: it added a bias (read only to recompute silu's input). */
   silu: boolean;
   bias: boolean;
+  /** dx = gacc + the gradient (x's partial gradient summed so far, added in the kernel). */
+  accumulate?: boolean;
+}
+
+/** WGSL storing dx at `at`: the value, or with `accumulate` gacc + the value (the engine's add, here). */
+function dxStore(at: string, value: string, accumulate: boolean): string {
+  return accumulate ? `var dxv = ${value};
+      dx[${at}] = gacc[${at}] + dxv;` : `dx[${at}] = ${value};`;
 }
 
 export const normBackwardKernel = defineKernel<NormBackwardSpec>({
   name: 'norm_backward',
-  key: (s) => `${s.rms}|${s.hasWeight}|${s.silu}|${s.bias}|${layoutKey(s)}`,
+  key: (s) => `${s.rms}|${s.hasWeight}|${s.silu}|${s.bias}|${layoutKey(s)}${s.accumulate ? '|acc' : ''}`,
   signature: (s) => ({
     params: { rows: 'u32', L: 'u32', groups: 'u32', cpg: 'u32', hw: 'u32' },
     bindings: {
@@ -190,6 +198,7 @@ export const normBackwardKernel = defineKernel<NormBackwardSpec>({
       ...(s.bias ? { bias: read() } : {}),
       ...(s.rms ? {} : { mean: read() }),
       rstd: read(),
+      ...(s.accumulate ? { gacc: read() } : {}),
       dx: rw(),
     },
   }),
@@ -218,7 +227,7 @@ ${groupSumWgsl(tpo, 'total')}
   let m2 = total.y * invL;
   if (valid) {
     ${rowLoop(s, affine, `${perElement}
-      dx[base + j] = rs * (dxh - (${inner}));`)}
+      ${dxStore('base + j', `rs * (dxh - (${inner}))`, !!s.accumulate)}`)}
   }
 }
 `;
@@ -338,11 +347,13 @@ export interface NormBackwardFusedSpec {
   silu: boolean;
   /** hw = 1: affine index a = s * cpg + j, owned per invocation (no tree). */
   columns: boolean;
+  /** dx = gacc + the gradient (as NormBackwardSpec.accumulate). */
+  accumulate?: boolean;
 }
 
 export const normBackwardFusedKernel = defineKernel<NormBackwardFusedSpec>({
   name: 'norm_backward_fused',
-  key: (s) => `${s.rms}|${s.hasWeight}|${s.hasBias}|${s.silu}|${s.wg}${s.channelLoop ? 'c' : ''}${s.columns ? '|cols' : ''}`,
+  key: (s) => `${s.rms}|${s.hasWeight}|${s.hasBias}|${s.silu}|${s.wg}${s.channelLoop ? 'c' : ''}${s.columns ? '|cols' : ''}${s.accumulate ? '|acc' : ''}`,
   signature: (s) => ({
     params: { rows: 'u32', L: 'u32', groups: 'u32', cpg: 'u32', hw: 'u32' },
     bindings: {
@@ -352,6 +363,7 @@ export const normBackwardFusedKernel = defineKernel<NormBackwardFusedSpec>({
       ...(s.silu && s.hasBias ? { bias: read() } : {}),
       ...(s.rms ? {} : { mean: read() }),
       rstd: read(),
+      ...(s.accumulate ? { gacc: read() } : {}),
       dx: rw(),
       ...(s.hasWeight ? { dw: rw() } : {}),
       ...(s.hasBias ? { db: rw() } : {}),
@@ -440,7 +452,7 @@ ${groupSumWgsl(WG, 'total')}
     let m2 = total.y * invL;
     if (valid) {
       ${rowLoop(layout, true, `${perElement}
-      dx[e] = rs * (dxh - (${inner}));`)}
+      ${dxStore('e', `rs * (dxh - (${inner}))`, !!s.accumulate)}`)}
     }
   }
   ${affine}

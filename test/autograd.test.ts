@@ -1,6 +1,7 @@
 /** Tape semantics: accumulation, noGrad, detach, straight-through, grad of grad, error messages. */
 import { describe, expect, it } from 'vitest';
 import * as E from '../engine/index.js';
+import { record } from '../engine/grad-mode.js';
 import { requireGpu } from './helpers/backends.js';
 import { expectClose } from './helpers/compare.js';
 
@@ -95,5 +96,35 @@ describe.each(backends)('autograd on %s', (_name, backend) => {
     expect(() => x.mul(2).backward()).toThrow(/is not a scalar/);
     expect(() => x.mul(2).backward(t([1, 2, 3]))).toThrow(/gradient shape \[3\] does not match output shape \[2\]/);
     expect(() => E.tensor([1], [1], { dtype: 'i32', backend }).requireGrad()).toThrow(/only f32 tensors/);
+  });
+});
+
+describe('rules that accumulate (GradNode.accumulates)', () => {
+  // A node computing y = x whose rule adds x's partial gradient into its own (as the norms' fused
+  // backward does): it sees the sum so far, and its result replaces it (no add by the engine).
+  const identity = (x: E.Tensor, inputs: E.Tensor[], seen: (E.Tensor | undefined)[]) =>
+    record(E.detach(E.mul(x, 1)), 'acc_identity', inputs, (g, partial) => {
+      seen.push(partial?.[0]);
+      return inputs.map((_, k) => (k === 0 && partial?.[0] ? E.add(partial[0], g) : k === 0 ? g : null));
+    }, [0]);
+  it('gets the partial sum of an input used elsewhere first, and its result replaces it', async () => {
+    const x = E.tensor([1, 2, 3], [3]).requireGrad();
+    const seen: (E.Tensor | undefined)[] = [];
+    const y = identity(x, [x], seen);
+    // The sum's terms are visited last-first: x * 3 sends its gradient before y's rule runs.
+    const [g] = E.gradients(E.add(E.sum(y), E.sum(E.mul(x, 3))), [x]);
+    expect(await g!.toArray()).toEqual(new Float32Array([4, 4, 4]));
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toBeDefined();
+    // No other use of x: no partial.
+    const none: (E.Tensor | undefined)[] = [];
+    const [g1] = E.gradients(E.sum(identity(x, [x], none)), [x]);
+    expect(await g1!.toArray()).toEqual(new Float32Array([1, 1, 1]));
+    expect(none).toEqual([undefined]);
+    // x twice among the node's inputs: the engine adds as usual.
+    const twice: (E.Tensor | undefined)[] = [];
+    const [g2] = E.gradients(E.add(E.sum(identity(x, [x, x], twice)), E.sum(E.mul(x, 3))), [x]);
+    expect(await g2!.toArray()).toEqual(new Float32Array([4, 4, 4]));
+    expect(twice).toEqual([undefined]);
   });
 });

@@ -319,7 +319,8 @@ describe('norms: fused backward vs the composite rule', () => {
     }
     return E.tensor(data, c.x, { backend: b });
   };
-  const grads = (c: Case, b: E.Backend, createGraph: boolean) =>
+  /** With `residual`, x is also used directly (loss + sum(x * d)), so x's gradient has a partial sum before the norm's rule runs. */
+  const grads = (c: Case, b: E.Backend, createGraph: boolean, residual = false) =>
     E.tidy(() => {
       const x = xView(c, b).requireGrad();
       const m = c.aff ? c.aff.reduce((a, d) => a * d, 1) : 0;
@@ -331,11 +332,12 @@ describe('norms: fused backward vs the composite rule', () => {
       const loss = c.gView
         ? E.sum(E.mul(E.transpose(E.reshape(y, [y.shape[0]!, -1]), 0, 1), E.tensor(values(n, 3), [n / y.shape[0]!, y.shape[0]!], { backend: b })))
         : E.sum(E.mul(y, E.tensor(values(n, 3), [...y.shape], { backend: b })));
-      return E.gradients(loss, [x, ...(w ? [w] : []), ...(bias ? [bias] : [])], { createGraph }).map((g) => E.detach(g));
+      const total = residual ? E.add(loss, E.sum(E.mul(x, E.tensor(values(x.size, 11), [...x.shape], { backend: b })))) : loss;
+      return E.gradients(total, [x, ...(w ? [w] : []), ...(bias ? [bias] : [])], { createGraph }).map((g) => E.detach(g));
     });
-  const check = async (c: Case, b: E.Backend, tol: { atol: number; rtol: number }) => {
-    const a = grads(c, b, false);
-    const e = grads(c, ref, true);
+  const check = async (c: Case, b: E.Backend, tol: { atol: number; rtol: number }, residual = false) => {
+    const a = grads(c, b, false, residual);
+    const e = grads(c, ref, true, residual);
     expect(a.length).toBe(e.length);
     for (let k = 0; k < a.length; k++) expectClose(await a[k]!.toArray(), await e[k]!.toArray(), tol, `${c.label} grad #${k}`);
     for (const t of [...a, ...e]) t.dispose();
@@ -367,6 +369,31 @@ describe('norms: fused backward vs the composite rule', () => {
     } finally {
       restore();
     }
+  });
+  // x also used directly: its gradient's partial sum is added into dx by the norm's backward kernel
+  // (GradNode.accumulates) instead of a separate add; the composite rule (createGraph) adds it.
+  it('with a residual use of x: the partial gradient added in the backward (float64, and on the GPU in one and two kernels)', async () => {
+    for (const c of cases) await check({ ...c, label: `${c.label} (residual)` }, ref, { atol: 1e-10, rtol: 1e-10 }, true);
+    if (!gpu) return;
+    for (const fusedBackward of [false, true]) {
+      const restore = gpu.tune({ norm: { fusedBackward } });
+      try {
+        for (const c of cases.filter((c) => !fusedBackward || c.w || c.b)) await check({ ...c, label: `${c.label} (residual, fusedBackward ${fusedBackward})` }, gpu, { atol: 2e-4, rtol: 1e-4 }, true);
+      } finally {
+        restore();
+      }
+    }
+    // The add is in the kernel: no elementwise a + b dispatch, an '|acc' variant instead.
+    const keys: string[] = [];
+    const run = gpu.run.bind(gpu);
+    gpu.run = (kernel, variant, call) => (keys.push(kernel.layout(variant).key), run(kernel, variant, call));
+    try {
+      for (const t of grads(cases[9]!, gpu, false, true)) t.dispose();
+    } finally {
+      gpu.run = run;
+    }
+    expect(keys.some((k) => k.startsWith('norm_backward') && k.endsWith('|acc'))).toBe(true);
+    expect(keys.filter((k) => k.includes('|a + b|'))).toHaveLength(1); // the loss's two terms, in the forward
   });
   it.runIf(gpu)('the fused backward runs (fewer dispatches than the composite rule)', () => {
     for (const c of [cases[0]!, cases[5]!]) {

@@ -176,6 +176,8 @@ interface RowNormBackwardSpec extends RowNormSpec {
   /** Affine index a scales the elements n * A * inner + a * inner + k, n < outer, k < inner. */
   inner: number;
   outer: number;
+  /** The last input is x's partial gradient so far, added to dx in the same kernel. */
+  accumulate?: boolean;
 }
 
 /**
@@ -185,7 +187,9 @@ interface RowNormBackwardSpec extends RowNormSpec {
  *   xhat = (x - mean) * rstd,  dxhat = g * w[a]
  *   dx = rstd * (dxhat - (xhat * mean(dxhat * xhat) + mean(dxhat)))   (RMS: no mean(dxhat) term)
  *   dw[a] = sum(g * xhat),  db[a] = sum(g)   over the elements of affine index a.
- * Not differentiable: gradients of gradients use the composite rule in `normOp`.
+ * With `accumulate`, the last input is x's gradient summed so far and dx = that + the above (the
+ * engine's add, in the kernel). Not differentiable: gradients of gradients use the composite rule
+ * in `normOp`.
  */
 const rowNormBackward = defineOp<RowNormBackwardSpec>({
   name: 'row_norm_backward',
@@ -205,6 +209,9 @@ const rowNormBackward = defineOp<RowNormBackwardSpec>({
       const wd = s.hasWeight ? cpuContiguous(inputs[wi]!) : null;
       const bd = s.silu && s.hasBias ? cpuContiguous(inputs[s.hasWeight ? wi + 1 : wi]!) : null;
       const dxd = cpuData(outputs[0]!);
+      const accd = s.accumulate ? cpuContiguous(inputs[inputs.length - 1]!) : null;
+      // f32 storage: dx is rounded before the partial sum is added, as the engine's add would see it.
+      const round = dxd instanceof Float32Array ? Math.fround : (v: number) => v;
       const L = s.L;
       const invL = 1 / L;
       const xhat = (e: number, r: number) => (xd[e]! - (md ? md[r]! : 0)) * rd[r]!;
@@ -236,7 +243,8 @@ const rowNormBackward = defineOp<RowNormBackwardSpec>({
         const m2 = s2 * invL;
         for (let j = 0; j < L; j++) {
           const xh = xhat(base + j, r);
-          dxd[base + j] = rd[r]! * (dxhat(r, j) - (md ? xh * m2 + m1 : xh * m2));
+          const v = rd[r]! * (dxhat(r, j) - (md ? xh * m2 + m1 : xh * m2));
+          dxd[base + j] = accd ? accd[base + j]! + round(v) : v;
         }
       }
       const dwd = s.hasWeight ? cpuData(outputs[1]!) : null;
@@ -268,18 +276,20 @@ const rowNormBackward = defineOp<RowNormBackwardSpec>({
       if (w) bindings.w = w;
       if (bias) bindings.bias = bias;
       if (mean) bindings.mean = mean;
+      const accumulate = !!s.accumulate;
+      if (accumulate) bindings.gacc = inputs[inputs.length - 1]!;
       if (fusedBackward(gpu, s)) {
         if (s.hasWeight) bindings.dw = outputs[1]!;
         if (s.hasBias) bindings.db = outputs[s.hasWeight ? 2 : 1]!;
         const wg = normWorkgroup(gpu);
-        gpu.run(normBackwardFusedKernel, { rms: s.rms, hasWeight: s.hasWeight, hasBias: s.hasBias, silu: s.silu, wg, channelLoop: s.hw > 1 && s.hw >= wg, columns: s.hw === 1 }, {
+        gpu.run(normBackwardFusedKernel, { rms: s.rms, hasWeight: s.hasWeight, hasBias: s.hasBias, silu: s.silu, wg, channelLoop: s.hw > 1 && s.hw >= wg, columns: s.hw === 1, accumulate }, {
           params: { rows: s.rows, L: s.L, groups: s.groups, cpg: s.cpg, hw: s.hw },
           bindings,
           workgroups: s.groups,
         });
         return;
       }
-      gpu.run(normBackwardKernel, { rms: s.rms, hasWeight: s.hasWeight, silu: s.silu, bias: bias !== null, ...layout }, {
+      gpu.run(normBackwardKernel, { rms: s.rms, hasWeight: s.hasWeight, silu: s.silu, bias: bias !== null, ...layout, accumulate }, {
         params: { rows: s.rows, L: s.L, groups: s.groups, cpg: s.cpg, hw: s.hw },
         bindings,
         workgroups: Math.ceil((s.rows * layout.tpo) / layout.wg),
@@ -324,13 +334,18 @@ function normOp(x: Tensor, w: Tensor | null, b: Tensor | null, spec: Omit<RowNor
     return [reshape(mul(mul(gr, mul(rstd, mul(rstd, rstd))), mul(centered, -1 / L)), x.shape)];
   });
   const inputs = [x, ...(w ? [w] : []), ...(b ? [b] : [])];
-  return record(y, s.op, inputs, (g) => {
+  // x's partial gradient (a residual connection's) is added into dx: in the kernel when fused.
+  const rule = (g: Tensor, partial?: readonly (Tensor | undefined)[]): (Tensor | null)[] => {
+    const acc = partial?.[0];
     if (!isGradEnabled()) {
       // Not recording the backward (no gradients of gradients): the fused kernels.
       const A = (w ?? b)?.size ?? 0;
       const inner = s.cpg ? s.hw : 1;
-      const bs: RowNormBackwardSpec = { ...s, A, affineShape: (w ?? b)?.shape ?? [], inner, outer: A ? (s.rows * L) / (A * inner) : 0 };
-      return rowNormBackward([g, x, ...(mean ? [mean] : []), rstd, ...(w ? [w] : []), ...(s.silu && b ? [b] : [])], bs);
+      const dense = acc && acc.isContiguous ? acc : null;
+      const bs: RowNormBackwardSpec = { ...s, A, affineShape: (w ?? b)?.shape ?? [], inner, outer: A ? (s.rows * L) / (A * inner) : 0, accumulate: dense !== null };
+      const out = rowNormBackward([g, x, ...(mean ? [mean] : []), rstd, ...(w ? [w] : []), ...(s.silu && b ? [b] : []), ...(dense ? [dense] : [])], bs);
+      if (acc && !dense) out[0] = add(acc, out[0]!);
+      return out;
     }
     const x2 = rows2d(x);
     const xhat = mul(mean ? sub(x2, mean) : x2, rstd);
@@ -346,11 +361,12 @@ function normOp(x: Tensor, w: Tensor | null, b: Tensor | null, spec: Omit<RowNor
     let inner = mul(xhat, meanOp(mul(dxhat, xhat), 1, true));
     if (mean) inner = add(inner, meanOp(dxhat, 1, true));
     const dx = reshape(mul(rstd, sub(dxhat, inner)), x.shape);
-    const out: (Tensor | null)[] = [dx];
+    const out: (Tensor | null)[] = [acc ? add(acc, dx) : dx];
     if (w) out.push(reshape(sum(mul(g, reshape(xhat, x.shape)), affineAxes, true), w.shape));
     if (b) out.push(reshape(sum(g, affineAxes, true), b.shape));
     return out;
-  });
+  };
+  return record(y, s.op, inputs, rule, [0]);
 }
 
 export interface RmsNormOptions {
