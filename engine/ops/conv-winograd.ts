@@ -119,31 +119,34 @@ export function winogradInputGrad(gpu: WebGPUBackend, m: WinogradTile, gy: Tenso
  * dispatches (a row of ones in V: see shaders/conv-winograd.ts).
  */
 export function winogradWeightGrad(gpu: WebGPUBackend, m: WinogradTile, gy: Tensor, x: Tensor, out: Tensor, g: ConvGeom, db: Tensor | null = null): void {
-  const C = x.shape[1]!;
-  const Cout = gy.shape[1]!;
-  const { Hb, Wb } = g;
-  const tiles = tilesOf(m, x.shape[0]!, Hb, Wb);
-  const { T, e } = tiles;
-  const bias = db !== null;
-  const Cv = bias ? C + 1 : C;
   const s = scratch(gpu);
   try {
-    const xd = denseOperand(x, s);
-    const gyd = denseOperand(gy, s);
-    const V = s.tensor([e, Cv, T]);
-    const Z = s.tensor([e, T, Cout]);
-    const D = s.tensor([e, Cv, Cout]);
-    gpu.run(winogradGradInKernel, { m, bias }, {
-      params: { ...inputParams(xd, g.ph, g.pw, tiles), Cv, Cout, Hb, Wb, gy_off: gyd.offset },
-      bindings: { x: xd, gy: gyd, V, Z },
-      workgroups: wgs(C * T + Cout * T + (bias ? T : 0)),
-    });
-    productGpu(gpu, V, Z, D);
+    const j = weightGradJob(m, x, gy, g, db !== null, s);
+    const D = s.tensor([j.tiles.e, j.Cv, j.Cout]);
+    gpu.run(winogradGradInKernel, { m, bias: j.bias }, { params: j.params, bindings: { x: j.xd, gy: j.gyd, V: j.V, Z: j.Z }, workgroups: wgs(j.invocations) });
+    productGpu(gpu, j.V, j.Z, D);
     const bindings: Record<string, Tensor> = db ? { D, dw: out, db } : { D, dw: out };
-    gpu.run(winogradWeightGradKernel, { m, bias }, { params: { Cout, C, Cd: Cv }, bindings, workgroups: wgs(Cout * C + (bias ? Cout : 0)) });
+    gpu.run(winogradWeightGradKernel, { m, bias: j.bias }, { params: { Cout: j.Cout, C: j.C, Cd: j.Cv }, bindings, workgroups: wgs(j.Cout * j.C + (j.bias ? j.Cout : 0)) });
   } finally {
     s.done();
   }
+}
+
+/**
+ * The weight gradient's first step: dense x and gy, the tiles over gy, V [a^2, Cv, T] (Cv = C + 1
+ * with the bias gradient's row of ones) and Z [a^2, T, Cout], and winogradGradInKernel's parameters.
+ */
+function weightGradJob(m: WinogradTile, x: Tensor, gy: Tensor, g: ConvGeom, bias: boolean, s: Scratch) {
+  const C = x.shape[1]!;
+  const Cout = gy.shape[1]!;
+  const tiles = tilesOf(m, x.shape[0]!, g.Hb, g.Wb);
+  const Cv = bias ? C + 1 : C;
+  const xd = denseOperand(x, s);
+  const gyd = denseOperand(gy, s);
+  const V = s.tensor([tiles.e, Cv, tiles.T]);
+  const Z = s.tensor([tiles.e, tiles.T, Cout]);
+  const params = { ...inputParams(xd, g.ph, g.pw, tiles), Cv, Cout, Hb: g.Hb, Wb: g.Wb, gy_off: gyd.offset };
+  return { C, Cout, Cv, bias, tiles, xd, gyd, V, Z, params, invocations: C * tiles.T + Cout * tiles.T + (bias ? tiles.T : 0) };
 }
 
 /**
@@ -156,36 +159,27 @@ export function winogradWeightGrad(gpu: WebGPUBackend, m: WinogradTile, gy: Tens
 export function winogradBackward(gpu: WebGPUBackend, m: WinogradTile, gy: Tensor, x: Tensor, w: Tensor, dx: Tensor, dw: Tensor, db: Tensor | null, g: ConvGeom): void {
   const [N, C, H, W] = x.shape as [number, number, number, number];
   const Cout = gy.shape[1]!;
-  const { Hb, Wb } = g;
   const tx = tilesOf(m, N, H, W); // the input gradient's tiles over dx
-  const tw = tilesOf(m, N, Hb, Wb); // the weight gradient's tiles over gy
-  const e = tx.e;
-  const bias = db !== null;
-  const Cv = bias ? C + 1 : C;
   const s = scratch(gpu);
   try {
-    const xd = denseOperand(x, s);
-    const gyd = denseOperand(gy, s);
-    const Vx = s.tensor([e, Cout, tx.T]);
-    const U = s.tensor([e, C, Cout]);
-    const Vw = s.tensor([e, Cv, tw.T]);
-    const Z = s.tensor([e, tw.T, Cout]);
-    const dxIn = { ...inputParams(gyd, 2 - g.ph, 2 - g.pw, tx), Cv: Cout, wCout: w.shape[0]!, wC: w.shape[1]!, w_off: w.offset, w_st: w.strides };
-    const dwIn = { ...inputParams(xd, g.ph, g.pw, tw), Cv, Cout, Hb, Wb, gy_off: gyd.offset };
-    gpu.run(winogradBackwardInKernel, { m, bias }, {
-      params: { ...prefixed('dx_', dxIn), ...prefixed('dw_', dwIn) },
-      bindings: { gy: gyd, w, x: xd, Vx, U, Vw, Z },
-      workgroups: wgs(Cout * tx.T + Cout * C + C * tw.T + Cout * tw.T + (bias ? tw.T : 0)),
+    const j = weightGradJob(m, x, gy, g, db !== null, s);
+    const Vx = s.tensor([tx.e, Cout, tx.T]);
+    const U = s.tensor([tx.e, C, Cout]);
+    const dxIn = { ...inputParams(j.gyd, 2 - g.ph, 2 - g.pw, tx), Cv: Cout, wCout: w.shape[0]!, wC: w.shape[1]!, w_off: w.offset, w_st: w.strides };
+    gpu.run(winogradBackwardInKernel, { m, bias: j.bias }, {
+      params: { ...prefixed('dx_', dxIn), ...prefixed('dw_', j.params) },
+      bindings: { gy: j.gyd, w, x: j.xd, Vx, U, Vw: j.V, Z: j.Z },
+      workgroups: wgs(Cout * tx.T + Cout * C + j.invocations),
     });
-    const Mx = s.tensor([e, C, tx.T]);
-    const D = s.tensor([e, Cv, Cout]);
+    const Mx = s.tensor([tx.e, C, tx.T]);
+    const D = s.tensor([tx.e, j.Cv, Cout]);
     productGpu(gpu, U, Vx, Mx);
-    productGpu(gpu, Vw, Z, D);
+    productGpu(gpu, j.V, j.Z, D);
     const dxOut = { Cout: C, T: tx.T, th: tx.th, tw: tx.tw, Hb: H, Wb: W, bias_off: 0, bias_st: 0, res_off: 0 };
-    gpu.run(winogradBackwardOutKernel, { m, bias }, {
-      params: { ...prefixed('dx_', dxOut), ...prefixed('dw_', { Cout, C, Cd: Cv }) },
+    gpu.run(winogradBackwardOutKernel, { m, bias: j.bias }, {
+      params: { ...prefixed('dx_', dxOut), ...prefixed('dw_', { Cout, C, Cd: j.Cv }) },
       bindings: db ? { Mx, dx, D, dw, db } : { Mx, dx, D, dw },
-      workgroups: wgs(C * tx.T + Cout * C + (bias ? Cout : 0)),
+      workgroups: wgs(C * tx.T + Cout * C + (j.bias ? Cout : 0)),
     });
   } finally {
     s.done();
