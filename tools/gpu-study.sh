@@ -7,7 +7,8 @@
 # The study runs in /tmp/study for at most BUDGET seconds (default 520); every finished stage stays
 # there, so a second call while the machine is still warm continues it. ESTIMATE=1 only prints the
 # plan from step times measured on the device. PRESET=tiny checks the plumbing in seconds. Training
-# steps are captured and replayed (--capture) unless CAPTURE=0.
+# steps are captured and replayed (--capture) unless CAPTURE=0. SEEDS=N trains every variant with N
+# training seeds (--seeds N; docs/study.md).
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel 2>/dev/null || pwd)"
 PRESET=${PRESET:-gpu}
@@ -24,6 +25,7 @@ fi
 args=(--preset "$PRESET" --featnet models/features/weights/featnet-fashion.safetensors --out "$WORK")
 # Captured, replayed training steps (bit-identical to eager ones): a GPU step is mostly host time otherwise. CAPTURE=0: eager.
 [ "${CAPTURE:-1}" = 1 ] && args+=(--capture)
+[ -n "${SEEDS:-}" ] && args+=(--seeds "$SEEDS")
 if [ "${ESTIMATE:-0}" = 1 ]; then
   node .gpu-study/study.mjs "${args[@]}" --estimate 2>&1 | tee "$OUT/estimate.log"
   exit "${PIPESTATUS[0]}"
