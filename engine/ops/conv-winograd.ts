@@ -35,6 +35,14 @@ function scratch(gpu: WebGPUBackend) {
     adopt(t: Tensor): void {
       made.push(t);
     },
+    /** Frees scratch tensors before the others (their buffers go back to the pool for the next ones). */
+    free(...ts: Tensor[]): void {
+      for (const t of ts) {
+        const i = made.indexOf(t);
+        if (i >= 0) made.splice(i, 1);
+        t.dispose();
+      }
+    },
     done(): void {
       for (const t of made) t.dispose();
     },
@@ -171,10 +179,14 @@ export function winogradBackward(gpu: WebGPUBackend, m: WinogradTile, gy: Tensor
       bindings: { gy: j.gyd, w, x: j.xd, Vx, U, Vw: j.V, Z: j.Z },
       workgroups: wgs(Cout * tx.T + Cout * C + j.invocations),
     });
-    const Mx = s.tensor([tx.e, C, tx.T]);
+    // The weight gradient's product first, its operands freed before the input gradient's output
+    // is allocated: at most the four transforms and one product live at once.
     const D = s.tensor([tx.e, j.Cv, Cout]);
-    productGpu(gpu, U, Vx, Mx);
     productGpu(gpu, j.V, j.Z, D);
+    s.free(j.V, j.Z);
+    const Mx = s.tensor([tx.e, C, tx.T]);
+    productGpu(gpu, U, Vx, Mx);
+    s.free(Vx, U);
     const dxOut = { Cout: C, T: tx.T, th: tx.th, tw: tx.tw, Hb: H, Wb: W, bias_off: 0, bias_st: 0, res_off: 0 };
     gpu.run(winogradBackwardOutKernel, { m, bias: j.bias }, {
       params: { ...prefixed('dx_', dxOut), ...prefixed('dw_', { Cout, C, Cd: j.Cv }) },
