@@ -1,12 +1,13 @@
 /**
  * Two runs of the same study side by side (run to run variation: another seed, another device,
  * or code whose roundings differ): for every VQ tokenizer variant finished in both, rFID and
- * pFID (alpha 0.3) with their bootstrap SEs, and the AR generator's gFID ± SE where both have one,
- * as a markdown table with the differences.
+ * pFID (alpha 0.3) with their bootstrap SEs, and the AR generator's gFID ± SE where both have one;
+ * the same for the continuous arm's KL tokenizers (rFID, nFID at tau 0.2) and diffusion
+ * generators; as markdown tables with the differences.
  *
  *   npx tsx examples/robustok/compare-runs.ts docs/results/medium runs/robustok-medium-capture
  *
- * Reads <dir>/tokenizers/<variant>/record.json and <dir>/generators/<variant>/record.json.
+ * Reads <dir>/[continuous/]tokenizers/<variant>/record.json and <dir>/[continuous/]generators/<variant>/record.json.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,11 +34,17 @@ function readJson(path: string): Record<string, unknown> | null {
 
 const seOf = (e: unknown): number | null => ((e as { standardError?: number } | undefined)?.standardError ?? null);
 
+/** The robustness metric of a record: pFID at alpha 0.3 (VQ) or nFID at tau 0.2 (KL). */
+function robustOf(ev: { pfid?: { alpha: number; fid: number; error?: unknown }[]; nfid?: { tau: number; fid: number; error?: unknown }[] }) {
+  const p = ev.pfid?.find((x) => Math.abs(x.alpha - 0.3) < 1e-9) ?? ev.nfid?.find((x) => Math.abs(x.tau - 0.2) < 1e-9) ?? null;
+  return p ? { fid: p.fid, error: p.error } : null;
+}
+
 function rowOf(dir: string, variant: string): Row | null {
   const t = readJson(join(dir, 'tokenizers', variant, 'record.json'));
   if (!t) return null;
-  const ev = t.eval as { rfid: number; rfidError?: unknown; pfid?: { alpha: number; fid: number; error?: unknown }[] };
-  const p = ev.pfid?.find((x) => Math.abs(x.alpha - 0.3) < 1e-9) ?? null;
+  const ev = t.eval as { rfid: number; rfidError?: unknown };
+  const p = robustOf(t.eval as Parameters<typeof robustOf>[0]);
   const g = readJson(join(dir, 'generators', variant, 'record.json'));
   return {
     rfid: { value: ev.rfid, se: seOf(ev.rfidError) },
@@ -64,12 +71,22 @@ for (const d of [a, b]) {
     process.exit(2);
   }
 }
-const variants = readdirSync(join(a, 'tokenizers')).filter((v) => existsSync(join(b, 'tokenizers', v, 'record.json')));
-console.log('| tokenizer | rFID first | rFID second | diff | pFID a=0.3 first | second | diff | gFID first | gFID second | diff |');
-console.log('|---|---|---|---|---|---|---|---|---|---|');
-for (const v of variants) {
-  const x = rowOf(a, v);
-  const y = rowOf(b, v);
-  if (!x || !y) continue;
-  console.log(`| ${v} | ${fmt(x.rfid)} | ${fmt(y.rfid)} | ${diff(x.rfid, y.rfid)} | ${fmt(x.pfid)} | ${fmt(y.pfid)} | ${diff(x.pfid, y.pfid)} | ${fmt(x.gfid)} | ${fmt(y.gfid)} | ${diff(x.gfid, y.gfid)} |`);
+/** One arm's table: the variants finished in both runs. */
+function table(da: string, db: string, robust: string): void {
+  const variants = readdirSync(join(da, 'tokenizers')).filter((v) => existsSync(join(db, 'tokenizers', v, 'record.json')));
+  console.log(`| tokenizer | rFID first | rFID second | diff | ${robust} first | second | diff | gFID first | gFID second | diff |`);
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  for (const v of variants) {
+    const x = rowOf(da, v);
+    const y = rowOf(db, v);
+    if (!x || !y) continue;
+    console.log(`| ${v} | ${fmt(x.rfid)} | ${fmt(y.rfid)} | ${diff(x.rfid, y.rfid)} | ${fmt(x.pfid)} | ${fmt(y.pfid)} | ${diff(x.pfid, y.pfid)} | ${fmt(x.gfid)} | ${fmt(y.gfid)} | ${diff(x.gfid, y.gfid)} |`);
+  }
+}
+
+table(a, b, 'pFID a=0.3');
+const [ka, kb] = [join(a, 'continuous'), join(b, 'continuous')];
+if (existsSync(join(ka, 'tokenizers')) && existsSync(join(kb, 'tokenizers'))) {
+  console.log('');
+  table(ka, kb, 'nFID t=0.2');
 }
