@@ -151,7 +151,8 @@ export function defineOp<A = void>(decl: OpDecl<A>): Op<A> {
       if (needed) {
         const args: OpArgs<A> = { inputs, outputs, attrs };
         if (typeof rules === 'function') attach(outputs[0]!, new OpNode(name, diff, rules, args, nondiff));
-        else for (let k = 0; k < rules.length; k++) if (rules[k]) attach(outputs[k]!, new OpNode(name, diff, rules[k]!, args, nondiff));
+        // One rule per output; an op whose last outputs are optional (its attrs leave them out) has rules past them.
+        else for (let k = 0; k < Math.min(rules.length, outputs.length); k++) if (rules[k]) attach(outputs[k]!, new OpNode(name, diff, rules[k]!, args, nondiff));
       }
     }
     return outputs;

@@ -50,9 +50,19 @@ export const convCases: OpCase[] = [
     gradOfGrad: true,
   },
   {
-    name: 'conv2d Winograd F(2x2, 3x3) (forced), padding 1, bias: weight and bias gradients as one op',
-    covers: ['conv_forward', 'conv_input_grad', 'conv_weight_bias_grad'],
+    name: 'conv2d Winograd F(2x2, 3x3) (forced), padding 1, bias: dx, dw and db as one op',
+    covers: ['conv_forward', 'conv_backward', 'conv_input_grad', 'conv_weight_grad'],
     inputs: [img([2, 3, 6, 6]), img([4, 3, 3, 3]), img([4])],
+    fn: (x, w, b) => E.conv2d(x, w, b, { padding: 1 }),
+    setup: (b) => b.tune({ conv: { implicit: true, winograd: true, winogradTile: 2 } }),
+    // As the case below: the same sums, the two gradients' transforms and outputs in one dispatch each.
+    tol: { forward: CONV_GRAD, grad: CONV_GRAD, why: 'f32 sums of <= 72 terms through transforms with coefficients <= 1; test/conv.test.ts GPU tolerance' },
+    gradOfGrad: true,
+  },
+  {
+    name: 'conv2d Winograd F(2x2, 3x3) (forced), padding 1, bias, x not differentiated: weight and bias gradients as one op',
+    covers: ['conv_forward', 'conv_input_grad', 'conv_weight_bias_grad'],
+    inputs: [{ ...img([2, 3, 6, 6]), noGrad: true }, img([4, 3, 3, 3]), img([4])],
     fn: (x, w, b) => E.conv2d(x, w, b, { padding: 1 }),
     setup: (b) => b.tune({ conv: { implicit: true, winograd: true, winogradTile: 2 } }),
     // The transforms' coefficients are 0, +-1/2, +-1: a few more roundings per output than the
