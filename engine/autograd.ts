@@ -7,7 +7,7 @@ import { withGradMode } from './grad-mode.js';
 import { keep, onTensorCreated, tidy } from './scope.js';
 import { fmtShape, shapesEqual } from './shape.js';
 import type { Storage } from './backend.js';
-import { isTensor, type Tensor } from './tensor.js';
+import { isTensor, type GradNode, type Tensor } from './tensor.js';
 import { add } from './ops/binary.js';
 import { onesLike, zerosLike } from './ops/creation.js';
 import { detach } from './ops/movement.js';
@@ -41,6 +41,9 @@ function topoOrder(root: Tensor): Tensor[] {
   }
   return order; // inputs before the tensors computed from them
 }
+
+/** Whether input k of a node takes a gradient from it (its requiresGrad when the node was recorded). */
+const wants = (node: GradNode, k: number): boolean => (node.needsGrad ? node.needsGrad[k]! : node.inputs[k]!.requiresGrad);
 
 /**
  * Runs the tape backward from `root` and returns the gradient of every visited tensor. With
@@ -96,17 +99,15 @@ function runBackward(root: Tensor, seed: Tensor | undefined, createGraph: boolea
         if (!g || !t.node || (needed && !needed.has(t))) continue;
         // Without createGraph, each rule's temporaries are freed as soon as it returns.
         const node = t.node;
-        const needs = node.needsGrad;
-        const wants = (k: number) => (needs ? needs[k]! : node.inputs[k]!.requiresGrad);
         // The partial sums the rule adds into its own gradients (an input listed once only).
-        const partial = node.accumulates?.length ? node.inputs.map((inp, k) => (node.accumulates!.includes(k) && wants(k) && node.inputs.indexOf(inp) === node.inputs.lastIndexOf(inp) ? grads.get(inp) : undefined)) : undefined;
+        const partial = node.accumulates?.length ? node.inputs.map((inp, k) => (node.accumulates!.includes(k) && wants(node, k) && node.inputs.indexOf(inp) === node.inputs.lastIndexOf(inp) ? grads.get(inp) : undefined)) : undefined;
         const inGrads = createGraph ? node.backward(g, partial) : tidy(() => node.backward(g, partial));
         // All of the node's gradients are held before any is added in: outputs of one kernel may
         // share a storage, which must outlive the last of them.
         const flows: [Tensor, Tensor, number][] = [];
         node.inputs.forEach((inp, k) => {
           const gi = inGrads[k];
-          if (!gi || !wants(k)) return;
+          if (!gi || !wants(node, k)) return;
           if (!shapesEqual(gi.shape, inp.shape)) {
             throw new Error(`backward of ${node.op}: gradient shape ${fmtShape(gi.shape)} does not match input shape ${fmtShape(inp.shape)}`);
           }

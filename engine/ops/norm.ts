@@ -341,11 +341,9 @@ function normOp(x: Tensor, w: Tensor | null, b: Tensor | null, spec: Omit<RowNor
       // Not recording the backward (no gradients of gradients): the fused kernels.
       const A = (w ?? b)?.size ?? 0;
       const inner = s.cpg ? s.hw : 1;
-      const dense = acc && acc.isContiguous ? acc : null;
-      const bs: RowNormBackwardSpec = { ...s, A, affineShape: (w ?? b)?.shape ?? [], inner, outer: A ? (s.rows * L) / (A * inner) : 0, accumulate: dense !== null };
-      const out = rowNormBackward([g, x, ...(mean ? [mean] : []), rstd, ...(w ? [w] : []), ...(s.silu && b ? [b] : []), ...(dense ? [dense] : [])], bs);
-      if (acc && !dense) out[0] = add(acc, out[0]!);
-      return out;
+      // The op's dense inputs make a strided partial sum contiguous (as the engine's add would read it).
+      const bs: RowNormBackwardSpec = { ...s, A, affineShape: (w ?? b)?.shape ?? [], inner, outer: A ? (s.rows * L) / (A * inner) : 0, accumulate: !!acc };
+      return rowNormBackward([g, x, ...(mean ? [mean] : []), rstd, ...(w ? [w] : []), ...(s.silu && b ? [b] : []), ...(acc ? [acc] : [])], bs);
     }
     const x2 = rows2d(x);
     const xhat = mul(mean ? sub(x2, mean) : x2, rstd);

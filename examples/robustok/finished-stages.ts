@@ -24,7 +24,7 @@ function record<T>(path: string): T | null {
 
 const present = <T>(xs: (T | null)[]): T[] => xs.filter((x): x is T => x !== null);
 
-/** The first post-training record under `dir` in `names` order (the best generator's tokenizer first). */
+/** The first post-training record under `dir` in `names` order (one per study: the best generator's tokenizer). */
 function postTrainRecord<T>(dir: string, names: readonly string[]): T | null {
   for (const n of names) {
     const r = record<T>(join(dir, n, 'record.json'));
@@ -34,18 +34,18 @@ function postTrainRecord<T>(dir: string, names: readonly string[]): T | null {
 }
 
 /** The finished stages of one replicate, read from its folder. */
-function replicateRecords(cfg: StudyConfig, outDir: string, seed: number, prefer: { ar?: string; kl?: string } = {}): ReplicateResults {
+function replicateRecords(cfg: StudyConfig, outDir: string, seed: number): ReplicateResults {
   const names = cfg.tokenizer.variants.map((v) => v.name);
   const tokenizers = present(names.map((n) => record<StudyResults['tokenizers'][number]>(join(outDir, 'tokenizers', n, 'record.json'))));
   const generators = present(names.map((n) => record<StudyResults['generators'][number]>(join(outDir, 'generators', n, 'record.json'))));
-  const posttrain = postTrainRecord<NonNullable<StudyResults['posttrain']>>(join(outDir, 'posttrain'), prefer.ar ? [prefer.ar, ...names] : names);
+  const posttrain = postTrainRecord<NonNullable<StudyResults['posttrain']>>(join(outDir, 'posttrain'), names);
   let continuous: ContinuousResults | null = null;
   if (cfg.continuous) {
     const kn = cfg.continuous.tokenizer.variants.map((v) => v.name);
     continuous = {
       tokenizers: present(kn.map((n) => record<ContinuousResults['tokenizers'][number]>(join(outDir, 'continuous', 'tokenizers', n, 'record.json')))),
       generators: present(kn.map((n) => record<ContinuousResults['generators'][number]>(join(outDir, 'continuous', 'generators', n, 'record.json')))),
-      posttrain: postTrainRecord<NonNullable<ContinuousResults['posttrain']>>(join(outDir, 'continuous', 'posttrain'), prefer.kl ? [prefer.kl, ...kn] : kn),
+      posttrain: postTrainRecord<NonNullable<ContinuousResults['posttrain']>>(join(outDir, 'continuous', 'posttrain'), kn),
     };
   }
   // Only generators whose tokenizer record is there can be placed on the correlation plots.
@@ -54,12 +54,16 @@ function replicateRecords(cfg: StudyConfig, outDir: string, seed: number, prefer
 }
 
 export function finishedStageResults(cfg: StudyConfig, outDir: string, command: string): StudyResults {
-  const read = (prefer?: { ar?: string; kl?: string }) => studySeeds(cfg).map((seed, r) => replicateRecords(cfg, replicateDir(outDir, cfg, r), seed, prefer));
-  // Post-training runs on the variant with the best mean gFID over the seeds: its records first.
-  const once = read();
-  const ar = bestByMeanGfid(once.map((x) => x.generators))?.tokenizer;
-  const kl = bestByMeanGfid(once.map((x) => x.continuous?.generators ?? []))?.tokenizer;
-  const [first, ...rest] = read({ ...(ar ? { ar } : {}), ...(kl ? { kl } : {}) });
+  const all = studySeeds(cfg).map((seed, r) => replicateRecords(cfg, replicateDir(outDir, cfg, r), seed));
+  // Post-training runs on the variant with the best mean gFID over the seeds: its record where there is one.
+  const ar = bestByMeanGfid(all.map((x) => x.generators))?.tokenizer;
+  const kl = bestByMeanGfid(all.map((x) => x.continuous?.generators ?? []))?.tokenizer;
+  all.forEach((x, r) => {
+    const dir = replicateDir(outDir, cfg, r);
+    if (ar) x.posttrain = record<NonNullable<StudyResults['posttrain']>>(join(dir, 'posttrain', ar, 'record.json')) ?? x.posttrain;
+    if (kl && x.continuous) x.continuous.posttrain = record<NonNullable<ContinuousResults['posttrain']>>(join(dir, 'continuous', 'posttrain', kl, 'record.json')) ?? x.continuous.posttrain;
+  });
+  const [first, ...rest] = all;
   // Replicates with no finished tokenizer yet are left out.
   const replicates = rest.filter((x) => x.tokenizers.length > 0);
   // The recorded training, evaluation and sampling times of the stages (not the wall time of the run).

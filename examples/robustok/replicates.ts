@@ -35,6 +35,12 @@ export function sd(v: readonly number[]): number {
   return Math.sqrt(v.reduce((a, b) => a + (b - m) * (b - m), 0) / (v.length - 1));
 }
 
+/** "12.34 ± 0.56" (mean ± sd) of per-seed values; the value alone for one seed. */
+export const meanSdText = (v: readonly number[]): string => {
+  const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
+  return v.length > 1 ? `${f2(mean(v))} ± ${f2(sd(v))}` : f2(v[0] ?? NaN);
+};
+
 /** For each name (in first-seen order), the values `pick` gives in each list that has it. */
 export function valuesByName<T>(lists: readonly (readonly T[])[], name: (x: T) => string, pick: (x: T) => number): Map<string, number[]> {
   const out = new Map<string, number[]>();

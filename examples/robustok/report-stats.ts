@@ -10,7 +10,7 @@ import { normalQuantile, type BootstrapInterval, type ClassConsistency } from '.
 import { errorBarScatter, intervalChart, type Report, type Row } from '../../node/report/index.js';
 import type { StudyConfig } from './config.js';
 import type { StudyResults } from './report.js';
-import { allReplicates, mean, sd } from './replicates.js';
+import { allReplicates, meanSdText } from './replicates.js';
 import { studyStats, type PostTrainComparison, type SampleScores } from './sample-scores.js';
 import type { ArmStatistics, StudyStatistics } from './statistics.js';
 import { verdictRule, type ClaimVerdict } from './verdicts.js';
@@ -133,10 +133,9 @@ function gridWidth(path: string): number {
 
 /** Per variant, its values over the training seeds: mean ± sd and each seed's value (gFID, the metrics). */
 function seedTable(arm: ArmStatistics): Row[] {
-  const msd = (v: readonly number[]) => (v.length > 1 ? `${f2(mean(v))} ± ${f2(sd(v))}` : f2(v[0] ?? NaN));
   return arm.names.map((name, i) => {
-    const row: Row = { tokenizer: name, seeds: arm.gfidSeeds[i]!.length, 'gFID mean ± sd': msd(arm.gfidSeeds[i]!), 'gFID per seed': arm.gfidSeeds[i]!.map(f2).join(', ') };
-    for (const m of arm.metrics) row[`${m.metric} mean ± sd`] = msd(m.xSeeds[i]!);
+    const row: Row = { tokenizer: name, seeds: arm.gfidSeeds[i]!.length, 'gFID mean ± sd': meanSdText(arm.gfidSeeds[i]!), 'gFID per seed': arm.gfidSeeds[i]!.map(f2).join(', ') };
+    for (const m of arm.metrics) row[`${m.metric} mean ± sd`] = meanSdText(m.xSeeds[i]!);
     return row;
   });
 }

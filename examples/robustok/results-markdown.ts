@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import type { BootstrapInterval, ClassConsistency } from '../../models/metrics/index.js';
 import type { StudyResults } from './report.js';
-import { mean, sd } from './replicates.js';
+import { meanSdText } from './replicates.js';
 import type { ArmStatistics, StudyStatistics } from './statistics.js';
 import type { ClaimVerdict } from './verdicts.js';
 
@@ -51,9 +51,8 @@ function postTrain(p: { tokenizer: string; before: { gfid: number; gfidError?: B
 function seedSpread(arm: ArmStatistics): string | null {
   const seeds = arm.gfidSeeds;
   if (!seeds?.some((v) => v.length > 1)) return null;
-  const msd = (v: number[]) => (v.length > 1 ? `${f2(mean(v))} ± ${f2(sd(v))}` : f2(v[0]));
   const metrics = arm.metrics.filter((m) => m.metric === 'rFID' || m.metric === arm.comparison?.metric);
-  return table(['tokenizer', 'seeds', 'gFID mean ± sd', 'gFID per seed', ...metrics.map((m) => `${m.metric} mean ± sd`)], arm.names.map((n, i) => [n, seeds[i]!.length, msd(seeds[i]!), seeds[i]!.map(f2).join(', '), ...metrics.map((m) => msd(m.xSeeds[i]!))]));
+  return table(['tokenizer', 'seeds', 'gFID mean ± sd', 'gFID per seed', ...metrics.map((m) => `${m.metric} mean ± sd`)], arm.names.map((n, i) => [n, seeds[i]!.length, meanSdText(seeds[i]!), seeds[i]!.map(f2).join(', '), ...metrics.map((m) => meanSdText(m.xSeeds[i]!))]));
 }
 
 export function resultsMarkdown(r: Results): string {
