@@ -50,6 +50,12 @@ export interface NormTuning {
    * or the rows are few (see engine/ops/norm.ts).
    */
   fusedBackward: boolean | null;
+  /**
+   * In the one-dispatch backward of a group norm walked channel by channel, the weight's and
+   * bias's sums kept per channel in registers during the first pass (bit-identical to a third pass
+   * over g and x); null = up to 8 channels per group.
+   */
+  channelSums: boolean | null;
 }
 
 export interface HostTuning {
@@ -75,7 +81,7 @@ export function defaultTuning(): DeviceTuning {
     matmul: { picker: null },
     conv: { bakeGeometry: null, implicit: null, implicitStridedDx: null, implicitPlan: null, maxColumnElements: null, winograd: null, winogradTile: null },
     vq: { argminTargetWorkgroups: 512, vec4: true },
-    norm: { workgroup: null, fusedBackward: null },
+    norm: { workgroup: null, fusedBackward: null, channelSums: null },
     host: { politeWait: null },
   };
 }

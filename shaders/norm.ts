@@ -349,11 +349,17 @@ export interface NormBackwardFusedSpec {
   columns: boolean;
   /** dx = gacc + the gradient (as NormBackwardSpec.accumulate). */
   accumulate?: boolean;
+  /**
+   * With channelLoop and cpg <= channelSums: each invocation adds its affine terms per channel in
+   * registers during the first pass over the rows (the same terms in the same order as a separate
+   * pass: rows, then positions), so g and x are read twice instead of three times. 0: a third pass.
+   */
+  channelSums?: number;
 }
 
 export const normBackwardFusedKernel = defineKernel<NormBackwardFusedSpec>({
   name: 'norm_backward_fused',
-  key: (s) => `${s.rms}|${s.hasWeight}|${s.hasBias}|${s.silu}|${s.wg}${s.channelLoop ? 'c' : ''}${s.columns ? '|cols' : ''}${s.accumulate ? '|acc' : ''}`,
+  key: (s) => `${s.rms}|${s.hasWeight}|${s.hasBias}|${s.silu}|${s.wg}${s.channelLoop ? 'c' : ''}${s.columns ? '|cols' : ''}${s.channelSums ? `|cs${s.channelSums}` : ''}${s.accumulate ? '|acc' : ''}`,
   signature: (s) => ({
     params: { rows: 'u32', L: 'u32', groups: 'u32', cpg: 'u32', hw: 'u32' },
     bindings: {
@@ -386,7 +392,20 @@ function normBackwardFusedBody(s: NormBackwardFusedSpec): string {
         ${silu}
         acc += vec2<f32>(${s.hasWeight ? 'gv * xh' : '0.0'}, gv);`;
   const write = `${s.hasWeight ? 'dw[a] = acc.x;' : ''} ${s.hasBias ? 'db[a] = acc.y;' : ''}`;
-  const affine = s.columns
+  const CS = s.channelLoop && !s.columns ? (s.channelSums ?? 0) : 0;
+  // The first pass's per-channel sums, when kept in registers (CS): the same terms as affineTerm.
+  const channelTerm = CS ? `\n      cs[c] += vec2<f32>(${s.hasWeight ? 'gv * xh' : '0.0'}, gv);` : '';
+  const affine = CS
+    ? `for (var c = 0u; c < P.cpg; c++) {
+    let a = gs * P.cpg + c;
+    var acc = cs[c];
+${groupSumWgsl(WG, 'sums')}
+    if (valid && t == 0u) {
+      acc = sums;
+      ${write}
+    }
+  }`
+    : s.columns
     ? `if (valid) {
     for (var j = t; j < L; j += ${WG}u) {
       let a = gs * P.cpg + j;
@@ -436,7 +455,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let t = lid.x;
   let L = P.L;
   let invL = 1.0 / f32(L);
-  let N = P.rows / P.groups;
+  let N = P.rows / P.groups;${CS ? `
+  var cs: array<vec2<f32>, ${CS}>;` : ''}
   for (var n = 0u; n < N; n++) {
     let row = n * P.groups + gs;
     let base = row * L;
@@ -445,7 +465,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     var acc = vec2<f32>(0.0, 0.0);
     if (valid) {
       ${rowLoop(layout, true, `${perElement}
-      acc += vec2<f32>(dxh, dxh * xh);`)}
+      acc += vec2<f32>(dxh, dxh * xh);${channelTerm}`)}
     }
 ${groupSumWgsl(WG, 'total')}
     let m1 = total.x * invL;

@@ -302,6 +302,7 @@ describe('norms: fused backward vs the composite rule', () => {
     { label: 'groupNorm bias only, strided g', x: [2, 8, 3], aff: [8], b: true, gView: true, run: (x, _w, b) => E.groupNorm(x, 2, { bias: b }) },
     { label: 'groupNorm affine, [4, 32, 16, 8] in 8 groups', x: [4, 32, 16, 8], aff: [32], w: true, b: true, run: (x, w, b) => E.groupNorm(x, 8, { weight: w, bias: b }) },
     { label: 'groupNorm affine, [3, 4, 20, 15] in 2 groups (hw 300: channel loop on every layout)', x: [3, 4, 20, 15], aff: [4], w: true, b: true, run: (x, w, b) => E.groupNorm(x, 2, { weight: w, bias: b }) },
+    { label: 'groupNorm affine, [2, 18, 4, 4] in 1 group (18 channels per group: the affine sums in a third pass)', x: [2, 18, 4, 4], aff: [18], w: true, b: true, run: (x, w, b) => E.groupNorm(x, 1, { weight: w, bias: b }) },
     { label: 'groupNorm affine on [5, 6] in 3 groups (hw 1)', x: [5, 6], aff: [6], w: true, b: true, gView: true, run: (x, w, b) => E.groupNorm(x, 3, { weight: w, bias: b }) },
     { label: 'rmsNorm weight, L = 13', x: [4, 13], aff: [13], w: true, run: (x, w) => E.rmsNorm(x, { weight: w }) },
     { label: 'rmsNorm, one row, L = 1500, permuted x', x: [1500, 1], view: 'permuted', run: (x) => E.rmsNorm(x) },
@@ -404,6 +405,32 @@ describe('norms: fused backward vs the composite rule', () => {
       };
       expect(count(false), c.label).toBeLessThan(count(true) - 8);
     }
+  });
+  it.runIf(gpu)('the affine sums kept per channel in the first pass equal a third pass bit for bit (one-dispatch backward, channel loop)', async () => {
+    const run = (channelSums: boolean) => {
+      const restore = gpu!.tune({ norm: { workgroup: 8, fusedBackward: true, channelSums } });
+      const keys: string[] = [];
+      const original = gpu!.run.bind(gpu);
+      gpu!.run = (kernel, variant, call) => (keys.push(kernel.layout(variant).key), original(kernel, variant, call));
+      try {
+        return { keys, grads: E.tidy(() => {
+          const leaf = (shape: number[], s: number) => E.tensor(values(shape.reduce((a, d) => a * d, 1), s), shape, { backend: gpu! }).requireGrad();
+          const [x, w, b] = [leaf([3, 12, 6, 5], 1), leaf([12], 2), leaf([12], 3)];
+          const y = E.groupNorm(x, 4, { weight: w, bias: b, act: 'silu' });
+          const loss = E.sum(E.mul(y, E.tensor(values(y.size, 5), [...y.shape], { backend: gpu! })));
+          return E.gradients(loss, [x, w, b]).map((g) => E.detach(g));
+        }) };
+      } finally {
+        gpu!.run = original;
+        restore();
+      }
+    };
+    const on = run(true);
+    const off = run(false);
+    expect(on.keys.filter((k) => k.startsWith('norm_backward_fused') && k.includes('|cs4'))).toHaveLength(1);
+    expect(off.keys.filter((k) => k.includes('|cs'))).toHaveLength(0);
+    for (let k = 0; k < 3; k++) expect(Array.from((await on.grads[k]!.toArray()) as Float32Array), `grad #${k}`).toEqual(Array.from((await off.grads[k]!.toArray()) as Float32Array));
+    for (const t of [...on.grads, ...off.grads]) t.dispose();
   });
   it.runIf(gpu)('the affine gradients fold into one backward dispatch where the groups give the workgroups (the tokenizer at batch 8), not for a large layer norm', () => {
     const backwardDispatches = (x: number[], run: (x: E.Tensor, w: E.Tensor, b: E.Tensor) => E.Tensor, fusedBackward: boolean | null) => {

@@ -154,6 +154,8 @@ const FUSED_SET_MAX = 2 ** 15;
 const FUSED_SINGLE_MAX = 2 ** 14;
 /** Sets (workgroups) from which the one-dispatch backward keeps a software adapter's cores busy. */
 const FUSED_MIN_SETS = 8;
+/** Channels per group whose affine sums the one-dispatch backward keeps in registers (NormBackwardFusedSpec.channelSums). */
+const CHANNEL_SUMS_MAX = 8;
 
 /**
  * Whether the backward runs as one dispatch (normBackwardFusedKernel: a workgroup per set of rows
@@ -282,7 +284,9 @@ const rowNormBackward = defineOp<RowNormBackwardSpec>({
         if (s.hasWeight) bindings.dw = outputs[1]!;
         if (s.hasBias) bindings.db = outputs[s.hasWeight ? 2 : 1]!;
         const wg = normWorkgroup(gpu);
-        gpu.run(normBackwardFusedKernel, { rms: s.rms, hasWeight: s.hasWeight, hasBias: s.hasBias, silu: s.silu, wg, channelLoop: s.hw > 1 && s.hw >= wg, columns: s.hw === 1, accumulate }, {
+        const channelLoop = s.hw > 1 && s.hw >= wg;
+        const channelSums = channelLoop && (gpu.tuning.norm.channelSums ?? s.cpg <= CHANNEL_SUMS_MAX) ? pow2ceil(s.cpg) : 0;
+        gpu.run(normBackwardFusedKernel, { rms: s.rms, hasWeight: s.hasWeight, hasBias: s.hasBias, silu: s.silu, wg, channelLoop, columns: s.hw === 1, accumulate, channelSums }, {
           params: { rows: s.rows, L: s.L, groups: s.groups, cpg: s.cpg, hw: s.hw },
           bindings,
           workgroups: s.groups,
