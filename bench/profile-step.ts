@@ -5,6 +5,7 @@
  *
  *   MODEL=tokenizer BATCH=128 npx tsx bench/profile-step.ts     (default config, perturbation 'paper')
  *   MODEL=ar BATCH=256 npx tsx bench/profile-step.ts            (dim 256, depth 8, heads 8, 64 tokens, K 1024)
+ *   MODEL=ar BATCH=64 DIM=64 DEPTH=2 HEADS=4 VOCAB=512 ...      (the medium study's AR generator)
  *   MODEL=gpt BATCH=8 npx tsx bench/profile-step.ts             (bench:train's GPT: d 384, 6 layers, GELU, LayerNorm)
  *   TOP=40 ... to list more kernels; JSON=1 prints the report as one JSON line too.
  *   CAPTURE=1 ... runs the timed steps through E.captureStep (replayed once captured: the host
@@ -54,11 +55,13 @@ if (model === 'tokenizer') {
     return recordMs;
   };
 } else if (model === 'ar') {
-  const m = new ARTransformer({ vocabSize: 1024, numClasses: 10, seqLen: 64, grid: [8, 8], dim: 256, depth: 8, heads: 8 }, { backend, generator: new E.Generator(0) });
+  const env = (k: string, d: number) => Number(process.env[k] ?? d);
+  const V = env('VOCAB', 1024);
+  const m = new ARTransformer({ vocabSize: V, numClasses: 10, seqLen: 64, grid: [8, 8], dim: env('DIM', 256), depth: env('DEPTH', 8), heads: env('HEADS', 8) }, { backend, generator: new E.Generator(0) });
   const { optimizer, scheduler } = createAROptimizer(m, { lr: 6e-4, totalSteps: 1000, warmupSteps: 10 });
   const g = new E.Generator(1);
   const classes = E.randint(0, 10, [B], { backend, generator: g });
-  const tokens = E.randint(0, 1024, [B, 64], { backend, generator: g });
+  const tokens = E.randint(0, V, [B, 64], { backend, generator: g });
   params = m.numParameters();
   const eager = (c: E.Tensor, t: E.Tensor) => E.tidy(() => arTrainStep(m, optimizer, c, t, { scheduler, accuracy: false }));
   const run = capture ? E.captureStep(eager) : eager;

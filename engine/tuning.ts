@@ -58,6 +58,16 @@ export interface NormTuning {
   channelSums: boolean | null;
 }
 
+export interface ReduceTuning {
+  /**
+   * Invocations per workgroup of the reduction and softmax kernels (a power of two, 8..256), and so
+   * the most threads on one row; null = by adapter: 256 on GPUs, 8 on software adapters (one SIMD
+   * group: there each tree step's barrier costs more than a longer sequential fold, see
+   * engine/ops/reduce.ts).
+   */
+  workgroup: number | null;
+}
+
 export interface HostTuning {
   /**
    * Slow down the Node binding's polling while waiting for the device (engine/webgpu/host-wait.ts);
@@ -71,6 +81,7 @@ export interface DeviceTuning {
   conv: ConvTuning;
   vq: VqTuning;
   norm: NormTuning;
+  reduce: ReduceTuning;
   host: HostTuning;
 }
 
@@ -82,6 +93,7 @@ export function defaultTuning(): DeviceTuning {
     conv: { bakeGeometry: null, implicit: null, implicitStridedDx: null, implicitPlan: null, maxColumnElements: null, winograd: null, winogradTile: null },
     vq: { argminTargetWorkgroups: 512, vec4: true },
     norm: { workgroup: null, fusedBackward: null, channelSums: null },
+    reduce: { workgroup: null },
     host: { politeWait: null },
   };
 }

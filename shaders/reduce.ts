@@ -1,11 +1,11 @@
 /**
- * Strided reduction kernel. A workgroup of REDUCE_WG threads is cut into groups of `tpo` threads
- * (a power of two, 1..REDUCE_WG); each group reduces one chunk of one output's reduced range:
+ * Strided reduction kernel. A workgroup of `wg` threads (REDUCE_WG unless the variant says) is cut
+ * into groups of `tpo` threads (a power of two, 1..wg); each group reduces one chunk of one output's reduced range:
  * every thread folds a strided subset of the chunk sequentially, then the group combines its
  * threads with a tree in shared memory. Two lane layouts: `outer` = false puts a group's threads
  * side by side (they read consecutive elements when the reduced dims are the contiguous ones);
  * `outer` = true puts consecutive groups side by side (consecutive outputs read consecutive
- * elements when the kept dims are the contiguous ones). tpo = REDUCE_WG is one workgroup per output.
+ * elements when the kept dims are the contiguous ones). tpo = wg is one workgroup per output.
  *
  * With `nSplit` > 1 the reduced range is cut into nSplit chunks handled by different groups, and
  * the kernel writes partial results (plus, for arg-reductions, the winning index) that a further
@@ -33,8 +33,10 @@ export interface ReduceShaderSpec {
   outType: string;
   keptRank: number;
   redRank: number;
-  /** Threads per group (power of two, <= REDUCE_WG). */
+  /** Threads per group (power of two, <= the workgroup). */
   tpo: number;
+  /** Invocations per workgroup (a power of two >= tpo); absent: REDUCE_WG. */
+  wg?: number;
   /** Consecutive threads take consecutive groups (else consecutive lanes of one group). */
   outer: boolean;
   /** Arg-reduction reading candidate indices from a second input buffer (a later pass). */
@@ -53,7 +55,7 @@ const isArgKind = (k: ReduceKind) => k === 'argmax' || k === 'argmin';
 
 export const reduceKernel = defineKernel<ReduceShaderSpec>({
   name: 'reduce',
-  key: (s) => `${s.kind}|${s.inType}|${s.outType}|${s.keptRank}|${s.redRank}|${s.tpo}|${s.outer}|${s.argIn}|${s.partial}${s.nested ? '|nested' : ''}`,
+  key: (s) => `${s.kind}|${s.inType}|${s.outType}|${s.keptRank}|${s.redRank}|${s.tpo}|${s.outer}|${s.argIn}|${s.partial}${s.nested ? '|nested' : ''}${s.wg && s.wg !== REDUCE_WG ? `|wg${s.wg}` : ''}`,
   signature: (s) => ({
     params: {
       n_groups: 'u32',
@@ -125,7 +127,9 @@ function reduceBody(s: ReduceShaderSpec): string {
   if (s.nested && (Rr !== 2 || s.partial)) throw new Error('reduce: the nested loop needs two reduced dims and one chunk');
   const idxOut = s.partial && isArg;
   const mapping = s.outer ? 'let o = g % P.n_out; let sc = g / P.n_out;' : 'let o = g / P.n_split; let sc = g % P.n_split;';
-  const rpw = REDUCE_WG / tpo;
+  const WG = s.wg ?? REDUCE_WG;
+  if (tpo > WG) throw new Error(`reduce: ${tpo} threads per group exceed the workgroup of ${WG}`);
+  const rpw = WG / tpo;
   const partner = s.outer ? `lid.x + step * ${rpw}u` : 'lid.x + step';
   let write: string;
   if (!s.partial) write = isArg ? 'out[g] = i32(accIdx);' : `out[g] = ${s.outType}(acc);`;
@@ -144,16 +148,16 @@ function reduceBody(s: ReduceShaderSpec): string {
     }
     workgroupBarrier();
   }`;
-  const shared = tpo === 1 ? '' : `var<workgroup> sv: array<${T}, ${REDUCE_WG}>;\n${isSum ? '' : `var<workgroup> si: array<u32, ${REDUCE_WG}>;\n`}`;
+  const shared = tpo === 1 ? '' : `var<workgroup> sv: array<${T}, ${WG}>;\n${isSum ? '' : `var<workgroup> si: array<u32, ${WG}>;\n`}`;
   return `
 ${shared}const NONE: u32 = 0xffffffffu;
 ${nan && !isSum ? ISNAN_WGSL : ''}
-@compute @workgroup_size(${REDUCE_WG})
+@compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   ${
     s.outer
       ? `let g = linear_wg(wid, nwg) * ${rpw}u + lid.x % ${rpw}u;\n  let t = lid.x / ${rpw}u;`
-      : `let gid = linear_wg(wid, nwg) * ${REDUCE_WG}u + lid.x;\n  let g = gid / ${tpo}u;\n  let t = gid % ${tpo}u;`
+      : `let gid = linear_wg(wid, nwg) * ${WG}u + lid.x;\n  let g = gid / ${tpo}u;\n  let t = gid % ${tpo}u;`
   }
   let valid = g < P.n_groups;
   var acc: ${T} = ${T}(0);

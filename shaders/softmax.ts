@@ -1,12 +1,13 @@
 /**
- * Fused softmax / log-softmax over one axis. A workgroup of SOFTMAX_WG threads is cut into groups
+ * Fused softmax / log-softmax over one axis. A workgroup of `wg` threads (SOFTMAX_WG unless the
+ * variant says) is cut into groups
  * of `tpo` threads (power of two); a group folds a strided part of a row into an online
  * (max, sum of exp) pair per thread, merges the pairs with a tree in shared memory, and writes its
  * elements normalized. Lane layouts as in shaders/reduce.ts: `outer` = false puts a group's
  * threads side by side (rows contiguous), `outer` = true puts consecutive rows side by side (the
  * softmax axis is strided and the rows are the contiguous ones).
  *
- * Modes: 'full': one group per row does everything (short or many rows; tpo = SOFTMAX_WG is one
+ * Modes: 'full': one group per row does everything (short or many rows; tpo = wg is one
  * workgroup per row). For few long rows the row is split into nSplit chunks: 'stats' writes each
  * chunk's (max, sum) pair, then 'apply' has every chunk's group merge its row's pairs and write
  * the chunk — two dispatches, the input read twice as in 'full'.
@@ -22,6 +23,8 @@ export interface SoftmaxShaderSpec {
   tpo: number;
   outer: boolean;
   mode: 'full' | 'stats' | 'apply';
+  /** Invocations per workgroup (a power of two >= tpo); absent: SOFTMAX_WG. */
+  wg?: number;
 }
 
 /** 'stats' writes each chunk's (max, sum) pair; 'apply' reads them back. */
@@ -38,7 +41,7 @@ const BINDINGS: Record<SoftmaxShaderSpec['mode'], BindingDecls> = {
  */
 export const softmaxKernel = defineKernel<SoftmaxShaderSpec>({
   name: 'softmax',
-  key: (s) => `${s.log}|${s.keptRank}|${s.tpo}|${s.outer}|${s.mode}`,
+  key: (s) => `${s.log}|${s.keptRank}|${s.tpo}|${s.outer}|${s.mode}${s.wg && s.wg !== SOFTMAX_WG ? `|wg${s.wg}` : ''}`,
   signature: (s) => ({
     params: {
       n_groups: 'u32',
@@ -61,7 +64,9 @@ export const softmaxKernel = defineKernel<SoftmaxShaderSpec>({
 function softmaxBody(s: SoftmaxShaderSpec): string {
   const K = s.keptRank;
   const tpo = s.tpo;
-  const rpw = SOFTMAX_WG / tpo;
+  const WG = s.wg ?? SOFTMAX_WG;
+  if (tpo > WG) throw new Error(`softmax: ${tpo} threads per group exceed the workgroup of ${WG}`);
+  const rpw = WG / tpo;
   const offs: string[] = ['var ib = P.in_offset;', 'var ob = 0u;'];
   if (K > 0) {
     offs.push('var rem = row;');
@@ -72,7 +77,7 @@ function softmaxBody(s: SoftmaxShaderSpec): string {
   const result = s.log ? 'v - m - log(ssum)' : 'exp(v - m) / ssum';
   const ids = s.outer
     ? `let g = linear_wg(wid, nwg) * ${rpw}u + lid.x % ${rpw}u;\n  let t = lid.x / ${rpw}u;\n  let leader = lid.x % ${rpw}u;`
-    : `let gid = linear_wg(wid, nwg) * ${SOFTMAX_WG}u + lid.x;\n  let g = gid / ${tpo}u;\n  let t = gid % ${tpo}u;\n  let leader = lid.x - t;`;
+    : `let gid = linear_wg(wid, nwg) * ${WG}u + lid.x;\n  let g = gid / ${tpo}u;\n  let t = gid % ${tpo}u;\n  let leader = lid.x - t;`;
   const mapping = s.outer ? 'let row = min(g % nRows, nRows - 1u); let c = g / nRows;' : 'let row = min(g / nSplit, nRows - 1u); let c = g % nSplit;';
   const partner = s.outer ? `lid.x + step * ${rpw}u` : 'lid.x + step';
   const pairIndex = s.outer ? 'k * nRows + row' : 'row * nSplit + k';
@@ -106,9 +111,9 @@ function softmaxBody(s: SoftmaxShaderSpec): string {
     }
   }`;
   return `
-var<workgroup> sm: array<f32, ${SOFTMAX_WG}>;
-var<workgroup> ss: array<f32, ${SOFTMAX_WG}>;
-@compute @workgroup_size(${SOFTMAX_WG})
+var<workgroup> sm: array<f32, ${WG}>;
+var<workgroup> ss: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   ${ids}
   let valid = g < P.n_groups;

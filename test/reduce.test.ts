@@ -11,7 +11,7 @@
  * Gradients are float64 against central differences (eps 1e-6): 1e-5 relative + 1e-6 absolute.
  */
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../engine/index.js';
 import { requireGpu } from './helpers/backends.js';
 import { expectClose, expectGradMatchesFD, make, type InputSpec } from './helpers/compare.js';
@@ -112,7 +112,13 @@ async function checkExact(c: Case, f: (x: E.Tensor) => E.Tensor): Promise<void> 
 
 const runs = { numRuns: 12 };
 
-describe.runIf(gpu)('reductions: GPU vs float64 reference', () => {
+// The adapter's workgroup (8 invocations on lavapipe) and the GPUs' 256: both layouts checked here.
+for (const workgroup of [null, 256] as const) describe.runIf(gpu)(`reductions: GPU vs float64 reference (workgroup ${workgroup ?? 'by adapter'})`, () => {
+  let restore = () => {};
+  beforeAll(() => {
+    restore = gpu!.tune({ reduce: { workgroup } });
+  });
+  afterAll(() => restore());
   for (const [label, shapes] of [
     ['small shapes', shapeArb(4, 7)],
     ['long dims', bigShapeArb()],
@@ -279,6 +285,32 @@ describe.runIf(gpu)('reductions: GPU vs float64 reference', () => {
     expect(() => E.max(x, 0)).toThrow(/max: cannot reduce over an empty dimension/);
     expect(() => E.argmax(x)).toThrow(/argmax: cannot reduce over an empty dimension/);
     x.dispose();
+  });
+});
+
+describe.runIf(gpu)('reductions: workgroup by adapter', () => {
+  it('software adapters reduce rows in workgroups of 8 (one SIMD group), GPUs in 256; a bad tuning value names the field', async () => {
+    const keys: string[] = [];
+    const run = gpu!.run.bind(gpu);
+    gpu!.run = (kernel, variant, call) => (keys.push(kernel.layout(variant).key), run(kernel, variant, call));
+    const x = E.rand([64, 512], { backend: gpu!, generator: new E.Generator(1) });
+    try {
+      E.sum(x, 1).dispose();
+      E.logSoftmax(x, 1).dispose();
+    } finally {
+      gpu!.run = run;
+    }
+    const software = gpu!.softwareAdapter !== null;
+    const rows = keys.filter((k) => k.startsWith('reduce|') || k.startsWith('softmax|'));
+    expect(rows.length).toBeGreaterThanOrEqual(2);
+    expect(rows.filter((k) => k.endsWith('|wg8'))).toHaveLength(software ? rows.length : 0);
+    const restore = gpu!.tune({ reduce: { workgroup: 12 } });
+    try {
+      expect(() => E.sum(x, 1)).toThrow(/tuning.reduce.workgroup must be a power of two from 8 to 256, got 12/);
+    } finally {
+      restore();
+      x.dispose();
+    }
   });
 });
 

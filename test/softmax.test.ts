@@ -11,7 +11,7 @@
  * central differences: 1e-5 relative + 1e-6 absolute.
  */
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../engine/index.js';
 import { requireGpu } from './helpers/backends.js';
 import { expectClose, expectGradMatchesFD, expectMatchesReference, make, type InputSpec } from './helpers/compare.js';
@@ -46,7 +46,13 @@ function bigShapeArb(): fc.Arbitrary<number[]> {
     .filter((s) => s.reduce((a, b) => a * b, 1) <= 100_000);
 }
 
-describe.runIf(gpu)('softmax / logSoftmax: GPU vs float64 reference', () => {
+// The adapter's workgroup (8 invocations on lavapipe) and the GPUs' 256: both layouts checked here.
+for (const workgroup of [null, 256] as const) describe.runIf(gpu)(`softmax / logSoftmax: GPU vs float64 reference (workgroup ${workgroup ?? 'by adapter'})`, () => {
+  let restore = () => {};
+  beforeAll(() => {
+    restore = gpu!.tune({ reduce: { workgroup } });
+  });
+  afterAll(() => restore());
   for (const [label, shapes] of [
     ['small shapes', shapeArb(4, 9)],
     ['long rows and many rows', bigShapeArb()],

@@ -42,16 +42,31 @@ export interface ReducePlan {
 }
 
 /**
+ * Invocations per workgroup of the reduction and softmax kernels on this device (tuning.reduce):
+ * on software adapters one SIMD group of 8, where a tree step's barrier costs more than folding
+ * longer rows sequentially (lavapipe: a [4096, 512] row sum 29 -> 9 ms, its logSoftmax 40 -> 13-17
+ * ms, .scratch-style probe beside bench/profile-step.ts); 256 on GPUs.
+ */
+export function rowReduceWorkgroup(gpu: WebGPUBackend): number {
+  const forced = gpu.tuning.reduce.workgroup;
+  if (forced === null) return gpu.softwareAdapter !== null ? 8 : REDUCE_WG;
+  if (!Number.isInteger(forced) || forced < 8 || forced > REDUCE_WG || (forced & (forced - 1)) !== 0) {
+    throw new RangeError(`reduce: tuning.reduce.workgroup must be a power of two from 8 to ${REDUCE_WG}, got ${forced}`);
+  }
+  return forced;
+}
+
+/**
  * How one pass reduces nOut outputs of nRed elements each. `inner`: the reduced elements of one
  * output are the contiguous ones, so a group's threads sit side by side; otherwise the kept dims
  * are, and consecutive threads take consecutive outputs (coalesced loads), with up to 8 lanes per
  * output when there are few outputs. Sequential folds are kept short (accuracy and parallelism):
  * longer ranges are split into chunks of tpo * SEQ_SPLIT and reduced again.
  */
-export function reducePlan(nOut: number, nRed: number, inner: boolean): ReducePlan {
+export function reducePlan(nOut: number, nRed: number, inner: boolean, wg = REDUCE_WG): ReducePlan {
   const tpo = inner
-    ? Math.min(REDUCE_WG, pow2ceil(Math.ceil(nRed / 4)))
-    : Math.min(8, pow2ceil(Math.ceil(REDUCE_WG / nOut)), pow2ceil(Math.ceil(nRed / SEQ_SPLIT)));
+    ? Math.min(wg, pow2ceil(Math.ceil(nRed / 4)))
+    : Math.min(8, pow2ceil(Math.ceil(wg / nOut)), pow2ceil(Math.ceil(nRed / SEQ_SPLIT)));
   const outer = !inner;
   if (Math.ceil(nRed / tpo) <= SEQ_MAX) return { tpo, outer, nSplit: 1, chunk: Math.max(nRed, 1) };
   const chunk = tpo * SEQ_SPLIT;
@@ -108,8 +123,9 @@ function reduceGpu(kind: ReduceKind, gpu: WebGPUBackend, { inputs: [x], outputs:
   };
   let curRed = sizeOf(axes.map((a) => x!.shape[a]!));
   const inType = DTYPE_INFO[x!.dtype].wgsl;
+  const wg = rowReduceWorkgroup(gpu);
   for (;;) {
-    const plan = reducePlan(nOut, curRed, src.inner);
+    const plan = reducePlan(nOut, curRed, src.inner, wg);
     const partial = plan.nSplit > 1;
     const nGroups = nOut * plan.nSplit;
     const dst = partial ? gpu.alloc(nGroups, x!.dtype) : null;
@@ -119,7 +135,7 @@ function reduceGpu(kind: ReduceKind, gpu: WebGPUBackend, { inputs: [x], outputs:
     // Two reduced dims in one chunk, the inner one at least a group wide: nested loops, no
     // per-element index division (bias gradients sum(gy, [0, 2, 3]) are this case).
     const nested = src.redShape.length === 2 && !partial && src.redShape[1]! >= plan.tpo;
-    const variant = { kind, inType, outType, keptRank: src.keptShape.length, redRank: src.redShape.length, tpo: plan.tpo, outer: plan.outer, argIn, partial, nested };
+    const variant = { kind, inType, outType, keptRank: src.keptShape.length, redRank: src.redShape.length, tpo: plan.tpo, outer: plan.outer, argIn, partial, nested, wg };
     const bindings: Record<string, Tensor | Storage> = { x: src.x, out: dst ?? out! };
     if (src.idx) bindings.xi = src.idx;
     if (dstIdx) bindings.outi = dstIdx;
@@ -137,7 +153,7 @@ function reduceGpu(kind: ReduceKind, gpu: WebGPUBackend, { inputs: [x], outputs:
         red_strides: src.redStrides,
       },
       bindings,
-      workgroups: Math.ceil((nGroups * plan.tpo) / REDUCE_WG),
+      workgroups: Math.ceil((nGroups * plan.tpo) / wg),
     });
     if (src.partials) gpu.free(src.partials);
     if (src.idx) gpu.free(src.idx);

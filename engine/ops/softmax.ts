@@ -13,7 +13,7 @@ import type { WebGPUBackend } from '../webgpu/backend.js';
 import { softmaxKernel, SOFTMAX_WG, type SoftmaxShaderSpec } from '../../shaders/softmax.js';
 import { mul, sub } from './binary.js';
 import { exp } from './unary.js';
-import { sum } from './reduce.js';
+import { rowReduceWorkgroup, sum } from './reduce.js';
 
 function pow2ceil(n: number): number {
   let p = 1;
@@ -35,8 +35,8 @@ export interface SoftmaxPlan {
  * per row. Few long rows (too few threads to fill a GPU, long sequential folds) are split into at
  * most 256 chunks handled by separate groups.
  */
-export function softmaxPlan(nRows: number, L: number, inner: boolean): SoftmaxPlan {
-  const tpo = inner ? Math.min(SOFTMAX_WG, pow2ceil(Math.ceil(L / 4))) : Math.min(8, pow2ceil(Math.ceil(SOFTMAX_WG / nRows)), pow2ceil(Math.ceil(L / 16)));
+export function softmaxPlan(nRows: number, L: number, inner: boolean, wg = SOFTMAX_WG): SoftmaxPlan {
+  const tpo = inner ? Math.min(wg, pow2ceil(Math.ceil(L / 4))) : Math.min(8, pow2ceil(Math.ceil(wg / nRows)), pow2ceil(Math.ceil(L / 16)));
   const outer = !inner;
   if (Math.ceil(L / tpo) <= 64 || nRows * tpo >= 32768) return { tpo, outer, nSplit: 1, chunk: L };
   const chunk = Math.max(tpo * 16, Math.ceil(L / 256));
@@ -84,7 +84,8 @@ function softmaxGpu(log: boolean, gpu: WebGPUBackend, { inputs: [x], outputs: [y
   const c = collapseDims(keptShape, [kept.map((i) => inStrides[i]!), kept.map((i) => outStrides[i]!)]);
   const minKept = Math.min(...c.strides[0]!.map((v) => (v === 0 ? Infinity : Math.abs(v))));
   const inner = nRows === 1 || Math.abs(inStrides[axis]!) < minKept;
-  const plan = softmaxPlan(nRows, L, inner);
+  const wg = rowReduceWorkgroup(gpu);
+  const plan = softmaxPlan(nRows, L, inner, wg);
   const nGroups = nRows * plan.nSplit;
   const params = {
     n_groups: nGroups,
@@ -99,8 +100,8 @@ function softmaxGpu(log: boolean, gpu: WebGPUBackend, { inputs: [x], outputs: [y
     kept_in: c.strides[0]!,
     kept_out: c.strides[1]!,
   };
-  const variant = (mode: SoftmaxShaderSpec['mode']): SoftmaxShaderSpec => ({ log, keptRank: c.shape.length, tpo: plan.tpo, outer: plan.outer, mode });
-  const workgroups = Math.ceil((nGroups * plan.tpo) / SOFTMAX_WG);
+  const variant = (mode: SoftmaxShaderSpec['mode']): SoftmaxShaderSpec => ({ log, keptRank: c.shape.length, tpo: plan.tpo, outer: plan.outer, mode, wg });
+  const workgroups = Math.ceil((nGroups * plan.tpo) / wg);
   if (plan.nSplit === 1) {
     gpu.run(softmaxKernel, variant('full'), { params, bindings: { x: x!, y: y! }, workgroups });
     return;
