@@ -4,6 +4,11 @@
  *
  *   npx tsx bench/reductions.ts                 (JSON lines to stdout)
  *   BENCH_SMALL=1 npx tsx bench/reductions.ts   (smaller shapes, for software adapters)
+ *   REDUCE_WG=256 ...                            (reductions/softmax in workgroups of 256, the
+ *                                                 GPUs' layout, on any adapter: tuning.reduce)
+ *   COMPARE_WG=auto,8,256 ...                    (each case timed at each workgroup, alternating
+ *                                                 over 3 rounds in this process: gpuMs per workgroup;
+ *                                                 auto: the adapter's own choice per row length)
  *
  * On the lent GPU machine (see bench/README.md): bundle with esbuild, then run the bundle there:
  *   node -e "import('esbuild').then(e => e.build({entryPoints: ['bench/reductions.ts'], outfile: 'bench/dist/reductions.mjs',
@@ -20,6 +25,7 @@ import * as E from '../node/index.js';
 const backend = await E.getDevice({ setDefault: true, requireWebGPU: true, quiet: true });
 const gpu = backend as E.WebGPUBackend;
 const small = process.env.BENCH_SMALL === '1';
+if (process.env.REDUCE_WG) gpu.tune({ reduce: { workgroup: Number(process.env.REDUCE_WG) } });
 const S = (n: number) => (small ? Math.max(1, Math.floor(n / 16)) : n);
 
 function rand(n: number, seed = 1): Float32Array {
@@ -65,11 +71,34 @@ const results: Record<string, unknown>[] = [];
  * Work is recorded by JavaScript and only runs on the GPU at the batch's submit, so
  * gpuMs = ms - jsMs estimates the device time per op; GB/s uses it.
  */
+const compare = (process.env.COMPARE_WG ?? '').split(',').filter(Boolean).map((w) => (w === 'auto' ? null : Number(w)));
+
 async function bench(name: string, bytes: number, f: () => E.Tensor | E.Tensor[]): Promise<void> {
-  const { ms, jsMs } = await time(() => {
+  const once = () => {
     const r = E.tidy(f);
     for (const t of Array.isArray(r) ? r : [r]) t.dispose();
-  });
+  };
+  if (compare.length) {
+    // Alternating rounds: the machine's drift lands on every workgroup alike.
+    const gpuMs: Record<string, number[]> = {};
+    for (let round = 0; round < 3; round++) {
+      for (const w of compare) {
+        const restore = gpu.tune({ reduce: { workgroup: w } });
+        try {
+          const { ms, jsMs } = await time(once);
+          (gpuMs[String(w ?? 'auto')] ??= []).push(Math.max(ms - jsMs, 1e-6));
+        } finally {
+          restore();
+        }
+      }
+    }
+    const row: Record<string, unknown> = { name };
+    for (const w of compare) row[`gpuMs_wg_${w ?? 'auto'}`] = +[...gpuMs[String(w ?? 'auto')]!].sort((a, b) => a - b)[1]!.toFixed(4);
+    results.push(row);
+    console.log(JSON.stringify(row));
+    return;
+  }
+  const { ms, jsMs } = await time(once);
   const gpuMs = Math.max(ms - jsMs, 1e-6);
   const row = { name, ms: +ms.toFixed(4), jsMs: +jsMs.toFixed(4), gpuMs: +gpuMs.toFixed(4), GBps: +(bytes / gpuMs / 1e6).toFixed(1), dispatchesPerOp: 0 };
   const d0 = gpu.counters.dispatches;
@@ -83,7 +112,7 @@ async function bench(name: string, bytes: number, f: () => E.Tensor | E.Tensor[]
 const t = (shape: number[], seed = 1) => E.tensor(rand(shape.reduce((a, b) => a * b, 1), seed), shape);
 const B = 4;
 
-console.log(JSON.stringify({ adapter: gpu.name, small }));
+console.log(JSON.stringify({ adapter: gpu.name, small, reduceWorkgroup: gpu.tuning.reduce.workgroup }));
 const tiny = t([1000]);
 await bench('sum all [1000] (per-op floor)', 4000, () => E.sum(tiny));
 const n16 = S(1 << 24);

@@ -61,9 +61,9 @@ export interface NormTuning {
 export interface ReduceTuning {
   /**
    * Invocations per workgroup of the reduction and softmax kernels (a power of two, 8..256), and so
-   * the most threads on one row; null = by adapter: 256 on GPUs, 8 on software adapters (one SIMD
-   * group: there each tree step's barrier costs more than a longer sequential fold, see
-   * engine/ops/reduce.ts).
+   * the most threads on one row; null = by adapter and row: 256 on GPUs; on software adapters as
+   * few as fold a contiguous row in one pass, from 8 (one SIMD group: there each tree step's
+   * barrier costs more than a longer sequential fold; engine/ops/reduce.ts rowReduceWorkgroup).
    */
   workgroup: number | null;
 }

@@ -42,18 +42,27 @@ export interface ReducePlan {
 }
 
 /**
- * Invocations per workgroup of the reduction and softmax kernels on this device (tuning.reduce):
- * on software adapters one SIMD group of 8, where a tree step's barrier costs more than folding
- * longer rows sequentially (lavapipe: a [4096, 512] row sum 29 -> 9 ms, its logSoftmax 40 -> 13-17
- * ms, .scratch-style probe beside bench/profile-step.ts); 256 on GPUs.
+ * Invocations per workgroup of a reduction or softmax pass over rows of `n` elements (tuning.reduce
+ * forces one). GPUs: 256. Software adapters, where every barrier of the shared-memory tree costs
+ * more than a longer sequential fold: with contiguous rows (`inner`) the smallest workgroup (from
+ * 8, one SIMD group) that still folds a row in one pass of at most `seqMax` elements per lane, or
+ * 8 where the row takes several passes at any size; with strided rows 256, as on GPUs. Measured on
+ * lavapipe, workgroups of 8 against 256 (`COMPARE_WG=8,256 BENCH_SMALL=1 npx tsx bench/reductions.ts`):
+ * sum [16384, 64] axis 1 7.6 vs 13.7 ms, softmax [16384, 64] 15.6 vs 22.7, crossEntropy fwd+bwd
+ * [512, 1000] 28.6 vs 38.4, sum of 2^20 5.9 vs 7.0; but softmax [256, 4096] 17.2 vs 10.5 (8 lanes
+ * need a second pass there) and sum [256, 4096] axis 0 4.0 vs 2.8 (strided rows).
  */
-export function rowReduceWorkgroup(gpu: WebGPUBackend): number {
+export function rowReduceWorkgroup(gpu: WebGPUBackend, n: number, inner: boolean, seqMax: number): number {
   const forced = gpu.tuning.reduce.workgroup;
-  if (forced === null) return gpu.softwareAdapter !== null ? 8 : REDUCE_WG;
-  if (!Number.isInteger(forced) || forced < 8 || forced > REDUCE_WG || (forced & (forced - 1)) !== 0) {
-    throw new RangeError(`reduce: tuning.reduce.workgroup must be a power of two from 8 to ${REDUCE_WG}, got ${forced}`);
+  if (forced !== null) {
+    if (!Number.isInteger(forced) || forced < 8 || forced > REDUCE_WG || (forced & (forced - 1)) !== 0) {
+      throw new RangeError(`reduce: tuning.reduce.workgroup must be a power of two from 8 to ${REDUCE_WG}, got ${forced}`);
+    }
+    return forced;
   }
-  return forced;
+  if (gpu.softwareAdapter === null || !inner) return REDUCE_WG;
+  const onePass = pow2ceil(Math.ceil(n / seqMax));
+  return onePass <= 8 || onePass > REDUCE_WG ? 8 : onePass;
 }
 
 /**
@@ -123,8 +132,8 @@ function reduceGpu(kind: ReduceKind, gpu: WebGPUBackend, { inputs: [x], outputs:
   };
   let curRed = sizeOf(axes.map((a) => x!.shape[a]!));
   const inType = DTYPE_INFO[x!.dtype].wgsl;
-  const wg = rowReduceWorkgroup(gpu);
   for (;;) {
+    const wg = rowReduceWorkgroup(gpu, curRed, src.inner, SEQ_MAX);
     const plan = reducePlan(nOut, curRed, src.inner, wg);
     const partial = plan.nSplit > 1;
     const nGroups = nOut * plan.nSplit;

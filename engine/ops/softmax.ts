@@ -35,10 +35,13 @@ export interface SoftmaxPlan {
  * per row. Few long rows (too few threads to fill a GPU, long sequential folds) are split into at
  * most 256 chunks handled by separate groups.
  */
+/** Elements one lane folds at most in a single pass (unless the rows alone fill the device). */
+const SEQ_MAX = 64;
+
 export function softmaxPlan(nRows: number, L: number, inner: boolean, wg = SOFTMAX_WG): SoftmaxPlan {
   const tpo = inner ? Math.min(wg, pow2ceil(Math.ceil(L / 4))) : Math.min(8, pow2ceil(Math.ceil(wg / nRows)), pow2ceil(Math.ceil(L / 16)));
   const outer = !inner;
-  if (Math.ceil(L / tpo) <= 64 || nRows * tpo >= 32768) return { tpo, outer, nSplit: 1, chunk: L };
+  if (Math.ceil(L / tpo) <= SEQ_MAX || nRows * tpo >= 32768) return { tpo, outer, nSplit: 1, chunk: L };
   const chunk = Math.max(tpo * 16, Math.ceil(L / 256));
   return { tpo, outer, nSplit: Math.ceil(L / chunk), chunk };
 }
@@ -84,7 +87,7 @@ function softmaxGpu(log: boolean, gpu: WebGPUBackend, { inputs: [x], outputs: [y
   const c = collapseDims(keptShape, [kept.map((i) => inStrides[i]!), kept.map((i) => outStrides[i]!)]);
   const minKept = Math.min(...c.strides[0]!.map((v) => (v === 0 ? Infinity : Math.abs(v))));
   const inner = nRows === 1 || Math.abs(inStrides[axis]!) < minKept;
-  const wg = rowReduceWorkgroup(gpu);
+  const wg = rowReduceWorkgroup(gpu, L, inner, SEQ_MAX);
   const plan = softmaxPlan(nRows, L, inner, wg);
   const nGroups = nRows * plan.nSplit;
   const params = {
