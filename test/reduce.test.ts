@@ -112,7 +112,7 @@ async function checkExact(c: Case, f: (x: E.Tensor) => E.Tensor): Promise<void> 
 
 const runs = { numRuns: 12 };
 
-// The adapter's workgroup (8 invocations on lavapipe) and the GPUs' 256: both layouts checked here.
+// The adapter's workgroup per row (from 8 invocations on lavapipe) and the GPUs' 256: both checked here.
 for (const workgroup of [null, 256] as const) describe.runIf(gpu)(`reductions: GPU vs float64 reference (workgroup ${workgroup ?? 'by adapter'})`, () => {
   let restore = () => {};
   beforeAll(() => {

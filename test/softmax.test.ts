@@ -46,7 +46,7 @@ function bigShapeArb(): fc.Arbitrary<number[]> {
     .filter((s) => s.reduce((a, b) => a * b, 1) <= 100_000);
 }
 
-// The adapter's workgroup (8 invocations on lavapipe) and the GPUs' 256: both layouts checked here.
+// The adapter's workgroup per row (from 8 invocations on lavapipe) and the GPUs' 256: both checked here.
 for (const workgroup of [null, 256] as const) describe.runIf(gpu)(`softmax / logSoftmax: GPU vs float64 reference (workgroup ${workgroup ?? 'by adapter'})`, () => {
   let restore = () => {};
   beforeAll(() => {
