@@ -28,7 +28,7 @@ describe('generator-scores', () => {
     record(join(root, 'continuous', 'generators', 'k'), 'k', 35, 0.9);
     mkdirSync(join(root, 'generators', 'unfinished'), { recursive: true }); // no record yet: skipped
     const rows = collectGeneratorScores(root);
-    expect(rows.map((r) => `${r.arm}/${r.source}/${r.tokenizer}`)).toEqual(['AR/study seed 7/a', 'AR/study seed 7/b', 'diffusion/study seed 7/k', 'AR/study seed 8/a', 'AR/study seed 8/b', 'AR/generator seed 100/a']);
+    expect(rows.map((r) => `${r.arm}/${r.source}/${r.tokenizer}`)).toEqual(['AR/study seed 7/a', 'AR/study seed 7/b', 'diffusion/study seed 7/k', 'AR/study seed 8/a', 'AR/study seed 8/b', 'AR/spread a seed 100/a']);
     const ar = rows.filter((r) => r.arm === 'AR');
     const c = consistencyVsGfid(ar)!;
     expect(c.spearman.interval.estimate).toBeCloseTo(spearman(ar.map((r) => r.classConsistency), ar.map((r) => r.gfid)).r, 12);
@@ -36,7 +36,7 @@ describe('generator-scores', () => {
     expect(c.spearman.permutation.exact).toBe(true);
     expect(c.spearman.permutation.p).toBeCloseTo(2 / 120, 12); // two-sided, n = 5: 2 of 5! orderings as extreme
     expect(consistencyVsGfid(rows.filter((r) => r.arm === 'diffusion'))).toBeNull();
-    expect(scoresMarkdown(rows)).toContain('| AR | generator seed 100 | a | 70.00 ± 1.50 | 50.0% | 1.250 |');
+    expect(scoresMarkdown(rows)).toContain('| AR | spread a seed 100 | a | 70.00 ± 1.50 | 50.0% | 1.250 |');
     expect(() => collectGeneratorScores(join(root, 'missing'))).toThrow(/generator-scores: no folder/);
   });
 });

@@ -62,7 +62,7 @@ export function collectGeneratorScores(dir: string): GeneratorScore[] {
     out.push(...scoresIn(join(d, 'continuous', 'generators'), 'diffusion', source));
   }
   for (const v of subdirs(join(dir, 'generator-spread'))) {
-    for (const s of subdirs(join(dir, 'generator-spread', v))) out.push(...scoresIn(join(dir, 'generator-spread', v, s, 'generators'), 'AR', `generator ${s.replace('-', ' ')}`));
+    for (const s of subdirs(join(dir, 'generator-spread', v))) out.push(...scoresIn(join(dir, 'generator-spread', v, s, 'generators'), 'AR', `spread ${v} ${s.replace('-', ' ')}`));
   }
   return out;
 }
