@@ -9,8 +9,9 @@
  *
  * Reads <dir>/[continuous/]tokenizers/<variant>/record.json and <dir>/[continuous/]generators/<variant>/record.json.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { readJsonIfExists } from './context.js';
 
 interface Fid {
   value: number;
@@ -23,15 +24,6 @@ interface Row {
   gfid: Fid | null;
 }
 
-function readJson(path: string): Record<string, unknown> | null {
-  if (!existsSync(path)) return null;
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new Error(`compare-runs: ${path} is not JSON (${(e as Error).message})`);
-  }
-}
-
 const seOf = (e: unknown): number | null => ((e as { standardError?: number } | undefined)?.standardError ?? null);
 
 /** The robustness metric of a record: pFID at alpha 0.3 (VQ) or nFID at tau 0.2 (KL). */
@@ -41,11 +33,11 @@ function robustOf(ev: { pfid?: { alpha: number; fid: number; error?: unknown }[]
 }
 
 function rowOf(dir: string, variant: string): Row | null {
-  const t = readJson(join(dir, 'tokenizers', variant, 'record.json'));
+  const t = readJsonIfExists(join(dir, 'tokenizers', variant, 'record.json'), 'compare-runs');
   if (!t) return null;
   const ev = t.eval as { rfid: number; rfidError?: unknown };
   const p = robustOf(t.eval as Parameters<typeof robustOf>[0]);
-  const g = readJson(join(dir, 'generators', variant, 'record.json'));
+  const g = readJsonIfExists(join(dir, 'generators', variant, 'record.json'), 'compare-runs');
   return {
     rfid: { value: ev.rfid, se: seOf(ev.rfidError) },
     pfid: p ? { value: p.fid, se: seOf(p.error) } : null,

@@ -66,6 +66,16 @@ export async function realFeatureStats(cfg: StudyConfig, data: StudyData, net: F
   return { stats: s, rows: new ResamplableFeatures(f.rows, f.dim) };
 }
 
+/** A JSON file as an object, null when it does not exist; a file that is not JSON is an error naming `tool` and the path. */
+export function readJsonIfExists(path: string, tool: string): Record<string, unknown> | null {
+  if (!existsSync(path)) return null;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`${tool}: ${path} is not JSON (${(e as Error).message})`);
+  }
+}
+
 /**
  * The record of a stage that finished in an earlier run: `<dir>/record.json` when it (and every
  * file in `needs`) exists and `matches` accepts it (same settings), else null. A record that does

@@ -11,8 +11,9 @@
  * Reads <dir>/[seeds/seed-<s>/][continuous/]generators/<variant>/record.json and
  * <dir>/generator-spread/<variant>/seed-<s>/generators/<variant>/record.json.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { readJsonIfExists } from './context.js';
 import { correlationSummary, type CorrelationSummary } from '../../models/metrics/correlation-stats.js';
 
 export interface GeneratorScore {
@@ -28,20 +29,11 @@ export interface GeneratorScore {
 
 const subdirs = (dir: string): string[] => (existsSync(dir) ? readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort() : []);
 
-function readRecord(path: string): Record<string, unknown> | null {
-  if (!existsSync(path)) return null;
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new Error(`generator-scores: ${path} is not JSON (${(e as Error).message})`);
-  }
-}
-
 /** The finished generators under one generators/ folder. */
 function scoresIn(dir: string, arm: GeneratorScore['arm'], source: string): GeneratorScore[] {
   const out: GeneratorScore[] = [];
   for (const v of subdirs(dir)) {
-    const r = readRecord(join(dir, v, 'record.json'));
+    const r = readJsonIfExists(join(dir, v, 'record.json'), 'generator-scores');
     const cc = (r?.classConsistency as { accuracy?: number } | undefined)?.accuracy;
     if (!r || typeof r.gfid !== 'number' || typeof cc !== 'number') continue;
     const se = (r.gfidError as { standardError?: number } | undefined)?.standardError;
@@ -53,7 +45,7 @@ function scoresIn(dir: string, arm: GeneratorScore['arm'], source: string): Gene
 /** Every finished generator of a study folder (all training seeds, and generator-spread's). */
 export function collectGeneratorScores(dir: string): GeneratorScore[] {
   if (!existsSync(dir)) throw new Error(`generator-scores: no folder ${dir}`);
-  const first = readRecord(join(dir, 'results.json'))?.cfg as { seed?: number } | undefined;
+  const first = readJsonIfExists(join(dir, 'results.json'), 'generator-scores')?.cfg as { seed?: number } | undefined;
   const firstSource = typeof first?.seed === 'number' ? `study seed ${first.seed}` : 'study first seed';
   const seedDirs: [string, string][] = [[firstSource, dir], ...subdirs(join(dir, 'seeds')).map((s): [string, string] => [`study ${s.replace('-', ' ')}`, join(dir, 'seeds', s)])];
   const out: GeneratorScore[] = [];
