@@ -80,7 +80,7 @@ async function timeSteps(model: string, params: number, step: () => E.Tensor): P
       records.push(t1 - t0);
       dispatches = backend.counters.dispatches - d0;
       submits = backend.counters.submits - s0;
-      peak = Math.max(peak, E.memoryStats().peakLiveBytes);
+      peak = Math.max(peak, E.memoryStats().peakBytes);
     }
   }
   const mem = E.memoryStats();

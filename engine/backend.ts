@@ -39,4 +39,9 @@ export interface Backend {
   tune(overrides: TuningOverrides): () => void;
   /** Bytes held in a reuse pool (not live). */
   pooledBytes(): number;
+  /**
+   * Of pooledBytes, those a captured step keeps for its replays (its intermediates: no tensor
+   * holds them, no other op may take them); absent where steps are not captured.
+   */
+  capturedBytes?(): number;
 }

@@ -201,12 +201,24 @@ export interface MemoryStats {
   peakLiveBytes: number;
   /** Bytes of freed buffers the backends keep for reuse. */
   pooledBytes: number;
+  /** Of pooledBytes, those captured steps keep for their replays (their intermediates). */
+  capturedBytes: number;
+  /**
+   * The most device memory a step has used since the last resetPeakMemory(): peakLiveBytes, or
+   * liveBytes + capturedBytes when that is more. A replayed step creates no tensors (so it does
+   * not move peakLiveBytes); its intermediates stay allocated in the captured buffers instead.
+   */
+  peakBytes: number;
 }
 
 export function memoryStats(): MemoryStats {
   let pooled = 0;
-  for (const b of backendsSeen) pooled += b.pooledBytes();
-  return { liveTensors, liveBytes, peakLiveBytes, pooledBytes: pooled };
+  let captured = 0;
+  for (const b of backendsSeen) {
+    pooled += b.pooledBytes();
+    captured += b.capturedBytes?.() ?? 0;
+  }
+  return { liveTensors, liveBytes, peakLiveBytes, pooledBytes: pooled, capturedBytes: captured, peakBytes: Math.max(peakLiveBytes, liveBytes + captured) };
 }
 
 /** Starts a new peak: peakLiveBytes becomes the current liveBytes (e.g. at the start of a step). */

@@ -218,7 +218,7 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
         const terms = await checkWindow(step, windowStart);
         windowStart = step + 1;
         history.push({ step, terms });
-        const peakBytes = memoryStats().peakLiveBytes;
+        const peakBytes = memoryStats().peakBytes;
         resetPeakMemory();
         const line = progress.update({ step, terms, peakBytes, ...(out.epoch !== undefined ? { epoch: out.epoch } : {}), ...(o.itemsPerStep ? { items: o.itemsPerStep } : {}) });
         log(line);

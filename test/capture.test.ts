@@ -212,6 +212,36 @@ describe.runIf(gpu)('captureStep on WebGPU', () => {
     t.dispose();
   }, 120_000);
 
+  it('a replayed step counts its intermediates in memoryStats().peakBytes (it creates no tensors)', async () => {
+    const t = trainer(gpu!);
+    const [x, y] = batch(gpu!, 3);
+    // Eager steps (the optimizer state exists after the first): the peak above what stays live.
+    for (let s = 0; s < 2; s++) t.step(x, y).dispose();
+    await gpu!.sync();
+    E.resetPeakMemory();
+    t.step(x, y).dispose();
+    const eager = E.memoryStats();
+    const eagerExtra = eager.peakLiveBytes - eager.liveBytes;
+    expect(eagerExtra).toBeGreaterThan(0);
+    expect(eager.peakBytes).toBe(eager.peakLiveBytes);
+    const step = E.captureStep(t.step);
+    for (let s = 0; s < 4; s++) step(x, y).dispose();
+    expect(step.mode).toBe('replay');
+    E.resetPeakMemory();
+    step(x, y).dispose();
+    const m = E.memoryStats();
+    expect(m.capturedBytes).toBe(gpu!.pool.pinnedBytes());
+    // No tensor but the loss was made; the step's intermediates sit in the captured buffers, which
+    // hold at least what the eager step had live at its peak (in pool size classes).
+    expect(m.peakLiveBytes - m.liveBytes).toBeLessThan(eagerExtra);
+    expect(m.peakBytes).toBe(m.liveBytes + m.capturedBytes);
+    expect(m.capturedBytes).toBeGreaterThanOrEqual(eagerExtra);
+    step.dispose();
+    expect(E.memoryStats().capturedBytes).toBe(0);
+    [x, y].forEach((u) => u.dispose());
+    t.dispose();
+  }, 120_000);
+
   it('a step that uploads per-step host data never replays and says why', async () => {
     const w = E.keep(E.ones([4], { backend: gpu! }));
     let n = 0;

@@ -207,6 +207,10 @@ export class WebGPUBackend implements Backend {
     return this.pool.pooledBytes() + this.pool.pinnedBytes();
   }
 
+  capturedBytes(): number {
+    return this.pool.pinnedBytes();
+  }
+
   // ---- execution ----
 
   /** The bind group layout (and its bind groups) of a binding-access list, made once per list. */

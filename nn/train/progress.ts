@@ -1,6 +1,7 @@
 /**
  * The progress line every training job prints: step/total, epoch, loss terms, throughput, ETA and
- * the peak memory held by live tensors since the previous line.
+ * the peak device memory of the steps since the previous line (live tensors, and a captured step's
+ * intermediates).
  * Throughput and ETA use an exponential moving average of step time, so a slow first step (shader
  * compilation) does not distort the estimate for long.
  */
@@ -11,7 +12,7 @@ export interface ProgressUpdate {
   terms: Record<string, number>;
   /** Items (e.g. images) processed in this step, for the throughput. */
   items?: number;
-  /** Most bytes live tensors held since the previous update (memoryStats().peakLiveBytes). */
+  /** Most device bytes the steps used since the previous update (memoryStats().peakBytes). */
   peakBytes?: number;
 }
 
