@@ -19,6 +19,15 @@ fn tanh_f(x: f32) -> f32 {
   let e = exp(-2.0 * abs(x));
   return sign(x) * (1.0 - e) / (1.0 + e);
 }
+fn gelu_tanh_grad(x: f32) -> f32 {
+  // d/dx of 0.5 x (1 + tanh(c (x + k x^3))), c = sqrt(2 / pi), k = 0.044715 (3k = 0.134145).
+  let t = tanh_f(0.7978845608028654 * (x + 0.044715 * x * x * x));
+  return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * 0.7978845608028654 * (1.0 + 0.134145 * x * x);
+}
+fn silu_grad(x: f32) -> f32 {
+  let s = sigmoid_f(x);
+  return s * (1.0 + x * (1.0 - s));
+}
 `;
 
 export const POW_WGSL = /* wgsl */ `

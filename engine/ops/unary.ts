@@ -8,6 +8,7 @@ import { elementwiseKernels, type ElementwiseSpec } from './elementwise.js';
 import { erf as erfCpu, sigmoid as sigmoidCpu } from './math.js';
 import { add, div, gt, maximum, minimum, mul, sub } from './binary.js';
 import { composite } from '../composite.js';
+import { shapesEqual } from '../shape.js';
 
 interface UnaryDef {
   wgsl: string;
@@ -18,6 +19,13 @@ interface UnaryDef {
   int?: boolean;
   /** An input interval where the op is defined and smooth (what its numeric tests sample). */
   domain: readonly [number, number];
+  /**
+   * f'(x) as one kernel, for ops whose derivative would otherwise be a chain of 6-20 elementwise
+   * kernels over the full activation (GELU, SiLU: the widest tensors of an MLP's backward):
+   * WGSL over `a` (= x), its CPU twin, and f''(x) composed of differentiable ops (the gradient of
+   * the gradient). The op's gradient is then `<name>_backward(x, g)` = g * f'(x).
+   */
+  derivative?: { wgsl: string; cpu: (x: number) => number; second: (x: Tensor) => Tensor };
 }
 
 const SQRT1_2 = Math.SQRT1_2;
@@ -42,21 +50,55 @@ export const UNARY: Record<UnaryName, UnaryDef> = {
     domain: [-3, 3],
     wgsl: '0.5 * a * (1.0 + erf_approx(a * 0.70710678118654752))',
     cpu: (x) => 0.5 * x * (1 + erfCpu(x * SQRT1_2)),
-    grad: (x, _y, g) => mul(g, add(mul(add(erf(mul(x, SQRT1_2)), 1), 0.5), mul(x, mul(exp(mul(square(x), -0.5)), INV_SQRT_2PI)))),
+    grad: (x, _y, g) => unaryBackward('gelu', x, g),
+    // f'' = phi(x) (2 - x^2), phi the standard normal density.
+    derivative: {
+      wgsl: `0.5 * (1.0 + erf_approx(a * 0.70710678118654752)) + a * exp(-0.5 * a * a) * ${INV_SQRT_2PI}`,
+      cpu: (x) => 0.5 * (1 + erfCpu(x * SQRT1_2)) + x * Math.exp(-0.5 * x * x) * INV_SQRT_2PI,
+      second: (x) => mul(mul(exp(mul(square(x), -0.5)), INV_SQRT_2PI), sub(2, square(x))),
+    },
   },
   // GELU, tanh approximation: 0.5 x (1 + tanh(c (x + 0.044715 x^3))).
   gelu_tanh: {
     domain: [-3, 3],
     wgsl: '0.5 * a * (1.0 + tanh_f(0.7978845608028654 * (a + 0.044715 * a * a * a)))',
     cpu: (x) => 0.5 * x * (1 + Math.tanh(GELU_C * (x + 0.044715 * x * x * x))),
-    grad: (x, _y, g) => {
-      const t = tanh(mul(add(x, mul(mul(x, square(x)), 0.044715)), GELU_C));
-      const dt = mul(sub(1, square(t)), mul(add(mul(square(x), 3 * 0.044715), 1), GELU_C));
-      return mul(g, add(mul(add(t, 1), 0.5), mul(mul(x, dt), 0.5)));
+    grad: (x, _y, g) => unaryBackward('gelu_tanh', x, g),
+    // With u = c (x + k x^3), t = tanh(u): f' = (1 + t) / 2 + x (1 - t^2) u' / 2, u' = c (1 + 3k x^2);
+    // f'' = (1 - t^2) (u' + x (u'' - 2 t u'^2) / 2), u'' = 6 c k x.
+    derivative: {
+      wgsl: `gelu_tanh_grad(a)`,
+      cpu: (x) => {
+        const t = Math.tanh(GELU_C * (x + 0.044715 * x * x * x));
+        return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * GELU_C * (1 + 3 * 0.044715 * x * x);
+      },
+      second: (x) => {
+        const t = tanh(mul(add(x, mul(mul(x, square(x)), 0.044715)), GELU_C));
+        const du = mul(add(mul(square(x), 3 * 0.044715), 1), GELU_C);
+        const d2u = mul(x, 6 * 0.044715 * GELU_C);
+        return mul(sub(1, square(t)), add(du, mul(mul(x, sub(d2u, mul(mul(t, square(du)), 2))), 0.5)));
+      },
     },
   },
   erf: { wgsl: 'erf_approx(a)', cpu: erfCpu, grad: (x, _y, g) => mul(g, mul(exp(neg(square(x))), 2 / Math.sqrt(Math.PI))), domain: [-3, 3] },
-  silu: { wgsl: 'a * sigmoid_f(a)', cpu: (x) => x * sigmoidCpu(x), grad: (x, _y, g) => { const s = sigmoid(x); return mul(g, mul(s, add(mul(x, sub(1, s)), 1))); }, domain: [-4, 4] },
+  silu: {
+    wgsl: 'a * sigmoid_f(a)',
+    cpu: (x) => x * sigmoidCpu(x),
+    grad: (x, _y, g) => unaryBackward('silu', x, g),
+    domain: [-4, 4],
+    // s = sigmoid(x): f' = s (1 + x (1 - s)), f'' = s (1 - s) (2 + x (1 - 2 s)).
+    derivative: {
+      wgsl: 'silu_grad(a)',
+      cpu: (x) => {
+        const s = sigmoidCpu(x);
+        return s * (1 + x * (1 - s));
+      },
+      second: (x) => {
+        const s = sigmoid(x);
+        return mul(mul(s, sub(1, s)), add(mul(x, sub(1, mul(s, 2))), 2));
+      },
+    },
+  },
   sin: { wgsl: 'sin(a)', cpu: Math.sin, grad: (x, _y, g) => mul(g, cos(x)), domain: [-3, 3] },
   cos: { wgsl: 'cos(a)', cpu: Math.cos, grad: (x, _y, g) => neg(mul(g, sin(x))), domain: [-3, 3] },
   square: { wgsl: 'a * a', cpu: (x) => x * x, grad: (x, _y, g) => mul(g, mul(x, 2)), int: true, domain: [-3, 3] },
@@ -76,6 +118,38 @@ function declareUnary(name: UnaryName, def: UnaryDef): Op<ElementwiseSpec> {
     kernels: elementwiseKernels,
     grad: grad ? (g, { inputs, outputs }) => [grad(inputs[0]!, outputs[0]!, g)] : undefined,
   });
+}
+
+/** g * f'(x) in one kernel (UnaryDef.derivative); its gradient: g * f''(x) for x, f'(x) for g. */
+function declareUnaryBackward(name: UnaryName, d: NonNullable<UnaryDef['derivative']>): Op<ElementwiseSpec> {
+  const op: Op<ElementwiseSpec> = defineOp<ElementwiseSpec>({
+    name: `${name}_backward`,
+    outputs: (inputs, spec) => {
+      const [x, g] = inputs;
+      if (x!.dtype !== 'f32' || g!.dtype !== 'f32' || !shapesEqual(x!.shape, g!.shape)) throw new TypeError(`${name}_backward: expected two f32 tensors of one shape, got ${x!.describe()} and ${g!.describe()}`);
+      return [{ shape: x!.shape, dtype: spec.outDtype }];
+    },
+    kernels: elementwiseKernels,
+    grad: (gg, { inputs, attrs }) => {
+      const [x, g] = inputs as [Tensor, Tensor];
+      return [x.requiresGrad ? mul(gg, mul(g, d.second(x))) : null, g.requiresGrad ? op([x, gg], attrs)[0]! : null];
+    },
+  });
+  return op;
+}
+
+const BACKWARD_OPS = new Map<UnaryName, { op: Op<ElementwiseSpec>; spec: ElementwiseSpec }>();
+for (const [name, def] of Object.entries(UNARY) as [UnaryName, UnaryDef][]) {
+  const d = def.derivative;
+  if (!d) continue;
+  BACKWARD_OPS.set(name, { op: declareUnaryBackward(name, d), spec: { expr: `b * (${d.wgsl})`, cpu: (x, g) => g! * d.cpu(x!), outDtype: 'f32' } });
+}
+
+/** g * f'(x) for a unary op with a fused derivative (UnaryDef.derivative). */
+export function unaryBackward(name: UnaryName, x: Tensor, g: Tensor): Tensor {
+  const b = BACKWARD_OPS.get(name);
+  if (!b) throw new Error(`unaryBackward: '${name}' has no fused derivative`);
+  return b.op([x, g], b.spec)[0]!;
 }
 
 const UNARY_OPS = Object.fromEntries(Object.entries(UNARY).map(([name, def]) => [name, declareUnary(name as UnaryName, def)])) as Record<UnaryName, Op<ElementwiseSpec>>;

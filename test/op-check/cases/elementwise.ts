@@ -20,6 +20,19 @@ export const elementwiseCases: OpCase[] = [
     grad: def.grad !== null,
     gradOfGrad: def.grad !== null,
   })),
+  // The fused derivatives (g * f'(x) in one kernel) and their own gradients (f'' for x, f' for g).
+  ...Object.entries(E.UNARY)
+    .filter(([, def]) => def.derivative)
+    .map(([name, def]): OpCase => ({
+      covers: [`${name}_backward`],
+      inputs: [
+        { shape: [3, 5], lo: def.domain[0], hi: def.domain[1] },
+        { shape: [3, 5], lo: -2, hi: 2 },
+      ],
+      fn: (x, g) => E.unaryBackward(name as E.UnaryName, x, g),
+      tol: { forward: EW, why: WHY },
+      gradOfGrad: true,
+    })),
   ...Object.entries(E.BINARY).map(([name, def]): OpCase => ({
     covers: [name],
     // Broadcast [3, 4] with [4]: the gradient of b is unbroadcast by a sum.
