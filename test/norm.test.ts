@@ -561,7 +561,8 @@ describe('norms: fused SiLU (act) vs silu(norm(x))', () => {
       for (const t of firstOrder(c, gpu!, fused, false)) t.dispose();
       return gpu!.counters.dispatches - before;
     };
-    expect(count(true)).toBeLessThanOrEqual(count(false) - 4);
+    // Unfused: silu's kernel forward and its fused derivative (silu_backward) backward.
+    expect(count(true)).toBeLessThanOrEqual(count(false) - 2);
   });
 });
 
