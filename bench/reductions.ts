@@ -8,7 +8,9 @@
  *                                                 GPUs' layout, on any adapter: tuning.reduce)
  *   COMPARE_WG=auto,8,256 ...                    (each case timed at each workgroup, alternating
  *                                                 over 3 rounds in this process: gpuMs per workgroup;
- *                                                 auto: the adapter's own choice per row length)
+ *                                                 auto: the adapter's own choice per row length;
+ *                                                 tree: auto without one lane per row, for
+ *                                                 reductions, softmax and norms: tuning lanePerRow)
  *
  * On the lent GPU machine (see bench/README.md): bundle with esbuild, then run the bundle there:
  *   node -e "import('esbuild').then(e => e.build({entryPoints: ['bench/reductions.ts'], outfile: 'bench/dist/reductions.mjs',
@@ -71,7 +73,15 @@ const results: Record<string, unknown>[] = [];
  * Work is recorded by JavaScript and only runs on the GPU at the batch's submit, so
  * gpuMs = ms - jsMs estimates the device time per op; GB/s uses it.
  */
-const compare = (process.env.COMPARE_WG ?? '').split(',').filter(Boolean).map((w) => (w === 'auto' ? null : Number(w)));
+const compare = (process.env.COMPARE_WG ?? '').split(',').filter(Boolean);
+/** The tuning of one COMPARE_WG entry. */
+function compareTuning(w: string): E.TuningOverrides {
+  if (w === 'auto') return { reduce: { workgroup: null } };
+  if (w === 'tree') return { reduce: { workgroup: null, lanePerRow: false }, norm: { lanePerRow: false } };
+  const n = Number(w);
+  if (!Number.isInteger(n)) throw new Error(`COMPARE_WG: expected auto, tree or a workgroup size, got '${w}'`);
+  return { reduce: { workgroup: n } };
+}
 
 async function bench(name: string, bytes: number, f: () => E.Tensor | E.Tensor[]): Promise<void> {
   const once = () => {
@@ -83,17 +93,17 @@ async function bench(name: string, bytes: number, f: () => E.Tensor | E.Tensor[]
     const gpuMs: Record<string, number[]> = {};
     for (let round = 0; round < 3; round++) {
       for (const w of compare) {
-        const restore = gpu.tune({ reduce: { workgroup: w } });
+        const restore = gpu.tune(compareTuning(w));
         try {
           const { ms, jsMs } = await time(once);
-          (gpuMs[String(w ?? 'auto')] ??= []).push(Math.max(ms - jsMs, 1e-6));
+          (gpuMs[w] ??= []).push(Math.max(ms - jsMs, 1e-6));
         } finally {
           restore();
         }
       }
     }
     const row: Record<string, unknown> = { name };
-    for (const w of compare) row[`gpuMs_wg_${w ?? 'auto'}`] = +[...gpuMs[String(w ?? 'auto')]!].sort((a, b) => a - b)[1]!.toFixed(4);
+    for (const w of compare) row[`gpuMs_wg_${w}`] = +[...gpuMs[w]!].sort((a, b) => a - b)[1]!.toFixed(4);
     results.push(row);
     console.log(JSON.stringify(row));
     return;
@@ -152,6 +162,12 @@ const lnx = t([S(8192), 1024]).requireGrad();
 const wg = t([1024], 2).requireGrad();
 const gy = t([S(8192), 1024], 5);
 await bench(`layerNorm fwd+bwd [${S(8192)},1024]`, 5 * S(8192) * 1024 * B, () => E.gradients(E.sum(E.mul(E.layerNorm(lnx, 1024, { weight: wg, bias: wg }), gy)), [lnx, wg]));
+// Short rows, as in the study's small transformers (dim 64).
+const lns = t([S(65536), 64]).requireGrad();
+const ws = t([64], 2).requireGrad();
+const gys = t([S(65536), 64], 5);
+await bench(`layerNorm fwd+bwd [${S(65536)},64]`, 5 * S(65536) * 64 * B, () => E.gradients(E.sum(E.mul(E.layerNorm(lns, 64, { weight: ws, bias: ws }), gys)), [lns, ws]));
+await bench(`rmsNorm fwd+bwd [${S(65536)},64]`, 4 * S(65536) * 64 * B, () => E.gradients(E.sum(E.mul(E.rmsNorm(lns, { weight: ws }), gys)), [lns, ws]));
 
 const logits = t([S(8192), 1000]).requireGrad();
 const targets = E.tensor(Int32Array.from({ length: S(8192) }, (_, i) => (i * 37) % 1000), [S(8192)], { dtype: 'i32' });

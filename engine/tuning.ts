@@ -56,6 +56,12 @@ export interface NormTuning {
    * over g and x); null = up to 8 channels per group.
    */
   channelSums: boolean | null;
+  /**
+   * Rows of up to 128 elements, LANE_PER_ROW_MIN_ROWS or more of them, each normalized by one
+   * invocation (statistics folded sequentially, no shared-memory tree); null = on software adapters
+   * when `workgroup` is not forced (engine/ops/norm.ts).
+   */
+  lanePerRow: boolean | null;
 }
 
 export interface ReduceTuning {
@@ -66,6 +72,12 @@ export interface ReduceTuning {
    * barrier costs more than a longer sequential fold; engine/ops/reduce.ts rowReduceWorkgroup).
    */
   workgroup: number | null;
+  /**
+   * Many short contiguous rows (LANE_PER_ROW_MIN_ROWS or more; softmax rows of up to 64 elements)
+   * each folded by one invocation, sequentially, with no shared-memory tree; null = on software
+   * adapters when `workgroup` is not forced (engine/ops/reduce.ts lanePerRow).
+   */
+  lanePerRow: boolean | null;
 }
 
 export interface HostTuning {
@@ -92,8 +104,8 @@ export function defaultTuning(): DeviceTuning {
     matmul: { picker: null },
     conv: { bakeGeometry: null, implicit: null, implicitStridedDx: null, implicitPlan: null, maxColumnElements: null, winograd: null, winogradTile: null },
     vq: { argminTargetWorkgroups: 512, vec4: true },
-    norm: { workgroup: null, fusedBackward: null, channelSums: null },
-    reduce: { workgroup: null },
+    norm: { workgroup: null, fusedBackward: null, channelSums: null, lanePerRow: null },
+    reduce: { workgroup: null, lanePerRow: null },
     host: { politeWait: null },
   };
 }

@@ -111,6 +111,9 @@ function rowLoop(l: NormLayout, affine: boolean, body: string): string {
  * every thread of the group gets the total as `v`.
  */
 function groupSumWgsl(tpo: number, v: string): string {
+  // A row's only thread holds its sum already: no shared memory round trip, no barrier.
+  if (tpo === 1) return `
+  let ${v} = acc;`;
   return `
   sh[lid.x] = acc;
   workgroupBarrier();

@@ -110,9 +110,30 @@ function softmaxBody(s: SoftmaxShaderSpec): string {
       y[ob + j * sy] = ${result};
     }
   }`;
-  return `
+  // One thread per group (tpo 1) holds its row's statistics already: no shared memory, no barrier.
+  const combine =
+    tpo === 1
+      ? ''
+      : `sm[lid.x] = m;
+  ss[lid.x] = ssum;
+  workgroupBarrier();
+  for (var step = ${tpo >> 1}u; step > 0u; step = step / 2u) {
+    if (t < step) {
+      let m2 = sm[${partner}];
+      let s2 = ss[${partner}];
+      let mm = max(m, m2);
+      ssum = ssum * exp(m - mm) + s2 * exp(m2 - mm);
+      m = mm;
+      sm[lid.x] = m;
+      ss[lid.x] = ssum;
+    }
+    workgroupBarrier();
+  }
+  m = sm[leader];
+  ssum = ss[leader];`;
+  return `${tpo === 1 ? '' : `
 var<workgroup> sm: array<f32, ${WG}>;
-var<workgroup> ss: array<f32, ${WG}>;
+var<workgroup> ss: array<f32, ${WG}>;`}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   ${ids}
@@ -132,23 +153,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (valid) {
     ${fold}
   }
-  sm[lid.x] = m;
-  ss[lid.x] = ssum;
-  workgroupBarrier();
-  for (var step = ${tpo >> 1}u; step > 0u; step = step / 2u) {
-    if (t < step) {
-      let m2 = sm[${partner}];
-      let s2 = ss[${partner}];
-      let mm = max(m, m2);
-      ssum = ssum * exp(m - mm) + s2 * exp(m2 - mm);
-      m = mm;
-      sm[lid.x] = m;
-      ss[lid.x] = ssum;
-    }
-    workgroupBarrier();
-  }
-  m = sm[leader];
-  ssum = ss[leader];
+  ${combine}
   ${finish}
 }
 `;

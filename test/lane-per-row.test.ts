@@ -1,0 +1,84 @@
+/**
+ * One invocation per row (tuning.reduce.lanePerRow, tuning.norm.lanePerRow; by default on software
+ * adapters): which rows take it, and the results against the float64 reference with it forced on
+ * and off, forward and gradient, for sums, arg-reductions, softmax and the row norms.
+ */
+import { describe, expect, it } from 'vitest';
+import * as E from '../engine/index.js';
+import { LANE_PER_ROW_MIN_ROWS, reducePlan } from '../engine/ops/reduce.js';
+import { softmaxPlan } from '../engine/ops/softmax.js';
+import { requireGpu } from './helpers/backends.js';
+import { expectMatchesReference, type InputSpec } from './helpers/compare.js';
+import { uniformValues } from './helpers/prng.js';
+
+const gpu = await requireGpu();
+
+const input = (shape: number[], seed: number): InputSpec => ({ shape, data: uniformValues(shape.reduce((a, b) => a * b, 1), seed, -2, 2) });
+
+/** Kernel keys of the dispatches `f` makes. */
+function keysOf(f: () => void): string[] {
+  const keys: string[] = [];
+  const run = gpu!.run.bind(gpu);
+  gpu!.run = (kernel, variant, call) => (keys.push(kernel.layout(variant).key), run(kernel, variant, call));
+  try {
+    f();
+  } finally {
+    gpu!.run = run;
+  }
+  return keys;
+}
+
+describe('lane per row: plans', () => {
+  it('many contiguous rows get one thread each; few rows, strided rows and long softmax rows keep their groups', () => {
+    expect(reducePlan(LANE_PER_ROW_MIN_ROWS, 64, true, 8, true).tpo).toBe(1);
+    expect(reducePlan(LANE_PER_ROW_MIN_ROWS - 1, 64, true, 8, true).tpo).toBe(8);
+    expect(reducePlan(LANE_PER_ROW_MIN_ROWS, 64, true, 8, false).tpo).toBe(8);
+    expect(reducePlan(LANE_PER_ROW_MIN_ROWS, 64, false, 256, true)).toEqual(reducePlan(LANE_PER_ROW_MIN_ROWS, 64, false, 256, false));
+    // Rows longer than one fold still split into chunks, one thread per chunk.
+    const long = reducePlan(1000, 1000, true, 8, true);
+    expect(long.tpo).toBe(1);
+    expect(long.nSplit).toBeGreaterThan(1);
+    expect(softmaxPlan(LANE_PER_ROW_MIN_ROWS, 64, true, 8, true)).toEqual({ tpo: 1, outer: false, nSplit: 1, chunk: 64 });
+    expect(softmaxPlan(LANE_PER_ROW_MIN_ROWS, 65, true, 8, true).tpo).toBe(8);
+    expect(softmaxPlan(LANE_PER_ROW_MIN_ROWS - 1, 64, true, 8, true).tpo).toBe(8);
+  });
+});
+
+describe.runIf(gpu)('lane per row on the device: forced on and off, against float64', () => {
+  const tol = { atol: 2e-5, rtol: 2e-5 };
+  for (const lanePerRow of [true, false]) {
+    const tuned = <T>(f: () => T): T => {
+      const restore = gpu!.tune({ reduce: { lanePerRow }, norm: { lanePerRow } });
+      try {
+        return f();
+      } finally {
+        restore();
+      }
+    };
+    it(`sum, max, argmax, softmax, logSoftmax over 300 rows (lanePerRow ${lanePerRow})`, async () => {
+      for (const L of [7, 40, 64, 300]) {
+        const x = input([300, L], L);
+        await tuned(() => expectMatchesReference((t) => [E.sum(t, 1), E.max(t, 1), E.softmax(t, 1), E.logSoftmax(t, 1)], [x], gpu!, tol, `[300, ${L}]`));
+        await tuned(() => expectMatchesReference((t) => E.argmax(t, 1), [x], gpu!, { atol: 0, rtol: 0 }, `argmax [300, ${L}]`));
+      }
+      const keys = tuned(() => keysOf(() => E.tidy(() => [E.sum(E.ones([300, 64], { backend: gpu! }), 1), E.softmax(E.ones([300, 64], { backend: gpu! }), 1)])));
+      expect(keys.some((k) => k.startsWith('reduce|sum|f32|f32|1|1|1|false'))).toBe(lanePerRow);
+      expect(keys.some((k) => k.startsWith('softmax|false|1|1|false|full'))).toBe(lanePerRow);
+    });
+    it(`layerNorm and rmsNorm of 300 rows of 64, forward and gradients (lanePerRow ${lanePerRow})`, async () => {
+      const x = input([300, 64], 1);
+      const w = input([64], 2);
+      const b = input([64], 3);
+      const g = input([300, 64], 4);
+      const both = (xt: E.Tensor, wt: E.Tensor, bt: E.Tensor, gt: E.Tensor) => {
+        const [xv, wv, bv] = [xt, wt, bt].map((t) => t.requireGrad());
+        const y = E.layerNorm(xv!, 64, { weight: wv, bias: bv });
+        const r = E.rmsNorm(xv!, { weight: wv });
+        return [y, r, ...E.gradients(E.add(E.sum(E.mul(y, gt)), E.sum(E.mul(r, gt))), [xv!, wv!, bv!])];
+      };
+      await tuned(() => expectMatchesReference(both, [x, w, b, g], gpu!, { atol: 1e-4, rtol: 1e-4 }, 'norms'));
+      const keys = tuned(() => keysOf(() => E.tidy(() => E.layerNorm(E.rand([300, 64], { backend: gpu! }), 64))));
+      expect(keys.some((k) => /^norm\|false\|false\|false\|false\|1(\/|$)/.test(k))).toBe(lanePerRow);
+    });
+  }
+});
