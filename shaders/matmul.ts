@@ -491,6 +491,13 @@ export interface MatmulRowSpec extends MatmulVariant {
  *  - Loads use clamped indices (always in bounds, results discarded at the store), so the K loop
  *    has no branches. The inner loops are deliberately not unrolled (unrolling made LLVM spill
  *    and ran ~2x slower on llvmpipe). Any strides (vec4 B only when aligned).
+ *  - What bounds it on llvmpipe (Mesa 25.0, LLVM 15; `GALLIVM_DEBUG=asm`, shader cache off): each
+ *    accumulator update is vmulps + vaddps (no FMA contraction, not even for WGSL fma()) plus a
+ *    load, a blend with the loop's lane mask and a store of the accumulator's stack slot, about 5
+ *    instructions per 8-lane multiply-add at any tile size. Larger tiles only save the per-k loads
+ *    and shuffles, so 16 x 16 stays the best: 23 GFLOP/s at 1024^3 against 6-8 for 6x4, 8x4 and
+ *    12x2 (`MM_PLAN=rows:8:6x4 MM_SIZES=1024 npx tsx bench/matmul-gflops.ts`). Lanes sharing B
+ *    columns with uniform B loads instead ran at ~3 GFLOP/s.
  */
 export const matmulRowsKernel = defineKernel<MatmulRowSpec>({
   name: 'matmul',
