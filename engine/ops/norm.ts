@@ -142,8 +142,8 @@ const LANE_PER_ROW_MAX_L = 128;
  * row per workgroup; many short rows one invocation each where tuning.norm.lanePerRow says (by
  * default on software adapters with the automatic workgroup: no tree, no barrier). Measured on
  * lavapipe, fwd+bwd, one lane per row against one workgroup of 8 per row: rmsNorm [4096, 64]
- * 9.6 vs 13.2 ms, layerNorm [4096, 64] 11.3 vs 14.6 (layerNorm [2048, 384]: 30.9 vs 32.9, so
- * longer rows keep the workgroup).
+ * 9.6 vs 13.2 ms, layerNorm [4096, 64] 11.3 vs 14.6; layerNorm [2048, 384] 30.9 vs 32.9, inside
+ * the noise, so rows over 128 keep the workgroup.
  */
 function normLayout(gpu: WebGPUBackend, s: RowNormSpec): NormLayout {
   const wg = normWorkgroup(gpu);
