@@ -57,9 +57,9 @@ export interface NormTuning {
    */
   channelSums: boolean | null;
   /**
-   * Rows of up to 128 elements, LANE_PER_ROW_MIN_ROWS or more of them, each normalized by one
-   * invocation (statistics folded sequentially, no shared-memory tree); null = on software adapters
-   * when `workgroup` is not forced (engine/ops/norm.ts).
+   * Rows of up to 128 elements each normalized by one invocation (statistics folded sequentially,
+   * no shared-memory tree); null = on software adapters when `workgroup` is not forced
+   * (engine/ops/norm.ts).
    */
   lanePerRow: boolean | null;
 }
@@ -73,9 +73,9 @@ export interface ReduceTuning {
    */
   workgroup: number | null;
   /**
-   * Many short contiguous rows (LANE_PER_ROW_MIN_ROWS or more; softmax rows of up to 64 elements)
-   * each folded by one invocation, sequentially, with no shared-memory tree; null = on software
-   * adapters when `workgroup` is not forced (engine/ops/reduce.ts lanePerRow).
+   * Contiguous rows of up to 64 elements each folded by one invocation, sequentially, in one pass,
+   * with no shared-memory tree; null = on software adapters when `workgroup` is not forced
+   * (engine/ops/reduce.ts lanePerRow).
    */
   lanePerRow: boolean | null;
 }

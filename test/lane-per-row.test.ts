@@ -1,11 +1,12 @@
 /**
  * One invocation per row (tuning.reduce.lanePerRow, tuning.norm.lanePerRow; by default on software
- * adapters): which rows take it, and the results against the float64 reference with it forced on
- * and off, forward and gradient, for sums, arg-reductions, softmax and the row norms.
+ * adapters): which rows take it, the results against the float64 reference with it forced on and
+ * off (forward and gradient; sums, arg-reductions, softmax, row norms), and the same bits for a row
+ * whatever the batch holds.
  */
 import { describe, expect, it } from 'vitest';
 import * as E from '../engine/index.js';
-import { LANE_PER_ROW_MIN_ROWS, reducePlan } from '../engine/ops/reduce.js';
+import { LANE_ROW_MAX, reducePlan } from '../engine/ops/reduce.js';
 import { softmaxPlan } from '../engine/ops/softmax.js';
 import { requireGpu } from './helpers/backends.js';
 import { expectMatchesReference, type InputSpec } from './helpers/compare.js';
@@ -29,18 +30,15 @@ function keysOf(f: () => void): string[] {
 }
 
 describe('lane per row: plans', () => {
-  it('many contiguous rows get one thread each; few rows, strided rows and long softmax rows keep their groups', () => {
-    expect(reducePlan(LANE_PER_ROW_MIN_ROWS, 64, true, 8, true).tpo).toBe(1);
-    expect(reducePlan(LANE_PER_ROW_MIN_ROWS - 1, 64, true, 8, true).tpo).toBe(8);
-    expect(reducePlan(LANE_PER_ROW_MIN_ROWS, 64, true, 8, false).tpo).toBe(8);
-    expect(reducePlan(LANE_PER_ROW_MIN_ROWS, 64, false, 256, true)).toEqual(reducePlan(LANE_PER_ROW_MIN_ROWS, 64, false, 256, false));
-    // Rows longer than one fold still split into chunks, one thread per chunk.
-    const long = reducePlan(1000, 1000, true, 8, true);
-    expect(long.tpo).toBe(1);
-    expect(long.nSplit).toBeGreaterThan(1);
-    expect(softmaxPlan(LANE_PER_ROW_MIN_ROWS, 64, true, 8, true)).toEqual({ tpo: 1, outer: false, nSplit: 1, chunk: 64 });
-    expect(softmaxPlan(LANE_PER_ROW_MIN_ROWS, 65, true, 8, true).tpo).toBe(8);
-    expect(softmaxPlan(LANE_PER_ROW_MIN_ROWS - 1, 64, true, 8, true).tpo).toBe(8);
+  it('contiguous rows up to the bound get one thread each, in one pass, however many rows; longer and strided rows keep their groups', () => {
+    for (const nOut of [1, 7, 300, 100_000]) {
+      expect(reducePlan(nOut, LANE_ROW_MAX, true, 8, true)).toEqual({ tpo: 1, outer: false, nSplit: 1, chunk: LANE_ROW_MAX });
+      expect(softmaxPlan(nOut, LANE_ROW_MAX, true, 8, true)).toEqual({ tpo: 1, outer: false, nSplit: 1, chunk: LANE_ROW_MAX });
+    }
+    expect(reducePlan(300, LANE_ROW_MAX + 1, true, 8, true)).toEqual(reducePlan(300, LANE_ROW_MAX + 1, true, 8, false));
+    expect(softmaxPlan(300, LANE_ROW_MAX + 1, true, 8, true)).toEqual(softmaxPlan(300, LANE_ROW_MAX + 1, true, 8, false));
+    expect(reducePlan(300, 64, true, 8, false).tpo).toBe(8);
+    expect(reducePlan(300, 64, false, 256, true)).toEqual(reducePlan(300, 64, false, 256, false));
   });
 });
 
@@ -81,4 +79,23 @@ describe.runIf(gpu)('lane per row on the device: forced on and off, against floa
       expect(keys.some((k) => /^norm\|false\|false\|false\|false\|1(\/|$)/.test(k))).toBe(lanePerRow);
     });
   }
+
+  it('a row gets the same bits in a batch of 300 rows as in a batch of 5 (the choice depends on the row length only)', async () => {
+    for (const lanePerRow of [null, true, false]) {
+      const restore = gpu!.tune({ reduce: { lanePerRow }, norm: { lanePerRow } });
+      try {
+        for (const L of [16, 64, 100, 128]) {
+          const big = E.tensor(input([300, L], L).data, [300, L], { backend: gpu! });
+          const small = big.slice([[0, 5]]).contiguous();
+          const outs = (t: E.Tensor) => [E.sum(t, 1), E.softmax(t, 1), E.layerNorm(t, L), E.rmsNorm(t)];
+          const a = E.tidy(() => outs(big).map((o) => o.slice([[0, 5]]).contiguous()));
+          const b = E.tidy(() => outs(small));
+          for (let k = 0; k < a.length; k++) expect(Array.from(await a[k]!.toArray()), `lanePerRow ${lanePerRow}, L ${L}, output ${k}`).toEqual(Array.from(await b[k]!.toArray()));
+          [...a, ...b, big, small].forEach((t) => t.dispose());
+        }
+      } finally {
+        restore();
+      }
+    }
+  });
 });

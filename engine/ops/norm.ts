@@ -30,7 +30,7 @@ import { normAffineBackwardKernel, normBackwardFusedKernel, normBackwardKernel, 
 import { add, mul, sub } from './binary.js';
 import { sigmoid as sigmoidCpu } from './math.js';
 import { expand, reshape } from './movement.js';
-import { LANE_PER_ROW_MIN_ROWS, mean as meanOp, sum } from './reduce.js';
+import { mean as meanOp, sum } from './reduce.js';
 import { sigmoid } from './unary.js';
 
 function pow2ceil(n: number): number {
@@ -133,13 +133,16 @@ function normWorkgroup(gpu: WebGPUBackend): number {
   return forced;
 }
 
-/** Longest row one invocation normalizes alone (tuning.norm.lanePerRow). */
+/**
+ * Longest row one invocation normalizes alone (tuning.norm.lanePerRow): decided by the row's length
+ * only, so a row gets the same bits in a batch of any size.
+ */
 const LANE_PER_ROW_MAX_L = 128;
 
 /**
  * Workgroup and row split of the row kernels on this device (see NormLayout): on GPUs up to a
  * workgroup per row (a quarter of the row per invocation at least); with small workgroups, one
- * row per workgroup; many short rows one invocation each where tuning.norm.lanePerRow says (by
+ * row per workgroup; short rows one invocation each where tuning.norm.lanePerRow says (by
  * default on software adapters with the automatic workgroup: no tree, no barrier). Measured on
  * lavapipe, fwd+bwd, one lane per row against one workgroup of 8 per row: rmsNorm [4096, 64]
  * 9.6 vs 13.2 ms, layerNorm [4096, 64] 11.3 vs 14.6; layerNorm [2048, 384] 30.9 vs 32.9, inside
@@ -148,7 +151,7 @@ const LANE_PER_ROW_MAX_L = 128;
 function normLayout(gpu: WebGPUBackend, s: RowNormSpec): NormLayout {
   const wg = normWorkgroup(gpu);
   const oneLane = gpu.tuning.norm.lanePerRow ?? (gpu.softwareAdapter !== null && gpu.tuning.norm.workgroup === null);
-  const tpo = oneLane && s.L <= LANE_PER_ROW_MAX_L && s.rows >= LANE_PER_ROW_MIN_ROWS ? 1 : wg < NORM_WG ? wg : Math.min(NORM_WG, pow2ceil(Math.ceil(s.L / 4)));
+  const tpo = oneLane && s.L <= LANE_PER_ROW_MAX_L ? 1 : wg < NORM_WG ? wg : Math.min(NORM_WG, pow2ceil(Math.ceil(s.L / 4)));
   return { wg, tpo, channelLoop: s.hw > 1 && s.hw >= tpo };
 }
 

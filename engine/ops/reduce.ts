@@ -65,16 +65,20 @@ export function rowReduceWorkgroup(gpu: WebGPUBackend, n: number, inner: boolean
   return onePass <= 8 || onePass > REDUCE_WG ? 8 : onePass;
 }
 
-/** Rows from which one invocation per row keeps a software adapter busy (2 cores x 8 lanes x 16). */
-export const LANE_PER_ROW_MIN_ROWS = 256;
+/**
+ * Longest contiguous row of a reduction or softmax that one invocation folds alone, in one pass
+ * (lanePerRow). The choice depends on the row's length only, never on how many rows there are, so
+ * a row gets the same bits in a batch of any size (evaluations accumulated batch by batch rely on it).
+ */
+export const LANE_ROW_MAX = 64;
 
 /**
- * Whether many short rows are each folded by one invocation (tuning.reduce.lanePerRow; by default
- * on software adapters with the automatic workgroup). A tree step costs a barrier there, which
+ * Whether short rows are each folded by one invocation (tuning.reduce.lanePerRow; by default on
+ * software adapters with the automatic workgroup). A tree step costs a barrier there, which
  * outweighs the longer fold. Measured on lavapipe, one lane per row against the per-row workgroup
- * of 8 (interleaved in one process; `COMPARE_WG=auto,tree` in bench/reductions.ts): sum over axis 1 of [16384, 64]
- * 3.3 vs 7.3 ms, [65536, 16] 3.9 vs 11.4, [1024, 1000] 2.8 vs 4.1, [4096, 256] 2.8 vs 2.9; softmax
- * [16384, 64] 7.6 vs 13.4 ms, but [4096, 256] 13.2 vs 9.0 (rows over 64 then take two passes).
+ * of 8 (interleaved in one process; `COMPARE_WG=auto,tree` in bench/reductions.ts): sum over axis
+ * 1 of [16384, 64] 3.3 vs 7.3 ms, of [65536, 16] 3.9 vs 11.4; softmax [16384, 64] 7.6 vs 13.4 ms.
+ * Longer rows gained less or lost (softmax [4096, 256] 13.2 vs 9.0: two passes), so they keep the tree.
  */
 export function lanePerRow(gpu: WebGPUBackend): boolean {
   return gpu.tuning.reduce.lanePerRow ?? (gpu.softwareAdapter !== null && gpu.tuning.reduce.workgroup === null);
@@ -86,12 +90,11 @@ export function lanePerRow(gpu: WebGPUBackend): boolean {
  * are, and consecutive threads take consecutive outputs (coalesced loads), with up to 8 lanes per
  * output when there are few outputs. Sequential folds are kept short (accuracy and parallelism):
  * longer ranges are split into chunks of tpo * SEQ_SPLIT and reduced again. With `oneLane`
- * (lanePerRow) and at least LANE_PER_ROW_MIN_ROWS contiguous rows, one thread per output.
+ * (lanePerRow), a contiguous row of at most LANE_ROW_MAX elements is one thread's, in one pass.
  */
 export function reducePlan(nOut: number, nRed: number, inner: boolean, wg = REDUCE_WG, oneLane = false): ReducePlan {
-  const tpo = inner && oneLane && nOut >= LANE_PER_ROW_MIN_ROWS
-    ? 1
-    : inner
+  if (inner && oneLane && nRed <= LANE_ROW_MAX) return { tpo: 1, outer: false, nSplit: 1, chunk: Math.max(nRed, 1) };
+  const tpo = inner
     ? Math.min(wg, pow2ceil(Math.ceil(nRed / 4)))
     : Math.min(8, pow2ceil(Math.ceil(wg / nOut)), pow2ceil(Math.ceil(nRed / SEQ_SPLIT)));
   const outer = !inner;

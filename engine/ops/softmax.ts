@@ -13,7 +13,7 @@ import type { WebGPUBackend } from '../webgpu/backend.js';
 import { softmaxKernel, SOFTMAX_WG, type SoftmaxShaderSpec } from '../../shaders/softmax.js';
 import { mul, sub } from './binary.js';
 import { exp } from './unary.js';
-import { LANE_PER_ROW_MIN_ROWS, lanePerRow, rowReduceWorkgroup, sum } from './reduce.js';
+import { LANE_ROW_MAX, lanePerRow, rowReduceWorkgroup, sum } from './reduce.js';
 
 function pow2ceil(n: number): number {
   let p = 1;
@@ -39,8 +39,8 @@ export interface SoftmaxPlan {
 const SEQ_MAX = 64;
 
 export function softmaxPlan(nRows: number, L: number, inner: boolean, wg = SOFTMAX_WG, oneLane = false): SoftmaxPlan {
-  // One lane per row (lanePerRow in ops/reduce.ts) only where that lane takes its row in one pass.
-  const tpo = inner && oneLane && L <= SEQ_MAX && nRows >= LANE_PER_ROW_MIN_ROWS ? 1 : inner ? Math.min(wg, pow2ceil(Math.ceil(L / 4))) : Math.min(8, pow2ceil(Math.ceil(wg / nRows)), pow2ceil(Math.ceil(L / 16)));
+  // One lane per row (lanePerRow in ops/reduce.ts): by the row's length alone, in one pass.
+  const tpo = inner && oneLane && L <= LANE_ROW_MAX ? 1 : inner ? Math.min(wg, pow2ceil(Math.ceil(L / 4))) : Math.min(8, pow2ceil(Math.ceil(wg / nRows)), pow2ceil(Math.ceil(L / 16)));
   const outer = !inner;
   if (Math.ceil(L / tpo) <= SEQ_MAX || nRows * tpo >= 32768) return { tpo, outer, nSplit: 1, chunk: L };
   const chunk = Math.max(tpo * 16, Math.ceil(L / 256));
