@@ -11,23 +11,13 @@ import { softmaxPlan } from '../engine/ops/softmax.js';
 import { requireGpu } from './helpers/backends.js';
 import { expectMatchesReference, type InputSpec } from './helpers/compare.js';
 import { uniformValues } from './helpers/prng.js';
+import { kernelKeysOf } from './helpers/kernel-keys.js';
 
 const gpu = await requireGpu();
 
 const input = (shape: number[], seed: number): InputSpec => ({ shape, data: uniformValues(shape.reduce((a, b) => a * b, 1), seed, -2, 2) });
 
-/** Kernel keys of the dispatches `f` makes. */
-function keysOf(f: () => void): string[] {
-  const keys: string[] = [];
-  const run = gpu!.run.bind(gpu);
-  gpu!.run = (kernel, variant, call) => (keys.push(kernel.layout(variant).key), run(kernel, variant, call));
-  try {
-    f();
-  } finally {
-    gpu!.run = run;
-  }
-  return keys;
-}
+const keysOf = (f: () => void): string[] => kernelKeysOf(gpu!, f);
 
 describe('lane per row: plans', () => {
   it('contiguous rows up to the bound get one thread each, in one pass, however many rows; longer and strided rows keep their groups', () => {

@@ -13,6 +13,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../engine/index.js';
+import { kernelKeysOf } from './helpers/kernel-keys.js';
 import { requireGpu } from './helpers/backends.js';
 import { expectClose, expectGradMatchesFD, make, type InputSpec } from './helpers/compare.js';
 import { f32, shapeArb, valuesArb } from './helpers/arbitrary.js';
@@ -290,17 +291,7 @@ for (const workgroup of [null, 256] as const) describe.runIf(gpu)(`reductions: G
 
 describe.runIf(gpu)('reductions: workgroup by adapter', () => {
   it('software adapters fold contiguous rows in the smallest workgroup that takes one pass (from 8), strided rows and GPUs in 256; a bad tuning value names the field', async () => {
-    const keysOf = (f: () => void) => {
-      const keys: string[] = [];
-      const run = gpu!.run.bind(gpu);
-      gpu!.run = (kernel, variant, call) => (keys.push(kernel.layout(variant).key), run(kernel, variant, call));
-      try {
-        f();
-      } finally {
-        gpu!.run = run;
-      }
-      return keys.filter((k) => k.startsWith('reduce|') || k.startsWith('softmax|'));
-    };
+    const keysOf = (f: () => void) => kernelKeysOf(gpu!, f).filter((k) => k.startsWith('reduce|') || k.startsWith('softmax|'));
     const x = E.rand([64, 512], { backend: gpu!, generator: new E.Generator(1) });
     const software = gpu!.softwareAdapter !== null;
     // Rows of 512: 32 per lane for a sum (16 lanes), 64 per lane for a softmax (8 lanes).
