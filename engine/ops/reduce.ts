@@ -77,7 +77,7 @@ export const LANE_ROW_MAX = 64;
  * software adapters with the automatic workgroup). A tree step costs a barrier there, which
  * outweighs the longer fold. Measured on lavapipe, one lane per row against the per-row workgroup
  * of 8 (interleaved in one process; `COMPARE_WG=auto,tree` in bench/reductions.ts): sum over axis
- * 1 of [16384, 64] 3.3 vs 7.3 ms, of [65536, 16] 3.9 vs 11.4; softmax [16384, 64] 7.6 vs 13.4 ms.
+ * 1 of [16384, 64] 2.1 vs 7.4 ms, of [65536, 16] 2.7 vs 12.0; softmax [16384, 64] 5.1 vs 12.7 ms.
  * Longer rows gained less or lost (softmax [4096, 256] 13.2 vs 9.0: two passes), so they keep the tree.
  */
 export function lanePerRow(gpu: WebGPUBackend): boolean {
