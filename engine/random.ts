@@ -321,7 +321,7 @@ export function randint(low: number, high: number, shape: Shape, opts: RandomOpt
 export function bernoulli(p: number | Tensor, shape?: Shape, opts: RandomOptions = {}): Tensor {
   if (isTensor(p)) {
     if (p.dtype !== 'f32') throw new TypeError(`bernoulli: probabilities must be f32, got ${p.describe()}`);
-    return tidy(() => lt(draw('uniform', 'bernoulli', shape ?? p.shape, 'f32', { ...opts, backend: opts.backend ?? p.backend }, 0, 1), p));
+    return tidy(() => lt(draw('uniform', 'bernoulli', shape ?? p.shape, 'f32', Object.assign({}, opts, { backend: opts.backend ?? p.backend }), 0, 1), p));
   }
   if (!(p >= 0 && p <= 1)) throw new RangeError(`bernoulli: p must be in [0, 1], got ${p}`);
   if (shape === undefined) throw new Error('bernoulli: a shape is required when p is a number');

@@ -83,20 +83,29 @@ export function reducedShape(shape: Shape, axes: readonly number[], keepdim: boo
  * index fewer dims. Size-1 dims are dropped. Returns at least rank 1.
  */
 export function collapseDims(shape: Shape, stridesList: readonly (readonly number[])[]): { shape: number[]; strides: number[][] } {
+  // Runs for most dispatches: plain loops, no closures.
+  const L = stridesList.length;
   const dims: number[] = [];
-  const strides: number[][] = stridesList.map(() => []);
+  const strides: number[][] = new Array<number[]>(L);
+  for (let k = 0; k < L; k++) strides[k] = [];
   for (let i = 0; i < shape.length; i++) {
-    if (shape[i] === 1) continue;
+    const d = shape[i]!;
+    if (d === 1) continue;
     const last = dims.length - 1;
-    if (last >= 0 && stridesList.every((s, k) => strides[k]![last] === s[i]! * shape[i]!)) {
-      dims[last]! *= shape[i]!;
-      stridesList.forEach((s, k) => (strides[k]![last] = s[i]!));
+    let merge = last >= 0;
+    for (let k = 0; merge && k < L; k++) merge = strides[k]![last] === stridesList[k]![i]! * d;
+    if (merge) {
+      dims[last]! *= d;
+      for (let k = 0; k < L; k++) strides[k]![last] = stridesList[k]![i]!;
     } else {
-      dims.push(shape[i]!);
-      stridesList.forEach((s, k) => strides[k]!.push(s[i]!));
+      dims.push(d);
+      for (let k = 0; k < L; k++) strides[k]!.push(stridesList[k]![i]!);
     }
   }
-  if (dims.length === 0) return { shape: [1], strides: stridesList.map(() => [1]) };
+  if (dims.length === 0) {
+    for (let k = 0; k < L; k++) strides[k] = [1];
+    return { shape: [1], strides };
+  }
   return { shape: dims, strides };
 }
 

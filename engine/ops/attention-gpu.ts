@@ -91,7 +91,7 @@ function leadLayout(lead: readonly number[], ops: Operand[]): GpuLayout | null {
   const c = collapseDims(lead.length ? lead : [1], ops.map((o) => (lead.length ? [...o.lead] : [0])));
   if (c.shape.length > 3) return null;
   const pad = (a: number[], v: number) => [...a, ...new Array<number>(3 - a.length).fill(v)];
-  return { shape: pad(c.shape, 1), ops: ops.map((o, i) => ({ ...o, lead: pad(c.strides[i]!, 0) })) };
+  return { shape: pad(c.shape, 1), ops: ops.map((o, i) => Object.assign({}, o, { lead: pad(c.strides[i]!, 0) })) };
 }
 
 function maskKind(p: AttentionProblem): AttnMaskKind {
@@ -129,7 +129,7 @@ export function checkGpuDims(p: AttentionProblem): void {
  */
 function densify(p: AttentionProblem, ts: Tensor[]): { p: AttentionProblem; ts: Tensor[] } {
   const mask = p.mask && contiguous(expand(p.mask, [...p.lead, p.Lq, p.Lk]));
-  return { p: { ...p, mask }, ts: ts.map((t) => contiguous(t)) };
+  return { p: Object.assign({}, p, { mask }), ts: ts.map((t) => contiguous(t)) };
 }
 
 /** Runs `fn`, freeing the tensors it creates (none of them is recorded). */
@@ -178,9 +178,9 @@ export function gpuBackward(gpu: WebGPUBackend, p0: AttentionProblem, q0: Tensor
     const reads: Record<string, Tensor> = p.mask ? { Q: q, K: k, V: v, DO: g, M: p.mask, LSE: lse, DELTA: delta } : { Q: q, K: k, V: v, DO: g, LSE: lse, DELTA: delta };
     const pq = attnPlan(Lq, D + Dv);
     const bq = Math.ceil(Lq / (ATT_WG / pq.S));
-    gpu.run(attnDqKernel, shaderSpec(p, pq), { params: kernelParams(p, bq, layout), bindings: { ...reads, DQ: dq }, workgroups: BH * bq });
+    gpu.run(attnDqKernel, shaderSpec(p, pq), { params: kernelParams(p, bq, layout), bindings: Object.assign({}, reads, { DQ: dq }), workgroups: BH * bq });
     const pk = attnPlan(Lk, D + Dv + 2);
     const bk = Math.ceil(Lk / (ATT_WG / pk.S));
-    gpu.run(attnDkDvKernel, shaderSpec(p, pk), { params: kernelParams(p, bk, layout), bindings: { ...reads, DKV: dk }, workgroups: BH * bk });
+    gpu.run(attnDkDvKernel, shaderSpec(p, pk), { params: kernelParams(p, bk, layout), bindings: Object.assign({}, reads, { DKV: dk }), workgroups: BH * bk });
   });
 }

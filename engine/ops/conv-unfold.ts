@@ -60,7 +60,7 @@ const unfoldOp = defineOp<ColumnsAttrs>({
     },
     webgpu: (gpu, { inputs: [x], outputs: [cols], attrs: { g, padValue, bake } }) => {
       const total = cols!.size;
-      const params = { ...geomParams(total, x!.shape[1]!, g), x_off: x!.offset, x_st: x!.strides, pad_value: Math.max(-F32_MAX, Math.min(F32_MAX, padValue)) };
+      const params = Object.assign({}, geomParams(total, x!.shape[1]!, g), { x_off: x!.offset, x_st: x!.strides, pad_value: Math.max(-F32_MAX, Math.min(F32_MAX, padValue)) });
       gpu.run(unfoldKernel, undefined, { params, bindings: { x: x!, cols: cols! }, workgroups: Math.ceil(total / CONV_WG), bake: bake ? GEOMETRY : undefined });
     },
   },
@@ -104,7 +104,7 @@ const foldOp = defineOp<ColumnsAttrs>({
     },
     webgpu: (gpu, { inputs: [cols], outputs: [out], attrs: { g, C, bake } }) => {
       const total = out!.size;
-      const params = { ...geomParams(total, C, g), cols_off: cols!.offset, cols_st: cols!.strides };
+      const params = Object.assign({}, geomParams(total, C, g), { cols_off: cols!.offset, cols_st: cols!.strides });
       gpu.run(foldKernel, undefined, { params, bindings: { cols: cols!, out: out! }, workgroups: Math.ceil(total / CONV_WG), bake: bake ? GEOMETRY : undefined });
     },
   },

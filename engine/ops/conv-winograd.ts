@@ -93,7 +93,7 @@ function forwardInto(gpu: WebGPUBackend, m: WinogradTile, x: Tensor, w: Tensor, 
     // each lands in U).
     const [wCout, wC] = [w.shape[0]!, w.shape[1]!];
     gpu.run(winogradForwardInKernel, { m, flip }, {
-      params: { ...inputParams(xd, ph, pw, tiles), Cv: C, wCout, wC, w_off: w.offset, w_st: w.strides },
+      params: Object.assign(inputParams(xd, ph, pw, tiles), { Cv: C, wCout, wC, w_off: w.offset, w_st: w.strides }),
       bindings: { x: xd, w, V, U },
       workgroups: wgs(C * T + wCout * wC),
     });
@@ -153,7 +153,7 @@ function weightGradJob(m: WinogradTile, x: Tensor, gy: Tensor, g: ConvGeom, bias
   const gyd = denseOperand(gy, s);
   const V = s.tensor([tiles.e, Cv, tiles.T]);
   const Z = s.tensor([tiles.e, tiles.T, Cout]);
-  const params = { ...inputParams(xd, g.ph, g.pw, tiles), Cv, Cout, Hb: g.Hb, Wb: g.Wb, gy_off: gyd.offset };
+  const params = Object.assign(inputParams(xd, g.ph, g.pw, tiles), { Cv, Cout, Hb: g.Hb, Wb: g.Wb, gy_off: gyd.offset });
   return { C, Cout, Cv, bias, tiles, xd, gyd, V, Z, params, invocations: C * tiles.T + Cout * tiles.T + (bias ? tiles.T : 0) };
 }
 
@@ -173,9 +173,9 @@ export function winogradBackward(gpu: WebGPUBackend, m: WinogradTile, gy: Tensor
     const j = weightGradJob(m, x, gy, g, db !== null, s);
     const Vx = s.tensor([tx.e, Cout, tx.T]);
     const U = s.tensor([tx.e, C, Cout]);
-    const dxIn = { ...inputParams(j.gyd, 2 - g.ph, 2 - g.pw, tx), Cv: Cout, wCout: w.shape[0]!, wC: w.shape[1]!, w_off: w.offset, w_st: w.strides };
+    const dxIn = Object.assign(inputParams(j.gyd, 2 - g.ph, 2 - g.pw, tx), { Cv: Cout, wCout: w.shape[0]!, wC: w.shape[1]!, w_off: w.offset, w_st: w.strides });
     gpu.run(winogradBackwardInKernel, { m, bias: j.bias }, {
-      params: { ...prefixed('dx_', dxIn), ...prefixed('dw_', j.params) },
+      params: prefixed('dw_', j.params, prefixed('dx_', dxIn, {})),
       bindings: { gy: j.gyd, w, x: j.xd, Vx, U, Vw: j.V, Z: j.Z },
       workgroups: wgs(Cout * tx.T + Cout * C + j.invocations),
     });
@@ -189,7 +189,7 @@ export function winogradBackward(gpu: WebGPUBackend, m: WinogradTile, gy: Tensor
     s.free(Vx, U);
     const dxOut = { Cout: C, T: tx.T, th: tx.th, tw: tx.tw, Hb: H, Wb: W, bias_off: 0, bias_st: 0, res_off: 0 };
     gpu.run(winogradBackwardOutKernel, { m, bias: j.bias }, {
-      params: { ...prefixed('dx_', dxOut), ...prefixed('dw_', { Cout, C, Cd: j.Cv }) },
+      params: prefixed('dw_', { Cout, C, Cd: j.Cv }, prefixed('dx_', dxOut, {})),
       bindings: db ? { Mx, dx, D, dw, db } : { Mx, dx, D, dw },
       workgroups: wgs(C * tx.T + Cout * C + (j.bias ? Cout : 0)),
     });
@@ -199,6 +199,17 @@ export function winogradBackward(gpu: WebGPUBackend, m: WinogradTile, gy: Tensor
 }
 
 type ParamValues = Record<string, number | readonly number[]>;
-/** One job's parameters in a two-job kernel: every name with the job's prefix. */
-const prefixed = (prefix: string, params: ParamValues): ParamValues => Object.fromEntries(Object.entries(params).map(([k, v]) => [`${prefix}${k}`, v]));
+/** The prefixed parameter names, made once: building `${prefix}${k}` on every call costs more than the dispatch. */
+const prefixedNames = new Map<string, Map<string, string>>();
+/** One job's parameters in a two-job kernel, every name with the job's prefix, added to `into`. */
+function prefixed(prefix: string, params: ParamValues, into: ParamValues): ParamValues {
+  let names = prefixedNames.get(prefix);
+  if (!names) prefixedNames.set(prefix, (names = new Map()));
+  for (const k in params) {
+    let name = names.get(k);
+    if (name === undefined) names.set(k, (name = prefix + k));
+    into[name] = params[k]!;
+  }
+  return into;
+}
 

@@ -98,6 +98,11 @@ function cpuKernel(_b: CpuBackend, { inputs, outputs, attrs: spec }: OpArgs<Elem
   });
 }
 
+// Parameter and binding names per input, made once (a template string per dispatch is a new string to hash).
+const OFF_NAMES = EW_NAMES.map((_, k) => `off${k}`);
+const ST_NAMES = EW_NAMES.map((_, k) => `st${k}`);
+const IN_NAMES = EW_NAMES.map((_, k) => `in${k}`);
+
 function gpuKernel(gpu: WebGPUBackend, { inputs, outputs, attrs: spec }: OpArgs<ElementwiseSpec>): void {
   const out = outputs[0]!;
   const shape = out.shape;
@@ -121,11 +126,12 @@ function gpuKernel(gpu: WebGPUBackend, { inputs, outputs, attrs: spec }: OpArgs<
   };
   const params: Record<string, number | readonly number[]> = { n: vec4 ? n / 4 : n, off_out: vec4 ? out.offset / 4 : out.offset, s: scalars };
   const bindings: Record<string, Tensor> = { out };
-  inputs.forEach((t, k) => {
-    params[`off${k}`] = vec4 ? t.offset / 4 : t.offset;
-    if (!vec4) params[`st${k}`] = c.strides[k]!;
-    bindings[`in${k}`] = t;
-  });
+  for (let k = 0; k < inputs.length; k++) {
+    const t = inputs[k]!;
+    params[OFF_NAMES[k]!] = vec4 ? t.offset / 4 : t.offset;
+    if (!vec4) params[ST_NAMES[k]!] = c.strides[k]!;
+    bindings[IN_NAMES[k]!] = t;
+  }
   if (!vec4) {
     params.shape = c.shape;
     params.st_out = c.strides[inputs.length]!;
@@ -151,7 +157,7 @@ const elementwiseOp = defineOp<NamedSpec>({
 
 /** Runs one elementwise expression (no gradient is recorded: callers record their own). */
 export function elementwise(op: string, inputs: Tensor[], spec: ElementwiseSpec): Tensor {
-  return elementwiseOp(inputs, { ...spec, op })[0]!;
+  return elementwiseOp(inputs, Object.assign({}, spec, { op }))[0]!;
 }
 
 const identity = (a: number) => a;

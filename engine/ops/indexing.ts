@@ -195,7 +195,7 @@ function scatterAddBucketed(gpu: WebGPUBackend, op: string, space: Space, idx: T
   const K = out.size;
   const csr = gpu.alloc(scatterCsrSize(K, n), 'i32');
   gpu.run(scatterCsrKernel, { mode: 'elements', rank: R }, {
-    params: { ...spaceParams(space, c, n), K },
+    params: Object.assign({}, spaceParams(space, c, n), { K }),
     bindings: { idx, csr },
     workgroups: 1,
   });

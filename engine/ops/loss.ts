@@ -41,7 +41,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   if (targets.dtype !== 'i32') throw new TypeError(`cross_entropy: targets must be i32 class indices, got ${targets.describe()}`);
   if (!(ls >= 0 && ls <= 1)) throw new RangeError(`cross_entropy: labelSmoothing must be in [0, 1], got ${ls}`);
   if (logits.rank === 1 && targets.rank === 0) {
-    return crossEntropy(unsqueeze(logits, 0), unsqueeze(targets, 0), { ...opts, reduction: reduction === 'none' ? 'sum' : reduction });
+    return crossEntropy(unsqueeze(logits, 0), unsqueeze(targets, 0), Object.assign({}, opts, { reduction: reduction === 'none' ? ('sum' as const) : reduction }));
   }
   const expect = [logits.shape[0]!, ...logits.shape.slice(2)];
   if (logits.rank < 2 || !shapesEqual(targets.shape, expect)) {

@@ -63,11 +63,12 @@ function checkOperand(op: string, t: unknown, which: string): asserts t is Tenso
 }
 
 /** Output shape of a @ b (after 1-D promotion and batch broadcasting); the error names both shapes. */
+const incompatible = (a: readonly number[], b: readonly number[], why: string) => new Error(`matmul: shapes ${fmtShape(a)} and ${fmtShape(b)} are incompatible (${why})`);
+
 export function matmulShape(a: readonly number[], b: readonly number[]): number[] {
-  const bad = (why: string) => new Error(`matmul: shapes ${fmtShape(a)} and ${fmtShape(b)} are incompatible (${why})`);
   const K1 = a[a.length - 1]!;
   const K2 = b.length === 1 ? b[0]! : b[b.length - 2]!;
-  if (K1 !== K2) throw bad(`inner dims ${K1} vs ${K2}`);
+  if (K1 !== K2) throw incompatible(a, b, `inner dims ${K1} vs ${K2}`);
   const ab = a.length >= 2 ? a.slice(0, -2) : [];
   const bb = b.length >= 2 ? b.slice(0, -2) : [];
   const n = Math.max(ab.length, bb.length);
@@ -75,7 +76,7 @@ export function matmulShape(a: readonly number[], b: readonly number[]): number[
   for (let i = 0; i < n; i++) {
     const da = ab[ab.length - n + i] ?? 1;
     const db = bb[bb.length - n + i] ?? 1;
-    if (da !== db && da !== 1 && db !== 1) throw bad(`batch dims ${fmtShape(ab)} and ${fmtShape(bb)} do not broadcast`);
+    if (da !== db && da !== 1 && db !== 1) throw incompatible(a, b, `batch dims ${fmtShape(ab)} and ${fmtShape(bb)} do not broadcast`);
     batch.push(da === 1 ? db : da);
   }
   return [...batch, ...(a.length >= 2 ? [a[a.length - 2]!] : []), ...(b.length >= 2 ? [b[b.length - 1]!] : [])];
@@ -362,6 +363,8 @@ interface Batches {
   nSum: number;
 }
 
+const pick = (st: readonly number[], idx: readonly number[]) => idx.map((i) => st[i]!);
+
 /**
  * Splits the batch dims of a product into the dims the output's batch dims `outBatch` keep and
  * the dims it sums (size 1 in `outBatch`, or missing from its front), each group collapsed.
@@ -376,8 +379,7 @@ function batches(g: Geometry, outBatch: readonly number[], rowBias: Tensor | und
     const o = i < lead ? 1 : outBatch[i - lead]!;
     (o === batchShape[i] ? kept : summed).push(i);
   }
-  const keptShape = kept.map((i) => batchShape[i]!);
-  const pick = (st: readonly number[], idx: number[]) => idx.map((i) => st[i]!);
+  const keptShape = pick(batchShape, kept);
   const biasBatch = rowBias ? broadcastStrides(rowBias.shape.slice(0, -1), rowBias.strides.slice(0, -1), batchShape) : new Array<number>(n).fill(0);
   const col = collapseDims(keptShape, [pick(aBatch, kept), pick(bBatch, kept), contiguousStrides(keptShape), pick(biasBatch, kept)]);
   let R = col.shape.length;
@@ -387,7 +389,7 @@ function batches(g: Geometry, outBatch: readonly number[], rowBias: Tensor | und
   // Batch rank 1 runs as rank 2 (a leading size-1 dim): one shader variant fewer to compile, which
   // matters on software adapters where a register-blocked kernel takes seconds to compile.
   if (R === 1) ((R = 2), (shape = [1, ...shape]), (aBS = [0, ...aBS]), (bBS = [0, ...bBS]), (biasBS = [0, ...biasBS]));
-  const sumShape = summed.map((i) => batchShape[i]!);
+  const sumShape = pick(batchShape, summed);
   const sc = sumShape.length ? collapseDims(sumShape, [pick(aBatch, summed), pick(bBatch, summed)]) : { shape: [], strides: [[], []] };
   const [aSS, bSS] = sc.strides as [number[], number[]];
   return { R, shape, aBS, bBS, biasBS, nBatch: sizeOf(keptShape), S: sc.shape.length, sShape: sc.shape, aSS, bSS, nSum: sizeOf(sumShape) };
@@ -451,14 +453,18 @@ interface Run {
   bindings: Bindings;
 }
 
+/** Multiplies the copies `copies` makes into `out` (made inside withCopies' scope, which frees them once the product is recorded); false for dispatchPlan. */
+function redo(run: Run, out: Tensor, copies: () => [Tensor, Tensor]): false {
+  withCopies(() => productGpu(run.gpu, ...copies(), out, run.bias));
+  return false;
+}
+
 /** Dispatches the plan's kernel into the run's target; false when it multiplied copies into `out` instead. */
 function dispatchPlan(run: Run, plan: MatmulPlan, M: number, N: number, K: number, out: Tensor): boolean {
-  const { gpu, a, b, bt, bias } = run;
+  const { gpu, a, b, bt } = run;
   const { A, B } = run.g;
   const { aBS, bBS, aSS, bSS } = bt;
   const caps = matmulDeviceCaps(gpu);
-  // The copies are made inside withCopies' scope, which frees them once the product is recorded.
-  const redo = (copies: () => [Tensor, Tensor]) => (withCopies(() => productGpu(gpu, ...copies(), out, bias)), false);
   if (plan.kernel === 'simple') return dispatch(run, matmulSimpleKernel, {}, [SIMPLE_TILE, SIMPLE_TILE], { aSM: A.sR, aSK: A.sC, bSK: B.sR, bSN: B.sC }, M, N, K);
   if (plan.kernel === 'rows') {
     if (plan.WG > caps.maxInvocations) throw new Error(`matmul: rows plan with ${plan.WG} invocations exceeds the device limit ${caps.maxInvocations}`);
@@ -473,7 +479,7 @@ function dispatchPlan(run: Run, plan: MatmulPlan, M: number, N: number, K: numbe
     // workgroup row tiles (lavapipe, 16->16 3x3 conv at 16x16, batch 32: 20 ms -> 4.6 ms).
     const big = M * N * K * bt.nBatch * bt.nSum >= 64 * 64 * 64;
     if (!vecB && !b.isContiguous && M <= 64 && TN % 4 === 0 && big) return dispatchRows(run, { ...plan, TM: M <= 4 ? M : M <= 16 ? 16 : 32, TN: 2 }, M, N, K, false);
-    if (!vecB && TN % 4 === 0 && N % 4 === 0 && !b.isContiguous && big) return redo(() => [a, contiguous(b)]);
+    if (!vecB && TN % 4 === 0 && N % 4 === 0 && !b.isContiguous && big) return redo(run, out, () => [a, contiguous(b)]);
     return dispatchRows(run, plan, M, N, K, vecB);
   }
   const t = plan.tile;
@@ -487,7 +493,7 @@ function dispatchPlan(run: Run, plan: MatmulPlan, M: number, N: number, K: numbe
   const la = lsA.find((l) => vecOk(A, l, aStrides)) ?? lsA[0];
   const lb = lsB.find((l) => vecOk(B, l, bStrides)) ?? lsB[0];
   // Strided in both matrix dims (rare: e.g. a stepped slice): multiply contiguous copies.
-  if (!la || !lb) return redo(() => [la ? a : contiguous(a), lb ? b : contiguous(b)]);
+  if (!la || !lb) return redo(run, out, () => [la ? a : contiguous(a), lb ? b : contiguous(b)]);
   const doubleBuffer = plan.doubleBuffer ?? false;
   const spec = {
     ...t,
@@ -527,7 +533,7 @@ function dispatch<V extends object>(run: Run, kernel: Kernel<V & MatmulVariant>,
     params.bias_stride = bias.t.strides[bias.t.rank - 1]!;
     if (bias.along === 'rows') params.bias_bstride = bt.biasBS;
   }
-  const variant = { ...spec, batchRank: bt.R, bias: bias?.along, sumRank: bt.S } as V & MatmulVariant;
+  const variant = Object.assign({}, spec, { batchRank: bt.R, bias: bias?.along, sumRank: bt.S }) as V & MatmulVariant;
   run.gpu.run(kernel, variant, { params, bindings: run.bindings, workgroups: tilesM * tilesN * bt.nBatch * splits });
   return true;
 }

@@ -335,7 +335,7 @@ function checkF32(op: string, ...ts: (Tensor | null | undefined)[]): void {
  * to against x (for the backward); `affineAxes`: the axes of x that dw/db are summed over.
  */
 function normOp(x: Tensor, w: Tensor | null, b: Tensor | null, spec: Omit<RowNormSpec, 'hasWeight' | 'hasBias'>, affineView: readonly number[], affineAxes: number[]): Tensor {
-  const s: RowNormSpec = { ...spec, hasWeight: w !== null, hasBias: b !== null };
+  const s: RowNormSpec = Object.assign({}, spec, { hasWeight: w !== null, hasBias: b !== null });
   const outs = rowNorm([x, ...(w ? [w] : []), ...(b ? [b] : [])], s);
   const y = outs[0]!;
   const mean = s.rms ? null : outs[1]!;
@@ -357,7 +357,7 @@ function normOp(x: Tensor, w: Tensor | null, b: Tensor | null, spec: Omit<RowNor
       const A = (w ?? b)?.size ?? 0;
       const inner = s.cpg ? s.hw : 1;
       // The op's dense inputs make a strided partial sum contiguous (as the engine's add would read it).
-      const bs: RowNormBackwardSpec = { ...s, A, affineShape: (w ?? b)?.shape ?? [], inner, outer: A ? (s.rows * L) / (A * inner) : 0, accumulate: !!acc };
+      const bs: RowNormBackwardSpec = Object.assign({}, s, { A, affineShape: (w ?? b)?.shape ?? [], inner, outer: A ? (s.rows * L) / (A * inner) : 0, accumulate: !!acc });
       return rowNormBackward([g, x, ...(mean ? [mean] : []), rstd, ...(w ? [w] : []), ...(s.silu && b ? [b] : []), ...(acc ? [acc] : [])], bs);
     }
     const x2 = rows2d(x);

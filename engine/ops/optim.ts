@@ -87,11 +87,11 @@ function adamStepParams(hyper: Omit<AdamHyper, 'step'>, steps: readonly number[]
   const stepSize: number[] = [];
   const bc2Sqrt: number[] = [];
   for (const step of steps) {
-    const s = adamScalars({ ...hyper, step });
+    const s = adamScalars(Object.assign({}, hyper, { step }));
     stepSize.push(s.stepSize);
     bc2Sqrt.push(s.bc2Sqrt);
   }
-  const { l2, decay } = adamScalars({ ...hyper, step: 1 });
+  const { l2, decay } = adamScalars(Object.assign({}, hyper, { step: 1 }));
   return { stepSize, bc2Sqrt, beta1: hyper.beta1, beta2: hyper.beta2, eps: hyper.eps, l2, decay };
 }
 
@@ -210,7 +210,7 @@ const adamOp = defineOp<AdamManyAttrs>({
       const { vmaxOff, ...rest } = cols;
       const live = a.live;
       gpu.run(adamKernel, { k, amsgrad: a.amsgrad }, {
-        params: { ...rest, ...(a.amsgrad ? { vmaxOff } : {}), ...adamStepParams(a.hyper, a.steps) },
+        params: Object.assign({}, rest, a.amsgrad ? { vmaxOff } : {}, adamStepParams(a.hyper, a.steps)),
         ...(live ? { dynamic: () => adamStepParams(live.hyper(), live.steps()) } : {}),
         bindings,
         workgroups: wg,

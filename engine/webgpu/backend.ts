@@ -335,7 +335,7 @@ export class WebGPUBackend implements Backend {
       throw new Error(`kernel ${kernel.name}: unknown binding(s) ${extra.join(', ')} (declared: ${names.join(', ')})`);
     }
     // The pipeline: one per variant, or per baked literal values.
-    const params = call.dynamic ? { ...call.params, ...call.dynamic() } : call.params;
+    const params = call.dynamic ? Object.assign({}, call.params, call.dynamic()) : call.params;
     let pipeline: GPUComputePipeline;
     let bakedKey = '';
     if (call.bake && call.bake.length > 0) {
@@ -487,7 +487,7 @@ export class WebGPUBackend implements Backend {
       if (e.kind === 'dispatch') {
         if (this.slots >= ARENA_SLOTS) this.flush();
         const slot = this.slots++;
-        if (e.dynamic) e.layout.pack({ ...e.params!, ...e.dynamic() }, this.arena, this.arenaI32, this.arenaF32, slot * SLOT_WORDS);
+        if (e.dynamic) e.layout.pack(Object.assign({}, e.params!, e.dynamic()), this.arena, this.arenaI32, this.arenaF32, slot * SLOT_WORDS);
         else this.arena.set(e.words, slot * SLOT_WORDS);
         this.encode(e.pipeline, e.group, slot, e.grid[0], e.grid[1], e.grid[2]);
       } else if (e.kind === 'write') {

@@ -75,7 +75,7 @@ export function annealFactor(step: number, totalSteps: number): number {
 export function annealedPerturbation(p: ResolvedPerturbation, step?: number, totalSteps?: number): ResolvedPerturbation {
   if (!p.anneal || step === undefined || totalSteps === undefined) return p;
   const r = annealFactor(step, totalSteps);
-  return { ...p, alpha: r * p.alpha, delta: Math.max(1, Math.trunc(r * p.delta)) };
+  return Object.assign({}, p, { alpha: r * p.alpha, delta: Math.max(1, Math.trunc(r * p.delta)) });
 }
 
 /** Images of a batch of B that are perturbed: the paper's int(B * beta). */

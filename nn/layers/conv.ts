@@ -38,7 +38,7 @@ export class Conv2d extends Layer {
   }
   /** conv(x) (+ residual: a residual connection's add, fused into the convolution where it can be). */
   forward(x: E.Tensor, residual?: E.Tensor | null): E.Tensor {
-    return E.conv2d(x, this.weight, this.bias, residual ? { ...this.opts, residual } : this.opts);
+    return E.conv2d(x, this.weight, this.bias, residual ? Object.assign({}, this.opts, { residual }) : this.opts);
   }
 }
 
