@@ -138,10 +138,43 @@ function adamCpu(p: Tensor, g: Tensor, m: Tensor, v: Tensor, vmax: Tensor | null
   }
 }
 
+/** The inputs per parameter of an Adam update, in order (names for errors). */
+const ADAM_ROLES = ['param', 'grad', 'exp_avg', 'exp_avg_sq', 'max_exp_avg_sq'];
+
+/** Whether one parameter's tensors pass checkAdamItem (the same tests, without building names). */
+function adamItemOk(p: Tensor, g: Tensor, m: Tensor, v: Tensor, vmax: Tensor | null): boolean {
+  return adamTargetOk(p, p) && adamTargetOk(m, p) && adamTargetOk(v, p) && (!vmax || adamTargetOk(vmax, p)) && !g.isDisposed && g.dtype === 'f32' && shapesEqual(g.shape, p.shape);
+}
+
+function adamTargetOk(t: Tensor, p: Tensor): boolean {
+  return !t.isDisposed && t.dtype === 'f32' && t.isContiguous && shapesEqual(t.shape, p.shape);
+}
+
+/** Throws the error naming what is wrong with one parameter's tensors (`which`: the parameter, for several). */
+function checkAdamItem(op: string, which: string, p: Tensor, g: Tensor, m: Tensor, v: Tensor, vmax: Tensor | null): void {
+  checkTarget(op, `param${which}`, p);
+  checkF32(op, `grad${which}`, g);
+  checkTarget(op, `exp_avg${which}`, m);
+  checkTarget(op, `exp_avg_sq${which}`, v);
+  if (vmax) checkTarget(op, `max_exp_avg_sq${which}`, vmax);
+  checkShape(op, `grad${which}`, g, p);
+  checkShape(op, `exp_avg${which}`, m, p);
+  checkShape(op, `exp_avg_sq${which}`, v, p);
+  if (vmax) checkShape(op, `max_exp_avg_sq${which}`, vmax, p);
+}
+
 /**
  * Inputs [p, g, m, v, vmax?] per parameter (k parameters of one group); writes every p, m, v (and
  * vmax) in place, in one dispatch on a GPU.
  */
+/** The kernel's binding names per parameter slot (`p3`), each made once rather than per dispatch. */
+const slotNames = new Map<string, string[]>();
+function slot(role: string, t: number): string {
+  let names = slotNames.get(role);
+  if (!names) slotNames.set(role, (names = []));
+  return (names[t] ??= `${role}${t}`);
+}
+
 const adamOp = defineOp<AdamManyAttrs>({
   name: 'adam_update',
   outputs: (inputs, a) => {
@@ -149,27 +182,26 @@ const adamOp = defineOp<AdamManyAttrs>({
     const per = perItem(a.amsgrad);
     if (inputs.length === 0 || inputs.length !== per * a.steps.length) throw new Error(`${op}: expected ${per} tensors per parameter for ${a.steps.length} parameters, got ${inputs.length}`);
     checkSameBackend(op, inputs);
-    const named: [string, Tensor | null][] = [];
     const outs: { into: Tensor }[] = [];
-    for (let t = 0; t < a.steps.length; t++) {
-      const [p, g, m, v] = inputs.slice(t * per, t * per + 4) as [Tensor, Tensor, Tensor, Tensor];
-      const vmax = a.amsgrad ? inputs[t * per + 4]! : null;
-      const which = a.steps.length === 1 ? '' : ` (parameter ${t})`;
-      checkTarget(op, `param${which}`, p);
-      checkF32(op, `grad${which}`, g);
-      checkTarget(op, `exp_avg${which}`, m);
-      checkTarget(op, `exp_avg_sq${which}`, v);
-      if (vmax) checkTarget(op, `max_exp_avg_sq${which}`, vmax);
-      checkShape(op, `grad${which}`, g, p);
-      checkShape(op, `exp_avg${which}`, m, p);
-      checkShape(op, `exp_avg_sq${which}`, v, p);
-      if (vmax) checkShape(op, `max_exp_avg_sq${which}`, vmax, p);
+    const k = a.steps.length;
+    // Runs every optimizer step: the named checks (and their names) only when a fast test fails.
+    for (let t = 0; t < k; t++) {
+      const at = t * per;
+      const p = inputs[at]!;
+      const g = inputs[at + 1]!;
+      const m = inputs[at + 2]!;
+      const v = inputs[at + 3]!;
+      const vmax = a.amsgrad ? inputs[at + 4]! : null;
+      if (!adamItemOk(p, g, m, v, vmax)) checkAdamItem(op, k === 1 ? '' : ` (parameter ${t})`, p, g, m, v, vmax);
       const step = a.steps[t]!;
-      if (!(step >= 1)) throw new RangeError(`${op}: step must be >= 1, got ${step}${which}`);
-      named.push([`param${which}`, p], [`grad${which}`, g], [`exp_avg${which}`, m], [`exp_avg_sq${which}`, v], [`max_exp_avg_sq${which}`, vmax]);
-      outs.push(into(p), into(m), into(v), ...(vmax ? [into(vmax)] : []));
+      if (!(step >= 1)) throw new RangeError(`${op}: step must be >= 1, got ${step}${k === 1 ? '' : ` (parameter ${t})`}`);
+      outs.push(into(p), into(m), into(v));
+      if (vmax) outs.push(into(vmax));
     }
-    checkDistinct(op, named);
+    if (new Set(inputs.map((t) => t.storage)).size !== inputs.length) {
+      const named: [string, Tensor][] = inputs.map((t, i) => [`${ADAM_ROLES[i % per]}${k === 1 ? '' : ` (parameter ${Math.floor(i / per)})`}`, t]);
+      checkDistinct(op, named);
+    }
     return outs;
   },
   dense: (k, a) => k % perItem(a.amsgrad) === 1,
@@ -193,7 +225,10 @@ const adamOp = defineOp<AdamManyAttrs>({
       for (let t = 0; t < k; t++) {
         const [p, m, v] = outputs.slice(t * outPer, t * outPer + 3) as [Tensor, Tensor, Tensor];
         const g = inputs[t * per + 1]!;
-        Object.assign(bindings, { [`p${t}`]: p, [`g${t}`]: g, [`m${t}`]: m, [`v${t}`]: v });
+        bindings[slot('p', t)] = p;
+        bindings[slot('g', t)] = g;
+        bindings[slot('m', t)] = m;
+        bindings[slot('v', t)] = v;
         wg += Math.ceil(p.size / OPTIM_WG);
         cols.n.push(p.size);
         cols.wgEnd.push(wg);
@@ -203,7 +238,7 @@ const adamOp = defineOp<AdamManyAttrs>({
         cols.vOff.push(v.offset);
         if (a.amsgrad) {
           const vmax = outputs[t * outPer + 3]!;
-          bindings[`vmax${t}`] = vmax;
+          bindings[slot('vmax', t)] = vmax;
           cols.vmaxOff.push(vmax.offset);
         }
       }
