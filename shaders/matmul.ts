@@ -498,6 +498,13 @@ export interface MatmulRowSpec extends MatmulVariant {
  *    and shuffles, so 16 x 16 stays the best: 23 GFLOP/s at 1024^3 against 6-8 for 6x4, 8x4 and
  *    12x2 (`MM_PLAN=rows:8:6x4 MM_SIZES=1024 npx tsx bench/matmul-gflops.ts`). Lanes sharing B
  *    columns with uniform B loads instead ran at ~3 GFLOP/s.
+ *  - Also measured slower than 16 x 16 (a standalone WGSL prototype, 1024^3, min of 9 interleaved
+ *    runs; 2026-12-06): the shuffle loop unrolled (accumulators then stay in registers, but the
+ *    per-lane B loads remain: each is a loop over the lanes with a bounds check, ~9 instructions
+ *    per lane value, and small tiles reuse a B value too few times), 16x8, 32x8, 8x16, 24x8 and
+ *    64x4 tiles (16.9-13.1 vs 17.4 GFLOP/s), B read through a texture (textureLoad is a call into a
+ *    separate sampler function, registers spilled around it), and LP_NATIVE_VECTOR_WIDTH=512 with
+ *    16-lane workgroups (5 GFLOP/s).
  */
 export const matmulRowsKernel = defineKernel<MatmulRowSpec>({
   name: 'matmul',
