@@ -18,18 +18,20 @@ import { PARAM_WORDS } from '../kernel.js';
 import { isWebGPU } from '../webgpu/backend.js';
 import { zeros } from './creation.js';
 
-function checkF32(op: string, name: string, t: Tensor): void {
+// `which` (e.g. " (parameter 3)") is appended to the name in the message: the name is only built
+// when a check fails, since the optimizers run these for every parameter at every step.
+function checkF32(op: string, name: string, t: Tensor, which = ''): void {
   t.storage; // clear error when disposed
-  if (t.dtype !== 'f32') throw new TypeError(`${op}: ${name} must be f32, got ${t.describe()}`);
+  if (t.dtype !== 'f32') throw new TypeError(`${op}: ${name}${which} must be f32, got ${t.describe()}`);
 }
 
-function checkTarget(op: string, name: string, t: Tensor): void {
-  checkF32(op, name, t);
-  if (!t.isContiguous) throw new Error(`${op}: ${name} ${t.describe()} must be contiguous to be updated in place`);
+function checkTarget(op: string, name: string, t: Tensor, which = ''): void {
+  checkF32(op, name, t, which);
+  if (!t.isContiguous) throw new Error(`${op}: ${name}${which} ${t.describe()} must be contiguous to be updated in place`);
 }
 
-function checkShape(op: string, name: string, t: Tensor, ref: Tensor): void {
-  if (!shapesEqual(t.shape, ref.shape)) throw new Error(`${op}: ${name} has shape ${fmtShape(t.shape)}, expected ${fmtShape(ref.shape)} (the parameter's shape)`);
+function checkShape(op: string, name: string, t: Tensor, ref: Tensor, which = ''): void {
+  if (!shapesEqual(t.shape, ref.shape)) throw new Error(`${op}: ${name}${which} has shape ${fmtShape(t.shape)}, expected ${fmtShape(ref.shape)} (the parameter's shape)`);
 }
 
 /** Rejects two bindings of one kernel that share storage (a written buffer may not alias another). */
@@ -141,32 +143,6 @@ function adamCpu(p: Tensor, g: Tensor, m: Tensor, v: Tensor, vmax: Tensor | null
 /** The inputs per parameter of an Adam update, in order (names for errors). */
 const ADAM_ROLES = ['param', 'grad', 'exp_avg', 'exp_avg_sq', 'max_exp_avg_sq'];
 
-/** Whether one parameter's tensors pass checkAdamItem (the same tests, without building names). */
-function adamItemOk(p: Tensor, g: Tensor, m: Tensor, v: Tensor, vmax: Tensor | null): boolean {
-  return adamTargetOk(p, p) && adamTargetOk(m, p) && adamTargetOk(v, p) && (!vmax || adamTargetOk(vmax, p)) && !g.isDisposed && g.dtype === 'f32' && shapesEqual(g.shape, p.shape);
-}
-
-function adamTargetOk(t: Tensor, p: Tensor): boolean {
-  return !t.isDisposed && t.dtype === 'f32' && t.isContiguous && shapesEqual(t.shape, p.shape);
-}
-
-/** Throws the error naming what is wrong with one parameter's tensors (`which`: the parameter, for several). */
-function checkAdamItem(op: string, which: string, p: Tensor, g: Tensor, m: Tensor, v: Tensor, vmax: Tensor | null): void {
-  checkTarget(op, `param${which}`, p);
-  checkF32(op, `grad${which}`, g);
-  checkTarget(op, `exp_avg${which}`, m);
-  checkTarget(op, `exp_avg_sq${which}`, v);
-  if (vmax) checkTarget(op, `max_exp_avg_sq${which}`, vmax);
-  checkShape(op, `grad${which}`, g, p);
-  checkShape(op, `exp_avg${which}`, m, p);
-  checkShape(op, `exp_avg_sq${which}`, v, p);
-  if (vmax) checkShape(op, `max_exp_avg_sq${which}`, vmax, p);
-}
-
-/**
- * Inputs [p, g, m, v, vmax?] per parameter (k parameters of one group); writes every p, m, v (and
- * vmax) in place, in one dispatch on a GPU.
- */
 /** The kernel's binding names per parameter slot (`p3`), each made once rather than per dispatch. */
 const slotNames = new Map<string, string[]>();
 function slot(role: string, t: number): string {
@@ -175,6 +151,10 @@ function slot(role: string, t: number): string {
   return (names[t] ??= `${role}${t}`);
 }
 
+/**
+ * Inputs [p, g, m, v, vmax?] per parameter (k parameters of one group); writes every p, m, v (and
+ * vmax) in place, in one dispatch on a GPU.
+ */
 const adamOp = defineOp<AdamManyAttrs>({
   name: 'adam_update',
   outputs: (inputs, a) => {
@@ -184,7 +164,6 @@ const adamOp = defineOp<AdamManyAttrs>({
     checkSameBackend(op, inputs);
     const outs: { into: Tensor }[] = [];
     const k = a.steps.length;
-    // Runs every optimizer step: the named checks (and their names) only when a fast test fails.
     for (let t = 0; t < k; t++) {
       const at = t * per;
       const p = inputs[at]!;
@@ -192,15 +171,24 @@ const adamOp = defineOp<AdamManyAttrs>({
       const m = inputs[at + 2]!;
       const v = inputs[at + 3]!;
       const vmax = a.amsgrad ? inputs[at + 4]! : null;
-      if (!adamItemOk(p, g, m, v, vmax)) checkAdamItem(op, k === 1 ? '' : ` (parameter ${t})`, p, g, m, v, vmax);
+      const which = k === 1 ? '' : ` (parameter ${t})`;
+      checkTarget(op, 'param', p, which);
+      checkF32(op, 'grad', g, which);
+      checkTarget(op, 'exp_avg', m, which);
+      checkTarget(op, 'exp_avg_sq', v, which);
+      if (vmax) checkTarget(op, 'max_exp_avg_sq', vmax, which);
+      checkShape(op, 'grad', g, p, which);
+      checkShape(op, 'exp_avg', m, p, which);
+      checkShape(op, 'exp_avg_sq', v, p, which);
+      if (vmax) checkShape(op, 'max_exp_avg_sq', vmax, p, which);
       const step = a.steps[t]!;
-      if (!(step >= 1)) throw new RangeError(`${op}: step must be >= 1, got ${step}${k === 1 ? '' : ` (parameter ${t})`}`);
+      if (!(step >= 1)) throw new RangeError(`${op}: step must be >= 1, got ${step}${which}`);
       outs.push(into(p), into(m), into(v));
       if (vmax) outs.push(into(vmax));
     }
+    // The names of checkDistinct's message only when two inputs do share a storage.
     if (new Set(inputs.map((t) => t.storage)).size !== inputs.length) {
-      const named: [string, Tensor][] = inputs.map((t, i) => [`${ADAM_ROLES[i % per]}${k === 1 ? '' : ` (parameter ${Math.floor(i / per)})`}`, t]);
-      checkDistinct(op, named);
+      checkDistinct(op, inputs.map((t, i) => [`${ADAM_ROLES[i % per]}${k === 1 ? '' : ` (parameter ${Math.floor(i / per)})`}`, t]));
     }
     return outs;
   },
